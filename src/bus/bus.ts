@@ -1,0 +1,40 @@
+/**
+ * The fan-out port. Core publishes each event once to a topic; every node whose sockets need
+ * that topic receives it once and delivers it locally. The in-process implementation serves
+ * the single node; a Redis pub/sub implementation serves a cluster.
+ */
+
+/** An event for the sockets listening on a room or user topic. */
+export interface DeliveryMessage {
+  kind: 'deliver';
+  /** Socket.IO event name, e.g. `chat message`. */
+  event: string;
+  payload: unknown;
+}
+
+/** Cluster-wide state changes every node must apply to its local sockets. */
+export type ControlMessage =
+  | { kind: 'membership'; appId: string; roomId: string; added: string[]; removed: string[] }
+  | { kind: 'room-deleted'; appId: string; roomId: string; members: string[] }
+  | { kind: 'tokens-revoked'; appId: string; userId: string; hashes: string[] }
+  | { kind: 'client-key-revoked'; appId: string }
+  | { kind: 'app-deleted'; appId: string };
+
+export type BusMessage = DeliveryMessage | ControlMessage;
+
+export const CONTROL_TOPIC = 'control';
+export const roomTopic = (appId: string, roomId: string): string => `${appId}/room/${roomId}`;
+export const userTopic = (appId: string, userId: string): string => `${appId}/user/${userId}`;
+
+export type BusListener = (topic: string, message: BusMessage) => void;
+
+export interface Bus {
+  publish(topic: string, message: BusMessage): void;
+  /** Declare that this node has local interest in a topic (a no-op for the in-process bus). */
+  subscribe(topic: string): void;
+  unsubscribe(topic: string): void;
+  /** One listener per node: the realtime hub. */
+  onMessage(listener: BusListener): void;
+  ready(): boolean;
+  close(): Promise<void>;
+}

@@ -1,0 +1,21 @@
+import type { Bus, BusListener, BusMessage } from './bus.js';
+
+/** In-process bus for the single-node default: publish is a direct call to the hub. */
+export class LocalBus implements Bus {
+  private listeners: BusListener[] = [];
+
+  publish(topic: string, message: BusMessage): void {
+    for (const listener of this.listeners) listener(topic, message);
+  }
+  subscribe(): void {}
+  unsubscribe(): void {}
+  onMessage(listener: BusListener): void {
+    this.listeners.push(listener);
+  }
+  ready(): boolean {
+    return true;
+  }
+  async close(): Promise<void> {
+    this.listeners = [];
+  }
+}

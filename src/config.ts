@@ -1,0 +1,102 @@
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+
+/**
+ * Every setting, in one table: its environment variable, its type and its default.
+ * Sources, strongest first: environment, the JSON file named by ROOMCAST_CONFIG, defaults.
+ * README.md lists the same table for users.
+ */
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const bool = z.union([z.boolean(), z.enum(['true', 'false', '1', '0', 'yes', 'no'])]).transform((v) =>
+  typeof v === 'boolean' ? v : ['true', '1', 'yes'].includes(v),
+);
+const list = z.union([z.array(z.string()), z.string()]).transform((v) =>
+  (typeof v === 'string' ? v.split(',') : v).map((s) => s.trim()).filter(Boolean),
+);
+
+const SETTINGS = {
+  port: { env: 'ROOMCAST_PORT', schema: int(0, 65535), default: 3100 },
+  host: { env: 'ROOMCAST_HOST', schema: z.string().min(1), default: '127.0.0.1' },
+  transport: { env: 'ROOMCAST_TRANSPORT', schema: z.enum(['auto', 'uws', 'node']), default: 'auto' },
+  operatorSecret: { env: 'ROOMCAST_OPERATOR_SECRET', schema: z.string(), default: '' },
+  logLevel: {
+    env: 'ROOMCAST_LOG_LEVEL',
+    schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+    default: 'info',
+  },
+  demo: { env: 'ROOMCAST_DEMO', schema: bool, default: true },
+  tokenTtlDays: { env: 'ROOMCAST_TOKEN_TTL_DAYS', schema: z.coerce.number().positive().max(3650), default: 7 },
+  maxBodyBytes: { env: 'ROOMCAST_MAX_BODY_BYTES', schema: int(1024, 64 * 1024 * 1024), default: 1024 * 1024 },
+  corsOrigins: { env: 'ROOMCAST_CORS_ORIGINS', schema: list, default: ['*'] },
+  trustProxy: { env: 'ROOMCAST_TRUST_PROXY', schema: bool, default: false },
+  authTimeoutMs: { env: 'ROOMCAST_AUTH_TIMEOUT_MS', schema: int(100, 600_000), default: 10_000 },
+  pingIntervalMs: { env: 'ROOMCAST_PING_INTERVAL_MS', schema: int(100, 600_000), default: 25_000 },
+  pingTimeoutMs: { env: 'ROOMCAST_PING_TIMEOUT_MS', schema: int(100, 600_000), default: 20_000 },
+  maxFrameBytes: { env: 'ROOMCAST_MAX_FRAME_BYTES', schema: int(1024, 16 * 1024 * 1024), default: 1024 * 1024 },
+  maxSocketsPerUser: { env: 'ROOMCAST_MAX_SOCKETS_PER_USER', schema: int(1, 100_000), default: 20 },
+  maxSocketsPerApp: { env: 'ROOMCAST_MAX_SOCKETS_PER_APP', schema: int(1, 10_000_000), default: 100_000 },
+  socketEventsPerSecond: { env: 'ROOMCAST_SOCKET_EVENTS_PER_SECOND', schema: int(1, 100_000), default: 50 },
+  handshakesPerMinutePerAddress: {
+    env: 'ROOMCAST_HANDSHAKES_PER_MINUTE_PER_ADDRESS',
+    schema: int(1, 10_000_000),
+    default: 600,
+  },
+  handshakesPerMinutePerKey: {
+    env: 'ROOMCAST_HANDSHAKES_PER_MINUTE_PER_KEY',
+    schema: int(1, 10_000_000),
+    default: 60_000,
+  },
+} as const;
+
+type Settings = typeof SETTINGS;
+export type Config = { -readonly [K in keyof Settings]: z.output<Settings[K]['schema']> };
+
+export class ConfigError extends Error {}
+
+/** Reads and validates the configuration; a bad value throws ConfigError naming the setting. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Config> = {}): Config {
+  const file = env.ROOMCAST_CONFIG ? readConfigFile(env.ROOMCAST_CONFIG) : {};
+  const config: Record<string, unknown> = {};
+  for (const [key, setting] of Object.entries(SETTINGS)) {
+    const fromEnv = env[setting.env];
+    const raw =
+      key in overrides ? (overrides as Record<string, unknown>)[key]
+      : fromEnv !== undefined && fromEnv !== '' ? fromEnv
+      : key in file ? file[key]
+      : setting.default;
+    const parsed = (setting.schema as z.ZodType).safeParse(raw);
+    if (!parsed.success) {
+      const source = fromEnv !== undefined && fromEnv !== '' ? setting.env : key in file ? `${key} in ${env.ROOMCAST_CONFIG}` : setting.env;
+      throw new ConfigError(`${source}: ${parsed.error.issues[0]!.message} (got ${JSON.stringify(raw)})`);
+    }
+    config[key] = parsed.data;
+  }
+  for (const key of Object.keys(file)) {
+    if (!(key in SETTINGS)) throw new ConfigError(`${key} in ${env.ROOMCAST_CONFIG}: unknown setting`);
+  }
+  return config as Config;
+}
+
+function readConfigFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`ROOMCAST_CONFIG: cannot read ${path}: ${(err as Error).message}`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError(`ROOMCAST_CONFIG: ${path} is not valid JSON: ${(err as Error).message}`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new ConfigError(`ROOMCAST_CONFIG: ${path} must hold a JSON object`);
+  }
+  return parsed as Record<string, unknown>;
+}
+
+/** For the README and `--help`: each setting with its variable and default. */
+export function describeSettings(): { key: string; env: string; default: unknown }[] {
+  return Object.entries(SETTINGS).map(([key, s]) => ({ key, env: s.env, default: s.default }));
+}

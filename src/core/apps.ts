@@ -1,0 +1,162 @@
+import { SignJWT, decodeJwt, jwtVerify } from 'jose';
+import type { Bus } from '../bus/bus.js';
+import { CONTROL_TOPIC } from '../bus/bus.js';
+import type { Store } from '../store/store.js';
+import { Errors } from './errors.js';
+import type { AppRecord } from './models.js';
+import { newId, randomBase64, randomBase64Url, secretsEqual, sha256 } from './secrets.js';
+
+export interface NewApp {
+  app: AppRecord;
+  /** Shown once: only its hash is stored. */
+  apiKey: string;
+  clientKey: string;
+}
+
+/** Claims of a client key. Deliberately no API key inside (IMKIT's sample embeds it; it is public). */
+interface ClientKeyClaims {
+  appId: string;
+  createAt: number;
+}
+
+const MAX_VERIFIED_CACHE = 10_000;
+
+/**
+ * Applications and their two application-level credentials: the secret API key and the
+ * public client key (a JWT, one per application at a time).
+ */
+export class AppService {
+  /** HMAC key per application, built once from its signing secret. */
+  private keys = new Map<string, { secret: string; key: Uint8Array }>();
+  /** Client keys whose signature has been checked → app id. A signature never changes; revocation is checked per use. */
+  private verifiedClientKeys = new Map<string, string>();
+  /** hostname → app id, for CLIENT_KEY_MISMATCH on shared hosts. */
+  private domainIndex = new Map<string, string>();
+
+  constructor(
+    private store: Store,
+    private bus: Bus,
+  ) {}
+
+  async start(): Promise<void> {
+    await this.rebuildDomainIndex();
+  }
+
+  async createApp(input: { name: string; domains?: string[]; id?: string }): Promise<NewApp> {
+    const apiKey = randomBase64(32);
+    const app: AppRecord = {
+      id: input.id ?? newId(),
+      name: input.name,
+      domains: (input.domains ?? []).map((d) => d.toLowerCase()),
+      apiKeyHash: sha256(apiKey),
+      signingSecret: randomBase64Url(32),
+      clientKey: null,
+      createdAt: Date.now(),
+    };
+    await this.store.putApp(app);
+    const withKey = await this.generateClientKey(app.id);
+    await this.rebuildDomainIndex();
+    return { app: withKey, apiKey, clientKey: withKey.clientKey!.token };
+  }
+
+  listApps(): Promise<AppRecord[]> {
+    return this.store.listApps();
+  }
+
+  async getApp(appId: string): Promise<AppRecord> {
+    const app = await this.store.getApp(appId);
+    if (!app) throw Errors.notFound('APP', appId);
+    return app;
+  }
+
+  async deleteApp(appId: string): Promise<void> {
+    if (!(await this.store.deleteApp(appId))) throw Errors.notFound('APP', appId);
+    this.keys.delete(appId);
+    await this.rebuildDomainIndex();
+    this.bus.publish(CONTROL_TOPIC, { kind: 'app-deleted', appId });
+  }
+
+  /** The HMAC key of an application (client keys and server-issued user tokens). */
+  signingKey(app: AppRecord): Uint8Array {
+    const cached = this.keys.get(app.id);
+    if (cached && cached.secret === app.signingSecret) return cached.key;
+    const key = new Uint8Array(Buffer.from(app.signingSecret, 'base64url'));
+    this.keys.set(app.id, { secret: app.signingSecret, key });
+    return key;
+  }
+
+  /** One key per application: refused while one is active. */
+  async generateClientKey(appId: string): Promise<AppRecord> {
+    const app = await this.getApp(appId);
+    if (app.clientKey) throw Errors.clientKeyActive();
+    const createAt = Date.now();
+    const kid = newId();
+    const claims: ClientKeyClaims = { appId: app.id, createAt };
+    const token = await new SignJWT({ ...claims })
+      .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+      .setJti(kid)
+      .sign(this.signingKey(app));
+    app.clientKey = { kid, token, createdAt: createAt };
+    await this.store.putApp(app);
+    return app;
+  }
+
+  async revokeClientKey(appId: string): Promise<void> {
+    const app = await this.getApp(appId);
+    if (!app.clientKey) throw Errors.noClientKey();
+    app.clientKey = null;
+    await this.store.putApp(app);
+    this.bus.publish(CONTROL_TOPIC, { kind: 'client-key-revoked', appId });
+  }
+
+  /** The application a client key names; INVALID_CLIENT_KEY for bad signature, unknown app or revoked key. */
+  async verifyClientKey(token: string): Promise<AppRecord> {
+    let appId = this.verifiedClientKeys.get(token);
+    if (appId === undefined) {
+      appId = await this.verifySignature(token);
+      if (this.verifiedClientKeys.size >= MAX_VERIFIED_CACHE) this.verifiedClientKeys.clear();
+      this.verifiedClientKeys.set(token, appId);
+    }
+    const app = await this.store.getApp(appId);
+    // Revoked (no key) or replaced (another key): the presented key is no longer the app's.
+    if (!app || !app.clientKey || !secretsEqual(app.clientKey.token, token)) throw Errors.invalidClientKey();
+    return app;
+  }
+
+  private async verifySignature(token: string): Promise<string> {
+    let appId: unknown;
+    try {
+      appId = decodeJwt(token).appId;
+    } catch {
+      throw Errors.invalidClientKey();
+    }
+    if (typeof appId !== 'string') throw Errors.invalidClientKey();
+    const app = await this.store.getApp(appId);
+    if (!app) throw Errors.invalidClientKey();
+    try {
+      await jwtVerify(token, this.signingKey(app), { algorithms: ['HS256'] });
+    } catch {
+      throw Errors.invalidClientKey();
+    }
+    return appId;
+  }
+
+  /** The application an API key belongs to; INVALID_API_KEY otherwise. */
+  async verifyApiKey(apiKey: string): Promise<AppRecord> {
+    const hash = sha256(apiKey);
+    const app = await this.store.getAppByApiKeyHash(hash);
+    if (!app || !secretsEqual(app.apiKeyHash, hash)) throw Errors.invalidApiKey();
+    return app;
+  }
+
+  /** The application that claims this hostname as one of its domains, if any. */
+  appForHost(host: string): string | undefined {
+    return this.domainIndex.get(host);
+  }
+
+  private async rebuildDomainIndex(): Promise<void> {
+    const index = new Map<string, string>();
+    for (const app of await this.store.listApps()) for (const d of app.domains) index.set(d, app.id);
+    this.domainIndex = index;
+  }
+}

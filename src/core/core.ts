@@ -1,0 +1,38 @@
+import type { Bus } from '../bus/bus.js';
+import type { Store } from '../store/store.js';
+import { AppService } from './apps.js';
+import { IdentityService } from './identity.js';
+import { MessageService } from './messages.js';
+import { Presenter } from './presenter.js';
+import { RoomService } from './rooms.js';
+import { TokenService } from './tokens.js';
+import { UserService } from './users.js';
+
+export interface CoreOptions {
+  tokenTtlMs: number;
+}
+
+/** The chat domain, wired: knows the store and bus ports, nothing about HTTP or sockets. */
+export interface Core {
+  store: Store;
+  bus: Bus;
+  apps: AppService;
+  tokens: TokenService;
+  identity: IdentityService;
+  users: UserService;
+  rooms: RoomService;
+  messages: MessageService;
+  present: Presenter;
+}
+
+export async function createCore(store: Store, bus: Bus, options: CoreOptions): Promise<Core> {
+  const apps = new AppService(store, bus);
+  await apps.start();
+  const tokens = new TokenService(store, bus, apps, options.tokenTtlMs);
+  const identity = new IdentityService(apps, tokens);
+  const present = new Presenter(store);
+  const users = new UserService(store, bus, tokens);
+  const messages = new MessageService(store, bus, present);
+  const rooms = new RoomService(store, bus, present, messages);
+  return { store, bus, apps, tokens, identity, users, rooms, messages, present };
+}

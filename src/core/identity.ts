@@ -1,0 +1,64 @@
+import type { AppService } from './apps.js';
+import { Errors } from './errors.js';
+import type { AppRecord } from './models.js';
+import type { TokenService } from './tokens.js';
+
+/** The application's administrator: the holder of the API key. */
+export interface AdminActor {
+  kind: 'admin';
+  app: AppRecord;
+}
+
+/** A user acting through client key + token. */
+export interface UserActor {
+  kind: 'user';
+  app: AppRecord;
+  userId: string;
+  /** Hash of the token used, so revoking that token can find the sockets it opened. */
+  tokenHash: string;
+}
+
+export type Actor = AdminActor | UserActor;
+
+/** Credentials as presented, already pulled out of headers, query or socket arguments. */
+export interface Credentials {
+  apiKey?: string;
+  clientKey?: string;
+  token?: string;
+  /** Hostname the request was addressed to (no port, lower case). */
+  host?: string;
+}
+
+/**
+ * The single handshake rule set, shared by REST and sockets:
+ * API key → administrator; otherwise client key (required) + user token → that user.
+ */
+export class IdentityService {
+  constructor(
+    private apps: AppService,
+    private tokens: TokenService,
+  ) {}
+
+  async authenticate(creds: Credentials): Promise<Actor> {
+    if (creds.apiKey) return { kind: 'admin', app: await this.apps.verifyApiKey(creds.apiKey) };
+    return this.authenticateUser(creds);
+  }
+
+  /** Client key + token only (sockets act as users; the API key has no socket identity). */
+  async authenticateUser(creds: Credentials): Promise<UserActor> {
+    if (!creds.clientKey) throw Errors.missingClientKey();
+    const app = await this.apps.verifyClientKey(creds.clientKey);
+    this.checkHost(app, creds.host);
+    if (!creds.token) throw Errors.missingToken();
+    const { userId, hash } = await this.tokens.verify(app, creds.token);
+    return { kind: 'user', app, userId, tokenHash: hash };
+  }
+
+  /** CLIENT_KEY_MISMATCH: the host belongs to another application, or is not one of this one's domains. */
+  private checkHost(app: AppRecord, host: string | undefined): void {
+    if (!host) return;
+    const owner = this.apps.appForHost(host);
+    if (owner !== undefined && owner !== app.id) throw Errors.clientKeyMismatch();
+    if (app.domains.length > 0 && !app.domains.includes(host)) throw Errors.clientKeyMismatch();
+  }
+}

@@ -1,0 +1,100 @@
+/**
+ * Stored records. These are the server's own shapes; the IMKIT wire shapes (with `_id`/`id`,
+ * populated members, `…MS` timestamps) are built from them in `views.ts`.
+ * Times are epoch milliseconds.
+ */
+
+export interface ClientKeyRecord {
+  /** Key id, the JWT's `jti`: revocation is "the app's current kid no longer matches". */
+  kid: string;
+  /** The JWT itself; public by design, so it may be stored and shown. */
+  token: string;
+  createdAt: number;
+}
+
+export interface AppRecord {
+  id: string;
+  name: string;
+  /** Hostnames the chat server is reached at for this app; empty = any host. */
+  domains: string[];
+  /** sha256 (base64url) of the API key; the key itself is shown once, at creation. */
+  apiKeyHash: string;
+  /** base64url HMAC secret: signs client keys and server-issued user tokens. */
+  signingSecret: string;
+  /** Exactly one client key at a time, or none after revocation. */
+  clientKey: ClientKeyRecord | null;
+  createdAt: number;
+}
+
+export interface UserRecord {
+  id: string;
+  nickname?: string;
+  avatarUrl?: string;
+  description?: string;
+  /** Custom fields sent on upsert (anything not modelled above). */
+  custom: Record<string, unknown>;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface TokenRecord {
+  /** sha256 (base64url) of the token; tokens themselves are never stored. */
+  hash: string;
+  userId: string;
+  expiresAt: number;
+  /** true for JWTs this server minted, false for tokens the customer assigned. */
+  issued: boolean;
+  createdAt: number;
+}
+
+export type RoomType = 'direct' | 'group';
+
+export interface MemberState {
+  /** Id of the last message this member has read. */
+  lastRead?: string;
+  role?: 'admin' | 'member';
+  joinedAt: number;
+}
+
+export interface RoomRecord {
+  id: string;
+  name?: string;
+  cover?: string;
+  description?: string;
+  roomType: RoomType;
+  owner?: string;
+  managers: string[];
+  /** Member ids in join order; `memberState` has an entry for each. */
+  members: string[];
+  memberState: Record<string, MemberState>;
+  roomTags: string[];
+  /** Kept as the JSON string IMKIT clients expect. */
+  extParams?: string;
+  /** 1 active, 0 frozen. */
+  status: 0 | 1;
+  systemMessage: boolean;
+  lastMessageId?: string;
+  /** Time of the last message (or creation): the `lastMessage` sort key. */
+  lastActivityAt: number;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface MessageRecord {
+  id: string;
+  room: string;
+  /** Sender's user id; undefined for administrator system messages. */
+  sender?: string;
+  messageType: string;
+  message: unknown;
+  /** Optional IMKIT fields kept as sent (extra, reply id, mentions, media urls, …). */
+  fields: Record<string, unknown>;
+  createdAt: number;
+  updatedAt: number;
+  editedAt?: number;
+}
+
+export interface PrefRecord {
+  key: string;
+  data: unknown;
+}

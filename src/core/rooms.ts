@@ -1,0 +1,398 @@
+import { createHash } from 'node:crypto';
+import { z } from 'zod';
+import type { Bus } from '../bus/bus.js';
+import { CONTROL_TOPIC, roomTopic, userTopic } from '../bus/bus.js';
+import type { Store } from '../store/store.js';
+import { Errors, ImError } from './errors.js';
+import type { Actor } from './identity.js';
+import type { RoomRecord } from './models.js';
+import { asUser, authorize, isSuperuser } from './permissions.js';
+import type { Presenter } from './presenter.js';
+import { newId } from './secrets.js';
+import type { SystemMessages } from './messages.js';
+import { parseInput } from './validate.js';
+import { type RoomView, clientView } from './views.js';
+
+const id = z.string().trim().min(1).max(128);
+const ids = z.array(id).max(1000);
+const tags = z.array(z.string().max(128)).max(100);
+/** IMKIT keeps extParams as a JSON string; accept an object too and store its JSON. */
+const extParams = z.union([z.string().max(16_384), z.record(z.string(), z.unknown())]).transform((v) =>
+  typeof v === 'string' ? v : JSON.stringify(v),
+);
+
+const roomFields = {
+  name: z.string().max(256).optional(),
+  cover: z.string().max(2048).optional(),
+  description: z.string().max(4096).optional(),
+  roomTags: tags.optional(),
+  extParams: extParams.optional(),
+  systemMessage: z.boolean().optional(),
+};
+const createSchema = z.looseObject({
+  _id: id.optional(),
+  roomType: z.enum(['direct', 'group']).optional(),
+  members: ids.optional(),
+  owner: id.optional(),
+  invitee: z.union([id, ids]).optional(),
+  ...roomFields,
+});
+const updateSchema = z.looseObject({
+  ...roomFields,
+  owner: id.optional(),
+  managers: ids.optional(),
+  status: z.union([z.literal(0), z.literal(1)]).optional(),
+});
+const addMembersSchema = z.looseObject({ invitees: ids.min(1), systemMessage: z.boolean().optional() });
+const removeMembersSchema = z.looseObject({ members: ids.min(1), systemMessage: z.boolean().optional() });
+const memberPropertySchema = z.object({ property: z.literal('role'), value: z.enum(['admin', 'member']) });
+const lastReadSchema = z.looseObject({ message: id });
+
+/** `q` filter values SDKs send: a plain value, `{$in:[…]}` or `{$all:[…]}`. */
+const filterValue = z.union([
+  z.string(),
+  z.strictObject({ $in: z.array(z.string()) }),
+  z.strictObject({ $all: z.array(z.string()) }),
+]);
+const querySchema = z.strictObject({ members: filterValue.optional(), roomTags: filterValue.optional() });
+type FilterValue = z.infer<typeof filterValue>;
+
+export interface ListQuery {
+  skip: number;
+  limit: number;
+  sort?: string;
+  q?: string;
+  sortUnreadFirst?: boolean;
+}
+
+/** Deterministic id for the direct room of a pair, so creating it twice finds the same room. */
+export function directRoomId(a: string, b: string): string {
+  const [x, y] = [a, b].sort();
+  return createHash('sha256').update(`${x}\u0000${y}`).digest('hex').slice(0, 32);
+}
+
+function matches(values: readonly string[], filter: FilterValue): boolean {
+  if (typeof filter === 'string') return values.includes(filter);
+  if ('$in' in filter) return filter.$in.some((v) => values.includes(v));
+  return filter.$all.every((v) => values.includes(v));
+}
+
+const SORT_KEYS: Record<string, (r: RoomRecord) => number | string> = {
+  lastMessage: (r) => r.lastActivityAt,
+  createdTime: (r) => r.createdAt,
+  updatedAt: (r) => r.updatedAt,
+  name: (r) => r.name ?? '',
+};
+
+/** Rooms and their membership. Messages live in MessageService. */
+export class RoomService {
+  constructor(
+    private store: Store,
+    private bus: Bus,
+    private present: Presenter,
+    private system: SystemMessages,
+  ) {}
+
+  async load(appId: string, roomId: string): Promise<RoomRecord> {
+    const room = await this.store.getRoom(appId, roomId);
+    if (!room) throw Errors.notFound('ROOM', roomId);
+    return room;
+  }
+
+  /** The room as the actor sees it. */
+  view(actor: Actor, room: RoomRecord): Promise<RoomView> {
+    return this.present.room(actor.app.id, room, {
+      userId: actor.kind === 'user' ? actor.userId : undefined,
+      isSuperuser: isSuperuser(actor, room),
+    });
+  }
+
+  /**
+   * `POST /rooms` (caller not joined) and `POST /rooms/createAndJoin` (caller joins; `invitee`
+   * as a string makes a direct room, as an array a group).
+   */
+  async create(actor: Actor, body: unknown, join: boolean): Promise<RoomView> {
+    authorize(actor, 'rooms.create');
+    const input = parseInput(createSchema, body);
+    const invitees = input.invitee === undefined ? [] : typeof input.invitee === 'string' ? [input.invitee] : input.invitee;
+    const roomType = input.roomType ?? (typeof input.invitee === 'string' ? 'direct' : 'group');
+    const me = actor.kind === 'user' ? actor.userId : undefined;
+    const members = [...new Set([...(join && me ? [me] : []), ...(input.members ?? []), ...invitees])];
+    if (roomType === 'direct' && members.length !== 2) {
+      throw Errors.invalidInput('a direct room has exactly two members');
+    }
+    await this.requireUsers(actor.app.id, members);
+    const roomId = input._id ?? (roomType === 'direct' ? directRoomId(members[0]!, members[1]!) : newId());
+    const now = Date.now();
+    const room: RoomRecord = {
+      id: roomId,
+      name: input.name,
+      cover: input.cover,
+      description: input.description,
+      roomType,
+      owner: input.owner ?? (roomType === 'group' ? me : undefined),
+      managers: [],
+      members,
+      memberState: Object.fromEntries(members.map((m) => [m, { joinedAt: now }])),
+      roomTags: input.roomTags ?? [],
+      extParams: input.extParams,
+      status: 1,
+      systemMessage: input.systemMessage ?? false,
+      lastActivityAt: now,
+      createdAt: now,
+      updatedAt: now,
+    };
+    if (room.owner && !members.includes(room.owner)) await this.requireUsers(actor.app.id, [room.owner]);
+    if (!(await this.store.createRoom(actor.app.id, room))) {
+      const existing = await this.load(actor.app.id, roomId);
+      // Creating an existing direct room again is how clients "open" a chat: return it.
+      if (existing.roomType === 'direct' && me && existing.memberState[me]) return this.view(actor, existing);
+      throw Errors.roomExists(roomId);
+    }
+    this.membershipChanged(actor.app.id, roomId, members, []);
+    await this.announce(actor.app.id, room);
+    return this.view(actor, room);
+  }
+
+  async list(actor: Actor, query: ListQuery): Promise<{ totalCount: number; data: RoomView[] }> {
+    const me = asUser(actor, 'rooms.list');
+    const filter = this.parseFilter(query.q);
+    const ids = await this.store.userRoomIds(actor.app.id, me.userId);
+    let rooms = (await this.store.getRooms(actor.app.id, ids)).filter((r): r is RoomRecord => r !== undefined);
+    if (filter.members) rooms = rooms.filter((r) => matches(r.members, filter.members!));
+    if (filter.roomTags) rooms = rooms.filter((r) => matches(r.roomTags, filter.roomTags!));
+    rooms.sort(this.comparator(query.sort ?? '-lastMessage'));
+    let views = await Promise.all(rooms.map((r) => this.view(actor, r)));
+    if (query.sortUnreadFirst) {
+      views = [...views.filter((v) => (v.unread as number) > 0), ...views.filter((v) => !((v.unread as number) > 0))];
+    }
+    const page = query.limit === 0 ? views.slice(query.skip) : views.slice(query.skip, query.skip + query.limit);
+    return { totalCount: views.length, data: page };
+  }
+
+  async get(actor: Actor, roomId: string): Promise<RoomView> {
+    const room = await this.load(actor.app.id, roomId);
+    authorize(actor, 'rooms.read', room);
+    return this.view(actor, room);
+  }
+
+  async update(actor: Actor, roomId: string, body: unknown): Promise<RoomView> {
+    const input = parseInput(updateSchema, body);
+    const room = await this.load(actor.app.id, roomId);
+    authorize(actor, 'rooms.update', room);
+    if (input.owner !== undefined || input.managers !== undefined) {
+      authorize(actor, 'rooms.updateOwnership', room);
+      for (const m of [...(input.owner ? [input.owner] : []), ...(input.managers ?? [])]) {
+        if (!room.memberState[m]) throw Errors.invalidInput(`'${m}' is not a member of this room`);
+      }
+    }
+    const updated = await this.store.updateRoom(actor.app.id, roomId, (r) => ({
+      ...r,
+      name: input.name ?? r.name,
+      cover: input.cover ?? r.cover,
+      description: input.description ?? r.description,
+      roomTags: input.roomTags ?? r.roomTags,
+      extParams: input.extParams ?? r.extParams,
+      systemMessage: input.systemMessage ?? r.systemMessage,
+      owner: input.owner ?? r.owner,
+      managers: input.managers ?? r.managers,
+      status: input.status ?? r.status,
+      updatedAt: Date.now(),
+    }));
+    if (!updated) throw Errors.notFound('ROOM', roomId);
+    await this.announce(actor.app.id, updated);
+    return this.view(actor, updated);
+  }
+
+  async remove(actor: Actor, roomId: string): Promise<{ n: number; ok: number }> {
+    const room = await this.load(actor.app.id, roomId);
+    authorize(actor, 'rooms.delete', room);
+    await this.store.deleteRoom(actor.app.id, roomId);
+    this.bus.publish(CONTROL_TOPIC, { kind: 'room-deleted', appId: actor.app.id, roomId, members: room.members });
+    return { n: 1, ok: 1 };
+  }
+
+  /** `POST /rooms/:id/join`: any user may join a group room; direct rooms are closed. */
+  async join(actor: Actor, roomId: string): Promise<RoomView> {
+    const me = asUser(actor, 'rooms.join');
+    const room = await this.load(actor.app.id, roomId);
+    if (room.memberState[me.userId]) return this.view(actor, room);
+    if (room.roomType === 'direct') throw Errors.forbidden('DIRECT_ROOM_CLOSED', 'A direct room cannot be joined');
+    const updated = await this.changeMembers(actor, room, [me.userId], []);
+    if (updated.systemMessage) await this.system.post(actor.app.id, updated, me.userId, 'joinRoom', '', {});
+    return this.view(actor, updated);
+  }
+
+  async addMembers(actor: Actor, roomId: string, body: unknown): Promise<RoomView> {
+    const input = parseInput(addMembersSchema, body);
+    const room = await this.load(actor.app.id, roomId);
+    authorize(actor, 'members.add', room);
+    if (room.roomType === 'direct') throw Errors.forbidden('DIRECT_ROOM_CLOSED', 'A direct room has fixed members');
+    const clients = await this.requireUsers(actor.app.id, input.invitees);
+    const added = input.invitees.filter((m) => !room.memberState[m]);
+    const updated = await this.changeMembers(actor, room, added, []);
+    if (added.length > 0 && (input.systemMessage ?? false)) {
+      const invitees = clients.filter((c) => added.includes(c.id));
+      await this.system.post(actor.app.id, updated, actorId(actor), 'addMembers', invitees.map((c) => c.nickname).join(', '), {
+        extra: { invitees },
+      });
+    }
+    return this.view(actor, updated);
+  }
+
+  /** Kick members (owner/admins) or leave (any member, own id). */
+  async removeMembers(actor: Actor, roomId: string, body: unknown): Promise<RoomView> {
+    const input = parseInput(removeMembersSchema, body);
+    const room = await this.load(actor.app.id, roomId);
+    const me = actorId(actor);
+    const others = input.members.filter((m) => m !== me);
+    authorize(actor, others.length > 0 ? 'members.removeOthers' : 'members.leave', room);
+    const removed = input.members.filter((m) => room.memberState[m]);
+    const updated = await this.changeMembers(actor, room, [], removed);
+    if (removed.length > 0 && (input.systemMessage ?? false)) {
+      const leaving = others.length === 0;
+      const members = await this.present.clients(actor.app.id, removed);
+      await this.system.post(actor.app.id, updated, me, leaving ? 'leaveRoom' : 'deleteMembers', '', {
+        extra: { members },
+      });
+    }
+    return this.view(actor, updated);
+  }
+
+  async setMemberProperty(actor: Actor, roomId: string, client: string, body: unknown): Promise<RoomView> {
+    const input = parseInput(memberPropertySchema, body);
+    const room = await this.load(actor.app.id, roomId);
+    authorize(actor, 'members.setRole', room);
+    if (!room.memberState[client]) throw Errors.invalidInput(`'${client}' is not a member of this room`);
+    const updated = await this.store.updateRoom(actor.app.id, roomId, (r) => {
+      const state = r.memberState[client];
+      if (!state) return undefined;
+      state.role = input.value;
+      r.updatedAt = Date.now();
+      return r;
+    });
+    if (!updated) throw Errors.notFound('ROOM', roomId);
+    if (input.value === 'admin' && updated.systemMessage) {
+      const [member] = await this.present.clients(actor.app.id, [client]);
+      await this.system.post(actor.app.id, updated, actorId(actor), 'assignAdmin', '', { member });
+    }
+    await this.announce(actor.app.id, updated);
+    return this.view(actor, updated);
+  }
+
+  /** `PUT /rooms/:id/lastRead`: answers the room's remaining unread count for the member. */
+  async markRead(actor: Actor, roomId: string, body: unknown) {
+    const me = asUser(actor, 'messages.markRead');
+    const input = parseInput(lastReadSchema, body);
+    const room = await this.load(actor.app.id, roomId);
+    authorize(actor, 'messages.read', room);
+    const message = await this.store.getMessage(actor.app.id, input.message);
+    if (!message || message.room !== roomId) throw Errors.notFound('MESSAGE', input.message);
+    await this.store.updateRoom(actor.app.id, roomId, (r) => {
+      const state = r.memberState[me.userId];
+      if (!state) return undefined;
+      state.lastRead = message.id;
+      return r;
+    });
+    this.bus.publish(roomTopic(actor.app.id, roomId), {
+      kind: 'deliver',
+      event: 'lastRead',
+      payload: { roomID: roomId, memberID: me.userId, messageID: message.id },
+    });
+    const badge = await this.store.countMessagesAfter(actor.app.id, roomId, message.id);
+    return { client: me.userId, lastRead: message.id, badge };
+  }
+
+  /** `GET /me/badge`: total unread across the user's rooms (optionally only rooms with given tags). */
+  async badge(actor: Actor, roomTags: string[]): Promise<{ badge: number }> {
+    const me = asUser(actor, 'me.read');
+    const rooms = await this.store.getRooms(actor.app.id, await this.store.userRoomIds(actor.app.id, me.userId));
+    let badge = 0;
+    for (const r of rooms) {
+      if (!r || (roomTags.length > 0 && !roomTags.some((t) => r.roomTags.includes(t)))) continue;
+      badge += await this.store.countMessagesAfter(actor.app.id, r.id, r.memberState[me.userId]?.lastRead);
+    }
+    return { badge };
+  }
+
+  /** Applies a membership change atomically and tells every node and every client concerned. */
+  private async changeMembers(actor: Actor, room: RoomRecord, add: string[], remove: string[]): Promise<RoomRecord> {
+    if (add.length === 0 && remove.length === 0) return room;
+    const now = Date.now();
+    const updated = await this.store.updateRoom(actor.app.id, room.id, (r) => {
+      for (const m of add) {
+        if (r.memberState[m]) continue;
+        r.members.push(m);
+        r.memberState[m] = { joinedAt: now };
+      }
+      const gone = new Set(remove);
+      r.members = r.members.filter((m) => !gone.has(m));
+      for (const m of remove) delete r.memberState[m];
+      r.managers = r.managers.filter((m) => !gone.has(m));
+      if (r.owner && gone.has(r.owner)) r.owner = undefined;
+      r.updatedAt = now;
+      return r;
+    });
+    if (!updated) throw Errors.notFound('ROOM', room.id);
+    this.membershipChanged(actor.app.id, room.id, add, remove);
+    await this.announce(actor.app.id, updated, remove);
+    return updated;
+  }
+
+  private membershipChanged(appId: string, roomId: string, added: string[], removed: string[]): void {
+    this.bus.publish(CONTROL_TOPIC, { kind: 'membership', appId, roomId, added, removed });
+  }
+
+  /** `room` event with the full room to its members, and to users just removed (so they see it go). */
+  private async announce(appId: string, room: RoomRecord, removed: string[] = []): Promise<void> {
+    const view = await this.present.room(appId, room);
+    this.bus.publish(roomTopic(appId, room.id), { kind: 'deliver', event: 'room', payload: view });
+    for (const userId of removed) this.bus.publish(userTopic(appId, userId), { kind: 'deliver', event: 'room', payload: view });
+  }
+
+  private async requireUsers(appId: string, userIds: readonly string[]) {
+    const known = await this.store.getUsers(appId, userIds);
+    const missing = userIds.filter((_, i) => !known[i]);
+    if (missing.length > 0) throw Errors.notFound('CLIENT', missing.join(', '));
+    return known.map((user, i) => clientView(user, userIds[i]!));
+  }
+
+  private parseFilter(q: string | undefined): z.infer<typeof querySchema> {
+    if (q === undefined || q === '') return {};
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(q);
+    } catch {
+      throw new ImError(400, 'INVALID_QUERY', 'q: not valid JSON');
+    }
+    const result = querySchema.safeParse(parsed);
+    if (!result.success) {
+      throw new ImError(400, 'INVALID_QUERY', 'q: only members and roomTags filters ($in, $all) are supported');
+    }
+    return result.data;
+  }
+
+  private comparator(sort: string): (a: RoomRecord, b: RoomRecord) => number {
+    const keys = sort
+      .split(/[\s,]+/)
+      .filter(Boolean)
+      .map((token) => {
+        const desc = token.startsWith('-');
+        const name = desc ? token.slice(1) : token;
+        const key = SORT_KEYS[name];
+        if (!key) throw Errors.invalidInput(`sort: unknown key '${name}' (lastMessage, createdTime, updatedAt, name)`);
+        return { key, desc };
+      });
+    return (a, b) => {
+      for (const { key, desc } of keys) {
+        const x = key(a);
+        const y = key(b);
+        if (x < y) return desc ? 1 : -1;
+        if (x > y) return desc ? -1 : 1;
+      }
+      return 0;
+    };
+  }
+}
+
+const actorId = (actor: Actor): string | undefined => (actor.kind === 'user' ? actor.userId : undefined);

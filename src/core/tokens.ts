@@ -1,0 +1,98 @@
+import { SignJWT, decodeJwt, jwtVerify } from 'jose';
+import type { Bus } from '../bus/bus.js';
+import { CONTROL_TOPIC } from '../bus/bus.js';
+import type { Store } from '../store/store.js';
+import type { AppService } from './apps.js';
+import { Errors } from './errors.js';
+import type { AppRecord, TokenRecord } from './models.js';
+import { newId, sha256 } from './secrets.js';
+
+/** Issuer claim that marks a JWT as minted by this server (customers may assign JWTs of their own). */
+const ISSUER = 'roomcast';
+
+export interface IssuedToken {
+  token: string;
+  expiresAt: number;
+}
+
+/**
+ * User tokens (`IM-Authorization`). Server-issued tokens are HS256 JWTs with the `id` claim the
+ * Vue SDK reads; assigned tokens are whatever string the customer chose. Both are stored only
+ * as a sha256 hash, which is also what makes either kind revocable.
+ */
+export class TokenService {
+  constructor(
+    private store: Store,
+    private bus: Bus,
+    private apps: AppService,
+    private defaultTtlMs: number,
+  ) {}
+
+  async issue(app: AppRecord, userId: string, ttlMs = this.defaultTtlMs): Promise<IssuedToken> {
+    const now = Date.now();
+    const expiresAt = now + ttlMs;
+    const token = await new SignJWT({ id: userId, app: app.id })
+      .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+      .setIssuer(ISSUER)
+      .setIssuedAt(Math.floor(now / 1000))
+      .setExpirationTime(Math.floor(expiresAt / 1000))
+      .setJti(newId())
+      .sign(this.apps.signingKey(app));
+    await this.store.putToken(app.id, { hash: sha256(token), userId, expiresAt, issued: true, createdAt: now });
+    return { token, expiresAt };
+  }
+
+  async assign(app: AppRecord, userId: string, token: string, expiresAt: number): Promise<IssuedToken> {
+    const hash = sha256(token);
+    const existing = await this.store.getToken(app.id, hash);
+    if (existing && existing.userId !== userId) {
+      throw Errors.forbidden('TOKEN_CONFLICT', 'That token is already assigned to another user');
+    }
+    const record: TokenRecord = { hash, userId, expiresAt, issued: false, createdAt: Date.now() };
+    await this.store.putToken(app.id, record);
+    return { token, expiresAt };
+  }
+
+  /**
+   * The user a token acts as. INVALID_TOKEN when unknown, expired or revoked;
+   * CLIENT_KEY_MISMATCH when it is one of our tokens but minted for another application.
+   */
+  async verify(app: AppRecord, token: string): Promise<{ userId: string; hash: string }> {
+    const claims = peekClaims(token);
+    if (claims?.iss === ISSUER) {
+      if (claims.app !== app.id) throw Errors.clientKeyMismatch();
+      try {
+        await jwtVerify(token, this.apps.signingKey(app), { algorithms: ['HS256'], issuer: ISSUER });
+      } catch {
+        throw Errors.invalidToken();
+      }
+    }
+    const hash = sha256(token);
+    const record = await this.store.getToken(app.id, hash);
+    if (!record || record.expiresAt <= Date.now()) throw Errors.invalidToken();
+    return { userId: record.userId, hash };
+  }
+
+  /** Revokes one token of the user, or all of them; live sockets using them are cut. */
+  async revoke(app: AppRecord, userId: string, token?: string): Promise<TokenRecord[]> {
+    const gone = await this.store.deleteTokens(app.id, userId, token === undefined ? undefined : sha256(token));
+    if (gone.length > 0) {
+      this.bus.publish(CONTROL_TOPIC, {
+        kind: 'tokens-revoked',
+        appId: app.id,
+        userId,
+        hashes: gone.map((t) => t.hash),
+      });
+    }
+    return gone;
+  }
+}
+
+function peekClaims(token: string): Record<string, unknown> | undefined {
+  if (token.split('.').length !== 3) return undefined;
+  try {
+    return decodeJwt(token);
+  } catch {
+    return undefined;
+  }
+}

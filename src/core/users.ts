@@ -1,0 +1,175 @@
+import { z } from 'zod';
+import type { Bus } from '../bus/bus.js';
+import { roomTopic } from '../bus/bus.js';
+import type { Store } from '../store/store.js';
+import { Errors } from './errors.js';
+import type { Actor } from './identity.js';
+import type { UserRecord } from './models.js';
+import { asUser, authorize } from './permissions.js';
+import type { IssuedToken, TokenService } from './tokens.js';
+import { parseInput } from './validate.js';
+import { type ClientView, clientView } from './views.js';
+
+const userId = z.string().trim().min(1).max(128);
+const profile = {
+  nickname: z.string().max(256).optional(),
+  avatarUrl: z.string().max(2048).optional(),
+  description: z.string().max(4096).optional(),
+};
+/** Fields a client may not set as custom data (they are the server's). */
+const RESERVED = new Set(['_id', 'id', 'clientType', 'createdAt', 'updatedAt', 'updatedAtMS', 'token', 'issueAccessToken', 'expirationDate']);
+
+const upsertSchema = z.looseObject({
+  _id: userId,
+  ...profile,
+  issueAccessToken: z.boolean().optional(),
+  token: z.string().min(8).max(4096).optional(),
+  expirationDate: z.union([z.number(), z.string()]).optional(),
+});
+const updateMeSchema = z.looseObject(profile);
+const tokenSchema = z.object({
+  token: z.string().min(8).max(4096),
+  expirationDate: z.union([z.number(), z.string()]),
+});
+const revokeSchema = z.object({ token: z.string().min(1).max(4096).optional() }).optional();
+
+/** expirationDate as IMKIT sends it: epoch ms or an ISO date; must lie in the future. */
+function parseExpiry(value: number | string): number {
+  const ms = typeof value === 'number' ? value : Date.parse(value);
+  if (!Number.isFinite(ms)) throw Errors.invalidInput('expirationDate: not a date (epoch ms or ISO 8601)');
+  if (ms <= Date.now()) throw Errors.invalidInput('expirationDate: must be in the future');
+  return ms;
+}
+
+function customFields(body: Record<string, unknown>, known: readonly string[]): Record<string, unknown> {
+  const custom: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(body)) if (!known.includes(k) && !RESERVED.has(k)) custom[k] = v;
+  return custom;
+}
+
+const tokenView = (t: IssuedToken) => ({
+  token: t.token,
+  expirationDate: new Date(t.expiresAt).toISOString(),
+  expirationDateMS: t.expiresAt,
+});
+
+/** Users (IMKIT "clients"), their profiles and their tokens. */
+export class UserService {
+  constructor(
+    private store: Store,
+    private bus: Bus,
+    private tokens: TokenService,
+  ) {}
+
+  /** `POST /admin/clients`: idempotent create-or-update, optionally issuing or assigning a token. */
+  async upsert(actor: Actor, body: unknown): Promise<ClientView> {
+    authorize(actor, 'users.manage');
+    const input = parseInput(upsertSchema, body);
+    if (input.issueAccessToken && input.token) {
+      throw Errors.invalidInput('send either issueAccessToken or token + expirationDate, not both');
+    }
+    if (input.token && input.expirationDate === undefined) {
+      throw Errors.invalidInput('expirationDate: required with token');
+    }
+    const expiry = input.token ? parseExpiry(input.expirationDate!) : undefined;
+    const now = Date.now();
+    const existing = await this.store.getUser(actor.app.id, input._id);
+    const user: UserRecord = {
+      id: input._id,
+      nickname: input.nickname ?? existing?.nickname,
+      avatarUrl: input.avatarUrl ?? existing?.avatarUrl,
+      description: input.description ?? existing?.description,
+      custom: { ...existing?.custom, ...customFields(input, Object.keys(profile)) },
+      createdAt: existing?.createdAt ?? now,
+      updatedAt: now,
+    };
+    await this.store.putUser(actor.app.id, user);
+    const view = clientView(user, user.id);
+    if (input.issueAccessToken) return { ...view, ...tokenView(await this.tokens.issue(actor.app, user.id)) };
+    if (input.token) return { ...view, ...tokenView(await this.tokens.assign(actor.app, user.id, input.token, expiry!)) };
+    return view;
+  }
+
+  async list(actor: Actor, skip: number, limit: number): Promise<{ totalCount: number; data: ClientView[] }> {
+    authorize(actor, 'users.manage');
+    const { total, users } = await this.store.listUsers(actor.app.id, skip, limit);
+    return { totalCount: total, data: users.map((u) => clientView(u, u.id)) };
+  }
+
+  async get(actor: Actor, id: string): Promise<ClientView> {
+    authorize(actor, 'users.manage');
+    return clientView(await this.require(actor.app.id, id), id);
+  }
+
+  /** Deletes the user and their tokens and takes them out of every room. */
+  async remove(actor: Actor, id: string, leaveRooms: (roomId: string) => Promise<void>): Promise<void> {
+    authorize(actor, 'users.manage');
+    await this.require(actor.app.id, id);
+    await this.tokens.revoke(actor.app, id);
+    for (const roomId of await this.store.userRoomIds(actor.app.id, id)) await leaveRooms(roomId);
+    await this.store.deleteUser(actor.app.id, id);
+  }
+
+  async me(actor: Actor): Promise<ClientView> {
+    const user = asUser(actor, 'me.read');
+    return clientView(await this.require(actor.app.id, user.userId), user.userId);
+  }
+
+  /** `POST /me`: profile update, announced to the rooms the user is in. */
+  async updateMe(actor: Actor, body: unknown): Promise<ClientView> {
+    const me = asUser(actor, 'me.update');
+    const input = parseInput(updateMeSchema, body);
+    const user = await this.require(actor.app.id, me.userId);
+    const updated: UserRecord = {
+      ...user,
+      nickname: input.nickname ?? user.nickname,
+      avatarUrl: input.avatarUrl ?? user.avatarUrl,
+      description: input.description ?? user.description,
+      custom: { ...user.custom, ...customFields(input, Object.keys(profile)) },
+      updatedAt: Date.now(),
+    };
+    await this.store.putUser(actor.app.id, updated);
+    const view = clientView(updated, updated.id);
+    for (const roomId of await this.store.userRoomIds(actor.app.id, me.userId)) {
+      this.bus.publish(roomTopic(actor.app.id, roomId), { kind: 'deliver', event: 'client', payload: view });
+    }
+    return view;
+  }
+
+  async setToken(actor: Actor, id: string, body: unknown) {
+    authorize(actor, 'tokens.manage');
+    const input = parseInput(tokenSchema, body);
+    await this.require(actor.app.id, id);
+    const issued = await this.tokens.assign(actor.app, id, input.token, parseExpiry(input.expirationDate));
+    return { client: id, ...tokenView(issued) };
+  }
+
+  async revokeTokens(actor: Actor, id: string, body: unknown) {
+    authorize(actor, 'tokens.manage');
+    const input = parseInput(revokeSchema, body);
+    await this.require(actor.app.id, id);
+    const gone = await this.tokens.revoke(actor.app, id, input?.token);
+    if (input?.token && gone.length === 0) throw Errors.tokenNotFound();
+    return {
+      revokedTokens: gone.length,
+      data: gone.map((t) => ({
+        expirationDate: new Date(t.expiresAt).toISOString(),
+        expirationDateMS: t.expiresAt,
+        createdAt: new Date(t.createdAt).toISOString(),
+      })),
+    };
+  }
+
+  async prefs(actor: Actor) {
+    const me = asUser(actor, 'me.read');
+    return this.store.listPrefs(actor.app.id, me.userId);
+  }
+
+  private async require(appId: string, id: string): Promise<UserRecord> {
+    const user = await this.store.getUser(appId, id);
+    if (!user) throw Errors.notFound('CLIENT', id);
+    return user;
+  }
+}
+
+export { userId as userIdSchema };

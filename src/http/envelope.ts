@@ -1,0 +1,18 @@
+import { type ImError } from '../core/errors.js';
+import type { HttpResponse } from './types.js';
+
+const JSON_TYPE = { 'content-type': 'application/json; charset=utf-8' };
+
+/** IMKIT's success envelope. */
+export function ok(result: unknown): HttpResponse {
+  return { status: 200, headers: { ...JSON_TYPE }, body: JSON.stringify({ RC: 0, RM: 'OK', result }) };
+}
+
+/** IMKIT's error envelope, HTTP status = RC. */
+export function fail(err: ImError): HttpResponse {
+  return { status: err.status, headers: { ...JSON_TYPE }, body: JSON.stringify(err.toEnvelope()) };
+}
+
+export function json(status: number, value: unknown): HttpResponse {
+  return { status, headers: { ...JSON_TYPE }, body: JSON.stringify(value) };
+}

@@ -1,0 +1,40 @@
+import type { Config } from '../config.js';
+import type { Core } from '../core/core.js';
+import { Errors } from '../core/errors.js';
+import type { Actor } from '../core/identity.js';
+import type { HttpRequest, HttpResponse } from './types.js';
+
+/** What a route handler gets. `actor` is set for routes with `auth: 'actor'`. */
+export interface RouteContext {
+  req: HttpRequest;
+  params: Record<string, string>;
+  actor: Actor;
+  core: Core;
+  config: Config;
+  /** The JSON body; `{}` when empty; MALFORMED_JSON when it does not parse. */
+  body(): unknown;
+}
+
+export type RouteDef =
+  | { method: string; path: string; auth: 'actor' | 'operator'; handle(ctx: RouteContext): Promise<unknown> }
+  | { method: string; path: string; auth: 'public'; raw: true; handle(ctx: RouteContext): Promise<HttpResponse> };
+
+/** Integer query parameter with bounds; a bad value is a 400 naming the parameter. */
+export function intParam(query: URLSearchParams, name: string, fallback: number, min: number, max: number): number {
+  const raw = query.get(name);
+  if (raw === null || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw Errors.invalidInput(`${name}: must be an integer from ${min} to ${max}`);
+  }
+  return value;
+}
+
+export function parseJsonBody(body: Buffer): unknown {
+  if (body.length === 0) return {};
+  try {
+    return JSON.parse(body.toString('utf8'));
+  } catch {
+    throw Errors.malformedJson();
+  }
+}

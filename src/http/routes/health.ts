@@ -1,0 +1,14 @@
+import { json } from '../envelope.js';
+import type { RouteDef } from '../route.js';
+
+/** Liveness and readiness, without auth (load balancers and the Docker HEALTHCHECK call them). */
+export const healthRoutes: RouteDef[] = [
+  { method: 'GET', path: '/healthz', auth: 'public', raw: true, handle: async () => json(200, { status: 'ok' }) },
+  {
+    method: 'GET', path: '/readyz', auth: 'public', raw: true,
+    handle: async ({ core }) => {
+      const ready = core.store.ready() && core.bus.ready();
+      return json(ready ? 200 : 503, { status: ready ? 'ready' : 'not ready' });
+    },
+  },
+];

@@ -1,0 +1,89 @@
+import type http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Bus } from './bus/bus.js';
+import { LocalBus } from './bus/local.js';
+import type { Config } from './config.js';
+import { type Core, createCore } from './core/core.js';
+import { createHttpHandler } from './http/app.js';
+import { createNodeServer } from './http/node.js';
+import { registerUwsHttp } from './http/uws.js';
+import { loadUws, uwsAvailable } from './http/uws-native.js';
+import type { Logger } from './observability/logger.js';
+import { MemoryStore } from './store/memory.js';
+import type { Store } from './store/store.js';
+
+export interface RoomcastServer {
+  port: number;
+  transport: 'uws' | 'node';
+  core: Core;
+  close(): Promise<void>;
+}
+
+export interface Ports {
+  store?: Store;
+  bus?: Bus;
+}
+
+/** Which transport to run: uWS unless told otherwise or the native build cannot load. */
+function chooseTransport(config: Config, log: Logger): 'uws' | 'node' {
+  if (config.transport === 'node') return 'node';
+  if (config.transport === 'uws') {
+    loadUws(); // throws a clear error instead of silently running the slow JS fallback
+    return 'uws';
+  }
+  if (uwsAvailable()) return 'uws';
+  log.warn('native uWebSockets.js is not available here; using the node:http + ws transport');
+  return 'node';
+}
+
+/** The composition root: store, bus, core, transports. */
+export async function startServer(config: Config, log: Logger, ports: Ports = {}): Promise<RoomcastServer> {
+  const store = ports.store ?? new MemoryStore();
+  const bus = ports.bus ?? new LocalBus();
+  const core = await createCore(store, bus, { tokenTtlMs: config.tokenTtlDays * 86_400_000 });
+  const handler = createHttpHandler(core, config, log);
+  const transport = chooseTransport(config, log);
+
+  const closeCore = async () => {
+    await bus.close();
+    await store.close();
+  };
+
+  if (transport === 'uws') {
+    const uws = loadUws();
+    const app = uws.App();
+    registerUwsHttp(app, handler, config.maxBodyBytes);
+    const listenSocket = await new Promise<unknown>((resolve, reject) => {
+      app.listen(config.host, config.port, (token) => (token ? resolve(token) : reject(new Error(`cannot listen on ${config.host}:${config.port}`))));
+    });
+    const port = uws.us_socket_local_port(listenSocket as never);
+    log.info({ port, host: config.host, transport }, 'roomcast listening');
+    return {
+      port,
+      transport,
+      core,
+      close: async () => {
+        uws.us_listen_socket_close(listenSocket as never);
+        await closeCore();
+      },
+    };
+  }
+
+  const server: http.Server = createNodeServer(handler, config.maxBodyBytes);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, config.host, () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+  log.info({ port, host: config.host, transport }, 'roomcast listening');
+  return {
+    port,
+    transport,
+    core,
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await closeCore();
+    },
+  };
+}

@@ -1,0 +1,232 @@
+import type {
+  AppRecord,
+  MessageRecord,
+  PrefRecord,
+  RoomRecord,
+  TokenRecord,
+  UserRecord,
+} from '../core/models.js';
+import type { HistoryQuery, Store } from './store.js';
+
+/** Everything one application owns. */
+class Tenant {
+  users = new Map<string, UserRecord>();
+  tokens = new Map<string, TokenRecord>();
+  rooms = new Map<string, RoomRecord>();
+  /** user id → ids of the rooms they are in */
+  userRooms = new Map<string, Set<string>>();
+  messages = new Map<string, MessageRecord>();
+  /** room id → its message ids in send order */
+  history = new Map<string, string[]>();
+  prefs = new Map<string, Map<string, PrefRecord>>();
+}
+
+const copy = <T>(value: T): T => structuredClone(value);
+
+/** The embedded default: everything in this process, nothing survives a restart. */
+export class MemoryStore implements Store {
+  private apps = new Map<string, AppRecord>();
+  private tenants = new Map<string, Tenant>();
+
+  private tenant(appId: string): Tenant {
+    let t = this.tenants.get(appId);
+    if (!t) {
+      t = new Tenant();
+      this.tenants.set(appId, t);
+    }
+    return t;
+  }
+
+  async putApp(app: AppRecord): Promise<void> {
+    this.apps.set(app.id, copy(app));
+  }
+  async getApp(appId: string): Promise<AppRecord | undefined> {
+    const app = this.apps.get(appId);
+    return app && copy(app);
+  }
+  async getAppByApiKeyHash(hash: string): Promise<AppRecord | undefined> {
+    for (const app of this.apps.values()) if (app.apiKeyHash === hash) return copy(app);
+    return undefined;
+  }
+  async listApps(): Promise<AppRecord[]> {
+    return [...this.apps.values()].map(copy);
+  }
+  async deleteApp(appId: string): Promise<boolean> {
+    this.tenants.delete(appId);
+    return this.apps.delete(appId);
+  }
+
+  async putUser(appId: string, user: UserRecord): Promise<void> {
+    this.tenant(appId).users.set(user.id, copy(user));
+  }
+  async getUser(appId: string, userId: string): Promise<UserRecord | undefined> {
+    const user = this.tenant(appId).users.get(userId);
+    return user && copy(user);
+  }
+  async getUsers(appId: string, userIds: readonly string[]): Promise<(UserRecord | undefined)[]> {
+    const users = this.tenant(appId).users;
+    return userIds.map((id) => {
+      const user = users.get(id);
+      return user && copy(user);
+    });
+  }
+  async listUsers(appId: string, skip: number, limit: number) {
+    const all = [...this.tenant(appId).users.values()];
+    return { total: all.length, users: all.slice(skip, skip + limit).map(copy) };
+  }
+
+  async deleteUser(appId: string, userId: string): Promise<boolean> {
+    const t = this.tenant(appId);
+    await this.deleteTokens(appId, userId);
+    t.prefs.delete(userId);
+    return t.users.delete(userId);
+  }
+
+  async putToken(appId: string, token: TokenRecord): Promise<void> {
+    this.tenant(appId).tokens.set(token.hash, copy(token));
+  }
+  async getToken(appId: string, hash: string): Promise<TokenRecord | undefined> {
+    const token = this.tenant(appId).tokens.get(hash);
+    return token && copy(token);
+  }
+  async deleteTokens(appId: string, userId: string, hash?: string): Promise<TokenRecord[]> {
+    const tokens = this.tenant(appId).tokens;
+    const gone: TokenRecord[] = [];
+    for (const record of tokens.values()) {
+      if (record.userId !== userId || (hash !== undefined && record.hash !== hash)) continue;
+      tokens.delete(record.hash);
+      gone.push(record);
+    }
+    return gone;
+  }
+
+  async createRoom(appId: string, room: RoomRecord): Promise<boolean> {
+    const t = this.tenant(appId);
+    if (t.rooms.has(room.id)) return false;
+    t.rooms.set(room.id, copy(room));
+    t.history.set(room.id, []);
+    this.indexMembers(t, room.id, [], room.members);
+    return true;
+  }
+  async getRoom(appId: string, roomId: string): Promise<RoomRecord | undefined> {
+    const room = this.tenant(appId).rooms.get(roomId);
+    return room && copy(room);
+  }
+  async getRooms(appId: string, roomIds: readonly string[]): Promise<(RoomRecord | undefined)[]> {
+    const rooms = this.tenant(appId).rooms;
+    return roomIds.map((id) => {
+      const room = rooms.get(id);
+      return room && copy(room);
+    });
+  }
+  async updateRoom(
+    appId: string,
+    roomId: string,
+    change: (room: RoomRecord) => RoomRecord | undefined,
+  ): Promise<RoomRecord | undefined> {
+    const t = this.tenant(appId);
+    const current = t.rooms.get(roomId);
+    if (!current) return undefined;
+    const next = change(copy(current));
+    if (!next) return copy(current);
+    t.rooms.set(roomId, copy(next));
+    this.indexMembers(t, roomId, current.members, next.members);
+    return copy(next);
+  }
+  async deleteRoom(appId: string, roomId: string): Promise<boolean> {
+    const t = this.tenant(appId);
+    const room = t.rooms.get(roomId);
+    if (!room) return false;
+    this.indexMembers(t, roomId, room.members, []);
+    for (const id of t.history.get(roomId) ?? []) t.messages.delete(id);
+    t.history.delete(roomId);
+    t.rooms.delete(roomId);
+    return true;
+  }
+  async userRoomIds(appId: string, userId: string): Promise<string[]> {
+    return [...(this.tenant(appId).userRooms.get(userId) ?? [])];
+  }
+
+  private indexMembers(t: Tenant, roomId: string, before: string[], after: string[]): void {
+    const kept = new Set(after);
+    for (const id of before) if (!kept.has(id)) t.userRooms.get(id)?.delete(roomId);
+    for (const id of after) {
+      let set = t.userRooms.get(id);
+      if (!set) t.userRooms.set(id, (set = new Set()));
+      set.add(roomId);
+    }
+  }
+
+  async addMessage(appId: string, message: MessageRecord): Promise<void> {
+    const t = this.tenant(appId);
+    const room = t.rooms.get(message.room);
+    if (!room) throw new Error(`addMessage: room ${message.room} does not exist`);
+    t.messages.set(message.id, copy(message));
+    t.history.get(message.room)!.push(message.id);
+    room.lastMessageId = message.id;
+    room.lastActivityAt = message.createdAt;
+    const senderState = message.sender === undefined ? undefined : room.memberState[message.sender];
+    if (senderState) senderState.lastRead = message.id;
+  }
+  async getMessage(appId: string, messageId: string): Promise<MessageRecord | undefined> {
+    const message = this.tenant(appId).messages.get(messageId);
+    return message && copy(message);
+  }
+  async replaceMessage(appId: string, message: MessageRecord): Promise<boolean> {
+    const messages = this.tenant(appId).messages;
+    const current = messages.get(message.id);
+    if (!current || current.room !== message.room) return false;
+    messages.set(message.id, copy(message));
+    return true;
+  }
+  async listMessages(appId: string, roomId: string, q: HistoryQuery): Promise<MessageRecord[] | undefined> {
+    const t = this.tenant(appId);
+    const ids = t.history.get(roomId) ?? [];
+    const limit = Math.max(0, q.limit);
+    let page: string[];
+    if (q.direction === 'older') {
+      let end = ids.length; // exclusive
+      if (q.anchor !== undefined) {
+        const at = ids.lastIndexOf(q.anchor);
+        if (at < 0) return undefined;
+        end = q.includeAnchor ? at + 1 : at;
+      }
+      page = ids.slice(Math.max(0, end - limit), end).reverse();
+    } else {
+      let start = 0;
+      if (q.anchor !== undefined) {
+        const at = ids.lastIndexOf(q.anchor);
+        if (at < 0) return undefined;
+        start = q.includeAnchor ? at : at + 1;
+      }
+      page = ids.slice(start, start + limit);
+    }
+    return page.map((id) => copy(t.messages.get(id)!));
+  }
+  async countMessages(appId: string, roomId: string): Promise<number> {
+    return this.tenant(appId).history.get(roomId)?.length ?? 0;
+  }
+  async countMessagesAfter(appId: string, roomId: string, messageId: string | undefined): Promise<number> {
+    const ids = this.tenant(appId).history.get(roomId) ?? [];
+    const at = messageId === undefined ? -1 : ids.lastIndexOf(messageId);
+    return ids.length - (at + 1);
+  }
+
+  async listPrefs(appId: string, userId: string): Promise<PrefRecord[]> {
+    return [...(this.tenant(appId).prefs.get(userId)?.values() ?? [])].map(copy);
+  }
+  async putPref(appId: string, userId: string, pref: PrefRecord): Promise<void> {
+    const prefs = this.tenant(appId).prefs;
+    let mine = prefs.get(userId);
+    if (!mine) prefs.set(userId, (mine = new Map()));
+    mine.set(pref.key, copy(pref));
+  }
+  async deletePref(appId: string, userId: string, key: string): Promise<boolean> {
+    return this.tenant(appId).prefs.get(userId)?.delete(key) ?? false;
+  }
+
+  ready(): boolean {
+    return true;
+  }
+  async close(): Promise<void> {}
+}

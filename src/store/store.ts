@@ -1,0 +1,97 @@
+import type {
+  AppRecord,
+  MessageRecord,
+  PrefRecord,
+  RoomRecord,
+  TokenRecord,
+  UserRecord,
+} from '../core/models.js';
+
+/** Which way a history page walks from its anchor. */
+export type HistoryDirection = 'older' | 'newer';
+
+export interface HistoryQuery {
+  /** Message id to start from; absent = from the newest (older) or oldest (newer) end. */
+  anchor?: string;
+  direction: HistoryDirection;
+  /** Include the anchor itself as the first element (IMKIT SDKs drop `data[0]`). */
+  includeAnchor: boolean;
+  limit: number;
+}
+
+/**
+ * The persistence port. Every implementation (memory now, Redis later) passes the same
+ * contract suite in test/contract. Records going in and out are copies: mutating a returned
+ * object never changes what is stored.
+ *
+ * Multi-record changes that must stay consistent are single methods here (`updateRoom`
+ * keeps the user→rooms index in step with `members`; `addMessage` moves the room's
+ * last-message pointer), so an implementation can make each one atomic.
+ */
+export interface Store {
+  // Applications
+  putApp(app: AppRecord): Promise<void>;
+  getApp(appId: string): Promise<AppRecord | undefined>;
+  getAppByApiKeyHash(hash: string): Promise<AppRecord | undefined>;
+  listApps(): Promise<AppRecord[]>;
+  /** Removes the application and everything it owns. */
+  deleteApp(appId: string): Promise<boolean>;
+
+  // Users
+  putUser(appId: string, user: UserRecord): Promise<void>;
+  getUser(appId: string, userId: string): Promise<UserRecord | undefined>;
+  /** Same order as `userIds`; unknown ids give undefined. */
+  getUsers(appId: string, userIds: readonly string[]): Promise<(UserRecord | undefined)[]>;
+  listUsers(appId: string, skip: number, limit: number): Promise<{ total: number; users: UserRecord[] }>;
+  /** Removes the user and their tokens (room membership is the caller's business). */
+  deleteUser(appId: string, userId: string): Promise<boolean>;
+
+  // User tokens, by hash
+  putToken(appId: string, token: TokenRecord): Promise<void>;
+  getToken(appId: string, hash: string): Promise<TokenRecord | undefined>;
+  /** Deletes one token of the user (by hash) or, without a hash, all of them; returns what went. */
+  deleteTokens(appId: string, userId: string, hash?: string): Promise<TokenRecord[]>;
+
+  // Rooms
+  /** false when a room with that id already exists (nothing is written). */
+  createRoom(appId: string, room: RoomRecord): Promise<boolean>;
+  getRoom(appId: string, roomId: string): Promise<RoomRecord | undefined>;
+  getRooms(appId: string, roomIds: readonly string[]): Promise<(RoomRecord | undefined)[]>;
+  /**
+   * Atomic read-modify-write. `change` gets a copy and returns the new record, or undefined to
+   * leave the room as it is. Resolves to the stored record afterwards (undefined if no room).
+   */
+  updateRoom(
+    appId: string,
+    roomId: string,
+    change: (room: RoomRecord) => RoomRecord | undefined,
+  ): Promise<RoomRecord | undefined>;
+  /** Deletes the room and its messages. */
+  deleteRoom(appId: string, roomId: string): Promise<boolean>;
+  /** Ids of the rooms the user is a member of. */
+  userRoomIds(appId: string, userId: string): Promise<string[]>;
+
+  // Messages
+  /**
+   * Appends to the room's history, makes it the room's last message and marks it read for
+   * its sender (one's own message is never unread).
+   */
+  addMessage(appId: string, message: MessageRecord): Promise<void>;
+  getMessage(appId: string, messageId: string): Promise<MessageRecord | undefined>;
+  /** Replaces a stored message (same id, same room); false if it is gone. */
+  replaceMessage(appId: string, message: MessageRecord): Promise<boolean>;
+  /** undefined when the anchor is not a message of this room. */
+  listMessages(appId: string, roomId: string, query: HistoryQuery): Promise<MessageRecord[] | undefined>;
+  countMessages(appId: string, roomId: string): Promise<number>;
+  /** Messages after `messageId` (all of them when undefined or unknown). */
+  countMessagesAfter(appId: string, roomId: string, messageId: string | undefined): Promise<number>;
+
+  // Per-user preferences
+  listPrefs(appId: string, userId: string): Promise<PrefRecord[]>;
+  putPref(appId: string, userId: string, pref: PrefRecord): Promise<void>;
+  deletePref(appId: string, userId: string, key: string): Promise<boolean>;
+
+  /** Health of the backing service (always true in memory). */
+  ready(): boolean;
+  close(): Promise<void>;
+}
