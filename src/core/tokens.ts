@@ -30,12 +30,13 @@ export class TokenService {
 
   async issue(app: AppRecord, userId: string, ttlMs = this.defaultTtlMs): Promise<IssuedToken> {
     const now = Date.now();
-    const expiresAt = now + ttlMs;
+    // Whole seconds, so the stored expiry and the JWT's `exp` agree exactly.
+    const expiresAt = Math.floor((now + ttlMs) / 1000) * 1000;
     const token = await new SignJWT({ id: userId, app: app.id })
       .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
       .setIssuer(ISSUER)
       .setIssuedAt(Math.floor(now / 1000))
-      .setExpirationTime(Math.floor(expiresAt / 1000))
+      .setExpirationTime(expiresAt / 1000)
       .setJti(newId())
       .sign(this.apps.signingKey(app));
     await this.store.putToken(app.id, { hash: sha256(token), userId, expiresAt, issued: true, createdAt: now });

@@ -17,7 +17,7 @@ const profile = {
   description: z.string().max(4096).optional(),
 };
 /** Fields a client may not set as custom data (they are the server's). */
-const RESERVED = new Set(['_id', 'id', 'clientType', 'createdAt', 'updatedAt', 'updatedAtMS', 'token', 'issueAccessToken', 'expirationDate']);
+const RESERVED = new Set(['__proto__', 'constructor', 'prototype', '_id', 'id', 'clientType', 'createdAt', 'updatedAt', 'updatedAtMS', 'token', 'issueAccessToken', 'expirationDate']);
 
 const upsertSchema = z.looseObject({
   _id: userId,

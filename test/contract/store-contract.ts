@@ -1,0 +1,180 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { AppRecord, MessageRecord, RoomRecord, UserRecord } from '../../src/core/models.js';
+import type { Store } from '../../src/store/store.js';
+
+/**
+ * The behaviour every Store must have. The memory store runs it now; the Redis store must
+ * pass the same suite.
+ */
+export function storeContract(name: string, makeStore: () => Promise<Store>): void {
+  describe(`Store contract: ${name}`, () => {
+    let store: Store;
+    const A = 'app-a';
+    const B = 'app-b';
+    beforeEach(async () => {
+      store = await makeStore();
+    });
+    afterEach(async () => {
+      await store.close();
+    });
+
+    const app = (id: string, apiKeyHash = `hash-${id}`): AppRecord => ({
+      id, name: id, domains: [], apiKeyHash, signingSecret: 's', clientKey: null, createdAt: 1,
+    });
+    const user = (id: string): UserRecord => ({ id, nickname: id, custom: { color: 'red' }, createdAt: 1, updatedAt: 1 });
+    const room = (id: string, members: string[]): RoomRecord => ({
+      id, roomType: 'group', managers: [], members,
+      memberState: Object.fromEntries(members.map((m) => [m, { joinedAt: 1 }])),
+      roomTags: [], status: 1, systemMessage: false, lastActivityAt: 1, createdAt: 1, updatedAt: 1,
+    });
+    let clock = 1000;
+    const message = (id: string, roomId: string, sender = 'u1'): MessageRecord => ({
+      id, room: roomId, sender, messageType: 'text', message: id, fields: {}, createdAt: ++clock, updatedAt: clock,
+    });
+
+    it('stores, finds and deletes applications, by id and by API key hash', async () => {
+      await store.putApp(app(A));
+      await store.putApp(app(B));
+      expect((await store.getApp(A))?.name).toBe(A);
+      expect((await store.getAppByApiKeyHash(`hash-${B}`))?.id).toBe(B);
+      expect(await store.getAppByApiKeyHash('nope')).toBeUndefined();
+      expect((await store.listApps()).map((a) => a.id).sort()).toEqual([A, B]);
+      expect(await store.deleteApp(A)).toBe(true);
+      expect(await store.deleteApp(A)).toBe(false);
+      expect(await store.getApp(A)).toBeUndefined();
+    });
+
+    it('returns copies: mutating a result never changes what is stored', async () => {
+      await store.putApp(app(A));
+      const got = (await store.getApp(A))!;
+      got.name = 'changed';
+      expect((await store.getApp(A))!.name).toBe(A);
+      await store.putUser(A, user('u1'));
+      const u = (await store.getUser(A, 'u1'))!;
+      u.custom.color = 'blue';
+      expect((await store.getUser(A, 'u1'))!.custom.color).toBe('red');
+    });
+
+    it('keeps applications apart', async () => {
+      await store.putUser(A, user('u1'));
+      expect(await store.getUser(B, 'u1')).toBeUndefined();
+      await store.createRoom(A, room('r1', ['u1']));
+      expect(await store.getRoom(B, 'r1')).toBeUndefined();
+      expect(await store.userRoomIds(B, 'u1')).toEqual([]);
+    });
+
+    it('deleting an application removes what it owns', async () => {
+      await store.putApp(app(A));
+      await store.putUser(A, user('u1'));
+      await store.createRoom(A, room('r1', ['u1']));
+      await store.deleteApp(A);
+      expect(await store.getUser(A, 'u1')).toBeUndefined();
+      expect(await store.getRoom(A, 'r1')).toBeUndefined();
+    });
+
+    it('lists users with skip and limit, and gets several in order', async () => {
+      for (const id of ['u1', 'u2', 'u3']) await store.putUser(A, user(id));
+      const page = await store.listUsers(A, 1, 1);
+      expect(page.total).toBe(3);
+      expect(page.users).toHaveLength(1);
+      const many = await store.getUsers(A, ['u3', 'zz', 'u1']);
+      expect(many.map((u) => u?.id)).toEqual(['u3', undefined, 'u1']);
+      expect(await store.deleteUser(A, 'u2')).toBe(true);
+      expect(await store.getUser(A, 'u2')).toBeUndefined();
+    });
+
+    it('stores tokens by hash and deletes one or all of a user', async () => {
+      const t = (hash: string, userId: string) => ({ hash, userId, expiresAt: 9e15, issued: true, createdAt: 1 });
+      await store.putToken(A, t('h1', 'u1'));
+      await store.putToken(A, t('h2', 'u1'));
+      await store.putToken(A, t('h3', 'u2'));
+      expect((await store.getToken(A, 'h1'))?.userId).toBe('u1');
+      expect((await store.deleteTokens(A, 'u1', 'h1')).map((x) => x.hash)).toEqual(['h1']);
+      expect(await store.deleteTokens(A, 'u2', 'h1')).toEqual([]);
+      expect((await store.deleteTokens(A, 'u1')).map((x) => x.hash)).toEqual(['h2']);
+      expect(await store.getToken(A, 'h2')).toBeUndefined();
+      expect(await store.getToken(A, 'h3')).toBeDefined();
+    });
+
+    it('creates a room once and indexes its members', async () => {
+      expect(await store.createRoom(A, room('r1', ['u1', 'u2']))).toBe(true);
+      expect(await store.createRoom(A, room('r1', ['u3']))).toBe(false);
+      expect((await store.getRoom(A, 'r1'))?.members).toEqual(['u1', 'u2']);
+      expect(await store.userRoomIds(A, 'u1')).toEqual(['r1']);
+      expect(await store.userRoomIds(A, 'u3')).toEqual([]);
+    });
+
+    it('updateRoom changes the room and keeps the member index in step', async () => {
+      await store.createRoom(A, room('r1', ['u1', 'u2']));
+      const updated = await store.updateRoom(A, 'r1', (r) => {
+        r.members = ['u2', 'u3'];
+        r.memberState = { u2: { joinedAt: 1 }, u3: { joinedAt: 2 } };
+        r.name = 'renamed';
+        return r;
+      });
+      expect(updated?.name).toBe('renamed');
+      expect(await store.userRoomIds(A, 'u1')).toEqual([]);
+      expect(await store.userRoomIds(A, 'u3')).toEqual(['r1']);
+      expect(await store.updateRoom(A, 'r1', () => undefined)).toMatchObject({ name: 'renamed' });
+      expect(await store.updateRoom(A, 'missing', (r) => r)).toBeUndefined();
+      const rooms = await store.getRooms(A, ['r1', 'missing']);
+      expect(rooms.map((r) => r?.id)).toEqual(['r1', undefined]);
+    });
+
+    it('deleting a room removes its messages and index entries', async () => {
+      await store.createRoom(A, room('r1', ['u1']));
+      await store.addMessage(A, message('m1', 'r1'));
+      expect(await store.deleteRoom(A, 'r1')).toBe(true);
+      expect(await store.getMessage(A, 'm1')).toBeUndefined();
+      expect(await store.userRoomIds(A, 'u1')).toEqual([]);
+      expect(await store.deleteRoom(A, 'r1')).toBe(false);
+    });
+
+    it('addMessage appends, moves the last-message pointer and marks it read for the sender', async () => {
+      await store.createRoom(A, room('r1', ['u1', 'u2']));
+      await store.addMessage(A, message('m1', 'r1', 'u1'));
+      const r = (await store.getRoom(A, 'r1'))!;
+      expect(r.lastMessageId).toBe('m1');
+      expect(r.memberState.u1!.lastRead).toBe('m1');
+      expect(r.memberState.u2!.lastRead).toBeUndefined();
+      expect(await store.countMessages(A, 'r1')).toBe(1);
+    });
+
+    it('pages history from either end and from an anchor, anchor included when asked', async () => {
+      await store.createRoom(A, room('r1', ['u1']));
+      for (const id of ['m1', 'm2', 'm3', 'm4', 'm5']) await store.addMessage(A, message(id, 'r1'));
+      const ids = (ms: MessageRecord[] | undefined) => ms?.map((m) => m.id);
+      expect(ids(await store.listMessages(A, 'r1', { direction: 'older', includeAnchor: false, limit: 2 }))).toEqual(['m5', 'm4']);
+      expect(ids(await store.listMessages(A, 'r1', { anchor: 'm3', direction: 'older', includeAnchor: true, limit: 2 }))).toEqual(['m3', 'm2']);
+      expect(ids(await store.listMessages(A, 'r1', { anchor: 'm3', direction: 'older', includeAnchor: false, limit: 5 }))).toEqual(['m2', 'm1']);
+      expect(ids(await store.listMessages(A, 'r1', { anchor: 'm3', direction: 'newer', includeAnchor: true, limit: 2 }))).toEqual(['m3', 'm4']);
+      expect(ids(await store.listMessages(A, 'r1', { direction: 'newer', includeAnchor: false, limit: 2 }))).toEqual(['m1', 'm2']);
+      expect(await store.listMessages(A, 'r1', { anchor: 'nope', direction: 'older', includeAnchor: true, limit: 2 })).toBeUndefined();
+    });
+
+    it('counts messages after a given one', async () => {
+      await store.createRoom(A, room('r1', ['u1']));
+      for (const id of ['m1', 'm2', 'm3']) await store.addMessage(A, message(id, 'r1'));
+      expect(await store.countMessagesAfter(A, 'r1', undefined)).toBe(3);
+      expect(await store.countMessagesAfter(A, 'r1', 'm1')).toBe(2);
+      expect(await store.countMessagesAfter(A, 'r1', 'm3')).toBe(0);
+    });
+
+    it('replaces a message only in its own room', async () => {
+      await store.createRoom(A, room('r1', ['u1']));
+      await store.addMessage(A, message('m1', 'r1'));
+      expect(await store.replaceMessage(A, { ...message('m1', 'r1'), message: 'edited' })).toBe(true);
+      expect((await store.getMessage(A, 'm1'))?.message).toBe('edited');
+      expect(await store.replaceMessage(A, { ...message('m1', 'r2') })).toBe(false);
+      expect(await store.replaceMessage(A, message('m9', 'r1'))).toBe(false);
+    });
+
+    it('stores per-user preferences', async () => {
+      expect(await store.listPrefs(A, 'u1')).toEqual([]);
+      await store.putPref(A, 'u1', { key: 'folders-meta', data: [{ key: 'f', name: 'F' }] });
+      expect(await store.listPrefs(A, 'u1')).toEqual([{ key: 'folders-meta', data: [{ key: 'f', name: 'F' }] }]);
+      expect(await store.deletePref(A, 'u1', 'folders-meta')).toBe(true);
+      expect(await store.listPrefs(A, 'u1')).toEqual([]);
+    });
+  });
+}

@@ -1,0 +1,110 @@
+import { type Config, loadConfig } from '../../src/config.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { type RoomcastServer, startServer } from '../../src/server.js';
+
+export const TRANSPORTS = ['uws', 'node'] as const;
+export type Transport = (typeof TRANSPORTS)[number];
+
+export interface TestApp {
+  appId: string;
+  apiKey: string;
+  clientKey: string;
+}
+
+export interface TestServer {
+  server: RoomcastServer;
+  base: string;
+  /** Creates an application through the operator endpoint, as an operator would. */
+  createApp(name?: string, domains?: string[]): Promise<TestApp>;
+  /** Upserts a user with an issued token (API key). */
+  createUser(app: TestApp, id: string, nickname?: string): Promise<string>;
+  close(): Promise<void>;
+}
+
+export const OPERATOR_SECRET = 'test-operator-secret';
+
+/** A real server on a free loopback port, talking real HTTP. */
+export async function startTestServer(transport: Transport, overrides: Partial<Config> = {}): Promise<TestServer> {
+  const config = loadConfig({}, {
+    port: 0,
+    host: '127.0.0.1',
+    transport,
+    operatorSecret: OPERATOR_SECRET,
+    logLevel: 'silent',
+    demo: false,
+    ...overrides,
+  });
+  const server = await startServer(config, createLogger(config.logLevel));
+  const base = `http://127.0.0.1:${server.port}`;
+  return {
+    server,
+    base,
+    async createApp(name = 'test', domains) {
+      const res = await fetch(`${base}/operator/apps`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${OPERATOR_SECRET}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ name, domains }),
+      });
+      const body = (await res.json()) as { result: { id: string; apiKey: string; clientKey: string } };
+      if (res.status !== 200) throw new Error(`createApp: ${res.status} ${JSON.stringify(body)}`);
+      return { appId: body.result.id, apiKey: body.result.apiKey, clientKey: body.result.clientKey };
+    },
+    async createUser(app, id, nickname = id) {
+      const res = await fetch(`${base}/admin/clients`, {
+        method: 'POST',
+        headers: { 'im-api-key': app.apiKey, 'content-type': 'application/json' },
+        body: JSON.stringify({ _id: id, nickname, issueAccessToken: true }),
+      });
+      const body = (await res.json()) as { result: { token: string } };
+      if (res.status !== 200) throw new Error(`createUser: ${res.status} ${JSON.stringify(body)}`);
+      return body.result.token;
+    },
+    close: () => server.close(),
+  };
+}
+
+export interface ApiResult<T = any> {
+  status: number;
+  body: { RC: number; RM: string; result: T; error?: { code: string; message: string } };
+  headers: Headers;
+}
+
+/** A small REST client: `as(headers)` fixes the credentials. */
+export function api(base: string, credentials: Record<string, string>) {
+  const call = async <T = any>(method: string, path: string, body?: unknown, extra: Record<string, string> = {}): Promise<ApiResult<T>> => {
+    const res = await fetch(`${base}${path}`, {
+      method,
+      headers: { ...credentials, ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...extra },
+      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+    });
+    const text = await res.text();
+    return { status: res.status, body: text ? JSON.parse(text) : undefined, headers: res.headers };
+  };
+  return {
+    get: <T = any>(path: string, extra?: Record<string, string>) => call<T>('GET', path, undefined, extra),
+    post: <T = any>(path: string, body?: unknown, extra?: Record<string, string>) => call<T>('POST', path, body ?? {}, extra),
+    put: <T = any>(path: string, body?: unknown) => call<T>('PUT', path, body ?? {}),
+    del: <T = any>(path: string, body?: unknown) => call<T>('DELETE', path, body),
+  };
+}
+
+export const admin = (base: string, app: TestApp) => api(base, { 'IM-API-KEY': app.apiKey });
+export const user = (base: string, app: TestApp, token: string) =>
+  api(base, { 'IM-CLIENT-KEY': app.clientKey, 'IM-Authorization': token });
+
+/** GET through node:http, which (unlike fetch) lets a test set the Host header. */
+export function getWithHost(base: string, path: string, headers: Record<string, string>): Promise<{ status: number; body: any }> {
+  return import('node:http').then(
+    (http) =>
+      new Promise((resolve, reject) => {
+        const req = http.request(`${base}${path}`, { headers }, (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => (text += c));
+          res.on('end', () => resolve({ status: res.statusCode!, body: JSON.parse(text) }));
+        });
+        req.on('error', reject);
+        req.end();
+      }),
+  );
+}
