@@ -9,6 +9,13 @@ import { createNodeServer } from './http/node.js';
 import { registerUwsHttp } from './http/uws.js';
 import { loadUws, uwsAvailable } from './http/uws-native.js';
 import type { Logger } from './observability/logger.js';
+import { SocketEngine } from './realtime/engine.js';
+import { Gateway } from './realtime/gateway.js';
+import { engineIoPollingRefusal, isEngineIoPath } from './realtime/protocol/engineio.js';
+import type { RealtimeServer } from './realtime/types.js';
+import { attachUws } from './realtime/uws.js';
+import { attachWs } from './realtime/ws.js';
+import type { HttpHandler } from './http/types.js';
 import { MemoryStore } from './store/memory.js';
 import type { Store } from './store/store.js';
 
@@ -16,6 +23,7 @@ export interface RoomcastServer {
   port: number;
   transport: 'uws' | 'node';
   core: Core;
+  gateway: Gateway;
   close(): Promise<void>;
 }
 
@@ -41,10 +49,18 @@ export async function startServer(config: Config, log: Logger, ports: Ports = {}
   const store = ports.store ?? new MemoryStore();
   const bus = ports.bus ?? new LocalBus();
   const core = await createCore(store, bus, { tokenTtlMs: config.tokenTtlDays * 86_400_000 });
-  const handler = createHttpHandler(core, config, log);
   const transport = chooseTransport(config, log);
+  const gateway = new Gateway(core, config, log);
+  const engine = new SocketEngine(gateway, {
+    pingIntervalMs: config.pingIntervalMs,
+    pingTimeoutMs: config.pingTimeoutMs,
+    maxPayloadBytes: config.maxFrameBytes,
+    connectTimeoutMs: config.authTimeoutMs,
+  });
+  const handler = withPollingRefusal(createHttpHandler(core, config, log));
 
-  const closeCore = async () => {
+  let realtime: RealtimeServer | undefined;
+  const closePorts = async () => {
     await bus.close();
     await store.close();
   };
@@ -52,6 +68,8 @@ export async function startServer(config: Config, log: Logger, ports: Ports = {}
   if (transport === 'uws') {
     const uws = loadUws();
     const app = uws.App();
+    realtime = attachUws(app, engine);
+    gateway.addServer(realtime);
     registerUwsHttp(app, handler, config.maxBodyBytes);
     const listenSocket = await new Promise<unknown>((resolve, reject) => {
       app.listen(config.host, config.port, (token) => (token ? resolve(token) : reject(new Error(`cannot listen on ${config.host}:${config.port}`))));
@@ -62,14 +80,18 @@ export async function startServer(config: Config, log: Logger, ports: Ports = {}
       port,
       transport,
       core,
+      gateway,
       close: async () => {
         uws.us_listen_socket_close(listenSocket as never);
-        await closeCore();
+        await realtime!.close();
+        await closePorts();
       },
     };
   }
 
   const server: http.Server = createNodeServer(handler, config.maxBodyBytes);
+  realtime = attachWs(server, engine);
+  gateway.addServer(realtime);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.port, config.host, () => resolve());
@@ -80,10 +102,21 @@ export async function startServer(config: Config, log: Logger, ports: Ports = {}
     port,
     transport,
     core,
+    gateway,
     close: async () => {
+      await realtime?.close();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
-      await closeCore();
+      await closePorts();
     },
+  };
+}
+
+/** Long-polling requests get Engine.IO's own error: roomcast speaks WebSocket only. */
+function withPollingRefusal(handler: HttpHandler): HttpHandler {
+  return async (req) => {
+    if (!isEngineIoPath(req.path)) return handler(req);
+    const refusal = engineIoPollingRefusal(req.query);
+    return { status: refusal.status, headers: { 'content-type': 'application/json' }, body: refusal.body };
   };
 }

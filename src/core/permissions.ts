@@ -41,6 +41,7 @@ export const PERMISSIONS = {
   'messages.send': 'member',
   'messages.read': 'member',
   'messages.markRead': 'self',
+  'messages.typing': 'member',
 } as const satisfies Record<string, Rule>;
 
 export type Operation = keyof typeof PERMISSIONS;

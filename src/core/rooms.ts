@@ -303,6 +303,17 @@ export class RoomService {
     return { client: me.userId, lastRead: message.id, badge };
   }
 
+  /** Typing indicator (socket `typing`, `POST /rooms/:id/typing`): to the room's sockets. */
+  async typing(actor: Actor, roomId: string, text: unknown) {
+    const me = asUser(actor, 'me.read');
+    const room = await this.load(actor.app.id, roomId);
+    authorize(actor, 'messages.typing', room);
+    const [senderInfo] = await this.present.clients(actor.app.id, [me.userId]);
+    const payload = { room: roomId, sender: me.userId, senderInfo, message: typeof text === 'string' ? text : '' };
+    this.bus.publish(roomTopic(actor.app.id, roomId), { kind: 'deliver', event: 'typing', payload });
+    return payload;
+  }
+
   /** `GET /me/badge`: total unread across the user's rooms (optionally only rooms with given tags). */
   async badge(actor: Actor, roomTags: string[]): Promise<{ badge: number }> {
     const me = asUser(actor, 'me.read');

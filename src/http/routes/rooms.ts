@@ -58,6 +58,13 @@ export const roomRoutes: RouteDef[] = [
     },
   },
   {
+    method: 'POST', path: '/rooms/:id/typing', auth: 'actor',
+    handle: ({ core, actor, params, body }) => {
+      const b = body();
+      return core.rooms.typing(actor, params.id!, typeof b === 'object' && b !== null ? (b as { message?: unknown }).message : undefined);
+    },
+  },
+  {
     method: 'PUT', path: '/rooms/:id/lastRead', auth: 'actor',
     handle: ({ core, actor, params, body }) => core.rooms.markRead(actor, params.id!, body()),
   },

@@ -1,0 +1,20 @@
+/**
+ * Per-socket payload encoding chosen with `conf`. IMKIT's Flutter SDK asks for base64 and
+ * drops anything else; the Vue SDK never asks and expects plain JSON.
+ */
+export type Encoding = 'json' | 'base64';
+
+export const ENCODINGS: readonly Encoding[] = ['json', 'base64'];
+
+/** One event argument as this encoding sends it: the value itself, or base64(UTF-8 JSON). */
+export function encodeArg(encoding: Encoding, value: unknown): unknown {
+  return encoding === 'json' ? value : Buffer.from(JSON.stringify(value ?? null), 'utf8').toString('base64');
+}
+
+/**
+ * Sockets join one engine topic per bus topic and encoding, so a room event is serialised once
+ * per encoding and handed to the transport's native publish.
+ */
+export function engineTopic(busTopic: string, encoding: Encoding): string {
+  return encoding === 'json' ? busTopic : `${busTopic}#b64`;
+}

@@ -1,0 +1,383 @@
+import type { Bus, BusMessage, ControlMessage } from '../bus/bus.js';
+import { CONTROL_TOPIC, roomTopic, userTopic } from '../bus/bus.js';
+import type { Config } from '../config.js';
+import type { Core } from '../core/core.js';
+import { Errors, ImError, isImError } from '../core/errors.js';
+import type { Credentials, UserActor } from '../core/identity.js';
+import { requestHost } from '../http/credentials.js';
+import type { Logger } from '../observability/logger.js';
+import { encodeEvent } from './protocol/socketio.js';
+import { type Encoding, ENCODINGS, encodeArg, engineTopic } from './encoding.js';
+import { WindowCounter } from './rate-limit.js';
+import type { ConnectResult, EngineHooks, RealtimeServer, RealtimeSocket, UpgradeDecision, UpgradeRequest } from './types.js';
+
+/** Per-socket IMKIT session, kept in `socket.state.session`. */
+interface Session {
+  encoding: Encoding;
+  /** Set once authenticated. */
+  actor?: UserActor;
+  deviceId?: string;
+  /** Credentials seen at upgrade time (headers or query), completed by CONNECT auth or auth2. */
+  upgradeCreds: Credentials;
+  /** Refused in-band: deaf until the deadline closes it (an instant close makes SDKs reconnect-storm). */
+  refused: boolean;
+  deadline?: NodeJS.Timeout;
+  /** Bus topics this socket listens to (each joined once per its encoding). */
+  topics: Set<string>;
+  events: WindowCounter;
+}
+
+type Bag = Record<string, unknown>;
+
+/** Case-insensitive lookup over the names IMKIT clients use for the same credential. */
+function pick(bag: Bag | undefined, names: readonly string[]): string | undefined {
+  if (!bag) return undefined;
+  for (const [key, value] of Object.entries(bag)) {
+    if (typeof value === 'string' && value !== '' && names.includes(key.toLowerCase())) return value;
+  }
+  return undefined;
+}
+const CLIENT_KEY_NAMES = ['im-client-key', 'client_key', 'clientkey', 'client-key'];
+const TOKEN_NAMES = ['im-authorization', 'authorization', 'token'];
+const DEVICE_NAMES = ['deviceid', 'im-device-id', 'device_id'];
+
+const isBag = (v: unknown): v is Bag => typeof v === 'object' && v !== null && !Array.isArray(v);
+const session = (socket: RealtimeSocket): Session => socket.state.session as Session;
+
+/**
+ * The IMKIT socket layer over the Socket.IO engine: handshake (upgrade-time credentials,
+ * CONNECT `auth`, `auth2`/`auth`), `conf` encodings, subscriptions that follow membership,
+ * client events, and delivery of bus events to local sockets.
+ */
+export class Gateway implements EngineHooks {
+  private servers: RealtimeServer[] = [];
+  /** appId → userId → that user's authenticated local sockets */
+  private byUser = new Map<string, Map<string, Set<RealtimeSocket>>>();
+  private perApp = new Map<string, number>();
+  /** bus topic → local sockets listening, per encoding (decides bus subscriptions and which frames to build) */
+  private listeners = new Map<string, [number, number]>();
+  private handshakesByAddress: WindowCounter;
+  private handshakesByKey: WindowCounter;
+
+  constructor(
+    private core: Core,
+    private config: Config,
+    private log: Logger,
+  ) {
+    this.handshakesByAddress = new WindowCounter(config.handshakesPerMinutePerAddress, 60_000);
+    this.handshakesByKey = new WindowCounter(config.handshakesPerMinutePerKey, 60_000);
+    core.bus.onMessage((topic, message) => this.onBusMessage(topic, message));
+    core.bus.subscribe(CONTROL_TOPIC);
+  }
+
+  /** A transport whose sockets this gateway delivers to. */
+  addServer(server: RealtimeServer): void {
+    this.servers.push(server);
+  }
+
+  connectionCount(appId?: string): number {
+    if (appId !== undefined) return this.perApp.get(appId) ?? 0;
+    let total = 0;
+    for (const n of this.perApp.values()) total += n;
+    return total;
+  }
+
+  // ---- handshake -------------------------------------------------------------------------
+
+  async authorizeUpgrade(req: UpgradeRequest): Promise<UpgradeDecision> {
+    const fromQuery = Object.fromEntries(req.query);
+    const creds: Credentials = {
+      clientKey: pick(req.headers, CLIENT_KEY_NAMES) ?? pick(fromQuery, CLIENT_KEY_NAMES),
+      token: (pick(req.headers, TOKEN_NAMES) ?? pick(fromQuery, TOKEN_NAMES))?.replace(/^Bearer\s+/i, ''),
+      host: requestHost(req.headers, this.config.trustProxy),
+    };
+    const context = { creds, remoteAddress: req.remoteAddress };
+    // Without a token the handshake completes in-band (auth2), reusing any client key given here.
+    if (!creds.token) return { accept: true, context };
+    try {
+      const actor = await this.authenticate(creds, req.remoteAddress);
+      return { accept: true, context: { ...context, actor } };
+    } catch (err) {
+      const e = isImError(err) ? err : Errors.internal();
+      return { accept: false, status: e.status, body: JSON.stringify(e.toEnvelope()) };
+    }
+  }
+
+  async onConnect(socket: RealtimeSocket, auth: unknown): Promise<ConnectResult> {
+    const ctx = socket.upgradeContext as { creds: Credentials; actor?: UserActor };
+    const s: Session = {
+      encoding: 'json',
+      upgradeCreds: ctx.creds,
+      refused: false,
+      topics: new Set(),
+      events: new WindowCounter(this.config.socketEventsPerSecond, 1000),
+    };
+    socket.state.session = s;
+    if (ctx.actor) {
+      const limit = this.checkLimits(ctx.actor);
+      if (limit) return { ok: false, message: limit.code, data: limit.toEnvelope() };
+      await this.bind(socket, ctx.actor);
+      return { ok: true };
+    }
+    const fromAuth = isBag(auth) ? { clientKey: pick(auth, CLIENT_KEY_NAMES), token: pick(auth, TOKEN_NAMES) } : {};
+    if (fromAuth.clientKey || fromAuth.token) {
+      try {
+        const actor = await this.authenticate({ ...ctx.creds, ...definedOnly(fromAuth) }, socket.remoteAddress);
+        const limit = this.checkLimits(actor);
+        if (limit) throw limit;
+        s.deviceId = pick(auth as Bag, DEVICE_NAMES);
+        await this.bind(socket, actor);
+        return { ok: true };
+      } catch (err) {
+        const e = isImError(err) ? err : Errors.internal();
+        return { ok: false, message: e.code, data: e.toEnvelope() };
+      }
+    }
+    // No credentials yet: IMKIT SDKs send them in-band with auth2. Close if they never do.
+    s.deadline = setTimeout(() => socket.disconnect('authentication timeout'), this.config.authTimeoutMs);
+    return { ok: true };
+  }
+
+  private async authenticate(creds: Credentials, address: string): Promise<UserActor> {
+    if (!this.handshakesByAddress.hit(address)) throw Errors.rateLimited('handshakes from this address');
+    if (creds.clientKey && !this.handshakesByKey.hit(creds.clientKey)) throw Errors.rateLimited('handshakes with this client key');
+    return this.core.identity.authenticateUser(creds);
+  }
+
+  private checkLimits(actor: UserActor): ImError | undefined {
+    if ((this.perApp.get(actor.app.id) ?? 0) >= this.config.maxSocketsPerApp) {
+      return new ImError(429, 'TOO_MANY_SOCKETS', 'This application has reached its socket limit');
+    }
+    const mine = this.byUser.get(actor.app.id)?.get(actor.userId)?.size ?? 0;
+    if (mine >= this.config.maxSocketsPerUser) {
+      return new ImError(429, 'TOO_MANY_SOCKETS', 'This user has reached the socket limit; close another device first');
+    }
+    return undefined;
+  }
+
+  /** An authenticated socket: registered, and listening to the user's rooms and own channel. */
+  private async bind(socket: RealtimeSocket, actor: UserActor): Promise<void> {
+    const s = session(socket);
+    clearTimeout(s.deadline);
+    if (socket.closed) return; // it went away while its credentials were being checked
+    s.actor = actor;
+    let users = this.byUser.get(actor.app.id);
+    if (!users) this.byUser.set(actor.app.id, (users = new Map()));
+    let sockets = users.get(actor.userId);
+    if (!sockets) users.set(actor.userId, (sockets = new Set()));
+    sockets.add(socket);
+    this.perApp.set(actor.app.id, (this.perApp.get(actor.app.id) ?? 0) + 1);
+    this.listen(socket, userTopic(actor.app.id, actor.userId));
+    for (const roomId of await this.core.store.userRoomIds(actor.app.id, actor.userId)) {
+      if (!socket.closed) this.listen(socket, roomTopic(actor.app.id, roomId));
+    }
+  }
+
+  private listen(socket: RealtimeSocket, topic: string): void {
+    const s = session(socket);
+    if (s.topics.has(topic)) return;
+    s.topics.add(topic);
+    socket.join(engineTopic(topic, s.encoding));
+    const counts = this.listeners.get(topic) ?? [0, 0];
+    if (counts[0] + counts[1] === 0) this.core.bus.subscribe(topic);
+    counts[s.encoding === 'json' ? 0 : 1]++;
+    this.listeners.set(topic, counts);
+  }
+
+  private unlisten(socket: RealtimeSocket, topic: string): void {
+    const s = session(socket);
+    if (!s.topics.delete(topic)) return;
+    socket.leave(engineTopic(topic, s.encoding));
+    const counts = this.listeners.get(topic);
+    if (!counts) return;
+    counts[s.encoding === 'json' ? 0 : 1]--;
+    if (counts[0] + counts[1] === 0) {
+      this.listeners.delete(topic);
+      this.core.bus.unsubscribe(topic);
+    }
+  }
+
+  // ---- client events ---------------------------------------------------------------------
+
+  onEvent(socket: RealtimeSocket, event: string, args: unknown[], ack: ((...args: unknown[]) => void) | undefined): void {
+    const s = session(socket);
+    if (!s || s.refused) return;
+    if (!s.events.hit('e')) {
+      this.reply(socket, ack, Errors.rateLimited('socket events'));
+      return;
+    }
+    this.handle(socket, s, event, args, ack).catch((err: unknown) => {
+      if (!isImError(err)) this.log.error({ err, event }, 'socket event failed');
+      this.reply(socket, ack, isImError(err) ? err : Errors.internal());
+    });
+  }
+
+  private async handle(socket: RealtimeSocket, s: Session, event: string, args: unknown[], ack?: (...a: unknown[]) => void) {
+    switch (event) {
+      case 'conf':
+        return this.conf(socket, s, args[0], ack);
+      case 'auth2':
+      case 'auth':
+        return this.auth(socket, s, args, ack);
+      case 'pong':
+        return; // the v2-era application heartbeat; Engine.IO does ours
+      case 'chat message': {
+        const actor = this.requireActor(s);
+        const body = isBag(args[0]) ? args[0] : {};
+        const roomId = typeof body.room === 'string' ? body.room : typeof body.roomId === 'string' ? body.roomId : undefined;
+        if (!roomId) throw Errors.invalidInput('room: required');
+        return this.reply(socket, ack, undefined, await this.core.messages.send(actor, roomId, body));
+      }
+      case 'typing': {
+        const actor = this.requireActor(s);
+        const roomId = typeof args[0] === 'string' ? args[0] : isBag(args[0]) && typeof args[0].room === 'string' ? args[0].room : undefined;
+        if (!roomId) throw Errors.invalidInput('typing needs a room id');
+        const payload = await this.core.rooms.typing(actor, roomId, args[1]);
+        return ack ? this.reply(socket, ack, undefined, payload) : undefined;
+      }
+      default:
+        throw new ImError(400, 'UNKNOWN_EVENT', `Unknown event '${event}'`);
+    }
+  }
+
+  private requireActor(s: Session): UserActor {
+    if (!s.actor) throw new ImError(401, 'NOT_AUTHENTICATED', 'Authenticate first with auth2(token, {"IM-CLIENT-KEY": …})');
+    return s.actor;
+  }
+
+  /** `conf({encoding})`: switches this socket's payload encoding, moving its subscriptions. */
+  private conf(socket: RealtimeSocket, s: Session, arg: unknown, ack?: (...a: unknown[]) => void): void {
+    const wanted = isBag(arg) ? arg.encoding : undefined;
+    const encoding: Encoding | undefined = wanted === 'base64' ? 'base64' : wanted === 'none' || wanted === 'json' || wanted === undefined ? 'json' : undefined;
+    if (!encoding) throw new ImError(400, 'UNSUPPORTED_ENCODING', "encoding must be 'base64' (or 'none')");
+    if (encoding !== s.encoding) {
+      const topics = [...s.topics];
+      for (const t of topics) this.unlisten(socket, t);
+      s.encoding = encoding;
+      for (const t of topics) this.listen(socket, t);
+    }
+    this.reply(socket, ack, undefined, { encoding: wanted ?? 'none' });
+  }
+
+  /** `auth2(token, extra, ack?)` and legacy `auth(token, [deviceId], ack?)`. */
+  private async auth(socket: RealtimeSocket, s: Session, args: unknown[], ack?: (...a: unknown[]) => void): Promise<void> {
+    if (s.actor) return this.reply(socket, ack, undefined, this.authResult(s.actor));
+    const extra = isBag(args[1]) ? args[1] : undefined;
+    const token = typeof args[0] === 'string' && args[0] !== '' ? args[0] : pick(extra, TOKEN_NAMES);
+    const creds: Credentials = {
+      ...s.upgradeCreds,
+      ...definedOnly({ clientKey: pick(extra, CLIENT_KEY_NAMES), token: token?.replace(/^Bearer\s+/i, '') }),
+    };
+    try {
+      const actor = await this.authenticate(creds, socket.remoteAddress);
+      const limit = this.checkLimits(actor);
+      if (limit) throw limit;
+      s.deviceId = pick(extra, DEVICE_NAMES) ?? (typeof args[1] === 'string' ? args[1] : undefined);
+      await this.bind(socket, actor);
+      this.reply(socket, ack, undefined, this.authResult(actor));
+    } catch (err) {
+      const e = isImError(err) ? err : Errors.internal();
+      // Refused: tell the client (ack and an `error` event), then hold the socket deaf
+      // until the deadline instead of closing at once.
+      s.refused = true;
+      this.reply(socket, ack, e);
+      socket.emit('error', encodeArg(s.encoding, e.toEnvelope()));
+      clearTimeout(s.deadline);
+      s.deadline = setTimeout(() => socket.disconnect(`authentication failed: ${e.code}`), this.config.authTimeoutMs);
+    }
+  }
+
+  private authResult(actor: UserActor) {
+    return { client: actor.userId, appId: actor.app.id };
+  }
+
+  /** Acks in IMKIT's envelope, in the socket's encoding. */
+  private reply(socket: RealtimeSocket, ack: ((...a: unknown[]) => void) | undefined, error?: ImError, result?: unknown): void {
+    if (!ack) return;
+    const s = session(socket);
+    const envelope = error ? error.toEnvelope() : { RC: 0, RM: 'OK', result };
+    ack(encodeArg(s?.encoding ?? 'json', envelope));
+  }
+
+  onClose(socket: RealtimeSocket, _reason: string): void {
+    const s = session(socket);
+    if (!s) return;
+    clearTimeout(s.deadline);
+    for (const t of [...s.topics]) this.unlisten(socket, t);
+    const actor = s.actor;
+    if (!actor) return;
+    const users = this.byUser.get(actor.app.id);
+    const sockets = users?.get(actor.userId);
+    if (sockets?.delete(socket)) {
+      this.perApp.set(actor.app.id, (this.perApp.get(actor.app.id) ?? 1) - 1);
+      if (sockets.size === 0) users!.delete(actor.userId);
+    }
+  }
+
+  onError(error: unknown, where: string): void {
+    this.log.error({ err: error, where }, 'socket engine hook failed');
+  }
+
+  // ---- delivery and control --------------------------------------------------------------
+
+  private onBusMessage(topic: string, message: BusMessage): void {
+    if (message.kind === 'deliver') return this.deliver(topic, message.event, message.payload);
+    this.control(message);
+  }
+
+  /** Serialise once per encoding in use, then one native publish per encoding. */
+  private deliver(topic: string, event: string, payload: unknown): void {
+    const counts = this.listeners.get(topic);
+    if (!counts) return;
+    ENCODINGS.forEach((encoding, i) => {
+      if (counts[i] === 0) return;
+      const frame = encodeEvent(event, [encodeArg(encoding, payload)]);
+      for (const server of this.servers) server.publish(engineTopic(topic, encoding), frame);
+    });
+  }
+
+  private control(message: ControlMessage): void {
+    switch (message.kind) {
+      case 'membership': {
+        const topic = roomTopic(message.appId, message.roomId);
+        for (const userId of message.added) for (const socket of this.socketsOf(message.appId, userId)) this.listen(socket, topic);
+        for (const userId of message.removed) for (const socket of this.socketsOf(message.appId, userId)) this.unlisten(socket, topic);
+        return;
+      }
+      case 'room-deleted': {
+        const topic = roomTopic(message.appId, message.roomId);
+        for (const userId of message.members) for (const socket of this.socketsOf(message.appId, userId)) this.unlisten(socket, topic);
+        return;
+      }
+      case 'tokens-revoked': {
+        const hashes = new Set(message.hashes);
+        for (const socket of this.socketsOf(message.appId, message.userId)) {
+          if (hashes.has(session(socket).actor!.tokenHash)) this.cut(socket, Errors.invalidToken(), 'token revoked');
+        }
+        return;
+      }
+      case 'client-key-revoked':
+      case 'app-deleted': {
+        const reason = message.kind === 'app-deleted' ? 'application deleted' : 'client key revoked';
+        for (const sockets of this.byUser.get(message.appId)?.values() ?? []) {
+          for (const socket of [...sockets]) this.cut(socket, Errors.invalidClientKey(), reason);
+        }
+        return;
+      }
+    }
+  }
+
+  /** Tells the client why, then disconnects. */
+  private cut(socket: RealtimeSocket, error: ImError, reason: string): void {
+    socket.emit('error', encodeArg(session(socket).encoding, { ...error.toEnvelope(), reason }));
+    socket.disconnect(reason);
+  }
+
+  private socketsOf(appId: string, userId: string): RealtimeSocket[] {
+    return [...(this.byUser.get(appId)?.get(userId) ?? [])];
+  }
+}
+
+function definedOnly<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

@@ -1,0 +1,165 @@
+/**
+ * uWebSockets.js transport: topics and fan-out are uWS native pub/sub, and the heartbeat
+ * is a single native publish to a topic every socket joins.
+ */
+import { STATUS_CODES } from 'node:http';
+import type {
+  HttpRequest,
+  HttpResponse,
+  TemplatedApp,
+  us_socket_context_t,
+  WebSocket,
+} from '@trufflesuite/uws-js-unofficial';
+import type { EngineSocket, SocketEngine } from './engine.js';
+import { engineIoPollingRefusal } from './protocol/engineio.js';
+import type { RealtimeServer, TransportLink, UpgradeDecision, UpgradeRequest } from './types.js';
+
+export interface UwsAttachOptions {
+  /** A socket whose unsent output exceeds this is dropped. Default 1 MiB. */
+  maxBackpressureBytes?: number;
+}
+
+/** NUL-prefixed so it cannot clash with application topic names. */
+const HEARTBEAT_TOPIC = '\u0000eio:heartbeat';
+const SHUTTING_DOWN: UpgradeDecision = {
+  accept: false,
+  status: 503,
+  body: JSON.stringify({ message: 'Server shutting down' }),
+};
+
+interface SocketData {
+  remoteAddress: string;
+  context: unknown;
+  socket?: EngineSocket;
+}
+
+class UwsLink implements TransportLink {
+  constructor(private readonly ws: WebSocket<SocketData>) {}
+
+  send(frame: string): void {
+    this.ws.send(frame, false);
+  }
+
+  subscribe(topic: string): void {
+    this.ws.subscribe(topic);
+  }
+
+  unsubscribe(topic: string): void {
+    this.ws.unsubscribe(topic);
+  }
+
+  close(hard: boolean): void {
+    if (hard) this.ws.close();
+    else this.ws.end(1000);
+  }
+}
+
+function writeJson(res: HttpResponse, status: number, body: string): void {
+  res
+    .writeStatus(`${status} ${STATUS_CODES[status] ?? ''}`)
+    .writeHeader('content-type', 'application/json')
+    .end(body);
+}
+
+export function attachUws(app: TemplatedApp, engine: SocketEngine, opts: UwsAttachOptions = {}): RealtimeServer {
+  const live = new Set<EngineSocket>();
+  let closed = false;
+  const stopHeartbeat = engine.addHeartbeatTarget({
+    broadcast: (frame) => app.publish(HEARTBEAT_TOPIC, frame, false),
+  });
+
+  function upgrade(res: HttpResponse, req: HttpRequest, context: us_socket_context_t): void {
+    // req is stack-allocated by uWS: copy everything before any await.
+    const headers: Record<string, string> = {};
+    req.forEach((name, value) => {
+      headers[name] = name in headers ? `${headers[name]}, ${value}` : value;
+    });
+    const rawQuery = req.getQuery() ?? '';
+    const request: UpgradeRequest = {
+      url: rawQuery ? `${req.getUrl()}?${rawQuery}` : req.getUrl(),
+      query: new URLSearchParams(rawQuery),
+      headers,
+      remoteAddress: Buffer.from(res.getRemoteAddressAsText()).toString(),
+    };
+    const respond = (decision: UpgradeDecision): void => {
+      if (!decision.accept) return writeJson(res, decision.status, decision.body);
+      const data: SocketData = { remoteAddress: request.remoteAddress, context: decision.context };
+      res.upgrade(
+        data,
+        headers['sec-websocket-key'] ?? '',
+        headers['sec-websocket-protocol'] ?? '',
+        headers['sec-websocket-extensions'] ?? '',
+        context,
+      );
+    };
+
+    const decision = closed ? SHUTTING_DOWN : engine.decideUpgrade(request);
+    if (!(decision instanceof Promise)) return respond(decision);
+    let aborted = false;
+    res.onAborted(() => {
+      aborted = true;
+    });
+    decision
+      .then((settled) => {
+        if (!aborted) res.cork(() => respond(closed ? SHUTTING_DOWN : settled));
+      })
+      .catch((err: unknown) => engine.reportError(err, 'upgrade'));
+  }
+
+  app.ws<SocketData>('/socket.io/*', {
+    maxPayloadLength: engine.options.maxPayloadBytes,
+    idleTimeout: 0, // the Engine.IO heartbeat detects dead peers
+    sendPingsAutomatically: false,
+    maxBackpressure: opts.maxBackpressureBytes ?? 1024 * 1024,
+    closeOnBackpressureLimit: 1,
+    upgrade,
+    open: (ws) => {
+      try {
+        const data = ws.getUserData();
+        ws.subscribe(HEARTBEAT_TOPIC);
+        data.socket = engine.open(new UwsLink(ws), data.remoteAddress, data.context);
+        live.add(data.socket);
+      } catch (err) {
+        engine.reportError(err, 'open');
+      }
+    },
+    message: (ws, message, isBinary) => {
+      try {
+        ws.getUserData().socket?.receive(isBinary ? '' : Buffer.from(message).toString('utf8'), isBinary);
+      } catch (err) {
+        engine.reportError(err, 'message');
+      }
+    },
+    close: (ws) => {
+      const socket = ws.getUserData().socket;
+      if (!socket) return;
+      live.delete(socket);
+      try {
+        socket.transportClosed();
+      } catch (err) {
+        engine.reportError(err, 'close');
+      }
+    },
+  });
+
+  // Plain HTTP on the Engine.IO path is a long-polling attempt: refuse it the Engine.IO way.
+  const refusePolling = (res: HttpResponse, req: HttpRequest): void => {
+    const refusal = engineIoPollingRefusal(new URLSearchParams(req.getQuery() ?? ''));
+    writeJson(res, refusal.status, refusal.body);
+  };
+  app.any('/socket.io', refusePolling);
+  app.any('/socket.io/*', refusePolling);
+
+  return {
+    publish: (topic, frame) => {
+      app.publish(topic, frame, false);
+    },
+    socketCount: () => live.size,
+    close: async () => {
+      if (closed) return;
+      closed = true;
+      stopHeartbeat();
+      for (const socket of [...live]) socket.disconnect('server shutting down');
+    },
+  };
+}

@@ -1,0 +1,36 @@
+import { io, type Socket } from 'socket.io-client';
+
+/** The stock socket.io-client, WebSocket only, as IMKIT's docs configure it. */
+export function connect(base: string, opts: Record<string, unknown> = {}): Socket {
+  return io(base, { transports: ['websocket'], forceNew: true, reconnection: false, ...opts });
+}
+
+export function once<T = unknown>(socket: Socket, event: string, timeoutMs = 3000): Promise<T[]> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no '${event}' within ${timeoutMs} ms`)), timeoutMs);
+    socket.once(event, (...args: T[]) => {
+      clearTimeout(timer);
+      resolve(args);
+    });
+  });
+}
+
+/** Collects every payload of an event, for "received exactly / never" assertions. */
+export function collect<T = unknown>(socket: Socket, event: string): T[] {
+  const seen: T[] = [];
+  socket.on(event, (payload: T) => seen.push(payload));
+  return seen;
+}
+
+export const decodeB64 = (value: unknown): any => JSON.parse(Buffer.from(value as string, 'base64').toString('utf8'));
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls until `check` holds (for state the server reaches asynchronously). */
+export async function until(check: () => boolean | Promise<boolean>, timeoutMs = 3000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error('condition not reached in time');
+    await sleep(10);
+  }
+}
