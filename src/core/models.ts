@@ -31,6 +31,10 @@ export interface UserRecord {
   nickname?: string;
   avatarUrl?: string;
   description?: string;
+  /** Rooms whose notifications the user muted. */
+  mute?: string[];
+  lastLoginAt?: number;
+  lastActiveAt?: number;
   /** Custom fields sent on upsert (anything not modelled above). */
   custom: Record<string, unknown>;
   createdAt: number;
@@ -74,6 +78,10 @@ export interface RoomRecord {
   status: 0 | 1;
   systemMessage: boolean;
   lastMessageId?: string;
+  /** The room's one pinned message. */
+  pinnedMessageId?: string;
+  /** Members banned from the room (kept as members, but without access): user id → ban. */
+  banned?: Record<string, { by?: string; at: number }>;
   /** Time of the last message (or creation): the `lastMessage` sort key. */
   lastActivityAt: number;
   createdAt: number;
@@ -97,4 +105,27 @@ export interface MessageRecord {
 export interface PrefRecord {
   key: string;
   data: unknown;
+}
+
+/** A personal block: `blocker` no longer hears from `blockee`. */
+export interface BlockRecord {
+  blocker: string;
+  blockee: string;
+  createdAt: number;
+}
+
+/** An uploaded file's metadata; the bytes live in the file storage port. */
+export interface FileRecord {
+  id: string;
+  bucket: string;
+  filename: string;
+  mimetype: string;
+  length: number;
+  md5: string;
+  /** Uploader's user id; undefined when uploaded with the API key. */
+  client?: string;
+  /** Room the file was shared in, if any (decides who may download it). */
+  room?: string;
+  extra: Record<string, unknown>;
+  uploadedAt: number;
 }

@@ -1,5 +1,7 @@
 import type {
   AppRecord,
+  BlockRecord,
+  FileRecord,
   MessageRecord,
   PrefRecord,
   RoomRecord,
@@ -19,6 +21,9 @@ class Tenant {
   /** room id → its message ids in send order */
   history = new Map<string, string[]>();
   prefs = new Map<string, Map<string, PrefRecord>>();
+  /** blocker → blockee → block */
+  blocks = new Map<string, Map<string, BlockRecord>>();
+  files = new Map<string, FileRecord>();
 }
 
 const copy = <T>(value: T): T => structuredClone(value);
@@ -210,6 +215,55 @@ export class MemoryStore implements Store {
     const ids = this.tenant(appId).history.get(roomId) ?? [];
     const at = messageId === undefined ? -1 : ids.lastIndexOf(messageId);
     return ids.length - (at + 1);
+  }
+
+  async deleteMessage(appId: string, roomId: string, messageId: string): Promise<boolean> {
+    const t = this.tenant(appId);
+    const message = t.messages.get(messageId);
+    if (!message || message.room !== roomId) return false;
+    t.messages.delete(messageId);
+    const ids = t.history.get(roomId)!;
+    ids.splice(ids.lastIndexOf(messageId), 1);
+    const room = t.rooms.get(roomId);
+    if (room && room.lastMessageId === messageId) room.lastMessageId = ids.at(-1);
+    return true;
+  }
+  async clearMessages(appId: string, roomId: string): Promise<number> {
+    const t = this.tenant(appId);
+    const ids = t.history.get(roomId) ?? [];
+    for (const id of ids) t.messages.delete(id);
+    t.history.set(roomId, []);
+    const room = t.rooms.get(roomId);
+    if (room) room.lastMessageId = undefined;
+    return ids.length;
+  }
+
+  async putBlock(appId: string, block: BlockRecord): Promise<void> {
+    const blocks = this.tenant(appId).blocks;
+    let mine = blocks.get(block.blocker);
+    if (!mine) blocks.set(block.blocker, (mine = new Map()));
+    mine.set(block.blockee, copy(block));
+  }
+  async getBlock(appId: string, blocker: string, blockee: string): Promise<BlockRecord | undefined> {
+    const block = this.tenant(appId).blocks.get(blocker)?.get(blockee);
+    return block && copy(block);
+  }
+  async deleteBlock(appId: string, blocker: string, blockee: string): Promise<boolean> {
+    return this.tenant(appId).blocks.get(blocker)?.delete(blockee) ?? false;
+  }
+  async listBlocks(appId: string, blocker: string): Promise<BlockRecord[]> {
+    return [...(this.tenant(appId).blocks.get(blocker)?.values() ?? [])].map(copy);
+  }
+
+  async putFile(appId: string, file: FileRecord): Promise<void> {
+    this.tenant(appId).files.set(file.id, copy(file));
+  }
+  async getFile(appId: string, fileId: string): Promise<FileRecord | undefined> {
+    const file = this.tenant(appId).files.get(fileId);
+    return file && copy(file);
+  }
+  async deleteFile(appId: string, fileId: string): Promise<boolean> {
+    return this.tenant(appId).files.delete(fileId);
   }
 
   async listPrefs(appId: string, userId: string): Promise<PrefRecord[]> {

@@ -1,5 +1,7 @@
 import type {
   AppRecord,
+  BlockRecord,
+  FileRecord,
   MessageRecord,
   PrefRecord,
   RoomRecord,
@@ -83,8 +85,24 @@ export interface Store {
   /** undefined when the anchor is not a message of this room. */
   listMessages(appId: string, roomId: string, query: HistoryQuery): Promise<MessageRecord[] | undefined>;
   countMessages(appId: string, roomId: string): Promise<number>;
+  /** Removes one message from its room's history; false if it is not there. */
+  deleteMessage(appId: string, roomId: string, messageId: string): Promise<boolean>;
+  /** Removes every message of a room; returns how many went. */
+  clearMessages(appId: string, roomId: string): Promise<number>;
   /** Messages after `messageId` (all of them when undefined or unknown). */
   countMessagesAfter(appId: string, roomId: string, messageId: string | undefined): Promise<number>;
+
+  // Personal blocks
+  putBlock(appId: string, block: BlockRecord): Promise<void>;
+  getBlock(appId: string, blocker: string, blockee: string): Promise<BlockRecord | undefined>;
+  deleteBlock(appId: string, blocker: string, blockee: string): Promise<boolean>;
+  /** Everyone `blocker` has blocked. */
+  listBlocks(appId: string, blocker: string): Promise<BlockRecord[]>;
+
+  // Uploaded files' metadata
+  putFile(appId: string, file: FileRecord): Promise<void>;
+  getFile(appId: string, fileId: string): Promise<FileRecord | undefined>;
+  deleteFile(appId: string, fileId: string): Promise<boolean>;
 
   // Per-user preferences
   listPrefs(appId: string, userId: string): Promise<PrefRecord[]>;

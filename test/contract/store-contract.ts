@@ -169,6 +169,64 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
       expect(await store.replaceMessage(A, message('m9', 'r1'))).toBe(false);
     });
 
+    it('deletes one message or all of a room, keeping the last-message pointer right', async () => {
+      await store.createRoom(A, room('r1', ['u1']));
+      for (const id of ['m1', 'm2', 'm3']) await store.addMessage(A, message(id, 'r1'));
+      expect(await store.deleteMessage(A, 'r1', 'm3')).toBe(true);
+      expect(await store.deleteMessage(A, 'r1', 'm3')).toBe(false);
+      expect(await store.deleteMessage(A, 'r2', 'm1')).toBe(false);
+      expect(await store.getMessage(A, 'm3')).toBeUndefined();
+      expect((await store.getRoom(A, 'r1'))!.lastMessageId).toBe('m2');
+      expect(await store.countMessages(A, 'r1')).toBe(2);
+      expect(await store.countMessagesAfter(A, 'r1', 'm1')).toBe(1);
+      const page = await store.listMessages(A, 'r1', { direction: 'older', includeAnchor: false, limit: 10 });
+      expect(page!.map((m) => m.id)).toEqual(['m2', 'm1']);
+      expect(await store.clearMessages(A, 'r1')).toBe(2);
+      expect(await store.countMessages(A, 'r1')).toBe(0);
+      expect(await store.getMessage(A, 'm1')).toBeUndefined();
+      expect((await store.getRoom(A, 'r1'))!.lastMessageId).toBeUndefined();
+      await store.addMessage(A, message('m4', 'r1'));
+      expect((await store.getRoom(A, 'r1'))!.lastMessageId).toBe('m4');
+    });
+
+    it('round-trips every optional field of users, rooms and messages', async () => {
+      const fullUser: UserRecord = { ...user('u9'), avatarUrl: 'a', description: 'd', mute: ['r1'], lastLoginAt: 3, lastActiveAt: 4, custom: { nested: { deep: [1, 'x', null] } } };
+      await store.putUser(A, fullUser);
+      expect(await store.getUser(A, 'u9')).toEqual(fullUser);
+      const fullRoom: RoomRecord = {
+        ...room('r9', ['u1', 'u2']), name: 'n', cover: 'c', description: 'd', owner: 'u1', managers: ['u2'],
+        memberState: { u1: { joinedAt: 1, role: 'admin', lastRead: 'm0' }, u2: { joinedAt: 2 } },
+        roomTags: ['t'], extParams: '{"a":1}', status: 0, systemMessage: true, pinnedMessageId: 'm0',
+        banned: { u2: { by: 'u1', at: 9 } },
+      };
+      await store.createRoom(A, fullRoom);
+      expect(await store.getRoom(A, 'r9')).toEqual(fullRoom);
+      const fullMessage: MessageRecord = { ...message('m9', 'r9'), sender: undefined, fields: { extra: { k: [1] }, mentions: ['u2'], reply: 'm0' }, editedAt: 77 };
+      await store.addMessage(A, fullMessage);
+      expect(await store.getMessage(A, 'm9')).toEqual(fullMessage);
+    });
+
+    it('stores personal blocks per blocker', async () => {
+      await store.putBlock(A, { blocker: 'u1', blockee: 'u2', createdAt: 5 });
+      await store.putBlock(A, { blocker: 'u1', blockee: 'u3', createdAt: 6 });
+      expect(await store.getBlock(A, 'u1', 'u2')).toEqual({ blocker: 'u1', blockee: 'u2', createdAt: 5 });
+      expect(await store.getBlock(A, 'u2', 'u1')).toBeUndefined();
+      expect((await store.listBlocks(A, 'u1')).map((b) => b.blockee).sort()).toEqual(['u2', 'u3']);
+      expect(await store.listBlocks(B, 'u1')).toEqual([]);
+      expect(await store.deleteBlock(A, 'u1', 'u2')).toBe(true);
+      expect(await store.deleteBlock(A, 'u1', 'u2')).toBe(false);
+      expect((await store.listBlocks(A, 'u1')).map((b) => b.blockee)).toEqual(['u3']);
+    });
+
+    it('stores file metadata', async () => {
+      const file = { id: 'f1', bucket: 'chatserver-upload', filename: 'a.png', mimetype: 'image/png', length: 3, md5: 'x', client: 'u1', room: 'r1', extra: { roomId: 'r1' }, uploadedAt: 7 };
+      await store.putFile(A, file);
+      expect(await store.getFile(A, 'f1')).toEqual(file);
+      expect(await store.getFile(B, 'f1')).toBeUndefined();
+      expect(await store.deleteFile(A, 'f1')).toBe(true);
+      expect(await store.getFile(A, 'f1')).toBeUndefined();
+    });
+
     it('stores per-user preferences', async () => {
       expect(await store.listPrefs(A, 'u1')).toEqual([]);
       await store.putPref(A, 'u1', { key: 'folders-meta', data: [{ key: 'f', name: 'F' }] });
