@@ -10,12 +10,16 @@ export interface DeliveryMessage {
   /** Socket.IO event name, e.g. `chat message`. */
   event: string;
   payload: unknown;
+  /** Who caused it (chat messages, typing): recipients who blocked this user are skipped. */
+  sender?: string;
 }
 
 /** Cluster-wide state changes every node must apply to its local sockets. */
 export type ControlMessage =
+  /** Who gained or lost access to a room's events (join/leave/kick, ban/unban). */
   | { kind: 'membership'; appId: string; roomId: string; added: string[]; removed: string[] }
   | { kind: 'room-deleted'; appId: string; roomId: string; members: string[] }
+  | { kind: 'blocks-changed'; appId: string; blocker: string; blockee: string; blocked: boolean }
   | { kind: 'tokens-revoked'; appId: string; userId: string; hashes: string[] }
   | { kind: 'client-key-revoked'; appId: string }
   | { kind: 'app-deleted'; appId: string };

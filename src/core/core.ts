@@ -3,6 +3,7 @@ import type { Store } from '../store/store.js';
 import { AppService } from './apps.js';
 import { IdentityService } from './identity.js';
 import { MessageService } from './messages.js';
+import { ModerationService } from './moderation.js';
 import { Presenter } from './presenter.js';
 import { RoomService } from './rooms.js';
 import { TokenService } from './tokens.js';
@@ -22,6 +23,7 @@ export interface Core {
   users: UserService;
   rooms: RoomService;
   messages: MessageService;
+  moderation: ModerationService;
   present: Presenter;
 }
 
@@ -34,5 +36,6 @@ export async function createCore(store: Store, bus: Bus, options: CoreOptions): 
   const users = new UserService(store, bus, tokens);
   const messages = new MessageService(store, bus, present);
   const rooms = new RoomService(store, bus, present, messages);
-  return { store, bus, apps, tokens, identity, users, rooms, messages, present };
+  const moderation = new ModerationService(store, bus, present);
+  return { store, bus, apps, tokens, identity, users, rooms, messages, moderation, present };
 }

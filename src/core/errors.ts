@@ -59,6 +59,8 @@ export const Errors = {
   methodNotAllowed: () => new ImError(405, 'METHOD_NOT_ALLOWED', 'Method not allowed on this route'),
   rateLimited: (what: string) => new ImError(429, 'RATE_LIMITED', `Too many ${what}; slow down`),
   internal: () => new ImError(500, 'INTERNAL_ERROR', 'Internal server error'),
+  storeUnavailable: () =>
+    new ImError(503, 'STORE_UNAVAILABLE', 'The shared store (Redis) is unreachable; the request was not completed, try again shortly'),
 } as const;
 
 export function isImError(err: unknown): err is ImError {

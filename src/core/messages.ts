@@ -2,10 +2,10 @@ import { z } from 'zod';
 import type { Bus } from '../bus/bus.js';
 import { roomTopic } from '../bus/bus.js';
 import type { Store } from '../store/store.js';
-import { Errors } from './errors.js';
+import { Errors, ImError } from './errors.js';
 import type { Actor } from './identity.js';
 import type { MessageRecord, RoomRecord } from './models.js';
-import { authorize } from './permissions.js';
+import { authorize, isSuperuser } from './permissions.js';
 import type { Presenter } from './presenter.js';
 import { newId } from './secrets.js';
 import { parseInput } from './validate.js';
@@ -19,6 +19,8 @@ const OPTIONAL_FIELDS = [
   'url', 'reply', 'sticker', 'extra', 'template', 'contents', 'mentions',
 ] as const;
 
+export const RECALL = 'recall';
+
 const messageBody = {
   _id: id.optional(),
   messageType: z.string().trim().min(1).max(64).optional(),
@@ -29,6 +31,7 @@ const messageBody = {
 };
 const sendSchema = z.looseObject(messageBody);
 const sendAsSchema = z.looseObject({ ...messageBody, room: id, sender: id });
+type SendInput = z.infer<typeof sendSchema>;
 
 export interface HistoryParams {
   limit: number;
@@ -49,7 +52,7 @@ export interface SystemMessages {
   ): Promise<void>;
 }
 
-/** Sending, editing and reading messages. */
+/** Sending, editing, recalling, pinning, deleting and reading messages. */
 export class MessageService implements SystemMessages {
   constructor(
     private store: Store,
@@ -57,16 +60,23 @@ export class MessageService implements SystemMessages {
     private present: Presenter,
   ) {}
 
-  /** `POST /rooms/:id/message` and socket `chat message`: send, or edit with `_id`. */
+  /**
+   * `POST /rooms/:id/message` and socket `chat message`: send; with the `_id` of an existing
+   * message, edit it (sender) or, with `messageType: "recall"`, recall it.
+   */
   async send(actor: Actor, roomId: string, body: unknown): Promise<MessageView> {
     const input = parseInput(sendSchema, body);
     const room = await this.loadRoom(actor.app.id, roomId);
     authorize(actor, 'messages.send', room);
-    const sender = actor.kind === 'user' ? actor.userId : undefined;
     if (input._id !== undefined) {
       const existing = await this.store.getMessage(actor.app.id, input._id);
-      if (existing) return this.edit(actor, room, existing, input);
+      if (existing) {
+        if (existing.room !== room.id) throw Errors.notFound('MESSAGE', existing.id);
+        return input.messageType === RECALL ? this.recall(actor, room, existing) : this.edit(actor, room, existing, input);
+      }
     }
+    const sender = actor.kind === 'user' ? actor.userId : undefined;
+    await this.checkCanPost(actor, room, sender);
     return this.create(actor.app.id, room, sender, input, input._id);
   }
 
@@ -79,6 +89,22 @@ export class MessageService implements SystemMessages {
     return this.create(actor.app.id, room, input.sender, input);
   }
 
+  /**
+   * The send rules beyond membership, in one place: a frozen room takes messages only from
+   * its owner/admins (and the API key); in a direct room, a block either way stops both.
+   */
+  private async checkCanPost(actor: Actor, room: RoomRecord, sender: string | undefined): Promise<void> {
+    if (room.status === 0 && !isSuperuser(actor, room)) {
+      throw Errors.forbidden('ROOM_FROZEN', 'This room is frozen: only its owner and admins may post');
+    }
+    if (room.roomType === 'direct' && sender) {
+      const peer = room.members.find((m) => m !== sender);
+      if (peer && ((await this.store.getBlock(actor.app.id, sender, peer)) || (await this.store.getBlock(actor.app.id, peer, sender)))) {
+        throw Errors.forbidden('BLOCKED', 'Messages between these users are blocked');
+      }
+    }
+  }
+
   async post(
     appId: string,
     room: RoomRecord,
@@ -87,16 +113,8 @@ export class MessageService implements SystemMessages {
     message: string,
     fields: Record<string, unknown>,
   ): Promise<void> {
-    await this.persistAndPublish(appId, room, {
-      id: newId(),
-      room: room.id,
-      sender,
-      messageType,
-      message,
-      fields,
-      createdAt: Date.now(),
-      updatedAt: Date.now(),
-    });
+    const now = Date.now();
+    await this.persistAndPublish(appId, { id: newId(), room: room.id, sender, messageType, message, fields, createdAt: now, updatedAt: now });
   }
 
   /** `GET /rooms/:id/messages/v3`: newest first; a page from an anchor includes it as `data[0]`. */
@@ -108,14 +126,24 @@ export class MessageService implements SystemMessages {
     }
     const anchor = params.beforeMessage ?? params.afterMessage;
     const direction = params.afterMessage !== undefined ? 'newer' : 'older';
-    const page = await this.store.listMessages(actor.app.id, roomId, {
-      anchor,
-      direction,
-      includeAnchor: anchor !== undefined,
-      limit: params.limit,
-    });
-    if (!page) throw Errors.notFound('MESSAGE', anchor);
-    // The store returns pages walking away from the anchor; sortOrder may flip that.
+    const hidden = await this.hiddenSenders(actor, room);
+    const page: MessageRecord[] = [];
+    let from = anchor;
+    let includeAnchor = anchor !== undefined;
+    // Messages from users the reader blocked are left out (group rooms); keep reading until the page is full.
+    for (;;) {
+      const batch = await this.store.listMessages(actor.app.id, roomId, { anchor: from, direction, includeAnchor, limit: params.limit });
+      if (!batch) throw Errors.notFound('MESSAGE', anchor);
+      for (const m of batch) {
+        const isAnchor = m.id === anchor && page.length === 0;
+        if (isAnchor || !m.sender || !hidden.has(m.sender)) page.push(m);
+        if (page.length === params.limit) break;
+      }
+      if (page.length === params.limit || batch.length < params.limit || hidden.size === 0) break;
+      from = batch.at(-1)!.id;
+      includeAnchor = false;
+    }
+    // The store walks away from the anchor; sortOrder may flip that.
     const natural = direction === 'older' ? 'desc' : 'asc';
     if (params.sortOrder && params.sortOrder !== natural) page.reverse();
     return {
@@ -125,17 +153,68 @@ export class MessageService implements SystemMessages {
     };
   }
 
-  private async create(
-    appId: string,
-    room: RoomRecord,
-    sender: string | undefined,
-    input: z.infer<typeof sendSchema>,
-    requestedId?: string,
-  ): Promise<MessageView> {
+  /** In group rooms, the senders a user has blocked are hidden from them. */
+  private async hiddenSenders(actor: Actor, room: RoomRecord): Promise<Set<string>> {
+    if (actor.kind !== 'user' || room.roomType === 'direct') return new Set();
+    return new Set((await this.store.listBlocks(actor.app.id, actor.userId)).map((b) => b.blockee));
+  }
+
+  /** `POST`/`DELETE /messages/:id/pin`: one pinned message per room; pinning another unpins the previous. */
+  async pin(actor: Actor, messageId: string, pinned: boolean): Promise<MessageView> {
+    const message = await this.loadMessage(actor.app.id, messageId);
+    const room = await this.loadRoom(actor.app.id, message.room);
+    authorize(actor, 'messages.pin', room, message);
+    if (pinned && message.messageType === RECALL) throw new ImError(409, 'MESSAGE_RECALLED', 'A recalled message cannot be pinned');
+    let previous: string | undefined;
+    const updatedRoom = await this.store.updateRoom(actor.app.id, room.id, (r) => {
+      previous = r.pinnedMessageId;
+      if (pinned) r.pinnedMessageId = message.id;
+      else if (r.pinnedMessageId === message.id) r.pinnedMessageId = undefined;
+      else return undefined;
+      r.updatedAt = Date.now();
+      return r;
+    });
+    if (previous && previous !== message.id) await this.setPinnedFlag(actor.app.id, previous, false);
+    const view = await this.setPinnedFlag(actor.app.id, message.id, pinned);
+    if (updatedRoom) {
+      const roomView = await this.present.room(actor.app.id, updatedRoom);
+      this.bus.publish(roomTopic(actor.app.id, room.id), { kind: 'deliver', event: 'room', payload: roomView });
+    }
+    return view ?? (await this.present.message(actor.app.id, message));
+  }
+
+  /** `DELETE /rooms/:id/messages/:messageId` (or `_all`): gone from history, `messageDeleted` to members. */
+  async remove(actor: Actor, roomId: string, messageId: string) {
+    const room = await this.loadRoom(actor.app.id, roomId);
+    authorize(actor, 'messages.delete', room);
+    let deletedCount: number;
+    if (messageId === '_all') {
+      deletedCount = await this.store.clearMessages(actor.app.id, roomId);
+    } else {
+      if (!(await this.store.deleteMessage(actor.app.id, roomId, messageId))) throw Errors.notFound('MESSAGE', messageId);
+      deletedCount = 1;
+    }
+    if (room.pinnedMessageId && (messageId === '_all' || room.pinnedMessageId === messageId)) {
+      await this.store.updateRoom(actor.app.id, roomId, (r) => ({ ...r, pinnedMessageId: undefined }));
+    }
+    this.bus.publish(roomTopic(actor.app.id, roomId), { kind: 'deliver', event: 'messageDeleted', payload: { room: roomId, messageID: messageId } });
+    const deletedAt = Date.now();
+    return {
+      deletedCount,
+      roomID: roomId,
+      messageID: messageId,
+      deletedBy: actor.kind === 'user' ? actor.userId : 'admin',
+      deletedAt: new Date(deletedAt).toISOString(),
+      deletedAtMS: deletedAt,
+    };
+  }
+
+  private async create(appId: string, room: RoomRecord, sender: string | undefined, input: SendInput, requestedId?: string): Promise<MessageView> {
     if (input.message === undefined) throw Errors.invalidInput('message: required');
+    if (input.messageType === RECALL) throw Errors.invalidInput('messageType recall needs the _id of an existing message');
     if (input.reply) await this.requireInRoom(appId, room.id, input.reply);
     const now = Date.now();
-    return this.persistAndPublish(appId, room, {
+    return this.persistAndPublish(appId, {
       id: requestedId ?? newId(),
       room: room.id,
       sender,
@@ -148,36 +227,65 @@ export class MessageService implements SystemMessages {
   }
 
   /** Only the sender edits; the update keeps its `_id` and is delivered again. */
-  private async edit(
-    actor: Actor,
-    room: RoomRecord,
-    existing: MessageRecord,
-    input: z.infer<typeof sendSchema>,
-  ): Promise<MessageView> {
-    if (existing.room !== room.id) throw Errors.notFound('MESSAGE', existing.id);
-    if (actor.kind !== 'user' || existing.sender !== actor.userId) {
-      throw Errors.forbidden('NOT_MESSAGE_SENDER', 'Only the sender may edit a message');
-    }
+  private async edit(actor: Actor, room: RoomRecord, existing: MessageRecord, input: SendInput): Promise<MessageView> {
+    authorize(actor, 'messages.edit', room, existing);
+    if (existing.messageType === RECALL) throw new ImError(409, 'MESSAGE_RECALLED', 'A recalled message cannot be edited');
     const now = Date.now();
-    const updated: MessageRecord = {
+    return this.replaceAndPublish(actor.app.id, {
       ...existing,
       messageType: input.messageType ?? existing.messageType,
       message: input.message ?? existing.message,
       fields: { ...existing.fields, ...pickFields(input) },
       updatedAt: now,
       editedAt: now,
-    };
-    if (!(await this.store.replaceMessage(actor.app.id, updated))) throw Errors.notFound('MESSAGE', existing.id);
-    const view = await this.present.message(actor.app.id, updated);
-    this.bus.publish(roomTopic(actor.app.id, room.id), { kind: 'deliver', event: 'chat message', payload: view });
-    return view;
+    });
+  }
+
+  /**
+   * Recall: content, attachments and extra are cleared, the type becomes `recall`, and every
+   * member gets the update under the same `_id`. Recalling twice changes nothing.
+   */
+  private async recall(actor: Actor, room: RoomRecord, existing: MessageRecord): Promise<MessageView> {
+    authorize(actor, 'messages.recall', room, existing);
+    if (existing.messageType === RECALL) return this.present.message(actor.app.id, existing);
+    if (room.pinnedMessageId === existing.id) {
+      await this.store.updateRoom(actor.app.id, room.id, (r) => ({ ...r, pinnedMessageId: undefined }));
+    }
+    return this.replaceAndPublish(actor.app.id, {
+      id: existing.id,
+      room: existing.room,
+      sender: existing.sender,
+      messageType: RECALL,
+      message: '',
+      fields: {},
+      createdAt: existing.createdAt,
+      updatedAt: Date.now(),
+    });
+  }
+
+  private async setPinnedFlag(appId: string, messageId: string, pinned: boolean): Promise<MessageView | undefined> {
+    const message = await this.store.getMessage(appId, messageId);
+    if (!message) return undefined;
+    const fields = { ...message.fields };
+    if (pinned) fields.pinned = true;
+    else delete fields.pinned;
+    return this.replaceAndPublish(appId, { ...message, fields, updatedAt: Date.now() });
   }
 
   /** Stores, then publishes: a message is acknowledged and delivered only once it is stored. */
-  private async persistAndPublish(appId: string, room: RoomRecord, message: MessageRecord): Promise<MessageView> {
+  private async persistAndPublish(appId: string, message: MessageRecord): Promise<MessageView> {
     await this.store.addMessage(appId, message);
+    return this.publishMessage(appId, message);
+  }
+
+  private async replaceAndPublish(appId: string, message: MessageRecord): Promise<MessageView> {
+    if (!(await this.store.replaceMessage(appId, message))) throw Errors.notFound('MESSAGE', message.id);
+    return this.publishMessage(appId, message);
+  }
+
+  private async publishMessage(appId: string, message: MessageRecord): Promise<MessageView> {
     const view = await this.present.message(appId, message);
-    this.bus.publish(roomTopic(appId, room.id), { kind: 'deliver', event: 'chat message', payload: view });
+    this.bus.publish(roomTopic(appId, message.room), { kind: 'deliver', event: 'chat message', payload: view, sender: message.sender });
     return view;
   }
 
@@ -185,6 +293,12 @@ export class MessageService implements SystemMessages {
     const room = await this.store.getRoom(appId, roomId);
     if (!room) throw Errors.notFound('ROOM', roomId);
     return room;
+  }
+
+  private async loadMessage(appId: string, messageId: string): Promise<MessageRecord> {
+    const message = await this.store.getMessage(appId, messageId);
+    if (!message) throw Errors.notFound('MESSAGE', messageId);
+    return message;
   }
 
   private async requireInRoom(appId: string, roomId: string, messageId: string): Promise<void> {

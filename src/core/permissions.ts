@@ -1,18 +1,22 @@
 import type { Actor, UserActor } from './identity.js';
 import { Errors } from './errors.js';
-import type { RoomRecord } from './models.js';
+import type { MessageRecord, RoomRecord } from './models.js';
 
 /**
  * Who may do what: the one permission table. Every route and socket handler names its
  * operation here and calls `authorize`; no other module decides access.
  *
- * - `admin`:     API key only (what the client-key document reserves for it)
- * - `user`:      a user (client key + token); the API key too, acting as administrator
- * - `self`:      a user acting on their own account; the API key has no "me"
- * - `member`:    the API key, or a member of the room
- * - `superuser`: the API key, the room's owner, or its admins (member role `admin` or `managers`)
+ * - `admin`:             API key only (what the client-key document reserves for it)
+ * - `user`:              a user (client key + token); the API key too, acting as administrator
+ * - `self`:              a user acting on their own account; the API key has no "me"
+ * - `member`:            the API key, or a member of the room who is not banned from it
+ * - `superuser`:         the API key, or the room's owner or admins (member role `admin` or `managers`)
+ * - `author`:            the message's sender only
+ * - `authorOrSuperuser`: the message's sender, or a superuser of its room
+ *
+ * A member banned from a room is refused every room rule (BANNED_FROM_ROOM).
  */
-export type Rule = 'admin' | 'user' | 'self' | 'member' | 'superuser';
+export type Rule = 'admin' | 'user' | 'self' | 'member' | 'superuser' | 'author' | 'authorOrSuperuser';
 
 export const PERMISSIONS = {
   // Reserved for the API key by the client-key document
@@ -25,6 +29,7 @@ export const PERMISSIONS = {
   // A user's own account
   'me.read': 'self',
   'me.update': 'self',
+  'me.block': 'self',
   // Rooms
   'rooms.create': 'user',
   'rooms.list': 'self',
@@ -32,16 +37,25 @@ export const PERMISSIONS = {
   'rooms.read': 'member',
   'rooms.update': 'superuser',
   'rooms.updateOwnership': 'superuser',
+  'rooms.freeze': 'superuser',
   'rooms.delete': 'superuser',
+  'rooms.mute': 'member',
   'members.add': 'member',
   'members.removeOthers': 'superuser',
   'members.leave': 'member',
   'members.setRole': 'superuser',
+  'members.ban': 'superuser',
   // Messages
   'messages.send': 'member',
+  /** Sending into a frozen room. */
+  'messages.sendFrozen': 'superuser',
   'messages.read': 'member',
   'messages.markRead': 'self',
   'messages.typing': 'member',
+  'messages.edit': 'author',
+  'messages.recall': 'authorOrSuperuser',
+  'messages.pin': 'superuser',
+  'messages.delete': 'superuser',
 } as const satisfies Record<string, Rule>;
 
 export type Operation = keyof typeof PERMISSIONS;
@@ -52,12 +66,17 @@ export function isSuperuser(actor: Actor, room: RoomRecord): boolean {
   return room.owner === id || room.managers.includes(id) || room.memberState[id]?.role === 'admin';
 }
 
-export function isMember(actor: Actor, room: RoomRecord): boolean {
-  return actor.kind === 'admin' || room.memberState[actor.userId] !== undefined;
+export function isBanned(userId: string, room: RoomRecord): boolean {
+  return room.banned?.[userId] !== undefined;
 }
 
-/** Throws the refusal for `op`, or returns normally. Room rules need the room. */
-export function authorize(actor: Actor, op: Operation, room?: RoomRecord): void {
+/** A member with access: in the room and not banned from it (the API key always). */
+export function isMember(actor: Actor, room: RoomRecord): boolean {
+  return actor.kind === 'admin' || (room.memberState[actor.userId] !== undefined && !isBanned(actor.userId, room));
+}
+
+/** Throws the refusal for `op`, or returns normally. Room rules need the room; message rules the message. */
+export function authorize(actor: Actor, op: Operation, room?: RoomRecord, message?: MessageRecord): void {
   const rule: Rule = PERMISSIONS[op];
   switch (rule) {
     case 'admin':
@@ -66,22 +85,43 @@ export function authorize(actor: Actor, op: Operation, room?: RoomRecord): void 
     case 'user':
       return;
     case 'self':
-      if (actor.kind !== 'user') {
-        throw Errors.forbidden('USER_TOKEN_REQUIRED', 'This operation acts as a user: use client key + token');
-      }
+      requireUser(actor);
       return;
     case 'member':
-      if (!room) throw new Error(`authorize(${op}) needs a room`);
-      if (!isMember(actor, room)) throw Errors.notRoomMember();
+      requireAccess(actor, op, room);
       return;
     case 'superuser':
-      if (!room) throw new Error(`authorize(${op}) needs a room`);
-      if (!isMember(actor, room)) throw Errors.notRoomMember();
-      if (!isSuperuser(actor, room)) {
+      requireAccess(actor, op, room);
+      if (!isSuperuser(actor, room!)) {
         throw Errors.forbidden('NOT_ROOM_SUPERUSER', "Only the room's owner or admins (or the API key) may do this");
       }
       return;
+    case 'author':
+      requireAccess(actor, op, room);
+      if (!message) throw new Error(`authorize(${op}) needs a message`);
+      if (actor.kind !== 'user' || message.sender !== actor.userId) {
+        throw Errors.forbidden('NOT_MESSAGE_SENDER', 'Only the sender may do this to a message');
+      }
+      return;
+    case 'authorOrSuperuser':
+      requireAccess(actor, op, room);
+      if (!message) throw new Error(`authorize(${op}) needs a message`);
+      if (isSuperuser(actor, room!) || (actor.kind === 'user' && message.sender === actor.userId)) return;
+      throw Errors.forbidden('NOT_MESSAGE_SENDER', "Only the sender or the room's owner or admins may do this");
   }
+}
+
+function requireUser(actor: Actor): asserts actor is UserActor {
+  if (actor.kind !== 'user') {
+    throw Errors.forbidden('USER_TOKEN_REQUIRED', 'This operation acts as a user: use client key + token');
+  }
+}
+
+function requireAccess(actor: Actor, op: Operation, room: RoomRecord | undefined): void {
+  if (!room) throw new Error(`authorize(${op}) needs a room`);
+  if (actor.kind === 'admin') return;
+  if (room.memberState[actor.userId] === undefined) throw Errors.notRoomMember();
+  if (isBanned(actor.userId, room)) throw Errors.forbidden('BANNED_FROM_ROOM', 'You are banned from this room');
 }
 
 /** Narrowing helper for operations whose rule is `self`. */

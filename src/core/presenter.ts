@@ -1,6 +1,13 @@
 import type { Store } from '../store/store.js';
 import type { MessageRecord, RoomRecord } from './models.js';
-import { type ClientView, type MessageView, type RoomView, clientView, messageView, roomView } from './views.js';
+import { type ClientView, type MessageView, type RoomView, type ViewerFields, clientView, messageView, roomView } from './views.js';
+
+/** Who a room is shown to: their id (absent for the API key), rights and muted rooms. */
+export interface Viewer {
+  userId?: string;
+  isSuperuser: boolean;
+  mute?: string[];
+}
 
 /** Loads what a wire shape needs populated (users, last message, reply) and builds it. */
 export class Presenter {
@@ -35,18 +42,36 @@ export class Presenter {
     });
   }
 
-  /** A room as IMKIT shows it; with a viewer, also that viewer's unread count and superuser flag. */
-  async room(appId: string, room: RoomRecord, viewer?: { userId?: string; isSuperuser: boolean }): Promise<RoomView> {
+  /**
+   * A room as IMKIT shows it; with a viewer, also that viewer's unread count, superuser and
+   * mute flags and, in a direct room, the block timestamps.
+   */
+  async room(appId: string, room: RoomRecord, viewer?: Viewer): Promise<RoomView> {
     const members = await this.clients(appId, room.members);
     const owner = room.owner ? (await this.clients(appId, [room.owner]))[0] : undefined;
-    const last = room.lastMessageId ? await this.store.getMessage(appId, room.lastMessageId) : undefined;
-    const lastMessage = last ? await this.message(appId, last) : undefined;
-    let viewerPart: { unread: number; isSuperuser: boolean } | undefined;
-    if (viewer) {
-      const lastRead = viewer.userId ? room.memberState[viewer.userId]?.lastRead : undefined;
-      const unread = viewer.userId ? await this.store.countMessagesAfter(appId, room.id, lastRead) : 0;
-      viewerPart = { unread, isSuperuser: viewer.isSuperuser };
+    const lastMessage = await this.messageById(appId, room.lastMessageId);
+    const pinnedMessage = await this.messageById(appId, room.pinnedMessageId);
+    return roomView({ room, members, owner, lastMessage, pinnedMessage, viewer: viewer && (await this.viewerFields(appId, room, viewer)) });
+  }
+
+  private async messageById(appId: string, id: string | undefined): Promise<MessageView | undefined> {
+    const message = id ? await this.store.getMessage(appId, id) : undefined;
+    return message ? this.message(appId, message) : undefined;
+  }
+
+  private async viewerFields(appId: string, room: RoomRecord, viewer: Viewer): Promise<ViewerFields> {
+    const id = viewer.userId;
+    if (!id) return { unread: 0, isSuperuser: viewer.isSuperuser, muted: false };
+    const fields: ViewerFields = {
+      unread: await this.store.countMessagesAfter(appId, room.id, room.memberState[id]?.lastRead),
+      isSuperuser: viewer.isSuperuser,
+      muted: viewer.mute?.includes(room.id) ?? false,
+    };
+    const peer = room.roomType === 'direct' ? room.members.find((m) => m !== id) : undefined;
+    if (peer) {
+      fields.didBlockAt = (await this.store.getBlock(appId, id, peer))?.createdAt;
+      fields.wasBlockedAt = (await this.store.getBlock(appId, peer, id))?.createdAt;
     }
-    return roomView({ room, members, owner, lastMessage, viewer: viewerPart });
+    return fields;
   }
 }

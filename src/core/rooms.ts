@@ -6,7 +6,7 @@ import type { Store } from '../store/store.js';
 import { Errors, ImError } from './errors.js';
 import type { Actor } from './identity.js';
 import type { RoomRecord } from './models.js';
-import { asUser, authorize, isSuperuser } from './permissions.js';
+import { asUser, authorize, isBanned, isSuperuser } from './permissions.js';
 import type { Presenter } from './presenter.js';
 import { newId } from './secrets.js';
 import type { SystemMessages } from './messages.js';
@@ -99,12 +99,11 @@ export class RoomService {
     return room;
   }
 
-  /** The room as the actor sees it. */
-  view(actor: Actor, room: RoomRecord): Promise<RoomView> {
-    return this.present.room(actor.app.id, room, {
-      userId: actor.kind === 'user' ? actor.userId : undefined,
-      isSuperuser: isSuperuser(actor, room),
-    });
+  /** The room as the actor sees it (`mute`: the viewer's muted rooms, when already loaded). */
+  async view(actor: Actor, room: RoomRecord, mute?: string[]): Promise<RoomView> {
+    const userId = actor.kind === 'user' ? actor.userId : undefined;
+    if (mute === undefined && userId) mute = (await this.store.getUser(actor.app.id, userId))?.mute;
+    return this.present.room(actor.app.id, room, { userId, isSuperuser: isSuperuser(actor, room), mute });
   }
 
   /**
@@ -158,11 +157,14 @@ export class RoomService {
     const me = asUser(actor, 'rooms.list');
     const filter = this.parseFilter(query.q);
     const ids = await this.store.userRoomIds(actor.app.id, me.userId);
-    let rooms = (await this.store.getRooms(actor.app.id, ids)).filter((r): r is RoomRecord => r !== undefined);
+    let rooms = (await this.store.getRooms(actor.app.id, ids)).filter(
+      (r): r is RoomRecord => r !== undefined && !isBanned(me.userId, r),
+    );
     if (filter.members) rooms = rooms.filter((r) => matches(r.members, filter.members!));
     if (filter.roomTags) rooms = rooms.filter((r) => matches(r.roomTags, filter.roomTags!));
     rooms.sort(this.comparator(query.sort ?? '-lastMessage'));
-    let views = await Promise.all(rooms.map((r) => this.view(actor, r)));
+    const mute = (await this.store.getUser(actor.app.id, me.userId))?.mute ?? [];
+    let views = await Promise.all(rooms.map((r) => this.view(actor, r, mute)));
     if (query.sortUnreadFirst) {
       views = [...views.filter((v) => (v.unread as number) > 0), ...views.filter((v) => !((v.unread as number) > 0))];
     }
@@ -216,6 +218,7 @@ export class RoomService {
   async join(actor: Actor, roomId: string): Promise<RoomView> {
     const me = asUser(actor, 'rooms.join');
     const room = await this.load(actor.app.id, roomId);
+    if (isBanned(me.userId, room)) throw Errors.forbidden('BANNED_FROM_ROOM', 'You are banned from this room');
     if (room.memberState[me.userId]) return this.view(actor, room);
     if (room.roomType === 'direct') throw Errors.forbidden('DIRECT_ROOM_CLOSED', 'A direct room cannot be joined');
     const updated = await this.changeMembers(actor, room, [me.userId], []);
@@ -310,7 +313,7 @@ export class RoomService {
     authorize(actor, 'messages.typing', room);
     const [senderInfo] = await this.present.clients(actor.app.id, [me.userId]);
     const payload = { room: roomId, sender: me.userId, senderInfo, message: typeof text === 'string' ? text : '' };
-    this.bus.publish(roomTopic(actor.app.id, roomId), { kind: 'deliver', event: 'typing', payload });
+    this.bus.publish(roomTopic(actor.app.id, roomId), { kind: 'deliver', event: 'typing', payload, sender: me.userId });
     return payload;
   }
 
@@ -345,7 +348,8 @@ export class RoomService {
       return r;
     });
     if (!updated) throw Errors.notFound('ROOM', room.id);
-    this.membershipChanged(actor.app.id, room.id, add, remove);
+    // A banned user added back as a member still gets no events until unbanned.
+    this.membershipChanged(actor.app.id, room.id, add.filter((m) => !isBanned(m, updated)), remove);
     await this.announce(actor.app.id, updated, remove);
     return updated;
   }

@@ -22,6 +22,7 @@ export function clientView(user: UserRecord | undefined, id: string): ClientView
     avatarUrl: user.avatarUrl ?? '',
     description: user.description ?? '',
     clientType: 'user',
+    mute: user.mute ?? [],
     createdAt: iso(user.createdAt),
     updatedAt: iso(user.updatedAt),
     updatedAtMS: user.updatedAt,
@@ -42,6 +43,9 @@ export function messageView(
     messageType: msg.messageType,
     message: msg.message,
     ...(reply ? { reply } : {}),
+    // `pinned` is the current name, `isPined` what older clients read.
+    pinned: msg.fields.pinned === true,
+    isPined: msg.fields.pinned === true,
     messageTime: iso(msg.createdAt),
     messageTimeMS: msg.createdAt,
     createdAt: iso(msg.createdAt),
@@ -57,11 +61,21 @@ export interface RoomViewParts {
   members: ClientView[];
   owner?: ClientView;
   lastMessage?: MessageView;
+  pinnedMessage?: MessageView;
   /** Viewer-specific fields, present when the room is shown to one user. */
-  viewer?: { unread: number; isSuperuser: boolean };
+  viewer?: ViewerFields;
 }
 
-export function roomView({ room, members, owner, lastMessage, viewer }: RoomViewParts): RoomView {
+export interface ViewerFields {
+  unread: number;
+  isSuperuser: boolean;
+  muted: boolean;
+  /** Direct rooms: when the viewer blocked the peer, and when the peer blocked the viewer. */
+  didBlockAt?: number;
+  wasBlockedAt?: number;
+}
+
+export function roomView({ room, members, owner, lastMessage, pinnedMessage, viewer }: RoomViewParts): RoomView {
   return {
     _id: room.id,
     id: room.id,
@@ -82,10 +96,21 @@ export function roomView({ room, members, owner, lastMessage, viewer }: RoomView
     status: room.status,
     systemMessage: room.systemMessage,
     lastMessage: lastMessage ?? null,
+    pinnedMessage: pinnedMessage ?? null,
     createdTime: iso(room.createdAt),
     createdTimeMS: room.createdAt,
     updatedAt: iso(room.updatedAt),
     updatedAtMS: room.updatedAt,
-    ...(viewer ? { unread: viewer.unread, isSuperuser: viewer.isSuperuser } : {}),
+    ...(viewer ? viewerFields(viewer) : {}),
+  };
+}
+
+function viewerFields(v: ViewerFields): Record<string, unknown> {
+  return {
+    unread: v.unread,
+    isSuperuser: v.isSuperuser,
+    muted: v.muted,
+    ...(v.didBlockAt !== undefined ? { didBlockAt: iso(v.didBlockAt), didBlockAtMS: v.didBlockAt } : {}),
+    ...(v.wasBlockedAt !== undefined ? { wasBlockedAt: iso(v.wasBlockedAt), wasBlockedAtMS: v.wasBlockedAt } : {}),
   };
 }

@@ -1,9 +1,10 @@
-import type { Bus, BusMessage, ControlMessage } from '../bus/bus.js';
+import type { BusMessage, ControlMessage, DeliveryMessage } from '../bus/bus.js';
 import { CONTROL_TOPIC, roomTopic, userTopic } from '../bus/bus.js';
 import type { Config } from '../config.js';
 import type { Core } from '../core/core.js';
 import { Errors, ImError, isImError } from '../core/errors.js';
 import type { Credentials, UserActor } from '../core/identity.js';
+import { isBanned } from '../core/permissions.js';
 import { requestHost } from '../http/credentials.js';
 import type { Logger } from '../observability/logger.js';
 import { encodeEvent } from './protocol/socketio.js';
@@ -56,6 +57,10 @@ export class Gateway implements EngineHooks {
   private perApp = new Map<string, number>();
   /** bus topic → local sockets listening, per encoding (decides bus subscriptions and which frames to build) */
   private listeners = new Map<string, [number, number]>();
+  /** `${appId}/${blockee}` → local users who blocked that user (only users with sockets here). */
+  private blockedBy = new Map<string, Set<string>>();
+  /** `${appId}/${blocker}` → whom that local user blocked. */
+  private blocksOf = new Map<string, Set<string>>();
   private handshakesByAddress: WindowCounter;
   private handshakesByKey: WindowCounter;
 
@@ -168,9 +173,41 @@ export class Gateway implements EngineHooks {
     sockets.add(socket);
     this.perApp.set(actor.app.id, (this.perApp.get(actor.app.id) ?? 0) + 1);
     this.listen(socket, userTopic(actor.app.id, actor.userId));
-    for (const roomId of await this.core.store.userRoomIds(actor.app.id, actor.userId)) {
-      if (!socket.closed) this.listen(socket, roomTopic(actor.app.id, roomId));
+    if (sockets.size === 1) await this.loadBlocks(actor.app.id, actor.userId);
+    const roomIds = await this.core.store.userRoomIds(actor.app.id, actor.userId);
+    for (const room of await this.core.store.getRooms(actor.app.id, roomIds)) {
+      if (room && !isBanned(actor.userId, room) && !socket.closed) this.listen(socket, roomTopic(actor.app.id, room.id));
     }
+  }
+
+  /** Remembers whom a newly connected user blocked, so delivery can skip the blockees' messages. */
+  private async loadBlocks(appId: string, userId: string): Promise<void> {
+    for (const block of await this.core.store.listBlocks(appId, userId)) this.setBlock(appId, userId, block.blockee, true);
+  }
+
+  private setBlock(appId: string, blocker: string, blockee: string, blocked: boolean): void {
+    const ofKey = `${appId}/${blocker}`;
+    const byKey = `${appId}/${blockee}`;
+    if (blocked) {
+      let of = this.blocksOf.get(ofKey);
+      if (!of) this.blocksOf.set(ofKey, (of = new Set()));
+      of.add(blockee);
+      let by = this.blockedBy.get(byKey);
+      if (!by) this.blockedBy.set(byKey, (by = new Set()));
+      by.add(blocker);
+    } else {
+      this.blocksOf.get(ofKey)?.delete(blockee);
+      const by = this.blockedBy.get(byKey);
+      by?.delete(blocker);
+      if (by?.size === 0) this.blockedBy.delete(byKey);
+    }
+  }
+
+  /** The user's last local socket is gone: forget their blocks here. */
+  private forgetBlocks(appId: string, userId: string): void {
+    const ofKey = `${appId}/${userId}`;
+    for (const blockee of this.blocksOf.get(ofKey) ?? []) this.setBlock(appId, userId, blockee, false);
+    this.blocksOf.delete(ofKey);
   }
 
   private listen(socket: RealtimeSocket, topic: string): void {
@@ -310,7 +347,10 @@ export class Gateway implements EngineHooks {
     const sockets = users?.get(actor.userId);
     if (sockets?.delete(socket)) {
       this.perApp.set(actor.app.id, (this.perApp.get(actor.app.id) ?? 1) - 1);
-      if (sockets.size === 0) users!.delete(actor.userId);
+      if (sockets.size === 0) {
+        users!.delete(actor.userId);
+        this.forgetBlocks(actor.app.id, actor.userId);
+      }
     }
   }
 
@@ -321,23 +361,43 @@ export class Gateway implements EngineHooks {
   // ---- delivery and control --------------------------------------------------------------
 
   private onBusMessage(topic: string, message: BusMessage): void {
-    if (message.kind === 'deliver') return this.deliver(topic, message.event, message.payload);
+    if (message.kind === 'deliver') return this.deliver(topic, message);
     this.control(message);
   }
 
-  /** Serialise once per encoding in use, then one native publish per encoding. */
-  private deliver(topic: string, event: string, payload: unknown): void {
+  /**
+   * Serialise once per encoding in use, then one native publish per encoding. Only when a local
+   * recipient blocked the sender are that recipient's sockets taken off the topic around the
+   * publish, so the cost of blocks falls only on rooms where one applies.
+   */
+  private deliver(topic: string, message: DeliveryMessage): void {
     const counts = this.listeners.get(topic);
     if (!counts) return;
+    const skipped = message.sender === undefined ? [] : this.blockersListening(topic, message.sender);
+    for (const socket of skipped) socket.leave(engineTopic(topic, session(socket).encoding));
     ENCODINGS.forEach((encoding, i) => {
       if (counts[i] === 0) return;
-      const frame = encodeEvent(event, [encodeArg(encoding, payload)]);
+      const frame = encodeEvent(message.event, [encodeArg(encoding, message.payload)]);
       for (const server of this.servers) server.publish(engineTopic(topic, encoding), frame);
     });
+    for (const socket of skipped) socket.join(engineTopic(topic, session(socket).encoding));
+  }
+
+  /** Local sockets on `topic` whose user blocked `sender`. */
+  private blockersListening(topic: string, sender: string): RealtimeSocket[] {
+    const appId = topic.slice(0, topic.indexOf('/'));
+    const blockers = this.blockedBy.get(`${appId}/${sender}`);
+    if (!blockers) return [];
+    return [...blockers].flatMap((userId) => this.socketsOf(appId, userId).filter((s) => session(s).topics.has(topic)));
   }
 
   private control(message: ControlMessage): void {
     switch (message.kind) {
+      case 'blocks-changed':
+        if (this.byUser.get(message.appId)?.has(message.blocker)) {
+          this.setBlock(message.appId, message.blocker, message.blockee, message.blocked);
+        }
+        return;
       case 'membership': {
         const topic = roomTopic(message.appId, message.roomId);
         for (const userId of message.added) for (const socket of this.socketsOf(message.appId, userId)) this.listen(socket, topic);

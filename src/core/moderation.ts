@@ -1,0 +1,170 @@
+import type { Bus } from '../bus/bus.js';
+import { CONTROL_TOPIC, userTopic } from '../bus/bus.js';
+import type { Store } from '../store/store.js';
+import { Errors, ImError } from './errors.js';
+import type { Actor } from './identity.js';
+import type { BlockRecord, RoomRecord, UserRecord } from './models.js';
+import { asUser, authorize } from './permissions.js';
+import type { Presenter } from './presenter.js';
+import { directRoomId } from './rooms.js';
+import { type ClientView, clientView } from './views.js';
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+/**
+ * Personal blocks, room bans and notification mutes. What a block or ban does to sending
+ * and reading lives with the rules it changes (MessageService, permissions); this module
+ * records them and tells every node.
+ */
+export class ModerationService {
+  constructor(
+    private store: Store,
+    private bus: Bus,
+    private present: Presenter,
+  ) {}
+
+  // ---- personal blocks (`/blockStatus/my`) ----
+
+  async block(actor: Actor, blockee: string) {
+    const me = asUser(actor, 'me.block');
+    if (blockee === me.userId) throw new ImError(400, 'SELF_BLOCK_FORBIDDEN', 'You cannot block yourself');
+    await this.requireUser(actor.app.id, blockee);
+    let record = await this.store.getBlock(actor.app.id, me.userId, blockee);
+    if (!record) {
+      record = { blocker: me.userId, blockee, createdAt: Date.now() };
+      await this.store.putBlock(actor.app.id, record);
+      this.bus.publish(CONTROL_TOPIC, { kind: 'blocks-changed', appId: actor.app.id, blocker: me.userId, blockee, blocked: true });
+    }
+    return this.blockView(actor.app.id, record);
+  }
+
+  async unblock(actor: Actor, blockee: string) {
+    const me = asUser(actor, 'me.block');
+    const record = await this.store.getBlock(actor.app.id, me.userId, blockee);
+    if (!record || !(await this.store.deleteBlock(actor.app.id, me.userId, blockee))) {
+      throw new ImError(404, 'BLOCK_NOT_FOUND', `You have not blocked '${blockee}'`);
+    }
+    this.bus.publish(CONTROL_TOPIC, { kind: 'blocks-changed', appId: actor.app.id, blocker: me.userId, blockee, blocked: false });
+    return this.blockView(actor.app.id, record);
+  }
+
+  async myBlocks(actor: Actor, blockee?: string) {
+    const me = asUser(actor, 'me.block');
+    if (blockee !== undefined) {
+      const record = await this.store.getBlock(actor.app.id, me.userId, blockee);
+      if (!record) throw new ImError(404, 'BLOCK_NOT_FOUND', `You have not blocked '${blockee}'`);
+      return this.blockView(actor.app.id, record);
+    }
+    const records = await this.store.listBlocks(actor.app.id, me.userId);
+    return { totalCount: records.length, data: await Promise.all(records.map((r) => this.blockView(actor.app.id, r))) };
+  }
+
+  private async blockView(appId: string, record: BlockRecord) {
+    const [blockee] = await this.present.clients(appId, [record.blockee]);
+    return {
+      blocker: record.blocker,
+      blockee,
+      room: directRoomId(record.blocker, record.blockee),
+      createdAt: iso(record.createdAt),
+      createdAtMS: record.createdAt,
+    };
+  }
+
+  // ---- room bans (`/blockStatus/room/:roomID`) ----
+
+  /** A banned user keeps no access: cannot send, read or rejoin; their sockets stop at once. */
+  async ban(actor: Actor, roomId: string, blockee: string) {
+    const room = await this.loadRoom(actor.app.id, roomId);
+    authorize(actor, 'members.ban', room);
+    if (actor.kind === 'user' && blockee === actor.userId) throw new ImError(400, 'SELF_BLOCK_FORBIDDEN', 'You cannot ban yourself');
+    if (room.owner === blockee) throw Errors.forbidden('CANNOT_BAN_OWNER', "The room's owner cannot be banned");
+    await this.requireUser(actor.app.id, blockee);
+    const by = actor.kind === 'user' ? actor.userId : undefined;
+    const updated = await this.store.updateRoom(actor.app.id, roomId, (r) => {
+      if (r.banned?.[blockee]) return undefined;
+      r.banned = { ...r.banned, [blockee]: { by, at: Date.now() } };
+      r.updatedAt = Date.now();
+      return r;
+    });
+    if (!updated) throw Errors.notFound('ROOM', roomId);
+    this.bus.publish(CONTROL_TOPIC, { kind: 'membership', appId: actor.app.id, roomId, added: [], removed: [blockee] });
+    return this.banView(actor.app.id, updated, blockee);
+  }
+
+  async unban(actor: Actor, roomId: string, blockee: string) {
+    const room = await this.loadRoom(actor.app.id, roomId);
+    authorize(actor, 'members.ban', room);
+    if (!room.banned?.[blockee]) throw new ImError(404, 'BLOCK_NOT_FOUND', `'${blockee}' is not banned from this room`);
+    const view = await this.banView(actor.app.id, room, blockee);
+    const updated = await this.store.updateRoom(actor.app.id, roomId, (r) => {
+      if (!r.banned?.[blockee]) return undefined;
+      const { [blockee]: _gone, ...rest } = r.banned;
+      r.banned = rest;
+      r.updatedAt = Date.now();
+      return r;
+    });
+    if (updated?.memberState[blockee]) {
+      this.bus.publish(CONTROL_TOPIC, { kind: 'membership', appId: actor.app.id, roomId, added: [blockee], removed: [] });
+    }
+    return view;
+  }
+
+  async bans(actor: Actor, roomId: string, blockee?: string) {
+    const room = await this.loadRoom(actor.app.id, roomId);
+    authorize(actor, 'members.ban', room);
+    if (blockee !== undefined) {
+      if (!room.banned?.[blockee]) throw new ImError(404, 'BLOCK_NOT_FOUND', `'${blockee}' is not banned from this room`);
+      return this.banView(actor.app.id, room, blockee);
+    }
+    const ids = Object.keys(room.banned ?? {});
+    return { totalCount: ids.length, data: await Promise.all(ids.map((id) => this.banView(actor.app.id, room, id))) };
+  }
+
+  private async banView(appId: string, room: RoomRecord, blockee: string) {
+    const ban = room.banned?.[blockee];
+    const [blockeeView, blockerView] = await this.present.clients(appId, [blockee, ...(ban?.by ? [ban.by] : [])]);
+    return {
+      room: room.id,
+      blockee: blockeeView,
+      blocker: blockerView ?? null,
+      createdAt: ban ? iso(ban.at) : null,
+      createdAtMS: ban?.at ?? null,
+    };
+  }
+
+  // ---- notification mutes ----
+
+  /** `POST`/`DELETE /me/mute/:room` (the user) and `/admin/clients/:uid/mute/:room` (API key). */
+  async setMute(actor: Actor, roomId: string, muted: boolean, userId?: string): Promise<ClientView> {
+    let target: string;
+    if (userId !== undefined) {
+      authorize(actor, 'users.manage');
+      target = userId;
+    } else {
+      target = asUser(actor, 'me.update').userId;
+      authorize(actor, 'rooms.mute', await this.loadRoom(actor.app.id, roomId));
+    }
+    const user = await this.requireUser(actor.app.id, target);
+    const mute = new Set(user.mute ?? []);
+    if (muted) mute.add(roomId);
+    else mute.delete(roomId);
+    const updated: UserRecord = { ...user, mute: [...mute], updatedAt: Date.now() };
+    await this.store.putUser(actor.app.id, updated);
+    const view = clientView(updated, target);
+    this.bus.publish(userTopic(actor.app.id, target), { kind: 'deliver', event: 'client', payload: view });
+    return view;
+  }
+
+  private async loadRoom(appId: string, roomId: string): Promise<RoomRecord> {
+    const room = await this.store.getRoom(appId, roomId);
+    if (!room) throw Errors.notFound('ROOM', roomId);
+    return room;
+  }
+
+  private async requireUser(appId: string, id: string): Promise<UserRecord> {
+    const user = await this.store.getUser(appId, id);
+    if (!user) throw Errors.notFound('CLIENT', id);
+    return user;
+  }
+}
+
