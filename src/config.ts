@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { z } from 'zod';
 
 /**
@@ -36,6 +37,18 @@ const SETTINGS = {
   maxSocketsPerUser: { env: 'ROOMCAST_MAX_SOCKETS_PER_USER', schema: int(1, 100_000), default: 20 },
   maxSocketsPerApp: { env: 'ROOMCAST_MAX_SOCKETS_PER_APP', schema: int(1, 10_000_000), default: 100_000 },
   socketEventsPerSecond: { env: 'ROOMCAST_SOCKET_EVENTS_PER_SECOND', schema: int(1, 100_000), default: 50 },
+  filesDir: { env: 'ROOMCAST_FILES_DIR', schema: z.string().min(1), default: './data/files' },
+  maxUploadBytes: { env: 'ROOMCAST_MAX_UPLOAD_BYTES', schema: int(1, 10 * 1024 * 1024 * 1024), default: 20 * 1024 * 1024 },
+  uploadTypes: {
+    env: 'ROOMCAST_UPLOAD_TYPES',
+    schema: list,
+    default: [
+      'image/*', 'video/*', 'audio/*', 'application/pdf', 'text/plain', 'text/csv', 'application/zip',
+      'application/msword', 'application/vnd.openxmlformats-officedocument.*', 'application/vnd.ms-excel',
+      'application/vnd.ms-powerpoint', 'application/rtf',
+    ],
+  },
+  signedUrlTtlSeconds: { env: 'ROOMCAST_SIGNED_URL_TTL_SECONDS', schema: int(1, 7 * 86_400), default: 600 },
   handshakesPerMinutePerAddress: {
     env: 'ROOMCAST_HANDSHAKES_PER_MINUTE_PER_ADDRESS',
     schema: int(1, 10_000_000),
@@ -46,6 +59,16 @@ const SETTINGS = {
     schema: int(1, 10_000_000),
     default: 60_000,
   },
+  // Cluster mode: a Redis URL moves store, bus and connection counts to Redis (README: Running a cluster).
+  redisUrl: {
+    env: 'ROOMCAST_REDIS_URL',
+    schema: z.string().regex(/^$|^(rediss?|redis-sentinel|redis-cluster):\/\/.+/, 'expected redis://, rediss://, redis-sentinel:// or redis-cluster://'),
+    default: '',
+  },
+  redisPrefix: { env: 'ROOMCAST_REDIS_PREFIX', schema: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/), default: 'rc' },
+  redisShardedPubsub: { env: 'ROOMCAST_REDIS_SHARDED_PUBSUB', schema: bool, default: false },
+  nodeId: { env: 'ROOMCAST_NODE_ID', schema: z.string().min(1).max(128), default: `${hostname()}-${process.pid}` },
+  presenceTtlMs: { env: 'ROOMCAST_PRESENCE_TTL_MS', schema: int(500, 3_600_000), default: 15_000 },
 } as const;
 
 type Settings = typeof SETTINGS;

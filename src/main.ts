@@ -18,7 +18,9 @@ async function main(): Promise<void> {
   const log = createLogger(config.logLevel);
   const server = await startServer(config, log);
 
-  if (config.demo) {
+  // The demo tenant belongs to the embedded store: on a shared Redis every node start would add one.
+  if (config.demo && config.redisUrl) log.info('cluster mode: no demo application; create applications with roomcast-admin');
+  if (config.demo && !config.redisUrl) {
     const demo = await provisionDemo(server.core);
     const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
     const base = `http://${host.includes(':') ? `[${host}]` : host}:${server.port}`;

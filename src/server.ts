@@ -1,10 +1,13 @@
-import type http from 'node:http';
+import type { Server as NodeServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Bus } from './bus/bus.js';
 import { LocalBus } from './bus/local.js';
+import { LocalPresence, type Presence, registerPresence } from './cluster/presence.js';
+import { openRedisPorts } from './cluster/redis-ports.js';
 import type { Config } from './config.js';
 import { type Core, createCore } from './core/core.js';
-import { createHttpHandler } from './http/app.js';
+import { LocalFileStorage } from './files/local.js';
+import { createHttpService } from './http/app.js';
 import { createNodeServer } from './http/node.js';
 import { registerUwsHttp } from './http/uws.js';
 import { loadUws, uwsAvailable } from './http/uws-native.js';
@@ -15,7 +18,7 @@ import { engineIoPollingRefusal, isEngineIoPath } from './realtime/protocol/engi
 import type { RealtimeServer } from './realtime/types.js';
 import { attachUws } from './realtime/uws.js';
 import { attachWs } from './realtime/ws.js';
-import type { HttpHandler } from './http/types.js';
+import type { HttpService } from './http/types.js';
 import { MemoryStore } from './store/memory.js';
 import type { Store } from './store/store.js';
 
@@ -30,6 +33,7 @@ export interface RoomcastServer {
 export interface Ports {
   store?: Store;
   bus?: Bus;
+  presence?: Presence;
 }
 
 /** Which transport to run: uWS unless told otherwise or the native build cannot load. */
@@ -46,21 +50,34 @@ function chooseTransport(config: Config, log: Logger): 'uws' | 'node' {
 
 /** The composition root: store, bus, core, transports. */
 export async function startServer(config: Config, log: Logger, ports: Ports = {}): Promise<RoomcastServer> {
-  const store = ports.store ?? new MemoryStore();
-  const bus = ports.bus ?? new LocalBus();
-  const core = await createCore(store, bus, { tokenTtlMs: config.tokenTtlDays * 86_400_000 });
+  // ROOMCAST_REDIS_URL switches store, bus and presence to Redis (cluster mode).
+  const redis = config.redisUrl && !ports.store && !ports.bus ? await openRedisPorts(config, log) : undefined;
+  const store = ports.store ?? redis?.store ?? new MemoryStore();
+  const bus = ports.bus ?? redis?.bus ?? new LocalBus();
+  const presence = ports.presence ?? redis?.presence ?? new LocalPresence(config.nodeId);
+  const core = await createCore(store, bus, {
+    tokenTtlMs: config.tokenTtlDays * 86_400_000,
+    files: {
+      storage: new LocalFileStorage(config.filesDir),
+      maxBytes: config.maxUploadBytes,
+      allowedTypes: config.uploadTypes,
+      signedUrlTtlMs: config.signedUrlTtlSeconds * 1000,
+    },
+  });
+  registerPresence(core, presence);
   const transport = chooseTransport(config, log);
-  const gateway = new Gateway(core, config, log);
+  const gateway = new Gateway(core, config, log, presence);
   const engine = new SocketEngine(gateway, {
     pingIntervalMs: config.pingIntervalMs,
     pingTimeoutMs: config.pingTimeoutMs,
     maxPayloadBytes: config.maxFrameBytes,
     connectTimeoutMs: config.authTimeoutMs,
   });
-  const handler = withPollingRefusal(createHttpHandler(core, config, log));
+  const http = withPollingRefusal(createHttpService(core, config, log));
 
   let realtime: RealtimeServer | undefined;
   const closePorts = async () => {
+    await presence.close();
     await bus.close();
     await store.close();
   };
@@ -70,7 +87,7 @@ export async function startServer(config: Config, log: Logger, ports: Ports = {}
     const app = uws.App();
     realtime = attachUws(app, engine);
     gateway.addServer(realtime);
-    registerUwsHttp(app, handler, config.maxBodyBytes);
+    registerUwsHttp(app, http, config.maxBodyBytes);
     const listenSocket = await new Promise<unknown>((resolve, reject) => {
       app.listen(config.host, config.port, (token) => (token ? resolve(token) : reject(new Error(`cannot listen on ${config.host}:${config.port}`))));
     });
@@ -89,7 +106,7 @@ export async function startServer(config: Config, log: Logger, ports: Ports = {}
     };
   }
 
-  const server: http.Server = createNodeServer(handler, config.maxBodyBytes);
+  const server: NodeServer = createNodeServer(http, config.maxBodyBytes);
   realtime = attachWs(server, engine);
   gateway.addServer(realtime);
   await new Promise<void>((resolve, reject) => {
@@ -113,10 +130,13 @@ export async function startServer(config: Config, log: Logger, ports: Ports = {}
 }
 
 /** Long-polling requests get Engine.IO's own error: roomcast speaks WebSocket only. */
-function withPollingRefusal(handler: HttpHandler): HttpHandler {
-  return async (req) => {
-    if (!isEngineIoPath(req.path)) return handler(req);
-    const refusal = engineIoPollingRefusal(req.query);
-    return { status: refusal.status, headers: { 'content-type': 'application/json' }, body: refusal.body };
+function withPollingRefusal(service: HttpService): HttpService {
+  return {
+    streamsBody: service.streamsBody,
+    handle: async (req) => {
+      if (!isEngineIoPath(req.path)) return service.handle(req);
+      const refusal = engineIoPollingRefusal(req.query);
+      return { status: refusal.status, headers: { 'content-type': 'application/json' }, body: refusal.body };
+    },
   };
 }

@@ -37,6 +37,8 @@ export interface Bus {
   /** Declare that this node has local interest in a topic (a no-op for the in-process bus). */
   subscribe(topic: string): void;
   unsubscribe(topic: string): void;
+  /** Resolves once the (un)subscriptions asked for so far are in effect (cluster buses; absent = immediate). */
+  settled?(): Promise<void>;
   /** One listener per node: the realtime hub. */
   onMessage(listener: BusListener): void;
   ready(): boolean;

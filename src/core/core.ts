@@ -1,6 +1,8 @@
 import type { Bus } from '../bus/bus.js';
 import type { Store } from '../store/store.js';
+import type { FileStorage } from '../files/storage.js';
 import { AppService } from './apps.js';
+import { type FileOptions, FileService } from './files.js';
 import { IdentityService } from './identity.js';
 import { MessageService } from './messages.js';
 import { ModerationService } from './moderation.js';
@@ -11,6 +13,7 @@ import { UserService } from './users.js';
 
 export interface CoreOptions {
   tokenTtlMs: number;
+  files: FileOptions & { storage: FileStorage };
 }
 
 /** The chat domain, wired: knows the store and bus ports, nothing about HTTP or sockets. */
@@ -24,6 +27,7 @@ export interface Core {
   rooms: RoomService;
   messages: MessageService;
   moderation: ModerationService;
+  files: FileService;
   present: Presenter;
 }
 
@@ -37,5 +41,6 @@ export async function createCore(store: Store, bus: Bus, options: CoreOptions): 
   const messages = new MessageService(store, bus, present);
   const rooms = new RoomService(store, bus, present, messages);
   const moderation = new ModerationService(store, bus, present);
-  return { store, bus, apps, tokens, identity, users, rooms, messages, moderation, present };
+  const files = new FileService(store, options.files.storage, options.files);
+  return { store, bus, apps, tokens, identity, users, rooms, messages, moderation, files, present };
 }

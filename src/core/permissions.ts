@@ -1,6 +1,6 @@
 import type { Actor, UserActor } from './identity.js';
 import { Errors } from './errors.js';
-import type { MessageRecord, RoomRecord } from './models.js';
+import type { RoomRecord } from './models.js';
 
 /**
  * Who may do what: the one permission table. Every route and socket handler names its
@@ -11,12 +11,21 @@ import type { MessageRecord, RoomRecord } from './models.js';
  * - `self`:              a user acting on their own account; the API key has no "me"
  * - `member`:            the API key, or a member of the room who is not banned from it
  * - `superuser`:         the API key, or the room's owner or admins (member role `admin` or `managers`)
- * - `author`:            the message's sender only
- * - `authorOrSuperuser`: the message's sender, or a superuser of its room
+ * - `author`:            the resource's author only (a message's sender)
+ * - `authorOrAdmin`:     the resource's author (a file's uploader), or the API key
+ * - `authorOrSuperuser`: the resource's author, or a superuser of its room
+ * - `authorOrMember`:    the resource's author, or a member of its room, or the API key
  *
  * A member banned from a room is refused every room rule (BANNED_FROM_ROOM).
  */
-export type Rule = 'admin' | 'user' | 'self' | 'member' | 'superuser' | 'author' | 'authorOrSuperuser';
+export type Rule =
+  | 'admin' | 'user' | 'self' | 'member' | 'superuser'
+  | 'author' | 'authorOrAdmin' | 'authorOrSuperuser' | 'authorOrMember';
+
+/** Something with an author: a message (its sender) or a file (its uploader). */
+export interface Authored {
+  sender?: string;
+}
 
 export const PERMISSIONS = {
   // Reserved for the API key by the client-key document
@@ -56,6 +65,11 @@ export const PERMISSIONS = {
   'messages.recall': 'authorOrSuperuser',
   'messages.pin': 'superuser',
   'messages.delete': 'superuser',
+  // Files
+  'files.upload': 'user',
+  'files.uploadToRoom': 'member',
+  'files.read': 'authorOrMember',
+  'files.delete': 'authorOrAdmin',
 } as const satisfies Record<string, Rule>;
 
 export type Operation = keyof typeof PERMISSIONS;
@@ -75,8 +89,8 @@ export function isMember(actor: Actor, room: RoomRecord): boolean {
   return actor.kind === 'admin' || (room.memberState[actor.userId] !== undefined && !isBanned(actor.userId, room));
 }
 
-/** Throws the refusal for `op`, or returns normally. Room rules need the room; message rules the message. */
-export function authorize(actor: Actor, op: Operation, room?: RoomRecord, message?: MessageRecord): void {
+/** Throws the refusal for `op`, or returns normally. Room rules need the room; author rules the resource. */
+export function authorize(actor: Actor, op: Operation, room?: RoomRecord, resource?: Authored): void {
   const rule: Rule = PERMISSIONS[op];
   switch (rule) {
     case 'admin':
@@ -98,17 +112,26 @@ export function authorize(actor: Actor, op: Operation, room?: RoomRecord, messag
       return;
     case 'author':
       requireAccess(actor, op, room);
-      if (!message) throw new Error(`authorize(${op}) needs a message`);
-      if (actor.kind !== 'user' || message.sender !== actor.userId) {
-        throw Errors.forbidden('NOT_MESSAGE_SENDER', 'Only the sender may do this to a message');
-      }
+      if (!isAuthor(actor, op, resource)) throw Errors.forbidden('NOT_MESSAGE_SENDER', 'Only the sender may do this to a message');
       return;
     case 'authorOrSuperuser':
       requireAccess(actor, op, room);
-      if (!message) throw new Error(`authorize(${op}) needs a message`);
-      if (isSuperuser(actor, room!) || (actor.kind === 'user' && message.sender === actor.userId)) return;
+      if (isSuperuser(actor, room!) || isAuthor(actor, op, resource)) return;
       throw Errors.forbidden('NOT_MESSAGE_SENDER', "Only the sender or the room's owner or admins may do this");
+    case 'authorOrAdmin':
+      if (actor.kind === 'admin' || isAuthor(actor, op, resource)) return;
+      throw Errors.forbidden('NOT_UPLOADER', 'Only the uploader (or the API key) may do this');
+    case 'authorOrMember':
+      if (actor.kind === 'admin' || isAuthor(actor, op, resource)) return;
+      if (!room) throw Errors.forbidden('NOT_UPLOADER', 'Only the uploader (or the API key) may do this');
+      requireAccess(actor, op, room);
+      return;
   }
+}
+
+function isAuthor(actor: Actor, op: Operation, resource: Authored | undefined): boolean {
+  if (!resource) throw new Error(`authorize(${op}) needs the resource`);
+  return actor.kind === 'user' && resource.sender !== undefined && resource.sender === actor.userId;
 }
 
 function requireUser(actor: Actor): asserts actor is UserActor {

@@ -9,20 +9,22 @@ import { fail, ok } from './envelope.js';
 import { type RouteContext, type RouteDef, parseJsonBody } from './route.js';
 import { Router } from './router.js';
 import { adminRoutes } from './routes/admin.js';
+import { fileRoutes } from './routes/files.js';
 import { healthRoutes } from './routes/health.js';
 import { meRoutes } from './routes/me.js';
 import { moderationRoutes } from './routes/moderation.js';
+import { monitoringRoutes } from './routes/monitoring.js';
 import { operatorRoutes } from './routes/operator.js';
 import { roomRoutes } from './routes/rooms.js';
-import type { HttpHandler, HttpRequest, HttpResponse } from './types.js';
+import type { HttpRequest, HttpResponse, HttpService } from './types.js';
 
-export const ALL_ROUTES: RouteDef[] = [...healthRoutes, ...operatorRoutes, ...adminRoutes, ...meRoutes, ...roomRoutes, ...moderationRoutes];
+export const ALL_ROUTES: RouteDef[] = [...healthRoutes, ...operatorRoutes, ...adminRoutes, ...meRoutes, ...roomRoutes, ...moderationRoutes, ...monitoringRoutes, ...fileRoutes];
 
 const CORS_ALLOW_HEADERS =
   'IM-Authorization, IM-Client-Key, IM-API-KEY, IM-Device-ID, IM-CLIENT-ID, x-timezone, accept-language, content-type, Authorization';
 
 /** Turns REST requests into core calls: CORS, credentials, routing, envelopes, errors. */
-export function createHttpHandler(core: Core, config: Config, log: Logger, routes: RouteDef[] = ALL_ROUTES): HttpHandler {
+export function createHttpService(core: Core, config: Config, log: Logger, routes: RouteDef[] = ALL_ROUTES): HttpService {
   const router = new Router<RouteDef>();
   for (const route of routes) router.add(route.method, route.path, route);
 
@@ -56,8 +58,9 @@ export function createHttpHandler(core: Core, config: Config, log: Logger, route
     if (match === 'method') throw Errors.methodNotAllowed();
     if (!match) throw Errors.notFound('ROUTE', `${req.method} ${req.path}`);
     const route = match.handler;
+    const authenticate = () => core.identity.authenticate(credentialsFromHeaders(req.headers, config.trustProxy));
     let actor: Actor | undefined;
-    if (route.auth === 'actor') actor = await core.identity.authenticate(credentialsFromHeaders(req.headers, config.trustProxy));
+    if (route.auth === 'actor') actor = await authenticate();
     if (route.auth === 'operator') checkOperator(req);
     let parsed: { value: unknown } | undefined;
     const ctx: RouteContext = {
@@ -67,12 +70,18 @@ export function createHttpHandler(core: Core, config: Config, log: Logger, route
       core,
       config,
       body: () => (parsed ??= { value: parseJsonBody(req.body) }).value,
+      authenticate,
     };
-    if ('raw' in route) return route.handle(ctx);
-    return ok(await route.handle(ctx));
+    const result = await route.handle(ctx);
+    return route.raw ? (result as HttpResponse) : ok(result);
   };
 
-  return async (req) => {
+  const streamsBody = (method: string, path: string): boolean => {
+    const match = router.match(method, path);
+    return typeof match === 'object' && match.handler.streamBody === true;
+  };
+
+  const handle = async (req: HttpRequest): Promise<HttpResponse> => {
     let res: HttpResponse;
     try {
       res = await dispatch(req);
@@ -85,9 +94,12 @@ export function createHttpHandler(core: Core, config: Config, log: Logger, route
       }
     }
     Object.assign(res.headers, corsHeaders(req));
-    if (req.method === 'HEAD') res.body = '';
+    // A streamed request body the handler did not consume must not hold the connection.
+    if (req.stream && !req.stream.readableEnded) req.stream.resume();
     return res;
   };
+
+  return { handle, streamsBody };
 }
 
 /** The 413 adapters answer before a handler runs, for bodies over the limit. */

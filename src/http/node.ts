@@ -1,11 +1,33 @@
 import http from 'node:http';
-import { fail } from './envelope.js';
+import { pipeline } from 'node:stream';
 import { bodyTooLarge } from './app.js';
-import type { HttpHandler, HttpRequest, HttpResponse } from './types.js';
+import { fail } from './envelope.js';
+import { type HttpRequest, type HttpResponse, type HttpService, isStreamBody } from './types.js';
 
-/** The node:http adapter (fallback transport): same handler, same behaviour as uWS. */
-export function createNodeServer(handler: HttpHandler, maxBodyBytes: number): http.Server {
+/** The node:http adapter (fallback transport): same service, same behaviour as uWS. */
+export function createNodeServer(service: HttpService, maxBodyBytes: number): http.Server {
   return http.createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const headers: Record<string, string> = {};
+    for (const [name, value] of Object.entries(req.headers)) {
+      if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(', ') : value;
+    }
+    const method = (req.method ?? 'GET').toUpperCase();
+    const request: HttpRequest = {
+      method,
+      path: url.pathname,
+      query: url.searchParams,
+      headers,
+      body: Buffer.alloc(0),
+      remoteAddress: req.socket.remoteAddress ?? '',
+    };
+    const run = () => service.handle(request).then((response) => send(req, res, response, method === 'HEAD'));
+
+    if (service.streamsBody(method, url.pathname)) {
+      request.stream = req; // the handler reads (and limits) it
+      void run();
+      return;
+    }
     const chunks: Buffer[] = [];
     let size = 0;
     let refused = false;
@@ -14,7 +36,7 @@ export function createNodeServer(handler: HttpHandler, maxBodyBytes: number): ht
       size += chunk.length;
       if (size > maxBodyBytes) {
         refused = true;
-        send(res, fail(bodyTooLarge(maxBodyBytes)), true);
+        send(req, res, fail(bodyTooLarge(maxBodyBytes)), false, true);
         req.resume();
         return;
       }
@@ -22,29 +44,31 @@ export function createNodeServer(handler: HttpHandler, maxBodyBytes: number): ht
     });
     req.on('end', () => {
       if (refused) return;
-      const url = new URL(req.url ?? '/', 'http://localhost');
-      const headers: Record<string, string> = {};
-      for (const [name, value] of Object.entries(req.headers)) {
-        if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(', ') : value;
-      }
-      const request: HttpRequest = {
-        method: (req.method ?? 'GET').toUpperCase(),
-        path: url.pathname,
-        query: url.searchParams,
-        headers,
-        body: Buffer.concat(chunks),
-        remoteAddress: req.socket.remoteAddress ?? '',
-      };
-      handler(request).then((response) => send(res, response, false));
+      request.body = Buffer.concat(chunks);
+      void run();
     });
     req.on('error', () => res.destroy());
   });
 }
 
-function send(res: http.ServerResponse, response: HttpResponse, close: boolean): void {
-  if (res.headersSent || res.destroyed) return;
-  const headers: Record<string, string | number> = { ...response.headers, 'content-length': Buffer.byteLength(response.body) };
+function send(req: http.IncomingMessage, res: http.ServerResponse, response: HttpResponse, head: boolean, close = false): void {
+  if (res.headersSent || res.destroyed) {
+    if (isStreamBody(response.body)) response.body.stream.destroy();
+    return;
+  }
+  const body = response.body;
+  const length = isStreamBody(body) ? body.length : Buffer.byteLength(body);
+  const headers: Record<string, string | number> = { ...response.headers, 'content-length': length };
   if (close) headers.connection = 'close';
   res.writeHead(response.status, headers);
-  res.end(response.body);
+  if (!isStreamBody(body)) {
+    res.end(head ? undefined : body);
+  } else if (head) {
+    body.stream.destroy();
+    res.end();
+  } else {
+    pipeline(body.stream, res, () => undefined);
+  }
+  // An unread request body (e.g. an upload refused early) is drained so the socket stays usable.
+  if (!req.readableEnded) req.resume();
 }

@@ -2,7 +2,7 @@ import type { Config } from '../config.js';
 import type { Core } from '../core/core.js';
 import { Errors } from '../core/errors.js';
 import type { Actor } from '../core/identity.js';
-import type { HttpRequest, HttpResponse } from './types.js';
+import type { HttpRequest } from './types.js';
 
 /** What a route handler gets. `actor` is set for routes with `auth: 'actor'`. */
 export interface RouteContext {
@@ -13,11 +13,21 @@ export interface RouteContext {
   config: Config;
   /** The JSON body; `{}` when empty; MALFORMED_JSON when it does not parse. */
   body(): unknown;
+  /** For `public` routes that authenticate only in some cases (signed file links). */
+  authenticate(): Promise<Actor>;
 }
 
-export type RouteDef =
-  | { method: string; path: string; auth: 'actor' | 'operator'; handle(ctx: RouteContext): Promise<unknown> }
-  | { method: string; path: string; auth: 'public'; raw: true; handle(ctx: RouteContext): Promise<HttpResponse> };
+export interface RouteDef {
+  method: string;
+  path: string;
+  /** `actor`: API key or client key + token, checked before the handler; `operator`: the operator secret. */
+  auth: 'actor' | 'operator' | 'public';
+  /** The handler returns a whole HttpResponse instead of a result for IMKIT's envelope. */
+  raw?: boolean;
+  /** The body is handed over as `req.stream` instead of being buffered (uploads). */
+  streamBody?: boolean;
+  handle(ctx: RouteContext): Promise<unknown>;
+}
 
 /** Integer query parameter with bounds; a bad value is a 400 naming the parameter. */
 export function intParam(query: URLSearchParams, name: string, fallback: number, min: number, max: number): number {

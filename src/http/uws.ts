@@ -1,13 +1,14 @@
 import { STATUS_CODES } from 'node:http';
+import { Readable } from 'node:stream';
 import type { HttpResponse as UwsResponse, TemplatedApp } from '@trufflesuite/uws-js-unofficial';
-import { fail } from './envelope.js';
 import { bodyTooLarge } from './app.js';
-import type { HttpHandler, HttpRequest, HttpResponse } from './types.js';
+import { fail } from './envelope.js';
+import { type HttpRequest, type HttpResponse, type HttpService, isStreamBody, type StreamBody } from './types.js';
 
 const BODYLESS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 /** The uWebSockets.js adapter (primary transport): every path not claimed by a WebSocket route. */
-export function registerUwsHttp(app: TemplatedApp, handler: HttpHandler, maxBodyBytes: number): void {
+export function registerUwsHttp(app: TemplatedApp, service: HttpService, maxBodyBytes: number): void {
   app.any('/*', (res, req) => {
     // uWS request objects live only until this callback returns: copy what we need now.
     const headers: Record<string, string> = {};
@@ -18,45 +19,135 @@ export function registerUwsHttp(app: TemplatedApp, handler: HttpHandler, maxBody
     const path = req.getUrl();
     const query = new URLSearchParams(req.getQuery() ?? '');
     const remoteAddress = Buffer.from(res.getRemoteAddressAsText()).toString();
-    let aborted = false;
+    const state = { aborted: false };
     res.onAborted(() => {
-      aborted = true;
+      state.aborted = true;
     });
-    const run = (body: Buffer) => {
-      const request: HttpRequest = { method, path, query, headers, body, remoteAddress };
-      handler(request).then((response) => {
-        if (!aborted) write(res, response, false);
-      });
+    const request: HttpRequest = { method, path, query, headers, body: Buffer.alloc(0), remoteAddress };
+    const run = () => {
+      service.handle(request).then((response) => write(res, state, response, method === 'HEAD', false));
     };
     const hasBody = !BODYLESS.has(method) || headers['content-length'] !== undefined || headers['transfer-encoding'] !== undefined;
-    if (!hasBody || headers['content-length'] === '0') return run(Buffer.alloc(0));
+    if (!hasBody || headers['content-length'] === '0') {
+      if (service.streamsBody(method, path)) request.stream = Readable.from([]);
+      return run();
+    }
+    if (service.streamsBody(method, path)) {
+      request.stream = bodyStream(res, state);
+      return run();
+    }
     const declared = Number(headers['content-length']);
     if (Number.isFinite(declared) && declared > maxBodyBytes) {
-      aborted = true;
-      write(res, fail(bodyTooLarge(maxBodyBytes)), true);
+      state.aborted = true;
+      write(res, state, fail(bodyTooLarge(maxBodyBytes)), false, true);
       return;
     }
     const chunks: Buffer[] = [];
     let size = 0;
     res.onData((chunk, isLast) => {
-      if (aborted) return;
+      if (state.aborted) return;
       size += chunk.byteLength;
       if (size > maxBodyBytes) {
-        aborted = true;
-        write(res, fail(bodyTooLarge(maxBodyBytes)), true);
+        write(res, state, fail(bodyTooLarge(maxBodyBytes)), false, true);
+        state.aborted = true;
         return;
       }
-      // The ArrayBuffer is reused by uWS after this callback: copy it.
-      chunks.push(Buffer.from(Buffer.from(chunk)));
-      if (isLast) run(Buffer.concat(chunks));
+      chunks.push(copy(chunk));
+      if (isLast) {
+        request.body = Buffer.concat(chunks);
+        run();
+      }
     });
   });
 }
 
-function write(res: UwsResponse, response: HttpResponse, close: boolean): void {
+/** uWS reuses the ArrayBuffer after the callback: keep a copy. */
+const copy = (chunk: ArrayBuffer): Buffer => Buffer.from(new Uint8Array(chunk));
+
+/** The request body as a Readable, with backpressure mapped onto uWS pause/resume. */
+function bodyStream(res: UwsResponse, state: { aborted: boolean }): Readable {
+  let paused = false;
+  const stream = new Readable({
+    read() {
+      if (paused && !state.aborted) {
+        paused = false;
+        res.resume();
+      }
+    },
+  });
+  res.onData((chunk, isLast) => {
+    if (state.aborted) return;
+    if (!stream.push(copy(chunk)) && !isLast) {
+      paused = true;
+      res.pause();
+    }
+    if (isLast) stream.push(null);
+  });
+  res.onAborted(() => {
+    state.aborted = true;
+    stream.destroy(new Error('client aborted the request'));
+  });
+  return stream;
+}
+
+function write(res: UwsResponse, state: { aborted: boolean }, response: HttpResponse, head: boolean, close: boolean): void {
+  const body = response.body;
+  if (state.aborted && !close) {
+    if (isStreamBody(body)) body.stream.destroy();
+    return;
+  }
   res.cork(() => {
     res.writeStatus(`${response.status} ${STATUS_CODES[response.status] ?? ''}`);
     for (const [name, value] of Object.entries(response.headers)) res.writeHeader(name, value);
-    res.end(response.body, close);
+    if (!isStreamBody(body)) {
+      if (head) res.endWithoutBody(Buffer.byteLength(body), close);
+      else res.end(body, close);
+    } else if (head) {
+      body.stream.destroy();
+      res.endWithoutBody(body.length, close);
+    }
+  });
+  if (isStreamBody(body) && !head) streamOut(res, state, body);
+}
+
+/** Streams a body of known length with uWS's tryEnd/onWritable backpressure protocol. */
+function streamOut(res: UwsResponse, state: { aborted: boolean }, { stream, length }: StreamBody): void {
+  if (length === 0) {
+    res.cork(() => res.end());
+    stream.destroy();
+    return;
+  }
+  let pending: { chunk: Buffer; offset: number } | undefined;
+  const finish = () => stream.destroy();
+  res.onAborted(() => {
+    state.aborted = true;
+    finish();
+  });
+  stream.on('error', () => {
+    if (!state.aborted) res.cork(() => res.close());
+    state.aborted = true;
+  });
+  stream.on('data', (chunk: Buffer) => {
+    if (state.aborted) return finish();
+    const offset = res.getWriteOffset();
+    let ok = false;
+    let done = false;
+    res.cork(() => {
+      [ok, done] = res.tryEnd(chunk, length);
+    });
+    if (done) return finish();
+    if (ok) return;
+    pending = { chunk, offset };
+    stream.pause();
+    res.onWritable((writeOffset) => {
+      if (!pending) return true;
+      const [retryOk, retryDone] = res.tryEnd(pending.chunk.subarray(writeOffset - pending.offset), length);
+      if (retryDone) finish();
+      else if (retryOk) {
+        pending = undefined;
+        stream.resume();
+      }
+      return retryOk;
+    });
   });
 }

@@ -7,6 +7,7 @@ import type { Credentials, UserActor } from '../core/identity.js';
 import { isBanned } from '../core/permissions.js';
 import { requestHost } from '../http/credentials.js';
 import type { Logger } from '../observability/logger.js';
+import type { Presence } from '../cluster/presence.js';
 import { encodeEvent } from './protocol/socketio.js';
 import { type Encoding, ENCODINGS, encodeArg, engineTopic } from './encoding.js';
 import { WindowCounter } from './rate-limit.js';
@@ -68,6 +69,8 @@ export class Gateway implements EngineHooks {
     private core: Core,
     private config: Config,
     private log: Logger,
+    /** Cluster-wide connection counts (told of every socket that binds and closes). */
+    private presence?: Pick<Presence, 'onSocketBound' | 'onSocketClosed'>,
   ) {
     this.handshakesByAddress = new WindowCounter(config.handshakesPerMinutePerAddress, 60_000);
     this.handshakesByKey = new WindowCounter(config.handshakesPerMinutePerKey, 60_000);
@@ -172,12 +175,14 @@ export class Gateway implements EngineHooks {
     if (!sockets) users.set(actor.userId, (sockets = new Set()));
     sockets.add(socket);
     this.perApp.set(actor.app.id, (this.perApp.get(actor.app.id) ?? 0) + 1);
+    this.presence?.onSocketBound(actor.app.id, actor.userId);
     this.listen(socket, userTopic(actor.app.id, actor.userId));
     if (sockets.size === 1) await this.loadBlocks(actor.app.id, actor.userId);
     const roomIds = await this.core.store.userRoomIds(actor.app.id, actor.userId);
     for (const room of await this.core.store.getRooms(actor.app.id, roomIds)) {
       if (room && !isBanned(actor.userId, room) && !socket.closed) this.listen(socket, roomTopic(actor.app.id, room.id));
     }
+    await this.core.bus.settled?.(); // a cluster bus: subscribed before the client hears it is connected
   }
 
   /** Remembers whom a newly connected user blocked, so delivery can skip the blockees' messages. */
@@ -347,6 +352,7 @@ export class Gateway implements EngineHooks {
     const sockets = users?.get(actor.userId);
     if (sockets?.delete(socket)) {
       this.perApp.set(actor.app.id, (this.perApp.get(actor.app.id) ?? 1) - 1);
+      this.presence?.onSocketClosed(actor.app.id, actor.userId);
       if (sockets.size === 0) {
         users!.delete(actor.userId);
         this.forgetBlocks(actor.app.id, actor.userId);

@@ -32,6 +32,10 @@ export async function startTestServer(transport: Transport, overrides: Partial<C
     operatorSecret: OPERATOR_SECRET,
     logLevel: 'silent',
     demo: false,
+    // ROOMCAST_TEST_REDIS_URL=redis://… runs every server-level test in cluster mode, on that Redis.
+    ...(process.env.ROOMCAST_TEST_REDIS_URL
+      ? { redisUrl: process.env.ROOMCAST_TEST_REDIS_URL, redisPrefix: `t${Math.random().toString(36).slice(2, 10)}` }
+      : {}),
     ...overrides,
   });
   const server = await startServer(config, createLogger(config.logLevel));

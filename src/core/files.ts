@@ -1,0 +1,185 @@
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { ContentTooLarge, type FileStorage } from '../files/storage.js';
+import type { Store } from '../store/store.js';
+import { Errors, ImError } from './errors.js';
+import type { Actor } from './identity.js';
+import type { AppRecord, FileRecord, RoomRecord } from './models.js';
+import { authorize } from './permissions.js';
+import { newId } from './secrets.js';
+
+export interface FileOptions {
+  maxBytes: number;
+  /** Allowed content types; `type/*` matches a whole family. */
+  allowedTypes: readonly string[];
+  signedUrlTtlMs: number;
+}
+
+export interface Upload {
+  bucket: string;
+  filename: string;
+  mimetype: string;
+  content: Readable;
+  /** The multipart `extra` part, which may arrive after the file: resolved when the form ends. */
+  extra: Promise<Record<string, unknown>>;
+}
+
+/** Bucket names and file ids become path segments: plain names only. */
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+function checkName(kind: 'bucket' | 'file id', value: string): void {
+  if (!NAME.test(value) || value.includes('..')) {
+    throw new ImError(400, 'INVALID_PATH', `${kind} '${value}' is not a plain name (letters, digits, . _ -)`);
+  }
+}
+
+/** The room an upload names, as IMKIT SDKs spell it in `extra`. */
+const roomOf = (extra: Record<string, unknown>): string | undefined => {
+  const room = extra.roomID ?? extra.roomId ?? extra.room;
+  return typeof room === 'string' && room !== '' ? room : undefined;
+};
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+/** Uploads, downloads and signed links. Who may do what is in the permission table. */
+export class FileService {
+  constructor(
+    private store: Store,
+    private storage: FileStorage,
+    private options: FileOptions,
+  ) {}
+
+  /** Checks that can be made before any byte is read: bucket name, content type, room access. */
+  async precheck(actor: Actor, bucket: string, mimetype: string, extra?: Record<string, unknown>): Promise<void> {
+    authorize(actor, 'files.upload');
+    checkName('bucket', bucket);
+    if (!this.typeAllowed(mimetype)) {
+      throw new ImError(415, 'UNSUPPORTED_MEDIA_TYPE', `Files of type '${mimetype}' are not accepted`);
+    }
+    if (extra) await this.roomFor(actor, extra);
+  }
+
+  /** Streams the content to storage, then records it; anything refused leaves no file behind. */
+  async upload(actor: Actor, upload: Upload): Promise<FileRecord> {
+    const id = newId();
+    const key = this.key(actor.app.id, upload.bucket, id);
+    let written;
+    try {
+      written = await this.storage.write(key, upload.content, this.options.maxBytes);
+    } catch (err) {
+      if (err instanceof ContentTooLarge) throw new ImError(413, 'FILE_TOO_LARGE', `Files may be at most ${this.options.maxBytes} bytes`);
+      throw err;
+    }
+    try {
+      const extra = await upload.extra;
+      const room = await this.roomFor(actor, extra);
+      const record: FileRecord = {
+        id,
+        bucket: upload.bucket,
+        filename: upload.filename,
+        mimetype: upload.mimetype,
+        length: written.length,
+        md5: written.md5,
+        client: actor.kind === 'user' ? actor.userId : undefined,
+        room: room?.id,
+        extra,
+        uploadedAt: Date.now(),
+      };
+      await this.store.putFile(actor.app.id, record);
+      return record;
+    } catch (err) {
+      await this.storage.delete(key);
+      throw err;
+    }
+  }
+
+  /** The file's record, if the actor may read it. */
+  async metadata(actor: Actor, bucket: string, id: string): Promise<FileRecord> {
+    const file = await this.load(actor.app.id, bucket, id);
+    const room = file.room ? await this.store.getRoom(actor.app.id, file.room) : undefined;
+    authorize(actor, 'files.read', room, { sender: file.client });
+    return file;
+  }
+
+  async open(app: AppRecord, file: FileRecord): Promise<Readable> {
+    const content = await this.storage.read(this.key(app.id, file.bucket, file.id));
+    if (!content) throw new ImError(404, 'FILE_NOT_FOUND', `the content of file '${file.id}' is missing`);
+    return content;
+  }
+
+  async remove(actor: Actor, bucket: string, id: string): Promise<void> {
+    const file = await this.load(actor.app.id, bucket, id);
+    authorize(actor, 'files.delete', undefined, { sender: file.client });
+    await this.store.deleteFile(actor.app.id, id);
+    await this.storage.delete(this.key(actor.app.id, bucket, id));
+  }
+
+  /** A short-lived link that works without headers (an `<img src>`): HMAC with the app's secret. */
+  signedPath(app: AppRecord, file: FileRecord): string {
+    const expires = Date.now() + this.options.signedUrlTtlMs;
+    const sig = this.signature(app, file.bucket, file.id, expires);
+    return `/files/${file.bucket}/${file.id}?app=${encodeURIComponent(app.id)}&expires=${expires}&sig=${sig}`;
+  }
+
+  /** The file a signed link names; 403 for a wrong or expired signature. */
+  async verifySigned(bucket: string, id: string, query: URLSearchParams): Promise<{ app: AppRecord; file: FileRecord }> {
+    const appId = query.get('app') ?? '';
+    const expires = Number(query.get('expires'));
+    const sig = query.get('sig') ?? '';
+    const app = appId ? await this.store.getApp(appId) : undefined;
+    const expected = app && Number.isFinite(expires) ? this.signature(app, bucket, id, expires) : '';
+    const valid = expected.length > 0 && expected.length === sig.length && timingSafeEqual(Buffer.from(expected), Buffer.from(sig));
+    if (!app || !valid) throw new ImError(403, 'INVALID_SIGNATURE', 'The link signature is not valid');
+    if (expires <= Date.now()) throw new ImError(403, 'LINK_EXPIRED', 'The link has expired; ask for a new one');
+    return { app, file: await this.load(app.id, bucket, id) };
+  }
+
+  private signature(app: AppRecord, bucket: string, id: string, expires: number): string {
+    return createHmac('sha256', `files:${app.signingSecret}`).update(`${app.id}/${bucket}/${id}/${expires}`).digest('base64url');
+  }
+
+  private async roomFor(actor: Actor, extra: Record<string, unknown>): Promise<RoomRecord | undefined> {
+    const roomId = roomOf(extra);
+    if (!roomId) return undefined;
+    const room = await this.store.getRoom(actor.app.id, roomId);
+    if (!room) throw Errors.notFound('ROOM', roomId);
+    authorize(actor, 'files.uploadToRoom', room);
+    return room;
+  }
+
+  private async load(appId: string, bucket: string, id: string): Promise<FileRecord> {
+    checkName('bucket', bucket);
+    checkName('file id', id);
+    const file = await this.store.getFile(appId, id);
+    if (!file || file.bucket !== bucket) throw new ImError(404, 'FILE_NOT_FOUND', `file '${id}' not found`);
+    return file;
+  }
+
+  private key(appId: string, bucket: string, id: string): string {
+    return `${appId}/${bucket}/${id}`;
+  }
+
+  private typeAllowed(mimetype: string): boolean {
+    const type = mimetype.toLowerCase();
+    return this.options.allowedTypes.some((allowed) =>
+      allowed.endsWith('*') ? type.startsWith(allowed.slice(0, -1).toLowerCase()) : type === allowed.toLowerCase(),
+    );
+  }
+}
+
+/** IMKIT's File object. */
+export function fileView(file: FileRecord) {
+  return {
+    _id: file.id,
+    id: file.id,
+    length: file.length,
+    md5: file.md5,
+    filename: file.filename,
+    mimetype: file.mimetype,
+    client: file.client ?? null,
+    bucketName: file.bucket,
+    extra: file.extra,
+    uploadDate: iso(file.uploadedAt),
+    uploadDateMS: file.uploadedAt,
+  };
+}

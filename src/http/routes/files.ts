@@ -1,0 +1,162 @@
+import type { Readable } from 'node:stream';
+import busboy from 'busboy';
+import type { Core } from '../../core/core.js';
+import { ImError } from '../../core/errors.js';
+import { fileView } from '../../core/files.js';
+import type { Actor } from '../../core/identity.js';
+import type { AppRecord, FileRecord } from '../../core/models.js';
+import { requestHost } from '../credentials.js';
+import { ok } from '../envelope.js';
+import type { RouteDef } from '../route.js';
+import type { HttpRequest, HttpResponse } from '../types.js';
+
+/** Uploads (multipart `file` + `extra`), downloads (headers or a signed link), metadata, delete. */
+export const fileRoutes: RouteDef[] = [
+  {
+    method: 'POST', path: '/files/:bucket', auth: 'actor', streamBody: true,
+    handle: async ({ core, actor, params, req }) => fileView(await receiveUpload(core, actor, params.bucket!, req)),
+  },
+  {
+    method: 'GET', path: '/files/:bucket/:id', auth: 'public', raw: true,
+    handle: async ({ core, params, req, authenticate, config }) => {
+      if (req.query.has('sig')) {
+        const { app, file } = await core.files.verifySigned(params.bucket!, params.id!, req.query);
+        return download(core, app, file);
+      }
+      const actor = await authenticate();
+      const file = await core.files.metadata(actor, params.bucket!, params.id!);
+      const signedOnly = req.query.get('signedUrlOnly');
+      if (signedOnly === '1' || signedOnly === 'true') {
+        return ok({ url: `${origin(req, config.trustProxy)}${core.files.signedPath(actor.app, file)}` });
+      }
+      return download(core, actor.app, file);
+    },
+  },
+  {
+    method: 'GET', path: '/files/:bucket/:id/metadata', auth: 'actor',
+    handle: async ({ core, actor, params }) => fileView(await core.files.metadata(actor, params.bucket!, params.id!)),
+  },
+  {
+    method: 'DELETE', path: '/files/:bucket/:id', auth: 'actor',
+    handle: async ({ core, actor, params }) => {
+      await core.files.remove(actor, params.bucket!, params.id!);
+      return { n: 1, ok: 1 };
+    },
+  },
+];
+
+async function download(core: Core, app: AppRecord, file: FileRecord): Promise<HttpResponse> {
+  const stream = await core.files.open(app, file);
+  return {
+    status: 200,
+    headers: {
+      'content-type': file.mimetype,
+      'content-disposition': `inline; filename*=UTF-8''${encodeURIComponent(file.filename)}`,
+      'x-content-type-options': 'nosniff',
+      'cache-control': 'private, max-age=300',
+      etag: `"${file.md5}"`,
+    },
+    body: { stream, length: file.length },
+  };
+}
+
+/** Scheme and host the client used, for absolute signed links. */
+function origin(req: HttpRequest, trustProxy: boolean): string {
+  const proto = trustProxy ? req.headers['x-forwarded-proto']?.split(',')[0]?.trim() : undefined;
+  const host = trustProxy ? (req.headers['x-forwarded-host'] ?? req.headers.host) : req.headers.host;
+  return `${proto === 'https' ? 'https' : 'http'}://${host ?? requestHost(req.headers, trustProxy) ?? 'localhost'}`;
+}
+
+function parseExtra(value: string): Record<string, unknown> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch {
+    throw new ImError(400, 'INVALID_INPUT', 'extra: must be a JSON object string');
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new ImError(400, 'INVALID_INPUT', 'extra: must be a JSON object string');
+  }
+  return parsed as Record<string, unknown>;
+}
+
+/**
+ * Reads a multipart upload: the `file` part is streamed straight to storage (never held in
+ * memory); `extra` may come before or after it. On any refusal the rest of the body is
+ * drained and no file remains.
+ */
+function receiveUpload(core: Core, actor: Actor, bucket: string, req: HttpRequest): Promise<FileRecord> {
+  const body = req.stream as Readable;
+  return new Promise<FileRecord>((resolve, reject) => {
+    let parser: busboy.Busboy;
+    try {
+      parser = busboy({ headers: { 'content-type': req.headers['content-type'] ?? '' }, limits: { files: 1, fields: 20, fieldSize: 64 * 1024, parts: 30 } });
+    } catch {
+      reject(new ImError(400, 'MULTIPART_REQUIRED', 'Send multipart/form-data with a "file" part'));
+      return;
+    }
+    let settled = false;
+    const fail = (err: unknown) => {
+      if (settled) return;
+      settled = true;
+      body.unpipe(parser);
+      body.resume();
+      reject(err);
+    };
+    let extra: Record<string, unknown> | undefined;
+    let extraError: unknown;
+    let formEnded!: () => void;
+    const ended = new Promise<void>((r) => (formEnded = r));
+    let upload: Promise<FileRecord> | undefined;
+
+    parser.on('field', (name, value) => {
+      if (name !== 'extra') return;
+      try {
+        extra = parseExtra(value);
+      } catch (err) {
+        extraError = err;
+      }
+    });
+    parser.on('file', (name, file, info) => {
+      // A truncated form errors this stream too; the parser's own 'error' reports it.
+      file.on('error', () => undefined);
+      if (name !== 'file' || upload || settled) {
+        file.resume();
+        return;
+      }
+      upload = (async () => {
+        if (extraError) throw extraError;
+        await core.files.precheck(actor, bucket, info.mimeType, extra);
+        return core.files.upload(actor, {
+          bucket,
+          filename: info.filename || 'file',
+          mimetype: info.mimeType,
+          content: file,
+          extra: ended.then(() => {
+            if (extraError) throw extraError;
+            return extra ?? {};
+          }),
+        });
+      })();
+      upload.then(
+        (record) => {
+          if (settled) return;
+          settled = true;
+          resolve(record);
+        },
+        (err) => {
+          file.resume();
+          fail(err);
+        },
+      );
+    });
+    parser.on('close', () => {
+      formEnded();
+      if (!upload) fail(new ImError(400, 'FILE_REQUIRED', 'The form has no "file" part'));
+    });
+    parser.on('error', () => fail(new ImError(400, 'MALFORMED_MULTIPART', 'The multipart body could not be parsed')));
+    body.on('error', (err) => fail(err));
+    body.pipe(parser);
+  });
+}
+

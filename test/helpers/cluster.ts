@@ -1,0 +1,114 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { freePort, requireBinary, track, waitForPort } from './redis.js';
+
+const root = path.resolve(import.meta.dirname, '../..');
+const main = path.join(root, 'dist/main.js');
+
+/** A compiled roomcast process (`node dist/main.js`), as a deployment runs it. */
+export interface NodeProcess {
+  id: string;
+  port: number;
+  base: string;
+  output(): string;
+  kill(signal?: NodeJS.Signals): Promise<void>;
+}
+
+export async function startNode(id: string, env: Record<string, string>): Promise<NodeProcess> {
+  if (!existsSync(main)) throw new Error('dist/ is missing: run `npm test`, which builds first');
+  const port = await freePort();
+  const child = track(
+    spawn(process.execPath, [main], {
+      env: { ...process.env, ROOMCAST_PORT: String(port), ROOMCAST_HOST: '127.0.0.1', ROOMCAST_NODE_ID: id, ROOMCAST_DEMO: 'false', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }),
+  );
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  const base = `http://127.0.0.1:${port}`;
+  const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`${id} exited with ${code}:\n${out}`))));
+  exited.catch(() => {});
+  await Promise.race([waitUntilReady(base, 15_000), exited]);
+  return {
+    id,
+    port,
+    base,
+    output: () => out,
+    kill: (signal = 'SIGKILL') => stop(child, signal),
+  };
+}
+
+async function waitUntilReady(base: string, timeoutMs: number): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const status = await fetch(`${base}/readyz`).then((r) => r.status, () => 0);
+    if (status === 200) return;
+    if (Date.now() > end) throw new Error(`${base} not ready within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function stop(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    child.once('exit', () => resolve());
+    child.kill(signal);
+  });
+}
+
+/** A real HAProxy in front of the nodes: WebSocket-capable, round-robin, health-checked on /readyz. */
+export interface Balancer {
+  base: string;
+  stop(): Promise<void>;
+}
+
+export function haproxyConfig(port: number, servers: { id: string; port: number }[]): string {
+  return [
+    'global',
+    '  maxconn 4096',
+    'defaults',
+    '  mode http',
+    '  timeout connect 1s',
+    '  timeout client 60s',
+    '  timeout server 60s',
+    '  timeout tunnel 1h',
+    '  retries 3',
+    '  option redispatch',
+    'frontend roomcast',
+    `  bind 127.0.0.1:${port}`,
+    '  default_backend nodes',
+    'backend nodes',
+    '  balance roundrobin',
+    // HTTP/1.1 with a Host header: uWebSockets.js does not answer a bare HTTP/1.0 request.
+    '  option httpchk',
+    '  http-check send meth GET uri /readyz ver HTTP/1.1 hdr Host roomcast',
+    '  http-check expect status 200',
+    '  default-server inter 250ms fall 2 rise 1',
+    ...servers.map((s) => `  server ${s.id} 127.0.0.1:${s.port} check`),
+    '',
+  ].join('\n');
+}
+
+export async function startHaproxy(servers: { id: string; port: number }[]): Promise<Balancer> {
+  const binary = requireBinary('haproxy', 'apt-get install haproxy');
+  const port = await freePort();
+  const dir = mkdtempSync(path.join(tmpdir(), 'roomcast-haproxy-'));
+  const file = path.join(dir, 'haproxy.cfg');
+  writeFileSync(file, haproxyConfig(port, servers));
+  const child = track(spawn(binary, ['-f', file, '-db'], { stdio: ['ignore', 'ignore', 'pipe'] }));
+  let err = '';
+  child.stderr!.on('data', (d) => (err += d));
+  const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`haproxy exited with ${code}:\n${err}`))));
+  exited.catch(() => {});
+  await Promise.race([waitForPort(port, 10_000), exited]);
+  return {
+    base: `http://127.0.0.1:${port}`,
+    async stop() {
+      await stop(child, 'SIGTERM');
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,79 @@
+import { randomBytes } from 'node:crypto';
+import type { Socket } from 'socket.io-client';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { admin, startTestServer, type TestApp, type TestServer, TRANSPORTS, user } from '../helpers/server.js';
+import { startRedis, type RedisProcess } from '../helpers/redis.js';
+import { collect, connect, once, sleep, until } from '../helpers/sockets.js';
+
+/** One node in cluster mode (ROOMCAST_REDIS_URL): REST, sockets, monitoring, and Redis faults. */
+describe.each(TRANSPORTS)('a node on Redis, over %s', (transport) => {
+  let redis: RedisProcess;
+  let t: TestServer;
+  let app: TestApp;
+  const tokens: Record<string, string> = {};
+  const open: Socket[] = [];
+
+  beforeAll(async () => {
+    redis = await startRedis({ appendonly: true, appendfsync: 'always' });
+    t = await startTestServer(transport, { redisUrl: redis.url, redisPrefix: `t${randomBytes(4).toString('hex')}`, nodeId: 'solo' });
+    app = await t.createApp('main');
+    for (const id of ['alice', 'bob']) tokens[id] = await t.createUser(app, id);
+    await admin(t.base, app).post('/rooms', { _id: 'lobby', name: 'Lobby', members: ['alice', 'bob'] });
+  });
+  afterEach(() => {
+    for (const s of open.splice(0)) s.disconnect();
+  });
+  afterAll(async () => {
+    await t?.close();
+    await redis?.stop();
+  });
+
+  const socketOf = async (who: string) => {
+    const s = connect(t.base, { auth: { 'IM-CLIENT-KEY': app.clientKey, 'IM-Authorization': tokens[who] } });
+    open.push(s);
+    await once(s, 'connect');
+    return s;
+  };
+  const send = (from: string, message: string) => user(t.base, app, tokens[from]!).post('/rooms/lobby/message', { message });
+  const ready = async () => (await fetch(`${t.base}/readyz`)).status;
+
+  it('stores, delivers once, and counts connections cluster-wide', async () => {
+    const s = await socketOf('alice');
+    const got = collect<{ message: string }>(s, 'chat message');
+    const sent = await send('bob', 'hello over redis');
+    expect(sent.status).toBe(200);
+    await until(() => got.length === 1);
+    await sleep(100);
+    expect(got.map((m) => m.message)).toEqual(['hello over redis']);
+    const count = await admin(t.base, app).get('/admin/connection-count');
+    expect(count.body.result).toEqual({ count: 1, scope: 'cluster' });
+    const mine = await admin(t.base, app).get('/admin/connection-count?client=alice&scope=node');
+    expect(mine.body.result).toEqual({ count: 1, scope: 'node', node: 'solo', client: 'alice' });
+    const refused = await user(t.base, app, tokens.alice!).get('/admin/connection-count');
+    expect(refused.status).toBe(403);
+    const history = await user(t.base, app, tokens.alice!).get('/rooms/lobby/messages/v3?limit=10');
+    expect(history.body.result.data.map((m: { message: string }) => m.message)).toContain('hello over redis');
+  });
+
+  it('without Redis: keeps its sockets, is not ready, refuses writes with 503 STORE_UNAVAILABLE; then recovers', async () => {
+    const s = await socketOf('alice');
+    const got = collect<{ message: string }>(s, 'chat message');
+    expect(await ready()).toBe(200);
+    await redis.kill('SIGKILL');
+    await until(async () => (await ready()) === 503, 3000);
+    expect(await (await fetch(`${t.base}/readyz`)).json()).toEqual({ status: 'not ready' });
+    const refused = await send('bob', 'while redis is down');
+    expect(refused.status).toBe(503);
+    expect(refused.body.error.code).toBe('STORE_UNAVAILABLE');
+    await sleep(300);
+    expect(s.connected).toBe(true);
+    await redis.restart();
+    await until(async () => (await ready()) === 200, 5000);
+    await sleep(200); // the bus re-subscribes on reconnect
+    expect((await send('bob', 'after the restart')).status).toBe(200);
+    await until(() => got.length === 1, 3000);
+    await sleep(100);
+    expect(got.map((m) => m.message)).toEqual(['after the restart']);
+    expect(s.connected).toBe(true);
+  });
+});
