@@ -72,6 +72,7 @@ const SETTINGS = {
 } as const;
 
 type Settings = typeof SETTINGS;
+const SECRET_SETTINGS = new Set<string>(['operatorSecret', 'redisUrl']);
 export type Config = { -readonly [K in keyof Settings]: z.output<Settings[K]['schema']> };
 
 export class ConfigError extends Error {}
@@ -90,7 +91,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     const parsed = (setting.schema as z.ZodType).safeParse(raw);
     if (!parsed.success) {
       const source = fromEnv !== undefined && fromEnv !== '' ? setting.env : key in file ? `${key} in ${env.ROOMCAST_CONFIG}` : setting.env;
-      throw new ConfigError(`${source}: ${parsed.error.issues[0]!.message} (got ${JSON.stringify(raw)})`);
+      // Values that may hold credentials are never echoed (a mistyped Redis URL carries a password).
+      const shown = SECRET_SETTINGS.has(key) ? '(value hidden)' : `(got ${JSON.stringify(raw)})`;
+      throw new ConfigError(`${source}: ${parsed.error.issues[0]!.message} ${shown}`);
     }
     config[key] = parsed.data;
   }

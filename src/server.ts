@@ -2,7 +2,7 @@ import type { Server as NodeServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Bus } from './bus/bus.js';
 import { LocalBus } from './bus/local.js';
-import { LocalPresence, type Presence, registerPresence } from './cluster/presence.js';
+import { LocalPresence, type Presence } from './cluster/presence.js';
 import { openRedisPorts } from './cluster/redis-ports.js';
 import type { Config } from './config.js';
 import { type Core, createCore } from './core/core.js';
@@ -63,10 +63,10 @@ export async function startServer(config: Config, log: Logger, ports: Ports = {}
       allowedTypes: config.uploadTypes,
       signedUrlTtlMs: config.signedUrlTtlSeconds * 1000,
     },
+    presence,
   });
-  registerPresence(core, presence);
   const transport = chooseTransport(config, log);
-  const gateway = new Gateway(core, config, log, presence);
+  const gateway = new Gateway(core, config, log);
   const engine = new SocketEngine(gateway, {
     pingIntervalMs: config.pingIntervalMs,
     pingTimeoutMs: config.pingTimeoutMs,

@@ -22,7 +22,9 @@ export type ControlMessage =
   | { kind: 'blocks-changed'; appId: string; blocker: string; blockee: string; blocked: boolean }
   | { kind: 'tokens-revoked'; appId: string; userId: string; hashes: string[] }
   | { kind: 'client-key-revoked'; appId: string }
-  | { kind: 'app-deleted'; appId: string };
+  | { kind: 'app-deleted'; appId: string }
+  /** An application was created or its domains changed: nodes refresh their host → app index. */
+  | { kind: 'apps-changed' };
 
 export type BusMessage = DeliveryMessage | ControlMessage;
 

@@ -1,4 +1,3 @@
-import type { Core } from '../core/core.js';
 import type { Logger } from '../observability/logger.js';
 import { closeClient, connectClient, createRedisClient, guarded, LuaScript, type RedisClient } from './redis-client.js';
 
@@ -286,13 +285,4 @@ export class RedisPresence implements Presence {
     clearInterval(this.heartbeat);
     this.client.disconnect();
   }
-}
-
-/** The presence serving a core (set by the composition root; read by the monitoring routes). */
-const registry = new WeakMap<Core, Presence>();
-export function registerPresence(core: Core, presence: Presence): void {
-  registry.set(core, presence);
-}
-export function presenceFor(core: Core): Presence | undefined {
-  return registry.get(core);
 }

@@ -56,6 +56,7 @@ export class AppService {
     await this.store.putApp(app);
     const withKey = await this.generateClientKey(app.id);
     await this.rebuildDomainIndex();
+    this.bus.publish(CONTROL_TOPIC, { kind: 'apps-changed' });
     return { app: withKey, apiKey, clientKey: withKey.clientKey!.token };
   }
 
@@ -154,7 +155,8 @@ export class AppService {
     return this.domainIndex.get(host);
   }
 
-  private async rebuildDomainIndex(): Promise<void> {
+  /** Rebuilds the host → application index (after another node created or deleted one). */
+  async rebuildDomainIndex(): Promise<void> {
     const index = new Map<string, string>();
     for (const app of await this.store.listApps()) for (const d of app.domains) index.set(d, app.id);
     this.domainIndex = index;

@@ -1,5 +1,6 @@
 import type { Bus } from '../bus/bus.js';
 import type { Store } from '../store/store.js';
+import type { Presence } from '../cluster/presence.js';
 import type { FileStorage } from '../files/storage.js';
 import { AppService } from './apps.js';
 import { type FileOptions, FileService } from './files.js';
@@ -14,6 +15,8 @@ import { UserService } from './users.js';
 export interface CoreOptions {
   tokenTtlMs: number;
   files: FileOptions & { storage: FileStorage };
+  /** Who is connected (this node's sockets, or the cluster's through Redis). */
+  presence: Presence;
 }
 
 /** The chat domain, wired: knows the store and bus ports, nothing about HTTP or sockets. */
@@ -29,6 +32,7 @@ export interface Core {
   moderation: ModerationService;
   files: FileService;
   present: Presenter;
+  presence: Presence;
 }
 
 export async function createCore(store: Store, bus: Bus, options: CoreOptions): Promise<Core> {
@@ -36,11 +40,11 @@ export async function createCore(store: Store, bus: Bus, options: CoreOptions): 
   await apps.start();
   const tokens = new TokenService(store, bus, apps, options.tokenTtlMs);
   const identity = new IdentityService(apps, tokens);
-  const present = new Presenter(store);
-  const users = new UserService(store, bus, tokens);
+  const present = new Presenter(store, options.presence);
+  const users = new UserService(store, bus, tokens, present);
   const messages = new MessageService(store, bus, present);
   const rooms = new RoomService(store, bus, present, messages);
   const moderation = new ModerationService(store, bus, present);
   const files = new FileService(store, options.files.storage, options.files);
-  return { store, bus, apps, tokens, identity, users, rooms, messages, moderation, files, present };
+  return { store, bus, apps, tokens, identity, users, rooms, messages, moderation, files, present, presence: options.presence };
 }

@@ -1,6 +1,19 @@
 import type { Store } from '../store/store.js';
-import type { MessageRecord, RoomRecord } from './models.js';
+import type { Presence } from '../cluster/presence.js';
+import type { MessageRecord, RoomRecord, UserRecord } from './models.js';
 import { type ClientView, type MessageView, type RoomView, type ViewerFields, clientView, messageView, roomView } from './views.js';
+
+/** Live status; while connected the user is active now, otherwise as of their last socket. */
+function statusFields(user: UserRecord | undefined, connected: boolean, now: number) {
+  const lastActive = connected ? now : user?.lastActiveAt;
+  return {
+    isSocketConnected: connected,
+    lastLoginTimeMS: user?.lastLoginAt ?? null,
+    lastLoginTime: user?.lastLoginAt ? new Date(user.lastLoginAt).toISOString() : null,
+    lastActiveTimeMS: lastActive ?? null,
+    lastActiveTime: lastActive ? new Date(lastActive).toISOString() : null,
+  };
+}
 
 /** Who a room is shown to: their id (absent for the API key), rights and muted rooms. */
 export interface Viewer {
@@ -11,11 +24,27 @@ export interface Viewer {
 
 /** Loads what a wire shape needs populated (users, last message, reply) and builds it. */
 export class Presenter {
-  constructor(private store: Store) {}
+  constructor(
+    private store: Store,
+    private presence: Pick<Presence, 'isUserConnected'>,
+  ) {}
 
   async clients(appId: string, ids: readonly string[]): Promise<ClientView[]> {
     const users = await this.store.getUsers(appId, ids);
     return ids.map((id, i) => clientView(users[i], id));
+  }
+
+  /**
+   * Users with their live status (`isSocketConnected`, `lastLoginTimeMS`, `lastActiveTimeMS`):
+   * for profiles and member lists, not for every message sender.
+   */
+  async clientsWithStatus(appId: string, ids: readonly string[]): Promise<ClientView[]> {
+    const [users, connected] = await Promise.all([
+      this.store.getUsers(appId, ids),
+      Promise.all(ids.map((id) => this.presence.isUserConnected(appId, id).catch(() => false))),
+    ]);
+    const now = Date.now();
+    return ids.map((id, i) => ({ ...clientView(users[i], id), ...statusFields(users[i], connected[i]!, now) }));
   }
 
   async message(appId: string, msg: MessageRecord): Promise<MessageView> {
@@ -47,7 +76,7 @@ export class Presenter {
    * mute flags and, in a direct room, the block timestamps.
    */
   async room(appId: string, room: RoomRecord, viewer?: Viewer): Promise<RoomView> {
-    const members = await this.clients(appId, room.members);
+    const members = await this.clientsWithStatus(appId, room.members);
     const owner = room.owner ? (await this.clients(appId, [room.owner]))[0] : undefined;
     const lastMessage = await this.messageById(appId, room.lastMessageId);
     const pinnedMessage = await this.messageById(appId, room.pinnedMessageId);

@@ -8,6 +8,7 @@ import type { UserRecord } from './models.js';
 import { asUser, authorize } from './permissions.js';
 import type { IssuedToken, TokenService } from './tokens.js';
 import { parseInput } from './validate.js';
+import type { Presenter } from './presenter.js';
 import { type ClientView, clientView } from './views.js';
 
 const userId = z.string().trim().min(1).max(128);
@@ -59,6 +60,7 @@ export class UserService {
     private store: Store,
     private bus: Bus,
     private tokens: TokenService,
+    private present: Presenter,
   ) {}
 
   /** `POST /admin/clients`: idempotent create-or-update, optionally issuing or assigning a token. */
@@ -93,12 +95,13 @@ export class UserService {
   async list(actor: Actor, skip: number, limit: number): Promise<{ totalCount: number; data: ClientView[] }> {
     authorize(actor, 'users.manage');
     const { total, users } = await this.store.listUsers(actor.app.id, skip, limit);
-    return { totalCount: total, data: users.map((u) => clientView(u, u.id)) };
+    return { totalCount: total, data: await this.present.clientsWithStatus(actor.app.id, users.map((u) => u.id)) };
   }
 
   async get(actor: Actor, id: string): Promise<ClientView> {
     authorize(actor, 'users.manage');
-    return clientView(await this.require(actor.app.id, id), id);
+    await this.require(actor.app.id, id);
+    return (await this.present.clientsWithStatus(actor.app.id, [id]))[0]!;
   }
 
   /** Deletes the user and their tokens and takes them out of every room. */
@@ -112,7 +115,8 @@ export class UserService {
 
   async me(actor: Actor): Promise<ClientView> {
     const user = asUser(actor, 'me.read');
-    return clientView(await this.require(actor.app.id, user.userId), user.userId);
+    await this.require(actor.app.id, user.userId);
+    return (await this.present.clientsWithStatus(actor.app.id, [user.userId]))[0]!;
   }
 
   /** `POST /me`: profile update, announced to the rooms the user is in. */
@@ -158,6 +162,21 @@ export class UserService {
         createdAt: new Date(t.createdAt).toISOString(),
       })),
     };
+  }
+
+  /** A socket of the user authenticated: their last login is now. */
+  async recordLogin(appId: string, userId: string): Promise<void> {
+    await this.touch(appId, userId, (u) => ({ ...u, lastLoginAt: Date.now(), lastActiveAt: Date.now() }));
+  }
+
+  /** The user's last socket closed: they were last active now. */
+  async recordActivity(appId: string, userId: string): Promise<void> {
+    await this.touch(appId, userId, (u) => ({ ...u, lastActiveAt: Date.now() }));
+  }
+
+  private async touch(appId: string, userId: string, change: (u: UserRecord) => UserRecord): Promise<void> {
+    const user = await this.store.getUser(appId, userId);
+    if (user) await this.store.putUser(appId, change(user));
   }
 
   async prefs(actor: Actor) {

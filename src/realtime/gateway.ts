@@ -7,7 +7,6 @@ import type { Credentials, UserActor } from '../core/identity.js';
 import { isBanned } from '../core/permissions.js';
 import { requestHost } from '../http/credentials.js';
 import type { Logger } from '../observability/logger.js';
-import type { Presence } from '../cluster/presence.js';
 import { encodeEvent } from './protocol/socketio.js';
 import { type Encoding, ENCODINGS, encodeArg, engineTopic } from './encoding.js';
 import { WindowCounter } from './rate-limit.js';
@@ -21,6 +20,8 @@ interface Session {
   deviceId?: string;
   /** Credentials seen at upgrade time (headers or query), completed by CONNECT auth or auth2. */
   upgradeCreds: Credentials;
+  /** The client's address (X-Forwarded-For behind a trusted proxy), for handshake rate limits. */
+  clientAddress: string;
   /** Refused in-band: deaf until the deadline closes it (an instant close makes SDKs reconnect-storm). */
   refused: boolean;
   deadline?: NodeJS.Timeout;
@@ -69,8 +70,6 @@ export class Gateway implements EngineHooks {
     private core: Core,
     private config: Config,
     private log: Logger,
-    /** Cluster-wide connection counts (told of every socket that binds and closes). */
-    private presence?: Pick<Presence, 'onSocketBound' | 'onSocketClosed'>,
   ) {
     this.handshakesByAddress = new WindowCounter(config.handshakesPerMinutePerAddress, 60_000);
     this.handshakesByKey = new WindowCounter(config.handshakesPerMinutePerKey, 60_000);
@@ -99,11 +98,13 @@ export class Gateway implements EngineHooks {
       token: (pick(req.headers, TOKEN_NAMES) ?? pick(fromQuery, TOKEN_NAMES))?.replace(/^Bearer\s+/i, ''),
       host: requestHost(req.headers, this.config.trustProxy),
     };
-    const context = { creds, remoteAddress: req.remoteAddress };
+    // Behind a trusted proxy, rate limits key on the client's address, not the proxy's.
+    const forwarded = this.config.trustProxy ? req.headers['x-forwarded-for']?.split(',')[0]?.trim() : undefined;
+    const context = { creds, clientAddress: forwarded || req.remoteAddress };
     // Without a token the handshake completes in-band (auth2), reusing any client key given here.
     if (!creds.token) return { accept: true, context };
     try {
-      const actor = await this.authenticate(creds, req.remoteAddress);
+      const actor = await this.authenticate(creds, context.clientAddress);
       return { accept: true, context: { ...context, actor } };
     } catch (err) {
       const e = isImError(err) ? err : Errors.internal();
@@ -112,10 +113,11 @@ export class Gateway implements EngineHooks {
   }
 
   async onConnect(socket: RealtimeSocket, auth: unknown): Promise<ConnectResult> {
-    const ctx = socket.upgradeContext as { creds: Credentials; actor?: UserActor };
+    const ctx = socket.upgradeContext as { creds: Credentials; clientAddress: string; actor?: UserActor };
     const s: Session = {
       encoding: 'json',
       upgradeCreds: ctx.creds,
+      clientAddress: ctx.clientAddress,
       refused: false,
       topics: new Set(),
       events: new WindowCounter(this.config.socketEventsPerSecond, 1000),
@@ -130,7 +132,7 @@ export class Gateway implements EngineHooks {
     const fromAuth = isBag(auth) ? { clientKey: pick(auth, CLIENT_KEY_NAMES), token: pick(auth, TOKEN_NAMES) } : {};
     if (fromAuth.clientKey || fromAuth.token) {
       try {
-        const actor = await this.authenticate({ ...ctx.creds, ...definedOnly(fromAuth) }, socket.remoteAddress);
+        const actor = await this.authenticate({ ...ctx.creds, ...definedOnly(fromAuth) }, ctx.clientAddress);
         const limit = this.checkLimits(actor);
         if (limit) throw limit;
         s.deviceId = pick(auth as Bag, DEVICE_NAMES);
@@ -175,7 +177,8 @@ export class Gateway implements EngineHooks {
     if (!sockets) users.set(actor.userId, (sockets = new Set()));
     sockets.add(socket);
     this.perApp.set(actor.app.id, (this.perApp.get(actor.app.id) ?? 0) + 1);
-    this.presence?.onSocketBound(actor.app.id, actor.userId);
+    this.core.presence.onSocketBound(actor.app.id, actor.userId);
+    void this.core.users.recordLogin(actor.app.id, actor.userId).catch((err) => this.log.warn({ err }, 'could not record login'));
     this.listen(socket, userTopic(actor.app.id, actor.userId));
     if (sockets.size === 1) await this.loadBlocks(actor.app.id, actor.userId);
     const roomIds = await this.core.store.userRoomIds(actor.app.id, actor.userId);
@@ -311,7 +314,7 @@ export class Gateway implements EngineHooks {
       ...definedOnly({ clientKey: pick(extra, CLIENT_KEY_NAMES), token: token?.replace(/^Bearer\s+/i, '') }),
     };
     try {
-      const actor = await this.authenticate(creds, socket.remoteAddress);
+      const actor = await this.authenticate(creds, s.clientAddress);
       const limit = this.checkLimits(actor);
       if (limit) throw limit;
       s.deviceId = pick(extra, DEVICE_NAMES) ?? (typeof args[1] === 'string' ? args[1] : undefined);
@@ -352,10 +355,11 @@ export class Gateway implements EngineHooks {
     const sockets = users?.get(actor.userId);
     if (sockets?.delete(socket)) {
       this.perApp.set(actor.app.id, (this.perApp.get(actor.app.id) ?? 1) - 1);
-      this.presence?.onSocketClosed(actor.app.id, actor.userId);
+      this.core.presence.onSocketClosed(actor.app.id, actor.userId);
       if (sockets.size === 0) {
         users!.delete(actor.userId);
         this.forgetBlocks(actor.app.id, actor.userId);
+        void this.core.users.recordActivity(actor.app.id, actor.userId).catch((err) => this.log.warn({ err }, 'could not record activity'));
       }
     }
   }
@@ -422,8 +426,12 @@ export class Gateway implements EngineHooks {
         }
         return;
       }
+      case 'apps-changed':
+        void this.core.apps.rebuildDomainIndex().catch((err) => this.log.warn({ err }, 'could not refresh the domain index'));
+        return;
       case 'client-key-revoked':
       case 'app-deleted': {
+        if (message.kind === 'app-deleted') void this.core.apps.rebuildDomainIndex().catch(() => undefined);
         const reason = message.kind === 'app-deleted' ? 'application deleted' : 'client key revoked';
         for (const sockets of this.byUser.get(message.appId)?.values() ?? []) {
           for (const socket of [...sockets]) this.cut(socket, Errors.invalidClientKey(), reason);

@@ -22,6 +22,17 @@ describe('configuration', () => {
     expect(() => loadConfig({ ROOMCAST_TRUST_PROXY: 'maybe' })).toThrow(/ROOMCAST_TRUST_PROXY/);
   });
 
+  it('never echoes a value that may hold a credential', () => {
+    let message = '';
+    try {
+      loadConfig({ ROOMCAST_REDIS_URL: 'http://user:hunter2@redis.internal:6379' });
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message).toMatch(/ROOMCAST_REDIS_URL/);
+    expect(message).not.toContain('hunter2');
+  });
+
   it('reads a JSON file, which the environment overrides, and refuses unknown keys', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'roomcast-config-'));
     const file = path.join(dir, 'config.json');

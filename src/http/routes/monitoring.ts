@@ -1,4 +1,3 @@
-import { presenceFor } from '../../cluster/presence.js';
 import { Errors } from '../../core/errors.js';
 import type { RouteDef } from '../route.js';
 
@@ -14,8 +13,7 @@ export const monitoringRoutes: RouteDef[] = [
     method: 'GET', path: '/admin/connection-count', auth: 'actor',
     handle: async ({ core, actor, req }) => {
       if (actor.kind !== 'admin') throw Errors.apiKeyRequired('Connection counts');
-      const presence = presenceFor(core);
-      if (!presence) throw Errors.internal();
+      const presence = core.presence;
       const userId = req.query.get('client') || undefined;
       const scope = req.query.get('scope') || 'cluster';
       if (scope === 'node') {
