@@ -37,6 +37,9 @@ const SETTINGS = {
   maxSocketsPerUser: { env: 'ROOMCAST_MAX_SOCKETS_PER_USER', schema: int(1, 100_000), default: 20 },
   maxSocketsPerApp: { env: 'ROOMCAST_MAX_SOCKETS_PER_APP', schema: int(1, 10_000_000), default: 100_000 },
   socketEventsPerSecond: { env: 'ROOMCAST_SOCKET_EVENTS_PER_SECOND', schema: int(1, 100_000), default: 50 },
+  usageRetentionDays: { env: 'ROOMCAST_USAGE_RETENTION_DAYS', schema: z.coerce.number().positive().max(400), default: 7 },
+  usageFlushMs: { env: 'ROOMCAST_USAGE_FLUSH_MS', schema: int(50, 600_000), default: 5_000 },
+  metrics: { env: 'ROOMCAST_METRICS', schema: bool, default: false },
   filesDir: { env: 'ROOMCAST_FILES_DIR', schema: z.string().min(1), default: './data/files' },
   maxUploadBytes: { env: 'ROOMCAST_MAX_UPLOAD_BYTES', schema: int(1, 10 * 1024 * 1024 * 1024), default: 20 * 1024 * 1024 },
   uploadTypes: {

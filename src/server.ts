@@ -7,6 +7,10 @@ import { openRedisPorts } from './cluster/redis-ports.js';
 import type { Config } from './config.js';
 import { type Core, createCore } from './core/core.js';
 import { LocalFileStorage } from './files/local.js';
+import { MemoryUsageSink } from './metering/memory-sink.js';
+import { UsageMeter } from './metering/meter.js';
+import { PrometheusExporter } from './metering/prometheus.js';
+import { RedisUsageSink } from './metering/redis-sink.js';
 import { createHttpService } from './http/app.js';
 import { createNodeServer } from './http/node.js';
 import { registerUwsHttp } from './http/uws.js';
@@ -55,6 +59,16 @@ export async function startServer(config: Config, log: Logger, ports: Ports = {}
   const store = ports.store ?? redis?.store ?? new MemoryStore();
   const bus = ports.bus ?? redis?.bus ?? new LocalBus();
   const presence = ports.presence ?? redis?.presence ?? new LocalPresence(config.nodeId);
+  const retentionMinutes = Math.ceil(config.usageRetentionDays * 1440);
+  const usageSink = config.redisUrl
+    ? await RedisUsageSink.open(config.redisUrl, { prefix: config.redisPrefix, nodeId: config.nodeId, retentionMinutes, log })
+    : new MemoryUsageSink(retentionMinutes);
+  // The meter samples this node's sockets through the gateway, built just below.
+  const meter = new UsageMeter(
+    usageSink,
+    { local: () => gateway.connectionsByApp(), cluster: (appId) => presence.connectionCount(appId) },
+    config.usageFlushMs,
+  );
   const core = await createCore(store, bus, {
     tokenTtlMs: config.tokenTtlDays * 86_400_000,
     files: {
@@ -64,6 +78,11 @@ export async function startServer(config: Config, log: Logger, ports: Ports = {}
       signedUrlTtlMs: config.signedUrlTtlSeconds * 1000,
     },
     presence,
+    usage: {
+      meter,
+      sink: usageSink,
+      exporter: config.metrics ? new PrometheusExporter(meter, () => gateway.connectionsByApp()) : undefined,
+    },
   });
   const transport = chooseTransport(config, log);
   const gateway = new Gateway(core, config, log);
@@ -77,6 +96,8 @@ export async function startServer(config: Config, log: Logger, ports: Ports = {}
 
   let realtime: RealtimeServer | undefined;
   const closePorts = async () => {
+    await meter.close();
+    await usageSink.close();
     await presence.close();
     await bus.close();
     await store.close();

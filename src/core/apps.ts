@@ -77,6 +77,33 @@ export class AppService {
     this.bus.publish(CONTROL_TOPIC, { kind: 'app-deleted', appId });
   }
 
+  /** Application settings the API key may change: name, domains, allowed web origins. */
+  async updateSettings(appId: string, settings: { name?: string; domains?: string[]; allowedOrigins?: string[] }): Promise<AppRecord> {
+    const app = await this.getApp(appId);
+    if (settings.name !== undefined) app.name = settings.name;
+    if (settings.domains !== undefined) app.domains = settings.domains.map((d) => d.toLowerCase());
+    if (settings.allowedOrigins !== undefined) app.allowedOrigins = settings.allowedOrigins;
+    await this.store.putApp(app);
+    await this.rebuildDomainIndex();
+    this.bus.publish(CONTROL_TOPIC, { kind: 'apps-changed' });
+    return app;
+  }
+
+  /**
+   * The existing application a refused credential claims to belong to (the client key's
+   * unverified `appId`, or the host's application), so refusals can be metered per key.
+   */
+  async claimedAppId(clientKey: string | undefined, host: string | undefined): Promise<string | undefined> {
+    let claimed: unknown;
+    try {
+      claimed = clientKey ? decodeJwt(clientKey).appId : undefined;
+    } catch {
+      claimed = undefined;
+    }
+    const candidate = typeof claimed === 'string' ? claimed : host ? this.appForHost(host) : undefined;
+    return candidate && (await this.store.getApp(candidate)) ? candidate : undefined;
+  }
+
   /** The HMAC key of an application (client keys and server-issued user tokens). */
   signingKey(app: AppRecord): Uint8Array {
     const cached = this.keys.get(app.id);

@@ -2,6 +2,9 @@ import type { Bus } from '../bus/bus.js';
 import type { Store } from '../store/store.js';
 import type { Presence } from '../cluster/presence.js';
 import type { FileStorage } from '../files/storage.js';
+import { Metric, type UsageMeter } from '../metering/meter.js';
+import type { PrometheusExporter } from '../metering/prometheus.js';
+import type { UsageSink } from '../metering/sink.js';
 import { AppService } from './apps.js';
 import { type FileOptions, FileService } from './files.js';
 import { IdentityService } from './identity.js';
@@ -17,6 +20,15 @@ export interface CoreOptions {
   files: FileOptions & { storage: FileStorage };
   /** Who is connected (this node's sockets, or the cluster's through Redis). */
   presence: Presence;
+  usage: Usage;
+}
+
+/** Key usage metering: the in-memory meter and the sink its batches go to. */
+export interface Usage {
+  meter: UsageMeter;
+  sink: UsageSink;
+  /** Present when `/metrics` is enabled. */
+  exporter?: PrometheusExporter;
 }
 
 /** The chat domain, wired: knows the store and bus ports, nothing about HTTP or sockets. */
@@ -33,18 +45,20 @@ export interface Core {
   files: FileService;
   present: Presenter;
   presence: Presence;
+  usage: Usage;
 }
 
 export async function createCore(store: Store, bus: Bus, options: CoreOptions): Promise<Core> {
   const apps = new AppService(store, bus);
   await apps.start();
   const tokens = new TokenService(store, bus, apps, options.tokenTtlMs);
-  const identity = new IdentityService(apps, tokens);
+  const meter = options.usage.meter;
+  const identity = new IdentityService(apps, tokens, { originRefused: (appId) => meter.count(appId, Metric.originRefused) });
   const present = new Presenter(store, options.presence);
   const users = new UserService(store, bus, tokens, present);
   const messages = new MessageService(store, bus, present);
   const rooms = new RoomService(store, bus, present, messages);
   const moderation = new ModerationService(store, bus, present);
   const files = new FileService(store, options.files.storage, options.files);
-  return { store, bus, apps, tokens, identity, users, rooms, messages, moderation, files, present, presence: options.presence };
+  return { store, bus, apps, tokens, identity, users, rooms, messages, moderation, files, present, presence: options.presence, usage: options.usage };
 }

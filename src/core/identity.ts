@@ -27,6 +27,13 @@ export interface Credentials {
   token?: string;
   /** Hostname the request was addressed to (no port, lower case). */
   host?: string;
+  /** The browser's Origin header, when there is one. */
+  origin?: string;
+}
+
+/** Told of refusals worth metering per application. */
+export interface RefusalRecorder {
+  originRefused(appId: string): void;
 }
 
 /**
@@ -37,6 +44,7 @@ export class IdentityService {
   constructor(
     private apps: AppService,
     private tokens: TokenService,
+    private refusals?: RefusalRecorder,
   ) {}
 
   async authenticate(creds: Credentials): Promise<Actor> {
@@ -49,9 +57,17 @@ export class IdentityService {
     if (!creds.clientKey) throw Errors.missingClientKey();
     const app = await this.apps.verifyClientKey(creds.clientKey);
     this.checkHost(app, creds.host);
+    this.checkOrigin(app, creds.origin);
     if (!creds.token) throw Errors.missingToken();
     const { userId, hash } = await this.tokens.verify(app, creds.token);
     return { kind: 'user', app, userId, tokenHash: hash };
+  }
+
+  /** A browser origin outside the application's allow-list (when it has one) is refused. */
+  private checkOrigin(app: AppRecord, origin: string | undefined): void {
+    if (!origin || !app.allowedOrigins?.length || app.allowedOrigins.includes(origin)) return;
+    this.refusals?.originRefused(app.id);
+    throw Errors.forbidden('ORIGIN_NOT_ALLOWED', `Origin '${origin}' may not use this client key`);
   }
 
   /** CLIENT_KEY_MISMATCH: the host belongs to another application, or is not one of this one's domains. */

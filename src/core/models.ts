@@ -23,6 +23,8 @@ export interface AppRecord {
   signingSecret: string;
   /** Exactly one client key at a time, or none after revocation. */
   clientKey: ClientKeyRecord | null;
+  /** Web origins allowed to use the client key (browser requests); empty or absent = any. */
+  allowedOrigins?: string[];
   createdAt: number;
 }
 

@@ -16,9 +16,11 @@ import { moderationRoutes } from './routes/moderation.js';
 import { monitoringRoutes } from './routes/monitoring.js';
 import { operatorRoutes } from './routes/operator.js';
 import { roomRoutes } from './routes/rooms.js';
-import type { HttpRequest, HttpResponse, HttpService } from './types.js';
+import { usageRoutes } from './routes/usage.js';
+import { Members, Metric } from '../metering/meter.js';
+import { type HttpRequest, type HttpResponse, type HttpService, isStreamBody } from './types.js';
 
-export const ALL_ROUTES: RouteDef[] = [...healthRoutes, ...operatorRoutes, ...adminRoutes, ...meRoutes, ...roomRoutes, ...moderationRoutes, ...monitoringRoutes, ...fileRoutes];
+export const ALL_ROUTES: RouteDef[] = [...healthRoutes, ...operatorRoutes, ...adminRoutes, ...meRoutes, ...roomRoutes, ...moderationRoutes, ...monitoringRoutes, ...fileRoutes, ...usageRoutes];
 
 const CORS_ALLOW_HEADERS =
   'IM-Authorization, IM-Client-Key, IM-API-KEY, IM-Device-ID, IM-CLIENT-ID, x-timezone, accept-language, content-type, Authorization';
@@ -40,6 +42,9 @@ export function createHttpService(core: Core, config: Config, log: Logger, route
     const presented = req.headers.authorization?.replace(/^Bearer\s+/i, '') ?? '';
     if (!secretsEqual(presented, config.operatorSecret)) throw Errors.invalidOperatorSecret();
   };
+
+  /** Who made the request, once known: metering attributes REST usage to their application. */
+  const callers = new WeakMap<HttpRequest, Actor>();
 
   const dispatch = async (req: HttpRequest): Promise<HttpResponse> => {
     if (req.method === 'OPTIONS') {
@@ -70,9 +75,15 @@ export function createHttpService(core: Core, config: Config, log: Logger, route
       core,
       config,
       body: () => (parsed ??= { value: parseJsonBody(req.body) }).value,
-      authenticate,
+      authenticate: async () => {
+        const who = await authenticate();
+        callers.set(req, who);
+        return who;
+      },
     };
+    if (actor) callers.set(req, actor);
     const result = await route.handle(ctx);
+    if (route.meter && actor) core.usage.meter.count(actor.app.id, route.meter);
     return route.raw ? (result as HttpResponse) : ok(result);
   };
 
@@ -94,9 +105,20 @@ export function createHttpService(core: Core, config: Config, log: Logger, route
       }
     }
     Object.assign(res.headers, corsHeaders(req));
+    const caller = callers.get(req);
+    if (caller) meterRest(caller, req, res);
     // A streamed request body the handler did not consume must not hold the connection.
     if (req.stream && !req.stream.readableEnded) req.stream.resume();
     return res;
+  };
+
+  const meterRest = (caller: Actor, req: HttpRequest, res: HttpResponse): void => {
+    const meter = core.usage.meter;
+    const appId = caller.app.id;
+    meter.count(appId, caller.kind === 'admin' ? Metric.restApiKey : Metric.restClientKey);
+    meter.count(appId, Metric.bytesIn, Number(req.headers['content-length'] ?? req.body.length) || 0);
+    meter.count(appId, Metric.bytesOut, isStreamBody(res.body) ? res.body.length : Buffer.byteLength(res.body));
+    if (caller.kind === 'user') meter.member(appId, Members.activeUsers, caller.userId);
   };
 
   return { handle, streamsBody };

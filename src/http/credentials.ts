@@ -31,5 +31,6 @@ export function credentialsFromHeaders(headers: Record<string, string>, trustPro
     clientKey: header(headers, 'im-client-key', 'client_key'),
     token: token?.replace(/^Bearer\s+/i, ''),
     host: requestHost(headers, trustProxy),
+    origin: headers.origin,
   };
 }

@@ -26,6 +26,8 @@ export interface RouteDef {
   raw?: boolean;
   /** The body is handed over as `req.stream` instead of being buffered (uploads). */
   streamBody?: boolean;
+  /** A usage metric counted for the caller's application each time the route succeeds. */
+  meter?: string;
   handle(ctx: RouteContext): Promise<unknown>;
 }
 

@@ -105,6 +105,7 @@ export class EngineSocket implements RealtimeSocket {
   /** Adapter entry: one websocket frame arrived. */
   receive(frame: string, isBinary: boolean): void {
     if (this.closed) return;
+    this.engine.countFrame(this, frame.length);
     if (isBinary) return this.end('parse error', false);
     const packet = decodeEio(frame);
     if (!packet.ok) return this.end('parse error', false);
@@ -302,6 +303,10 @@ export class SocketEngine {
 
   notifyClose(socket: EngineSocket, reason: string): void {
     this.guard('onClose', () => this.hooks.onClose(socket, reason));
+  }
+
+  countFrame(socket: EngineSocket, bytes: number): void {
+    if (this.hooks.onFrame) this.guard('onFrame', () => this.hooks.onFrame!(socket, bytes));
   }
 
   markConnected(socket: EngineSocket): void {

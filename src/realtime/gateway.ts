@@ -9,6 +9,7 @@ import { requestHost } from '../http/credentials.js';
 import type { Logger } from '../observability/logger.js';
 import { encodeEvent } from './protocol/socketio.js';
 import { type Encoding, ENCODINGS, encodeArg, engineTopic } from './encoding.js';
+import { Members, Metric } from '../metering/meter.js';
 import { WindowCounter } from './rate-limit.js';
 import type { ConnectResult, EngineHooks, RealtimeServer, RealtimeSocket, UpgradeDecision, UpgradeRequest } from './types.js';
 
@@ -82,6 +83,11 @@ export class Gateway implements EngineHooks {
     this.servers.push(server);
   }
 
+  /** This node's authenticated sockets per application. */
+  connectionsByApp(): Map<string, number> {
+    return this.perApp;
+  }
+
   connectionCount(appId?: string): number {
     if (appId !== undefined) return this.perApp.get(appId) ?? 0;
     let total = 0;
@@ -97,6 +103,7 @@ export class Gateway implements EngineHooks {
       clientKey: pick(req.headers, CLIENT_KEY_NAMES) ?? pick(fromQuery, CLIENT_KEY_NAMES),
       token: (pick(req.headers, TOKEN_NAMES) ?? pick(fromQuery, TOKEN_NAMES))?.replace(/^Bearer\s+/i, ''),
       host: requestHost(req.headers, this.config.trustProxy),
+      origin: req.headers.origin,
     };
     // Behind a trusted proxy, rate limits key on the client's address, not the proxy's.
     const forwarded = this.config.trustProxy ? req.headers['x-forwarded-for']?.split(',')[0]?.trim() : undefined;
@@ -108,6 +115,7 @@ export class Gateway implements EngineHooks {
       return { accept: true, context: { ...context, actor } };
     } catch (err) {
       const e = isImError(err) ? err : Errors.internal();
+      this.meterRefusal(e, creds);
       return { accept: false, status: e.status, body: JSON.stringify(e.toEnvelope()) };
     }
   }
@@ -125,14 +133,18 @@ export class Gateway implements EngineHooks {
     socket.state.session = s;
     if (ctx.actor) {
       const limit = this.checkLimits(ctx.actor);
-      if (limit) return { ok: false, message: limit.code, data: limit.toEnvelope() };
+      if (limit) {
+        this.meter.count(ctx.actor.app.id, `${Metric.handshakesRefused}.${limit.code}`);
+        return { ok: false, message: limit.code, data: limit.toEnvelope() };
+      }
       await this.bind(socket, ctx.actor);
       return { ok: true };
     }
     const fromAuth = isBag(auth) ? { clientKey: pick(auth, CLIENT_KEY_NAMES), token: pick(auth, TOKEN_NAMES) } : {};
     if (fromAuth.clientKey || fromAuth.token) {
+      const creds = { ...ctx.creds, ...definedOnly(fromAuth) };
       try {
-        const actor = await this.authenticate({ ...ctx.creds, ...definedOnly(fromAuth) }, ctx.clientAddress);
+        const actor = await this.authenticate(creds, ctx.clientAddress);
         const limit = this.checkLimits(actor);
         if (limit) throw limit;
         s.deviceId = pick(auth as Bag, DEVICE_NAMES);
@@ -140,6 +152,7 @@ export class Gateway implements EngineHooks {
         return { ok: true };
       } catch (err) {
         const e = isImError(err) ? err : Errors.internal();
+        this.meterRefusal(e, creds);
         return { ok: false, message: e.code, data: e.toEnvelope() };
       }
     }
@@ -178,6 +191,8 @@ export class Gateway implements EngineHooks {
     sockets.add(socket);
     this.perApp.set(actor.app.id, (this.perApp.get(actor.app.id) ?? 0) + 1);
     this.core.presence.onSocketBound(actor.app.id, actor.userId);
+    this.meter.count(actor.app.id, Metric.handshakesAccepted);
+    this.meter.member(actor.app.id, Members.activeUsers, actor.userId);
     void this.core.users.recordLogin(actor.app.id, actor.userId).catch((err) => this.log.warn({ err }, 'could not record login'));
     this.listen(socket, userTopic(actor.app.id, actor.userId));
     if (sockets.size === 1) await this.loadBlocks(actor.app.id, actor.userId);
@@ -271,7 +286,9 @@ export class Gateway implements EngineHooks {
         const body = isBag(args[0]) ? args[0] : {};
         const roomId = typeof body.room === 'string' ? body.room : typeof body.roomId === 'string' ? body.roomId : undefined;
         if (!roomId) throw Errors.invalidInput('room: required');
-        return this.reply(socket, ack, undefined, await this.core.messages.send(actor, roomId, body));
+        const saved = await this.core.messages.send(actor, roomId, body);
+        this.meter.count(actor.app.id, Metric.messagesSocket);
+        return this.reply(socket, ack, undefined, saved);
       }
       case 'typing': {
         const actor = this.requireActor(s);
@@ -322,6 +339,7 @@ export class Gateway implements EngineHooks {
       this.reply(socket, ack, undefined, this.authResult(actor));
     } catch (err) {
       const e = isImError(err) ? err : Errors.internal();
+      this.meterRefusal(e, creds);
       // Refused: tell the client (ack and an `error` event), then hold the socket deaf
       // until the deadline instead of closing at once.
       s.refused = true;
@@ -364,6 +382,23 @@ export class Gateway implements EngineHooks {
     }
   }
 
+  onFrame(socket: RealtimeSocket, bytes: number): void {
+    const actor = session(socket)?.actor;
+    if (actor) this.meter.count(actor.app.id, Metric.bytesIn, bytes);
+  }
+
+  /** A refused handshake counts against the application its credentials claim, if it exists. */
+  private meterRefusal(error: ImError, creds: Credentials): void {
+    void this.core.apps
+      .claimedAppId(creds.clientKey, creds.host)
+      .then((appId) => appId && this.meter.count(appId, `${Metric.handshakesRefused}.${error.code}`))
+      .catch(() => undefined);
+  }
+
+  private get meter() {
+    return this.core.usage.meter;
+  }
+
   onError(error: unknown, where: string): void {
     this.log.error({ err: error, where }, 'socket engine hook failed');
   }
@@ -385,11 +420,20 @@ export class Gateway implements EngineHooks {
     if (!counts) return;
     const skipped = message.sender === undefined ? [] : this.blockersListening(topic, message.sender);
     for (const socket of skipped) socket.leave(engineTopic(topic, session(socket).encoding));
+    let recipients = 0;
+    let bytes = 0;
     ENCODINGS.forEach((encoding, i) => {
       if (counts[i] === 0) return;
       const frame = encodeEvent(message.event, [encodeArg(encoding, message.payload)]);
       for (const server of this.servers) server.publish(engineTopic(topic, encoding), frame);
+      const reached = counts[i]! - skipped.filter((s) => session(s).encoding === encoding).length;
+      recipients += reached;
+      bytes += reached * frame.length;
     });
+    const appId = topic.slice(0, topic.indexOf('/'));
+    if (message.event === 'chat message') this.meter.member(appId, Members.activeRooms, topic.slice(topic.lastIndexOf('/') + 1));
+    this.meter.count(appId, Metric.deliveries, recipients);
+    this.meter.count(appId, Metric.bytesOut, bytes);
     for (const socket of skipped) socket.join(engineTopic(topic, session(socket).encoding));
   }
 

@@ -53,6 +53,8 @@ export interface EngineHooks {
   ): void;
   /** Called exactly once per opened socket, whatever closed it. */
   onClose(socket: RealtimeSocket, reason: string): void;
+  /** Every frame a socket sends, by size (usage metering); must be cheap. */
+  onFrame?(socket: RealtimeSocket, bytes: number): void;
   /** Errors thrown (or rejected) by the hooks above; defaults to console.error. */
   onError?(error: unknown, where: string): void;
 }

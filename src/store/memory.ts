@@ -148,6 +148,9 @@ export class MemoryStore implements Store {
     t.rooms.delete(roomId);
     return true;
   }
+  async countRooms(appId: string): Promise<number> {
+    return this.tenant(appId).rooms.size;
+  }
   async userRoomIds(appId: string, userId: string): Promise<string[]> {
     return [...(this.tenant(appId).userRooms.get(userId) ?? [])];
   }

@@ -108,6 +108,7 @@ for _ = 1, tonumber(ARGV[3]) do
   i = i + 2
 end
 redis.call('HSET', KEYS[1], 'v', 1, 'seq', 0)
+redis.call('INCR', ARGV[1] .. 'room-count')
 local n = tonumber(ARGV[i])
 for j = i + 1, i + n do redis.call('SADD', ARGV[1] .. 'user-rooms:' .. ARGV[j], ARGV[2]) end
 return 1
@@ -141,6 +142,7 @@ end
 local ids = redis.call('ZRANGE', KEYS[3], 0, -1)
 chunked('HDEL', KEYS[2], ids)
 redis.call('DEL', KEYS[1], KEYS[3])
+redis.call('DECR', ARGV[1] .. 'room-count')
 return 1
 `);
 

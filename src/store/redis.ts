@@ -251,6 +251,9 @@ export class RedisStore implements Store {
     const t = this.keys.tenant(appId);
     return this.run(async () => (await S.DELETE_ROOM.run(this.client, [t.room(roomId), t.messages, t.history(roomId)], [t.base, roomId])) === 1);
   }
+  countRooms(appId: string): Promise<number> {
+    return this.run(async () => Number((await this.client.get(`${this.keys.tenant(appId).base}room-count`)) ?? 0));
+  }
   userRoomIds(appId: string, userId: string): Promise<string[]> {
     return this.run(() => this.client.smembers(this.keys.tenant(appId).userRooms(userId)));
   }

@@ -70,6 +70,8 @@ export interface Store {
   ): Promise<RoomRecord | undefined>;
   /** Deletes the room and its messages. */
   deleteRoom(appId: string, roomId: string): Promise<boolean>;
+  /** How many rooms the application has (for /admin/stats). */
+  countRooms(appId: string): Promise<number>;
   /** Ids of the rooms the user is a member of. */
   userRoomIds(appId: string, userId: string): Promise<string[]>;
 

@@ -102,6 +102,8 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
       expect((await store.getRoom(A, 'r1'))?.members).toEqual(['u1', 'u2']);
       expect(await store.userRoomIds(A, 'u1')).toEqual(['r1']);
       expect(await store.userRoomIds(A, 'u3')).toEqual([]);
+      expect(await store.countRooms(A)).toBe(1);
+      expect(await store.countRooms(B)).toBe(0);
     });
 
     it('updateRoom changes the room and keeps the member index in step', async () => {
@@ -128,6 +130,7 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
       expect(await store.getMessage(A, 'm1')).toBeUndefined();
       expect(await store.userRoomIds(A, 'u1')).toEqual([]);
       expect(await store.deleteRoom(A, 'r1')).toBe(false);
+      expect(await store.countRooms(A)).toBe(0);
     });
 
     it('addMessage appends, moves the last-message pointer and marks it read for the sender', async () => {

@@ -1,4 +1,5 @@
 import { authorize } from '../../core/permissions.js';
+import { Metric } from '../../metering/meter.js';
 import { intParam, type RouteDef } from '../route.js';
 
 /** What the API key (the application's administrator) manages: users, tokens, the client key. */
@@ -59,7 +60,7 @@ export const adminRoutes: RouteDef[] = [
     },
   },
   {
-    method: 'POST', path: '/messages', auth: 'actor',
+    method: 'POST', path: '/messages', auth: 'actor', meter: Metric.messagesRest,
     handle: ({ core, actor, body }) => core.messages.sendAs(actor, body()),
   },
 ];

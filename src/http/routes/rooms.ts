@@ -1,4 +1,5 @@
 import { Errors } from '../../core/errors.js';
+import { Metric } from '../../metering/meter.js';
 import { intParam, type RouteDef } from '../route.js';
 
 /** Rooms, members and room messages. */
@@ -39,7 +40,7 @@ export const roomRoutes: RouteDef[] = [
     handle: ({ core, actor, params, body }) => core.rooms.setMemberProperty(actor, params.id!, params.client!, body()),
   },
   {
-    method: 'POST', path: '/rooms/:id/message', auth: 'actor',
+    method: 'POST', path: '/rooms/:id/message', auth: 'actor', meter: Metric.messagesRest,
     handle: ({ core, actor, params, body }) => core.messages.send(actor, params.id!, body()),
   },
   {
