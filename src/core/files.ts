@@ -2,9 +2,10 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { ContentTooLarge, type FileStorage } from '../files/storage.js';
 import type { Store } from '../store/store.js';
-import { Errors, ImError } from './errors.js';
+import { ImError } from './errors.js';
 import type { Actor } from './identity.js';
 import type { AppRecord, FileRecord, RoomRecord } from './models.js';
+import { requireRoom } from './lookup.js';
 import { authorize } from './permissions.js';
 import { newId } from './secrets.js';
 
@@ -141,8 +142,7 @@ export class FileService {
   private async roomFor(actor: Actor, extra: Record<string, unknown>): Promise<RoomRecord | undefined> {
     const roomId = roomOf(extra);
     if (!roomId) return undefined;
-    const room = await this.store.getRoom(actor.app.id, roomId);
-    if (!room) throw Errors.notFound('ROOM', roomId);
+    const room = await requireRoom(this.store, actor.app.id, roomId);
     authorize(actor, 'files.uploadToRoom', room);
     return room;
   }

@@ -8,6 +8,7 @@ import type { MessageRecord, RoomRecord } from './models.js';
 import { authorize, isSuperuser } from './permissions.js';
 import type { Presenter } from './presenter.js';
 import { newId } from './secrets.js';
+import { requireMessage, requireRoom, requireUser } from './lookup.js';
 import { parseInput } from './validate.js';
 import type { MessageView } from './views.js';
 
@@ -66,7 +67,7 @@ export class MessageService implements SystemMessages {
    */
   async send(actor: Actor, roomId: string, body: unknown): Promise<MessageView> {
     const input = parseInput(sendSchema, body);
-    const room = await this.loadRoom(actor.app.id, roomId);
+    const room = await requireRoom(this.store, actor.app.id, roomId);
     authorize(actor, 'messages.send', room);
     if (input._id !== undefined) {
       const existing = await this.store.getMessage(actor.app.id, input._id);
@@ -84,8 +85,8 @@ export class MessageService implements SystemMessages {
   async sendAs(actor: Actor, body: unknown): Promise<MessageView> {
     authorize(actor, 'messages.sendAsAnyone');
     const input = parseInput(sendAsSchema, body);
-    const room = await this.loadRoom(actor.app.id, input.room);
-    if (!(await this.store.getUser(actor.app.id, input.sender))) throw Errors.notFound('CLIENT', input.sender);
+    const room = await requireRoom(this.store, actor.app.id, input.room);
+    await requireUser(this.store, actor.app.id, input.sender);
     return this.create(actor.app.id, room, input.sender, input);
   }
 
@@ -119,7 +120,7 @@ export class MessageService implements SystemMessages {
 
   /** `GET /rooms/:id/messages/v3`: newest first; a page from an anchor includes it as `data[0]`. */
   async history(actor: Actor, roomId: string, params: HistoryParams) {
-    const room = await this.loadRoom(actor.app.id, roomId);
+    const room = await requireRoom(this.store, actor.app.id, roomId);
     authorize(actor, 'messages.read', room);
     if (params.beforeMessage !== undefined && params.afterMessage !== undefined) {
       throw Errors.invalidInput('send beforeMessage or afterMessage, not both');
@@ -161,8 +162,8 @@ export class MessageService implements SystemMessages {
 
   /** `POST`/`DELETE /messages/:id/pin`: one pinned message per room; pinning another unpins the previous. */
   async pin(actor: Actor, messageId: string, pinned: boolean): Promise<MessageView> {
-    const message = await this.loadMessage(actor.app.id, messageId);
-    const room = await this.loadRoom(actor.app.id, message.room);
+    const message = await requireMessage(this.store, actor.app.id, messageId);
+    const room = await requireRoom(this.store, actor.app.id, message.room);
     authorize(actor, 'messages.pin', room, message);
     if (pinned && message.messageType === RECALL) throw new ImError(409, 'MESSAGE_RECALLED', 'A recalled message cannot be pinned');
     let previous: string | undefined;
@@ -185,7 +186,7 @@ export class MessageService implements SystemMessages {
 
   /** `DELETE /rooms/:id/messages/:messageId` (or `_all`): gone from history, `messageDeleted` to members. */
   async remove(actor: Actor, roomId: string, messageId: string) {
-    const room = await this.loadRoom(actor.app.id, roomId);
+    const room = await requireRoom(this.store, actor.app.id, roomId);
     authorize(actor, 'messages.delete', room);
     let deletedCount: number;
     if (messageId === '_all') {
@@ -212,7 +213,7 @@ export class MessageService implements SystemMessages {
   private async create(appId: string, room: RoomRecord, sender: string | undefined, input: SendInput, requestedId?: string): Promise<MessageView> {
     if (input.message === undefined) throw Errors.invalidInput('message: required');
     if (input.messageType === RECALL) throw Errors.invalidInput('messageType recall needs the _id of an existing message');
-    if (input.reply) await this.requireInRoom(appId, room.id, input.reply);
+    if (input.reply) await requireMessage(this.store, appId, input.reply, room.id);
     const now = Date.now();
     return this.persistAndPublish(appId, {
       id: requestedId ?? newId(),
@@ -289,22 +290,6 @@ export class MessageService implements SystemMessages {
     return view;
   }
 
-  private async loadRoom(appId: string, roomId: string): Promise<RoomRecord> {
-    const room = await this.store.getRoom(appId, roomId);
-    if (!room) throw Errors.notFound('ROOM', roomId);
-    return room;
-  }
-
-  private async loadMessage(appId: string, messageId: string): Promise<MessageRecord> {
-    const message = await this.store.getMessage(appId, messageId);
-    if (!message) throw Errors.notFound('MESSAGE', messageId);
-    return message;
-  }
-
-  private async requireInRoom(appId: string, roomId: string, messageId: string): Promise<void> {
-    const message = await this.store.getMessage(appId, messageId);
-    if (!message || message.room !== roomId) throw Errors.notFound('MESSAGE', messageId);
-  }
 }
 
 function pickFields(input: Record<string, unknown>): Record<string, unknown> {

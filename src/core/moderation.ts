@@ -6,6 +6,7 @@ import type { Actor } from './identity.js';
 import type { BlockRecord, RoomRecord, UserRecord } from './models.js';
 import { asUser, authorize } from './permissions.js';
 import type { Presenter } from './presenter.js';
+import { requireRoom, requireUser } from './lookup.js';
 import { directRoomId } from './rooms.js';
 import { type ClientView, clientView } from './views.js';
 
@@ -28,7 +29,7 @@ export class ModerationService {
   async block(actor: Actor, blockee: string) {
     const me = asUser(actor, 'me.block');
     if (blockee === me.userId) throw new ImError(400, 'SELF_BLOCK_FORBIDDEN', 'You cannot block yourself');
-    await this.requireUser(actor.app.id, blockee);
+    await requireUser(this.store, actor.app.id, blockee);
     let record = await this.store.getBlock(actor.app.id, me.userId, blockee);
     if (!record) {
       record = { blocker: me.userId, blockee, createdAt: Date.now() };
@@ -74,11 +75,11 @@ export class ModerationService {
 
   /** A banned user keeps no access: cannot send, read or rejoin; their sockets stop at once. */
   async ban(actor: Actor, roomId: string, blockee: string) {
-    const room = await this.loadRoom(actor.app.id, roomId);
+    const room = await requireRoom(this.store, actor.app.id, roomId);
     authorize(actor, 'members.ban', room);
     if (actor.kind === 'user' && blockee === actor.userId) throw new ImError(400, 'SELF_BLOCK_FORBIDDEN', 'You cannot ban yourself');
     if (room.owner === blockee) throw Errors.forbidden('CANNOT_BAN_OWNER', "The room's owner cannot be banned");
-    await this.requireUser(actor.app.id, blockee);
+    await requireUser(this.store, actor.app.id, blockee);
     const by = actor.kind === 'user' ? actor.userId : undefined;
     const updated = await this.store.updateRoom(actor.app.id, roomId, (r) => {
       if (r.banned?.[blockee]) return undefined;
@@ -92,7 +93,7 @@ export class ModerationService {
   }
 
   async unban(actor: Actor, roomId: string, blockee: string) {
-    const room = await this.loadRoom(actor.app.id, roomId);
+    const room = await requireRoom(this.store, actor.app.id, roomId);
     authorize(actor, 'members.ban', room);
     if (!room.banned?.[blockee]) throw new ImError(404, 'BLOCK_NOT_FOUND', `'${blockee}' is not banned from this room`);
     const view = await this.banView(actor.app.id, room, blockee);
@@ -110,7 +111,7 @@ export class ModerationService {
   }
 
   async bans(actor: Actor, roomId: string, blockee?: string) {
-    const room = await this.loadRoom(actor.app.id, roomId);
+    const room = await requireRoom(this.store, actor.app.id, roomId);
     authorize(actor, 'members.ban', room);
     if (blockee !== undefined) {
       if (!room.banned?.[blockee]) throw new ImError(404, 'BLOCK_NOT_FOUND', `'${blockee}' is not banned from this room`);
@@ -142,9 +143,9 @@ export class ModerationService {
       target = userId;
     } else {
       target = asUser(actor, 'me.update').userId;
-      authorize(actor, 'rooms.mute', await this.loadRoom(actor.app.id, roomId));
+      authorize(actor, 'rooms.mute', await requireRoom(this.store, actor.app.id, roomId));
     }
-    const user = await this.requireUser(actor.app.id, target);
+    const user = await requireUser(this.store, actor.app.id, target);
     const mute = new Set(user.mute ?? []);
     if (muted) mute.add(roomId);
     else mute.delete(roomId);
@@ -155,16 +156,5 @@ export class ModerationService {
     return view;
   }
 
-  private async loadRoom(appId: string, roomId: string): Promise<RoomRecord> {
-    const room = await this.store.getRoom(appId, roomId);
-    if (!room) throw Errors.notFound('ROOM', roomId);
-    return room;
-  }
-
-  private async requireUser(appId: string, id: string): Promise<UserRecord> {
-    const user = await this.store.getUser(appId, id);
-    if (!user) throw Errors.notFound('CLIENT', id);
-    return user;
-  }
 }
 

@@ -10,6 +10,7 @@ import { asUser, authorize, isBanned, isSuperuser } from './permissions.js';
 import type { Presenter } from './presenter.js';
 import { newId } from './secrets.js';
 import type { SystemMessages } from './messages.js';
+import { requireMessage, requireRoom } from './lookup.js';
 import { parseInput } from './validate.js';
 import { type RoomView, clientView } from './views.js';
 
@@ -93,12 +94,6 @@ export class RoomService {
     private system: SystemMessages,
   ) {}
 
-  async load(appId: string, roomId: string): Promise<RoomRecord> {
-    const room = await this.store.getRoom(appId, roomId);
-    if (!room) throw Errors.notFound('ROOM', roomId);
-    return room;
-  }
-
   /** The room as the actor sees it (`mute`: the viewer's muted rooms, when already loaded). */
   async view(actor: Actor, room: RoomRecord, mute?: string[]): Promise<RoomView> {
     const userId = actor.kind === 'user' ? actor.userId : undefined;
@@ -143,7 +138,7 @@ export class RoomService {
     };
     if (room.owner && !members.includes(room.owner)) await this.requireUsers(actor.app.id, [room.owner]);
     if (!(await this.store.createRoom(actor.app.id, room))) {
-      const existing = await this.load(actor.app.id, roomId);
+      const existing = await requireRoom(this.store, actor.app.id, roomId);
       // Creating an existing direct room again is how clients "open" a chat: return it.
       if (existing.roomType === 'direct' && me && existing.memberState[me]) return this.view(actor, existing);
       throw Errors.roomExists(roomId);
@@ -173,14 +168,14 @@ export class RoomService {
   }
 
   async get(actor: Actor, roomId: string): Promise<RoomView> {
-    const room = await this.load(actor.app.id, roomId);
+    const room = await requireRoom(this.store, actor.app.id, roomId);
     authorize(actor, 'rooms.read', room);
     return this.view(actor, room);
   }
 
   async update(actor: Actor, roomId: string, body: unknown): Promise<RoomView> {
     const input = parseInput(updateSchema, body);
-    const room = await this.load(actor.app.id, roomId);
+    const room = await requireRoom(this.store, actor.app.id, roomId);
     authorize(actor, 'rooms.update', room);
     if (input.owner !== undefined || input.managers !== undefined) {
       authorize(actor, 'rooms.updateOwnership', room);
@@ -207,7 +202,7 @@ export class RoomService {
   }
 
   async remove(actor: Actor, roomId: string): Promise<{ n: number; ok: number }> {
-    const room = await this.load(actor.app.id, roomId);
+    const room = await requireRoom(this.store, actor.app.id, roomId);
     authorize(actor, 'rooms.delete', room);
     await this.store.deleteRoom(actor.app.id, roomId);
     this.bus.publish(CONTROL_TOPIC, { kind: 'room-deleted', appId: actor.app.id, roomId, members: room.members });
@@ -217,7 +212,7 @@ export class RoomService {
   /** `POST /rooms/:id/join`: any user may join a group room; direct rooms are closed. */
   async join(actor: Actor, roomId: string): Promise<RoomView> {
     const me = asUser(actor, 'rooms.join');
-    const room = await this.load(actor.app.id, roomId);
+    const room = await requireRoom(this.store, actor.app.id, roomId);
     if (isBanned(me.userId, room)) throw Errors.forbidden('BANNED_FROM_ROOM', 'You are banned from this room');
     if (room.memberState[me.userId]) return this.view(actor, room);
     if (room.roomType === 'direct') throw Errors.forbidden('DIRECT_ROOM_CLOSED', 'A direct room cannot be joined');
@@ -228,7 +223,7 @@ export class RoomService {
 
   async addMembers(actor: Actor, roomId: string, body: unknown): Promise<RoomView> {
     const input = parseInput(addMembersSchema, body);
-    const room = await this.load(actor.app.id, roomId);
+    const room = await requireRoom(this.store, actor.app.id, roomId);
     authorize(actor, 'members.add', room);
     if (room.roomType === 'direct') throw Errors.forbidden('DIRECT_ROOM_CLOSED', 'A direct room has fixed members');
     const clients = await this.requireUsers(actor.app.id, input.invitees);
@@ -246,7 +241,7 @@ export class RoomService {
   /** Kick members (owner/admins) or leave (any member, own id). */
   async removeMembers(actor: Actor, roomId: string, body: unknown): Promise<RoomView> {
     const input = parseInput(removeMembersSchema, body);
-    const room = await this.load(actor.app.id, roomId);
+    const room = await requireRoom(this.store, actor.app.id, roomId);
     const me = actorId(actor);
     const others = input.members.filter((m) => m !== me);
     authorize(actor, others.length > 0 ? 'members.removeOthers' : 'members.leave', room);
@@ -264,7 +259,7 @@ export class RoomService {
 
   async setMemberProperty(actor: Actor, roomId: string, client: string, body: unknown): Promise<RoomView> {
     const input = parseInput(memberPropertySchema, body);
-    const room = await this.load(actor.app.id, roomId);
+    const room = await requireRoom(this.store, actor.app.id, roomId);
     authorize(actor, 'members.setRole', room);
     if (!room.memberState[client]) throw Errors.invalidInput(`'${client}' is not a member of this room`);
     const updated = await this.store.updateRoom(actor.app.id, roomId, (r) => {
@@ -287,10 +282,9 @@ export class RoomService {
   async markRead(actor: Actor, roomId: string, body: unknown) {
     const me = asUser(actor, 'messages.markRead');
     const input = parseInput(lastReadSchema, body);
-    const room = await this.load(actor.app.id, roomId);
+    const room = await requireRoom(this.store, actor.app.id, roomId);
     authorize(actor, 'messages.read', room);
-    const message = await this.store.getMessage(actor.app.id, input.message);
-    if (!message || message.room !== roomId) throw Errors.notFound('MESSAGE', input.message);
+    const message = await requireMessage(this.store, actor.app.id, input.message, roomId);
     await this.store.updateRoom(actor.app.id, roomId, (r) => {
       const state = r.memberState[me.userId];
       if (!state) return undefined;
@@ -309,7 +303,7 @@ export class RoomService {
   /** Typing indicator (socket `typing`, `POST /rooms/:id/typing`): to the room's sockets. */
   async typing(actor: Actor, roomId: string, text: unknown) {
     const me = asUser(actor, 'me.read');
-    const room = await this.load(actor.app.id, roomId);
+    const room = await requireRoom(this.store, actor.app.id, roomId);
     authorize(actor, 'messages.typing', room);
     const [senderInfo] = await this.present.clients(actor.app.id, [me.userId]);
     const payload = { room: roomId, sender: me.userId, senderInfo, message: typeof text === 'string' ? text : '' };

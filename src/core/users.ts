@@ -8,6 +8,7 @@ import type { UserRecord } from './models.js';
 import { asUser, authorize } from './permissions.js';
 import type { IssuedToken, TokenService } from './tokens.js';
 import { parseInput } from './validate.js';
+import { requireUser } from './lookup.js';
 import type { Presenter } from './presenter.js';
 import { type ClientView, clientView } from './views.js';
 
@@ -100,14 +101,14 @@ export class UserService {
 
   async get(actor: Actor, id: string): Promise<ClientView> {
     authorize(actor, 'users.manage');
-    await this.require(actor.app.id, id);
+    await requireUser(this.store, actor.app.id, id);
     return (await this.present.clientsWithStatus(actor.app.id, [id]))[0]!;
   }
 
   /** Deletes the user and their tokens and takes them out of every room. */
   async remove(actor: Actor, id: string, leaveRooms: (roomId: string) => Promise<void>): Promise<void> {
     authorize(actor, 'users.manage');
-    await this.require(actor.app.id, id);
+    await requireUser(this.store, actor.app.id, id);
     await this.tokens.revoke(actor.app, id);
     for (const roomId of await this.store.userRoomIds(actor.app.id, id)) await leaveRooms(roomId);
     await this.store.deleteUser(actor.app.id, id);
@@ -115,7 +116,7 @@ export class UserService {
 
   async me(actor: Actor): Promise<ClientView> {
     const user = asUser(actor, 'me.read');
-    await this.require(actor.app.id, user.userId);
+    await requireUser(this.store, actor.app.id, user.userId);
     return (await this.present.clientsWithStatus(actor.app.id, [user.userId]))[0]!;
   }
 
@@ -123,7 +124,7 @@ export class UserService {
   async updateMe(actor: Actor, body: unknown): Promise<ClientView> {
     const me = asUser(actor, 'me.update');
     const input = parseInput(updateMeSchema, body);
-    const user = await this.require(actor.app.id, me.userId);
+    const user = await requireUser(this.store, actor.app.id, me.userId);
     const updated: UserRecord = {
       ...user,
       nickname: input.nickname ?? user.nickname,
@@ -143,7 +144,7 @@ export class UserService {
   async setToken(actor: Actor, id: string, body: unknown) {
     authorize(actor, 'tokens.manage');
     const input = parseInput(tokenSchema, body);
-    await this.require(actor.app.id, id);
+    await requireUser(this.store, actor.app.id, id);
     const issued = await this.tokens.assign(actor.app, id, input.token, parseExpiry(input.expirationDate));
     return { client: id, ...tokenView(issued) };
   }
@@ -151,7 +152,7 @@ export class UserService {
   async revokeTokens(actor: Actor, id: string, body: unknown) {
     authorize(actor, 'tokens.manage');
     const input = parseInput(revokeSchema, body);
-    await this.require(actor.app.id, id);
+    await requireUser(this.store, actor.app.id, id);
     const gone = await this.tokens.revoke(actor.app, id, input?.token);
     if (input?.token && gone.length === 0) throw Errors.tokenNotFound();
     return {
@@ -184,11 +185,6 @@ export class UserService {
     return this.store.listPrefs(actor.app.id, me.userId);
   }
 
-  private async require(appId: string, id: string): Promise<UserRecord> {
-    const user = await this.store.getUser(appId, id);
-    if (!user) throw Errors.notFound('CLIENT', id);
-    return user;
-  }
 }
 
 export { userId as userIdSchema };
