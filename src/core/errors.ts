@@ -51,6 +51,9 @@ export const Errors = {
   notFound: (what: 'ROOM' | 'MESSAGE' | 'CLIENT' | 'APP' | 'ROUTE', id?: string) =>
     new ImError(404, `${what}_NOT_FOUND`, `${what.toLowerCase()} ${id ? `'${id}' ` : ''}not found`),
   tokenNotFound: () => new ImError(404, 'TOKEN_NOT_FOUND', "That token is not one of this user's tokens"),
+  bannedFromRoom: () => new ImError(403, 'BANNED_FROM_ROOM', 'You are banned from this room'),
+  selfBlock: (what: 'block' | 'ban') => new ImError(400, 'SELF_BLOCK_FORBIDDEN', `You cannot ${what} yourself`),
+  blockNotFound: (message: string) => new ImError(404, 'BLOCK_NOT_FOUND', message),
   roomExists: (id: string) => new ImError(409, 'ROOM_EXISTS', `room '${id}' already exists`),
   invalidInput: (message: string) => new ImError(400, 'INVALID_INPUT', message),
   malformedJson: () => new ImError(400, 'MALFORMED_JSON', 'The request body is not valid JSON'),

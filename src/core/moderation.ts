@@ -1,7 +1,7 @@
 import type { Bus } from '../bus/bus.js';
 import { CONTROL_TOPIC, userTopic } from '../bus/bus.js';
 import type { Store } from '../store/store.js';
-import { Errors, ImError } from './errors.js';
+import { Errors } from './errors.js';
 import type { Actor } from './identity.js';
 import type { BlockRecord, RoomRecord, UserRecord } from './models.js';
 import { asUser, authorize } from './permissions.js';
@@ -28,7 +28,7 @@ export class ModerationService {
 
   async block(actor: Actor, blockee: string) {
     const me = asUser(actor, 'me.block');
-    if (blockee === me.userId) throw new ImError(400, 'SELF_BLOCK_FORBIDDEN', 'You cannot block yourself');
+    if (blockee === me.userId) throw Errors.selfBlock('block');
     await requireUser(this.store, actor.app.id, blockee);
     let record = await this.store.getBlock(actor.app.id, me.userId, blockee);
     if (!record) {
@@ -43,7 +43,7 @@ export class ModerationService {
     const me = asUser(actor, 'me.block');
     const record = await this.store.getBlock(actor.app.id, me.userId, blockee);
     if (!record || !(await this.store.deleteBlock(actor.app.id, me.userId, blockee))) {
-      throw new ImError(404, 'BLOCK_NOT_FOUND', `You have not blocked '${blockee}'`);
+      throw Errors.blockNotFound(`You have not blocked '${blockee}'`);
     }
     this.bus.publish(CONTROL_TOPIC, { kind: 'blocks-changed', appId: actor.app.id, blocker: me.userId, blockee, blocked: false });
     return this.blockView(actor.app.id, record);
@@ -53,7 +53,7 @@ export class ModerationService {
     const me = asUser(actor, 'me.block');
     if (blockee !== undefined) {
       const record = await this.store.getBlock(actor.app.id, me.userId, blockee);
-      if (!record) throw new ImError(404, 'BLOCK_NOT_FOUND', `You have not blocked '${blockee}'`);
+      if (!record) throw Errors.blockNotFound(`You have not blocked '${blockee}'`);
       return this.blockView(actor.app.id, record);
     }
     const records = await this.store.listBlocks(actor.app.id, me.userId);
@@ -77,7 +77,7 @@ export class ModerationService {
   async ban(actor: Actor, roomId: string, blockee: string) {
     const room = await requireRoom(this.store, actor.app.id, roomId);
     authorize(actor, 'members.ban', room);
-    if (actor.kind === 'user' && blockee === actor.userId) throw new ImError(400, 'SELF_BLOCK_FORBIDDEN', 'You cannot ban yourself');
+    if (actor.kind === 'user' && blockee === actor.userId) throw Errors.selfBlock('ban');
     if (room.owner === blockee) throw Errors.forbidden('CANNOT_BAN_OWNER', "The room's owner cannot be banned");
     await requireUser(this.store, actor.app.id, blockee);
     const by = actor.kind === 'user' ? actor.userId : undefined;
@@ -95,7 +95,7 @@ export class ModerationService {
   async unban(actor: Actor, roomId: string, blockee: string) {
     const room = await requireRoom(this.store, actor.app.id, roomId);
     authorize(actor, 'members.ban', room);
-    if (!room.banned?.[blockee]) throw new ImError(404, 'BLOCK_NOT_FOUND', `'${blockee}' is not banned from this room`);
+    if (!room.banned?.[blockee]) throw Errors.blockNotFound(`'${blockee}' is not banned from this room`);
     const view = await this.banView(actor.app.id, room, blockee);
     const updated = await this.store.updateRoom(actor.app.id, roomId, (r) => {
       if (!r.banned?.[blockee]) return undefined;
@@ -114,7 +114,7 @@ export class ModerationService {
     const room = await requireRoom(this.store, actor.app.id, roomId);
     authorize(actor, 'members.ban', room);
     if (blockee !== undefined) {
-      if (!room.banned?.[blockee]) throw new ImError(404, 'BLOCK_NOT_FOUND', `'${blockee}' is not banned from this room`);
+      if (!room.banned?.[blockee]) throw Errors.blockNotFound(`'${blockee}' is not banned from this room`);
       return this.banView(actor.app.id, room, blockee);
     }
     const ids = Object.keys(room.banned ?? {});

@@ -144,7 +144,7 @@ function requireAccess(actor: Actor, op: Operation, room: RoomRecord | undefined
   if (!room) throw new Error(`authorize(${op}) needs a room`);
   if (actor.kind === 'admin') return;
   if (room.memberState[actor.userId] === undefined) throw Errors.notRoomMember();
-  if (isBanned(actor.userId, room)) throw Errors.forbidden('BANNED_FROM_ROOM', 'You are banned from this room');
+  if (isBanned(actor.userId, room)) throw Errors.bannedFromRoom();
 }
 
 /** Narrowing helper for operations whose rule is `self`. */

@@ -213,7 +213,7 @@ export class RoomService {
   async join(actor: Actor, roomId: string): Promise<RoomView> {
     const me = asUser(actor, 'rooms.join');
     const room = await requireRoom(this.store, actor.app.id, roomId);
-    if (isBanned(me.userId, room)) throw Errors.forbidden('BANNED_FROM_ROOM', 'You are banned from this room');
+    if (isBanned(me.userId, room)) throw Errors.bannedFromRoom();
     if (room.memberState[me.userId]) return this.view(actor, room);
     if (room.roomType === 'direct') throw Errors.forbidden('DIRECT_ROOM_CLOSED', 'A direct room cannot be joined');
     const updated = await this.changeMembers(actor, room, [me.userId], []);
