@@ -5,7 +5,7 @@ import type { Store } from '../store/store.js';
 import { ImError } from './errors.js';
 import type { Actor } from './identity.js';
 import type { AppRecord, FileRecord, RoomRecord } from './models.js';
-import { requireRoom } from './lookup.js';
+import { requireRoomFor } from './lookup.js';
 import { authorize } from './permissions.js';
 import { newId } from './secrets.js';
 
@@ -142,7 +142,7 @@ export class FileService {
   private async roomFor(actor: Actor, extra: Record<string, unknown>): Promise<RoomRecord | undefined> {
     const roomId = roomOf(extra);
     if (!roomId) return undefined;
-    const room = await requireRoom(this.store, actor.app.id, roomId);
+    const room = await requireRoomFor(this.store, actor, roomId);
     authorize(actor, 'files.uploadToRoom', room);
     return room;
   }

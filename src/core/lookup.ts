@@ -1,5 +1,6 @@
 import type { Store } from '../store/store.js';
 import { Errors } from './errors.js';
+import type { Actor } from './identity.js';
 import type { MessageRecord, RoomRecord, UserRecord } from './models.js';
 
 /** Loads that answer 404 with the catalogue's code when the record is not there. */
@@ -14,6 +15,17 @@ export async function requireUser(store: Store, appId: string, userId: string): 
   const user = await store.getUser(appId, userId);
   if (!user) throw Errors.notFound('CLIENT', userId);
   return user;
+}
+
+/**
+ * The room for one actor's request, carrying only that actor's member state (O(1) in the
+ * room's size): enough for every permission and send rule about the actor themselves. Use
+ * `requireRoom` where other members' state is read (views, membership changes).
+ */
+export async function requireRoomFor(store: Store, actor: Actor, roomId: string): Promise<RoomRecord> {
+  const room = await store.getRoomForUser(actor.app.id, roomId, actor.kind === 'user' ? actor.userId : '');
+  if (!room) throw Errors.notFound('ROOM', roomId);
+  return room;
 }
 
 /** A message, optionally required to belong to a given room. */

@@ -8,7 +8,7 @@ import type { MessageRecord, RoomRecord } from './models.js';
 import { authorize, isSuperuser } from './permissions.js';
 import type { Presenter } from './presenter.js';
 import { newId } from './secrets.js';
-import { requireMessage, requireRoom, requireUser } from './lookup.js';
+import { requireMessage, requireRoomFor, requireUser } from './lookup.js';
 import { parseInput } from './validate.js';
 import type { MessageView } from './views.js';
 
@@ -67,7 +67,7 @@ export class MessageService implements SystemMessages {
    */
   async send(actor: Actor, roomId: string, body: unknown): Promise<MessageView> {
     const input = parseInput(sendSchema, body);
-    const room = await requireRoom(this.store, actor.app.id, roomId);
+    const room = await requireRoomFor(this.store, actor, roomId);
     authorize(actor, 'messages.send', room);
     if (input._id !== undefined) {
       const existing = await this.store.getMessage(actor.app.id, input._id);
@@ -85,7 +85,7 @@ export class MessageService implements SystemMessages {
   async sendAs(actor: Actor, body: unknown): Promise<MessageView> {
     authorize(actor, 'messages.sendAsAnyone');
     const input = parseInput(sendAsSchema, body);
-    const room = await requireRoom(this.store, actor.app.id, input.room);
+    const room = await requireRoomFor(this.store, actor, input.room);
     await requireUser(this.store, actor.app.id, input.sender);
     return this.create(actor.app.id, room, input.sender, input);
   }
@@ -120,7 +120,7 @@ export class MessageService implements SystemMessages {
 
   /** `GET /rooms/:id/messages/v3`: newest first; a page from an anchor includes it as `data[0]`. */
   async history(actor: Actor, roomId: string, params: HistoryParams) {
-    const room = await requireRoom(this.store, actor.app.id, roomId);
+    const room = await requireRoomFor(this.store, actor, roomId);
     authorize(actor, 'messages.read', room);
     if (params.beforeMessage !== undefined && params.afterMessage !== undefined) {
       throw Errors.invalidInput('send beforeMessage or afterMessage, not both');
@@ -163,7 +163,7 @@ export class MessageService implements SystemMessages {
   /** `POST`/`DELETE /messages/:id/pin`: one pinned message per room; pinning another unpins the previous. */
   async pin(actor: Actor, messageId: string, pinned: boolean): Promise<MessageView> {
     const message = await requireMessage(this.store, actor.app.id, messageId);
-    const room = await requireRoom(this.store, actor.app.id, message.room);
+    const room = await requireRoomFor(this.store, actor, message.room);
     authorize(actor, 'messages.pin', room, message);
     if (pinned && message.messageType === RECALL) throw new ImError(409, 'MESSAGE_RECALLED', 'A recalled message cannot be pinned');
     let previous: string | undefined;
@@ -186,7 +186,7 @@ export class MessageService implements SystemMessages {
 
   /** `DELETE /rooms/:id/messages/:messageId` (or `_all`): gone from history, `messageDeleted` to members. */
   async remove(actor: Actor, roomId: string, messageId: string) {
-    const room = await requireRoom(this.store, actor.app.id, roomId);
+    const room = await requireRoomFor(this.store, actor, roomId);
     authorize(actor, 'messages.delete', room);
     let deletedCount: number;
     if (messageId === '_all') {

@@ -6,7 +6,7 @@ import type { Actor } from './identity.js';
 import type { BlockRecord, RoomRecord, UserRecord } from './models.js';
 import { asUser, authorize } from './permissions.js';
 import type { Presenter } from './presenter.js';
-import { requireRoom, requireUser } from './lookup.js';
+import { requireRoom, requireRoomFor, requireUser } from './lookup.js';
 import { directRoomId } from './rooms.js';
 import { type ClientView, clientView } from './views.js';
 
@@ -143,7 +143,7 @@ export class ModerationService {
       target = userId;
     } else {
       target = asUser(actor, 'me.update').userId;
-      authorize(actor, 'rooms.mute', await requireRoom(this.store, actor.app.id, roomId));
+      authorize(actor, 'rooms.mute', await requireRoomFor(this.store, actor, roomId));
     }
     const user = await requireUser(this.store, actor.app.id, target);
     const mute = new Set(user.mute ?? []);

@@ -10,7 +10,7 @@ import { asUser, authorize, isBanned, isSuperuser } from './permissions.js';
 import type { Presenter } from './presenter.js';
 import { newId } from './secrets.js';
 import type { SystemMessages } from './messages.js';
-import { requireMessage, requireRoom } from './lookup.js';
+import { requireMessage, requireRoom, requireRoomFor } from './lookup.js';
 import { parseInput } from './validate.js';
 import { type RoomView, clientView } from './views.js';
 
@@ -282,15 +282,10 @@ export class RoomService {
   async markRead(actor: Actor, roomId: string, body: unknown) {
     const me = asUser(actor, 'messages.markRead');
     const input = parseInput(lastReadSchema, body);
-    const room = await requireRoom(this.store, actor.app.id, roomId);
+    const room = await requireRoomFor(this.store, actor, roomId);
     authorize(actor, 'messages.read', room);
     const message = await requireMessage(this.store, actor.app.id, input.message, roomId);
-    await this.store.updateRoom(actor.app.id, roomId, (r) => {
-      const state = r.memberState[me.userId];
-      if (!state) return undefined;
-      state.lastRead = message.id;
-      return r;
-    });
+    await this.store.setLastRead(actor.app.id, roomId, me.userId, message.id);
     this.bus.publish(roomTopic(actor.app.id, roomId), {
       kind: 'deliver',
       event: 'lastRead',
@@ -303,7 +298,7 @@ export class RoomService {
   /** Typing indicator (socket `typing`, `POST /rooms/:id/typing`): to the room's sockets. */
   async typing(actor: Actor, roomId: string, text: unknown) {
     const me = asUser(actor, 'me.read');
-    const room = await requireRoom(this.store, actor.app.id, roomId);
+    const room = await requireRoomFor(this.store, actor, roomId);
     authorize(actor, 'messages.typing', room);
     const [senderInfo] = await this.present.clients(actor.app.id, [me.userId]);
     const payload = { room: roomId, sender: me.userId, senderInfo, message: typeof text === 'string' ? text : '' };

@@ -117,6 +117,19 @@ export class MemoryStore implements Store {
     const room = this.tenant(appId).rooms.get(roomId);
     return room && copy(room);
   }
+  async getRoomForUser(appId: string, roomId: string, userId: string): Promise<RoomRecord | undefined> {
+    const room = this.tenant(appId).rooms.get(roomId);
+    if (!room) return undefined;
+    const state = room.memberState[userId];
+    return {
+      ...room,
+      members: room.members.slice(),
+      managers: room.managers.slice(),
+      roomTags: room.roomTags.slice(),
+      memberState: state ? { [userId]: { ...state } } : {},
+      banned: room.banned && copy(room.banned),
+    };
+  }
   async getRooms(appId: string, roomIds: readonly string[]): Promise<(RoomRecord | undefined)[]> {
     const rooms = this.tenant(appId).rooms;
     return roomIds.map((id) => {
@@ -137,6 +150,12 @@ export class MemoryStore implements Store {
     t.rooms.set(roomId, copy(next));
     this.indexMembers(t, roomId, current.members, next.members);
     return copy(next);
+  }
+  async setLastRead(appId: string, roomId: string, userId: string, messageId: string): Promise<boolean> {
+    const state = this.tenant(appId).rooms.get(roomId)?.memberState[userId];
+    if (!state) return false;
+    state.lastRead = messageId;
+    return true;
   }
   async deleteRoom(appId: string, roomId: string): Promise<boolean> {
     const t = this.tenant(appId);

@@ -146,6 +146,13 @@ redis.call('DECR', ARGV[1] .. 'room-count')
 return 1
 `);
 
+// KEYS: room   ARGV: userId, messageId → 1 when the user is a member
+export const SET_LAST_READ = new LuaScript(`
+if redis.call('HEXISTS', KEYS[1], 'ms:' .. ARGV[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'lr:' .. ARGV[1], ARGV[2])
+return 1
+`);
+
 // KEYS: room, messages, history   ARGV: id, json, createdAt, hasSender, sender
 export const ADD_MESSAGE = new LuaScript(`
 if redis.call('HEXISTS', KEYS[1], 'doc') == 0 then return 0 end

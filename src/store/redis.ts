@@ -210,6 +210,18 @@ export class RedisStore implements Store {
       return fields.doc === undefined ? undefined : roomFromFields(fields);
     });
   }
+  getRoomForUser(appId: string, roomId: string, userId: string): Promise<RoomRecord | undefined> {
+    return this.run(async () => {
+      const names = ['doc', 'at', 'last', `ms:${userId}`, `lr:${userId}`];
+      const values = await this.client.hmget(this.keys.tenant(appId).room(roomId), ...names);
+      if (values[0] === null) return undefined;
+      const fields: Fields = {};
+      names.forEach((name, i) => {
+        if (values[i] !== null && values[i] !== undefined) fields[name] = values[i]!;
+      });
+      return roomFromFields(fields);
+    });
+  }
   getRooms(appId: string, roomIds: readonly string[]): Promise<(RoomRecord | undefined)[]> {
     const t = this.keys.tenant(appId);
     return this.run(async () => {
@@ -246,6 +258,10 @@ export class RedisStore implements Store {
       }
       throw new Error(`updateRoom: room ${roomId} kept changing; gave up after ${this.maxUpdateAttempts} attempts`);
     });
+  }
+  setLastRead(appId: string, roomId: string, userId: string, messageId: string): Promise<boolean> {
+    const key = this.keys.tenant(appId).room(roomId);
+    return this.run(async () => (await S.SET_LAST_READ.run(this.client, [key], [userId, messageId])) === 1);
   }
   deleteRoom(appId: string, roomId: string): Promise<boolean> {
     const t = this.keys.tenant(appId);

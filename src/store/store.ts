@@ -60,6 +60,12 @@ export interface Store {
   getRoom(appId: string, roomId: string): Promise<RoomRecord | undefined>;
   getRooms(appId: string, roomIds: readonly string[]): Promise<(RoomRecord | undefined)[]>;
   /**
+   * The room as one user's request needs it (the send path): every field, but `memberState`
+   * holds only that user's entry. It costs O(1) in the room's size instead of copying or
+   * reading every member's state, which matters for rooms of thousands.
+   */
+  getRoomForUser(appId: string, roomId: string, userId: string): Promise<RoomRecord | undefined>;
+  /**
    * Atomic read-modify-write. `change` gets a copy and returns the new record, or undefined to
    * leave the room as it is. Resolves to the stored record afterwards (undefined if no room).
    */
@@ -68,6 +74,8 @@ export interface Store {
     roomId: string,
     change: (room: RoomRecord) => RoomRecord | undefined,
   ): Promise<RoomRecord | undefined>;
+  /** Records a member's last-read message (O(1)); false when the user is not a member. */
+  setLastRead(appId: string, roomId: string, userId: string, messageId: string): Promise<boolean>;
   /** Deletes the room and its messages. */
   deleteRoom(appId: string, roomId: string): Promise<boolean>;
   /** How many rooms the application has (for /admin/stats). */

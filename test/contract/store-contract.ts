@@ -106,6 +106,23 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
       expect(await store.countRooms(B)).toBe(0);
     });
 
+    it('getRoomForUser gives the room with only that user\'s member state', async () => {
+      const r = room('r1', ['u1', 'u2', 'u3']);
+      r.memberState.u2 = { joinedAt: 2, role: 'admin' };
+      r.banned = { u3: { by: 'u2', at: 4 } };
+      r.managers = ['u2'];
+      await store.createRoom(A, r);
+      await store.addMessage(A, message('m1', 'r1', 'u2'));
+      const full = (await store.getRoom(A, 'r1'))!;
+      const forU2 = (await store.getRoomForUser(A, 'r1', 'u2'))!;
+      expect(forU2).toEqual({ ...full, memberState: { u2: { joinedAt: 2, role: 'admin', lastRead: 'm1' } } });
+      expect((await store.getRoomForUser(A, 'r1', 'stranger'))!.memberState).toEqual({});
+      expect(await store.getRoomForUser(A, 'nope', 'u1')).toBeUndefined();
+      forU2.members.push('x');
+      forU2.memberState.u2!.role = 'member';
+      expect((await store.getRoom(A, 'r1'))!).toEqual(full);
+    });
+
     it('updateRoom changes the room and keeps the member index in step', async () => {
       await store.createRoom(A, room('r1', ['u1', 'u2']));
       const updated = await store.updateRoom(A, 'r1', (r) => {
@@ -153,6 +170,16 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
       expect(ids(await store.listMessages(A, 'r1', { anchor: 'm3', direction: 'newer', includeAnchor: true, limit: 2 }))).toEqual(['m3', 'm4']);
       expect(ids(await store.listMessages(A, 'r1', { direction: 'newer', includeAnchor: false, limit: 2 }))).toEqual(['m1', 'm2']);
       expect(await store.listMessages(A, 'r1', { anchor: 'nope', direction: 'older', includeAnchor: true, limit: 2 })).toBeUndefined();
+    });
+
+    it('sets a member\'s last-read message, and only a member\'s', async () => {
+      await store.createRoom(A, room('r1', ['u1', 'u2']));
+      await store.addMessage(A, message('m1', 'r1', 'u2'));
+      expect(await store.setLastRead(A, 'r1', 'u1', 'm1')).toBe(true);
+      expect((await store.getRoom(A, 'r1'))!.memberState.u1!.lastRead).toBe('m1');
+      expect(await store.setLastRead(A, 'r1', 'stranger', 'm1')).toBe(false);
+      expect((await store.getRoom(A, 'r1'))!.memberState.stranger).toBeUndefined();
+      expect(await store.setLastRead(A, 'nope', 'u1', 'm1')).toBe(false);
     });
 
     it('counts messages after a given one', async () => {
