@@ -197,7 +197,9 @@ export class Gateway implements EngineHooks {
     this.listen(socket, userTopic(actor.app.id, actor.userId));
     if (sockets.size === 1) await this.loadBlocks(actor.app.id, actor.userId);
     const roomIds = await this.core.store.userRoomIds(actor.app.id, actor.userId);
-    for (const room of await this.core.store.getRooms(actor.app.id, roomIds)) {
+    // Member-scoped reads: a handshake costs O(rooms), not O(rooms × their sizes).
+    const rooms = await Promise.all(roomIds.map((id) => this.core.store.getRoomForUser(actor.app.id, id, actor.userId)));
+    for (const room of rooms) {
       if (room && !isBanned(actor.userId, room) && !socket.closed) this.listen(socket, roomTopic(actor.app.id, room.id));
     }
     await this.core.bus.settled?.(); // a cluster bus: subscribed before the client hears it is connected
