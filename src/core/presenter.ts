@@ -48,6 +48,11 @@ export class Presenter {
   }
 
   async message(appId: string, msg: MessageRecord): Promise<MessageView> {
+    // The send path: one message, usually no reply; one user read.
+    if (typeof msg.fields.reply !== 'string') {
+      const sender = msg.sender ? (await this.clients(appId, [msg.sender]))[0]! : null;
+      return messageView(msg, sender);
+    }
     return (await this.messages(appId, [msg]))[0]!;
   }
 

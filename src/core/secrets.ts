@@ -19,8 +19,16 @@ export function secretsEqual(a: string, b: string): boolean {
   return timingSafeEqual(ha, hb);
 }
 
-/** 24 hex characters like the ObjectIds IMKIT clients are used to: time prefix + randomness. */
+/** Per-process random part of ids, drawn once (ids are unique, not secret). */
+const PROCESS_PART = randomBytes(5).toString('hex');
+let counter = randomBytes(3).readUIntBE(0, 3);
+
+/**
+ * 24 hex characters laid out like the ObjectIds IMKIT clients are used to: seconds, a
+ * per-process random part, and a counter. Cheap on the send path (no entropy draw per id).
+ */
 export function newId(): string {
+  counter = (counter + 1) & 0xffffff;
   const time = Math.floor(Date.now() / 1000).toString(16).padStart(8, '0');
-  return time + randomBytes(8).toString('hex');
+  return time + PROCESS_PART + counter.toString(16).padStart(6, '0');
 }

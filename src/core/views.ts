@@ -10,7 +10,17 @@ export type ClientView = Record<string, unknown> & { _id: string; id: string };
 export type MessageView = Record<string, unknown> & { _id: string; id: string };
 export type RoomView = Record<string, unknown> & { _id: string; id: string };
 
-const iso = (ms: number): string => new Date(ms).toISOString();
+/** ISO dates, memoised: the same few timestamps are formatted for every view of a message. */
+const isoCache = new Map<number, string>();
+function iso(ms: number): string {
+  let text = isoCache.get(ms);
+  if (text === undefined) {
+    if (isoCache.size >= 4096) isoCache.clear();
+    text = new Date(ms).toISOString();
+    isoCache.set(ms, text);
+  }
+  return text;
+}
 
 export function clientView(user: UserRecord | undefined, id: string): ClientView {
   if (!user) return { _id: id, id, nickname: id, clientType: 'user' };

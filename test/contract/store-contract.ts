@@ -55,6 +55,16 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
       expect((await store.getUser(A, 'u1'))!.custom.color).toBe('red');
     });
 
+    it('keeps a __proto__ key in user data as data', async () => {
+      await store.createRoom(A, room('r1', ['u1']));
+      const extra = JSON.parse('{"__proto__": {"polluted": true}, "ok": 1}');
+      await store.addMessage(A, { ...message('m1', 'r1'), fields: { extra } });
+      const got = (await store.getMessage(A, 'm1'))!.fields.extra as Record<string, unknown>;
+      expect(Object.getPrototypeOf(got)).toBe(Object.prototype);
+      expect((got as { polluted?: boolean }).polluted).toBeUndefined();
+      expect(JSON.stringify(got)).toBe('{"__proto__":{"polluted":true},"ok":1}');
+    });
+
     it('keeps applications apart', async () => {
       await store.putUser(A, user('u1'));
       expect(await store.getUser(B, 'u1')).toBeUndefined();
