@@ -7,6 +7,8 @@ import { Errors } from './errors.js';
 import type { AppRecord, TokenRecord } from './models.js';
 import { newId, sha256 } from './secrets.js';
 
+const MAX_VERIFIED = 50_000;
+
 /** Issuer claim that marks a JWT as minted by this server (customers may assign JWTs of their own). */
 const ISSUER = 'roomcast';
 
@@ -21,6 +23,9 @@ export interface IssuedToken {
  * as a sha256 hash, which is also what makes either kind revocable.
  */
 export class TokenService {
+  /** Our JWTs whose signature has been checked → the application they were checked for. */
+  private verifiedSignatures = new Map<string, string>();
+
   constructor(
     private store: Store,
     private bus: Bus,
@@ -59,13 +64,19 @@ export class TokenService {
    * CLIENT_KEY_MISMATCH when it is one of our tokens but minted for another application.
    */
   async verify(app: AppRecord, token: string): Promise<{ userId: string; hash: string }> {
-    const claims = peekClaims(token);
-    if (claims?.iss === ISSUER) {
-      if (claims.app !== app.id) throw Errors.clientKeyMismatch();
-      try {
-        await jwtVerify(token, this.apps.signingKey(app), { algorithms: ['HS256'], issuer: ISSUER });
-      } catch {
-        throw Errors.invalidToken();
+    // A signature, once checked, stays valid: remember it (expiry and revocation are still
+    // decided by the stored record below, on every use).
+    if (this.verifiedSignatures.get(token) !== app.id) {
+      const claims = peekClaims(token);
+      if (claims?.iss === ISSUER) {
+        if (claims.app !== app.id) throw Errors.clientKeyMismatch();
+        try {
+          await jwtVerify(token, this.apps.signingKey(app), { algorithms: ['HS256'], issuer: ISSUER });
+        } catch {
+          throw Errors.invalidToken();
+        }
+        if (this.verifiedSignatures.size >= MAX_VERIFIED) this.verifiedSignatures.clear();
+        this.verifiedSignatures.set(token, app.id);
       }
     }
     const hash = sha256(token);

@@ -93,10 +93,19 @@ export class UsageMeter {
     await this.flush();
   }
 
+  /** The current minute's buckets by application: the hot path is one Map lookup. */
+  private current: { minute: Minute; byApp: Map<string, Pending> } = { minute: -1, byApp: new Map() };
+
   private bucket(appId: string): Pending {
-    const key = `${minuteOf(this.now())}|${appId}`;
-    let p = this.pending.get(key);
-    if (!p) this.pending.set(key, (p = { add: new Map(), max: new Map(), members: new Map() }));
+    const minute = minuteOf(this.now());
+    if (minute !== this.current.minute) this.current = { minute, byApp: new Map() };
+    let p = this.current.byApp.get(appId);
+    if (!p) {
+      const key = `${minute}|${appId}`;
+      p = this.pending.get(key) ?? { add: new Map(), max: new Map(), members: new Map() };
+      this.pending.set(key, p);
+      this.current.byApp.set(appId, p);
+    }
     return p;
   }
 
@@ -105,6 +114,7 @@ export class UsageMeter {
     if (this.pending.size === 0) return;
     const batch = this.pending;
     this.pending = new Map();
+    this.current = { minute: -1, byApp: new Map() };
     const deltas: UsageDelta[] = [...batch].map(([key, p]) => {
       const bar = key.indexOf('|');
       return {

@@ -4,6 +4,7 @@ import type { Config } from '../config.js';
 import type { Core } from '../core/core.js';
 import { Errors, ImError, isImError } from '../core/errors.js';
 import type { Credentials, UserActor } from '../core/identity.js';
+import type { AppRecord } from '../core/models.js';
 import { isBanned } from '../core/permissions.js';
 import { requestHost } from '../http/credentials.js';
 import type { Logger } from '../observability/logger.js';
@@ -28,7 +29,8 @@ interface Session {
   deadline?: NodeJS.Timeout;
   /** Bus topics this socket listens to (each joined once per its encoding). */
   topics: Set<string>;
-  events: WindowCounter;
+  /** Per-socket event rate limit, made on the first event (most sockets only listen). */
+  events?: WindowCounter;
 }
 
 type Bag = Record<string, unknown>;
@@ -45,6 +47,14 @@ const CLIENT_KEY_NAMES = ['im-client-key', 'client_key', 'clientkey', 'client-ke
 const TOKEN_NAMES = ['im-authorization', 'authorization', 'token'];
 const DEVICE_NAMES = ['deviceid', 'im-device-id', 'device_id'];
 
+const NO_CREDENTIALS: Credentials = Object.freeze({});
+
+/** What authorizeUpgrade hands to onConnect through the engine. */
+interface UpgradeContext {
+  creds: Credentials;
+  clientAddress: string;
+  actor?: UserActor;
+}
 const isBag = (v: unknown): v is Bag => typeof v === 'object' && v !== null && !Array.isArray(v);
 const session = (socket: RealtimeSocket): Session => socket.state.session as Session;
 
@@ -60,6 +70,7 @@ export class Gateway implements EngineHooks {
   private perApp = new Map<string, number>();
   /** bus topic → local sockets listening, per encoding (decides bus subscriptions and which frames to build) */
   private listeners = new Map<string, [number, number]>();
+  private apps = new Map<string, AppRecord>();
   /** `${appId}/${blockee}` → local users who blocked that user (only users with sockets here). */
   private blockedBy = new Map<string, Set<string>>();
   /** `${appId}/${blocker}` → whom that local user blocked. */
@@ -121,14 +132,13 @@ export class Gateway implements EngineHooks {
   }
 
   async onConnect(socket: RealtimeSocket, auth: unknown): Promise<ConnectResult> {
-    const ctx = socket.upgradeContext as { creds: Credentials; clientAddress: string; actor?: UserActor };
+    const ctx = socket.upgradeContext as UpgradeContext;
     const s: Session = {
       encoding: 'json',
       upgradeCreds: ctx.creds,
       clientAddress: ctx.clientAddress,
       refused: false,
       topics: new Set(),
-      events: new WindowCounter(this.config.socketEventsPerSecond, 1000),
     };
     socket.state.session = s;
     if (ctx.actor) {
@@ -183,7 +193,13 @@ export class Gateway implements EngineHooks {
     const s = session(socket);
     clearTimeout(s.deadline);
     if (socket.closed) return; // it went away while its credentials were being checked
-    s.actor = actor;
+    // Idle sockets are most sockets: share one application record per app, drop what the
+    // handshake no longer needs.
+    s.actor = { ...actor, app: this.sharedApp(actor.app) };
+    s.upgradeCreds = NO_CREDENTIALS;
+    const upgrade = socket.upgradeContext as UpgradeContext;
+    upgrade.creds = NO_CREDENTIALS;
+    upgrade.actor = undefined;
     let users = this.byUser.get(actor.app.id);
     if (!users) this.byUser.set(actor.app.id, (users = new Map()));
     let sockets = users.get(actor.userId);
@@ -203,6 +219,14 @@ export class Gateway implements EngineHooks {
       if (room && !isBanned(actor.userId, room) && !socket.closed) this.listen(socket, roomTopic(actor.app.id, room.id));
     }
     await this.core.bus.settled?.(); // a cluster bus: subscribed before the client hears it is connected
+  }
+
+  /** One record per application for all its sockets (a newer one, after a key change, replaces it). */
+  private sharedApp(app: AppRecord): AppRecord {
+    const known = this.apps.get(app.id);
+    if (known && known.clientKey?.kid === app.clientKey?.kid && known.signingSecret === app.signingSecret) return known;
+    this.apps.set(app.id, app);
+    return app;
   }
 
   /** Remembers whom a newly connected user blocked, so delivery can skip the blockees' messages. */
@@ -264,6 +288,7 @@ export class Gateway implements EngineHooks {
   onEvent(socket: RealtimeSocket, event: string, args: unknown[], ack: ((...args: unknown[]) => void) | undefined): void {
     const s = session(socket);
     if (!s || s.refused) return;
+    s.events ??= new WindowCounter(this.config.socketEventsPerSecond, 1000);
     if (!s.events.hit('e')) {
       this.reply(socket, ack, Errors.rateLimited('socket events'));
       return;
