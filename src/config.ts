@@ -124,8 +124,3 @@ function readConfigFile(path: string): Record<string, unknown> {
   }
   return parsed as Record<string, unknown>;
 }
-
-/** For the README and `--help`: each setting with its variable and default. */
-export function describeSettings(): { key: string; env: string; default: unknown }[] {
-  return Object.entries(SETTINGS).map(([key, s]) => ({ key, env: s.env, default: s.default }));
-}

@@ -30,8 +30,6 @@ export const Errors = {
     new ImError(401, 'MISSING_TOKEN', 'A user token (IM-Authorization) is required with the client key'),
   invalidToken: () =>
     new ImError(401, 'INVALID_TOKEN', 'The user token is invalid, expired or revoked'),
-  missingCredentials: () =>
-    new ImError(401, 'MISSING_CREDENTIALS', 'Send IM-API-KEY, or IM-CLIENT-KEY with IM-Authorization'),
   invalidApiKey: () => new ImError(401, 'INVALID_API_KEY', 'The API key is invalid'),
   apiKeyRequired: (what: string) =>
     new ImError(403, 'API_KEY_REQUIRED', `${what} requires the application's API key`),
@@ -60,6 +58,12 @@ export const Errors = {
   bodyTooLarge: (limit: number) =>
     new ImError(413, 'PAYLOAD_TOO_LARGE', `The request body exceeds ${limit} bytes`),
   methodNotAllowed: () => new ImError(405, 'METHOD_NOT_ALLOWED', 'Method not allowed on this route'),
+  tooManySockets: (scope: 'application' | 'user') =>
+    new ImError(
+      429,
+      'TOO_MANY_SOCKETS',
+      scope === 'user' ? 'This user has reached the socket limit; close another device first' : 'This application has reached its socket limit',
+    ),
   rateLimited: (what: string) => new ImError(429, 'RATE_LIMITED', `Too many ${what}; slow down`),
   internal: () => new ImError(500, 'INTERNAL_ERROR', 'Internal server error'),
   storeUnavailable: () =>

@@ -1,6 +1,6 @@
 import type { Config } from '../config.js';
 import type { Core } from '../core/core.js';
-import { Errors, ImError, isImError } from '../core/errors.js';
+import { Errors, isImError } from '../core/errors.js';
 import type { Actor } from '../core/identity.js';
 import { secretsEqual } from '../core/secrets.js';
 import type { Logger } from '../observability/logger.js';
@@ -122,9 +122,4 @@ export function createHttpService(core: Core, config: Config, log: Logger, route
   };
 
   return { handle, streamsBody };
-}
-
-/** The 413 adapters answer before a handler runs, for bodies over the limit. */
-export function bodyTooLarge(limit: number): ImError {
-  return Errors.bodyTooLarge(limit);
 }

@@ -1,6 +1,6 @@
 import http from 'node:http';
 import { pipeline } from 'node:stream';
-import { bodyTooLarge } from './app.js';
+import { Errors } from '../core/errors.js';
 import { fail } from './envelope.js';
 import { type HttpRequest, type HttpResponse, type HttpService, isStreamBody } from './types.js';
 
@@ -36,7 +36,7 @@ export function createNodeServer(service: HttpService, maxBodyBytes: number): ht
       size += chunk.length;
       if (size > maxBodyBytes) {
         refused = true;
-        send(req, res, fail(bodyTooLarge(maxBodyBytes)), false, true);
+        send(req, res, fail(Errors.bodyTooLarge(maxBodyBytes)), false, true);
         req.resume();
         return;
       }

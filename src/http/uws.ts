@@ -1,7 +1,7 @@
 import { STATUS_CODES } from 'node:http';
 import { Readable } from 'node:stream';
 import type { HttpResponse as UwsResponse, TemplatedApp } from '@trufflesuite/uws-js-unofficial';
-import { bodyTooLarge } from './app.js';
+import { Errors } from '../core/errors.js';
 import { fail } from './envelope.js';
 import { type HttpRequest, type HttpResponse, type HttpService, isStreamBody, type StreamBody } from './types.js';
 
@@ -39,7 +39,7 @@ export function registerUwsHttp(app: TemplatedApp, service: HttpService, maxBody
     const declared = Number(headers['content-length']);
     if (Number.isFinite(declared) && declared > maxBodyBytes) {
       state.aborted = true;
-      write(res, state, fail(bodyTooLarge(maxBodyBytes)), false, true);
+      write(res, state, fail(Errors.bodyTooLarge(maxBodyBytes)), false, true);
       return;
     }
     const chunks: Buffer[] = [];
@@ -48,7 +48,7 @@ export function registerUwsHttp(app: TemplatedApp, service: HttpService, maxBody
       if (state.aborted) return;
       size += chunk.byteLength;
       if (size > maxBodyBytes) {
-        write(res, state, fail(bodyTooLarge(maxBodyBytes)), false, true);
+        write(res, state, fail(Errors.bodyTooLarge(maxBodyBytes)), false, true);
         state.aborted = true;
         return;
       }

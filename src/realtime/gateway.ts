@@ -179,11 +179,11 @@ export class Gateway implements EngineHooks {
 
   private checkLimits(actor: UserActor): ImError | undefined {
     if ((this.perApp.get(actor.app.id) ?? 0) >= this.config.maxSocketsPerApp) {
-      return new ImError(429, 'TOO_MANY_SOCKETS', 'This application has reached its socket limit');
+      return Errors.tooManySockets('application');
     }
     const mine = this.byUser.get(actor.app.id)?.get(actor.userId)?.size ?? 0;
     if (mine >= this.config.maxSocketsPerUser) {
-      return new ImError(429, 'TOO_MANY_SOCKETS', 'This user has reached the socket limit; close another device first');
+      return Errors.tooManySockets('user');
     }
     return undefined;
   }
