@@ -5,7 +5,7 @@ export function connect(base: string, opts: Record<string, unknown> = {}): Socke
   return io(base, { transports: ['websocket'], forceNew: true, reconnection: false, ...opts });
 }
 
-export function once<T = unknown>(socket: Socket, event: string, timeoutMs = 3000): Promise<T[]> {
+export function once<T = unknown>(socket: Socket, event: string, timeoutMs = 10_000): Promise<T[]> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no '${event}' within ${timeoutMs} ms`)), timeoutMs);
     socket.once(event, (...args: T[]) => {
@@ -27,7 +27,7 @@ export const decodeB64 = (value: unknown): any => JSON.parse(Buffer.from(value a
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Polls until `check` holds (for state the server reaches asynchronously). */
-export async function until(check: () => boolean | Promise<boolean>, timeoutMs = 3000): Promise<void> {
+export async function until(check: () => boolean | Promise<boolean>, timeoutMs = 8000): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > end) throw new Error('condition not reached in time');

@@ -12,7 +12,7 @@ async function totalsWhen(base: string, app: TestApp, check: (t: any) => boolean
   await until(async () => {
     last = (await admin(base, app).get('/admin/usage?granularity=hour')).body.result;
     return check(last.totals);
-  }, 5000).catch(() => undefined);
+  }, 10_000).catch(() => undefined);
   return last;
 }
 
