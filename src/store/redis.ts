@@ -75,6 +75,8 @@ const ROOM_INTERNAL = new Set(['v', 'seq']);
  */
 export class RedisStore implements Store {
   private keys: RedisKeys;
+  /** room key → its last-read `doc` field and that document parsed (see getRoomForUser). */
+  private parsedDocs = new Map<string, { doc: string; room: RoomRecord }>();
   private maxUpdateAttempts: number;
 
   constructor(
@@ -212,14 +214,33 @@ export class RedisStore implements Store {
   }
   getRoomForUser(appId: string, roomId: string, userId: string): Promise<RoomRecord | undefined> {
     return this.run(async () => {
-      const names = ['doc', 'at', 'last', `ms:${userId}`, `lr:${userId}`];
-      const values = await this.client.hmget(this.keys.tenant(appId).room(roomId), ...names);
-      if (values[0] === null) return undefined;
-      const fields: Fields = {};
-      names.forEach((name, i) => {
-        if (values[i] !== null && values[i] !== undefined) fields[name] = values[i]!;
-      });
-      return roomFromFields(fields);
+      const key = this.keys.tenant(appId).room(roomId);
+      const [doc, at, last, state, lastRead] = await this.client.hmget(key, 'doc', 'at', 'last', `ms:${userId}`, `lr:${userId}`);
+      if (doc === null || doc === undefined) return undefined;
+      // The send path reads the same room again and again: parse its document once per change.
+      let parsed = this.parsedDocs.get(key);
+      if (parsed?.doc !== doc) {
+        if (this.parsedDocs.size >= 10_000) this.parsedDocs.clear();
+        parsed = { doc, room: JSON.parse(doc) as RoomRecord };
+        this.parsedDocs.set(key, parsed);
+      }
+      const base = parsed.room;
+      const room: RoomRecord = {
+        ...base,
+        members: base.members.slice(),
+        managers: base.managers.slice(),
+        roomTags: base.roomTags.slice(),
+        banned: base.banned && { ...base.banned },
+        memberState: {},
+        lastActivityAt: Number(at),
+      };
+      if (last !== null && last !== undefined) room.lastMessageId = last;
+      if (state !== null && state !== undefined) {
+        const member = JSON.parse(state) as MemberState;
+        if (lastRead !== null && lastRead !== undefined) member.lastRead = lastRead;
+        room.memberState[userId] = member;
+      }
+      return room;
     });
   }
   getRooms(appId: string, roomIds: readonly string[]): Promise<(RoomRecord | undefined)[]> {
