@@ -11,6 +11,7 @@ import type { Logger } from '../observability/logger.js';
 import { encodeEvent } from './protocol/socketio.js';
 import { type Encoding, ENCODINGS, encodeArg, engineTopic } from './encoding.js';
 import { Members, Metric } from '../metering/meter.js';
+import { LocalBlocks } from './local-blocks.js';
 import { WindowCounter } from './rate-limit.js';
 import type { ConnectResult, EngineHooks, RealtimeServer, RealtimeSocket, UpgradeDecision, UpgradeRequest } from './types.js';
 
@@ -71,10 +72,7 @@ export class Gateway implements EngineHooks {
   /** bus topic → local sockets listening, per encoding (decides bus subscriptions and which frames to build) */
   private listeners = new Map<string, [number, number]>();
   private apps = new Map<string, AppRecord>();
-  /** `${appId}/${blockee}` → local users who blocked that user (only users with sockets here). */
-  private blockedBy = new Map<string, Set<string>>();
-  /** `${appId}/${blocker}` → whom that local user blocked. */
-  private blocksOf = new Map<string, Set<string>>();
+  private blocks = new LocalBlocks();
   private handshakesByAddress: WindowCounter;
   private handshakesByKey: WindowCounter;
 
@@ -231,32 +229,7 @@ export class Gateway implements EngineHooks {
 
   /** Remembers whom a newly connected user blocked, so delivery can skip the blockees' messages. */
   private async loadBlocks(appId: string, userId: string): Promise<void> {
-    for (const block of await this.core.store.listBlocks(appId, userId)) this.setBlock(appId, userId, block.blockee, true);
-  }
-
-  private setBlock(appId: string, blocker: string, blockee: string, blocked: boolean): void {
-    const ofKey = `${appId}/${blocker}`;
-    const byKey = `${appId}/${blockee}`;
-    if (blocked) {
-      let of = this.blocksOf.get(ofKey);
-      if (!of) this.blocksOf.set(ofKey, (of = new Set()));
-      of.add(blockee);
-      let by = this.blockedBy.get(byKey);
-      if (!by) this.blockedBy.set(byKey, (by = new Set()));
-      by.add(blocker);
-    } else {
-      this.blocksOf.get(ofKey)?.delete(blockee);
-      const by = this.blockedBy.get(byKey);
-      by?.delete(blocker);
-      if (by?.size === 0) this.blockedBy.delete(byKey);
-    }
-  }
-
-  /** The user's last local socket is gone: forget their blocks here. */
-  private forgetBlocks(appId: string, userId: string): void {
-    const ofKey = `${appId}/${userId}`;
-    for (const blockee of this.blocksOf.get(ofKey) ?? []) this.setBlock(appId, userId, blockee, false);
-    this.blocksOf.delete(ofKey);
+    for (const block of await this.core.store.listBlocks(appId, userId)) this.blocks.set(appId, userId, block.blockee, true);
   }
 
   private listen(socket: RealtimeSocket, topic: string): void {
@@ -403,7 +376,7 @@ export class Gateway implements EngineHooks {
       this.core.presence.onSocketClosed(actor.app.id, actor.userId);
       if (sockets.size === 0) {
         users!.delete(actor.userId);
-        this.forgetBlocks(actor.app.id, actor.userId);
+        this.blocks.forget(actor.app.id, actor.userId);
         void this.core.users.recordActivity(actor.app.id, actor.userId).catch((err) => this.log.warn({ err }, 'could not record activity'));
       }
     }
@@ -467,7 +440,7 @@ export class Gateway implements EngineHooks {
   /** Local sockets on `topic` whose user blocked `sender`. */
   private blockersListening(topic: string, sender: string): RealtimeSocket[] {
     const appId = topic.slice(0, topic.indexOf('/'));
-    const blockers = this.blockedBy.get(`${appId}/${sender}`);
+    const blockers = this.blocks.blockersOf(appId, sender);
     if (!blockers) return [];
     return [...blockers].flatMap((userId) => this.socketsOf(appId, userId).filter((s) => session(s).topics.has(topic)));
   }
@@ -476,7 +449,7 @@ export class Gateway implements EngineHooks {
     switch (message.kind) {
       case 'blocks-changed':
         if (this.byUser.get(message.appId)?.has(message.blocker)) {
-          this.setBlock(message.appId, message.blocker, message.blockee, message.blocked);
+          this.blocks.set(message.appId, message.blocker, message.blockee, message.blocked);
         }
         return;
       case 'membership': {
