@@ -23,7 +23,8 @@ async function traffic(nodes: TestServer[], app: TestApp, other: TestApp, tokens
     connect(a!.base, { auth: { clientKey: app.clientKey, token: tokens.alice } }),
     connect(b!.base, { auth: { clientKey: app.clientKey, token: tokens.alice } }),
   ];
-  for (const s of sockets) await once(s, 'connect');
+  // Listen on all of them before waiting: the second may connect while the first is awaited.
+  await Promise.all(sockets.map((s) => once(s, 'connect')));
   const bob = connect(b!.base);
   await once(bob, 'connect');
   await bob.timeout(2000).emitWithAck('auth2', tokens.bob, { 'IM-CLIENT-KEY': app.clientKey });
