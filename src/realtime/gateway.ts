@@ -139,34 +139,40 @@ export class Gateway implements EngineHooks {
       topics: new Set(),
     };
     socket.state.session = s;
-    if (ctx.actor) {
-      const limit = this.checkLimits(ctx.actor);
-      if (limit) {
-        this.meter.count(ctx.actor.app.id, `${Metric.handshakesRefused}.${limit.code}`);
-        return { ok: false, message: limit.code, data: limit.toEnvelope() };
-      }
-      await this.bind(socket, ctx.actor);
-      return { ok: true };
-    }
     const fromAuth = isBag(auth) ? { clientKey: pick(auth, CLIENT_KEY_NAMES), token: pick(auth, TOKEN_NAMES) } : {};
-    if (fromAuth.clientKey || fromAuth.token) {
-      const creds = { ...ctx.creds, ...definedOnly(fromAuth) };
+    if (ctx.actor || fromAuth.clientKey || fromAuth.token) {
       try {
-        const actor = await this.authenticate(creds, ctx.clientAddress);
-        const limit = this.checkLimits(actor);
-        if (limit) throw limit;
-        s.deviceId = pick(auth as Bag, DEVICE_NAMES);
-        await this.bind(socket, actor);
+        await this.admit(socket, { ...ctx.creds, ...definedOnly(fromAuth) }, isBag(auth) ? pick(auth, DEVICE_NAMES) : undefined, ctx.actor);
         return { ok: true };
       } catch (err) {
-        const e = isImError(err) ? err : Errors.internal();
-        this.meterRefusal(e, creds);
+        const e = err as ImError;
         return { ok: false, message: e.code, data: e.toEnvelope() };
       }
     }
     // No credentials yet: IMKIT SDKs send them in-band with auth2. Close if they never do.
     s.deadline = setTimeout(() => socket.disconnect('authentication timeout'), this.config.authTimeoutMs);
     return { ok: true };
+  }
+
+  /**
+   * The one admission path of every handshake (upgrade credentials, CONNECT `auth`, `auth2`):
+   * authenticate (unless the upgrade already did), apply the socket limits, bind. A refusal is
+   * metered and rethrown as an ImError.
+   */
+  private async admit(socket: RealtimeSocket, creds: Credentials, deviceId: string | undefined, authenticated?: UserActor): Promise<UserActor> {
+    const s = session(socket);
+    try {
+      const actor = authenticated ?? (await this.authenticate(creds, s.clientAddress));
+      const limit = this.checkLimits(actor);
+      if (limit) throw limit;
+      s.deviceId = deviceId;
+      await this.bind(socket, actor);
+      return actor;
+    } catch (err) {
+      const e = isImError(err) ? err : Errors.internal();
+      this.meterRefusal(e, creds, authenticated?.app.id);
+      throw e;
+    }
   }
 
   private async authenticate(creds: Credentials, address: string): Promise<UserActor> {
@@ -331,15 +337,10 @@ export class Gateway implements EngineHooks {
       ...definedOnly({ clientKey: pick(extra, CLIENT_KEY_NAMES), token: token?.replace(/^Bearer\s+/i, '') }),
     };
     try {
-      const actor = await this.authenticate(creds, s.clientAddress);
-      const limit = this.checkLimits(actor);
-      if (limit) throw limit;
-      s.deviceId = pick(extra, DEVICE_NAMES) ?? (typeof args[1] === 'string' ? args[1] : undefined);
-      await this.bind(socket, actor);
+      const actor = await this.admit(socket, creds, pick(extra, DEVICE_NAMES) ?? (typeof args[1] === 'string' ? args[1] : undefined));
       this.reply(socket, ack, undefined, this.authResult(actor));
     } catch (err) {
-      const e = isImError(err) ? err : Errors.internal();
-      this.meterRefusal(e, creds);
+      const e = err as ImError;
       // Refused: tell the client (ack and an `error` event), then hold the socket deaf
       // until the deadline instead of closing at once.
       s.refused = true;
@@ -387,8 +388,9 @@ export class Gateway implements EngineHooks {
     if (actor) this.meter.count(actor.app.id, Metric.bytesIn, bytes);
   }
 
-  /** A refused handshake counts against the application its credentials claim, if it exists. */
-  private meterRefusal(error: ImError, creds: Credentials): void {
+  /** A refused handshake counts against its application: known, or claimed by its credentials. */
+  private meterRefusal(error: ImError, creds: Credentials, appId?: string): void {
+    if (appId) return this.meter.count(appId, `${Metric.handshakesRefused}.${error.code}`);
     void this.core.apps
       .claimedAppId(creds.clientKey, creds.host)
       .then((appId) => appId && this.meter.count(appId, `${Metric.handshakesRefused}.${error.code}`))
