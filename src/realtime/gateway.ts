@@ -48,6 +48,15 @@ const CLIENT_KEY_NAMES = ['im-client-key', 'client_key', 'clientkey', 'client-ke
 const TOKEN_NAMES = ['im-authorization', 'authorization', 'token'];
 const DEVICE_NAMES = ['deviceid', 'im-device-id', 'device_id'];
 
+/** Who a socket log line is about: ids and addresses only, never a credential. */
+interface SocketLogFields {
+  sid?: string;
+  transport?: string;
+  remote: string;
+  app?: string;
+  user?: string;
+}
+
 const NO_CREDENTIALS: Credentials = Object.freeze({});
 
 /** What authorizeUpgrade hands to onConnect through the engine. */
@@ -124,9 +133,14 @@ export class Gateway implements EngineHooks {
       return { accept: true, context: { ...context, actor } };
     } catch (err) {
       const e = isImError(err) ? err : Errors.internal();
-      this.meterRefusal(e, creds);
+      if (!isImError(err)) this.log.error({ err }, 'socket upgrade failed');
+      this.refused(e, creds, { transport: req.transport, remote: context.clientAddress });
       return { accept: false, status: e.status, body: JSON.stringify(e.toEnvelope()) };
     }
+  }
+
+  onOpen(socket: RealtimeSocket): void {
+    this.log.debug({ sid: socket.id, transport: socket.transport, remote: socket.remoteAddress }, 'socket opened');
   }
 
   async onConnect(socket: RealtimeSocket, auth: unknown): Promise<ConnectResult> {
@@ -161,16 +175,18 @@ export class Gateway implements EngineHooks {
    */
   private async admit(socket: RealtimeSocket, creds: Credentials, deviceId: string | undefined, authenticated?: UserActor): Promise<UserActor> {
     const s = session(socket);
+    let actor = authenticated;
     try {
-      const actor = authenticated ?? (await this.authenticate(creds, s.clientAddress));
+      actor ??= await this.authenticate(creds, s.clientAddress);
       const limit = this.checkLimits(actor);
       if (limit) throw limit;
       s.deviceId = deviceId;
       await this.bind(socket, actor);
       return actor;
     } catch (err) {
+      if (!isImError(err)) this.log.error({ err, sid: socket.id }, 'socket handshake failed');
       const e = isImError(err) ? err : Errors.internal();
-      this.meterRefusal(e, creds, authenticated?.app.id);
+      this.refused(e, creds, { sid: socket.id, transport: socket.transport, remote: s.clientAddress, app: actor?.app.id, user: actor?.userId });
       throw e;
     }
   }
@@ -223,6 +239,10 @@ export class Gateway implements EngineHooks {
       if (room && !isBanned(actor.userId, room) && !socket.closed) this.listen(socket, roomTopic(actor.app.id, room.id));
     }
     await this.core.bus.settled?.(); // a cluster bus: subscribed before the client hears it is connected
+    this.log.debug(
+      { sid: socket.id, app: actor.app.id, user: actor.userId, transport: socket.transport, remote: s.clientAddress },
+      'socket authenticated',
+    );
   }
 
   /** One record per application for all its sockets (a newer one, after a key change, replaces it). */
@@ -363,8 +383,12 @@ export class Gateway implements EngineHooks {
     ack(encodeArg(s?.encoding ?? 'json', envelope));
   }
 
-  onClose(socket: RealtimeSocket, _reason: string): void {
+  onClose(socket: RealtimeSocket, reason: string): void {
     const s = session(socket);
+    this.log.debug(
+      { sid: socket.id, app: s?.actor?.app.id, user: s?.actor?.userId, transport: socket.transport, reason, durationMs: Math.round(performance.now() - socket.openedAt) },
+      'socket closed',
+    );
     if (!s) return;
     clearTimeout(s.deadline);
     for (const t of [...s.topics]) this.unlisten(socket, t);
@@ -388,13 +412,19 @@ export class Gateway implements EngineHooks {
     if (actor) this.meter.count(actor.app.id, Metric.bytesIn, bytes);
   }
 
-  /** A refused handshake counts against its application: known, or claimed by its credentials. */
-  private meterRefusal(error: ImError, creds: Credentials, appId?: string): void {
-    if (appId) return this.meter.count(appId, `${Metric.handshakesRefused}.${error.code}`);
+  /**
+   * A refused handshake: logged (code, application, user, transport, address; never a
+   * credential) and counted against its application, known or claimed by its credentials.
+   */
+  private refused(error: ImError, creds: Credentials, who: SocketLogFields): void {
+    const record = (app: string | undefined) => {
+      this.log.info({ ...who, app, code: error.code }, 'socket refused');
+      if (app) this.meter.count(app, `${Metric.handshakesRefused}.${error.code}`);
+    };
+    if (who.app) return record(who.app);
     void this.core.apps
       .claimedAppId(creds.clientKey, creds.host)
-      .then((appId) => appId && this.meter.count(appId, `${Metric.handshakesRefused}.${error.code}`))
-      .catch(() => undefined);
+      .then(record, () => record(undefined));
   }
 
   private get meter() {

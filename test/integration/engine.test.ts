@@ -487,13 +487,13 @@ describe.each<Kind>(['uws', 'ws'])('realtime engine over %s', (kind) => {
     expect(h.log).toEqual([`connect:${r.sid}`, `connected:${r.sid}`, `close:${r.sid}:transport close`]);
   });
 
-  it('close() disconnects everyone and refuses new upgrades', async () => {
+  it('close() closes every transport (no DISCONNECT: clients reconnect) and refuses new upgrades', async () => {
     const h = await start();
     const socket = await connected();
     const id = socket.id;
     const reason = new Promise((resolve) => socket.once('disconnect', resolve));
     await h.server.close();
-    expect(await reason).toBe('io server disconnect');
+    expect(await reason).toBe('transport close');
     expect(h.server.socketCount()).toBe(0);
     expect(closesOf(h.log)).toEqual([`close:${id}:server shutting down`]);
     const refused = await httpRequest(h.port, '/socket.io/?EIO=4&transport=websocket', upgradeHeaders());
