@@ -13,18 +13,41 @@ export interface NodeProcess {
   port: number;
   base: string;
   output(): string;
+  /** Sends `signal` and resolves once the process has exited. */
   kill(signal?: NodeJS.Signals): Promise<void>;
+  /** Sends `signal` without waiting. */
+  signal(signal: NodeJS.Signals): void;
+  /** The exit code (or signal name) once the process has exited. */
+  exited: Promise<number | string>;
 }
 
-export async function startNode(id: string, env: Record<string, string>): Promise<NodeProcess> {
-  if (!existsSync(main)) throw new Error('dist/ is missing: run `npm test`, which builds first');
-  const port = await freePort();
+export interface StartNodeOptions {
+  /** A fixed port (a restart on the balancer's address); a free one by default. */
+  port?: number;
+  /** Extra arguments to dist/main.js. */
+  args?: string[];
+  /** Where to run (the repository by default) and as whom. */
+  cwd?: string;
+  uid?: number;
+  gid?: number;
+  /** The compiled entry point (another layout's copy). */
+  main?: string;
+}
+
+export async function startNode(id: string, env: Record<string, string>, opts: StartNodeOptions = {}): Promise<NodeProcess> {
+  const entry = opts.main ?? main;
+  if (!existsSync(entry)) throw new Error('dist/ is missing: run `npm test`, which builds first');
+  const port = opts.port ?? (await freePort());
   const child = track(
-    spawn(process.execPath, [main], {
+    spawn(process.execPath, [entry, ...(opts.args ?? [])], {
       env: { ...process.env, ROOMCAST_PORT: String(port), ROOMCAST_HOST: '127.0.0.1', ROOMCAST_NODE_ID: id, ROOMCAST_DEMO: 'false', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
+      cwd: opts.cwd,
+      uid: opts.uid,
+      gid: opts.gid,
     }),
   );
+  const exitCode = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? -1)));
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));
@@ -38,6 +61,8 @@ export async function startNode(id: string, env: Record<string, string>): Promis
     base,
     output: () => out,
     kill: (signal = 'SIGKILL') => stop(child, signal),
+    signal: (signal) => void child.kill(signal),
+    exited: exitCode,
   };
 }
 
