@@ -247,6 +247,9 @@ async function listenNode(config: Config, engine: SocketEngine, service: HttpSer
     close: async () => {
       stopAccepting();
       await realtime.close();
+      // Responses still being written get a moment to flush; connections that stay busy are cut.
+      server.closeIdleConnections();
+      await Promise.race([closed, sleep(1000)]);
       server.closeAllConnections();
       await closed;
     },
