@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import https from 'node:https';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { freePort, requireBinary, track, waitForPort } from './redis.js';
@@ -32,6 +33,8 @@ export interface StartNodeOptions {
   gid?: number;
   /** The compiled entry point (another layout's copy). */
   main?: string;
+  /** The node serves HTTPS with a certificate this CA (PEM) signed. */
+  tlsCa?: string;
 }
 
 export async function startNode(id: string, env: Record<string, string>, opts: StartNodeOptions = {}): Promise<NodeProcess> {
@@ -51,10 +54,10 @@ export async function startNode(id: string, env: Record<string, string>, opts: S
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));
-  const base = `http://127.0.0.1:${port}`;
+  const base = `${opts.tlsCa ? 'https' : 'http'}://127.0.0.1:${port}`;
   const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`${id} exited with ${code}:\n${out}`))));
   exited.catch(() => {});
-  await Promise.race([waitUntilReady(base, 15_000), exited]);
+  await Promise.race([waitUntilReady(base, 15_000, opts.tlsCa), exited]);
   return {
     id,
     port,
@@ -66,10 +69,20 @@ export async function startNode(id: string, env: Record<string, string>, opts: S
   };
 }
 
-async function waitUntilReady(base: string, timeoutMs: number): Promise<void> {
+/** GET's status over HTTPS trusting `ca` (fetch cannot take a CA); 0 when it fails. */
+function httpsStatus(url: string, ca: string): Promise<number> {
+  return new Promise((resolve) => {
+    https.get(url, { ca, agent: false }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    }).on('error', () => resolve(0));
+  });
+}
+
+async function waitUntilReady(base: string, timeoutMs: number, ca?: string): Promise<void> {
   const end = Date.now() + timeoutMs;
   for (;;) {
-    const status = await fetch(`${base}/readyz`).then((r) => r.status, () => 0);
+    const status = ca ? await httpsStatus(`${base}/readyz`, ca) : await fetch(`${base}/readyz`).then((r) => r.status, () => 0);
     if (status === 200) return;
     if (Date.now() > end) throw new Error(`${base} not ready within ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 50));

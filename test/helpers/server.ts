@@ -39,7 +39,7 @@ export async function startTestServer(transport: Transport, overrides: Partial<C
     ...overrides,
   });
   const server = await startServer(config, createLogger(config.logLevel));
-  const base = `http://127.0.0.1:${server.port}`;
+  const base = `${server.tls ? 'https' : 'http'}://127.0.0.1:${server.port}`;
   return {
     server,
     base,
