@@ -124,6 +124,8 @@ export function createHttpService(
     }
     Object.assign(res.headers, corsHeaders(req));
     res.headers['x-request-id'] = requestId;
+    // Draining: no keep-alive, so the client's next request opens a connection to another node.
+    if (lifecycle.draining) res.headers.connection = 'close';
     const caller = callers.get(req);
     if (caller) meterRest(caller, req, res);
     // A streamed request body the handler did not consume must not hold the connection.
