@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
 import http from 'node:http';
+import net from 'node:net';
 import path from 'node:path';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -117,6 +118,8 @@ describe.each(TRANSPORTS)('operating a node on %s', (transport) => {
       await until(() => reasons.length > 0, 3000);
       expect(reasons).toEqual(['transport close']); // not "io server disconnect": the client will reconnect
       expect(socket.active).toBe(true);
+      // New connections are refused by now (the listening socket is closed).
+      expect(await tcpConnect(node.port)).toBe('ECONNREFUSED');
       upload.finish();
       const uploaded = await upload.response.catch((err: Error) => {
         throw new Error(`${err.message}\n${node.output()}`);
@@ -148,6 +151,17 @@ describe.each(TRANSPORTS)('operating a node on %s', (transport) => {
     expect(stuck.output()).toContain('shutdown timeout');
   });
 });
+
+/** Opens a plain TCP connection: 'connected' or the error code. */
+function tcpConnect(port: number): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1', () => {
+      socket.destroy();
+      resolve('connected');
+    });
+    socket.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+  });
+}
 
 /** A multipart upload sent in two halves: `finish()` sends the rest. */
 function slowUpload(port: number, app: TestApp, token: string) {
