@@ -130,10 +130,10 @@ export function createHttpService(
     if (caller) meterRest(caller, req, res);
     // A streamed request body the handler did not consume must not hold the connection.
     if (req.stream && !req.stream.readableEnded) req.stream.resume();
-    log.debug(
-      { requestId, method: req.method, route: patterns.get(req) ?? '(no route)', status: res.status, durationMs: Math.round((performance.now() - started) * 10) / 10 },
-      'request',
-    );
+    if (log.isLevelEnabled('debug')) {
+      const durationMs = Math.round((performance.now() - started) * 10) / 10;
+      log.debug({ requestId, method: req.method, route: patterns.get(req) ?? '(no route)', status: res.status, durationMs }, 'request');
+    }
     return res;
   };
 

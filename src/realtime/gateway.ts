@@ -140,7 +140,7 @@ export class Gateway implements EngineHooks {
   }
 
   onOpen(socket: RealtimeSocket): void {
-    this.log.debug({ sid: socket.id, transport: socket.transport, remote: socket.remoteAddress }, 'socket opened');
+    if (this.log.isLevelEnabled('debug')) this.log.debug({ sid: socket.id, transport: socket.transport, remote: socket.remoteAddress }, 'socket opened');
   }
 
   async onConnect(socket: RealtimeSocket, auth: unknown): Promise<ConnectResult> {
@@ -239,10 +239,9 @@ export class Gateway implements EngineHooks {
       if (room && !isBanned(actor.userId, room) && !socket.closed) this.listen(socket, roomTopic(actor.app.id, room.id));
     }
     await this.core.bus.settled?.(); // a cluster bus: subscribed before the client hears it is connected
-    this.log.debug(
-      { sid: socket.id, app: actor.app.id, user: actor.userId, transport: socket.transport, remote: s.clientAddress },
-      'socket authenticated',
-    );
+    if (this.log.isLevelEnabled('debug')) {
+      this.log.debug({ sid: socket.id, app: actor.app.id, user: actor.userId, transport: socket.transport, remote: s.clientAddress }, 'socket authenticated');
+    }
   }
 
   /** One record per application for all its sockets (a newer one, after a key change, replaces it). */
@@ -385,10 +384,10 @@ export class Gateway implements EngineHooks {
 
   onClose(socket: RealtimeSocket, reason: string): void {
     const s = session(socket);
-    this.log.debug(
-      { sid: socket.id, app: s?.actor?.app.id, user: s?.actor?.userId, transport: socket.transport, reason, durationMs: Math.round(performance.now() - socket.openedAt) },
-      'socket closed',
-    );
+    if (this.log.isLevelEnabled('debug')) {
+      const durationMs = Math.round(performance.now() - socket.openedAt);
+      this.log.debug({ sid: socket.id, app: s?.actor?.app.id, user: s?.actor?.userId, transport: socket.transport, reason, durationMs }, 'socket closed');
+    }
     if (!s) return;
     clearTimeout(s.deadline);
     for (const t of [...s.topics]) this.unlisten(socket, t);
