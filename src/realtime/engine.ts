@@ -226,6 +226,8 @@ export class SocketEngine {
   private readonly sweepTimers = new Set<NodeJS.Timeout>();
   private readonly encodeOpen: (sid: string) => string;
   private draining = false;
+  /** Event handlings still running (hooks that returned a promise), awaited by drain(). */
+  private readonly eventsInFlight = new Set<Promise<void>>();
 
   constructor(
     private readonly hooks: EngineHooks,
@@ -270,9 +272,15 @@ export class SocketEngine {
    * Graceful drain: refuses new sessions, then closes every socket's transport spread evenly
    * over `windowMs`. No Socket.IO DISCONNECT is sent: clients read a transport close as a
    * lost connection and reconnect (elsewhere), where DISCONNECT would stop them for good.
-   * Resolves once every socket has been closed.
+   * Resolves once every socket has been closed and the events they sent have been handled
+   * (a message being stored when its socket closed is counted before usage is flushed).
    */
-  drain(windowMs: number): Promise<void> {
+  async drain(windowMs: number): Promise<void> {
+    await this.closeSpread(windowMs);
+    while (this.eventsInFlight.size > 0) await Promise.all([...this.eventsInFlight]);
+  }
+
+  private closeSpread(windowMs: number): Promise<void> {
     this.draining = true;
     const queue = [...this.sockets];
     const start = performance.now();
@@ -333,7 +341,11 @@ export class SocketEngine {
     args: unknown[],
     ack: ((...args: unknown[]) => void) | undefined,
   ): void {
-    this.guard('onEvent', () => this.hooks.onEvent(socket, event, args, ack));
+    const pending = this.guard('onEvent', () => this.hooks.onEvent(socket, event, args, ack));
+    if (pending) {
+      this.eventsInFlight.add(pending);
+      void pending.then(() => this.eventsInFlight.delete(pending));
+    }
   }
 
   notifyClose(socket: EngineSocket, reason: string): void {
@@ -356,13 +368,15 @@ export class SocketEngine {
   // ---- internals ----
 
   /** Runs a hook so that neither a throw nor a rejected promise escapes into a transport callback. */
-  private guard(where: string, run: () => unknown): void {
+  /** Returns a never-rejecting promise when the hook returned one. */
+  private guard(where: string, run: () => unknown): Promise<void> | undefined {
     try {
       const result = run();
-      if (isPromiseLike(result)) result.then(undefined, (err: unknown) => this.reportError(err, where));
+      if (isPromiseLike(result)) return Promise.resolve(result).then(() => undefined, (err: unknown) => this.reportError(err, where));
     } catch (err) {
       this.reportError(err, where);
     }
+    return undefined;
   }
 
   private upgradeFailed(err: unknown): UpgradeDecision {

@@ -283,7 +283,8 @@ export class Gateway implements EngineHooks {
 
   // ---- client events ---------------------------------------------------------------------
 
-  onEvent(socket: RealtimeSocket, event: string, args: unknown[], ack: ((...args: unknown[]) => void) | undefined): void {
+  /** Returns the handling's promise so that a drain can wait for events in flight. */
+  onEvent(socket: RealtimeSocket, event: string, args: unknown[], ack: ((...args: unknown[]) => void) | undefined): Promise<void> | void {
     const s = session(socket);
     if (!s || s.refused) return;
     s.events ??= new WindowCounter(this.config.socketEventsPerSecond, 1000);
@@ -291,7 +292,7 @@ export class Gateway implements EngineHooks {
       this.reply(socket, ack, Errors.rateLimited('socket events'));
       return;
     }
-    this.handle(socket, s, event, args, ack).catch((err: unknown) => {
+    return this.handle(socket, s, event, args, ack).catch((err: unknown) => {
       if (!isImError(err)) this.log.error({ err, event }, 'socket event failed');
       this.reply(socket, ack, isImError(err) ? err : Errors.internal());
     });

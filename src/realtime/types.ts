@@ -51,12 +51,13 @@ export interface EngineHooks {
    * If the transport closes while this is pending, onClose is deferred until it settles.
    */
   onConnect(socket: RealtimeSocket, auth: unknown): Promise<ConnectResult> | ConnectResult;
+  /** May return the handling's promise: a drain waits for those still pending. */
   onEvent(
     socket: RealtimeSocket,
     event: string,
     args: unknown[],
     ack: ((...args: unknown[]) => void) | undefined,
-  ): void;
+  ): void | Promise<void>;
   /** A websocket was accepted (before any Socket.IO CONNECT); must be cheap. */
   onOpen?(socket: RealtimeSocket): void;
   /** Called exactly once per opened socket, whatever closed it. */
