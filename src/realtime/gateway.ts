@@ -418,7 +418,9 @@ export class Gateway implements EngineHooks {
    */
   private refused(error: ImError, creds: Credentials, who: SocketLogFields): void {
     const record = (app: string | undefined) => {
-      this.log.info({ ...who, app, code: error.code }, 'socket refused');
+      // A 5xx refusal (store unavailable, …) is server trouble, not the client's: log it as an error.
+      if (error.status >= 500) this.log.error({ ...who, app, code: error.code, cause: error.message }, 'socket refused');
+      else this.log.info({ ...who, app, code: error.code }, 'socket refused');
       if (app) this.meter.count(app, `${Metric.handshakesRefused}.${error.code}`);
     };
     if (who.app) return record(who.app);
