@@ -113,13 +113,16 @@ async function printDemo(config: Config, server: RoomcastServer, log: Logger): P
  * exits at once. SIGHUP re-reads the TLS certificate and key.
  */
 function handleSignals(config: Config, server: RoomcastServer, log: Logger): void {
-  let stopping = false;
+  let firstSignalAt = 0;
   const stop = (signal: NodeJS.Signals) => {
-    if (stopping) {
+    if (firstSignalAt) {
+      // `npm start` forwards the terminal's Ctrl-C, which also reaches us directly: the same
+      // keypress arrives twice within milliseconds and is not a second request.
+      if (Date.now() - firstSignalAt < 250) return;
       log.warn({ signal }, 'second signal: exiting now');
       process.exit(signal === 'SIGINT' ? 130 : 143);
     }
-    stopping = true;
+    firstSignalAt = Date.now();
     log.info({ signal, timeoutMs: config.shutdownTimeoutMs }, 'shutting down');
     setTimeout(() => {
       log.error({ timeoutMs: config.shutdownTimeoutMs, sockets: server.gateway.connectionCount(), requests: server.lifecycle.requestsInFlight }, 'shutdown timeout: exiting');
