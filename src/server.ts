@@ -143,7 +143,13 @@ export async function startServer(config: Config, log: Logger, ports: Ports = {}
     await bus.close();
     await store.close();
   };
-  const listening = transport === 'uws' ? await listenUws(config, engine, service, gateway) : await listenNode(config, engine, service, gateway);
+  let listening: Listening;
+  try {
+    listening = transport === 'uws' ? await listenUws(config, engine, service, gateway) : await listenNode(config, engine, service, gateway);
+  } catch (err) {
+    await closePorts(); // no half-started server keeps Redis connections or timers
+    throw err;
+  }
   log.info({ port: listening.port, host: config.host, transport, tls }, 'roomcast listening');
 
   let closing: Promise<void> | undefined;
