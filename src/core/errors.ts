@@ -65,6 +65,8 @@ export const Errors = {
       scope === 'user' ? 'This user has reached the socket limit; close another device first' : 'This application has reached its socket limit',
     ),
   rateLimited: (what: string) => new ImError(429, 'RATE_LIMITED', `Too many ${what}; slow down`),
+  updateConflict: (what: string) =>
+    new ImError(409, 'UPDATE_CONFLICT', `The ${what} kept changing while this request was updating it; try again`),
   internal: () => new ImError(500, 'INTERNAL_ERROR', 'Internal server error'),
   storeUnavailable: () =>
     new ImError(503, 'STORE_UNAVAILABLE', 'The shared store (Redis) is unreachable; the request was not completed, try again shortly'),

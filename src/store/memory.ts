@@ -71,6 +71,14 @@ export class MemoryStore implements Store {
   async listApps(): Promise<AppRecord[]> {
     return [...this.apps.values()].map(copy);
   }
+  async updateApp(appId: string, change: (a: AppRecord) => AppRecord | undefined): Promise<AppRecord | undefined> {
+    const current = this.apps.get(appId);
+    if (!current) return undefined;
+    const next = change(copy(current));
+    if (!next) return copy(current);
+    this.apps.set(appId, copy({ ...next, id: appId }));
+    return copy(this.apps.get(appId)!);
+  }
   async deleteApp(appId: string): Promise<boolean> {
     this.tenants.delete(appId);
     return this.apps.delete(appId);
@@ -82,6 +90,15 @@ export class MemoryStore implements Store {
   async getUser(appId: string, userId: string): Promise<UserRecord | undefined> {
     const user = this.tenant(appId).users.get(userId);
     return user && copy(user);
+  }
+  async updateUser(appId: string, userId: string, change: (u: UserRecord) => UserRecord | undefined): Promise<UserRecord | undefined> {
+    const users = this.tenant(appId).users;
+    const current = users.get(userId);
+    if (!current) return undefined;
+    const next = change(copy(current));
+    if (!next) return copy(current);
+    users.set(userId, copy({ ...next, id: userId }));
+    return copy(users.get(userId)!);
   }
   async getUsers(appId: string, userIds: readonly string[]): Promise<(UserRecord | undefined)[]> {
     const users = this.tenant(appId).users;
@@ -220,6 +237,15 @@ export class MemoryStore implements Store {
     if (!current || current.room !== message.room) return false;
     messages.set(message.id, copy(message));
     return true;
+  }
+  async updateMessage(appId: string, messageId: string, change: (m: MessageRecord) => MessageRecord | undefined): Promise<MessageRecord | undefined> {
+    const messages = this.tenant(appId).messages;
+    const current = messages.get(messageId);
+    if (!current) return undefined;
+    const next = change(copy(current));
+    if (!next) return copy(current);
+    messages.set(messageId, copy({ ...next, id: messageId, room: current.room }));
+    return copy(messages.get(messageId)!);
   }
   async listMessages(appId: string, roomId: string, q: HistoryQuery): Promise<MessageRecord[] | undefined> {
     const t = this.tenant(appId);

@@ -246,3 +246,38 @@ if redis.call('HEXISTS', KEYS[1], 'doc') == 1 then
 end
 return #ids
 `);
+
+// Compare-and-set of one JSON record: written only if the stored value is still the one read.
+// KEYS: apps, apikeys, appkeys   ARGV: appId, expected json, new json, apiKeyHash
+// → 1 written, 0 changed meanwhile, -1 gone
+export const CAS_APP = new LuaScript(`
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if not cur then return -1 end
+if cur ~= ARGV[2] then return 0 end
+local old = redis.call('HGET', KEYS[3], ARGV[1])
+if old and old ~= ARGV[4] and redis.call('HGET', KEYS[2], old) == ARGV[1] then
+  redis.call('HDEL', KEYS[2], old)
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+redis.call('HSET', KEYS[2], ARGV[4], ARGV[1])
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[4])
+return 1
+`);
+
+// KEYS: users   ARGV: userId, expected json, new json   → 1 written, 0 changed meanwhile, -1 gone
+export const CAS_USER = new LuaScript(`
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if not cur then return -1 end
+if cur ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+return 1
+`);
+
+// KEYS: messages, history   ARGV: id, expected json, new json   → 1 written, 0 changed meanwhile, -1 gone
+export const CAS_MESSAGE = new LuaScript(`
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if not cur or not redis.call('ZSCORE', KEYS[2], ARGV[1]) then return -1 end
+if cur ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+return 1
+`);

@@ -17,6 +17,7 @@ import type {
   TokenRecord,
   UserRecord,
 } from '../core/models.js';
+import { Errors } from '../core/errors.js';
 import type { Logger } from '../observability/logger.js';
 import { RedisKeys } from './redis-keys.js';
 import * as S from './redis-scripts.js';
@@ -123,6 +124,16 @@ export class RedisStore implements Store {
       return apps.sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     });
   }
+  updateApp(appId: string, change: (a: AppRecord) => AppRecord | undefined): Promise<AppRecord | undefined> {
+    const k = this.keys;
+    return this.compareAndSet(
+      'application',
+      () => this.client.hget(k.apps, appId),
+      change,
+      (next) => ({ ...next, id: appId }),
+      (expected, next) => S.CAS_APP.run(this.client, [k.apps, k.apiKeys, k.appKeys], [appId, expected, JSON.stringify(next), next.apiKeyHash]),
+    );
+  }
   deleteApp(appId: string): Promise<boolean> {
     const k = this.keys;
     return this.run(async () => {
@@ -156,6 +167,16 @@ export class RedisStore implements Store {
   }
   getUser(appId: string, userId: string): Promise<UserRecord | undefined> {
     return this.run(async () => parse<UserRecord>(await this.client.hget(this.keys.tenant(appId).users, userId)));
+  }
+  updateUser(appId: string, userId: string, change: (u: UserRecord) => UserRecord | undefined): Promise<UserRecord | undefined> {
+    const t = this.keys.tenant(appId);
+    return this.compareAndSet(
+      'user',
+      () => this.client.hget(t.users, userId),
+      change,
+      (next) => ({ ...next, id: userId }),
+      (expected, next) => S.CAS_USER.run(this.client, [t.users], [userId, expected, JSON.stringify(next)]),
+    );
   }
   getUsers(appId: string, userIds: readonly string[]): Promise<(UserRecord | undefined)[]> {
     if (userIds.length === 0) return Promise.resolve([]);
@@ -277,7 +298,7 @@ export class RedisStore implements Store {
         // Another writer changed the room since it was read: read again and re-apply.
         if (attempt > 3) await new Promise((r) => setTimeout(r, Math.random() * Math.min(50, attempt * 2)));
       }
-      throw new Error(`updateRoom: room ${roomId} kept changing; gave up after ${this.maxUpdateAttempts} attempts`);
+      throw Errors.updateConflict('room');
     });
   }
   setLastRead(appId: string, roomId: string, userId: string, messageId: string): Promise<boolean> {
@@ -316,6 +337,49 @@ export class RedisStore implements Store {
   replaceMessage(appId: string, message: MessageRecord): Promise<boolean> {
     const t = this.keys.tenant(appId);
     return this.run(async () => (await S.REPLACE_MESSAGE.run(this.client, [t.messages, t.history(message.room)], [message.id, JSON.stringify(message)])) === 1);
+  }
+  updateMessage(appId: string, messageId: string, change: (m: MessageRecord) => MessageRecord | undefined): Promise<MessageRecord | undefined> {
+    const t = this.keys.tenant(appId);
+    let room = '';
+    return this.compareAndSet(
+      'message',
+      async () => {
+        const json = await this.client.hget(t.messages, messageId);
+        room = json ? (JSON.parse(json) as MessageRecord).room : '';
+        return json;
+      },
+      change,
+      (next) => ({ ...next, id: messageId, room }),
+      (expected, next) => S.CAS_MESSAGE.run(this.client, [t.messages, t.history(room)], [messageId, expected, JSON.stringify(next)]),
+    );
+  }
+
+  /**
+   * Read-modify-write of one JSON record with a compare-and-set on its stored value: `change`
+   * runs on what was read, and the write happens only if the value is still that one (else
+   * read again and re-apply, as `updateRoom` does). `commit` answers 1 written, 0 conflict, -1 gone.
+   */
+  private compareAndSet<T>(
+    what: string,
+    read: () => Promise<string | null>,
+    change: (record: T) => T | undefined,
+    fix: (next: T) => T,
+    commit: (expected: string, next: T) => Promise<unknown>,
+  ): Promise<T | undefined> {
+    return this.run(async () => {
+      for (let attempt = 1; attempt <= this.maxUpdateAttempts; attempt++) {
+        const stored = await read();
+        if (!stored) return undefined;
+        const changed = change(JSON.parse(stored) as T);
+        if (!changed) return JSON.parse(stored) as T;
+        const next = fix(changed);
+        const result = Number(await commit(stored, next));
+        if (result === 1) return JSON.parse(JSON.stringify(next)) as T;
+        if (result === -1) return undefined;
+        if (attempt > 3) await new Promise((r) => setTimeout(r, Math.random() * Math.min(50, attempt * 2)));
+      }
+      throw Errors.updateConflict(what);
+    });
   }
   listMessages(appId: string, roomId: string, q: HistoryQuery): Promise<MessageRecord[] | undefined> {
     const t = this.keys.tenant(appId);

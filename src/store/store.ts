@@ -36,12 +36,21 @@ export interface Store {
   getApp(appId: string): Promise<AppRecord | undefined>;
   getAppByApiKeyHash(hash: string): Promise<AppRecord | undefined>;
   listApps(): Promise<AppRecord[]>;
+  /**
+   * Atomic read-modify-write of an application, like `updateRoom`: `change` gets a copy and
+   * returns the new record (its id is kept), or undefined to leave it. Resolves to the stored
+   * record afterwards; undefined when there is no such application. `change` may run more
+   * than once (a store that compares and sets re-reads on conflict), so it must be pure.
+   */
+  updateApp(appId: string, change: (a: AppRecord) => AppRecord | undefined): Promise<AppRecord | undefined>;
   /** Removes the application and everything it owns. */
   deleteApp(appId: string): Promise<boolean>;
 
   // Users
   putUser(appId: string, user: UserRecord): Promise<void>;
   getUser(appId: string, userId: string): Promise<UserRecord | undefined>;
+  /** Atomic read-modify-write of a user (same contract as `updateApp`); undefined when missing. */
+  updateUser(appId: string, userId: string, change: (u: UserRecord) => UserRecord | undefined): Promise<UserRecord | undefined>;
   /** Same order as `userIds`; unknown ids give undefined. */
   getUsers(appId: string, userIds: readonly string[]): Promise<(UserRecord | undefined)[]>;
   listUsers(appId: string, skip: number, limit: number): Promise<{ total: number; users: UserRecord[] }>;
@@ -92,6 +101,11 @@ export interface Store {
   getMessage(appId: string, messageId: string): Promise<MessageRecord | undefined>;
   /** Replaces a stored message (same id, same room); false if it is gone. */
   replaceMessage(appId: string, message: MessageRecord): Promise<boolean>;
+  /**
+   * Atomic read-modify-write of a message still in its room's history (same contract as
+   * `updateApp`; its id and room are kept); undefined when it is gone.
+   */
+  updateMessage(appId: string, messageId: string, change: (m: MessageRecord) => MessageRecord | undefined): Promise<MessageRecord | undefined>;
   /** undefined when the anchor is not a message of this room. */
   listMessages(appId: string, roomId: string, query: HistoryQuery): Promise<MessageRecord[] | undefined>;
   countMessages(appId: string, roomId: string): Promise<number>;

@@ -229,6 +229,52 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
       expect((await store.getRoom(A, 'r1'))!.lastMessageId).toBe('m4');
     });
 
+    it('updateUser is an atomic read-modify-write: concurrent changes are all kept', async () => {
+      expect(await store.updateUser(A, 'nobody', (u) => u)).toBeUndefined();
+      await store.putUser(A, { ...user('u1'), mute: [] });
+      // Each change adds its own room to the mute list; lost updates would drop some.
+      const rooms = Array.from({ length: 30 }, (_, i) => `r${i}`);
+      await Promise.all(rooms.map((r) => store.updateUser(A, 'u1', (u) => ({ ...u, mute: [...(u.mute ?? []), r] }))));
+      expect((await store.getUser(A, 'u1'))!.mute!.slice().sort()).toEqual(rooms.slice().sort());
+      // The change gets a copy; undefined leaves the record; the id cannot be changed.
+      const same = await store.updateUser(A, 'u1', (u) => {
+        u.nickname = 'scribbled';
+        return undefined;
+      });
+      expect(same!.nickname).toBe('u1');
+      const renamed = await store.updateUser(A, 'u1', (u) => ({ ...u, id: 'other', nickname: 'n' }));
+      expect(renamed).toMatchObject({ id: 'u1', nickname: 'n' });
+      expect(await store.getUser(A, 'other')).toBeUndefined();
+      expect((await store.getUser(A, 'u1'))!.nickname).toBe('n');
+    });
+
+    it('updateApp is an atomic read-modify-write and keeps the API key index in step', async () => {
+      expect(await store.updateApp(A, (a) => a)).toBeUndefined();
+      await store.putApp({ ...app(A), domains: [] });
+      const hosts = Array.from({ length: 30 }, (_, i) => `h${i}.example`);
+      await Promise.all(hosts.map((h) => store.updateApp(A, (a) => ({ ...a, domains: [...a.domains, h] }))));
+      expect((await store.getApp(A))!.domains.slice().sort()).toEqual(hosts.slice().sort());
+      const rotated = await store.updateApp(A, (a) => ({ ...a, apiKeyHash: 'rotated' }));
+      expect(rotated!.apiKeyHash).toBe('rotated');
+      expect((await store.getAppByApiKeyHash('rotated'))?.id).toBe(A);
+      expect(await store.getAppByApiKeyHash(`hash-${A}`)).toBeUndefined();
+      expect((await store.updateApp(A, () => undefined))!.domains.length).toBe(30);
+    });
+
+    it('updateMessage is an atomic read-modify-write of a message still in its room', async () => {
+      await store.createRoom(A, room('r1', ['u1']));
+      await store.addMessage(A, message('m1', 'r1'));
+      const keys = Array.from({ length: 30 }, (_, i) => `k${i}`);
+      await Promise.all(keys.map((k) => store.updateMessage(A, 'm1', (m) => ({ ...m, fields: { ...m.fields, [k]: true } }))));
+      expect(Object.keys((await store.getMessage(A, 'm1'))!.fields).sort()).toEqual(keys.slice().sort());
+      const moved = await store.updateMessage(A, 'm1', (m) => ({ ...m, room: 'r2', message: 'edited' }));
+      expect(moved).toMatchObject({ id: 'm1', room: 'r1', message: 'edited' });
+      expect((await store.listMessages(A, 'r1', { direction: 'older', includeAnchor: false, limit: 5 }))!.map((m) => m.message)).toEqual(['edited']);
+      await store.deleteMessage(A, 'r1', 'm1');
+      expect(await store.updateMessage(A, 'm1', (m) => m)).toBeUndefined();
+      expect(await store.getMessage(A, 'm1')).toBeUndefined();
+    });
+
     it('round-trips every optional field of users, rooms and messages', async () => {
       const fullUser: UserRecord = { ...user('u9'), avatarUrl: 'a', description: 'd', mute: ['r1'], lastLoginAt: 3, lastActiveAt: 4, custom: { nested: { deep: [1, 'x', null] } } };
       await store.putUser(A, fullUser);
