@@ -2,7 +2,7 @@ import type { Server as NodeServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Bus } from './bus/bus.js';
 import { LocalBus } from './bus/local.js';
-import { LocalPresence, type Presence } from './cluster/presence.js';
+import { LocalPresence, type Presence } from './presence/presence.js';
 import { openRedisPorts } from './cluster/redis-ports.js';
 import type { Config } from './config.js';
 import { type Core, createCore } from './core/core.js';

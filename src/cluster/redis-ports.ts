@@ -2,7 +2,7 @@ import { RedisBus } from '../bus/redis.js';
 import type { Config } from '../config.js';
 import type { Logger } from '../observability/logger.js';
 import { RedisStore } from '../store/redis.js';
-import { RedisPresence } from './presence.js';
+import { RedisPresence } from './redis-presence.js';
 import { describeRedisUrl } from './redis-client.js';
 
 /** Store, bus and presence on the Redis named by ROOMCAST_REDIS_URL (cluster mode). */

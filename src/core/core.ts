@@ -1,6 +1,6 @@
 import type { Bus } from '../bus/bus.js';
 import type { Store } from '../store/store.js';
-import type { Presence } from '../cluster/presence.js';
+import type { Presence } from '../presence/presence.js';
 import type { FileStorage } from '../files/storage.js';
 import { Metric, type UsageMeter } from '../metering/meter.js';
 import type { PrometheusExporter } from '../metering/prometheus.js';

@@ -78,7 +78,7 @@ export class ModerationService {
     const room = await requireRoom(this.store, actor.app.id, roomId);
     authorize(actor, 'members.ban', room);
     if (actor.kind === 'user' && blockee === actor.userId) throw Errors.selfBlock('ban');
-    if (room.owner === blockee) throw Errors.forbidden('CANNOT_BAN_OWNER', "The room's owner cannot be banned");
+    if (room.owner === blockee) throw Errors.cannotBanOwner();
     await requireUser(this.store, actor.app.id, blockee);
     const by = actor.kind === 'user' ? actor.userId : undefined;
     const updated = await this.store.updateRoom(actor.app.id, roomId, (r) => {

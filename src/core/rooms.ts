@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { Bus } from '../bus/bus.js';
 import { CONTROL_TOPIC, roomTopic, userTopic } from '../bus/bus.js';
 import type { Store } from '../store/store.js';
-import { Errors, ImError } from './errors.js';
+import { Errors } from './errors.js';
 import type { Actor } from './identity.js';
 import type { RoomRecord } from './models.js';
 import { asUser, authorize, isBanned, isSuperuser } from './permissions.js';
@@ -215,7 +215,7 @@ export class RoomService {
     const room = await requireRoom(this.store, actor.app.id, roomId);
     if (isBanned(me.userId, room)) throw Errors.bannedFromRoom();
     if (room.memberState[me.userId]) return this.view(actor, room);
-    if (room.roomType === 'direct') throw Errors.forbidden('DIRECT_ROOM_CLOSED', 'A direct room cannot be joined');
+    if (room.roomType === 'direct') throw Errors.directRoomClosed('join');
     const updated = await this.changeMembers(actor, room, [me.userId], []);
     if (updated.systemMessage) await this.system.post(actor.app.id, updated, me.userId, 'joinRoom', '', {});
     return this.view(actor, updated);
@@ -225,7 +225,7 @@ export class RoomService {
     const input = parseInput(addMembersSchema, body);
     const room = await requireRoom(this.store, actor.app.id, roomId);
     authorize(actor, 'members.add', room);
-    if (room.roomType === 'direct') throw Errors.forbidden('DIRECT_ROOM_CLOSED', 'A direct room has fixed members');
+    if (room.roomType === 'direct') throw Errors.directRoomClosed('members');
     const clients = await this.requireUsers(actor.app.id, input.invitees);
     const added = input.invitees.filter((m) => !room.memberState[m]);
     const updated = await this.changeMembers(actor, room, added, []);
@@ -367,11 +367,11 @@ export class RoomService {
     try {
       parsed = JSON.parse(q);
     } catch {
-      throw new ImError(400, 'INVALID_QUERY', 'q: not valid JSON');
+      throw Errors.invalidQuery('not valid JSON');
     }
     const result = querySchema.safeParse(parsed);
     if (!result.success) {
-      throw new ImError(400, 'INVALID_QUERY', 'q: only members and roomTags filters ($in, $all) are supported');
+      throw Errors.invalidQuery('only members and roomTags filters ($in, $all) are supported');
     }
     return result.data;
   }

@@ -52,7 +52,7 @@ export class TokenService {
     const hash = sha256(token);
     const existing = await this.store.getToken(app.id, hash);
     if (existing && existing.userId !== userId) {
-      throw Errors.forbidden('TOKEN_CONFLICT', 'That token is already assigned to another user');
+      throw Errors.tokenConflict();
     }
     const record: TokenRecord = { hash, userId, expiresAt, issued: false, createdAt: Date.now() };
     await this.store.putToken(app.id, record);

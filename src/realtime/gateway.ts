@@ -304,12 +304,12 @@ export class Gateway implements EngineHooks {
         return ack ? this.reply(socket, ack, undefined, payload) : undefined;
       }
       default:
-        throw new ImError(400, 'UNKNOWN_EVENT', `Unknown event '${event}'`);
+        throw Errors.unknownEvent(event);
     }
   }
 
   private requireActor(s: Session): UserActor {
-    if (!s.actor) throw new ImError(401, 'NOT_AUTHENTICATED', 'Authenticate first with auth2(token, {"IM-CLIENT-KEY": …})');
+    if (!s.actor) throw Errors.notAuthenticated();
     return s.actor;
   }
 
@@ -317,7 +317,7 @@ export class Gateway implements EngineHooks {
   private conf(socket: RealtimeSocket, s: Session, arg: unknown, ack?: (...a: unknown[]) => void): void {
     const wanted = isBag(arg) ? arg.encoding : undefined;
     const encoding: Encoding | undefined = wanted === 'base64' ? 'base64' : wanted === 'none' || wanted === 'json' || wanted === undefined ? 'json' : undefined;
-    if (!encoding) throw new ImError(400, 'UNSUPPORTED_ENCODING', "encoding must be 'base64' (or 'none')");
+    if (!encoding) throw Errors.unsupportedEncoding();
     if (encoding !== s.encoding) {
       const topics = [...s.topics];
       for (const t of topics) this.unlisten(socket, t);

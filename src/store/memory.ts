@@ -2,12 +2,14 @@ import type {
   AppRecord,
   BlockRecord,
   FileRecord,
+  MemberRoom,
   MessageRecord,
   PrefRecord,
   RoomRecord,
   TokenRecord,
   UserRecord,
 } from '../core/models.js';
+import { Errors } from '../core/errors.js';
 import type { HistoryQuery, Store } from './store.js';
 
 /** Everything one application owns. */
@@ -149,16 +151,18 @@ export class MemoryStore implements Store {
     const room = this.tenant(appId).rooms.get(roomId);
     return room && copy(room);
   }
-  async getRoomForUser(appId: string, roomId: string, userId: string): Promise<RoomRecord | undefined> {
+  async getRoomForUser(appId: string, roomId: string, userId: string): Promise<MemberRoom | undefined> {
     const room = this.tenant(appId).rooms.get(roomId);
     if (!room) return undefined;
-    const state = room.memberState[userId];
+    const { memberState, ...rest } = room;
+    const state = Object.hasOwn(memberState, userId) ? memberState[userId] : undefined;
     return {
-      ...room,
+      ...rest,
       members: room.members.slice(),
       managers: room.managers.slice(),
       roomTags: room.roomTags.slice(),
-      memberState: state ? { [userId]: { ...state } } : {},
+      viewer: userId,
+      member: state && { ...state },
       banned: room.banned && copy(room.banned),
     };
   }
@@ -219,7 +223,7 @@ export class MemoryStore implements Store {
   async addMessage(appId: string, message: MessageRecord): Promise<void> {
     const t = this.tenant(appId);
     const room = t.rooms.get(message.room);
-    if (!room) throw new Error(`addMessage: room ${message.room} does not exist`);
+    if (!room) throw Errors.notFound('ROOM', message.room);
     t.messages.set(message.id, copy(message));
     t.history.get(message.room)!.push(message.id);
     room.lastMessageId = message.id;
@@ -274,10 +278,17 @@ export class MemoryStore implements Store {
   async countMessages(appId: string, roomId: string): Promise<number> {
     return this.tenant(appId).history.get(roomId)?.length ?? 0;
   }
-  async countMessagesAfter(appId: string, roomId: string, messageId: string | undefined): Promise<number> {
-    const ids = this.tenant(appId).history.get(roomId) ?? [];
+  async countMessagesAfter(appId: string, roomId: string, messageId: string | undefined, exceptSenders: readonly string[] = []): Promise<number> {
+    const t = this.tenant(appId);
+    const ids = t.history.get(roomId) ?? [];
     const at = messageId === undefined ? -1 : ids.lastIndexOf(messageId);
-    return ids.length - (at + 1);
+    if (exceptSenders.length === 0) return ids.length - (at + 1);
+    let n = 0;
+    for (let i = at + 1; i < ids.length; i++) {
+      const sender = t.messages.get(ids[i]!)?.sender;
+      if (sender === undefined || !exceptSenders.includes(sender)) n++;
+    }
+    return n;
   }
 
   async deleteMessage(appId: string, roomId: string, messageId: string): Promise<boolean> {
@@ -286,9 +297,16 @@ export class MemoryStore implements Store {
     if (!message || message.room !== roomId) return false;
     t.messages.delete(messageId);
     const ids = t.history.get(roomId)!;
-    ids.splice(ids.lastIndexOf(messageId), 1);
+    const at = ids.lastIndexOf(messageId);
+    ids.splice(at, 1);
     const room = t.rooms.get(roomId);
     if (room && room.lastMessageId === messageId) room.lastMessageId = ids.at(-1);
+    const before = at > 0 ? ids[at - 1] : undefined;
+    for (const state of Object.values(room?.memberState ?? {})) {
+      if (state.lastRead !== messageId) continue;
+      if (before === undefined) delete state.lastRead;
+      else state.lastRead = before;
+    }
     return true;
   }
   async clearMessages(appId: string, roomId: string): Promise<number> {

@@ -210,19 +210,44 @@ end
 return out
 `);
 
-// KEYS: history   ARGV: hasId, id
+// KEYS: history, messages   ARGV: hasId, id, exceptSender…
+// Without senders to leave out: a rank lookup. With them (a reader who blocked someone), the
+// messages after the rank are read to check their sender: O(unread), only for such readers.
 export const COUNT_AFTER = new LuaScript(`
 local n = redis.call('ZCARD', KEYS[1])
+local from = 0
 if ARGV[1] == '1' then
   local r = redis.call('ZRANK', KEYS[1], ARGV[2])
-  if r then return n - r - 1 end
+  if r then from = r + 1 end
 end
-return n
+if #ARGV <= 2 or from >= n then return n - from end
+local except = {}
+for i = 3, #ARGV do except[ARGV[i]] = true end
+local count = 0
+local ids = redis.call('ZRANGE', KEYS[1], from, -1)
+for i = 1, #ids, 1000 do
+  local part = redis.call('HMGET', KEYS[2], unpack(ids, i, math.min(i + 999, #ids)))
+  for j = 1, #part do
+    local ok, m = pcall(cjson.decode, part[j] or 'null')
+    local sender = ok and type(m) == 'table' and m.sender or nil
+    if not (type(sender) == 'string' and except[sender]) then count = count + 1 end
+  end
+end
+return count
 `);
 
 // KEYS: room, messages, history   ARGV: id
+// Members whose last-read message goes move to the one before it (O(room fields); deletes are rare).
 export const DELETE_MESSAGE = new LuaScript(`
 if not redis.call('ZSCORE', KEYS[3], ARGV[1]) then return 0 end
+local rank = redis.call('ZRANK', KEYS[3], ARGV[1])
+local before = rank > 0 and redis.call('ZRANGE', KEYS[3], rank - 1, rank - 1)[1] or nil
+local fields = redis.call('HGETALL', KEYS[1])
+for i = 1, #fields, 2 do
+  if string.sub(fields[i], 1, 3) == 'lr:' and fields[i + 1] == ARGV[1] then
+    if before then redis.call('HSET', KEYS[1], fields[i], before) else redis.call('HDEL', KEYS[1], fields[i]) end
+  end
+end
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('HDEL', KEYS[2], ARGV[1])
 if redis.call('HEXISTS', KEYS[1], 'doc') == 1 then

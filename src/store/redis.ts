@@ -10,6 +10,7 @@ import type {
   AppRecord,
   BlockRecord,
   FileRecord,
+  MemberRoom,
   MemberState,
   MessageRecord,
   PrefRecord,
@@ -233,7 +234,7 @@ export class RedisStore implements Store {
       return fields.doc === undefined ? undefined : roomFromFields(fields);
     });
   }
-  getRoomForUser(appId: string, roomId: string, userId: string): Promise<RoomRecord | undefined> {
+  getRoomForUser(appId: string, roomId: string, userId: string): Promise<MemberRoom | undefined> {
     return this.run(async () => {
       const key = this.keys.tenant(appId).room(roomId);
       const [doc, at, last, state, lastRead] = await this.client.hmget(key, 'doc', 'at', 'last', `ms:${userId}`, `lr:${userId}`);
@@ -246,20 +247,20 @@ export class RedisStore implements Store {
         this.parsedDocs.set(key, parsed);
       }
       const base = parsed.room;
-      const room: RoomRecord = {
+      const room: MemberRoom = {
         ...base,
         members: base.members.slice(),
         managers: base.managers.slice(),
         roomTags: base.roomTags.slice(),
         banned: base.banned && { ...base.banned },
-        memberState: {},
+        viewer: userId,
         lastActivityAt: Number(at),
       };
       if (last !== null && last !== undefined) room.lastMessageId = last;
       if (state !== null && state !== undefined) {
         const member = JSON.parse(state) as MemberState;
         if (lastRead !== null && lastRead !== undefined) member.lastRead = lastRead;
-        room.memberState[userId] = member;
+        room.member = member;
       }
       return room;
     });
@@ -328,7 +329,7 @@ export class RedisStore implements Store {
         message.sender === undefined ? '0' : '1',
         message.sender ?? '',
       ]);
-      if (added !== 1) throw new Error(`addMessage: room ${message.room} does not exist`);
+      if (added !== 1) throw Errors.notFound('ROOM', message.room);
     });
   }
   getMessage(appId: string, messageId: string): Promise<MessageRecord | undefined> {
@@ -398,9 +399,9 @@ export class RedisStore implements Store {
   countMessages(appId: string, roomId: string): Promise<number> {
     return this.run(() => this.client.zcard(this.keys.tenant(appId).history(roomId)));
   }
-  countMessagesAfter(appId: string, roomId: string, messageId: string | undefined): Promise<number> {
+  countMessagesAfter(appId: string, roomId: string, messageId: string | undefined, exceptSenders: readonly string[] = []): Promise<number> {
     const t = this.keys.tenant(appId);
-    return this.run(async () => (await S.COUNT_AFTER.run(this.client, [t.history(roomId)], [messageId === undefined ? '0' : '1', messageId ?? ''])) as number);
+    return this.run(async () => (await S.COUNT_AFTER.run(this.client, [t.history(roomId), t.messages], [messageId === undefined ? '0' : '1', messageId ?? '', ...exceptSenders])) as number);
   }
   deleteMessage(appId: string, roomId: string, messageId: string): Promise<boolean> {
     const t = this.keys.tenant(appId);

@@ -2,6 +2,7 @@ import type {
   AppRecord,
   BlockRecord,
   FileRecord,
+  MemberRoom,
   MessageRecord,
   PrefRecord,
   RoomRecord,
@@ -70,10 +71,10 @@ export interface Store {
   getRooms(appId: string, roomIds: readonly string[]): Promise<(RoomRecord | undefined)[]>;
   /**
    * The room as one user's request needs it (the send path): every field, but `memberState`
-   * holds only that user's entry. It costs O(1) in the room's size instead of copying or
+   * is replaced by that user's entry (`member`). It costs O(1) in the room's size instead of copying or
    * reading every member's state, which matters for rooms of thousands.
    */
-  getRoomForUser(appId: string, roomId: string, userId: string): Promise<RoomRecord | undefined>;
+  getRoomForUser(appId: string, roomId: string, userId: string): Promise<MemberRoom | undefined>;
   /**
    * Atomic read-modify-write. `change` gets a copy and returns the new record, or undefined to
    * leave the room as it is. Resolves to the stored record afterwards (undefined if no room).
@@ -95,7 +96,7 @@ export interface Store {
   // Messages
   /**
    * Appends to the room's history, makes it the room's last message and marks it read for
-   * its sender (one's own message is never unread).
+   * its sender (one's own message is never unread). ROOM_NOT_FOUND (404) when the room is gone.
    */
   addMessage(appId: string, message: MessageRecord): Promise<void>;
   getMessage(appId: string, messageId: string): Promise<MessageRecord | undefined>;
@@ -109,12 +110,18 @@ export interface Store {
   /** undefined when the anchor is not a message of this room. */
   listMessages(appId: string, roomId: string, query: HistoryQuery): Promise<MessageRecord[] | undefined>;
   countMessages(appId: string, roomId: string): Promise<number>;
-  /** Removes one message from its room's history; false if it is not there. */
+  /**
+   * Removes one message from its room's history; false if it is not there. Members whose
+   * last-read message it was now point at the message before it (so their unread count stays).
+   */
   deleteMessage(appId: string, roomId: string, messageId: string): Promise<boolean>;
   /** Removes every message of a room; returns how many went. */
   clearMessages(appId: string, roomId: string): Promise<number>;
-  /** Messages after `messageId` (all of them when undefined or unknown). */
-  countMessagesAfter(appId: string, roomId: string, messageId: string | undefined): Promise<number>;
+  /**
+   * Messages after `messageId` (all of them when undefined or unknown), leaving out those
+   * sent by `exceptSenders` (whom the reader blocked).
+   */
+  countMessagesAfter(appId: string, roomId: string, messageId: string | undefined, exceptSenders?: readonly string[]): Promise<number>;
 
   // Personal blocks
   putBlock(appId: string, block: BlockRecord): Promise<void>;

@@ -125,11 +125,17 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
       await store.addMessage(A, message('m1', 'r1', 'u2'));
       const full = (await store.getRoom(A, 'r1'))!;
       const forU2 = (await store.getRoomForUser(A, 'r1', 'u2'))!;
-      expect(forU2).toEqual({ ...full, memberState: { u2: { joinedAt: 2, role: 'admin', lastRead: 'm1' } } });
-      expect((await store.getRoomForUser(A, 'r1', 'stranger'))!.memberState).toEqual({});
+      const { memberState: _all, ...rest } = full;
+      expect(forU2).toEqual({ ...rest, viewer: 'u2', member: { joinedAt: 2, role: 'admin', lastRead: 'm1' } });
+      expect('memberState' in forU2).toBe(false);
+      const stranger = (await store.getRoomForUser(A, 'r1', 'stranger'))!;
+      expect(stranger.viewer).toBe('stranger');
+      expect(stranger.member).toBeUndefined();
+      // An inherited property name is not a member.
+      expect((await store.getRoomForUser(A, 'r1', 'constructor'))!.member).toBeUndefined();
       expect(await store.getRoomForUser(A, 'nope', 'u1')).toBeUndefined();
       forU2.members.push('x');
-      forU2.memberState.u2!.role = 'member';
+      forU2.member!.role = 'member';
       expect((await store.getRoom(A, 'r1'))!).toEqual(full);
     });
 
@@ -198,6 +204,39 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
       expect(await store.countMessagesAfter(A, 'r1', undefined)).toBe(3);
       expect(await store.countMessagesAfter(A, 'r1', 'm1')).toBe(2);
       expect(await store.countMessagesAfter(A, 'r1', 'm3')).toBe(0);
+    });
+
+    it('counts messages after a given one leaving out blocked senders', async () => {
+      await store.createRoom(A, room('r1', ['u1', 'u2', 'u3']));
+      for (const [id, sender] of [['m1', 'u1'], ['m2', 'u2'], ['m3', 'u3'], ['m4', 'u2']] as const) await store.addMessage(A, message(id, 'r1', sender));
+      await store.addMessage(A, { ...message('m5', 'r1'), sender: undefined });
+      expect(await store.countMessagesAfter(A, 'r1', undefined, ['u2'])).toBe(3);
+      expect(await store.countMessagesAfter(A, 'r1', 'm1', ['u2'])).toBe(2);
+      expect(await store.countMessagesAfter(A, 'r1', 'm1', ['u2', 'u3'])).toBe(1);
+      expect(await store.countMessagesAfter(A, 'r1', 'm5', ['u2'])).toBe(0);
+      expect(await store.countMessagesAfter(A, 'r1', 'm1', [])).toBe(4);
+    });
+
+    it('deleting a member\'s last-read message keeps their unread count', async () => {
+      await store.createRoom(A, room('r1', ['u1', 'u2', 'u3']));
+      for (const id of ['m1', 'm2', 'm3', 'm4']) await store.addMessage(A, message(id, 'r1', 'u3'));
+      await store.setLastRead(A, 'r1', 'u1', 'm2');
+      await store.setLastRead(A, 'r1', 'u2', 'm1');
+      expect(await store.deleteMessage(A, 'r1', 'm2')).toBe(true);
+      let r = (await store.getRoom(A, 'r1'))!;
+      expect(r.memberState.u1!.lastRead).toBe('m1');
+      expect(await store.countMessagesAfter(A, 'r1', r.memberState.u1!.lastRead)).toBe(2);
+      expect(await store.deleteMessage(A, 'r1', 'm1')).toBe(true);
+      r = (await store.getRoom(A, 'r1'))!;
+      expect(r.memberState.u1!.lastRead).toBeUndefined();
+      expect(r.memberState.u2!.lastRead).toBeUndefined();
+      expect(r.memberState.u3!.lastRead).toBe('m4');
+      expect(await store.countMessagesAfter(A, 'r1', r.memberState.u1!.lastRead)).toBe(2);
+    });
+
+    it('adding a message to a missing room is ROOM_NOT_FOUND, not a crash', async () => {
+      const err = await store.addMessage(A, message('m1', 'gone')).catch((e: unknown) => e);
+      expect(err).toMatchObject({ status: 404, code: 'ROOM_NOT_FOUND' });
     });
 
     it('replaces a message only in its own room', async () => {
