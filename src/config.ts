@@ -72,6 +72,8 @@ const SETTINGS = {
   redisShardedPubsub: { env: 'ROOMCAST_REDIS_SHARDED_PUBSUB', schema: bool, default: false },
   nodeId: { env: 'ROOMCAST_NODE_ID', schema: z.string().min(1).max(128), default: `${hostname()}-${process.pid}` },
   presenceTtlMs: { env: 'ROOMCAST_PRESENCE_TTL_MS', schema: int(500, 3_600_000), default: 15_000 },
+  /** Unsent output a socket may hold before it is cut as a slow consumer (logged and metered). */
+  maxSocketBufferBytes: { env: 'ROOMCAST_MAX_SOCKET_BUFFER_BYTES', schema: int(16 * 1024, 256 * 1024 * 1024), default: 1024 * 1024 },
 } as const;
 
 type Settings = typeof SETTINGS;

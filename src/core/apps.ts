@@ -5,6 +5,7 @@ import type { Store } from '../store/store.js';
 import { Errors } from './errors.js';
 import type { AppRecord } from './models.js';
 import { newId, randomBase64, randomBase64Url, secretsEqual, sha256 } from './secrets.js';
+import { type Clock, systemClock } from './clock.js';
 
 export interface NewApp {
   app: AppRecord;
@@ -36,6 +37,7 @@ export class AppService {
   constructor(
     private store: Store,
     private bus: Bus,
+    private clock: Clock = systemClock,
   ) {}
 
   async start(): Promise<void> {
@@ -51,7 +53,7 @@ export class AppService {
       apiKeyHash: sha256(apiKey),
       signingSecret: randomBase64Url(32),
       clientKey: null,
-      createdAt: Date.now(),
+      createdAt: this.clock.now(),
     };
     await this.store.putApp(app);
     const withKey = await this.generateClientKey(app.id);
@@ -79,11 +81,13 @@ export class AppService {
 
   /** Application settings the API key may change: name, domains, allowed web origins. */
   async updateSettings(appId: string, settings: { name?: string; domains?: string[]; allowedOrigins?: string[] }): Promise<AppRecord> {
-    const app = await this.getApp(appId);
-    if (settings.name !== undefined) app.name = settings.name;
-    if (settings.domains !== undefined) app.domains = settings.domains.map((d) => d.toLowerCase());
-    if (settings.allowedOrigins !== undefined) app.allowedOrigins = settings.allowedOrigins;
-    await this.store.putApp(app);
+    const app = await this.store.updateApp(appId, (a) => ({
+      ...a,
+      name: settings.name ?? a.name,
+      domains: settings.domains?.map((d) => d.toLowerCase()) ?? a.domains,
+      allowedOrigins: settings.allowedOrigins ?? a.allowedOrigins,
+    }));
+    if (!app) throw Errors.notFound('APP', appId);
     await this.rebuildDomainIndex();
     this.bus.publish(CONTROL_TOPIC, { kind: 'apps-changed' });
     return app;
@@ -117,23 +121,28 @@ export class AppService {
   async generateClientKey(appId: string): Promise<AppRecord> {
     const app = await this.getApp(appId);
     if (app.clientKey) throw Errors.clientKeyActive();
-    const createAt = Date.now();
+    const createAt = this.clock.now();
     const kid = newId();
     const claims: ClientKeyClaims = { appId: app.id, createAt };
     const token = await new SignJWT({ ...claims })
       .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
       .setJti(kid)
       .sign(this.signingKey(app));
-    app.clientKey = { kid, token, createdAt: createAt };
-    await this.store.putApp(app);
-    return app;
+    // Set only if still none: of two concurrent generations one wins, the other is told.
+    const saved = await this.store.updateApp(appId, (a) => (a.clientKey ? undefined : { ...a, clientKey: { kid, token, createdAt: createAt } }));
+    if (!saved) throw Errors.notFound('APP', appId);
+    if (saved.clientKey?.kid !== kid) throw Errors.clientKeyActive();
+    return saved;
   }
 
   async revokeClientKey(appId: string): Promise<void> {
-    const app = await this.getApp(appId);
-    if (!app.clientKey) throw Errors.noClientKey();
-    app.clientKey = null;
-    await this.store.putApp(app);
+    let had = false;
+    const saved = await this.store.updateApp(appId, (a) => {
+      had = a.clientKey !== null;
+      return had ? { ...a, clientKey: null } : undefined;
+    });
+    if (!saved) throw Errors.notFound('APP', appId);
+    if (!had) throw Errors.noClientKey();
     this.bus.publish(CONTROL_TOPIC, { kind: 'client-key-revoked', appId });
   }
 

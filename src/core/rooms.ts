@@ -6,10 +6,12 @@ import type { Store } from '../store/store.js';
 import { Errors } from './errors.js';
 import type { Actor } from './identity.js';
 import type { RoomRecord } from './models.js';
-import { asUser, authorize, isBanned, isSuperuser } from './permissions.js';
+import { allows, asUser, authorize, isBanned, isSuperuser } from './permissions.js';
 import type { Presenter } from './presenter.js';
 import { newId } from './secrets.js';
-import type { SystemMessages } from './messages.js';
+import type { MessageService } from './messages.js';
+import { roomDelivery } from './messages.js';
+import { type Clock, systemClock } from './clock.js';
 import { requireMessage, requireRoom, requireRoomFor } from './lookup.js';
 import { parseInput } from './validate.js';
 import { type RoomView, clientView } from './views.js';
@@ -91,14 +93,16 @@ export class RoomService {
     private store: Store,
     private bus: Bus,
     private present: Presenter,
-    private system: SystemMessages,
+    private system: MessageService,
+    private clock: Clock = systemClock,
   ) {}
 
   /** The room as the actor sees it (`mute`: the viewer's muted rooms, when already loaded). */
   async view(actor: Actor, room: RoomRecord, mute?: string[]): Promise<RoomView> {
     const userId = actor.kind === 'user' ? actor.userId : undefined;
     if (mute === undefined && userId) mute = (await this.store.getUser(actor.app.id, userId))?.mute;
-    return this.present.room(actor.app.id, room, { userId, isSuperuser: isSuperuser(actor, room), mute });
+    const hidden = await this.system.hiddenSenders(actor, room);
+    return this.present.room(actor.app.id, room, { userId, isSuperuser: isSuperuser(actor, room), mute, hidden });
   }
 
   /**
@@ -117,7 +121,7 @@ export class RoomService {
     }
     await this.requireUsers(actor.app.id, members);
     const roomId = input._id ?? (roomType === 'direct' ? directRoomId(members[0]!, members[1]!) : newId());
-    const now = Date.now();
+    const now = this.clock.now();
     const room: RoomRecord = {
       id: roomId,
       name: input.name,
@@ -194,7 +198,7 @@ export class RoomService {
       owner: input.owner ?? r.owner,
       managers: input.managers ?? r.managers,
       status: input.status ?? r.status,
-      updatedAt: Date.now(),
+      updatedAt: this.clock.now(),
     }));
     if (!updated) throw Errors.notFound('ROOM', roomId);
     await this.announce(actor.app.id, updated);
@@ -266,7 +270,7 @@ export class RoomService {
       const state = r.memberState[client];
       if (!state) return undefined;
       state.role = input.value;
-      r.updatedAt = Date.now();
+      r.updatedAt = this.clock.now();
       return r;
     });
     if (!updated) throw Errors.notFound('ROOM', roomId);
@@ -306,14 +310,21 @@ export class RoomService {
     return payload;
   }
 
-  /** `GET /me/badge`: total unread across the user's rooms (optionally only rooms with given tags). */
+  /**
+   * `GET /me/badge`: total unread across the user's rooms (optionally only rooms with given
+   * tags), counted as the room list counts it: rooms they are banned from and messages of
+   * users they blocked (group rooms) are not theirs to read.
+   */
   async badge(actor: Actor, roomTags: string[]): Promise<{ badge: number }> {
     const me = asUser(actor, 'me.read');
-    const rooms = await this.store.getRooms(actor.app.id, await this.store.userRoomIds(actor.app.id, me.userId));
+    const ids = await this.store.userRoomIds(actor.app.id, me.userId);
+    const rooms = await Promise.all(ids.map((id) => this.store.getRoomForUser(actor.app.id, id, me.userId)));
+    const blocked = (await this.store.listBlocks(actor.app.id, me.userId)).map((b) => b.blockee);
     let badge = 0;
     for (const r of rooms) {
-      if (!r || (roomTags.length > 0 && !roomTags.some((t) => r.roomTags.includes(t)))) continue;
-      badge += await this.store.countMessagesAfter(actor.app.id, r.id, r.memberState[me.userId]?.lastRead);
+      if (!r || !allows(actor, 'messages.read', r)) continue;
+      if (roomTags.length > 0 && !roomTags.some((t) => r.roomTags.includes(t))) continue;
+      badge += await this.store.countMessagesAfter(actor.app.id, r.id, r.member?.lastRead, r.roomType === 'direct' ? [] : blocked);
     }
     return { badge };
   }
@@ -321,7 +332,7 @@ export class RoomService {
   /** Applies a membership change atomically and tells every node and every client concerned. */
   private async changeMembers(actor: Actor, room: RoomRecord, add: string[], remove: string[]): Promise<RoomRecord> {
     if (add.length === 0 && remove.length === 0) return room;
-    const now = Date.now();
+    const now = this.clock.now();
     const updated = await this.store.updateRoom(actor.app.id, room.id, (r) => {
       for (const m of add) {
         if (r.memberState[m]) continue;
@@ -350,8 +361,8 @@ export class RoomService {
   /** `room` event with the full room to its members, and to users just removed (so they see it go). */
   private async announce(appId: string, room: RoomRecord, removed: string[] = []): Promise<void> {
     const view = await this.present.room(appId, room);
-    this.bus.publish(roomTopic(appId, room.id), { kind: 'deliver', event: 'room', payload: view });
-    for (const userId of removed) this.bus.publish(userTopic(appId, userId), { kind: 'deliver', event: 'room', payload: view });
+    this.bus.publish(roomTopic(appId, room.id), roomDelivery(view));
+    for (const userId of removed) this.bus.publish(userTopic(appId, userId), roomDelivery(view));
   }
 
   private async requireUsers(appId: string, userIds: readonly string[]) {

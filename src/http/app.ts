@@ -4,7 +4,7 @@ import { Errors, isImError } from '../core/errors.js';
 import type { Actor } from '../core/identity.js';
 import { secretsEqual } from '../core/secrets.js';
 import type { Logger } from '../observability/logger.js';
-import { credentialsFromHeaders } from './credentials.js';
+import { credentialsFromHeaders } from '../credentials.js';
 import { fail, ok } from './envelope.js';
 import { type RouteContext, type RouteDef, parseJsonBody } from './route.js';
 import { Router } from './router.js';

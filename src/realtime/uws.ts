@@ -12,11 +12,29 @@ import type {
 } from '@trufflesuite/uws-js-unofficial';
 import type { EngineSocket, SocketEngine } from './engine.js';
 import { engineIoPollingRefusal } from './protocol/engineio.js';
-import type { RealtimeServer, TransportLink, UpgradeDecision, UpgradeRequest } from './types.js';
+import { type RealtimeServer, SLOW_CONSUMER, type TransportLink, type UpgradeDecision, type UpgradeRequest } from './types.js';
 
 export interface UwsAttachOptions {
-  /** A socket whose unsent output exceeds this is dropped. Default 1 MiB. */
+  /**
+   * A socket whose unsent output exceeds this is cut (reason `slow consumer`). Default 1 MiB;
+   * the server passes ROOMCAST_MAX_SOCKET_BUFFER_BYTES.
+   */
   maxBackpressureBytes?: number;
+}
+
+/**
+ * uWS closes a socket over its backpressure limit synchronously, inside the send or publish
+ * that went over it, and reports code 1006 like any abrupt close. A close seen while one of
+ * our writes is running is therefore that cut, never the peer going away.
+ */
+const writing = { depth: 0 };
+function write<T>(action: () => T): T {
+  writing.depth++;
+  try {
+    return action();
+  } finally {
+    writing.depth--;
+  }
 }
 
 /** NUL-prefixed so it cannot clash with application topic names. */
@@ -37,7 +55,7 @@ class UwsLink implements TransportLink {
   constructor(private readonly ws: WebSocket<SocketData>) {}
 
   send(frame: string): void {
-    this.ws.send(frame, false);
+    write(() => this.ws.send(frame, false));
   }
 
   subscribe(topic: string): void {
@@ -65,7 +83,7 @@ export function attachUws(app: TemplatedApp, engine: SocketEngine, opts: UwsAtta
   const live = new Set<EngineSocket>();
   let closed = false;
   const stopHeartbeat = engine.addHeartbeatTarget({
-    broadcast: (frame) => app.publish(HEARTBEAT_TOPIC, frame, false),
+    broadcast: (frame) => write(() => app.publish(HEARTBEAT_TOPIC, frame, false)),
   });
 
   function upgrade(res: HttpResponse, req: HttpRequest, context: us_socket_context_t): void {
@@ -135,7 +153,7 @@ export function attachUws(app: TemplatedApp, engine: SocketEngine, opts: UwsAtta
       if (!socket) return;
       live.delete(socket);
       try {
-        socket.transportClosed();
+        socket.transportClosed(writing.depth > 0 ? SLOW_CONSUMER : undefined);
       } catch (err) {
         engine.reportError(err, 'close');
       }
@@ -152,7 +170,7 @@ export function attachUws(app: TemplatedApp, engine: SocketEngine, opts: UwsAtta
 
   return {
     publish: (topic, frame) => {
-      app.publish(topic, frame, false);
+      write(() => app.publish(topic, frame, false));
     },
     socketCount: () => live.size,
     close: async () => {

@@ -5,7 +5,7 @@ import { Errors } from '../../core/errors.js';
 import { fileView } from '../../core/files.js';
 import type { Actor } from '../../core/identity.js';
 import type { AppRecord, FileRecord } from '../../core/models.js';
-import { requestHost } from '../credentials.js';
+import { requestHost } from '../../credentials.js';
 import { ok } from '../envelope.js';
 import type { RouteDef } from '../route.js';
 import type { HttpRequest, HttpResponse } from '../types.js';
