@@ -5,6 +5,7 @@ import { LocalBus } from './bus/local.js';
 import { LocalPresence, type Presence } from './presence/presence.js';
 import { openRedisPorts } from './cluster/redis-ports.js';
 import type { Config } from './config.js';
+import type { Clock } from './core/clock.js';
 import { type Core, createCore } from './core/core.js';
 import { LocalFileStorage } from './files/local.js';
 import { MemoryUsageSink } from './metering/memory-sink.js';
@@ -37,6 +38,8 @@ export interface Ports {
   store?: Store;
   bus?: Bus;
   presence?: Presence;
+  /** The core's clock (tests move it instead of sleeping). */
+  clock?: Clock;
 }
 
 /** Which transport to run: uWS unless told otherwise or the native build cannot load. */
@@ -111,6 +114,7 @@ async function assemble(config: Config, log: Logger, ports: Ports, opened: Closa
       exporter: config.metrics ? new PrometheusExporter(meter, localConnections) : undefined,
     },
     usageRetentionDays: config.usageRetentionDays,
+    clock: ports.clock,
   });
   const transport = chooseTransport(config, log);
   gateway = new Gateway(core, config, log);

@@ -9,13 +9,13 @@ export interface Clock {
 
 export const systemClock: Clock = { now: () => Date.now() };
 
-/** A clock that moves only when told to (tests). */
+/** The system clock plus an offset a test moves forward (an expiry passes without waiting for it). */
 export class ManualClock implements Clock {
-  constructor(private ms = Date.now()) {}
+  private offset = 0;
   now(): number {
-    return this.ms;
+    return Date.now() + this.offset;
   }
   advance(ms: number): void {
-    this.ms += ms;
+    this.offset += ms;
   }
 }

@@ -173,8 +173,10 @@ export class MessageService implements SystemMessages {
     if (pinned && message.messageType === RECALL) throw Errors.messageRecalled('pinned');
     const now = this.clock.now();
     let changed = false;
+    let previous: string | undefined;
     let updated = await this.store.updateRoom(actor.app.id, room.id, (r) => {
       changed = pinned ? r.pinnedMessageId !== message.id : r.pinnedMessageId === message.id;
+      previous = r.pinnedMessageId;
       if (!changed) return undefined;
       r.pinnedMessageId = pinned ? message.id : undefined;
       r.updatedAt = now;
@@ -190,6 +192,9 @@ export class MessageService implements SystemMessages {
     if (changed) {
       const roomView = await this.present.room(actor.app.id, updated);
       this.bus.publish(roomTopic(actor.app.id, room.id), roomDelivery(roomView));
+      // The message that was pinned before is delivered again, now shown unpinned.
+      const before = pinned && previous ? await this.store.getMessage(actor.app.id, previous) : undefined;
+      if (before) await this.publishMessage(actor.app.id, before, updated.pinnedMessageId);
     }
     const current = (await this.store.getMessage(actor.app.id, message.id)) ?? message;
     return this.publishMessage(actor.app.id, current, updated.pinnedMessageId);

@@ -1,6 +1,6 @@
 import { type Config, loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/observability/logger.js';
-import { type RoomcastServer, startServer } from '../../src/server.js';
+import { type Ports, type RoomcastServer, startServer } from '../../src/server.js';
 
 export const TRANSPORTS = ['uws', 'node'] as const;
 export type Transport = (typeof TRANSPORTS)[number];
@@ -24,7 +24,7 @@ export interface TestServer {
 export const OPERATOR_SECRET = 'test-operator-secret';
 
 /** A real server on a free loopback port, talking real HTTP. */
-export async function startTestServer(transport: Transport, overrides: Partial<Config> = {}): Promise<TestServer> {
+export async function startTestServer(transport: Transport, overrides: Partial<Config> = {}, ports: Ports = {}): Promise<TestServer> {
   const config = loadConfig({}, {
     port: 0,
     host: '127.0.0.1',
@@ -38,7 +38,7 @@ export async function startTestServer(transport: Transport, overrides: Partial<C
       : {}),
     ...overrides,
   });
-  const server = await startServer(config, createLogger(config.logLevel));
+  const server = await startServer(config, createLogger(config.logLevel), ports);
   const base = `http://127.0.0.1:${server.port}`;
   return {
     server,

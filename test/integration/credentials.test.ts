@@ -1,8 +1,10 @@
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ManualClock } from '../../src/core/clock.js';
 import { api, admin, getWithHost, OPERATOR_SECRET, startTestServer, type TestApp, type TestServer, TRANSPORTS, user } from '../helpers/server.js';
 
 describe.each(TRANSPORTS)('credentials over %s', (transport) => {
+  const clock = new ManualClock();
   let t: TestServer;
   let app: TestApp;
   let other: TestApp;
@@ -10,7 +12,7 @@ describe.each(TRANSPORTS)('credentials over %s', (transport) => {
   let otherToken: string;
 
   beforeAll(async () => {
-    t = await startTestServer(transport);
+    t = await startTestServer(transport, {}, { clock });
     app = await t.createApp('main');
     other = await t.createApp('other');
     token = await t.createUser(app, 'alice');
@@ -176,9 +178,9 @@ describe.each(TRANSPORTS)('credentials over %s', (transport) => {
       expect(none.status).toBe(401);
       expect(code(none)).toBe('MISSING_TOKEN');
       const a = admin(t.base, app);
-      await a.post('/admin/clients', { _id: 'shortlived', token: 'short-lived-token', expirationDate: Date.now() + 300 });
+      await a.post('/admin/clients', { _id: 'shortlived', token: 'short-lived-token', expirationDate: clock.now() + 300 });
       expect((await c('short-lived-token').get('/me')).status).toBe(200);
-      await new Promise((r) => setTimeout(r, 400));
+      clock.advance(400); // the server's clock: no sleeping for the expiry
       const expired = await c('short-lived-token').get('/me');
       expect(expired.status).toBe(401);
       expect(code(expired)).toBe('INVALID_TOKEN');
