@@ -96,6 +96,20 @@ describe('RedisStore beyond the contract', () => {
     expect(final.memberState.owner!.lastRead).toBe(newest.id);
   });
 
+  it('an update that keeps losing the compare-and-set is 409 UPDATE_CONFLICT, not a plain error (a 500)', async () => {
+    const p = prefix();
+    const s = await RedisStore.open(redis.url, { prefix: p, maxUpdateAttempts: 1 });
+    open.push(s);
+    await s.createRoom('app', room('r1', ['owner']));
+    // Pipelined on one connection: every read lands before any write, so all but one lose.
+    const results = await Promise.allSettled(
+      Array.from({ length: 5 }, (_, i) => s.updateRoom('app', 'r1', (r) => ({ ...r, name: `n${i}` }))),
+    );
+    const lost = results.filter((r) => r.status === 'rejected').map((r) => (r as PromiseRejectedResult).reason);
+    expect(lost.length).toBe(4);
+    for (const err of lost) expect(isImError(err) && err.status === 409 && err.code === 'UPDATE_CONFLICT').toBe(true);
+  });
+
   it('fails fast with STORE_UNAVAILABLE (503) while Redis is down, and keeps acknowledged writes across a crash', async () => {
     const p = prefix();
     const s = await store(p);

@@ -37,6 +37,20 @@ describe.each(TRANSPORTS)('a node on Redis, over %s', (transport) => {
   const send = (from: string, message: string) => user(t.base, app, tokens[from]!).post('/rooms/lobby/message', { message });
   const ready = async () => (await fetch(`${t.base}/readyz`)).status;
 
+  it('a start that fails after opening its Redis connections closes them all', async () => {
+    const { Redis } = await import('ioredis');
+    const probe = new Redis(redis.url, { lazyConnect: true, maxRetriesPerRequest: 0 });
+    await probe.connect();
+    const clients = async () => String(await probe.call('CLIENT', 'LIST')).trim().split('\n').length;
+    const before = await clients();
+    // The port is taken: listening fails after store, bus, presence and usage sink are open.
+    const taken = t.server.port;
+    const failed = await startTestServer(transport, { redisUrl: redis.url, redisPrefix: `t${randomBytes(4).toString('hex')}`, port: taken }).catch((e: unknown) => e);
+    expect(failed).toBeInstanceOf(Error);
+    await until(async () => (await clients()) === before);
+    probe.disconnect();
+  });
+
   it('stores, delivers once, and counts connections cluster-wide', async () => {
     const s = await socketOf('alice');
     const got = collect<{ message: string }>(s, 'chat message');
