@@ -73,6 +73,11 @@ export class EngineSocket implements RealtimeSocket {
     return this.phase === 'closed';
   }
 
+  /** The peer has not answered the latest heartbeat ping (it is gone, or not reading). */
+  get owesPong(): boolean {
+    return this.lastPongRound < this.engine.heartbeatRound;
+  }
+
   emit(event: string, ...args: unknown[]): void {
     if (!this.closed) this.link.send(encodeEvent(event, args));
   }

@@ -23,11 +23,16 @@ export interface UwsAttachOptions {
 }
 
 /**
- * uWS closes a socket over its backpressure limit synchronously, inside the send or publish
- * that went over it, and reports code 1006 like any abrupt close. A close seen while one of
- * our writes is running is therefore that cut, never the peer going away.
+ * uWS closes a socket over its backpressure limit itself and reports code 1006, like any
+ * abrupt close. Inside one of our writes (a direct send, or a publish of a frame of 16 KiB or
+ * more, which uWS sends at once) such a close is that cut, never the peer going away. Small
+ * published frames are sent from uWS's own loop hook, where the close cannot be told apart
+ * from a peer that vanished: there an abrupt close of a socket that has not answered the
+ * latest heartbeat ping (it stopped reading) is counted as the cut.
  */
 const writing = { depth: 0 };
+/** WebSocket close code for a connection closed without a close frame. */
+const ABRUPT = 1006;
 function write<T>(action: () => T): T {
   writing.depth++;
   try {
@@ -148,12 +153,13 @@ export function attachUws(app: TemplatedApp, engine: SocketEngine, opts: UwsAtta
         engine.reportError(err, 'message');
       }
     },
-    close: (ws) => {
+    close: (ws, code) => {
       const socket = ws.getUserData().socket;
       if (!socket) return;
       live.delete(socket);
       try {
-        socket.transportClosed(writing.depth > 0 ? SLOW_CONSUMER : undefined);
+        const cut = code === ABRUPT && (writing.depth > 0 || socket.owesPong);
+        socket.transportClosed(cut ? SLOW_CONSUMER : undefined);
       } catch (err) {
         engine.reportError(err, 'close');
       }
