@@ -11,6 +11,7 @@ import type { Actor } from './identity.js';
 import { authorize } from './permissions.js';
 
 const HOUR = 3_600_000;
+const isGranularity = (g: string): g is Granularity => g === 'minute' || g === 'hour' || g === 'day';
 
 export interface UsageQuery {
   from?: number;
@@ -40,8 +41,8 @@ export class UsageService {
     authorize(actor, 'usage.read');
     const to = query.to ?? this.clock.now();
     const from = query.from ?? to - HOUR;
-    const granularity = (query.granularity ?? 'minute') as Granularity;
-    if (!['minute', 'hour', 'day'].includes(granularity)) throw Errors.invalidInput('granularity: minute, hour or day');
+    const granularity = query.granularity ?? 'minute';
+    if (!isGranularity(granularity)) throw Errors.invalidInput('granularity: minute, hour or day');
     if (from > to) throw Errors.invalidInput('from: must not be after to');
     if (to - from > this.retentionDays * 86_400_000) throw Errors.invalidInput(`the range may span at most the retention (${this.retentionDays} days)`);
     await this.meter.flush();

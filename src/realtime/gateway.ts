@@ -129,7 +129,7 @@ export class Gateway implements EngineHooks {
         await this.admit(socket, { ...ctx.creds, ...definedOnly({ clientKey, token }) }, deviceId, ctx.actor);
         return { ok: true };
       } catch (err) {
-        const e = err as ImError;
+        const e = isImError(err) ? err : Errors.internal();
         return { ok: false, message: e.code, data: e.toEnvelope() };
       }
     }
@@ -316,7 +316,7 @@ export class Gateway implements EngineHooks {
       const actor = await this.admit(socket, creds, fromExtra.deviceId ?? (typeof args[1] === 'string' ? args[1] : undefined));
       this.reply(socket, ack, undefined, this.authResult(actor));
     } catch (err) {
-      const e = err as ImError;
+      const e = isImError(err) ? err : Errors.internal();
       // Refused: tell the client (ack and an `error` event), then hold the socket deaf
       // until the deadline instead of closing at once.
       s.refused = true;
@@ -467,7 +467,7 @@ export class Gateway implements EngineHooks {
       case 'tokens-revoked': {
         const hashes = new Set(message.hashes);
         for (const socket of this.socketsOf(message.appId, message.userId)) {
-          if (hashes.has(session(socket).actor!.tokenHash)) this.cut(socket, Errors.invalidToken(), 'token revoked');
+          if (hashes.has(session(socket).actor?.tokenHash ?? '')) this.cut(socket, Errors.invalidToken(), 'token revoked');
         }
         return;
       }
