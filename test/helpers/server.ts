@@ -112,3 +112,15 @@ export function getWithHost(base: string, path: string, headers: Record<string, 
       }),
   );
 }
+
+/**
+ * Resolves once every event published for `userId` before this call has reached `socket`: a
+ * `client` event goes to the user's own topic after them (a node publishes in order, a socket
+ * receives in order). Shows that something did NOT arrive without sleeping for a while.
+ */
+export async function drainSocket(base: string, app: TestApp, socket: { once(event: string, fn: () => void): unknown }, userId: string): Promise<void> {
+  const marker = new Promise<void>((resolve) => socket.once('client', () => resolve()));
+  const r = await admin(base, app).del(`/admin/clients/${encodeURIComponent(userId)}/mute/__drain`);
+  if (r.status !== 200) throw new Error(`drainSocket: ${r.status} ${JSON.stringify(r.body)}`);
+  await marker;
+}
