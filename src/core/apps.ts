@@ -6,6 +6,8 @@ import { Errors } from './errors.js';
 import type { AppRecord } from './models.js';
 import { newId, randomBase64, randomBase64Url, secretsEqual, sha256 } from './secrets.js';
 import { type Clock, systemClock } from './clock.js';
+import type { Actor } from './identity.js';
+import { authorize } from './permissions.js';
 
 export interface NewApp {
   app: AppRecord;
@@ -91,6 +93,42 @@ export class AppService {
     await this.rebuildDomainIndex();
     this.bus.publish(CONTROL_TOPIC, { kind: 'apps-changed' });
     return app;
+  }
+
+  // ---- what the application's administrator (API key) may see and change ----
+
+  /** `GET /admin/client-key`. */
+  async clientKeyOf(actor: Actor) {
+    authorize(actor, 'app.settings');
+    const app = await this.getApp(actor.app.id);
+    if (!app.clientKey) return { clientKey: null };
+    return { clientKey: app.clientKey.token, createdAt: new Date(app.clientKey.createdAt).toISOString(), createdAtMS: app.clientKey.createdAt };
+  }
+
+  /** `POST /admin/client-key`: refused while one is active. */
+  async newClientKey(actor: Actor) {
+    authorize(actor, 'app.settings');
+    const app = await this.generateClientKey(actor.app.id);
+    return { clientKey: app.clientKey!.token, createdAtMS: app.clientKey!.createdAt };
+  }
+
+  /** `DELETE /admin/client-key`: every client-key request then fails, live sockets are cut. */
+  async revokeClientKeyOf(actor: Actor) {
+    authorize(actor, 'app.settings');
+    await this.revokeClientKey(actor.app.id);
+    return { revoked: true };
+  }
+
+  /** `GET /admin/settings`. */
+  async settingsOf(actor: Actor): Promise<AppRecord> {
+    authorize(actor, 'app.settings');
+    return this.getApp(actor.app.id);
+  }
+
+  /** `PUT /admin/settings`. */
+  async changeSettings(actor: Actor, settings: { name?: string; domains?: string[]; allowedOrigins?: string[] }): Promise<AppRecord> {
+    authorize(actor, 'app.settings');
+    return this.updateSettings(actor.app.id, settings);
   }
 
   /**

@@ -1,6 +1,5 @@
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
-import { authorize } from '../../core/permissions.js';
 import { parseInput } from '../../core/validate.js';
 import { Errors } from '../../core/errors.js';
 import { renderMetrics } from '../../metering/prometheus.js';
@@ -47,17 +46,11 @@ export const usageRoutes: RouteDef[] = [
   },
   {
     method: 'GET', path: '/admin/settings', auth: 'actor',
-    handle: async ({ core, actor }) => {
-      authorize(actor, 'app.settings');
-      return settingsView(await core.apps.getApp(actor.app.id));
-    },
+    handle: async ({ core, actor }) => settingsView(await core.apps.settingsOf(actor)),
   },
   {
     method: 'PUT', path: '/admin/settings', auth: 'actor',
-    handle: async ({ core, actor, body }) => {
-      authorize(actor, 'app.settings');
-      return settingsView(await core.apps.updateSettings(actor.app.id, parseInput(settingsSchema, body())));
-    },
+    handle: async ({ core, actor, body }) => settingsView(await core.apps.changeSettings(actor, parseInput(settingsSchema, body()))),
   },
   {
     method: 'GET', path: '/metrics', auth: 'public', raw: true,
