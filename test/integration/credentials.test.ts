@@ -190,7 +190,7 @@ describe.each(TRANSPORTS)('credentials over %s', (transport) => {
       const r = await admin(t.base, app).post('/admin/clients', { _id: 'dave', issueAccessToken: true });
       const payload = JSON.parse(Buffer.from(r.body.result.token.split('.')[1], 'base64url').toString());
       expect(payload.id).toBe('dave');
-      const days = (payload.exp * 1000 - Date.now()) / 86_400_000;
+      const days = (payload.exp * 1000 - clock.now()) / 86_400_000;
       expect(days).toBeGreaterThan(6.9);
       expect(days).toBeLessThanOrEqual(7);
       expect(r.body.result.expirationDateMS).toBe(payload.exp * 1000);
