@@ -320,18 +320,22 @@ export class MessageService implements SystemMessages {
  * message), and the same payload without it: the gateway gives that one to whoever blocked them.
  */
 export function quotes(payload: Record<string, unknown>): { quoted?: string[]; redacted?: unknown } {
-  const quoted = new Set<string>();
-  const redacted: Record<string, unknown> = { ...payload };
-  for (const key of ['reply', 'lastMessage', 'pinnedMessage'] as const) {
-    const inner = payload[key] as { sender?: { id?: string } | null } | null | undefined;
-    const who = inner?.sender?.id;
+  let quoted: string[] | undefined;
+  let redacted: Record<string, unknown> | undefined;
+  for (const key of QUOTING_FIELDS) {
+    const who = (payload[key] as { sender?: { id?: unknown } | null } | null | undefined)?.sender?.id;
     if (typeof who !== 'string') continue;
-    quoted.add(who);
+    // The send path mostly quotes nobody: copy only when something must go.
+    quoted ??= [];
+    if (!quoted.includes(who)) quoted.push(who);
+    redacted ??= { ...payload };
     if (key === 'reply') delete redacted.reply;
     else redacted[key] = null;
   }
-  return quoted.size === 0 ? {} : { quoted: [...quoted], redacted };
+  return quoted ? { quoted, redacted } : {};
 }
+
+const QUOTING_FIELDS = ['reply', 'lastMessage', 'pinnedMessage'] as const;
 
 /** A `room` event for the room's topic, with the content blockers must not see marked. */
 export function roomDelivery(view: Record<string, unknown>) {

@@ -97,11 +97,14 @@ export class RoomService {
     private clock: Clock = systemClock,
   ) {}
 
-  /** The room as the actor sees it (`mute`: the viewer's muted rooms, when already loaded). */
-  async view(actor: Actor, room: RoomRecord, mute?: string[]): Promise<RoomView> {
+  /**
+   * The room as the actor sees it (`mute`: the viewer's muted rooms; `blocked`: whom they
+   * blocked; both when already loaded).
+   */
+  async view(actor: Actor, room: RoomRecord, mute?: string[], blocked?: ReadonlySet<string>): Promise<RoomView> {
     const userId = actor.kind === 'user' ? actor.userId : undefined;
     if (mute === undefined && userId) mute = (await this.store.getUser(actor.app.id, userId))?.mute;
-    const hidden = await this.system.hiddenSenders(actor, room);
+    const hidden = room.roomType === 'direct' ? undefined : (blocked ?? (await this.system.hiddenSenders(actor, room)));
     return this.present.room(actor.app.id, room, { userId, isSuperuser: isSuperuser(actor, room), mute, hidden });
   }
 
@@ -163,7 +166,8 @@ export class RoomService {
     if (filter.roomTags) rooms = rooms.filter((r) => matches(r.roomTags, filter.roomTags!));
     rooms.sort(this.comparator(query.sort ?? '-lastMessage'));
     const mute = (await this.store.getUser(actor.app.id, me.userId))?.mute ?? [];
-    let views = await Promise.all(rooms.map((r) => this.view(actor, r, mute)));
+    const blocked = await this.system.hiddenSenders(actor, { roomType: 'group' });
+    let views = await Promise.all(rooms.map((r) => this.view(actor, r, mute, blocked)));
     if (query.sortUnreadFirst) {
       views = [...views.filter((v) => (v.unread as number) > 0), ...views.filter((v) => !((v.unread as number) > 0))];
     }
