@@ -4,7 +4,7 @@ import { Errors, isImError } from '../core/errors.js';
 import type { Actor } from '../core/identity.js';
 import { secretsEqual } from '../core/secrets.js';
 import type { Logger } from '../observability/logger.js';
-import { credentialsFromHeaders } from '../credentials.js';
+import { credentialsFromHeaders, normaliseToken } from '../credentials.js';
 import { fail, ok } from './envelope.js';
 import { type RouteContext, type RouteDef, parseJsonBody } from './route.js';
 import { Router } from './router.js';
@@ -39,7 +39,7 @@ export function createHttpService(core: Core, config: Config, log: Logger, route
 
   const checkOperator = (req: HttpRequest): void => {
     if (!config.operatorSecret) throw Errors.operatorDisabled();
-    const presented = req.headers.authorization?.replace(/^Bearer\s+/i, '') ?? '';
+    const presented = normaliseToken(req.headers.authorization) ?? '';
     if (!secretsEqual(presented, config.operatorSecret)) throw Errors.invalidOperatorSecret();
   };
 
