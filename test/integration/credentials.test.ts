@@ -1,6 +1,7 @@
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
+import { connect, once } from '../helpers/sockets.js';
 import { api, admin, getWithHost, OPERATOR_SECRET, startTestServer, type TestApp, type TestServer, TRANSPORTS, user } from '../helpers/server.js';
 
 describe.each(TRANSPORTS)('credentials over %s', (transport) => {
@@ -73,6 +74,23 @@ describe.each(TRANSPORTS)('credentials over %s', (transport) => {
       expect(r3.status).toBe(200);
     });
 
+
+    it('reads the same names and the same Bearer handling on every path (REST, upgrade, CONNECT auth, auth2)', async () => {
+      const bearer = `Bearer ${token}`;
+      expect((await api(t.base, { 'IM-CLIENT-KEY': app.clientKey, Authorization: bearer }).get('/me')).status).toBe(200);
+      expect((await api(t.base, { clientKey: app.clientKey, token: bearer }).get('/me')).status).toBe(200);
+      const viaAuth = connect(t.base, { auth: { 'IM-CLIENT-KEY': app.clientKey, 'IM-Authorization': bearer } });
+      const viaQuery = connect(t.base, { query: { 'client-key': app.clientKey, token: bearer } });
+      const viaAuth2 = connect(t.base);
+      try {
+        await Promise.all([once(viaAuth, 'connect'), once(viaQuery, 'connect'), once(viaAuth2, 'connect')]);
+        expect(await viaAuth.timeout(2000).emitWithAck('auth2', '', {})).toMatchObject({ RC: 0, result: { client: 'alice' } });
+        expect(await viaQuery.timeout(2000).emitWithAck('auth2', '', {})).toMatchObject({ RC: 0, result: { client: 'alice' } });
+        expect(await viaAuth2.timeout(2000).emitWithAck('auth2', bearer, { clientKey: app.clientKey })).toMatchObject({ RC: 0, result: { client: 'alice' } });
+      } finally {
+        for (const s of [viaAuth, viaQuery, viaAuth2]) s.disconnect();
+      }
+    });
 
     it('revoke → every client-key request fails; generate refused while active; new key works', async () => {
       const own = await t.createApp('rotating');
