@@ -34,6 +34,7 @@ interface Session {
 }
 
 const NO_CREDENTIALS: Credentials = Object.freeze({});
+const NONE: readonly RealtimeSocket[] = Object.freeze([]);
 
 /** What authorizeUpgrade hands to onConnect through the engine. */
 interface UpgradeContext {
@@ -412,10 +413,8 @@ export class Gateway implements EngineHooks {
     if (!counts) return;
     const skipped = message.sender === undefined ? [] : this.blockersListening(topic, message.sender);
     // Recipients who blocked someone whose content the payload quotes get it without that content.
-    const redacted = (message.quoted ?? [])
-      .flatMap((quoted) => this.blockersListening(topic, quoted))
-      .filter((socket, i, all) => !skipped.includes(socket) && all.indexOf(socket) === i);
-    const apart = [...skipped, ...redacted];
+    const redacted = message.quoted === undefined ? NONE : this.quotedBlockers(topic, message.quoted, skipped);
+    const apart = redacted.length === 0 ? skipped : [...skipped, ...redacted];
     for (const socket of apart) socket.leave(engineTopic(topic, session(socket).encoding));
     let recipients = 0;
     let bytes = 0;
@@ -436,6 +435,13 @@ export class Gateway implements EngineHooks {
     this.meter.count(appId, Metric.deliveries, recipients);
     this.meter.count(appId, Metric.bytesOut, bytes);
     for (const socket of apart) socket.join(engineTopic(topic, session(socket).encoding));
+  }
+
+  /** Local sockets on `topic` whose user blocked one of `quoted` (and who still get the event). */
+  private quotedBlockers(topic: string, quoted: readonly string[], skipped: readonly RealtimeSocket[]): RealtimeSocket[] {
+    const found = new Set<RealtimeSocket>();
+    for (const who of quoted) for (const socket of this.blockersListening(topic, who)) if (!skipped.includes(socket)) found.add(socket);
+    return [...found];
   }
 
   /** Local sockets on `topic` whose user blocked `sender`. */
