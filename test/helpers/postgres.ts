@@ -23,12 +23,14 @@ export function freshSchema(): string {
   made.push(name);
   return name;
 }
-export async function dropSchemas(url = SHARED_DATABASE_URL): Promise<void> {
-  if (made.length === 0) return;
+/** Drops the named schemas, or every schema `freshSchema` made in this process. */
+export async function dropSchemas(url = SHARED_DATABASE_URL, names?: string[]): Promise<void> {
+  const doomed = names ?? made.splice(0);
+  if (doomed.length === 0) return;
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {
-    for (const name of made.splice(0)) await client.query(`DROP SCHEMA IF EXISTS "${name}" CASCADE`);
+    for (const name of doomed) await client.query(`DROP SCHEMA IF EXISTS "${name}" CASCADE`);
   } finally {
     await client.end();
   }
