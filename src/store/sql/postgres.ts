@@ -64,6 +64,8 @@ export class PostgresDb implements Db {
     });
     // An idle client losing its server must not crash the process: the pool drops it.
     this.pool.on('error', (err) => this.failed(err));
+    // Nor one that is checked out (in a transaction) when the server goes: its query rejects too.
+    this.pool.on('connect', (client) => client.on('error', (err) => this.failed(err)));
   }
 
   private failed(err: unknown): void {
