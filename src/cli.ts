@@ -116,8 +116,7 @@ async function exportCommand(out: string | undefined): Promise<number> {
 async function importCommand(file: string | undefined): Promise<number> {
   const { store, location } = await openConfiguredStore();
   try {
-    const input = createInterface({ input: file ? createReadStream(file) : process.stdin, crlfDelay: Infinity });
-    const counts = await importData(store.db, input);
+    const counts = await importData(store.db, () => createInterface({ input: file ? createReadStream(file) : process.stdin, crlfDelay: Infinity }));
     console.error(`imported into ${location}: ${JSON.stringify(counts)}`);
   } finally {
     await store.close();

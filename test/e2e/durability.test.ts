@@ -183,6 +183,7 @@ describe('moving an installation: roomcast-admin export / import / backup', () =
     const pgEnv = { ROOMCAST_DATABASE_URL: SHARED_DATABASE_URL, ROOMCAST_DATABASE_SCHEMA: schema, ROOMCAST_FILES_DIR: path.join(dir, 'files') };
     const imported = await runCli(['import'], pgEnv, exported.stdout);
     expect(imported.code, imported.stderr).toBe(0);
+    expect(imported.stderr).toContain('"message":30');
     const twice = await runCli(['import'], pgEnv, exported.stdout);
     expect(twice.stderr, JSON.stringify(twice)).toContain('already holds applications');
     const again = await runCli(['export'], pgEnv);

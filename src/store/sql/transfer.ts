@@ -87,12 +87,15 @@ export async function* exportData(db: Db): AsyncGenerator<ExportLine> {
 export class ImportError extends Error {}
 
 /**
- * Writes exported lines into an empty database, in transactions of up to PAGE lines.
+ * Writes exported lines (from `openLines`) into an empty database, in transactions of up to PAGE lines.
  * Rows are written as exported (no send-path side effects), message counts recomputed at the end.
  */
-export async function importData(db: Db, lines: AsyncIterable<string>): Promise<Record<string, number>> {
+export async function importData(db: Db, openLines: () => AsyncIterable<string>): Promise<Record<string, number>> {
   const [existing] = await db.all<{ n: number }>(`SELECT COUNT(*) AS n FROM apps`);
   if (Number(existing?.n ?? 0) > 0) throw new ImportError('the target database already holds applications; import into an empty one');
+  // Opened only now and iterated at once: a readline interface drops the lines it reads before
+  // anyone iterates it (and the process would end quietly on the lost 'close').
+  const lines = openLines();
   const counts: Record<string, number> = {};
   let batch: ExportLine[] = [];
   let lineNo = 0;
