@@ -81,7 +81,7 @@ const SETTINGS = {
   },
   databaseSchema: { env: 'ROOMCAST_DATABASE_SCHEMA', schema: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,62}$/), default: 'public' },
   databasePoolSize: { env: 'ROOMCAST_DATABASE_POOL_SIZE', schema: int(1, 1000), default: 10 },
-  sqliteSynchronous: { env: 'ROOMCAST_SQLITE_SYNCHRONOUS', schema: z.enum(['full', 'normal']), default: 'full' },
+  sqliteSynchronous: { env: 'ROOMCAST_SQLITE_SYNCHRONOUS', schema: z.enum(['normal', 'full']), default: 'normal' },
 } as const;
 
 type Settings = typeof SETTINGS;

@@ -1,3 +1,4 @@
+import type { ControlMessage } from '../bus/bus.js';
 import type {
   AppRecord,
   BlockRecord,
@@ -130,7 +131,13 @@ export interface Store {
   putPref(appId: string, userId: string, pref: PrefRecord): Promise<void>;
   deletePref(appId: string, userId: string, key: string): Promise<boolean>;
 
-  /** Health of the backing service (always true in memory). */
+  /**
+   * Told of every control event this node receives (changes made on any node), so that an
+   * implementation that caches records can drop the ones the change makes stale.
+   */
+  onControl?(message: ControlMessage): void;
+
+  /** Health of the backing service (false while the database cannot be reached). */
   ready(): boolean;
   close(): Promise<void>;
 }

@@ -8,7 +8,7 @@ import { sqlStoreChecks } from './sql-store-checks.js';
 import { storeContract } from './store-contract.js';
 
 // The contract on SQLite in memory (same SQL and engine as the embedded default's file);
-// the SQL checks on files, as the embedded default runs (WAL, synchronous=FULL).
+// the SQL checks on files, as the embedded default runs (WAL, synchronous=NORMAL).
 storeContract('sqlite', () => SqlStore.open(new SqliteDb(':memory:')));
 
 const dir = mkdtempSync(path.join(tmpdir(), 'roomcast-sqlite-'));

@@ -37,7 +37,7 @@ export async function startTestServer(transport: Transport, overrides: Partial<C
     operatorSecret: OPERATOR_SECRET,
     logLevel: 'silent',
     demo: false,
-    // The embedded default: an SQLite file (WAL, synchronous=FULL) in a directory of this server's own.
+    // The embedded default: an SQLite file (WAL, synchronous=NORMAL) in a directory of this server's own.
     databasePath: path.join(dir, 'roomcast.db'),
     filesDir: path.join(dir, 'files'),
     // ROOMCAST_TEST_REDIS_URL=redis://… runs every server-level test in cluster mode: that Redis

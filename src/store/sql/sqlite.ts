@@ -5,9 +5,11 @@ import type { Db, Param, Queryer, Row } from './db.js';
 
 export interface SqliteOptions {
   /**
-   * `full` (default): every commit is fsynced, so an acknowledged write survives a process
-   * crash and a power loss. `normal`: in WAL mode a process crash loses nothing, a power
-   * loss may lose the last commits.
+   * `normal` (default): in WAL mode a commit is written to the log (the OS has it) without an
+   * fsync, so an acknowledged write survives a crash or SIGKILL of the process; a power loss or
+   * OS crash may lose the last commits. `full`: every commit is fsynced too (survives power
+   * loss), at one fsync per group commit, during which the event loop waits (the driver is
+   * synchronous).
    */
   synchronous?: 'full' | 'normal';
 }
@@ -57,7 +59,7 @@ export class SqliteDb implements Db {
     this.gate = shared.gate;
     // WAL: readers never wait for the writer, and a commit is one append (+ fsync) to the log.
     this.db.pragma('journal_mode = WAL');
-    this.db.pragma(`synchronous = ${options.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
+    this.db.pragma(`synchronous = ${options.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
     this.db.pragma('busy_timeout = 5000');
     this.direct = { all: async (sql, params) => this.allNow(sql, params), run: async (sql, params) => this.runNow(sql, params) };
   }

@@ -9,6 +9,7 @@ import type {
   TokenRecord,
   UserRecord,
 } from '../../core/models.js';
+import type { ControlMessage } from '../../bus/bus.js';
 import type { HistoryQuery, Store } from '../store.js';
 import { type Db, marks, type Param, type Queryer } from './db.js';
 import { migrate } from './schema.js';
@@ -35,6 +36,37 @@ interface PendingMessage {
 }
 
 const parse = <T>(json: string): T => JSON.parse(json) as T;
+
+/**
+ * Records the auth path reads on every request, kept for a few seconds. Changes made through
+ * this node evict at once; changes made on other nodes arrive as control events
+ * (`onControl`); the time limit bounds staleness if one is missed (Redis subscriber away).
+ */
+class RecordCache<T> {
+  private entries = new Map<string, { value: T; until: number }>();
+  constructor(private ttlMs: number, private max = 10_000) {}
+  get(key: string): T | undefined {
+    const e = this.entries.get(key);
+    if (!e) return undefined;
+    if (e.until > Date.now()) return copy(e.value);
+    this.entries.delete(key);
+    return undefined;
+  }
+  set(key: string, value: T): void {
+    if (this.entries.size >= this.max) this.entries.delete(this.entries.keys().next().value!);
+    this.entries.set(key, { value: copy(value), until: Date.now() + this.ttlMs });
+  }
+  delete(key: string): void {
+    this.entries.delete(key);
+  }
+  deleteWhere(test: (key: string, value: T) => boolean): void {
+    for (const [key, e] of this.entries) if (test(key, e.value)) this.entries.delete(key);
+  }
+  clear(): void {
+    this.entries.clear();
+  }
+}
+const CACHE_MS = 5000;
 /** Rows per multi-row statement: far under SQLite's 32,766 and PostgreSQL's 65,535 parameters. */
 const CHUNK = 200;
 const NO_STATE = 'null';
@@ -96,6 +128,9 @@ function assembleRoom(doc: RoomDoc, row: RoomRow, members: readonly MemberRow[])
 export class SqlStore implements Store {
   /** app\0room → the room document at a version (see getRoomForUser). */
   private roomDocs = new Map<string, { version: number; doc: RoomDoc }>();
+  private appCache = new RecordCache<AppRecord>(CACHE_MS);
+  /** app\0token hash → token */
+  private tokenCache = new RecordCache<TokenRecord>(CACHE_MS);
   private pending: PendingMessage[] = [];
   private flushScheduled = false;
   private flushing = false;
@@ -116,6 +151,7 @@ export class SqlStore implements Store {
   // ---- applications ------------------------------------------------------------------------
 
   async putApp(app: AppRecord): Promise<void> {
+    this.appCache.delete(app.id);
     await this.db.run(
       `INSERT INTO apps (id, api_key_hash, doc) VALUES (?, ?, ?)
        ON CONFLICT (id) DO UPDATE SET api_key_hash = excluded.api_key_hash, doc = excluded.doc`,
@@ -123,8 +159,13 @@ export class SqlStore implements Store {
     );
   }
   async getApp(appId: string): Promise<AppRecord | undefined> {
+    const hit = this.appCache.get(appId);
+    if (hit) return hit;
     const [row] = await this.db.all<{ doc: string }>(`SELECT doc FROM apps WHERE id = ?`, [appId]);
-    return row && parse<AppRecord>(row.doc);
+    const app = row && parse<AppRecord>(row.doc);
+    // Only apps with a client key: a key generated on another node must not wait for the time limit.
+    if (app?.clientKey) this.appCache.set(appId, app);
+    return app;
   }
   async getAppByApiKeyHash(hash: string): Promise<AppRecord | undefined> {
     const [row] = await this.db.all<{ doc: string }>(`SELECT doc FROM apps WHERE api_key_hash = ?`, [hash]);
@@ -134,6 +175,7 @@ export class SqlStore implements Store {
     return (await this.db.all<{ doc: string }>(`SELECT doc FROM apps ORDER BY id`)).map((r) => parse<AppRecord>(r.doc));
   }
   async updateApp(appId: string, change: (a: AppRecord) => AppRecord | undefined): Promise<AppRecord | undefined> {
+    this.appCache.delete(appId);
     return this.db.tx(async (q) => {
       const [row] = await q.all<{ doc: string }>(`SELECT doc FROM apps WHERE id = ?${this.db.forUpdate}`, [appId]);
       if (!row) return undefined;
@@ -151,8 +193,35 @@ export class SqlStore implements Store {
       }
       return q.run(`DELETE FROM apps WHERE id = ?`, [appId]);
     });
-    for (const key of this.roomDocs.keys()) if (key.startsWith(`${appId}\0`)) this.roomDocs.delete(key);
+    this.forgetApp(appId);
     return gone > 0;
+  }
+
+  private forgetApp(appId: string): void {
+    this.appCache.delete(appId);
+    this.tokenCache.deleteWhere((key) => key.startsWith(`${appId}\0`));
+    for (const key of this.roomDocs.keys()) if (key.startsWith(`${appId}\0`)) this.roomDocs.delete(key);
+  }
+
+  /** Drops what a change made on another node (a control event) makes stale here. */
+  onControl(message: ControlMessage): void {
+    switch (message.kind) {
+      case 'tokens-revoked':
+        for (const hash of message.hashes) this.tokenCache.delete(`${message.appId}\0${hash}`);
+        this.tokenCache.deleteWhere((key, t) => key.startsWith(`${message.appId}\0`) && t.userId === message.userId);
+        return;
+      case 'client-key-revoked':
+        this.appCache.delete(message.appId);
+        return;
+      case 'app-deleted':
+        this.forgetApp(message.appId);
+        return;
+      case 'apps-changed':
+        this.appCache.clear();
+        return;
+      default:
+        return;
+    }
   }
 
   // ---- users and tokens --------------------------------------------------------------------
@@ -202,6 +271,7 @@ export class SqlStore implements Store {
     });
   }
   async deleteUser(appId: string, userId: string): Promise<boolean> {
+    this.tokenCache.deleteWhere((key, t) => key.startsWith(`${appId}\0`) && t.userId === userId);
     return this.db.tx(async (q) => {
       await q.run(`DELETE FROM tokens WHERE app = ? AND user_id = ?`, [appId, userId]);
       await q.run(`DELETE FROM prefs WHERE app = ? AND user_id = ?`, [appId, userId]);
@@ -210,6 +280,7 @@ export class SqlStore implements Store {
   }
 
   async putToken(appId: string, token: TokenRecord): Promise<void> {
+    this.tokenCache.delete(`${appId}\0${token.hash}`);
     await this.db.run(
       `INSERT INTO tokens (app, hash, user_id, doc) VALUES (?, ?, ?, ?)
        ON CONFLICT (app, hash) DO UPDATE SET user_id = excluded.user_id, doc = excluded.doc`,
@@ -217,10 +288,16 @@ export class SqlStore implements Store {
     );
   }
   async getToken(appId: string, hash: string): Promise<TokenRecord | undefined> {
+    const key = `${appId}\0${hash}`;
+    const hit = this.tokenCache.get(key);
+    if (hit) return hit;
     const [row] = await this.db.all<{ doc: string }>(`SELECT doc FROM tokens WHERE app = ? AND hash = ?`, [appId, hash]);
-    return row && parse<TokenRecord>(row.doc);
+    const token = row && parse<TokenRecord>(row.doc);
+    if (token) this.tokenCache.set(key, token);
+    return token;
   }
   async deleteTokens(appId: string, userId: string, hash?: string): Promise<TokenRecord[]> {
+    this.tokenCache.deleteWhere((key, t) => key.startsWith(`${appId}\0`) && t.userId === userId);
     const rows =
       hash === undefined
         ? await this.db.all<{ doc: string }>(`DELETE FROM tokens WHERE app = ? AND user_id = ? RETURNING doc`, [appId, userId])
