@@ -90,6 +90,17 @@ function copy<T>(value: T): T {
   return out as T;
 }
 
+/** Which sends of the batch were stored: a repeated id is stored once, its first occurrence. */
+function firstOccurrences(batch: readonly PendingMessage[], insertedIds: ReadonlySet<string>): boolean[] {
+  const seen = new Set<string>();
+  return batch.map((p) => {
+    const key = `${p.appId}\0${p.message.id}`;
+    if (!insertedIds.has(key) || seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
 function splitRoom(room: RoomRecord): { doc: RoomDoc; memberState: Record<string, MemberState> } {
   const { memberState, lastMessageId: _last, lastActivityAt: _at, ...doc } = room;
   return { doc, memberState };
@@ -491,7 +502,8 @@ export class SqlStore implements Store {
     this.pending = [];
     this.flushing = true;
     try {
-      const inserted = await this.db.tx((q) => this.insertMessages(q, batch));
+      const inserted =
+        this.db.engine === 'postgres' ? await this.insertMessagesInOneStatement(batch) : await this.db.tx((q) => this.insertMessages(q, batch));
       batch.forEach((p, i) => p.resolve(inserted[i]!));
     } catch (err) {
       for (const p of batch) p.reject(err);
@@ -499,6 +511,41 @@ export class SqlStore implements Store {
       this.flushing = false;
       if (this.pending.length > 0) this.scheduleFlush();
     }
+  }
+
+  /**
+   * PostgreSQL: the same three changes as `insertMessages` in one statement (data-modifying
+   * CTEs, atomic on their own), so a batch costs one round trip instead of five (BEGIN, three
+   * statements, COMMIT): on the send path the database's round trips, not its work, dominate.
+   */
+  private async insertMessagesInOneStatement(batch: readonly PendingMessage[]): Promise<boolean[]> {
+    const insertedIds = new Set<string>();
+    for (const part of chunks(batch.map((p, i) => [p, i] as const))) {
+      const rows = await this.db.all<{ app: string; id: string }>(
+        `WITH v (app, id, room, doc, ord, sender, at) AS (
+           VALUES ${part.map(() => '(?, ?, ?, ?, CAST(? AS BIGINT), ?, CAST(? AS BIGINT))').join(', ')}),
+         ins AS (
+           INSERT INTO messages (app, id, room, doc)
+           SELECT v.app, v.id, v.room, v.doc FROM v JOIN rooms r ON r.app = v.app AND r.id = v.room
+           ORDER BY v.ord
+           ON CONFLICT (app, id) DO NOTHING RETURNING app, id),
+         fresh AS (SELECT DISTINCT ON (v.app, v.id) v.* FROM v JOIN ins ON ins.app = v.app AND ins.id = v.id ORDER BY v.app, v.id, v.ord),
+         last AS (SELECT DISTINCT ON (app, room) app, room, id, at FROM fresh ORDER BY app, room, ord DESC),
+         counted AS (SELECT app, room, COUNT(*) AS n FROM fresh GROUP BY app, room),
+         moved AS (
+           UPDATE rooms SET last_message_id = last.id, last_activity_at = last.at, message_count = rooms.message_count + counted.n
+           FROM last JOIN counted ON counted.app = last.app AND counted.room = last.room
+           WHERE rooms.app = last.app AND rooms.id = last.room),
+         reads AS (SELECT DISTINCT ON (app, room, sender) app, room, sender, id FROM fresh WHERE sender IS NOT NULL ORDER BY app, room, sender, ord DESC),
+         marked AS (
+           UPDATE members SET last_read = reads.id FROM reads
+           WHERE members.app = reads.app AND members.room = reads.room AND members.user_id = reads.sender AND members.state <> ?)
+         SELECT app, id FROM ins`,
+        [...part.flatMap(([p, i]) => [p.appId, p.message.id, p.message.room, p.doc, i, p.message.sender ?? null, p.message.createdAt]), NO_STATE],
+      );
+      for (const r of rows) insertedIds.add(`${r.app}\0${r.id}`);
+    }
+    return firstOccurrences(batch, insertedIds);
   }
 
   /** Three statements per batch whatever its size: insert, move the rooms' pointers, mark senders' reads. */
@@ -516,14 +563,7 @@ export class SqlStore implements Store {
       );
       for (const r of rows) insertedIds.add(`${r.app}\0${r.id}`);
     }
-    // A repeated id within the batch is inserted once: only its first occurrence counts.
-    const seen = new Set<string>();
-    const inserted = batch.map((p) => {
-      const key = `${p.appId}\0${p.message.id}`;
-      if (!insertedIds.has(key) || seen.has(key)) return false;
-      seen.add(key);
-      return true;
-    });
+    const inserted = firstOccurrences(batch, insertedIds);
     const rooms = new Map<string, { appId: string; room: string; last: MessageRecord; count: number }>();
     const reads = new Map<string, { appId: string; room: string; sender: string; id: string }>();
     batch.forEach((p, i) => {
