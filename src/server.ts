@@ -23,11 +23,13 @@ import { engineIoPollingRefusal, isEngineIoPath } from './realtime/protocol/engi
 import { attachUws } from './realtime/uws.js';
 import { attachWs } from './realtime/ws.js';
 import type { HttpService } from './http/types.js';
-import { MemoryStore } from './store/memory.js';
+import { openStore } from './store/open.js';
 import type { Store } from './store/store.js';
 
 export interface RoomcastServer {
   port: number;
+  /** Where the data lives (the SQLite file, or the PostgreSQL URL without credentials). */
+  dataLocation: string;
   transport: 'uws' | 'node';
   core: Core;
   gateway: Gateway;
@@ -75,10 +77,12 @@ export async function startServer(config: Config, log: Logger, ports: Ports = {}
 }
 
 async function assemble(config: Config, log: Logger, ports: Ports, opened: Closable[]): Promise<RoomcastServer> {
-  // ROOMCAST_REDIS_URL switches store, bus and presence to Redis (cluster mode).
-  const redis = config.redisUrl && !ports.store && !ports.bus ? await openRedisPorts(config, log) : undefined;
-  const store = ports.store ?? redis?.store ?? new MemoryStore();
+  // Data: SQLite by default, PostgreSQL with ROOMCAST_DATABASE_URL. ROOMCAST_REDIS_URL moves
+  // bus and presence to Redis (cluster mode).
+  const data = ports.store ? { store: ports.store, location: 'given store' } : await openStore(config, log);
+  const store = data.store;
   opened.push(store);
+  const redis = config.redisUrl && !ports.bus ? await openRedisPorts(config, log) : undefined;
   const bus = ports.bus ?? redis?.bus ?? new LocalBus();
   opened.push(bus);
   const presence = ports.presence ?? redis?.presence ?? new LocalPresence(config.nodeId);
@@ -144,6 +148,7 @@ async function assemble(config: Config, log: Logger, ports: Ports, opened: Closa
     log.info({ port, host: config.host, transport }, 'roomcast listening');
     return {
       port,
+      dataLocation: data.location,
       transport,
       core,
       gateway,
@@ -166,6 +171,7 @@ async function assemble(config: Config, log: Logger, ports: Ports, opened: Closa
   log.info({ port, host: config.host, transport }, 'roomcast listening');
   return {
     port,
+    dataLocation: data.location,
     transport,
     core,
     gateway,

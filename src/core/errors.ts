@@ -64,8 +64,6 @@ export const Errors = {
       scope === 'user' ? 'This user has reached the socket limit; close another device first' : 'This application has reached its socket limit',
     ),
   rateLimited: (what: string) => new ImError(429, 'RATE_LIMITED', `Too many ${what}; slow down`),
-  updateConflict: (what: string) =>
-    new ImError(409, 'UPDATE_CONFLICT', `The ${what} kept changing while this request was updating it; try again`),
   internal: () => new ImError(500, 'INTERNAL_ERROR', 'Internal server error'),
   storeUnavailable: () =>
     new ImError(503, 'STORE_UNAVAILABLE', 'The shared store (Redis) is unreachable; the request was not completed, try again shortly'),
@@ -99,6 +97,7 @@ export const Errors = {
   unknownEvent: (event: string) => new ImError(400, 'UNKNOWN_EVENT', `Unknown event '${event}'`),
   notAuthenticated: () =>
     new ImError(401, 'NOT_AUTHENTICATED', 'Authenticate first with auth2(token, {"IM-CLIENT-KEY": …})'),
+  messageExists: (id: string) => new ImError(409, 'MESSAGE_EXISTS', `A message with the id '${id}' already exists`),
   unsupportedEncoding: () => new ImError(400, 'UNSUPPORTED_ENCODING', "encoding must be 'base64' (or 'none')"),
 } as const;
 

@@ -302,9 +302,15 @@ export class MessageService implements SystemMessages {
     return this.publishMessage(actor.app.id, updated, undefined);
   }
 
-  /** Stores, then publishes: a message is acknowledged and delivered only once it is stored. */
+  /**
+   * Stores, then publishes: a message is acknowledged and delivered only once it is stored.
+   * Insert-only: a room deleted meanwhile is 404, an id taken meanwhile 409 (never a 500).
+   */
   private async persistAndPublish(appId: string, message: MessageRecord): Promise<MessageView> {
-    await this.store.addMessage(appId, message);
+    if (!(await this.store.addMessage(appId, message))) {
+      if (!(await this.store.getRoom(appId, message.room))) throw Errors.notFound('ROOM', message.room);
+      throw Errors.messageExists(message.id);
+    }
     return this.publishMessage(appId, message, undefined);
   }
 

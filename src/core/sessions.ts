@@ -20,9 +20,16 @@ export class SessionService {
     private users: UserService,
   ) {}
 
-  /** One listener per node (the gateway) hears every bus event of the topics it subscribed. */
+  /**
+   * One listener per node (the gateway) hears every bus event of the topics it subscribed.
+   * Control events reach the store first, so a caching store drops what they make stale
+   * before anything acts on them.
+   */
   onEvent(listener: BusListener): void {
-    this.bus.onMessage(listener);
+    this.bus.onMessage((topic, message) => {
+      if (message.kind !== 'deliver') this.store.onControl?.(message);
+      listener(topic, message);
+    });
     this.bus.subscribe(CONTROL_TOPIC);
   }
 

@@ -1,6 +1,11 @@
-import { MemoryStore } from '../../src/store/memory.js';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { SqliteDb } from '../../src/store/sql/sqlite.js';
+import { SqlStore } from '../../src/store/sql/store.js';
 
 type Gated = 'getMessage' | 'deleteMessage' | 'addMessage' | 'putUser';
+const GATED = new Set<string>(['getMessage', 'deleteMessage', 'addMessage', 'putUser']);
 
 interface Hold {
   method: Gated;
@@ -10,11 +15,11 @@ interface Hold {
 }
 
 /**
- * The real memory store, with a way to hold one call in the middle of a request: the test
- * makes a second request happen exactly "in between", which is what the race fixes are about.
- * Nothing is faked; the held call runs unchanged once released.
+ * The real store (SQLite, as the embedded default runs), with a way to hold one call in the
+ * middle of a request: the test makes a second request happen exactly "in between", which is
+ * what the race fixes are about. Nothing is faked; the held call runs unchanged once released.
  */
-export class GatedStore extends MemoryStore {
+export class Gate {
   private holds: Hold[] = [];
 
   /**
@@ -35,7 +40,8 @@ export class GatedStore extends MemoryStore {
     return { reached: reachedP, release };
   }
 
-  private async pass(method: Gated, args: unknown[]): Promise<void> {
+  /** Resolves when the call may go on (at once unless a hold matches it). */
+  async pass(method: string, args: unknown[]): Promise<void> {
     const i = this.holds.findIndex((h) => h.method === method && h.matches(args));
     if (i < 0) return;
     const [h] = this.holds.splice(i, 1);
@@ -43,20 +49,19 @@ export class GatedStore extends MemoryStore {
     await h!.open;
   }
 
-  override async getMessage(appId: string, messageId: string) {
-    await this.pass('getMessage', [appId, messageId]);
-    return super.getMessage(appId, messageId);
-  }
-  override async deleteMessage(appId: string, roomId: string, messageId: string) {
-    await this.pass('deleteMessage', [appId, roomId, messageId]);
-    return super.deleteMessage(appId, roomId, messageId);
-  }
-  override async putUser(...args: Parameters<MemoryStore['putUser']>) {
-    await this.pass('putUser', args);
-    return super.putUser(...args);
-  }
-  override async addMessage(...args: Parameters<MemoryStore['addMessage']>) {
-    await this.pass('addMessage', args);
-    return super.addMessage(...args);
+  /** A store whose gated methods pass through this gate first. */
+  static async store(gate: Gate): Promise<SqlStore> {
+    const dir = mkdtempSync(path.join(tmpdir(), 'roomcast-gated-'));
+    const store = await SqlStore.open(new SqliteDb(path.join(dir, 'roomcast.db')));
+    return new Proxy(store, {
+      get(target, prop, receiver) {
+        const value: unknown = Reflect.get(target, prop, receiver);
+        if (typeof prop !== 'string' || !GATED.has(prop) || typeof value !== 'function') return value;
+        return async (...args: unknown[]) => {
+          await gate.pass(prop, args);
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    });
   }
 }

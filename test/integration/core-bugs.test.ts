@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import type { Socket } from 'socket.io-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { admin, startTestServer, type TestApp, type TestServer, TRANSPORTS, user } from '../helpers/server.js';
-import { GatedStore } from '../helpers/gated-store.js';
+import { Gate } from '../helpers/gated-store.js';
 import { collect, connect, once as onceEvent, until } from '../helpers/sockets.js';
 
 /**
@@ -15,7 +15,7 @@ import { collect, connect, once as onceEvent, until } from '../helpers/sockets.j
 describe.each(TRANSPORTS)('core bugs of issue #13 over %s', (transport) => {
   let t: TestServer;
   let app: TestApp;
-  const store = new GatedStore();
+  const store = new Gate();
   const tokens: Record<string, string> = {};
   const as = (who: string) => user(t.base, app, tokens[who]!);
   let adm: ReturnType<typeof admin>;
@@ -24,7 +24,7 @@ describe.each(TRANSPORTS)('core bugs of issue #13 over %s', (transport) => {
   const code = (r: { body: { error?: { code: string } } }) => r.body.error?.code;
 
   beforeAll(async () => {
-    t = await startTestServer(transport, { socketEventsPerSecond: 10_000 }, { store });
+    t = await startTestServer(transport, { socketEventsPerSecond: 10_000 }, { store: await Gate.store(store) });
     app = await t.createApp();
     for (const id of ['owner', 'alice', 'bob', 'carol']) tokens[id] = await t.createUser(app, id);
     adm = admin(t.base, app);

@@ -2,10 +2,14 @@ import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import type { Socket } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MemoryStore } from '../../src/store/memory.js';
-import { RedisStore } from '../../src/store/redis.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { PostgresDb } from '../../src/store/sql/postgres.js';
+import { SqliteDb } from '../../src/store/sql/sqlite.js';
+import { SqlStore } from '../../src/store/sql/store.js';
 import type { Store } from '../../src/store/store.js';
-import { startRedis, type RedisProcess } from '../helpers/redis.js';
+import { dropSchemas, freshSchema, SHARED_DATABASE_URL } from '../helpers/postgres.js';
 import { api, startTestServer, type TestApp, type TestServer, TRANSPORTS } from '../helpers/server.js';
 import { connect, once } from '../helpers/sockets.js';
 
@@ -16,7 +20,7 @@ import { connect, once } from '../helpers/sockets.js';
  * moderation test: its "never leak, always deliver" checks are invariants here.
  *
  * Budget (CI time is bounded by runs × steps): PROPERTY_RUNS sequences per store and transport
- * (default 16 on memory, 8 on Redis), up to PROPERTY_STEPS operations each (default 25).
+ * (default 20 on SQLite, 10 on PostgreSQL), up to PROPERTY_STEPS operations each (default 25).
  * A failure prints the shrunk sequence as JSON and the seed/path; replay with
  * PROPERTY_SEED=<seed> PROPERTY_PATH=<path>, or run exactly one sequence with PROPERTY_REPLAY='<json>'.
  *
@@ -80,7 +84,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ op: fc.constant('upsert' as const), target: user, nickname: fc.constantFrom('a', 'b', 'c') }) },
 );
 
-const RUNS = (store: string) => Number(process.env.PROPERTY_RUNS ?? (store === 'memory' ? 20 : 10));
+const RUNS = (store: string) => Number(process.env.PROPERTY_RUNS ?? (store === 'sqlite' ? 20 : 10));
 const STEPS = Number(process.env.PROPERTY_STEPS ?? 25);
 
 /** What the test knows of each message it sent: every text it carried (unique tokens). */
@@ -346,22 +350,23 @@ class World {
   }
 }
 
-const STORES = ['memory', 'redis'] as const;
+/** Every implementation of the store port: the SQL store on its two engines. */
+const STORES = ['sqlite', 'postgres'] as const;
 
-describe.each(STORES)('core properties on the %s store', (storeKind) => {
-  let redis: RedisProcess | undefined;
-  beforeAll(async () => {
-    if (storeKind === 'redis') redis = await startRedis({ appendonly: false });
-  });
+describe.each(STORES)('core properties on %s', (storeKind) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'roomcast-property-'));
   afterAll(async () => {
-    await redis?.stop();
+    rmSync(dir, { recursive: true, force: true });
+    if (storeKind === 'postgres') await dropSchemas();
   });
 
   describe.each(TRANSPORTS)('over %s', (transport) => {
     let t: TestServer;
     let store: Store;
     beforeAll(async () => {
-      store = storeKind === 'memory' ? new MemoryStore() : await RedisStore.open(redis!.url, { prefix: `p${randomBytes(4).toString('hex')}` });
+      store = await SqlStore.open(
+        storeKind === 'sqlite' ? new SqliteDb(path.join(dir, `${transport}.db`)) : new PostgresDb(SHARED_DATABASE_URL, { schema: freshSchema() }),
+      );
       t = await startTestServer(transport, { socketEventsPerSecond: 100_000, handshakesPerMinutePerAddress: 1_000_000 }, { store });
     });
     afterAll(async () => {
