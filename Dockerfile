@@ -6,6 +6,8 @@ ARG NODE_IMAGE=node:24.22.3-bookworm-slim
 
 # Build stage: compile TypeScript with the dev dependencies.
 FROM ${NODE_IMAGE} AS build
+# better-sqlite3 is native: node-gyp builds it when no prebuilt binary can be fetched.
+RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
@@ -27,6 +29,7 @@ COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY --from=build /app/static ./static
+# The embedded default keeps its SQLite file (data/roomcast.db) and uploads (data/files) here.
 RUN mkdir -p /app/data/files && chown -R node:node /app/data
 VOLUME ["/app/data"]
 USER node

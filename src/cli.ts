@@ -1,12 +1,23 @@
 #!/usr/bin/env node
+import { createReadStream, createWriteStream } from 'node:fs';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+import type { Writable } from 'node:stream';
 import { parseArgs } from 'node:util';
+import { loadConfig } from './config.js';
+import { createLogger } from './observability/logger.js';
+import { openStore } from './store/open.js';
+import { SqliteDb } from './store/sql/sqlite.js';
+import { exportData, importData } from './store/sql/transfer.js';
 
 /**
  * roomcast-admin: the operator CLI, a thin client of the running server's REST API.
  * Server: --url, else ROOMCAST_URL, else ROOMCAST_PORT on 127.0.0.1 (https when
  * ROOMCAST_TLS_CERT_FILE is set), else http://127.0.0.1:3100.
  * Secrets come from the environment only (never flags, so they stay out of shell history
- * and `ps`): ROOMCAST_OPERATOR_SECRET for `apps`, ROOMCAST_API_KEY for everything else.
+ * and `ps`): ROOMCAST_OPERATOR_SECRET for `apps`, ROOMCAST_API_KEY for the other server commands.
+ * Data commands (export, import, backup) open the database the server's settings name
+ * (ROOMCAST_DATABASE_PATH or ROOMCAST_DATABASE_URL, ROOMCAST_CONFIG), not the server.
  * Add a command by adding an entry to COMMANDS.
  */
 type Auth = 'operator' | 'apiKey';
@@ -18,11 +29,21 @@ interface Ctx {
   call(method: string, path: string, body?: unknown): Promise<unknown>;
 }
 
-interface Command {
+/** A command answered by the running server (its result is printed as JSON)… */
+interface ServerCommand {
   usage: string;
   auth: Auth;
   run(ctx: Ctx): Promise<unknown>;
 }
+
+/** …or one that works on the data directly and prints its own output. */
+interface DataCommand {
+  usage: string;
+  auth: 'none';
+  local(args: string[], values: Values): Promise<number>;
+}
+
+type Command = ServerCommand | DataCommand;
 
 const OPTIONS = {
   url: { type: 'string' },
@@ -35,6 +56,7 @@ const OPTIONS = {
   from: { type: 'string' },
   to: { type: 'string' },
   granularity: { type: 'string' },
+  out: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -98,6 +120,10 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   stats: { usage: 'stats                    (IMKIT last-hour report)', auth: 'apiKey', run: (c) => c.call('GET', '/admin/stats') },
+
+  export: { usage: 'export [--out FILE]      every record as JSON lines (stdout by default)', auth: 'none', local: (_a, v) => exportCommand(v.out) },
+  import: { usage: 'import [FILE]            JSON lines (stdin by default) into an empty database', auth: 'none', local: (a) => importCommand(a[0]) },
+  backup: { usage: 'backup --out FILE        online copy of the SQLite database', auth: 'none', local: (_a, v) => backupCommand(v.out) },
 };
 
 function missing(what: string): never {
@@ -111,7 +137,8 @@ function usage(): string {
     ...Object.values(COMMANDS).map((c) => `  ${c.usage}`),
     '',
     'server: --url, ROOMCAST_URL, or ROOMCAST_PORT (on 127.0.0.1); default http://127.0.0.1:3100',
-    'secrets from the environment: ROOMCAST_OPERATOR_SECRET (apps), ROOMCAST_API_KEY (the rest)',
+    'secrets from the environment: ROOMCAST_OPERATOR_SECRET (apps), ROOMCAST_API_KEY (the other server commands)',
+    'export, import and backup open the database the server settings name, not the server',
   ].join('\n');
 }
 
@@ -142,6 +169,7 @@ async function main(argv: string[]): Promise<number> {
     (values.help ? console.log : console.error)(usage());
     return values.help ? 0 : 2;
   }
+  if (command.auth === 'none') return command.local(positionals.slice(twoWords ? 2 : 1), values);
   const secretName = command.auth === 'operator' ? 'ROOMCAST_OPERATOR_SECRET' : 'ROOMCAST_API_KEY';
   const secret = process.env[secretName];
   if (!secret) {
@@ -185,6 +213,56 @@ async function main(argv: string[]): Promise<number> {
     }
     throw err;
   }
+}
+
+/** The server's database, opened with the server's settings (migrations applied as at start). */
+async function openConfiguredStore() {
+  const config = loadConfig();
+  return { config, ...(await openStore(config, createLogger('silent'))) };
+}
+
+async function exportCommand(out: string | undefined): Promise<number> {
+  const { store } = await openConfiguredStore();
+  const sink: Writable = out ? createWriteStream(out) : process.stdout;
+  let lines = 0;
+  try {
+    for await (const line of exportData(store.db)) {
+      // Respect back-pressure: a large history is streamed, never held in memory.
+      if (!sink.write(`${JSON.stringify(line)}\n`)) await once(sink, 'drain');
+      lines++;
+    }
+  } finally {
+    await store.close();
+  }
+  // Flushed before the process exits (a pipe's writes are asynchronous).
+  if (out) await new Promise<void>((resolve, reject) => sink.end((err?: Error | null) => (err ? reject(err) : resolve())));
+  else await new Promise<void>((resolve) => process.stdout.write('', () => resolve()));
+  console.error(`exported ${lines} lines`);
+  return 0;
+}
+
+async function importCommand(file: string | undefined): Promise<number> {
+  const { store, location } = await openConfiguredStore();
+  try {
+    const counts = await importData(store.db, () => createInterface({ input: file ? createReadStream(file) : process.stdin, crlfDelay: Infinity }));
+    console.error(`imported into ${location}: ${JSON.stringify(counts)}`);
+  } finally {
+    await store.close();
+  }
+  return 0;
+}
+
+async function backupCommand(out: string | undefined): Promise<number> {
+  if (!out) throw new Error('backup needs --out FILE');
+  const { store, location } = await openConfiguredStore();
+  try {
+    if (!(store.db instanceof SqliteDb)) throw new Error('backup copies the SQLite database; for PostgreSQL use pg_dump (README: Data and backups)');
+    await store.db.backup(out);
+    console.error(`backed up ${location} to ${out}`);
+  } finally {
+    await store.close();
+  }
+  return 0;
 }
 
 main(process.argv.slice(2)).then(

@@ -80,10 +80,22 @@ const SETTINGS = {
   // TLS: both paths set = HTTPS and WSS on the same port; SIGHUP re-reads them (node transport).
   tlsCertFile: { env: 'ROOMCAST_TLS_CERT_FILE', schema: z.string(), default: '' },
   tlsKeyFile: { env: 'ROOMCAST_TLS_KEY_FILE', schema: z.string(), default: '' },
+  // Durable data (README: Data and backups): an SQLite file by default, PostgreSQL when a URL is given.
+  databasePath: { env: 'ROOMCAST_DATABASE_PATH', schema: z.string().min(1), default: './data/roomcast.db' },
+  databaseUrl: {
+    env: 'ROOMCAST_DATABASE_URL',
+    schema: z.string().regex(/^$|^postgres(ql)?:\/\/.+/, 'expected postgres:// or postgresql://'),
+    default: '',
+  },
+  databaseSchema: { env: 'ROOMCAST_DATABASE_SCHEMA', schema: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,62}$/), default: 'public' },
+  databasePoolSize: { env: 'ROOMCAST_DATABASE_POOL_SIZE', schema: int(1, 1000), default: 10 },
+  sqliteSynchronous: { env: 'ROOMCAST_SQLITE_SYNCHRONOUS', schema: z.enum(['normal', 'full']), default: 'normal' },
+  /** Unsent output a socket may hold before it is cut as a slow consumer (logged and metered). */
+  maxSocketBufferBytes: { env: 'ROOMCAST_MAX_SOCKET_BUFFER_BYTES', schema: int(16 * 1024, 256 * 1024 * 1024), default: 1024 * 1024 },
 } as const;
 
 type Settings = typeof SETTINGS;
-const SECRET_SETTINGS = new Set<string>(['operatorSecret', 'redisUrl']);
+const SECRET_SETTINGS = new Set<string>(['operatorSecret', 'redisUrl', 'databaseUrl']);
 export type Config = { -readonly [K in keyof Settings]: z.output<Settings[K]['schema']> };
 
 export class ConfigError extends Error {}

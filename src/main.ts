@@ -1,8 +1,9 @@
 #!/usr/bin/env node
-import { readFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, type Config } from './config.js';
-import { provisionDemo } from './core/demo.js';
+import { type DemoCredentials, provisionDemo } from './core/demo.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { ListenError, type RoomcastServer, startServer } from './server.js';
 
@@ -55,7 +56,8 @@ function readConfig(): Config | undefined {
 async function checkConfig(): Promise<number> {
   const config = readConfig();
   if (!config) return 2;
-  const mode = config.redisUrl ? 'cluster (Redis)' : 'embedded';
+  const data = config.databaseUrl ? 'PostgreSQL' : `SQLite ${config.databasePath}`;
+  const mode = config.redisUrl ? `cluster (${data}, Redis bus)` : `embedded (${data})`;
   console.log(`roomcast: configuration is valid (${mode}, ${config.tlsCertFile ? 'https' : 'http'}://${config.host}:${config.port}, transport ${config.transport})`);
   return 0;
 }
@@ -82,30 +84,59 @@ async function serve(): Promise<number> {
 
 /** The embedded demo tenant, printed for the operator who asked for a ready demo. */
 async function printDemo(config: Config, server: RoomcastServer, log: Logger): Promise<void> {
-  // The demo tenant belongs to the embedded store: on a shared Redis every node start would add one.
+  // The demo tenant belongs to the embedded database: on a shared cluster database every node start would add one.
   if (config.demo && config.redisUrl) log.info('cluster mode: no demo application; create applications with roomcast-admin');
-  if (!config.demo || config.redisUrl) return;
-  const demo = await provisionDemo(server.core);
+  if (!config.demo || config.redisUrl) {
+    log.info({ data: server.dataLocation }, 'data location');
+    return;
+  }
+  const demo = await demoCredentials(server, config);
   const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
   const base = `${server.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${server.port}`;
   // Deliberately printed to stdout, not logged: the operator asked for a ready demo.
   console.log(
     [
       '',
-      `roomcast is running at ${base} (transport: ${server.transport}, embedded store)`,
+      `roomcast is running at ${base} (transport: ${server.transport})`,
+      `data: ${server.dataLocation}`,
       '',
-      'Demo application',
-      `  app id      ${demo.appId}`,
-      `  API key     ${demo.apiKey}`,
-      `  client key  ${demo.clientKey}`,
-      `  user        ${demo.userId}`,
-      `  user token  ${demo.token}`,
-      '',
-      'Try it:',
-      `  curl -s ${server.tls ? '-k ' : ''}${base}/rooms/${demo.roomId}/messages/v3 -H 'IM-CLIENT-KEY: ${demo.clientKey}' -H 'IM-Authorization: ${demo.token}'`,
+      ...(demo
+        ? [
+            `Demo application${demo.created ? '' : ' (created on the first start, kept in the data)'}`,
+            `  app id      ${demo.appId}`,
+            `  API key     ${demo.apiKey}`,
+            `  client key  ${demo.clientKey}`,
+            `  user        ${demo.userId}`,
+            `  user token  ${demo.token}`,
+            '',
+            'Try it:',
+            `  curl -s ${server.tls ? '-k ' : ''}${base}/rooms/${demo.roomId}/messages/v3 -H 'IM-CLIENT-KEY: ${demo.clientKey}' -H 'IM-Authorization: ${demo.token}'`,
+          ]
+        : ['No demo application: this data already holds applications (roomcast-admin apps list).']),
       '',
     ].join('\n'),
   );
+}
+
+/**
+ * The demo application is created on the first start only (an empty database); its
+ * credentials are kept beside the database file (mode 0600, like the file itself would
+ * need) and printed again on later starts while the application exists.
+ */
+async function demoCredentials(server: RoomcastServer, config: Config): Promise<(DemoCredentials & { created: boolean }) | undefined> {
+  const inMemory = config.databasePath === ':memory:';
+  const file = path.join(path.dirname(path.resolve(config.databasePath)), 'demo-credentials.json');
+  if (!inMemory && existsSync(file)) {
+    const saved = JSON.parse(readFileSync(file, 'utf8')) as DemoCredentials;
+    if ((await server.core.apps.listApps()).some((app) => app.id === saved.appId)) return { ...saved, created: false };
+  }
+  if ((await server.core.apps.listApps()).length > 0) return undefined;
+  const demo = await provisionDemo(server.core);
+  if (!inMemory) {
+    writeFileSync(file, JSON.stringify(demo, null, 2), { mode: 0o600 });
+    chmodSync(file, 0o600);
+  }
+  return { ...demo, created: true };
 }
 
 /**

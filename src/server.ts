@@ -4,9 +4,10 @@ import https from 'node:https';
 import net, { type AddressInfo } from 'node:net';
 import type { Bus } from './bus/bus.js';
 import { LocalBus } from './bus/local.js';
-import { LocalPresence, type Presence } from './cluster/presence.js';
+import { LocalPresence, type Presence } from './presence/presence.js';
 import { openRedisPorts } from './cluster/redis-ports.js';
 import type { Config } from './config.js';
+import type { Clock } from './core/clock.js';
 import { type Core, createCore } from './core/core.js';
 import { LocalFileStorage } from './files/local.js';
 import { MemoryUsageSink } from './metering/memory-sink.js';
@@ -25,11 +26,13 @@ import { engineIoPollingRefusal, isEngineIoPath } from './realtime/protocol/engi
 import { attachUws } from './realtime/uws.js';
 import { attachWs } from './realtime/ws.js';
 import type { HttpService } from './http/types.js';
-import { MemoryStore } from './store/memory.js';
+import { openStore } from './store/open.js';
 import type { Store } from './store/store.js';
 
 export interface RoomcastServer {
   port: number;
+  /** Where the data lives (the SQLite file, or the PostgreSQL URL without credentials). */
+  dataLocation: string;
   transport: 'uws' | 'node';
   /** Serving HTTPS and WSS. */
   tls: boolean;
@@ -77,6 +80,8 @@ export interface Ports {
   store?: Store;
   bus?: Bus;
   presence?: Presence;
+  /** The core's clock (tests move it instead of sleeping). */
+  clock?: Clock;
 }
 
 /** Which transport to run: uWS unless told otherwise or the native build cannot load. */
@@ -92,23 +97,53 @@ function chooseTransport(config: Config, log: Logger): 'uws' | 'node' {
   return 'node';
 }
 
-/** The composition root: store, bus, core, transports. */
+/** Something opened during start that must be closed on stop, or when the start fails. */
+interface Closable {
+  close(): Promise<void>;
+}
+
+/**
+ * The composition root: store, bus, core, transports. Whatever it opened is closed again if
+ * a later step fails (a Redis connection must not outlive a failed start).
+ */
 export async function startServer(config: Config, log: Logger, ports: Ports = {}): Promise<RoomcastServer> {
-  // ROOMCAST_REDIS_URL switches store, bus and presence to Redis (cluster mode).
-  const redis = config.redisUrl && !ports.store && !ports.bus ? await openRedisPorts(config, log) : undefined;
-  const store = ports.store ?? redis?.store ?? new MemoryStore();
+  const opened: Closable[] = [];
+  try {
+    return await assemble(config, log, ports, opened);
+  } catch (err) {
+    // Newest first: the meter flushes into the sink before the sink goes, and so on.
+    for (const part of opened.reverse()) await part.close().catch((e: unknown) => log.warn({ err: e }, 'closing after a failed start'));
+    throw err;
+  }
+}
+
+async function assemble(config: Config, log: Logger, ports: Ports, opened: Closable[]): Promise<RoomcastServer> {
+  // Data: SQLite by default, PostgreSQL with ROOMCAST_DATABASE_URL. ROOMCAST_REDIS_URL moves
+  // bus and presence to Redis (cluster mode).
+  const data = ports.store ? { store: ports.store, location: 'given store' } : await openStore(config, log);
+  const store = data.store;
+  opened.push(store);
+  const redis = config.redisUrl && !ports.bus ? await openRedisPorts(config, log) : undefined;
   const bus = ports.bus ?? redis?.bus ?? new LocalBus();
+  opened.push(bus);
   const presence = ports.presence ?? redis?.presence ?? new LocalPresence(config.nodeId);
+  opened.push(presence);
   const retentionMinutes = Math.ceil(config.usageRetentionDays * 1440);
   const usageSink = config.redisUrl
     ? await RedisUsageSink.open(config.redisUrl, { prefix: config.redisPrefix, nodeId: config.nodeId, retentionMinutes, log })
     : new MemoryUsageSink(retentionMinutes);
-  // The meter samples this node's sockets through the gateway, built just below.
+  opened.push(usageSink);
+  // The meter samples this node's sockets through the gateway, which needs the core that
+  // needs the meter: until the gateway exists there are no sockets to count.
+  let gateway: Gateway | undefined;
+  const localConnections = () => gateway?.connectionsByApp() ?? new Map<string, number>();
   const meter = new UsageMeter(
     usageSink,
-    { local: () => gateway.connectionsByApp(), cluster: (appId) => presence.connectionCount(appId) },
+    { local: localConnections, cluster: (appId) => presence.connectionCount(appId) },
     config.usageFlushMs,
+    log,
   );
+  opened.push(meter);
   const core = await createCore(store, bus, {
     tokenTtlMs: config.tokenTtlDays * 86_400_000,
     files: {
@@ -121,11 +156,13 @@ export async function startServer(config: Config, log: Logger, ports: Ports = {}
     usage: {
       meter,
       sink: usageSink,
-      exporter: config.metrics ? new PrometheusExporter(meter, () => gateway.connectionsByApp()) : undefined,
+      exporter: config.metrics ? new PrometheusExporter(meter, localConnections) : undefined,
     },
+    usageRetentionDays: config.usageRetentionDays,
+    clock: ports.clock,
   });
   const transport = chooseTransport(config, log);
-  const gateway = new Gateway(core, config, log);
+  gateway = new Gateway(core, config, log);
   const engine = new SocketEngine(gateway, {
     pingIntervalMs: config.pingIntervalMs,
     pingTimeoutMs: config.pingTimeoutMs,
@@ -134,29 +171,18 @@ export async function startServer(config: Config, log: Logger, ports: Ports = {}
   });
   const lifecycle = new Lifecycle();
   const service = withPollingRefusal(createHttpService(core, config, log, undefined, lifecycle));
+  const transportOptions = { maxBackpressureBytes: config.maxSocketBufferBytes };
   const tls = Boolean(config.tlsCertFile && config.tlsKeyFile);
-
-  const closePorts = async () => {
-    await meter.close();
-    await usageSink.close();
-    await presence.close();
-    await bus.close();
-    await store.close();
-  };
-  let listening: Listening;
-  try {
-    listening = transport === 'uws' ? await listenUws(config, engine, service, gateway) : await listenNode(config, engine, service, gateway);
-  } catch (err) {
-    await closePorts(); // no half-started server keeps Redis connections or timers
-    throw err;
-  }
+  const listening = transport === 'uws'
+    ? await listenUws(config, engine, service, gateway, transportOptions)
+    : await listenNode(config, engine, service, gateway, transportOptions);
+  opened.push(listening); // closed first: transports, then the meter's last flush, then the ports
   log.info({ port: listening.port, host: config.host, transport, tls }, 'roomcast listening');
 
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
-      await listening.close();
-      await closePorts();
+      for (const part of opened.splice(0).reverse()) await part.close();
     })());
   let draining: Promise<void> | undefined;
   const drain = () =>
@@ -174,6 +200,7 @@ export async function startServer(config: Config, log: Logger, ports: Ports = {}
 
   return {
     port: listening.port,
+    dataLocation: data.location,
     transport,
     tls,
     core,
@@ -185,8 +212,12 @@ export async function startServer(config: Config, log: Logger, ports: Ports = {}
   };
 }
 
+interface TransportOptions {
+  maxBackpressureBytes: number;
+}
+
 /** One listening transport, as the composition root drives it. */
-interface Listening {
+interface Listening extends Closable {
   port: number;
   /** Stops accepting new connections; open ones stay. */
   stopAccepting(): void;
@@ -199,10 +230,10 @@ const LIBUS_LISTEN_EXCLUSIVE_PORT = 1;
 type UwsListenWithOptions = (host: string, port: number, options: number, cb: (token: unknown) => void) => unknown;
 
 /** uWebSockets.js (SSLApp with TLS), on an exclusive port: a second server on it is refused. */
-async function listenUws(config: Config, engine: SocketEngine, service: HttpService, gateway: Gateway): Promise<Listening> {
+async function listenUws(config: Config, engine: SocketEngine, service: HttpService, gateway: Gateway, options: TransportOptions): Promise<Listening> {
   const uws = loadUws();
   const app = config.tlsCertFile ? uws.SSLApp({ cert_file_name: config.tlsCertFile, key_file_name: config.tlsKeyFile }) : uws.App();
-  const realtime = attachUws(app, engine);
+  const realtime = attachUws(app, engine, options);
   gateway.addServer(realtime);
   registerUwsHttp(app, service, config.maxBodyBytes);
   // Without the exclusive option uWS sets SO_REUSEPORT, and a second server on the port would
@@ -231,13 +262,13 @@ async function listenUws(config: Config, engine: SocketEngine, service: HttpServ
 }
 
 /** node:http (or https) + ws; node listens exclusively by default (EADDRINUSE). */
-async function listenNode(config: Config, engine: SocketEngine, service: HttpService, gateway: Gateway): Promise<Listening> {
+async function listenNode(config: Config, engine: SocketEngine, service: HttpService, gateway: Gateway, options: TransportOptions): Promise<Listening> {
   const tlsFiles = () => ({ cert: readFileSync(config.tlsCertFile), key: readFileSync(config.tlsKeyFile) });
   const server: NodeServer = config.tlsCertFile
     ? https.createServer(tlsFiles())
     : http.createServer();
   attachNodeHttp(server, service, config.maxBodyBytes);
-  const realtime = attachWs(server, engine);
+  const realtime = attachWs(server, engine, options);
   gateway.addServer(realtime);
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) => reject(listenError(config.host, config.port, err.code)));

@@ -70,7 +70,8 @@ describe('the Docker image layout (read-only app directory, non-root user, defau
 
   /** Starts the server as the image does; returns the demo credentials it prints. */
   async function start(): Promise<{ clientKey: string; token: string; base: string }> {
-    node = await startNode('image', { NODE_ENV: 'production', ROOMCAST_DEMO: '' }, { cwd: app, ...user, main: path.join(app, 'dist/main.js') });
+    // Empty values: the defaults (data/roomcast.db, data/files under the app directory).
+    node = await startNode('image', { NODE_ENV: 'production', ROOMCAST_DEMO: '', ROOMCAST_DATABASE_PATH: '', ROOMCAST_FILES_DIR: '' }, { cwd: app, ...user, main: path.join(app, 'dist/main.js') });
     await until(() => node!.output().includes('user token'), 5000);
     const out = node.output();
     return {
@@ -103,6 +104,7 @@ describe('the Docker image layout (read-only app directory, non-root user, defau
     const up = await upload(first, 'before.png');
     expect(up.status, JSON.stringify(up.body)).toBe(200);
     const stored = readdirSync(path.join(app, 'data/files'), { recursive: true, withFileTypes: true }).filter((d) => d.isFile());
+    if (asRoot) expect(statSync(path.join(app, 'data/roomcast.db')).uid).toBe(IMAGE_UID);
     expect(stored.length).toBe(1);
     if (asRoot) expect(statSync(path.join(stored[0]!.parentPath, stored[0]!.name)).uid).toBe(IMAGE_UID);
 
@@ -110,6 +112,12 @@ describe('the Docker image layout (read-only app directory, non-root user, defau
     expect(await node!.exited).toBe(0);
 
     const second = await start();
+    // The data survived the restart: the same demo credentials, and the first upload downloads.
+    expect(second.token).toBe(first.token);
+    const kept = await fetch(`${second.base}/files/chatserver-upload/${up.body.result._id}`, {
+      headers: { 'IM-CLIENT-KEY': second.clientKey, 'IM-Authorization': second.token },
+    });
+    expect(kept.status).toBe(200);
     const again = await upload(second, 'after.png');
     expect(again.status, JSON.stringify(again.body)).toBe(200);
     const res = await fetch(`${second.base}/files/chatserver-upload/${again.body.result._id}`, {

@@ -2,13 +2,15 @@ import { randomBytes } from 'node:crypto';
 import type { Socket } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHaproxy, startNode, type Balancer, type NodeProcess } from '../helpers/cluster.js';
+import { dropSchemas, freshSchema, SHARED_DATABASE_URL } from '../helpers/postgres.js';
 import { startRedis, type RedisProcess } from '../helpers/redis.js';
 import { admin, api, OPERATOR_SECRET, type TestApp, TRANSPORTS, user } from '../helpers/server.js';
 import { connect, once, sleep, until } from '../helpers/sockets.js';
 
 /**
  * A rolling deploy: three compiled nodes behind a real HAProxy (health-checked on /readyz every
- * 250 ms, down after 2 failures), a real redis-server (AOF, fsync always), six stock
+ * 250 ms, down after 2 failures), PostgreSQL (a schema of this suite's own) and a real
+ * redis-server, six stock
  * socket.io-clients with the client's default reconnection settings, all sending while each
  * node in turn gets SIGTERM and is started again on its port.
  *
@@ -42,11 +44,14 @@ describe.each(TRANSPORTS)('a rolling deploy (SIGTERM each node in turn) behind H
   const clients: Client[] = [];
   let sending = true;
   let senders: Promise<void>[] = [];
+  const schema = freshSchema();
 
   beforeAll(async () => {
     redis = await startRedis({ appendonly: true, appendfsync: 'always' });
     env = {
       ROOMCAST_TRANSPORT: transport,
+      ROOMCAST_DATABASE_URL: SHARED_DATABASE_URL,
+      ROOMCAST_DATABASE_SCHEMA: schema,
       ROOMCAST_REDIS_URL: redis.url,
       ROOMCAST_REDIS_PREFIX: `roll${randomBytes(3).toString('hex')}`,
       ROOMCAST_OPERATOR_SECRET: OPERATOR_SECRET,
@@ -97,6 +102,7 @@ describe.each(TRANSPORTS)('a rolling deploy (SIGTERM each node in turn) behind H
     await lb?.stop();
     await Promise.all(nodes.map((n) => n.kill('SIGKILL')));
     await redis?.stop();
+    await dropSchemas(SHARED_DATABASE_URL, [schema]);
   });
 
   async function catchUp(client: Client): Promise<void> {

@@ -41,9 +41,12 @@ export async function startNode(id: string, env: Record<string, string>, opts: S
   const entry = opts.main ?? main;
   if (!existsSync(entry)) throw new Error('dist/ is missing: run `npm test`, which builds first');
   const port = opts.port ?? (await freePort());
+  // Each node on an SQLite file of its own unless the caller names the data (an empty value
+  // keeps the default ./data/roomcast.db relative to cwd, as the Docker-layout test wants).
+  const data = env.ROOMCAST_DATABASE_PATH === undefined ? { ROOMCAST_DATABASE_PATH: path.join(mkdtempSync(path.join(tmpdir(), `roomcast-${id}-`)), 'roomcast.db') } : {};
   const child = track(
     spawn(process.execPath, [entry, ...(opts.args ?? [])], {
-      env: { ...process.env, ROOMCAST_PORT: String(port), ROOMCAST_HOST: '127.0.0.1', ROOMCAST_NODE_ID: id, ROOMCAST_DEMO: 'false', ...env },
+      env: { ...process.env, ROOMCAST_PORT: String(port), ROOMCAST_HOST: '127.0.0.1', ROOMCAST_NODE_ID: id, ROOMCAST_DEMO: 'false', ...data, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
       cwd: opts.cwd,
       uid: opts.uid,

@@ -4,7 +4,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/observability/logger.js';
-import { MemoryStore } from '../../src/store/memory.js';
+import { loadConfig } from '../../src/config.js';
+import { openStore } from '../../src/store/open.js';
+import type { Store } from '../../src/store/store.js';
 import { makePng } from '../helpers/png.js';
 import { admin, api, OPERATOR_SECRET, startTestServer, type TestApp, type TestServer, TRANSPORTS, user } from '../helpers/server.js';
 import { connect, once, until } from '../helpers/sockets.js';
@@ -22,11 +24,16 @@ function capture() {
   return { stream, text: () => text.join(''), lines, find: (msg: string) => lines().filter((l) => l.msg === msg) };
 }
 
-/** A store whose user listing fails like a broken disk: the one way to provoke a 500 here. */
-class BrokenListing extends MemoryStore {
-  override async listUsers(): Promise<never> {
-    throw new Error('disk on fire');
-  }
+/** A real (in-memory SQLite) store whose user listing fails like a broken disk: the one way to provoke a 500 here. */
+async function brokenListing(): Promise<Store> {
+  const { store } = await openStore(loadConfig({}, { databasePath: ':memory:' }), createLogger('silent'));
+  return new Proxy(store, {
+    get(target, name, receiver) {
+      if (name === 'listUsers') return async () => Promise.reject(new Error('disk on fire'));
+      const value: unknown = Reflect.get(target, name, receiver);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
 }
 
 describe.each(TRANSPORTS)('logs over %s', (transport) => {
@@ -41,7 +48,7 @@ describe.each(TRANSPORTS)('logs over %s', (transport) => {
     t = await startTestServer(
       transport,
       { logLevel: 'trace', filesDir: mkdtempSync(path.join(tmpdir(), 'roomcast-logs-')), authTimeoutMs: 300 },
-      { log: createLogger('trace', log.stream), store: new BrokenListing() },
+      { log: createLogger('trace', log.stream), store: await brokenListing() },
     );
     app = await t.createApp('logged');
     secrets.push(app.apiKey, app.clientKey);

@@ -9,7 +9,7 @@ export const healthRoutes: RouteDef[] = [
     handle: async ({ core, lifecycle }) => {
       // Draining fails readiness first, so balancers stop sending before the node stops accepting.
       if (lifecycle.draining) return json(503, { status: 'draining' });
-      const ready = core.store.ready() && core.bus.ready();
+      const ready = core.sessions.ready();
       return json(ready ? 200 : 503, { status: ready ? 'ready' : 'not ready' });
     },
   },
