@@ -151,6 +151,7 @@ export class ModerationService {
     else mute.delete(roomId);
     const updated: UserRecord = { ...user, mute: [...mute], updatedAt: Date.now() };
     await this.store.putUser(actor.app.id, updated);
+    this.bus.publish(CONTROL_TOPIC, { kind: 'users-changed', appId: actor.app.id, userIds: [target] });
     const view = clientView(updated, target);
     this.bus.publish(userTopic(actor.app.id, target), { kind: 'deliver', event: 'client', payload: view });
     return view;
