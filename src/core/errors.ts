@@ -67,7 +67,7 @@ export const Errors = {
   rateLimited: (what: string) => new ImError(429, 'RATE_LIMITED', `Too many ${what}; slow down`),
   internal: () => new ImError(500, 'INTERNAL_ERROR', 'Internal server error'),
   storeUnavailable: () =>
-    new ImError(503, 'STORE_UNAVAILABLE', 'The shared store (Redis) is unreachable; the request was not completed, try again shortly'),
+    new ImError(503, 'STORE_UNAVAILABLE', 'The database (or Redis) is unreachable; the request was not completed, try again shortly'),
 } as const;
 
 export function isImError(err: unknown): err is ImError {
