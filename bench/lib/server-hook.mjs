@@ -1,5 +1,6 @@
 // Preloaded into every server under test (`node --expose-gc --import this`): answers the bench's
-// IPC requests for a full GC and a memory reading, so idle-memory figures exclude garbage.
+// IPC requests for a full GC and a memory reading, so idle-memory figures exclude garbage, and
+// for the process's CPU time (the send-cost guard, test/perf/send-cost.test.ts).
 // It adds no work on any request path.
 if (process.send) {
   process.on('message', async (msg) => {
@@ -8,6 +9,11 @@ if (process.send) {
       const v8 = await import('node:v8');
       globalThis.gc?.();
       process.send({ cmd: 'heap-snapshot-done', file: v8.writeHeapSnapshot(msg.file) });
+      return;
+    }
+    if (msg?.cmd === 'cpu') {
+      // getrusage of the whole process (all threads), in µs: precise, unlike /proc's 10 ms ticks.
+      process.send({ cmd: 'cpu-done', usage: process.cpuUsage() });
       return;
     }
     if (msg?.cmd !== 'gc') return;
