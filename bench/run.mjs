@@ -3,7 +3,7 @@
 // See bench/README.md for the method. Options:
 //   --quick            1 repetition, short runs, fewer sockets (or BENCH_QUICK=1)
 //   --reps N           repetitions (default 3)
-//   --only a,b         scenarios: s1,s2,s3,idle,handshakes,rest,redis,cluster-s2
+//   --only a,b         scenarios: s1,s2,s3,idle,idle50k,handshakes,rest,redis,cluster-s2,mix,mix-cluster
 //   --variants a,b     servers: ceiling,socketio,socketio-uws,roomcast,roomcast-node,roomcast-sqlite,roomcast-pg
 //   --with-node        also run roomcast on its node:http + ws transport
 //   --no-build         never run `npm run build`
@@ -18,13 +18,14 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CLIENT_CPU, runFanout, runHandshakes, runIdle, runRedisPair, runRest, SERVER_CPU, setProfileDir, settings } from './lib/scenarios.mjs';
 import { setRoomcastMain, VARIANTS } from './lib/servers.mjs';
+import { mixSettings, runMix, runMixCluster } from './lib/mix.mjs';
 import { renderReport, summarize } from './lib/report.mjs';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const args = parseArgs(process.argv.slice(2));
 const quick = args.quick || process.env.BENCH_QUICK === '1';
 const reps = Number(args.reps ?? (quick ? 1 : 3));
-const S = settings(quick);
+const S = { ...settings(quick), mix: mixSettings(quick) };
 
 pinSelf();
 if (args.profile) setProfileDir(path.join(ROOT, 'bench/results/tmp/profiles'));
@@ -43,7 +44,8 @@ const SCENARIOS = [
   {
     id: 's1',
     title: `S1 fan-out, closed loop: 1 room × ${S.s1.sockets} sockets, 1 publisher, window ${S.s1.window}`,
-    variants: closedLoopVariants,
+    // the embedded default (SQLite file) beside the in-memory store
+    variants: closedLoopVariants.includes('roomcast') ? [...closedLoopVariants, ...pickVariants(['roomcast-sqlite'], true)] : closedLoopVariants,
     run: (v) => runFanout(v, S.s1, S, { mode: 'closed', window: S.s1.window }),
   },
   {
@@ -63,6 +65,12 @@ const SCENARIOS = [
     title: `Idle: ${S.idle.sockets} connected sockets (${S.idle.rooms} rooms), server memory per connection`,
     variants: threeVariants,
     run: (v) => runIdle(v, S.idle, S),
+  },
+  {
+    id: 'idle50k',
+    title: `Idle at scale: ${S.idle50k.sockets} authenticated sockets on one node (${S.idle50k.minProcs} client processes, ${S.idle50k.rooms} rooms), memory per connection and heartbeat CPU (ping every ${S.idle50k.pingIntervalMs / 1000} s)`,
+    variants: pickVariants(['ceiling', 'roomcast-sqlite'], true),
+    run: (v) => runIdle(v, S.idle50k, S),
   },
   {
     id: 'handshakes',
@@ -87,6 +95,18 @@ const SCENARIOS = [
     title: `Two roomcast nodes on PostgreSQL + Redis: S2 load, half of each room's sockets on each node (vs one node in S2)`,
     variants: ['roomcast-2nodes'],
     run: () => (clusterSupport().ok ? runRedisPair(S.s2, S) : Promise.reject(new NotRun(clusterSupport().reason))),
+  },
+  {
+    id: 'mix',
+    title: `Realistic mix on the embedded default: ${S.mix.users} users, one socket each, direct rooms, groups of ${S.mix.groupSize}, ${S.mix.largeRooms} rooms of ${Math.round(S.mix.users * S.mix.largeShare)}; rate raised ×${S.mix.factor} from ${S.mix.startRate} messages/s until p99 > 50 ms`,
+    variants: pickVariants(['roomcast-sqlite'], true),
+    run: (v) => runMix(v, S.mix, S, { SERVER_CPU, CLIENT_CPU }),
+  },
+  {
+    id: 'mix-cluster',
+    title: `Realistic mix on two nodes (PostgreSQL + Redis), users alternating between the nodes`,
+    variants: ['roomcast-2nodes'],
+    run: () => (clusterSupport().ok ? runMixCluster(S.mix, S, { SERVER_CPU, CLIENT_CPU }) : Promise.reject(new NotRun(clusterSupport().reason))),
   },
 ].filter((s) => !args.only || args.only.split(',').includes(s.id));
 
@@ -195,7 +215,8 @@ function brief(m) {
   const f = (x, d = 0) => (x === null || x === undefined || Number.isNaN(x) ? '-' : Number(x).toFixed(d));
   if ('framesPerSec' in m && 'deliveredShare' in m) return `${f(m.framesPerSec)} frames/s, ${f(m.cpuUsPerFrame, 3)} µs CPU/frame, p50 ${f(m.p50Ms, 2)} ms, p99 ${f(m.p99Ms, 2)} ms, delivered ${f(m.deliveredShare * 100, 1)}%, skipped ${m.sendsSkipped}`;
   if ('framesPerSec' in m) return `${f(m.framesPerSec)} frames/s, server ${f(m.serverUtil * 100)}% CPU, client ${f(m.clientUtil * 100)}%, ${f(m.cpuUsPerFrame, 3)} µs/frame, p50 ${f(m.p50Ms, 1)} ms, p99 ${f(m.p99Ms, 1)} ms`;
-  if ('bytesPerConn' in m) return `${f(m.bytesPerConn)} B/conn (heap ${f(m.heapBytesPerConn)} B), ${m.sockets} sockets, RSS ${f(m.rssBeforeMB, 1)} → ${f(m.rssAfterMB, 1)} MB`;
+  if ('sustainedMessagesPerSec' in m) return `sustained ${f(m.sustainedMessagesPerSec)} messages/s at p99 ${f(m.p99Ms, 1)} ms, server ${f(m.serverUtil * 100)}%, ${f(m.cpuUsPerMessage)} µs CPU/message`;
+  if ('bytesPerConn' in m) return `${f(m.bytesPerConn)} B/conn (heap ${f(m.heapBytesPerConn)} B), ${m.sockets} sockets, RSS ${f(m.rssBeforeMB, 1)} → ${f(m.rssAfterMB, 1)} MB${m.cpuUsPerHeartbeat ? `, heartbeat ${f(m.cpuUsPerHeartbeat, 2)} µs CPU per socket and ping` : ''}`;
   if ('handshakesPerSec' in m) return `${f(m.handshakesPerSec)} handshakes/s, ${f(m.cpuUsPerHandshake, 1)} µs CPU each, server ${f(m.serverUtil * 100)}%, p50 ${f(m.p50Ms, 2)} ms, failed ${m.failed}`;
   if ('requestsPerSec' in m) return `${f(m.requestsPerSec)} req/s, ${f(m.cpuUsPerRequest, 1)} µs CPU each, server ${f(m.serverUtil * 100)}%, p50 ${f(m.p50Ms, 1)} ms, p99 ${f(m.p99Ms, 1)} ms`;
   return JSON.stringify(m);

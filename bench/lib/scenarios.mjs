@@ -23,6 +23,9 @@ export function settings(quick) {
     s2: { sockets: 1000, rooms: 100, window: 10 },
     s3: { sockets: 1000, rooms: 10, rate: 300 },
     idle: { sockets: quick ? 2000 : 10_000, users: quick ? 200 : 1000, rooms: quick ? 20 : 100 },
+    // 50,000 idle authenticated sockets on one node (3 client processes: ~20 k descriptors each),
+    // and the heartbeat's CPU over `heartbeatWindowMs` at a `pingIntervalMs` ping interval.
+    idle50k: { sockets: quick ? 6000 : 50_000, users: quick ? 600 : 5000, rooms: quick ? 60 : 500, minProcs: 3, pingIntervalMs: 5000, heartbeatWindowMs: quick ? 5000 : 10_000 },
     handshakes: { users: 200, concurrency: 32 },
     rest: { members: 10, connections: 32, durationSec: quick ? 2 : 3 },
     pad: Number(process.env.BENCH_PAD ?? 16), // filler bytes after the timestamp in each chat message
@@ -50,7 +53,7 @@ export function setProfileDir(dir) {
   profileDir = dir;
 }
 
-async function withServer(variant, fn, opts = {}) {
+export async function withServer(variant, fn, opts = {}) {
   const profiling = profileDir && VARIANTS[variant].kind === 'roomcast';
   const dir = profiling ? path.join(profileDir, `${variant}-${Date.now()}`) : undefined;
   const server = new ServerProc(variant, { cpu: SERVER_CPU, extraEnv: opts.extraEnv, nodeArgs: dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [] });
@@ -152,6 +155,7 @@ async function drive(server, specs, common, { mode, window, rate, fanout }, extr
 
 /** Idle sockets: server memory per connection (VmRSS after a full GC, before and after). */
 export async function runIdle(variant, cfg, common) {
+  const extraEnv = cfg.pingIntervalMs ? { ROOMCAST_PING_INTERVAL_MS: String(cfg.pingIntervalMs) } : undefined;
   return withServer(variant, async (server) => {
     const perUser = cfg.sockets / cfg.users;
     const usersPerRoom = cfg.users / cfg.rooms;
@@ -167,7 +171,7 @@ export async function runIdle(variant, cfg, common) {
     const specs = layout.map((s) => ({ c: packets.connect(s), room: s.room, pub: 0, sample: false }));
     await sleep(300);
     const before = await server.gcAndMeasure();
-    const group = ClientGroup.forSockets(specs.length, CLIENT_CPU);
+    const group = ClientGroup.forSockets(specs.length, CLIENT_CPU, cfg.minProcs ?? 1);
     try {
       const t0 = snapshot(server.pid);
       const setup = await group.setup('127.0.0.1', server.port, specs, 128);
@@ -176,7 +180,9 @@ export async function runIdle(variant, cfg, common) {
       await sleep(1000);
       const after = await server.gcAndMeasure();
       const n = setup.connected;
+      const heartbeat = cfg.heartbeatWindowMs && server.variant.kind === 'roomcast' ? await heartbeatCost(server, group, n, cfg) : {};
       return {
+        ...heartbeat,
         bytesPerConn: (after.rss - before.rss) / n,
         heapBytesPerConn: (after.heapUsed - before.heapUsed) / n,
         rssBeforeMB: before.rss / 2 ** 20,
@@ -189,6 +195,29 @@ export async function runIdle(variant, cfg, common) {
       await group.stop();
     }
   });
+}
+
+/**
+ * The heartbeat's cost with every socket idle: server CPU over a window of several ping
+ * intervals (Engine.IO ping `2`, answered `3` by the clients), per socket and ping, and as a
+ * share of one core at the default 25 s interval. Includes whatever else an idle server does
+ * (timers, metering), which is the point: it is what 50,000 idle users cost.
+ */
+async function heartbeatCost(server, group, sockets, cfg) {
+  await group.start({ mode: 'idle' });
+  const s0 = snapshot(server.pid);
+  await sleep(cfg.heartbeatWindowMs);
+  const cpu = since(s0, server.pid);
+  const rep = await group.report();
+  if (rep.dropped > 0) throw new Error(`${rep.dropped} idle sockets dropped during the heartbeat window`);
+  const pings = (sockets * cfg.heartbeatWindowMs) / cfg.pingIntervalMs;
+  const perPing = cpu.cpuUs / pings;
+  return {
+    cpuUsPerHeartbeat: perPing,
+    heartbeatUtil: cpu.util,
+    // at the default 25 s interval: sockets × perPing every 25 s
+    heartbeatUtilDefault: (sockets * perPing) / 25e6,
+  };
 }
 
 /** Handshakes per second: connect, upgrade, Engine.IO open, Socket.IO CONNECT (+ auth), ack. */
