@@ -38,7 +38,8 @@ const threeVariants = pickVariants(['ceiling', 'socketio', 'roomcast']);
 // The durable configurations beside the in-memory one (S2 and REST send).
 const postgresSupport = await detectPostgres();
 const DURABLE = ['roomcast-sqlite', ...(postgresSupport.ok ? ['roomcast-pg'] : [])];
-const withDurable = (list) => (list.includes('roomcast') ? [...list, ...pickVariants(args.variants?.includes('roomcast-sqlite-full') ? [...DURABLE, 'roomcast-sqlite-full'] : DURABLE, true)] : list);
+// With --variants, a durable variant named there runs even without the in-memory one.
+const withDurable = (list) => (list.includes('roomcast') || args.variants ? [...list, ...pickVariants(args.variants?.includes('roomcast-sqlite-full') ? [...DURABLE, 'roomcast-sqlite-full'] : DURABLE, true)] : list);
 
 const SCENARIOS = [
   {

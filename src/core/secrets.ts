@@ -23,6 +23,13 @@ export function secretsEqual(a: string, b: string): boolean {
 const PROCESS_PART = randomBytes(5).toString('hex');
 let counter = randomBytes(3).readUIntBE(0, 3);
 
+/** A request id: unique per process (random part + counter), no entropy draw per request. */
+let requests = 0;
+export function newRequestId(): string {
+  requests = (requests + 1) % Number.MAX_SAFE_INTEGER;
+  return `${PROCESS_PART}${requests.toString(36)}`;
+}
+
 /**
  * 24 hex characters laid out like the ObjectIds IMKIT clients are used to: seconds, a
  * per-process random part, and a counter. Cheap on the send path (no entropy draw per id).

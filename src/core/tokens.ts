@@ -24,8 +24,11 @@ export interface IssuedToken {
  * as a sha256 hash, which is also what makes either kind revocable.
  */
 export class TokenService {
-  /** Our JWTs whose signature has been checked → the application they were checked for. */
-  private verifiedSignatures = new Map<string, string>();
+  /**
+   * Our JWTs whose signature has been checked → the application they were checked for and the
+   * token's hash (the store's key), so a REST call with a known token hashes nothing.
+   */
+  private verifiedSignatures = new Map<string, { appId: string; hash: string }>();
 
   constructor(
     private store: Store,
@@ -68,7 +71,9 @@ export class TokenService {
   async verify(app: AppRecord, token: string): Promise<{ userId: string; hash: string }> {
     // A signature, once checked, stays valid: remember it (expiry and revocation are still
     // decided by the stored record below, on every use).
-    if (this.verifiedSignatures.get(token) !== app.id) {
+    let hash = this.verifiedSignatures.get(token)?.appId === app.id ? this.verifiedSignatures.get(token)!.hash : undefined;
+    if (hash === undefined) {
+      hash = sha256(token);
       const claims = peekClaims(token);
       if (claims?.iss === ISSUER) {
         if (claims.app !== app.id) throw Errors.clientKeyMismatch();
@@ -78,10 +83,9 @@ export class TokenService {
           throw Errors.invalidToken();
         }
         if (this.verifiedSignatures.size >= MAX_VERIFIED) this.verifiedSignatures.clear();
-        this.verifiedSignatures.set(token, app.id);
+        this.verifiedSignatures.set(token, { appId: app.id, hash });
       }
     }
-    const hash = sha256(token);
     const record = await this.store.getToken(app.id, hash);
     if (!record || record.expiresAt <= this.clock.now()) throw Errors.invalidToken();
     return { userId: record.userId, hash };

@@ -2,7 +2,7 @@ import type { Config } from '../config.js';
 import type { Core } from '../core/core.js';
 import { Errors, isImError } from '../core/errors.js';
 import type { Actor } from '../core/identity.js';
-import { secretsEqual } from '../core/secrets.js';
+import { newRequestId, secretsEqual } from '../core/secrets.js';
 import { Lifecycle } from '../lifecycle.js';
 import type { Logger } from '../observability/logger.js';
 import { credentialsFromHeaders, normaliseToken } from '../credentials.js';
@@ -20,7 +20,6 @@ import { roomRoutes } from './routes/rooms.js';
 import { usageRoutes } from './routes/usage.js';
 import { Members, Metric } from '../metering/meter.js';
 import { type HttpRequest, type HttpResponse, type HttpService, isStreamBody } from './types.js';
-import { randomBytes } from 'node:crypto';
 
 export const ALL_ROUTES: RouteDef[] = [...healthRoutes, ...operatorRoutes, ...adminRoutes, ...meRoutes, ...roomRoutes, ...moderationRoutes, ...monitoringRoutes, ...fileRoutes, ...usageRoutes];
 
@@ -154,5 +153,5 @@ export function createHttpService(
 /** A caller's X-Request-Id when it looks like an id (so it can be followed across hops), else a new one. */
 function requestIdOf(req: HttpRequest): string {
   const given = req.headers['x-request-id'];
-  return given && /^[A-Za-z0-9._:-]{1,128}$/.test(given) ? given : randomBytes(9).toString('base64url');
+  return given && /^[A-Za-z0-9._:-]{1,128}$/.test(given) ? given : newRequestId();
 }
