@@ -14,7 +14,7 @@ const require = createRequire(import.meta.url);
 const hdr = require('hdr-histogram-js');
 const newHist = () => hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3, autoResize: true });
 
-const LATE_US = 10_000; // a send this late is skipped and counted, never sent late
+const LATE_US = 50_000; // a send this late is skipped and counted (its stamp is taken when it is sent)
 const MAX_HTTP_IN_FLIGHT = 256; // beyond this the server is not keeping up: skip and count
 
 let job; // the setup message

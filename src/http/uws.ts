@@ -6,6 +6,8 @@ import { fail } from './envelope.js';
 import { type HttpRequest, type HttpResponse, type HttpService, isStreamBody, type StreamBody } from './types.js';
 
 const BODYLESS = new Set(['GET', 'HEAD', 'OPTIONS']);
+/** Shared by every request without a query string (most sends): routes only read queries. */
+const NO_QUERY = new URLSearchParams();
 
 /** The uWebSockets.js adapter (primary transport): every path not claimed by a WebSocket route. */
 export function registerUwsHttp(app: TemplatedApp, service: HttpService, maxBodyBytes: number): void {
@@ -17,7 +19,8 @@ export function registerUwsHttp(app: TemplatedApp, service: HttpService, maxBody
     });
     const method = req.getMethod().toUpperCase();
     const path = req.getUrl();
-    const query = new URLSearchParams(req.getQuery() ?? '');
+    const search = req.getQuery();
+    const query = search ? new URLSearchParams(search) : NO_QUERY;
     const remoteAddress = Buffer.from(res.getRemoteAddressAsText()).toString();
     const state = { aborted: false };
     res.onAborted(() => {
