@@ -98,7 +98,7 @@ class MixClient {
 async function rampOn(nodes, serverPids, cfg, common, clientCpu) {
   const rooms = layout(cfg);
   const p = await provisionRoomcast(nodes[0].base, { users: cfg.users, rooms: rooms.map((r) => ({ id: r.id, members: r.members })) });
-  const users = Array.from({ length: cfg.users }, (_, i) => ({ i, node: i % nodes.length, connect: p.connectFor(i), token: p.tokens[i], sample: i % 20 === 1 }));
+  const users = Array.from({ length: cfg.users }, (_, i) => ({ i, node: i % nodes.length, connect: p.connectFor(i), token: p.tokens[i], sample: i % 5 === 1 }));
   const client = new MixClient(clientCpu);
   try {
     const ready = await client.request({ cmd: 'setup', nodes: nodes.map((n) => ({ host: '127.0.0.1', port: n.port })), users, rooms, clientKey: p.app.clientKey, mix: cfg.mix }, 'ready');
@@ -137,7 +137,7 @@ async function rampOn(nodes, serverPids, cfg, common, clientCpu) {
       };
       step.sustained = step.p99Ms !== null && step.p99Ms <= P99_LIMIT_MS && r.skipped <= 0.01 * Math.max(1, r.sent) && r.httpErrors === 0 && step.messagesPerSec >= 0.97 * rate;
       steps.push(step);
-      console.log(`      mix ${rate.toFixed(0)} msg/s: ${step.messagesPerSec.toFixed(0)} sent, p99 ${step.p99Ms?.toFixed(1)} ms, server ${(step.serverUtil * 100).toFixed(0)}%, ${step.cpuUsPerMessage?.toFixed(0)} µs CPU/msg, skipped ${r.skipped}, http errors ${r.httpErrors}${step.sustained ? '' : '  (not sustained)'}`);
+      console.log(`      mix ${rate.toFixed(0)} msg/s: ${step.messagesPerSec.toFixed(0)} sent, p50 ${step.p50Ms?.toFixed(1)} ms, p99 ${step.p99Ms?.toFixed(1)} ms (${step.samples} samples), server ${(step.serverUtil * 100).toFixed(0)}%, ${step.cpuUsPerMessage?.toFixed(0)} µs CPU/msg, skipped ${r.skipped}, http errors ${r.httpErrors}${step.sustained ? '' : '  (not sustained)'}`);
       if (!step.sustained) break;
       rate *= cfg.factor;
     }
