@@ -18,11 +18,10 @@ import { loadUws, uwsAvailable } from './http/uws-native.js';
 import type { Logger } from './observability/logger.js';
 import { SocketEngine } from './realtime/engine.js';
 import { Gateway } from './realtime/gateway.js';
-import { engineIoPollingRefusal, isEngineIoPath } from './realtime/protocol/engineio.js';
+import { attachPolling } from './realtime/polling.js';
 import type { RealtimeServer } from './realtime/types.js';
 import { attachUws } from './realtime/uws.js';
 import { attachWs } from './realtime/ws.js';
-import type { HttpService } from './http/types.js';
 import { MemoryStore } from './store/memory.js';
 import type { Store } from './store/store.js';
 
@@ -92,7 +91,10 @@ export async function startServer(config: Config, log: Logger, ports: Ports = {}
     maxPayloadBytes: config.maxFrameBytes,
     connectTimeoutMs: config.authTimeoutMs,
   });
-  const http = withPollingRefusal(createHttpService(core, config, log));
+  // Long-polling (Engine.IO's default first transport) shares the engine with both WebSocket stacks.
+  const polling = config.polling ? attachPolling(engine) : undefined;
+  if (polling) gateway.addServer(polling);
+  const http = createHttpService(core, config, log, undefined, polling);
 
   let realtime: RealtimeServer | undefined;
   const closePorts = async () => {
@@ -121,6 +123,7 @@ export async function startServer(config: Config, log: Logger, ports: Ports = {}
       gateway,
       close: async () => {
         uws.us_listen_socket_close(listenSocket as never);
+        await polling?.close();
         await realtime!.close();
         await closePorts();
       },
@@ -142,22 +145,11 @@ export async function startServer(config: Config, log: Logger, ports: Ports = {}
     core,
     gateway,
     close: async () => {
+      await polling?.close();
       await realtime?.close();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await closePorts();
-    },
-  };
-}
-
-/** Long-polling requests get Engine.IO's own error: roomcast speaks WebSocket only. */
-function withPollingRefusal(service: HttpService): HttpService {
-  return {
-    streamsBody: service.streamsBody,
-    handle: async (req) => {
-      if (!isEngineIoPath(req.path)) return service.handle(req);
-      const refusal = engineIoPollingRefusal(req.query);
-      return { status: refusal.status, headers: { 'content-type': 'application/json' }, body: refusal.body };
     },
   };
 }

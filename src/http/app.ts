@@ -4,7 +4,9 @@ import { Errors, isImError } from '../core/errors.js';
 import type { Actor } from '../core/identity.js';
 import { secretsEqual } from '../core/secrets.js';
 import type { Logger } from '../observability/logger.js';
+import { CORS_ALLOW_HEADERS, corsHeaders } from './cors.js';
 import { credentialsFromHeaders } from './credentials.js';
+import { isEngineIoPath } from '../realtime/protocol/engineio.js';
 import { fail, ok } from './envelope.js';
 import { type RouteContext, type RouteDef, parseJsonBody } from './route.js';
 import { Router } from './router.js';
@@ -22,20 +24,24 @@ import { type HttpRequest, type HttpResponse, type HttpService, isStreamBody } f
 
 export const ALL_ROUTES: RouteDef[] = [...healthRoutes, ...operatorRoutes, ...adminRoutes, ...meRoutes, ...roomRoutes, ...moderationRoutes, ...monitoringRoutes, ...fileRoutes, ...usageRoutes];
 
-const CORS_ALLOW_HEADERS =
-  'IM-Authorization, IM-Client-Key, IM-API-KEY, IM-Device-ID, IM-CLIENT-ID, x-timezone, accept-language, content-type, Authorization';
+/** Serves the Engine.IO path over plain HTTP (long-polling, realtime/polling.ts). */
+export interface EngineIoHttp {
+  handle(req: HttpRequest): HttpResponse | Promise<HttpResponse>;
+}
 
-/** Turns REST requests into core calls: CORS, credentials, routing, envelopes, errors. */
-export function createHttpService(core: Core, config: Config, log: Logger, routes: RouteDef[] = ALL_ROUTES): HttpService {
+/**
+ * Turns REST requests into core calls: CORS, credentials, routing, envelopes, errors. Requests
+ * on the Engine.IO path go to `engineIo` (CORS and preflight included), or 404 without it.
+ */
+export function createHttpService(
+  core: Core,
+  config: Config,
+  log: Logger,
+  routes: RouteDef[] = ALL_ROUTES,
+  engineIo?: EngineIoHttp,
+): HttpService {
   const router = new Router<RouteDef>();
   for (const route of routes) router.add(route.method, route.path, route);
-
-  const corsHeaders = (req: HttpRequest): Record<string, string> => {
-    const origin = req.headers.origin;
-    if (config.corsOrigins.includes('*')) return { 'access-control-allow-origin': '*' };
-    if (origin && config.corsOrigins.includes(origin)) return { 'access-control-allow-origin': origin, vary: 'Origin' };
-    return {};
-  };
 
   const checkOperator = (req: HttpRequest): void => {
     if (!config.operatorSecret) throw Errors.operatorDisabled();
@@ -58,6 +64,7 @@ export function createHttpService(core: Core, config: Config, log: Logger, route
         body: '',
       };
     }
+    if (engineIo && isEngineIoPath(req.path)) return engineIo.handle(req);
     const method = req.method === 'HEAD' ? 'GET' : req.method;
     const match = router.match(method, req.path);
     if (match === 'method') throw Errors.methodNotAllowed();
@@ -104,7 +111,7 @@ export function createHttpService(core: Core, config: Config, log: Logger, route
         res = fail(Errors.internal());
       }
     }
-    Object.assign(res.headers, corsHeaders(req));
+    Object.assign(res.headers, corsHeaders(config.corsOrigins, req.headers.origin));
     const caller = callers.get(req);
     if (caller) meterRest(caller, req, res);
     // A streamed request body the handler did not consume must not hold the connection.

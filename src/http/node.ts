@@ -20,6 +20,11 @@ export function createNodeServer(service: HttpService, maxBodyBytes: number): ht
       headers,
       body: Buffer.alloc(0),
       remoteAddress: req.socket.remoteAddress ?? '',
+      onAborted: (listener) => {
+        res.once('close', () => {
+          if (!res.writableFinished) listener();
+        });
+      },
     };
     const run = () => service.handle(request).then((response) => send(req, res, response, method === 'HEAD'));
 

@@ -13,6 +13,8 @@ export interface HttpRequest {
   /** The body as a stream, for routes that declared `streamBody` (uploads). */
   stream?: Readable;
   remoteAddress: string;
+  /** Registers a listener for the client going away before the response was written (long-polling). */
+  onAborted?(listener: () => void): void;
 }
 
 /** A body sent from a stream of known length (downloads). */

@@ -19,11 +19,22 @@ export function registerUwsHttp(app: TemplatedApp, service: HttpService, maxBody
     const path = req.getUrl();
     const query = new URLSearchParams(req.getQuery() ?? '');
     const remoteAddress = Buffer.from(res.getRemoteAddressAsText()).toString();
-    const state = { aborted: false };
+    const state: AbortState = { aborted: false };
     res.onAborted(() => {
       state.aborted = true;
+      state.listener?.();
     });
-    const request: HttpRequest = { method, path, query, headers, body: Buffer.alloc(0), remoteAddress };
+    const request: HttpRequest = {
+      method,
+      path,
+      query,
+      headers,
+      body: Buffer.alloc(0),
+      remoteAddress,
+      onAborted: (listener) => {
+        state.listener = listener;
+      },
+    };
     const run = () => {
       service.handle(request).then((response) => write(res, state, response, method === 'HEAD', false));
     };
@@ -59,6 +70,12 @@ export function registerUwsHttp(app: TemplatedApp, service: HttpService, maxBody
       }
     });
   });
+}
+
+/** uWS allows one abort handler per response: it flags the response and tells the route, if it asked. */
+interface AbortState {
+  aborted: boolean;
+  listener?: () => void;
 }
 
 /** uWS reuses the ArrayBuffer after the callback: keep a copy. */

@@ -6,6 +6,7 @@ import { Errors, ImError, isImError } from '../core/errors.js';
 import type { Credentials, UserActor } from '../core/identity.js';
 import type { AppRecord } from '../core/models.js';
 import { isBanned } from '../core/permissions.js';
+import { corsHeaders } from '../http/cors.js';
 import { requestHost } from '../http/credentials.js';
 import type { Logger } from '../observability/logger.js';
 import { encodeEvent } from './protocol/socketio.js';
@@ -55,6 +56,8 @@ interface UpgradeContext {
   creds: Credentials;
   clientAddress: string;
   actor?: UserActor;
+  /** The upgrade's credentials were refused: the CONNECT answer carries the envelope (see authorizeUpgrade). */
+  refusal?: ImError;
 }
 const isBag = (v: unknown): v is Bag => typeof v === 'object' && v !== null && !Array.isArray(v);
 const session = (socket: RealtimeSocket): Session => socket.state.session as Session;
@@ -125,8 +128,15 @@ export class Gateway implements EngineHooks {
     } catch (err) {
       const e = isImError(err) ? err : Errors.internal();
       this.meterRefusal(e, creds);
-      return { accept: false, status: e.status, body: JSON.stringify(e.toEnvelope()) };
+      // Accepted, then refused in CONNECT_ERROR: an HTTP refusal of a websocket upgrade is
+      // unreadable in browsers and reaches socket.io-client only as "websocket error".
+      return { accept: true, context: { ...context, refusal: e } };
     }
+  }
+
+  /** Engine.IO refusals (unknown sid, bad transport…) carry CORS so a browser can read them. */
+  refusalHeaders(req: UpgradeRequest): Record<string, string> {
+    return corsHeaders(this.config.corsOrigins, req.headers.origin);
   }
 
   async onConnect(socket: RealtimeSocket, auth: unknown): Promise<ConnectResult> {
@@ -140,6 +150,10 @@ export class Gateway implements EngineHooks {
     };
     socket.state.session = s;
     const fromAuth = isBag(auth) ? { clientKey: pick(auth, CLIENT_KEY_NAMES), token: pick(auth, TOKEN_NAMES) } : {};
+    if (ctx.refusal && !fromAuth.token && !fromAuth.clientKey) {
+      // The upgrade's credentials were refused and CONNECT brings no new token: say why.
+      return { ok: false, message: ctx.refusal.code, data: ctx.refusal.toEnvelope() };
+    }
     if (ctx.actor || fromAuth.clientKey || fromAuth.token) {
       try {
         await this.admit(socket, { ...ctx.creds, ...definedOnly(fromAuth) }, isBag(auth) ? pick(auth, DEVICE_NAMES) : undefined, ctx.actor);

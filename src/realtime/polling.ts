@@ -1,0 +1,284 @@
+/**
+ * Engine.IO HTTP long-polling transport, served through the HTTP adapters (uWS or node:http):
+ * GET waits for the session's queued packets, POST delivers the client's. Sessions start here
+ * when a client uses its default transports, then usually upgrade to WebSocket (engine.ts).
+ *
+ * WebSocket sessions pay nothing for this module: one map lookup per published topic (empty
+ * unless a polling session listens) and nothing per connection.
+ */
+import type { HttpRequest, HttpResponse } from '../http/types.js';
+import type { SocketEngine } from './engine.js';
+import {
+  checkOpenQuery,
+  decodePayload,
+  EIO_CLOSE,
+  EIO_NOOP,
+  EioError,
+  eioRefusal,
+  encodePayload,
+  type HttpRefusal,
+} from './protocol/engineio.js';
+import type { LinkEndpoint, RealtimeServer, TransportLink, UpgradeDecision, UpgradeRequest } from './types.js';
+
+export interface PollingOptions {
+  /** How long a closed session keeps its last packets (and the close packet) for a client that is between polls. */
+  closeTimeoutMs?: number;
+}
+
+/** Polling answers with text/plain (engine.io); never cached by a proxy. */
+const POLL_HEADERS = { 'content-type': 'text/plain; charset=UTF-8', 'cache-control': 'no-store' };
+/** engine.io answers a delivered POST with "ok" as text/html. */
+const POSTED: HttpResponse = { status: 200, headers: { 'content-type': 'text/html', 'cache-control': 'no-store' }, body: 'ok' };
+
+type Respond = (res: HttpResponse) => void;
+
+interface PollingHub {
+  readonly topics: Map<string, Set<PollingLink>>;
+  readonly beating: Set<PollingLink>;
+  readonly sessions: Map<string, PollingLink>;
+  readonly closeTimeoutMs: number;
+  schedule(link: PollingLink): void;
+}
+
+class PollingLink implements TransportLink {
+  endpoint: LinkEndpoint | undefined;
+  sid = '';
+  private queue: string[] = [];
+  /** The GET waiting for packets, if any. */
+  private waiting: Respond | undefined;
+  /** An upgrade probe succeeded: polls return at once so the client can pause polling. */
+  private upgrading = false;
+  private closing = false;
+  private retired = false;
+  private closeTimer: NodeJS.Timeout | undefined;
+  private readonly joined = new Set<string>();
+
+  constructor(private readonly hub: PollingHub) {}
+
+  send(frame: string): void {
+    if (this.retired || (this.closing && frame !== EIO_CLOSE)) return;
+    this.queue.push(frame);
+    if (this.waiting) this.hub.schedule(this);
+  }
+
+  subscribe(topic: string): void {
+    if (this.retired || this.closing) return;
+    this.joined.add(topic);
+    let members = this.hub.topics.get(topic);
+    if (!members) this.hub.topics.set(topic, (members = new Set()));
+    members.add(this);
+  }
+
+  unsubscribe(topic: string): void {
+    this.joined.delete(topic);
+    const members = this.hub.topics.get(topic);
+    if (!members?.delete(this)) return;
+    if (members.size === 0) this.hub.topics.delete(topic);
+  }
+
+  joinHeartbeat(): void {
+    this.hub.beating.add(this);
+  }
+
+  nudge(): void {
+    this.upgrading = true;
+    if (this.waiting && this.queue.length === 0) this.queue.push(EIO_NOOP);
+    this.flush();
+  }
+
+  /** The session is closing: its last packets and the close packet go out with the next poll. */
+  close(_hard: boolean): void {
+    if (this.closing || this.retired) return;
+    this.leaveAll();
+    this.send(EIO_CLOSE);
+    this.closing = true;
+    if (this.waiting) this.flush();
+    else this.closeTimer = setTimeout(() => this.forget(), this.hub.closeTimeoutMs).unref();
+  }
+
+  retire(): string[] {
+    this.retired = true;
+    this.leaveAll();
+    const unsent = this.queue.splice(0);
+    // A poll still waiting (the client should have paused) gets a noop rather than a hang.
+    this.answer({ status: 200, headers: { ...POLL_HEADERS }, body: EIO_NOOP });
+    this.forget();
+    return unsent;
+  }
+
+  /** GET: answer now if packets are queued, else when some are. */
+  poll(req: HttpRequest): HttpResponse | Promise<HttpResponse> {
+    if (this.waiting) {
+      // engine.io: overlapping polls are a client error that closes the session.
+      this.endpoint?.transportClosed();
+      this.close(true);
+      return eioResponse(eioRefusal(EioError.BAD_REQUEST));
+    }
+    if (this.queue.length === 0 && this.upgrading) this.queue.push(EIO_NOOP);
+    if (this.queue.length > 0) return this.take();
+    return new Promise<HttpResponse>((resolve) => {
+      this.waiting = resolve;
+      req.onAborted?.(() => {
+        if (this.waiting !== resolve) return;
+        this.waiting = undefined;
+        // The client went away mid-poll: engine.io closes the session ("poll connection closed prematurely").
+        if (!this.closing && !this.retired) this.endpoint?.transportClosed();
+        this.close(true);
+        this.forget();
+      });
+    });
+  }
+
+  /** POST: every packet of the body, in order. */
+  post(req: HttpRequest, maxPayloadBytes: number): HttpResponse {
+    if (this.closing || this.retired) return POSTED;
+    if (req.headers['content-type']?.startsWith('application/octet-stream')) {
+      this.fail();
+      return eioResponse(eioRefusal(EioError.BAD_REQUEST));
+    }
+    if (req.body.length > maxPayloadBytes) {
+      this.fail();
+      return { status: 413, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ code: EioError.BAD_REQUEST, message: 'Payload too large' }) };
+    }
+    for (const packet of decodePayload(req.body.toString('utf8'))) {
+      if (this.closing || this.retired) break;
+      // `b<base64>` is a binary packet, which this server does not accept (the engine closes on it).
+      this.endpoint?.receive(packet, packet.charCodeAt(0) === 98 /* b */);
+    }
+    return POSTED;
+  }
+
+  /** Sends what is queued to the waiting GET. */
+  flush(): void {
+    if (!this.waiting || this.queue.length === 0) return;
+    this.answer(this.take());
+  }
+
+  private take(): HttpResponse {
+    const body = encodePayload(this.queue.splice(0));
+    if (this.closing) this.forget();
+    return { status: 200, headers: { ...POLL_HEADERS }, body };
+  }
+
+  private answer(res: HttpResponse): void {
+    const respond = this.waiting;
+    this.waiting = undefined;
+    respond?.(res);
+  }
+
+  private fail(): void {
+    this.endpoint?.transportClosed();
+    this.close(true);
+  }
+
+  private leaveAll(): void {
+    this.hub.beating.delete(this);
+    for (const topic of [...this.joined]) this.unsubscribe(topic);
+  }
+
+  private forget(): void {
+    clearTimeout(this.closeTimer);
+    if (this.hub.sessions.get(this.sid) === this) this.hub.sessions.delete(this.sid);
+  }
+}
+
+function eioResponse(refusal: HttpRefusal): HttpResponse {
+  return { status: refusal.status, headers: { 'content-type': 'application/json' }, body: refusal.body };
+}
+
+function refusalResponse(decision: Extract<UpgradeDecision, { accept: false }>): HttpResponse {
+  return { status: decision.status, headers: { 'content-type': 'application/json', ...decision.headers }, body: decision.body };
+}
+
+const SHUTTING_DOWN: HttpResponse = {
+  status: 503,
+  headers: { 'content-type': 'application/json' },
+  body: JSON.stringify({ message: 'Server shutting down' }),
+};
+
+export interface PollingServer extends RealtimeServer {
+  /** Answers one HTTP request on the Engine.IO path. */
+  handle(req: HttpRequest): HttpResponse | Promise<HttpResponse>;
+}
+
+/** Adds long-polling to the engine; the returned server's `handle` serves the HTTP side. */
+export function attachPolling(engine: SocketEngine, opts: PollingOptions = {}): PollingServer {
+  const pending = new Set<PollingLink>();
+  let scheduled = false;
+  const hub: PollingHub = {
+    topics: new Map(),
+    beating: new Set(),
+    sessions: new Map(),
+    closeTimeoutMs: opts.closeTimeoutMs ?? 30_000,
+    // Frames sent within one event-loop turn leave in one response.
+    schedule(link) {
+      pending.add(link);
+      if (scheduled) return;
+      scheduled = true;
+      setImmediate(() => {
+        scheduled = false;
+        for (const next of [...pending]) next.flush();
+        pending.clear();
+      });
+    },
+  };
+  let closed = false;
+  if (!engine.transports.includes('polling')) engine.transports.push('polling');
+  const stopHeartbeat = engine.addHeartbeatTarget({
+    broadcast: (frame) => {
+      for (const link of hub.beating) link.send(frame);
+    },
+  });
+
+  const open = (req: HttpRequest, request: UpgradeRequest, decision: UpgradeDecision): HttpResponse | Promise<HttpResponse> => {
+    if (!decision.accept) return refusalResponse(decision);
+    if (closed) return SHUTTING_DOWN;
+    const link = new PollingLink(hub);
+    const endpoint = engine.open(link, request.remoteAddress, decision.context, 'polling');
+    link.endpoint = endpoint;
+    link.sid = endpoint.id;
+    hub.sessions.set(link.sid, link);
+    return link.poll(req);
+  };
+
+  const handle = (req: HttpRequest): HttpResponse | Promise<HttpResponse> => {
+    const sid = req.query.get('sid');
+    const request: UpgradeRequest = {
+      url: req.path,
+      query: req.query,
+      headers: req.headers,
+      remoteAddress: req.remoteAddress,
+    };
+    const refuse = (refusal: HttpRefusal) => refusalResponse(engine.refuse(request, refusal) as Extract<UpgradeDecision, { accept: false }>);
+    if (sid === null) {
+      const refusal = checkOpenQuery(req.query, 'http', engine.transports, req.method);
+      if (refusal) return refuse(refusal);
+      if (closed) return SHUTTING_DOWN;
+      const decision = engine.authorizeOpen(request);
+      return decision instanceof Promise ? decision.then((d) => open(req, request, d)) : open(req, request, decision);
+    }
+    const transport = req.query.get('transport');
+    if (transport !== 'polling' && transport !== 'websocket') return refuse(eioRefusal(EioError.UNKNOWN_TRANSPORT));
+    const link = hub.sessions.get(sid);
+    if (!link) return refuse(eioRefusal(EioError.UNKNOWN_SID));
+    if (transport !== 'polling' || req.query.get('EIO') !== '4') return refuse(eioRefusal(EioError.BAD_REQUEST));
+    if (req.method === 'GET') return link.poll(req);
+    if (req.method === 'POST') return link.post(req, engine.options.maxPayloadBytes);
+    return refuse(eioRefusal(EioError.BAD_REQUEST));
+  };
+
+  return {
+    handle,
+    publish: (topic, frame) => {
+      const members = hub.topics.get(topic);
+      if (members) for (const link of members) link.send(frame);
+    },
+    socketCount: () => hub.sessions.size,
+    close: async () => {
+      if (closed) return;
+      closed = true;
+      stopHeartbeat();
+      for (const link of [...hub.sessions.values()]) link.endpoint?.disconnect('server shutting down');
+    },
+  };
+}
