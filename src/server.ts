@@ -18,7 +18,7 @@ import { loadUws, uwsAvailable } from './http/uws-native.js';
 import type { Logger } from './observability/logger.js';
 import { SocketEngine } from './realtime/engine.js';
 import { Gateway } from './realtime/gateway.js';
-import { attachPolling } from './realtime/polling.js';
+import { attachPolling, POLLING_OFF } from './realtime/polling.js';
 import type { RealtimeServer } from './realtime/types.js';
 import { attachUws } from './realtime/uws.js';
 import { attachWs } from './realtime/ws.js';
@@ -94,7 +94,7 @@ export async function startServer(config: Config, log: Logger, ports: Ports = {}
   // Long-polling (Engine.IO's default first transport) shares the engine with both WebSocket stacks.
   const polling = config.polling ? attachPolling(engine) : undefined;
   if (polling) gateway.addServer(polling);
-  const http = createHttpService(core, config, log, undefined, polling);
+  const http = createHttpService(core, config, log, undefined, polling ?? POLLING_OFF);
 
   let realtime: RealtimeServer | undefined;
   const closePorts = async () => {

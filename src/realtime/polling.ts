@@ -36,6 +36,8 @@ interface PollingHub {
   readonly topics: Map<string, Set<PollingLink>>;
   readonly beating: Set<PollingLink>;
   readonly sessions: Map<string, PollingLink>;
+  /** Sessions neither closing nor upgraded away. */
+  readonly live: Set<PollingLink>;
   readonly closeTimeoutMs: number;
   schedule(link: PollingLink): void;
 }
@@ -56,7 +58,7 @@ class PollingLink implements TransportLink {
   constructor(private readonly hub: PollingHub) {}
 
   send(frame: string): void {
-    if (this.retired || (this.closing && frame !== EIO_CLOSE)) return;
+    if (this.retired || this.closing) return;
     this.queue.push(frame);
     if (this.waiting) this.hub.schedule(this);
   }
@@ -90,10 +92,10 @@ class PollingLink implements TransportLink {
   close(_hard: boolean): void {
     if (this.closing || this.retired) return;
     this.leaveAll();
-    this.send(EIO_CLOSE);
     this.closing = true;
-    if (this.waiting) this.flush();
-    else this.closeTimer = setTimeout(() => this.forget(), this.hub.closeTimeoutMs).unref();
+    if (this.queue.length === 0) this.queue.push(EIO_CLOSE);
+    this.closeTimer = setTimeout(() => this.forget(), this.hub.closeTimeoutMs).unref();
+    this.flush();
   }
 
   retire(): string[] {
@@ -155,9 +157,14 @@ class PollingLink implements TransportLink {
   }
 
   private take(): HttpResponse {
-    const body = encodePayload(this.queue.splice(0));
-    if (this.closing) this.forget();
-    return { status: 200, headers: { ...POLL_HEADERS }, body };
+    const frames = this.queue.splice(0);
+    if (this.closing) {
+      if (frames[frames.length - 1] === EIO_CLOSE) this.forget();
+      // The close packet goes alone in the next poll, as engine.io does: socket.io-client handles
+      // decoded packets a tick late, so a DISCONNECT sharing a body with it would be lost.
+      else this.queue.push(EIO_CLOSE);
+    }
+    return { status: 200, headers: { ...POLL_HEADERS }, body: encodePayload(frames) };
   }
 
   private answer(res: HttpResponse): void {
@@ -172,6 +179,7 @@ class PollingLink implements TransportLink {
   }
 
   private leaveAll(): void {
+    this.hub.live.delete(this);
     this.hub.beating.delete(this);
     for (const topic of [...this.joined]) this.unsubscribe(topic);
   }
@@ -196,6 +204,11 @@ const SHUTTING_DOWN: HttpResponse = {
   body: JSON.stringify({ message: 'Server shutting down' }),
 };
 
+/** With polling switched off (ROOMCAST_POLLING=false), the Engine.IO path answers engine.io's "Transport unknown". */
+export const POLLING_OFF = {
+  handle: (): HttpResponse => eioResponse(eioRefusal(EioError.UNKNOWN_TRANSPORT)),
+};
+
 export interface PollingServer extends RealtimeServer {
   /** Answers one HTTP request on the Engine.IO path. */
   handle(req: HttpRequest): HttpResponse | Promise<HttpResponse>;
@@ -209,6 +222,7 @@ export function attachPolling(engine: SocketEngine, opts: PollingOptions = {}): 
     topics: new Map(),
     beating: new Set(),
     sessions: new Map(),
+    live: new Set(),
     closeTimeoutMs: opts.closeTimeoutMs ?? 30_000,
     // Frames sent within one event-loop turn leave in one response.
     schedule(link) {
@@ -238,6 +252,7 @@ export function attachPolling(engine: SocketEngine, opts: PollingOptions = {}): 
     link.endpoint = endpoint;
     link.sid = endpoint.id;
     hub.sessions.set(link.sid, link);
+    hub.live.add(link);
     return link.poll(req);
   };
 
@@ -273,12 +288,12 @@ export function attachPolling(engine: SocketEngine, opts: PollingOptions = {}): 
       const members = hub.topics.get(topic);
       if (members) for (const link of members) link.send(frame);
     },
-    socketCount: () => hub.sessions.size,
+    socketCount: () => hub.live.size,
     close: async () => {
       if (closed) return;
       closed = true;
       stopHeartbeat();
-      for (const link of [...hub.sessions.values()]) link.endpoint?.disconnect('server shutting down');
+      for (const link of [...hub.live]) link.endpoint?.disconnect('server shutting down');
     },
   };
 }
