@@ -111,7 +111,7 @@ export function createHttpService(
         res = fail(Errors.internal());
       }
     }
-    Object.assign(res.headers, corsHeaders(config.corsOrigins, req.headers.origin));
+    Object.assign(res.headers, corsHeaders(config.corsOrigins, req.headers.origin, engineIo !== undefined && isEngineIoPath(req.path)));
     const caller = callers.get(req);
     if (caller) meterRest(caller, req, res);
     // A streamed request body the handler did not consume must not hold the connection.

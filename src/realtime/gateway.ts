@@ -136,7 +136,7 @@ export class Gateway implements EngineHooks {
 
   /** Engine.IO refusals (unknown sid, bad transport…) carry CORS so a browser can read them. */
   refusalHeaders(req: UpgradeRequest): Record<string, string> {
-    return corsHeaders(this.config.corsOrigins, req.headers.origin);
+    return corsHeaders(this.config.corsOrigins, req.headers.origin, true);
   }
 
   async onConnect(socket: RealtimeSocket, auth: unknown): Promise<ConnectResult> {

@@ -65,7 +65,11 @@ export interface Balancer {
   stop(): Promise<void>;
 }
 
-export function haproxyConfig(port: number, servers: { id: string; port: number }[]): string {
+/**
+ * `sticky`: how long-polling sessions stay on their node. 'cookie' inserts a SERVERID cookie
+ * (deploy/haproxy.cfg), 'source' hashes the client address; WebSocket-only clients need neither.
+ */
+export function haproxyConfig(port: number, servers: { id: string; port: number }[], sticky?: 'cookie' | 'source'): string {
   return [
     'global',
     '  maxconn 4096',
@@ -81,23 +85,24 @@ export function haproxyConfig(port: number, servers: { id: string; port: number 
     `  bind 127.0.0.1:${port}`,
     '  default_backend nodes',
     'backend nodes',
-    '  balance roundrobin',
+    sticky === 'source' ? '  balance source' : '  balance roundrobin',
+    ...(sticky === 'cookie' ? ['  cookie SERVERID insert indirect nocache'] : []),
     // HTTP/1.1 with a Host header: uWebSockets.js does not answer a bare HTTP/1.0 request.
     '  option httpchk',
     '  http-check send meth GET uri /readyz ver HTTP/1.1 hdr Host roomcast',
     '  http-check expect status 200',
     '  default-server inter 250ms fall 2 rise 1',
-    ...servers.map((s) => `  server ${s.id} 127.0.0.1:${s.port} check`),
+    ...servers.map((s) => `  server ${s.id} 127.0.0.1:${s.port} check${sticky === 'cookie' ? ` cookie ${s.id}` : ''}`),
     '',
   ].join('\n');
 }
 
-export async function startHaproxy(servers: { id: string; port: number }[]): Promise<Balancer> {
+export async function startHaproxy(servers: { id: string; port: number }[], sticky?: 'cookie' | 'source'): Promise<Balancer> {
   const binary = requireBinary('haproxy', 'apt-get install haproxy');
   const port = await freePort();
   const dir = mkdtempSync(path.join(tmpdir(), 'roomcast-haproxy-'));
   const file = path.join(dir, 'haproxy.cfg');
-  writeFileSync(file, haproxyConfig(port, servers));
+  writeFileSync(file, haproxyConfig(port, servers, sticky));
   const child = track(spawn(binary, ['-f', file, '-db'], { stdio: ['ignore', 'ignore', 'pipe'] }));
   let err = '';
   child.stderr!.on('data', (d) => (err += d));

@@ -175,7 +175,12 @@ describe.each(TRANSPORTS)('realtime over %s', (transport) => {
     it('Engine.IO refusals carry CORS headers, over polling and at upgrade', async () => {
       const origin = { origin: 'http://chat.example' };
       const unknown = await fetch(`${t.base}/socket.io/?EIO=4&transport=polling&sid=gone`, { headers: origin });
-      expect([unknown.status, unknown.headers.get('access-control-allow-origin')]).toEqual([400, '*']);
+      // The Engine.IO path names the origin and allows credentials (a balancer's sticky cookie, withCredentials).
+      expect([unknown.status, unknown.headers.get('access-control-allow-origin'), unknown.headers.get('access-control-allow-credentials')]).toEqual([
+        400,
+        'http://chat.example',
+        'true',
+      ]);
       expect(await unknown.json()).toEqual({ code: 1, message: 'Session ID unknown' });
       const preflight = await fetch(`${t.base}/socket.io/?EIO=4&transport=polling`, { method: 'OPTIONS', headers: { ...origin, 'access-control-request-headers': 'im-client-key' } });
       expect(preflight.status).toBe(204);
@@ -189,7 +194,7 @@ describe.each(TRANSPORTS)('realtime over %s', (transport) => {
         req.on('error', reject);
         req.end();
       });
-      expect([upgrade.statusCode, upgrade.headers['access-control-allow-origin']]).toEqual([400, '*']);
+      expect([upgrade.statusCode, upgrade.headers['access-control-allow-origin']]).toEqual([400, 'http://chat.example']);
       upgrade.resume();
     });
 

@@ -1,0 +1,121 @@
+import { randomBytes } from 'node:crypto';
+import type { Socket } from 'socket.io-client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startHaproxy, startNode, type Balancer, type NodeProcess } from '../helpers/cluster.js';
+import { startRedis, type RedisProcess } from '../helpers/redis.js';
+import { admin, api, OPERATOR_SECRET, type TestApp, user } from '../helpers/server.js';
+import { connect, once, sleep, until } from '../helpers/sockets.js';
+
+/**
+ * Long-polling in cluster mode: a polling session lives on one node, so every request of it must
+ * reach that node. Three compiled nodes on one Redis, behind two real HAProxies: one with sticky
+ * sessions (an inserted SERVERID cookie, as deploy/haproxy.cfg), one plain round-robin. The
+ * stock socket.io-client with default options (polling, then the upgrade) connects through the
+ * sticky one; through the plain one polling sessions break while WebSocket-only clients are fine.
+ */
+describe('long-polling across a three-node cluster', () => {
+  let redis: RedisProcess;
+  let nodes: NodeProcess[] = [];
+  let sticky: Balancer;
+  let plain: Balancer;
+  let app: TestApp;
+  const tokens: Record<string, string> = {};
+  const sockets: Socket[] = [];
+  const track = (s: Socket) => (sockets.push(s), s);
+
+  beforeAll(async () => {
+    redis = await startRedis();
+    const env = {
+      ROOMCAST_REDIS_URL: redis.url,
+      ROOMCAST_REDIS_PREFIX: `poll${randomBytes(3).toString('hex')}`,
+      ROOMCAST_OPERATOR_SECRET: OPERATOR_SECRET,
+      ROOMCAST_LOG_LEVEL: 'warn',
+      ROOMCAST_PRESENCE_TTL_MS: '1500',
+    };
+    nodes = await Promise.all(['p1', 'p2', 'p3'].map((id) => startNode(id, env)));
+    const servers = nodes.map((n) => ({ id: n.id, port: n.port }));
+    [sticky, plain] = await Promise.all([startHaproxy(servers, 'cookie'), startHaproxy(servers)]);
+    const res = await api(sticky.base, { authorization: `Bearer ${OPERATOR_SECRET}` }).post('/operator/apps', { name: 'polling' });
+    app = { appId: res.body.result.id, apiKey: res.body.result.apiKey, clientKey: res.body.result.clientKey };
+    const adm = admin(sticky.base, app);
+    for (const id of ['ann', 'ben']) {
+      tokens[id] = (await adm.post('/admin/clients', { _id: id, issueAccessToken: true })).body.result.token;
+    }
+    await adm.post('/rooms', { _id: 'hall', members: ['ann', 'ben'] });
+  }, 45_000);
+
+  afterAll(async () => {
+    for (const s of sockets) s.disconnect();
+    await Promise.all([sticky?.stop(), plain?.stop()]);
+    await Promise.all(nodes.map((n) => n.kill('SIGTERM')));
+    await redis?.stop();
+  });
+
+  const auth = (who: string) => ({ 'IM-CLIENT-KEY': app.clientKey, 'IM-Authorization': tokens[who] });
+  const perNode = () =>
+    Promise.all(nodes.map(async (n) => (await admin(n.base, app).get('/admin/connection-count?scope=node')).body.result.count as number));
+  const post = async (text: string) => {
+    const res = await user(sticky.base, app, tokens.ben!).post('/rooms/hall/message', { message: text });
+    expect(res.status).toBe(200);
+    return res.body.result._id as string;
+  };
+
+  it('default clients connect through sticky sessions, upgrade, spread over the nodes and receive once', async () => {
+    // withCredentials: socket.io-client keeps the balancer's cookie (a cookie jar in Node, the browser's own otherwise).
+    const clients = Array.from({ length: 6 }, () =>
+      track(connect(sticky.base, { transports: ['polling', 'websocket'], withCredentials: true, auth: auth('ann') })),
+    );
+    const received = clients.map(() => [] as string[]);
+    clients.forEach((s, i) => s.on('chat message', (m: { _id: string }) => received[i]!.push(m._id)));
+    await Promise.all(clients.map((s) => once(s, 'connect', 10_000)));
+    await until(() => clients.every((s) => s.io.engine.transport.name === 'websocket'), 10_000);
+    const counts = await perNode();
+    expect(counts.reduce((a, b) => a + b, 0)).toBe(6);
+    expect(counts.filter((n) => n > 0).length).toBeGreaterThanOrEqual(2);
+    const id = await post('to upgraded clients');
+    await until(() => received.every((r) => r.includes(id)), 10_000);
+    await sleep(200);
+    for (const r of received) expect(r.filter((x) => x === id)).toHaveLength(1);
+    for (const s of clients) s.disconnect();
+    await until(async () => (await perNode()).every((n) => n === 0), 10_000);
+  });
+
+  it('polling-only clients stay on their node through the sticky balancer', async () => {
+    const clients = Array.from({ length: 3 }, () =>
+      track(connect(sticky.base, { transports: ['polling'], withCredentials: true, auth: auth('ann') })),
+    );
+    let broken = 0;
+    for (const s of clients) {
+      s.on('disconnect', () => broken++);
+      s.on('connect_error', () => broken++);
+    }
+    const received = clients.map(() => [] as string[]);
+    clients.forEach((s, i) => s.on('chat message', (m: { _id: string }) => received[i]!.push(m._id)));
+    await Promise.all(clients.map((s) => once(s, 'connect', 10_000)));
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) ids.push(await post(`poll ${i}`));
+    await until(() => received.every((r) => ids.every((id) => r.includes(id))), 10_000);
+    // Acks travel back in polls too.
+    const ack = await clients[0]!.timeout(5000).emitWithAck('chat message', { room: 'hall', message: 'from a poller' });
+    expect(ack).toMatchObject({ RC: 0 });
+    expect(broken).toBe(0);
+    expect(clients.every((s) => s.io.engine.transport.name === 'polling')).toBe(true);
+    for (const s of clients) s.disconnect();
+  });
+
+  it('without sticky sessions polling breaks, while WebSocket-only clients need none', async () => {
+    const poller = track(connect(plain.base, { transports: ['polling'], auth: auth('ann') }));
+    // Round-robin sends the session's next request to another node, which does not know the sid.
+    const failure = await Promise.race([
+      once<Error>(poller, 'connect_error', 10_000).then(([e]) => e.message),
+      once(poller, 'connect', 10_000).then(() => once<string>(poller, 'disconnect', 10_000)).then(([reason]) => reason),
+    ]);
+    expect(failure).toMatch(/^(xhr (poll|post) error|transport (error|close))$/);
+
+    const ws = Array.from({ length: 3 }, () => track(connect(plain.base, { auth: auth('ben') })));
+    await Promise.all(ws.map((s) => once(s, 'connect', 10_000)));
+    const got = ws.map((s) => once<{ message: string }>(s, 'chat message', 10_000));
+    await post('to websocket clients');
+    for (const [m] of await Promise.all(got)) expect(m.message).toBe('to websocket clients');
+  });
+});
