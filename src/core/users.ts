@@ -35,6 +35,9 @@ const tokenSchema = z.object({
 });
 const revokeSchema = z.object({ token: z.string().min(1).max(4096).optional() }).optional();
 
+/** The request bodies this service validates, by operation (routes reference them for the protocol reference). */
+export const userInputs = { upsert: upsertSchema, updateMe: updateMeSchema, setToken: tokenSchema, revoke: revokeSchema };
+
 /** expirationDate as IMKIT sends it: epoch ms or an ISO date; must lie in the future. */
 function parseExpiry(value: number | string): number {
   const ms = typeof value === 'number' ? value : Date.parse(value);

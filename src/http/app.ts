@@ -18,11 +18,15 @@ import { moderationRoutes } from './routes/moderation.js';
 import { monitoringRoutes } from './routes/monitoring.js';
 import { operatorRoutes } from './routes/operator.js';
 import { roomRoutes } from './routes/rooms.js';
+import { referenceRoutes } from './routes/reference.js';
 import { usageRoutes } from './routes/usage.js';
 import { Members, Metric } from '../metering/meter.js';
 import { type HttpRequest, type HttpResponse, type HttpService, isStreamBody } from './types.js';
 
-export const ALL_ROUTES: RouteDef[] = [...healthRoutes, ...operatorRoutes, ...adminRoutes, ...meRoutes, ...roomRoutes, ...moderationRoutes, ...monitoringRoutes, ...fileRoutes, ...usageRoutes];
+export const ALL_ROUTES: RouteDef[] = [
+  ...healthRoutes, ...operatorRoutes, ...adminRoutes, ...meRoutes, ...roomRoutes, ...moderationRoutes, ...monitoringRoutes, ...fileRoutes, ...usageRoutes,
+  ...referenceRoutes(() => ALL_ROUTES),
+];
 
 /** Serves the Engine.IO path over plain HTTP (long-polling, realtime/polling.ts). */
 export interface EngineIoHttp {

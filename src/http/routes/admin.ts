@@ -1,24 +1,26 @@
 import { authorize } from '../../core/permissions.js';
 import { Metric } from '../../metering/meter.js';
 import { intParam, type RouteDef } from '../route.js';
+import { messageInputs } from '../../core/messages.js';
+import { userInputs } from '../../core/users.js';
 
 /** What the API key (the application's administrator) manages: users, tokens, the client key. */
 export const adminRoutes: RouteDef[] = [
   {
-    method: 'POST', path: '/admin/clients', auth: 'actor',
+    method: 'POST', path: '/admin/clients', summary: 'Create or update a user; optionally issue or set a token', body: userInputs.upsert, auth: 'actor',
     handle: ({ core, actor, body }) => core.users.upsert(actor, body()),
   },
   {
-    method: 'GET', path: '/admin/clients', auth: 'actor',
+    method: 'GET', path: '/admin/clients', summary: 'List users', query: { skip: 'users to skip (default 0)', limit: 'page size, 1–1000 (default 50)' }, auth: 'actor',
     handle: ({ core, actor, req }) =>
       core.users.list(actor, intParam(req.query, 'skip', 0, 0, 1e9), intParam(req.query, 'limit', 50, 1, 1000)),
   },
   {
-    method: 'GET', path: '/admin/clients/:id', auth: 'actor',
+    method: 'GET', path: '/admin/clients/:id', summary: 'One user', auth: 'actor',
     handle: ({ core, actor, params }) => core.users.get(actor, params.id!),
   },
   {
-    method: 'DELETE', path: '/admin/clients/:id', auth: 'actor',
+    method: 'DELETE', path: '/admin/clients/:id', summary: 'Delete a user (leaves their rooms)', auth: 'actor',
     handle: async ({ core, actor, params }) => {
       await core.users.remove(actor, params.id!, (roomId) =>
         core.rooms.removeMembers(actor, roomId, { members: [params.id!] }).then(() => undefined),
@@ -27,15 +29,15 @@ export const adminRoutes: RouteDef[] = [
     },
   },
   {
-    method: 'PUT', path: '/admin/clients/:id/token', auth: 'actor',
+    method: 'PUT', path: '/admin/clients/:id/token', summary: 'Bind a token chosen by your backend to a user', body: userInputs.setToken, auth: 'actor',
     handle: ({ core, actor, params, body }) => core.users.setToken(actor, params.id!, body()),
   },
   {
-    method: 'DELETE', path: '/admin/clients/:id/token', auth: 'actor',
+    method: 'DELETE', path: '/admin/clients/:id/token', summary: "Revoke one token (body.token) or all of a user's tokens; their sockets are cut", body: userInputs.revoke, auth: 'actor',
     handle: ({ core, actor, params, body }) => core.users.revokeTokens(actor, params.id!, body()),
   },
   {
-    method: 'GET', path: '/admin/client-key', auth: 'actor',
+    method: 'GET', path: '/admin/client-key', summary: "The application's client key", auth: 'actor',
     handle: async ({ core, actor }) => {
       authorize(actor, 'app.settings');
       const app = await core.apps.getApp(actor.app.id);
@@ -44,7 +46,7 @@ export const adminRoutes: RouteDef[] = [
     },
   },
   {
-    method: 'POST', path: '/admin/client-key', auth: 'actor',
+    method: 'POST', path: '/admin/client-key', summary: 'Generate a client key (409 while one is active)', body: null, auth: 'actor',
     handle: async ({ core, actor }) => {
       authorize(actor, 'app.settings');
       const app = await core.apps.generateClientKey(actor.app.id);
@@ -52,7 +54,7 @@ export const adminRoutes: RouteDef[] = [
     },
   },
   {
-    method: 'DELETE', path: '/admin/client-key', auth: 'actor',
+    method: 'DELETE', path: '/admin/client-key', summary: 'Revoke the client key; sockets using it are cut', auth: 'actor',
     handle: async ({ core, actor }) => {
       authorize(actor, 'app.settings');
       await core.apps.revokeClientKey(actor.app.id);
@@ -60,7 +62,7 @@ export const adminRoutes: RouteDef[] = [
     },
   },
   {
-    method: 'POST', path: '/messages', auth: 'actor', meter: Metric.messagesRest,
+    method: 'POST', path: '/messages', summary: 'Send a message as any member (API key)', body: messageInputs.sendAs, auth: 'actor', meter: Metric.messagesRest,
     handle: ({ core, actor, body }) => core.messages.sendAs(actor, body()),
   },
 ];

@@ -10,7 +10,7 @@ import type { RouteDef } from '../route.js';
  */
 export const monitoringRoutes: RouteDef[] = [
   {
-    method: 'GET', path: '/admin/connection-count', auth: 'actor',
+    method: 'GET', path: '/admin/connection-count', summary: 'Authenticated sockets of the application or one user', query: { client: 'one user id', scope: 'cluster (default) or node' }, auth: 'actor',
     handle: async ({ core, actor, req }) => {
       if (actor.kind !== 'admin') throw Errors.apiKeyRequired('Connection counts');
       const presence = core.presence;

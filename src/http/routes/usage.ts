@@ -37,7 +37,7 @@ let dashboardPage: Promise<string> | undefined;
 /** Key usage metering, IMKIT's stats, application settings, Prometheus and the dashboard. */
 export const usageRoutes: RouteDef[] = [
   {
-    method: 'GET', path: '/admin/usage', auth: 'actor',
+    method: 'GET', path: '/admin/usage', summary: 'Key usage series and alerts', query: { from: 'epoch ms or ISO 8601 (default: an hour before to)', to: 'epoch ms or ISO 8601 (default: now)', granularity: 'minute, hour or day' }, auth: 'actor',
     handle: async ({ core, actor, req, config }) => {
       authorize(actor, 'app.settings');
       const now = Date.now();
@@ -53,7 +53,7 @@ export const usageRoutes: RouteDef[] = [
     },
   },
   {
-    method: 'GET', path: '/admin/stats', auth: 'actor',
+    method: 'GET', path: '/admin/stats', summary: "IMKIT's usage statistics", query: { start: 'epoch ms or ISO 8601', end: 'epoch ms or ISO 8601' }, auth: 'actor',
     handle: async ({ core, actor, req }) => {
       authorize(actor, 'app.settings');
       const end = time(req.query.get('end'), Date.now(), 'end');
@@ -79,21 +79,21 @@ export const usageRoutes: RouteDef[] = [
     },
   },
   {
-    method: 'GET', path: '/admin/settings', auth: 'actor',
+    method: 'GET', path: '/admin/settings', summary: 'Application name, domains and allowed origins', auth: 'actor',
     handle: async ({ core, actor }) => {
       authorize(actor, 'app.settings');
       return settingsView(await core.apps.getApp(actor.app.id));
     },
   },
   {
-    method: 'PUT', path: '/admin/settings', auth: 'actor',
+    method: 'PUT', path: '/admin/settings', summary: 'Edit name, domains and allowed origins', body: settingsSchema, auth: 'actor',
     handle: async ({ core, actor, body }) => {
       authorize(actor, 'app.settings');
       return settingsView(await core.apps.updateSettings(actor.app.id, parseInput(settingsSchema, body())));
     },
   },
   {
-    method: 'GET', path: '/metrics', auth: 'public', raw: true,
+    method: 'GET', path: '/metrics', summary: 'Prometheus metrics (ROOMCAST_METRICS=true)', auth: 'public', raw: true,
     handle: async ({ core, config }) => {
       if (!config.metrics) throw Errors.notFound('ROUTE', 'GET /metrics (enable with ROOMCAST_METRICS=true)');
       const { contentType, text } = await renderMetrics(core);
@@ -101,7 +101,7 @@ export const usageRoutes: RouteDef[] = [
     },
   },
   {
-    method: 'GET', path: '/dashboard', auth: 'public', raw: true,
+    method: 'GET', path: '/dashboard', summary: 'The dashboard page', auth: 'public', raw: true,
     handle: async () => ({
       status: 200,
       headers: {
