@@ -109,6 +109,10 @@ export class MemoryStore implements Store {
     const token = this.tenant(appId).tokens.get(hash);
     return token && copy(token);
   }
+  async listTokens(appId: string, userId: string): Promise<TokenRecord[]> {
+    const mine = [...this.tenant(appId).tokens.values()].filter((t) => t.userId === userId);
+    return mine.sort((a, b) => a.createdAt - b.createdAt).map(copy);
+  }
   async deleteTokens(appId: string, userId: string, hash?: string): Promise<TokenRecord[]> {
     const tokens = this.tenant(appId).tokens;
     const gone: TokenRecord[] = [];

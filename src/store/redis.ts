@@ -184,6 +184,18 @@ export class RedisStore implements Store {
   getToken(appId: string, hash: string): Promise<TokenRecord | undefined> {
     return this.run(async () => parse<TokenRecord>(await this.client.hget(this.keys.tenant(appId).tokens, hash)));
   }
+  listTokens(appId: string, userId: string): Promise<TokenRecord[]> {
+    const t = this.keys.tenant(appId);
+    return this.run(async () => {
+      const hashes = await this.client.smembers(t.userTokens(userId));
+      if (hashes.length === 0) return [];
+      const values = await this.client.hmget(t.tokens, ...hashes);
+      return values
+        .filter((v): v is string => !!v)
+        .map((v) => JSON.parse(v) as TokenRecord)
+        .sort((a, b) => a.createdAt - b.createdAt);
+    });
+  }
   deleteTokens(appId: string, userId: string, hash?: string): Promise<TokenRecord[]> {
     const t = this.keys.tenant(appId);
     return this.run(async () => {

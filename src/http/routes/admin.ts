@@ -11,9 +11,14 @@ export const adminRoutes: RouteDef[] = [
     handle: ({ core, actor, body }) => core.users.upsert(actor, body()),
   },
   {
-    method: 'GET', path: '/admin/clients', summary: 'List users', query: { skip: 'users to skip (default 0)', limit: 'page size, 1–1000 (default 50)' }, auth: 'actor',
+    method: 'GET', path: '/admin/clients', summary: 'List or search users', auth: 'actor',
+    query: { skip: 'users to skip (default 0)', limit: 'page size, 1–1000 (default 50)', search: 'only users whose id or nickname contains this (any case)' },
     handle: ({ core, actor, req }) =>
-      core.users.list(actor, intParam(req.query, 'skip', 0, 0, 1e9), intParam(req.query, 'limit', 50, 1, 1000)),
+      core.users.list(actor, intParam(req.query, 'skip', 0, 0, 1e9), intParam(req.query, 'limit', 50, 1, 1000), req.query.get('search')?.trim() || undefined),
+  },
+  {
+    method: 'GET', path: '/admin/clients/:id/tokens', summary: "A user's tokens: when issued, when they expire (never the tokens)", auth: 'actor',
+    handle: ({ core, actor, params }) => core.users.tokenRecords(actor, params.id!),
   },
   {
     method: 'GET', path: '/admin/clients/:id', summary: 'One user', auth: 'actor',

@@ -1,5 +1,6 @@
 import { freemem, totalmem } from 'node:os';
 import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { z } from 'zod';
 import { authorize } from '../../core/permissions.js';
 import { parseInput } from '../../core/validate.js';
@@ -33,6 +34,18 @@ const settingsView = (app: { id: string; name: string; domains: string[]; allowe
 });
 
 let dashboardPage: Promise<string> | undefined;
+
+/** The dashboard's charting library (uPlot, MIT), served from node_modules: the page needs no CDN. */
+const VENDOR: Record<string, { file: string; type: string }> = {
+  'uplot.min.js': { file: 'uPlot.iife.min.js', type: 'text/javascript; charset=utf-8' },
+  'uplot.min.css': { file: 'uPlot.min.css', type: 'text/css; charset=utf-8' },
+};
+const vendorFiles = new Map<string, Promise<string>>();
+const vendorFile = (name: string): Promise<string> => {
+  let file = vendorFiles.get(name);
+  if (!file) vendorFiles.set(name, (file = readFile(createRequire(import.meta.url).resolve(`uplot/dist/${VENDOR[name]!.file}`), 'utf8')));
+  return file;
+};
 
 /** Key usage metering, IMKIT's stats, application settings, Prometheus and the dashboard. */
 export const usageRoutes: RouteDef[] = [
@@ -107,11 +120,19 @@ export const usageRoutes: RouteDef[] = [
       headers: {
         'content-type': 'text/html; charset=utf-8',
         // The page only talks to this server; the API key never leaves it but in headers.
-        'content-security-policy': "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:",
+        'content-security-policy': "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; connect-src 'self'; img-src 'self' data:",
         'cache-control': 'no-store',
         'referrer-policy': 'no-referrer',
       },
       body: await (dashboardPage ??= readFile(new URL('../../../static/dashboard.html', import.meta.url), 'utf8')),
     }),
+  },
+  {
+    method: 'GET', path: '/vendor/:file', summary: "The dashboard's charting library (uplot.min.js, uplot.min.css)", auth: 'public', raw: true,
+    handle: async ({ params }) => {
+      const entry = VENDOR[params.file!];
+      if (!entry || !Object.hasOwn(VENDOR, params.file!)) throw Errors.notFound('ROUTE', `GET /vendor/${params.file}`);
+      return { status: 200, headers: { 'content-type': entry.type, 'cache-control': 'public, max-age=86400' }, body: await vendorFile(params.file!) };
+    },
   },
 ];
