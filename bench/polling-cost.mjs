@@ -50,7 +50,7 @@ if (process.env.POLLING_COST_CHILD) {
     return ws;
   }
   const results = {};
-  for (const kind of ['websocket', 'polling']) {
+  for (const kind of (process.env.KINDS ?? 'websocket,polling').split(',')) {
     const child = fork(new URL(import.meta.url).pathname, [String(N), transport], { env: { ...process.env, POLLING_COST_CHILD: '1' }, execArgv: ['--expose-gc'] });
     const { port } = await new Promise((resolve) => child.once('message', resolve));
     const before = await measure(child);
