@@ -217,3 +217,30 @@ describe('the dashboard in a real browser', () => {
     await context.close();
   }, 60_000);
 });
+
+describe('the protocol reference in a real browser', () => {
+  it('renders every route of /openapi.json at /docs, filterable by keyboard', async () => {
+    const t = await startTestServer('node');
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--no-first-run'] });
+    try {
+      const page = await browser.newPage({ viewport: { width: 1000, height: 800 } });
+      await page.goto(`${t.base}/docs`);
+      const doc = (await (await fetch(`${t.base}/openapi.json`)).json()) as { paths: Record<string, Record<string, unknown>> };
+      const operations = Object.values(doc.paths).reduce((n, ops) => n + Object.keys(ops).length, 0);
+      await page.waitForFunction((n) => document.querySelectorAll('details').length === n, operations);
+      expect(await page.textContent('#title')).toMatch(/^roomcast — IMKIT REST protocol \d+\.\d+\.\d+$/);
+      await page.focus('#filter');
+      await page.keyboard.type('clients token');
+      const visible = await page.$$eval('details:not([hidden]) .path', (nodes) => nodes.map((n) => n.textContent));
+      expect(visible).toEqual(expect.arrayContaining(['/admin/clients/{id}/token', '/admin/clients/{id}/tokens']));
+      await page.keyboard.press('Tab');
+      await page.keyboard.press('Enter');
+      expect(await page.$eval('details:not([hidden])', (d) => (d as HTMLDetailsElement).open)).toBe(true);
+      mkdirSync(SHOTS, { recursive: true });
+      await page.screenshot({ path: path.join(SHOTS, 'docs.png'), fullPage: false });
+    } finally {
+      await browser.close();
+      await t.close();
+    }
+  }, 30_000);
+});

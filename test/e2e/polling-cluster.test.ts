@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startHaproxy, startNode, type Balancer, type NodeProcess } from '../helpers/cluster.js';
+import { startHaproxy, startNginx, startNode, type Balancer, type NodeProcess } from '../helpers/cluster.js';
 import { startRedis, type RedisProcess } from '../helpers/redis.js';
 import { admin, api, OPERATOR_SECRET, type TestApp, user } from '../helpers/server.js';
 import { connect, once, sleep, until } from '../helpers/sockets.js';
@@ -18,6 +18,7 @@ describe('long-polling across a three-node cluster', () => {
   let nodes: NodeProcess[] = [];
   let sticky: Balancer;
   let plain: Balancer;
+  let nginx: Balancer;
   let app: TestApp;
   const tokens: Record<string, string> = {};
   const sockets: Socket[] = [];
@@ -34,7 +35,7 @@ describe('long-polling across a three-node cluster', () => {
     };
     nodes = await Promise.all(['p1', 'p2', 'p3'].map((id) => startNode(id, env)));
     const servers = nodes.map((n) => ({ id: n.id, port: n.port }));
-    [sticky, plain] = await Promise.all([startHaproxy(servers, 'cookie'), startHaproxy(servers)]);
+    [sticky, plain, nginx] = await Promise.all([startHaproxy(servers, 'cookie'), startHaproxy(servers), startNginx(servers)]);
     const res = await api(sticky.base, { authorization: `Bearer ${OPERATOR_SECRET}` }).post('/operator/apps', { name: 'polling' });
     app = { appId: res.body.result.id, apiKey: res.body.result.apiKey, clientKey: res.body.result.clientKey };
     const adm = admin(sticky.base, app);
@@ -46,7 +47,7 @@ describe('long-polling across a three-node cluster', () => {
 
   afterAll(async () => {
     for (const s of sockets) s.disconnect();
-    await Promise.all([sticky?.stop(), plain?.stop()]);
+    await Promise.all([sticky?.stop(), plain?.stop(), nginx?.stop()]);
     await Promise.all(nodes.map((n) => n.kill('SIGTERM')));
     await redis?.stop();
   });
@@ -117,5 +118,20 @@ describe('long-polling across a three-node cluster', () => {
     const got = ws.map((s) => once<{ message: string }>(s, 'chat message', 10_000));
     await post('to websocket clients');
     for (const [m] of await Promise.all(got)) expect(m.message).toBe('to websocket clients');
+  });
+
+  it('through nginx as deploy/nginx.conf ships it (ip_hash): default clients connect, upgrade and receive; pollers stay', async () => {
+    const upgrading = track(connect(nginx.base, { transports: ['polling', 'websocket'], auth: auth('ann') }));
+    const poller = track(connect(nginx.base, { transports: ['polling'], auth: auth('ann') }));
+    let broken = 0;
+    poller.on('disconnect', () => broken++);
+    await Promise.all([once(upgrading, 'connect', 10_000), once(poller, 'connect', 10_000)]);
+    await until(() => upgrading.io.engine.transport.name === 'websocket', 10_000);
+    const got = [upgrading, poller].map((s) => once<{ message: string }>(s, 'chat message', 10_000));
+    await post('through nginx');
+    for (const [m] of await Promise.all(got)) expect(m.message).toBe('through nginx');
+    const ack = await poller.timeout(5000).emitWithAck('chat message', { room: 'hall', message: 'poll via nginx' });
+    expect(ack).toMatchObject({ RC: 0 });
+    expect(broken).toBe(0);
   });
 });

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { freePort, requireBinary, track, waitForPort } from './redis.js';
@@ -107,6 +107,47 @@ export async function startHaproxy(servers: { id: string; port: number }[], stic
   let err = '';
   child.stderr!.on('data', (d) => (err += d));
   const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`haproxy exited with ${code}:\n${err}`))));
+  exited.catch(() => {});
+  await Promise.race([waitForPort(port, 10_000), exited]);
+  return {
+    base: `http://127.0.0.1:${port}`,
+    async stop() {
+      await stop(child, 'SIGTERM');
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * A real nginx running deploy/nginx.conf as shipped, with its upstream servers and listen
+ * address swapped for the test's (ip_hash: every request of a client address reaches one node).
+ */
+export async function startNginx(servers: { id: string; port: number }[]): Promise<Balancer> {
+  const binary = requireBinary('nginx', 'apt-get install nginx-light');
+  const port = await freePort();
+  const dir = mkdtempSync(path.join(tmpdir(), 'roomcast-nginx-'));
+  const shipped = readFileSync(path.join(root, 'deploy/nginx.conf'), 'utf8');
+  const upstreams = servers.map((s) => `  server 127.0.0.1:${s.port} max_fails=2 fail_timeout=5s;`).join('\n');
+  const site = shipped
+    .replace(/^  server 127\.0\.0\.1:\d+ .*;\n?/gm, '')
+    .replace('  ip_hash;\n', `  ip_hash;\n${upstreams}\n`)
+    .replace(/listen 3100;/, `listen 127.0.0.1:${port};`);
+  if (!site.includes(`listen 127.0.0.1:${port};`) || !site.includes(upstreams)) throw new Error('deploy/nginx.conf changed shape: update startNginx');
+  writeFileSync(path.join(dir, 'site.conf'), site);
+  writeFileSync(
+    path.join(dir, 'nginx.conf'),
+    [
+      'daemon off;', 'worker_processes 1;', `pid ${dir}/nginx.pid;`, `error_log ${dir}/error.log warn;`,
+      'events { worker_connections 1024; }',
+      'http {', '  access_log off;', `  client_body_temp_path ${dir}/body;`, `  proxy_temp_path ${dir}/proxy;`,
+      `  fastcgi_temp_path ${dir}/fastcgi;`, `  uwsgi_temp_path ${dir}/uwsgi;`, `  scgi_temp_path ${dir}/scgi;`,
+      `  include ${dir}/site.conf;`, '}', '',
+    ].join('\n'),
+  );
+  const child = track(spawn(binary, ['-p', dir, '-c', path.join(dir, 'nginx.conf')], { stdio: ['ignore', 'ignore', 'pipe'] }));
+  let err = '';
+  child.stderr!.on('data', (d) => (err += d));
+  const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`nginx exited with ${code}:\n${err}`))));
   exited.catch(() => {});
   await Promise.race([waitForPort(port, 10_000), exited]);
   return {
