@@ -103,6 +103,10 @@ export function createHttpService(
     return typeof match === 'object' && match.handler.streamBody === true;
   };
 
+  /** CORS for every answer, including those the adapters write themselves (413 before routing). */
+  const refusalHeaders = (req: HttpRequest): Record<string, string> =>
+    corsHeaders(config.corsOrigins, req.headers.origin, engineIo !== undefined && isEngineIoPath(req.path));
+
   const handle = async (req: HttpRequest): Promise<HttpResponse> => {
     let res: HttpResponse;
     try {
@@ -115,7 +119,7 @@ export function createHttpService(
         res = fail(Errors.internal());
       }
     }
-    Object.assign(res.headers, corsHeaders(config.corsOrigins, req.headers.origin, engineIo !== undefined && isEngineIoPath(req.path)));
+    Object.assign(res.headers, refusalHeaders(req));
     const caller = callers.get(req);
     if (caller) meterRest(caller, req, res);
     // A streamed request body the handler did not consume must not hold the connection.
@@ -132,5 +136,5 @@ export function createHttpService(
     if (caller.kind === 'user') meter.member(appId, Members.activeUsers, caller.userId);
   };
 
-  return { handle, streamsBody };
+  return { handle, streamsBody, refusalHeaders };
 }

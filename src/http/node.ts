@@ -1,7 +1,7 @@
 import http from 'node:http';
 import { pipeline } from 'node:stream';
 import { Errors } from '../core/errors.js';
-import { fail } from './envelope.js';
+import { fail, withHeaders } from './envelope.js';
 import { type HttpRequest, type HttpResponse, type HttpService, isStreamBody } from './types.js';
 
 /** The node:http adapter (fallback transport): same service, same behaviour as uWS. */
@@ -41,7 +41,7 @@ export function createNodeServer(service: HttpService, maxBodyBytes: number): ht
       size += chunk.length;
       if (size > maxBodyBytes) {
         refused = true;
-        send(req, res, fail(Errors.bodyTooLarge(maxBodyBytes)), false, true);
+        send(req, res, withHeaders(fail(Errors.bodyTooLarge(maxBodyBytes)), service.refusalHeaders?.(request)), false, true);
         req.resume();
         return;
       }

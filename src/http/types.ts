@@ -34,6 +34,8 @@ export interface HttpService {
   handle(req: HttpRequest): Promise<HttpResponse>;
   /** Whether this route takes its body as a stream; asked before any of the body is read. */
   streamsBody(method: string, path: string): boolean;
+  /** The headers (CORS) an answer the adapter writes itself (e.g. 413 before routing) must carry. */
+  refusalHeaders?(req: HttpRequest): Record<string, string>;
 }
 
 export const isStreamBody = (body: HttpResponse['body']): body is StreamBody =>

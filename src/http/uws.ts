@@ -2,7 +2,7 @@ import { STATUS_CODES } from 'node:http';
 import { Readable } from 'node:stream';
 import type { HttpResponse as UwsResponse, TemplatedApp } from '@trufflesuite/uws-js-unofficial';
 import { Errors } from '../core/errors.js';
-import { fail } from './envelope.js';
+import { fail, withHeaders } from './envelope.js';
 import { type HttpRequest, type HttpResponse, type HttpService, isStreamBody, type StreamBody } from './types.js';
 
 const BODYLESS = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -50,7 +50,7 @@ export function registerUwsHttp(app: TemplatedApp, service: HttpService, maxBody
     const declared = Number(headers['content-length']);
     if (Number.isFinite(declared) && declared > maxBodyBytes) {
       state.aborted = true;
-      write(res, state, fail(Errors.bodyTooLarge(maxBodyBytes)), false, true);
+      write(res, state, withHeaders(fail(Errors.bodyTooLarge(maxBodyBytes)), service.refusalHeaders?.(request)), false, true);
       return;
     }
     const chunks: Buffer[] = [];
@@ -59,7 +59,7 @@ export function registerUwsHttp(app: TemplatedApp, service: HttpService, maxBody
       if (state.aborted) return;
       size += chunk.byteLength;
       if (size > maxBodyBytes) {
-        write(res, state, fail(Errors.bodyTooLarge(maxBodyBytes)), false, true);
+        write(res, state, withHeaders(fail(Errors.bodyTooLarge(maxBodyBytes)), service.refusalHeaders?.(request)), false, true);
         state.aborted = true;
         return;
       }
