@@ -270,7 +270,7 @@ export class SocketEngine {
   private readonly upgradable = new Map<string, EngineSocket>();
   private readonly encodeOpen: Record<TransportName, (sid: string) => string>;
   /** Transports this engine opens sessions on; polling.ts adds 'polling' when attached. */
-  readonly transports: TransportName[] = ['websocket'];
+  private readonly openTransports: TransportName[] = ['websocket'];
 
   constructor(
     private readonly hooks: EngineHooks,
@@ -281,6 +281,15 @@ export class SocketEngine {
       websocket: openPacketEncoder(this.options, []),
       polling: openPacketEncoder(this.options, ['websocket']),
     };
+  }
+
+  get transports(): readonly TransportName[] {
+    return this.openTransports;
+  }
+
+  /** A transport adapter announces it can open sessions (polling.ts). */
+  allowTransport(name: TransportName): void {
+    if (!this.openTransports.includes(name)) this.openTransports.push(name);
   }
 
   /** Incremented by every ping broadcast; a pong records the round it answers. */

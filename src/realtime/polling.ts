@@ -237,7 +237,7 @@ export function attachPolling(engine: SocketEngine, opts: PollingOptions = {}): 
     },
   };
   let closed = false;
-  if (!engine.transports.includes('polling')) engine.transports.push('polling');
+  engine.allowTransport('polling');
   const stopHeartbeat = engine.addHeartbeatTarget({
     broadcast: (frame) => {
       for (const link of hub.beating) link.send(frame);
