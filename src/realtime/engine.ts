@@ -35,6 +35,7 @@ import type {
   RealtimeSocket,
   TransportLink,
   UpgradeDecision,
+  UpgradeRefusal,
   UpgradeRequest,
 } from './types.js';
 
@@ -325,7 +326,7 @@ export class SocketEngine {
   }
 
   /** An Engine.IO refusal carrying the headers the application wants on every refusal (CORS). */
-  refuse(req: UpgradeRequest, refusal: HttpRefusal): UpgradeDecision {
+  refuse(req: UpgradeRequest, refusal: HttpRefusal): UpgradeRefusal {
     return { accept: false, ...refusal, headers: this.refusalHeaders(req) };
   }
 

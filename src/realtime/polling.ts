@@ -18,7 +18,7 @@ import {
   encodePayload,
   type HttpRefusal,
 } from './protocol/engineio.js';
-import type { LinkEndpoint, RealtimeServer, TransportLink, UpgradeDecision, UpgradeRequest } from './types.js';
+import type { LinkEndpoint, RealtimeServer, TransportLink, UpgradeDecision, UpgradeRefusal, UpgradeRequest } from './types.js';
 
 export interface PollingOptions {
   /** How long a closed session keeps its last packets (and the close packet) for a client that is between polls. */
@@ -194,7 +194,7 @@ function eioResponse(refusal: HttpRefusal): HttpResponse {
   return { status: refusal.status, headers: { 'content-type': 'application/json' }, body: refusal.body };
 }
 
-function refusalResponse(decision: Extract<UpgradeDecision, { accept: false }>): HttpResponse {
+function refusalResponse(decision: UpgradeRefusal): HttpResponse {
   return { status: decision.status, headers: { 'content-type': 'application/json', ...decision.headers }, body: decision.body };
 }
 
@@ -264,7 +264,7 @@ export function attachPolling(engine: SocketEngine, opts: PollingOptions = {}): 
       headers: req.headers,
       remoteAddress: req.remoteAddress,
     };
-    const refuse = (refusal: HttpRefusal) => refusalResponse(engine.refuse(request, refusal) as Extract<UpgradeDecision, { accept: false }>);
+    const refuse = (refusal: HttpRefusal) => refusalResponse(engine.refuse(request, refusal));
     if (sid === null) {
       const refusal = checkOpenQuery(req.query, 'http', engine.transports, req.method);
       if (refusal) return refuse(refusal);

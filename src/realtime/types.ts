@@ -8,9 +8,8 @@ export interface UpgradeRequest {
   remoteAddress: string;
 }
 
-export type UpgradeDecision =
-  | { accept: true; context?: unknown }
-  | { accept: false; status: number; body: string /* JSON text */; headers?: Record<string, string> };
+export type UpgradeRefusal = { accept: false; status: number; body: string /* JSON text */; headers?: Record<string, string> };
+export type UpgradeDecision = { accept: true; context?: unknown } | UpgradeRefusal;
 
 export interface RealtimeSocket {
   /** Engine.IO sid (random, url-safe); also used as the Socket.IO socket id. */
