@@ -1,8 +1,12 @@
 import { closeClient, connectClient, createRedisClient, guarded, LuaScript, type RedisClient } from '../cluster/redis-client.js';
 import type { Logger } from '../observability/logger.js';
-import { encodeKeyPart } from '../store/redis-keys.js';
 import { Members } from './meter.js';
 import type { Minute, UsageBucket, UsageDelta, UsageSink } from './sink.js';
+
+/** URI encoding plus `*`: an app id in a key has no `{}`, `:` or glob metacharacters. */
+function encodeKeyPart(value: string): string {
+  return encodeURIComponent(value).replace(/\*/g, '%2A');
+}
 
 /** Every distinct-member set the meter keeps (read back per bucket). */
 const MEMBER_SETS: readonly string[] = Object.values(Members);

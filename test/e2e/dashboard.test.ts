@@ -2,6 +2,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { dropSchemas, freshSchema, SHARED_DATABASE_URL } from '../helpers/postgres.js';
 import { startRedis } from '../helpers/redis.js';
 import { admin, api, startTestServer, type TestApp, type TestServer, user } from '../helpers/server.js';
 import { connect, once } from '../helpers/sockets.js';
@@ -239,7 +240,8 @@ describe('the protocol reference in a real browser', () => {
 describe('the dashboard during a Redis outage', () => {
   it('marks its numbers stale while the cluster store is down, and recovers', async () => {
     const redis = await startRedis({ appendonly: false });
-    const t = await startTestServer('uws', { redisUrl: redis.url, redisPrefix: 'dash', usageFlushMs: 200 });
+    const schema = freshSchema();
+    const t = await startTestServer('uws', { redisUrl: redis.url, redisPrefix: 'dash', databaseUrl: SHARED_DATABASE_URL, databaseSchema: schema, usageFlushMs: 200 });
     const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--no-first-run'] });
     try {
       const app = await t.createApp('outage');
@@ -259,6 +261,7 @@ describe('the dashboard during a Redis outage', () => {
       await browser.close();
       await t.close().catch(() => undefined);
       await redis.stop();
+      await dropSchemas(SHARED_DATABASE_URL, [schema]);
     }
   }, 60_000);
 });

@@ -2,13 +2,14 @@ import { randomBytes } from 'node:crypto';
 import type { Socket } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHaproxy, startNginx, startNode, type Balancer, type NodeProcess } from '../helpers/cluster.js';
+import { dropSchemas, freshSchema, SHARED_DATABASE_URL } from '../helpers/postgres.js';
 import { startRedis, type RedisProcess } from '../helpers/redis.js';
 import { admin, api, OPERATOR_SECRET, type TestApp, user } from '../helpers/server.js';
 import { connect, once, sleep, until } from '../helpers/sockets.js';
 
 /**
  * Long-polling in cluster mode: a polling session lives on one node, so every request of it must
- * reach that node. Three compiled nodes on one Redis, behind two real HAProxies: one with sticky
+ * reach that node. Three compiled nodes (PostgreSQL for data, Redis for the bus), behind two real HAProxies: one with sticky
  * sessions (an inserted SERVERID cookie, as deploy/haproxy.cfg), one plain round-robin. The
  * stock socket.io-client with default options (polling, then the upgrade) connects through the
  * sticky one; through the plain one polling sessions break while WebSocket-only clients are fine.
@@ -23,10 +24,13 @@ describe('long-polling across a three-node cluster', () => {
   const tokens: Record<string, string> = {};
   const sockets: Socket[] = [];
   const track = (s: Socket) => (sockets.push(s), s);
+  const schema = freshSchema();
 
   beforeAll(async () => {
     redis = await startRedis();
     const env = {
+      ROOMCAST_DATABASE_URL: SHARED_DATABASE_URL,
+      ROOMCAST_DATABASE_SCHEMA: schema,
       ROOMCAST_REDIS_URL: redis.url,
       ROOMCAST_REDIS_PREFIX: `poll${randomBytes(3).toString('hex')}`,
       ROOMCAST_OPERATOR_SECRET: OPERATOR_SECRET,
@@ -50,6 +54,7 @@ describe('long-polling across a three-node cluster', () => {
     await Promise.all([sticky?.stop(), plain?.stop(), nginx?.stop()]);
     await Promise.all(nodes.map((n) => n.kill('SIGTERM')));
     await redis?.stop();
+    await dropSchemas(SHARED_DATABASE_URL, [schema]);
   });
 
   const auth = (who: string) => ({ 'IM-CLIENT-KEY': app.clientKey, 'IM-Authorization': tokens[who] });
