@@ -144,10 +144,15 @@ class PollingLink implements TransportLink {
     }
     for (const packet of decodePayload(req.body.toString('utf8'))) {
       if (this.closing || this.retired) break;
+      if (packet === EIO_CLOSE) this.closedByClient();
       // `b<base64>` is a binary packet, which this server does not accept (the engine closes on it).
       this.endpoint?.receive(packet, packet.charCodeAt(0) === 98 /* b */);
     }
     return POSTED;
+  }
+
+  get holdingPoll(): boolean {
+    return this.waiting !== undefined;
   }
 
   /** Sends what is queued to the waiting GET. */
@@ -171,6 +176,15 @@ class PollingLink implements TransportLink {
     const respond = this.waiting;
     this.waiting = undefined;
     respond?.(res);
+  }
+
+  /** The client sent the close packet: a waiting poll is answered with a noop (engine.io), nothing more is sent. */
+  private closedByClient(): void {
+    this.leaveAll();
+    this.closing = true;
+    this.queue = [];
+    this.answer({ status: 200, headers: { ...POLL_HEADERS }, body: EIO_NOOP });
+    this.forget();
   }
 
   private fail(): void {
@@ -212,6 +226,8 @@ export const POLLING_OFF = {
 export interface PollingServer extends RealtimeServer {
   /** Answers one HTTP request on the Engine.IO path. */
   handle(req: HttpRequest): HttpResponse | Promise<HttpResponse>;
+  /** How many sessions hold a client's poll open right now (diagnostics; O(sessions)). */
+  heldPolls(): number;
 }
 
 /** Adds long-polling to the engine; the returned server's `handle` serves the HTTP side. */
@@ -289,6 +305,7 @@ export function attachPolling(engine: SocketEngine, opts: PollingOptions = {}): 
       if (members) for (const link of members) link.send(frame);
     },
     socketCount: () => hub.live.size,
+    heldPolls: () => [...hub.sessions.values()].filter((link) => link.holdingPoll).length,
     close: async () => {
       if (closed) return;
       closed = true;

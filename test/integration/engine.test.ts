@@ -416,6 +416,14 @@ describe.each<Kind>(['uws', 'ws'])('realtime engine over %s', (kind) => {
     expect(await waiting).toEqual(['431["a"]', '432["b\u00e9"]']);
     expect(h.polling.socketCount()).toBe(1);
     expect(h.server.socketCount()).toBe(0);
+    // The client closes: its waiting poll is answered with a noop, and the session is gone.
+    const last = p.get();
+    await until(() => h.polling.heldPolls() === 1);
+    await p.post('1');
+    expect(await last).toEqual(['6']);
+    expect(closesOf(h.log)).toEqual([`close:${p.sid}:transport close`]);
+    const gone = await pollRequest(h.port, 'GET', `/socket.io/?EIO=4&transport=polling&sid=${p.sid}`);
+    expect([gone.status, gone.body]).toEqual([400, '{"code":1,"message":"Session ID unknown"}']);
   });
 
   it('answers Engine.IO errors over HTTP, with engine.io codes', async () => {
@@ -464,8 +472,7 @@ describe.each<Kind>(['uws', 'ws'])('realtime engine over %s', (kind) => {
     await p.post('40');
     await p.get();
     const first = p.get();
-    await until(() => h.polling.socketCount() === 1);
-    await sleep(20);
+    await until(() => h.polling.heldPolls() === 1);
     const second = await pollRequest(h.port, 'GET', `/socket.io/?EIO=4&transport=polling&sid=${p.sid}`);
     expect([second.status, second.body]).toEqual([400, '{"code":3,"message":"Bad request"}']);
     expect(await first).toEqual(['1']);
@@ -476,7 +483,7 @@ describe.each<Kind>(['uws', 'ws'])('realtime engine over %s', (kind) => {
     await q.get();
     const abort = new AbortController();
     const aborted = pollRequest(h.port, 'GET', `/socket.io/?EIO=4&transport=polling&sid=${q.sid}`, undefined, undefined, abort.signal);
-    await sleep(50);
+    await until(() => h.polling.heldPolls() === 1);
     abort.abort();
     await expect(aborted).rejects.toThrow();
     await until(() => closesOf(h.log).includes(`close:${q.sid}:transport close`));
