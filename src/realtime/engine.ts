@@ -148,9 +148,9 @@ export class EngineSocket implements RealtimeSocket, LinkEndpoint {
     for (const frame of unsent) next.send(frame);
   }
 
-  /** A probe succeeded: make the waiting poll return so the client can send the upgrade packet. */
-  nudge(): void {
-    this.link.nudge?.();
+  /** A probe answered (true) or was given up (false): polls return at once only while probing. */
+  nudge(upgrading: boolean): void {
+    this.link.nudge?.(upgrading);
   }
 
   /** Adapter entry: one packet arrived (a websocket frame, or one packet of a polling body). */
@@ -504,6 +504,8 @@ export class SocketEngine {
 class UpgradeProbe implements LinkEndpoint {
   private upgraded = false;
   private done = false;
+  /** `2probe` was answered: the session's polls are being cut short until the upgrade ends. */
+  private probed = false;
   private readonly timer: NodeJS.Timeout;
 
   constructor(
@@ -523,7 +525,8 @@ class UpgradeProbe implements LinkEndpoint {
     if (this.done) return;
     if (frame === EIO_PROBE_PING && !isBinary) {
       this.link.send(EIO_PROBE_PONG);
-      this.socket.nudge();
+      this.probed = true;
+      this.socket.nudge(true);
       return;
     }
     if (frame === EIO_UPGRADE && !isBinary && !this.socket.closed) {
@@ -559,6 +562,8 @@ class UpgradeProbe implements LinkEndpoint {
   private release(): void {
     this.done = true;
     clearTimeout(this.timer);
-    if (this.socket.upgrading === this) this.socket.upgrading = undefined;
+    if (this.socket.upgrading !== this) return;
+    this.socket.upgrading = undefined;
+    if (this.probed && !this.socket.closed) this.socket.nudge(false); // polls wait again
   }
 }

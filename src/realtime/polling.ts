@@ -82,8 +82,9 @@ class PollingLink implements TransportLink {
     this.hub.beating.add(this);
   }
 
-  nudge(): void {
-    this.upgrading = true;
+  nudge(upgrading: boolean): void {
+    this.upgrading = upgrading;
+    if (!upgrading) return;
     if (this.waiting && this.queue.length === 0) this.queue.push(EIO_NOOP);
     this.flush();
   }

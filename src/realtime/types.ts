@@ -88,8 +88,11 @@ export interface TransportLink {
   close(hard: boolean): void;
   /** The link now carries a session: it receives the engine's heartbeat pings from here on. */
   joinHeartbeat(): void;
-  /** Polling only: answer a waiting poll (with a noop if nothing is queued) so the client can finish its upgrade. */
-  nudge?(): void;
+  /**
+   * Polling only: while `upgrading`, polls are answered at once (a noop if nothing is queued) so
+   * the client can pause polling and finish its upgrade; `false` when the probe was given up.
+   */
+  nudge?(upgrading: boolean): void;
   /** Polling only: the session moved to another link; leave every topic and hand back the frames not yet sent. */
   retire?(): string[];
 }

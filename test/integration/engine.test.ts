@@ -521,7 +521,7 @@ describe.each<Kind>(['uws', 'ws'])('realtime engine over %s', (kind) => {
     await until(() => closesOf(h.log).includes(`close:${p.sid}:transport close`));
   });
 
-  it('keeps the session on polling when a probe fails', async () => {
+  it('keeps the session on polling when a probe fails, before or after 2probe', async () => {
     const h = await start();
     const p = await pollOpen(h.port);
     await p.post('40');
@@ -531,6 +531,17 @@ describe.each<Kind>(['uws', 'ws'])('realtime engine over %s', (kind) => {
     await ws.closed;
     await p.post('421["echo","still polling"]');
     expect(await p.get()).toEqual(['431["still polling"]']);
+    // A probe answered, then abandoned: polls are cut short only while it lasts, then wait again.
+    const probe = await rawWebSocket(h.port, `sid=${p.sid}`);
+    probe.ws.send('2probe');
+    expect(await probe.next()).toBe('3probe');
+    expect(await p.get()).toEqual(['6']);
+    probe.ws.send('4garbage');
+    await probe.closed;
+    const held = p.get();
+    await until(() => h.polling.heldPolls() === 1);
+    await p.post('422["echo","after the probe"]');
+    expect(await held).toEqual(['432["after the probe"]']);
     expect(closesOf(h.log)).toEqual([]);
   });
 
