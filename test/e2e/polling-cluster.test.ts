@@ -1,4 +1,9 @@
 import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
 import type { Socket } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHaproxy, startNginx, startNode, type Balancer, type NodeProcess } from '../helpers/cluster.js';
@@ -138,5 +143,43 @@ describe('long-polling across a three-node cluster', () => {
     const ack = await poller.timeout(5000).emitWithAck('chat message', { room: 'hall', message: 'poll via nginx' });
     expect(ack).toMatchObject({ RC: 0 });
     expect(broken).toBe(0);
+  });
+
+  it('in Chromium, from a page on another origin: default options through the sticky balancer, polling then the upgrade', async () => {
+    const executablePath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+    if (!existsSync(executablePath)) throw new Error(`Chromium is required at ${executablePath} (Debian package 'chromium')`);
+    const bundle = readFileSync(path.resolve(import.meta.dirname, '../../node_modules/socket.io-client/dist/socket.io.min.js'), 'utf8');
+    // Same site as the balancer (127.0.0.1), another origin (port): the SERVERID cookie (SameSite=Lax by default) is sent.
+    const site = http.createServer((req, res) => {
+      if (req.url === '/socket.io.min.js') return res.writeHead(200, { 'content-type': 'text/javascript' }).end(bundle);
+      res.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><script src="/socket.io.min.js"></script>');
+    });
+    await new Promise<void>((resolve) => site.listen(0, '127.0.0.1', resolve));
+    const browser = await chromium.launch({ executablePath, args: ['--no-sandbox', '--disable-gpu', '--no-first-run'] });
+    try {
+      const page = await browser.newPage();
+      await page.goto(`http://127.0.0.1:${(site.address() as AddressInfo).port}/`);
+      const result = page.evaluate(
+        ([base, auth]) =>
+          new Promise<{ first: string; now: string; message: string }>((resolve, reject) => {
+            const s = (window as any).io(base, { withCredentials: true, reconnection: false, auth });
+            let first = '';
+            s.io.on('open', () => {
+              first = s.io.engine.transport.name;
+              s.io.engine.on('upgrade', () => ((window as any).upgraded = true));
+            });
+            s.on('connect_error', (e: any) => reject(new Error(e.message)));
+            s.on('disconnect', (reason: string) => reject(new Error(reason)));
+            s.on('chat message', (m: any) => resolve({ first, now: s.io.engine.transport.name, message: m.message }));
+          }),
+        [sticky.base, auth('ann')] as const,
+      );
+      await page.waitForFunction(() => (window as any).upgraded === true, undefined, { timeout: 10_000 });
+      await post('to the browser');
+      expect(await result).toEqual({ first: 'polling', now: 'websocket', message: 'to the browser' });
+    } finally {
+      await browser.close();
+      site.close();
+    }
   });
 });
