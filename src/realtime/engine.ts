@@ -99,6 +99,11 @@ export class EngineSocket implements RealtimeSocket, LinkEndpoint {
     return this.phase === 'closed';
   }
 
+  /** The peer has not answered the latest heartbeat ping (it is gone, or not reading). */
+  get owesPong(): boolean {
+    return this.lastPongRound < this.engine.heartbeatRound;
+  }
+
   emit(event: string, ...args: unknown[]): void {
     if (!this.closed) this.link.send(encodeEvent(event, args));
   }
@@ -175,9 +180,9 @@ export class EngineSocket implements RealtimeSocket, LinkEndpoint {
     }
   }
 
-  /** Adapter entry: the websocket is gone (peer close, error, backpressure drop). */
-  transportClosed(): void {
-    if (!this.closed && this.markClosed('transport close')) this.engine.notifyClose(this, 'transport close');
+  /** Adapter entry: the websocket is gone (peer close, error, or `slow consumer`: a backpressure drop). */
+  transportClosed(reason = 'transport close'): void {
+    if (!this.closed && this.markClosed(reason)) this.engine.notifyClose(this, reason);
   }
 
   /** Closes the websocket (gracefully, or at once with `hard`) and reports `reason`. */
@@ -538,9 +543,19 @@ class UpgradeProbe implements LinkEndpoint {
     this.abandon();
   }
 
-  transportClosed(): void {
-    if (this.upgraded) return this.socket.transportClosed();
+  transportClosed(reason?: string): void {
+    if (this.upgraded) return this.socket.transportClosed(reason);
     this.release();
+  }
+
+  end(reason: string, hard: boolean): void {
+    if (this.upgraded) this.socket.end(reason, hard);
+    else this.abandon();
+  }
+
+  /** Only the session's own link answers pings until the upgrade is done. */
+  get owesPong(): boolean {
+    return this.upgraded && this.socket.owesPong;
   }
 
   disconnect(reason: string): void {

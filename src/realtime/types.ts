@@ -102,8 +102,12 @@ export interface LinkEndpoint {
   /** The Engine.IO sid of the session it serves. */
   readonly id: string;
   receive(frame: string, isBinary: boolean): void;
-  /** The connection is gone (peer close, error, backpressure drop, aborted poll). */
-  transportClosed(): void;
+  /** The connection is gone (peer close, error, backpressure drop, aborted poll); `reason` defaults to `transport close`. */
+  transportClosed(reason?: string): void;
+  /** Closes the session (gracefully, or at once with `hard`) and reports `reason`. */
+  end(reason: string, hard: boolean): void;
+  /** A ping of this session is still unanswered (how the transports tell a dead peer from a slow one). */
+  readonly owesPong: boolean;
   /** Server shutdown: Socket.IO DISCONNECT, then close. */
   disconnect(reason: string): void;
   /** The topics the link is subscribed to on behalf of its session. */
@@ -115,3 +119,6 @@ export interface HeartbeatTarget {
   /** Sends `frame` to every socket of this transport. */
   broadcast(frame: string): void;
 }
+
+/** The close reason of a socket a transport cut because it stopped reading (backpressure limit). */
+export const SLOW_CONSUMER = 'slow consumer';

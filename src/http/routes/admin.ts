@@ -1,4 +1,3 @@
-import { authorize } from '../../core/permissions.js';
 import { Metric } from '../../metering/meter.js';
 import { intParam, type RouteDef } from '../route.js';
 import { messageInputs } from '../../core/messages.js';
@@ -41,31 +40,13 @@ export const adminRoutes: RouteDef[] = [
     method: 'DELETE', path: '/admin/clients/:id/token', summary: "Revoke one token (body.token) or all of a user's tokens; their sockets are cut", body: userInputs.revoke, auth: 'actor',
     handle: ({ core, actor, params, body }) => core.users.revokeTokens(actor, params.id!, body()),
   },
-  {
-    method: 'GET', path: '/admin/client-key', summary: "The application's client key", auth: 'actor',
-    handle: async ({ core, actor }) => {
-      authorize(actor, 'app.settings');
-      const app = await core.apps.getApp(actor.app.id);
-      if (!app.clientKey) return { clientKey: null };
-      return { clientKey: app.clientKey.token, createdAt: new Date(app.clientKey.createdAt).toISOString(), createdAtMS: app.clientKey.createdAt };
-    },
-  },
+  { method: 'GET', path: '/admin/client-key', summary: "The application's client key", auth: 'actor', handle: ({ core, actor }) => core.apps.clientKeyOf(actor) },
   {
     method: 'POST', path: '/admin/client-key', summary: 'Generate a client key (409 while one is active)', body: null, auth: 'actor',
-    handle: async ({ core, actor }) => {
-      authorize(actor, 'app.settings');
-      const app = await core.apps.generateClientKey(actor.app.id);
-      return { clientKey: app.clientKey!.token, createdAtMS: app.clientKey!.createdAt };
-    },
-  },
+    handle: ({ core, actor }) => core.apps.newClientKey(actor) },
   {
     method: 'DELETE', path: '/admin/client-key', summary: 'Revoke the client key; sockets using it are cut', auth: 'actor',
-    handle: async ({ core, actor }) => {
-      authorize(actor, 'app.settings');
-      await core.apps.revokeClientKey(actor.app.id);
-      return { revoked: true };
-    },
-  },
+    handle: ({ core, actor }) => core.apps.revokeClientKeyOf(actor) },
   {
     method: 'POST', path: '/messages', summary: 'Send a message as any member (API key)', body: messageInputs.sendAs, auth: 'actor', meter: Metric.messagesRest,
     handle: ({ core, actor, body }) => core.messages.sendAs(actor, body()),
