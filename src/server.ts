@@ -128,7 +128,7 @@ async function assemble(config: Config, log: Logger, ports: Ports, opened: Closa
     connectTimeoutMs: config.authTimeoutMs,
   });
   // Long-polling (Engine.IO's default first transport) shares the engine with both WebSocket stacks.
-  const polling = config.polling ? attachPolling(engine) : undefined;
+  const polling = config.polling ? attachPolling(engine, { maxBufferedBytes: config.maxSocketBufferBytes }) : undefined;
   if (polling) {
     opened.push(polling);
     gateway.addServer(polling);

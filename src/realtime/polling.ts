@@ -18,11 +18,16 @@ import {
   encodePayload,
   type HttpRefusal,
 } from './protocol/engineio.js';
-import type { LinkEndpoint, RealtimeServer, TransportLink, UpgradeDecision, UpgradeRefusal, UpgradeRequest } from './types.js';
+import { type LinkEndpoint, type RealtimeServer, SLOW_CONSUMER, type TransportLink, type UpgradeDecision, type UpgradeRefusal, type UpgradeRequest } from './types.js';
 
 export interface PollingOptions {
   /** How long a closed session keeps its last packets (and the close packet) for a client that is between polls. */
   closeTimeoutMs?: number;
+  /**
+   * A session whose queued, unpolled output exceeds this is cut (reason `slow consumer`), as a
+   * WebSocket that stops reading is. Default 1 MiB; the server passes ROOMCAST_MAX_SOCKET_BUFFER_BYTES.
+   */
+  maxBufferedBytes?: number;
 }
 
 /** Polling answers with text/plain (engine.io); never cached by a proxy. */
@@ -39,6 +44,7 @@ interface PollingHub {
   /** Sessions neither closing nor upgraded away. */
   readonly live: Set<PollingLink>;
   readonly closeTimeoutMs: number;
+  readonly maxBufferedBytes: number;
   schedule(link: PollingLink): void;
 }
 
@@ -46,6 +52,8 @@ class PollingLink implements TransportLink {
   endpoint: LinkEndpoint | undefined;
   sid = '';
   private queue: string[] = [];
+  /** Characters queued (a cheap bound on bytes: frames are mostly ASCII JSON). */
+  private queued = 0;
   /** The GET waiting for packets, if any. */
   private waiting: Respond | undefined;
   /** An upgrade probe succeeded: polls return at once so the client can pause polling. */
@@ -59,7 +67,13 @@ class PollingLink implements TransportLink {
 
   send(frame: string): void {
     if (this.retired || this.closing) return;
+    if (this.queued + frame.length > this.hub.maxBufferedBytes) {
+      // The client stopped polling while output piled up: cut it, like a websocket that stops reading.
+      this.endpoint?.end(SLOW_CONSUMER, true);
+      return;
+    }
     this.queue.push(frame);
+    this.queued += frame.length;
     if (this.waiting) this.hub.schedule(this);
   }
 
@@ -89,11 +103,18 @@ class PollingLink implements TransportLink {
     this.flush();
   }
 
-  /** The session is closing: its last packets and the close packet go out with the next poll. */
-  close(_hard: boolean): void {
+  /**
+   * The session is closing: its last packets and the close packet go out with the next poll.
+   * A hard close (ping timeout, slow consumer) drops what was queued: only the close packet is left.
+   */
+  close(hard: boolean): void {
     if (this.closing || this.retired) return;
     this.leaveAll();
     this.closing = true;
+    if (hard) {
+      this.queue = [];
+      this.queued = 0;
+    }
     if (this.queue.length === 0) this.queue.push(EIO_CLOSE);
     this.closeTimer = setTimeout(() => this.forget(), this.hub.closeTimeoutMs).unref();
     this.flush();
@@ -103,6 +124,7 @@ class PollingLink implements TransportLink {
     this.retired = true;
     this.leaveAll();
     const unsent = this.queue.splice(0);
+    this.queued = 0;
     // A poll still waiting (the client should have paused) gets a noop rather than a hang.
     this.answer({ status: 200, headers: { ...POLL_HEADERS }, body: EIO_NOOP });
     this.forget();
@@ -164,6 +186,7 @@ class PollingLink implements TransportLink {
 
   private take(): HttpResponse {
     const frames = this.queue.splice(0);
+    this.queued = 0;
     if (this.closing) {
       if (frames[frames.length - 1] === EIO_CLOSE) this.forget();
       // The close packet goes alone in the next poll, as engine.io does: socket.io-client handles
@@ -184,6 +207,7 @@ class PollingLink implements TransportLink {
     this.leaveAll();
     this.closing = true;
     this.queue = [];
+    this.queued = 0;
     this.answer({ status: 200, headers: { ...POLL_HEADERS }, body: EIO_NOOP });
     this.forget();
   }
@@ -241,6 +265,7 @@ export function attachPolling(engine: SocketEngine, opts: PollingOptions = {}): 
     sessions: new Map(),
     live: new Set(),
     closeTimeoutMs: opts.closeTimeoutMs ?? 30_000,
+    maxBufferedBytes: opts.maxBufferedBytes ?? 1024 * 1024,
     // Frames sent within one event-loop turn leave in one response.
     schedule(link) {
       pending.add(link);

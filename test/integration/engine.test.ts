@@ -107,7 +107,7 @@ async function startHarness(kind: Kind, options: Partial<EngineOptions> = {}): P
     },
     options,
   );
-  polling = attachPolling(engine, { closeTimeoutMs: 500 });
+  polling = attachPolling(engine, { closeTimeoutMs: 500, maxBufferedBytes: 64 * 1024 });
   // Long-polling through the real HTTP adapters, as server.ts wires it.
   const http: HttpService = {
     handle: async (req) =>
@@ -459,9 +459,10 @@ describe.each<Kind>(['uws', 'ws'])('realtime engine over %s', (kind) => {
       expect(await live.get()).toEqual(['2']);
       await live.post('3');
     }
-    expect(await silent.get()).toEqual(['2']);
-    expect(await silent.get()).toEqual(['1']);
+    // The silent one never answered: closed at once (a hard close drops the pings still queued).
+    await until(() => closesOf(h.log).length === 1);
     expect(closesOf(h.log)).toEqual([`close:${silent.sid}:ping timeout`]);
+    expect(await silent.get()).toEqual(['1']);
     await live.post('421["echo","alive"]');
     expect(await live.get()).toContain('431["alive"]');
   });
@@ -487,6 +488,21 @@ describe.each<Kind>(['uws', 'ws'])('realtime engine over %s', (kind) => {
     abort.abort();
     await expect(aborted).rejects.toThrow();
     await until(() => closesOf(h.log).includes(`close:${q.sid}:transport close`));
+  });
+
+  it('cuts a polling session whose unpolled output passes the limit, as a slow consumer', async () => {
+    const h = await start();
+    const sender = await connected();
+    const p = await pollOpen(h.port);
+    await p.post('40');
+    await p.get();
+    await p.post('420["join","firehose"]');
+    expect(await p.get()).toEqual(['430[["firehose"]]']);
+    // The poller stops polling; 4 × 20 KB fit, the 5th passes 64 KB.
+    await sender.emitWithAck('flood', 'firehose', 5, 20_000);
+    await until(() => closesOf(h.log).includes(`close:${p.sid}:slow consumer`));
+    expect(await p.get()).toEqual(['1']); // what was queued is dropped, the close packet is left
+    expect(await sender.emitWithAck('echo', 'unaffected')).toBe('unaffected');
   });
 
   it('upgrades a polling session to WebSocket: probe, noop, upgrade; topics and queued frames follow', async () => {
