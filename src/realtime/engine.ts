@@ -57,6 +57,11 @@ class UpgradeTicket {
 }
 
 const ACCEPT: UpgradeDecision = { accept: true };
+const DRAINING: UpgradeRefusal = {
+  accept: false,
+  status: 503,
+  body: JSON.stringify({ message: 'Server shutting down' }),
+};
 const UPGRADE_FAILED: UpgradeDecision = {
   accept: false,
   status: 500,
@@ -89,6 +94,10 @@ export class EngineSocket implements RealtimeSocket, LinkEndpoint {
     round: number,
   ) {
     this.lastPongRound = round;
+  }
+
+  get transport(): string {
+    return this.link.transport;
   }
 
   get connected(): boolean {
@@ -277,6 +286,9 @@ export class SocketEngine {
   private readonly encodeOpen: Record<TransportName, (sid: string) => string>;
   /** Transports this engine opens sessions on; polling.ts adds 'polling' when attached. */
   private readonly openTransports: TransportName[] = ['websocket'];
+  private draining = false;
+  /** Event handlings still running (hooks that returned a promise), awaited by drain(). */
+  private readonly eventsInFlight = new Set<Promise<void>>();
 
   constructor(
     private readonly hooks: EngineHooks,
@@ -309,6 +321,7 @@ export class SocketEngine {
    * hook is. Never throws or rejects.
    */
   decideUpgrade(req: UpgradeRequest): UpgradeDecision | Promise<UpgradeDecision> {
+    if (this.draining) return { ...DRAINING, headers: this.refusalHeaders(req) };
     const sid = req.query.get('sid');
     if (sid !== null) return this.decideSessionUpgrade(req, sid);
     const refusal = checkOpenQuery(req.query, 'upgrade', this.transports);
@@ -318,6 +331,7 @@ export class SocketEngine {
 
   /** The application's verdict on a new session (either transport). Never throws or rejects. */
   authorizeOpen(req: UpgradeRequest): UpgradeDecision | Promise<UpgradeDecision> {
+    if (this.draining) return { ...DRAINING, headers: this.refusalHeaders(req) };
     if (!this.hooks.authorizeUpgrade) return ACCEPT;
     const withHeaders = (decision: UpgradeDecision): UpgradeDecision =>
       decision.accept ? decision : { ...decision, headers: { ...this.refusalHeaders(req), ...decision.headers } };
@@ -367,6 +381,7 @@ export class SocketEngine {
     this.armConnectTimer();
     link.joinHeartbeat();
     link.send(this.encodeOpen[transport](socket.id));
+    if (this.hooks.onOpen) this.guard('onOpen', () => this.hooks.onOpen!(socket));
     return socket;
   }
 
@@ -381,6 +396,35 @@ export class SocketEngine {
   /** The session now runs over WebSocket: it cannot be upgraded again. */
   upgraded(socket: EngineSocket): void {
     this.upgradable.delete(socket.id);
+  }
+
+  /**
+   * Graceful drain: refuses new sessions, then closes every socket's transport spread evenly
+   * over `windowMs`. No Socket.IO DISCONNECT is sent: clients read a transport close as a
+   * lost connection and reconnect (elsewhere), where DISCONNECT would stop them for good.
+   * Resolves once every socket has been closed and the events they sent have been handled
+   * (a message being stored when its socket closed is counted before usage is flushed).
+   */
+  async drain(windowMs: number): Promise<void> {
+    await this.closeSpread(windowMs);
+    while (this.eventsInFlight.size > 0) await Promise.all([...this.eventsInFlight]);
+  }
+
+  private closeSpread(windowMs: number): Promise<void> {
+    this.draining = true;
+    const queue = [...this.sockets];
+    const start = performance.now();
+    let done = 0;
+    return new Promise((resolve) => {
+      const tick = () => {
+        const elapsed = performance.now() - start;
+        const due = windowMs <= 0 ? queue.length : Math.min(queue.length, Math.ceil((queue.length * elapsed) / windowMs));
+        while (done < due) queue[done++]!.end('server draining', false);
+        if (done >= queue.length) return resolve();
+        setTimeout(tick, Math.max(1, Math.min(50, windowMs / queue.length)));
+      };
+      tick();
+    });
   }
 
   /**
@@ -427,7 +471,11 @@ export class SocketEngine {
     args: unknown[],
     ack: ((...args: unknown[]) => void) | undefined,
   ): void {
-    this.guard('onEvent', () => this.hooks.onEvent(socket, event, args, ack));
+    const pending = this.guard('onEvent', () => this.hooks.onEvent(socket, event, args, ack));
+    if (pending) {
+      this.eventsInFlight.add(pending);
+      void pending.then(() => this.eventsInFlight.delete(pending));
+    }
   }
 
   notifyClose(socket: EngineSocket, reason: string): void {
@@ -451,13 +499,15 @@ export class SocketEngine {
   // ---- internals ----
 
   /** Runs a hook so that neither a throw nor a rejected promise escapes into a transport callback. */
-  private guard(where: string, run: () => unknown): void {
+  /** Returns a never-rejecting promise when the hook returned one. */
+  private guard(where: string, run: () => unknown): Promise<void> | undefined {
     try {
       const result = run();
-      if (isPromiseLike(result)) result.then(undefined, (err: unknown) => this.reportError(err, where));
+      if (isPromiseLike(result)) return Promise.resolve(result).then(() => undefined, (err: unknown) => this.reportError(err, where));
     } catch (err) {
       this.reportError(err, where);
     }
+    return undefined;
   }
 
   private upgradeFailed(err: unknown): UpgradeDecision {
@@ -556,11 +606,6 @@ class UpgradeProbe implements LinkEndpoint {
   /** Only the session's own link answers pings until the upgrade is done. */
   get owesPong(): boolean {
     return this.upgraded && this.socket.owesPong;
-  }
-
-  disconnect(reason: string): void {
-    if (this.upgraded) this.socket.disconnect(reason);
-    else this.abandon();
   }
 
   topics(): ReadonlySet<string> {

@@ -49,6 +49,7 @@ interface PollingHub {
 }
 
 class PollingLink implements TransportLink {
+  readonly transport = 'polling';
   endpoint: LinkEndpoint | undefined;
   sid = '';
   private queue: string[] = [];
@@ -301,6 +302,7 @@ export function attachPolling(engine: SocketEngine, opts: PollingOptions = {}): 
   const handle = (req: HttpRequest): HttpResponse | Promise<HttpResponse> => {
     const sid = req.query.get('sid');
     const request: UpgradeRequest = {
+      transport: 'polling',
       url: req.path,
       query: req.query,
       headers: req.headers,
@@ -336,7 +338,7 @@ export function attachPolling(engine: SocketEngine, opts: PollingOptions = {}): 
       if (closed) return;
       closed = true;
       stopHeartbeat();
-      for (const link of [...hub.live]) link.endpoint?.disconnect('server shutting down');
+      for (const link of [...hub.live]) link.endpoint?.end('server shutting down', false);
     },
   };
 }

@@ -4,7 +4,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dropSchemas, freshSchema, SHARED_DATABASE_URL } from '../helpers/postgres.js';
 import { startRedis } from '../helpers/redis.js';
-import { admin, api, startTestServer, type TestApp, type TestServer, user } from '../helpers/server.js';
+import { admin, api, startTestServer, type TestApp, type TestServer, TRANSPORTS, user } from '../helpers/server.js';
 import { connect, once } from '../helpers/sockets.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -23,7 +23,7 @@ describe('the dashboard in a real browser', () => {
     if (!existsSync(CHROMIUM)) {
       throw new Error(`Chromium is required at ${CHROMIUM} (Debian package 'chromium'; .ci/run installs it)`);
     }
-    t = await startTestServer('uws', { usageFlushMs: 200 });
+    t = await startTestServer(TRANSPORTS[0]!, { usageFlushMs: 200 });
     base = t.base.replace('127.0.0.1', HOST);
     app = await t.createApp('dashboard');
     const alice = await t.createUser(app, 'alice');
@@ -241,7 +241,7 @@ describe('the dashboard during a Redis outage', () => {
   it('marks its numbers stale while the cluster store is down, and recovers', async () => {
     const redis = await startRedis({ appendonly: false });
     const schema = freshSchema();
-    const t = await startTestServer('uws', { redisUrl: redis.url, redisPrefix: 'dash', databaseUrl: SHARED_DATABASE_URL, databaseSchema: schema, usageFlushMs: 200 });
+    const t = await startTestServer(TRANSPORTS[0]!, { redisUrl: redis.url, redisPrefix: 'dash', databaseUrl: SHARED_DATABASE_URL, databaseSchema: schema, usageFlushMs: 200 });
     const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--no-first-run'] });
     try {
       const app = await t.createApp('outage');
