@@ -71,6 +71,7 @@ export async function startServer(config: Config, log: Logger, ports: Ports = {}
   );
   const core = await createCore(store, bus, {
     tokenTtlMs: config.tokenTtlDays * 86_400_000,
+    limits: config,
     files: {
       storage: new LocalFileStorage(config.filesDir),
       maxBytes: config.maxUploadBytes,
@@ -91,6 +92,7 @@ export async function startServer(config: Config, log: Logger, ports: Ports = {}
     pingTimeoutMs: config.pingTimeoutMs,
     maxPayloadBytes: config.maxFrameBytes,
     connectTimeoutMs: config.authTimeoutMs,
+    maxConnectAttempts: config.maxConnectAttempts,
   });
   const http = withPollingRefusal(createHttpService(core, config, log));
 

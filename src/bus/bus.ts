@@ -12,6 +12,11 @@ export interface DeliveryMessage {
   payload: unknown;
   /** Who caused it (chat messages, typing): recipients who blocked this user are skipped. */
   sender?: string;
+  /**
+   * Whose words the payload embeds besides the sender's (a room's `lastMessage`, a quoted
+   * reply): recipients who blocked this user get the payload without them.
+   */
+  quoted?: string;
 }
 
 /** Cluster-wide state changes every node must apply to its local sockets. */

@@ -125,6 +125,7 @@ export class AppService {
       .setJti(kid)
       .sign(this.signingKey(app));
     app.clientKey = { kid, token, createdAt: createAt };
+    app.fileSecret = randomBase64Url(32);
     await this.store.putApp(app);
     return app;
   }

@@ -8,6 +8,7 @@ import type { UsageSink } from '../metering/sink.js';
 import { AppService } from './apps.js';
 import { type FileOptions, FileService } from './files.js';
 import { IdentityService } from './identity.js';
+import { DEFAULT_SERVICE_LIMITS, type ServiceLimits } from './limits.js';
 import { MessageService } from './messages.js';
 import { ModerationService } from './moderation.js';
 import { Presenter } from './presenter.js';
@@ -21,6 +22,8 @@ export interface CoreOptions {
   /** Who is connected (this node's sockets, or the cluster's through Redis). */
   presence: Presence;
   usage: Usage;
+  /** Sizes and quotas on untrusted input (src/config.ts). */
+  limits?: ServiceLimits;
 }
 
 /** Key usage metering: the in-memory meter and the sink its batches go to. */
@@ -46,6 +49,7 @@ export interface Core {
   present: Presenter;
   presence: Presence;
   usage: Usage;
+  limits: ServiceLimits;
 }
 
 export async function createCore(store: Store, bus: Bus, options: CoreOptions): Promise<Core> {
@@ -55,10 +59,11 @@ export async function createCore(store: Store, bus: Bus, options: CoreOptions): 
   const meter = options.usage.meter;
   const identity = new IdentityService(apps, tokens, { originRefused: (appId) => meter.count(appId, Metric.originRefused) });
   const present = new Presenter(store, options.presence);
-  const users = new UserService(store, bus, tokens, present);
-  const messages = new MessageService(store, bus, present);
+  const limits = options.limits ?? DEFAULT_SERVICE_LIMITS;
+  const users = new UserService(store, bus, tokens, present, limits);
+  const messages = new MessageService(store, bus, present, limits);
   const rooms = new RoomService(store, bus, present, messages);
   const moderation = new ModerationService(store, bus, present);
-  const files = new FileService(store, options.files.storage, options.files);
-  return { store, bus, apps, tokens, identity, users, rooms, messages, moderation, files, present, presence: options.presence, usage: options.usage };
+  const files = new FileService(store, options.files.storage, options.files, limits);
+  return { store, bus, apps, tokens, identity, users, rooms, messages, moderation, files, present, presence: options.presence, usage: options.usage, limits };
 }

@@ -2,11 +2,13 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { ContentTooLarge, type FileStorage } from '../files/storage.js';
 import type { Store } from '../store/store.js';
-import { ImError } from './errors.js';
+import { Errors, ImError } from './errors.js';
 import type { Actor } from './identity.js';
 import type { AppRecord, FileRecord, RoomRecord } from './models.js';
 import { requireRoomFor } from './lookup.js';
 import { authorize } from './permissions.js';
+import { DEFAULT_SERVICE_LIMITS, type ServiceLimits } from './limits.js';
+import { WindowCounter } from './rate-limit.js';
 import { newId } from './secrets.js';
 
 export interface FileOptions {
@@ -48,11 +50,18 @@ export class FileService {
     private store: Store,
     private storage: FileStorage,
     private options: FileOptions,
-  ) {}
+    limits: ServiceLimits = DEFAULT_SERVICE_LIMITS,
+  ) {
+    this.uploaded = new WindowCounter(limits.uploadBytesPerHourPerUser, 3_600_000);
+  }
+
+  /** Bytes uploaded per user in the current hour (per node). */
+  private uploaded: WindowCounter;
 
   /** Checks that can be made before any byte is read: bucket name, content type, room access. */
   async precheck(actor: Actor, bucket: string, mimetype: string, extra?: Record<string, unknown>): Promise<void> {
     authorize(actor, 'files.upload');
+    if (actor.kind === 'user' && !this.uploaded.hit(`${actor.app.id}/${actor.userId}`, 0)) throw Errors.quotaExceeded('upload bytes per hour');
     checkName('bucket', bucket);
     if (!this.typeAllowed(mimetype)) {
       throw new ImError(415, 'UNSUPPORTED_MEDIA_TYPE', `Files of type '${mimetype}' are not accepted`);
@@ -71,6 +80,7 @@ export class FileService {
       if (err instanceof ContentTooLarge) throw new ImError(413, 'FILE_TOO_LARGE', `Files may be at most ${this.options.maxBytes} bytes`);
       throw err;
     }
+    if (actor.kind === 'user') this.uploaded.hit(`${actor.app.id}/${actor.userId}`, written.length);
     try {
       const extra = await upload.extra;
       const room = await this.roomFor(actor, extra);
@@ -131,12 +141,15 @@ export class FileService {
     const expected = app && Number.isFinite(expires) ? this.signature(app, bucket, id, expires) : '';
     const valid = expected.length > 0 && expected.length === sig.length && timingSafeEqual(Buffer.from(expected), Buffer.from(sig));
     if (!app || !valid) throw new ImError(403, 'INVALID_SIGNATURE', 'The link signature is not valid');
+    // No link lives longer than the configured lifetime, whoever signed it (a leaked secret
+    // cannot mint year-long links).
+    if (expires > Date.now() + this.options.signedUrlTtlMs + 5_000) throw new ImError(403, 'INVALID_SIGNATURE', 'The link outlives the allowed lifetime');
     if (expires <= Date.now()) throw new ImError(403, 'LINK_EXPIRED', 'The link has expired; ask for a new one');
     return { app, file: await this.load(app.id, bucket, id) };
   }
 
   private signature(app: AppRecord, bucket: string, id: string, expires: number): string {
-    return createHmac('sha256', `files:${app.signingSecret}`).update(`${app.id}/${bucket}/${id}/${expires}`).digest('base64url');
+    return createHmac('sha256', app.fileSecret ?? `files:${app.signingSecret}`).update(`${app.id}/${bucket}/${id}/${expires}`).digest('base64url');
   }
 
   private async roomFor(actor: Actor, extra: Record<string, unknown>): Promise<RoomRecord | undefined> {

@@ -8,8 +8,10 @@ import type { MessageRecord, RoomRecord } from './models.js';
 import { authorize, isSuperuser } from './permissions.js';
 import type { Presenter } from './presenter.js';
 import { newId } from './secrets.js';
-import { requireMessage, requireRoomFor, requireUser } from './lookup.js';
+import { requireMessage, requireRoomFor, requireUser, senderOf } from './lookup.js';
 import { parseInput } from './validate.js';
+import { DEFAULT_SERVICE_LIMITS, encodeForStore, isValidId, type ServiceLimits } from './limits.js';
+import { WindowCounter } from './rate-limit.js';
 import type { MessageView } from './views.js';
 
 const id = z.string().trim().min(1).max(128);
@@ -23,7 +25,7 @@ const OPTIONAL_FIELDS = [
 export const RECALL = 'recall';
 
 const messageBody = {
-  _id: id.optional(),
+  _id: id.refine(isValidId, { message: 'use 1-128 of A-Z a-z 0-9 _ . @ : + = -' }).optional(),
   messageType: z.string().trim().min(1).max(64).optional(),
   message: z.unknown().optional(),
   reply: id.nullish(),
@@ -55,11 +57,16 @@ export interface SystemMessages {
 
 /** Sending, editing, recalling, pinning, deleting and reading messages. */
 export class MessageService implements SystemMessages {
+  private sent: WindowCounter;
+
   constructor(
     private store: Store,
     private bus: Bus,
     private present: Presenter,
-  ) {}
+    private limits: ServiceLimits = DEFAULT_SERVICE_LIMITS,
+  ) {
+    this.sent = new WindowCounter(limits.messagesPerMinutePerUser, 60_000);
+  }
 
   /**
    * `POST /rooms/:id/message` and socket `chat message`: send; with the `_id` of an existing
@@ -73,7 +80,10 @@ export class MessageService implements SystemMessages {
       const existing = await this.store.getMessage(actor.app.id, input._id);
       if (existing) {
         if (existing.room !== room.id) throw Errors.notFound('MESSAGE', existing.id);
-        return input.messageType === RECALL ? this.recall(actor, room, existing) : this.edit(actor, room, existing, input);
+        if (input.messageType === RECALL) return this.recall(actor, room, existing);
+        // An edit is a post: a frozen room or a block in a direct room stops it too.
+        await this.checkCanPost(actor, room, actor.kind === 'user' ? actor.userId : undefined);
+        return this.edit(actor, room, existing, input);
       }
     }
     const sender = actor.kind === 'user' ? actor.userId : undefined;
@@ -95,6 +105,7 @@ export class MessageService implements SystemMessages {
    * its owner/admins (and the API key); in a direct room, a block either way stops both.
    */
   private async checkCanPost(actor: Actor, room: RoomRecord, sender: string | undefined): Promise<void> {
+    if (sender !== undefined && !this.sent.hit(`${actor.app.id}/${sender}`)) throw Errors.quotaExceeded('messages per minute');
     if (room.status === 0 && !isSuperuser(actor, room)) {
       throw Errors.forbidden('ROOM_FROZEN', 'This room is frozen: only its owner and admins may post');
     }
@@ -115,7 +126,7 @@ export class MessageService implements SystemMessages {
     fields: Record<string, unknown>,
   ): Promise<void> {
     const now = Date.now();
-    await this.persistAndPublish(appId, { id: newId(), room: room.id, sender, messageType, message, fields, createdAt: now, updatedAt: now });
+    await this.persistAndPublish(appId, { id: '', room: room.id, sender, messageType, message, fields, createdAt: now, updatedAt: now });
   }
 
   /** `GET /rooms/:id/messages/v3`: newest first; a page from an anchor includes it as `data[0]`. */
@@ -129,6 +140,8 @@ export class MessageService implements SystemMessages {
     const direction = params.afterMessage !== undefined ? 'newer' : 'older';
     const hidden = await this.hiddenSenders(actor, room);
     const page: MessageRecord[] = [];
+    let bytes = 0;
+    let full = false;
     let from = anchor;
     let includeAnchor = anchor !== undefined;
     // Messages from users the reader blocked are left out (group rooms); keep reading until the page is full.
@@ -137,10 +150,17 @@ export class MessageService implements SystemMessages {
       if (!batch) throw Errors.notFound('MESSAGE', anchor);
       for (const m of batch) {
         const isAnchor = m.id === anchor && page.length === 0;
-        if (isAnchor || !m.sender || !hidden.has(m.sender)) page.push(m);
+        if (!isAnchor && m.sender && hidden.has(m.sender)) continue;
+        // A page stops at its byte budget (one message at least), whatever the limit asked.
+        bytes += JSON.stringify(m).length;
+        if (bytes > this.limits.maxPageBytes && page.length > 0) {
+          full = true;
+          break;
+        }
+        page.push(m);
         if (page.length === params.limit) break;
       }
-      if (page.length === params.limit || batch.length < params.limit || hidden.size === 0) break;
+      if (full || page.length === params.limit || batch.length < params.limit || hidden.size === 0) break;
       from = batch.at(-1)!.id;
       includeAnchor = false;
     }
@@ -149,7 +169,7 @@ export class MessageService implements SystemMessages {
     if (params.sortOrder && params.sortOrder !== natural) page.reverse();
     return {
       totalCount: await this.store.countMessages(actor.app.id, roomId),
-      data: await this.present.messages(actor.app.id, page),
+      data: await this.present.messages(actor.app.id, page, hidden),
       userDeletedIDs: [] as string[],
     };
   }
@@ -179,7 +199,8 @@ export class MessageService implements SystemMessages {
     const view = await this.setPinnedFlag(actor.app.id, message.id, pinned);
     if (updatedRoom) {
       const roomView = await this.present.room(actor.app.id, updatedRoom);
-      this.bus.publish(roomTopic(actor.app.id, room.id), { kind: 'deliver', event: 'room', payload: roomView });
+      const quoted = await senderOf(this.store, actor.app.id, updatedRoom.lastMessageId);
+      this.bus.publish(roomTopic(actor.app.id, room.id), { kind: 'deliver', event: 'room', payload: roomView, quoted });
     }
     return view ?? (await this.present.message(actor.app.id, message));
   }
@@ -216,7 +237,7 @@ export class MessageService implements SystemMessages {
     if (input.reply) await requireMessage(this.store, appId, input.reply, room.id);
     const now = Date.now();
     return this.persistAndPublish(appId, {
-      id: requestedId ?? newId(),
+      id: requestedId ?? '',
       room: room.id,
       sender,
       messageType: input.messageType ?? 'text',
@@ -273,20 +294,32 @@ export class MessageService implements SystemMessages {
     return this.replaceAndPublish(appId, { ...message, fields, updatedAt: Date.now() });
   }
 
-  /** Stores, then publishes: a message is acknowledged and delivered only once it is stored. */
+  /**
+   * Stores, then publishes: a message is acknowledged and delivered only once it is stored.
+   * Insert-only: a client-chosen id that exists answers 409; a server id (random, 96 bits)
+   * that collides is drawn again. An empty id means "draw one".
+   */
   private async persistAndPublish(appId: string, message: MessageRecord): Promise<MessageView> {
-    await this.store.addMessage(appId, message);
+    const chosen = message.id !== '';
+    for (let attempt = 0; ; attempt++) {
+      if (!chosen) message.id = newId();
+      encodeForStore(message, this.limits.maxMessageBytes);
+      if (await this.store.addMessage(appId, message)) break;
+      if (chosen || attempt >= 2) throw Errors.messageExists(message.id);
+    }
     return this.publishMessage(appId, message);
   }
 
   private async replaceAndPublish(appId: string, message: MessageRecord): Promise<MessageView> {
+    encodeForStore(message, this.limits.maxMessageBytes);
     if (!(await this.store.replaceMessage(appId, message))) throw Errors.notFound('MESSAGE', message.id);
     return this.publishMessage(appId, message);
   }
 
   private async publishMessage(appId: string, message: MessageRecord): Promise<MessageView> {
     const view = await this.present.message(appId, message);
-    this.bus.publish(roomTopic(appId, message.room), { kind: 'deliver', event: 'chat message', payload: view, sender: message.sender });
+    const quoted = await senderOf(this.store, appId, message.fields.reply);
+    this.bus.publish(roomTopic(appId, message.room), { kind: 'deliver', event: 'chat message', payload: view, sender: message.sender, quoted });
     return view;
   }
 

@@ -9,6 +9,7 @@ import type { Presenter } from './presenter.js';
 import { requireRoom, requireRoomFor, requireUser } from './lookup.js';
 import { directRoomId } from './rooms.js';
 import { type ClientView, clientView } from './views.js';
+import { ownValue } from './own.js';
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
@@ -82,7 +83,7 @@ export class ModerationService {
     await requireUser(this.store, actor.app.id, blockee);
     const by = actor.kind === 'user' ? actor.userId : undefined;
     const updated = await this.store.updateRoom(actor.app.id, roomId, (r) => {
-      if (r.banned?.[blockee]) return undefined;
+      if (ownValue(r.banned, blockee)) return undefined;
       r.banned = { ...r.banned, [blockee]: { by, at: Date.now() } };
       r.updatedAt = Date.now();
       return r;
@@ -95,16 +96,16 @@ export class ModerationService {
   async unban(actor: Actor, roomId: string, blockee: string) {
     const room = await requireRoom(this.store, actor.app.id, roomId);
     authorize(actor, 'members.ban', room);
-    if (!room.banned?.[blockee]) throw Errors.blockNotFound(`'${blockee}' is not banned from this room`);
+    if (!ownValue(room.banned, blockee)) throw Errors.blockNotFound(`'${blockee}' is not banned from this room`);
     const view = await this.banView(actor.app.id, room, blockee);
     const updated = await this.store.updateRoom(actor.app.id, roomId, (r) => {
-      if (!r.banned?.[blockee]) return undefined;
+      if (!r.banned || !ownValue(r.banned, blockee)) return undefined;
       const { [blockee]: _gone, ...rest } = r.banned;
       r.banned = rest;
       r.updatedAt = Date.now();
       return r;
     });
-    if (updated?.memberState[blockee]) {
+    if (updated && ownValue(updated.memberState, blockee)) {
       this.bus.publish(CONTROL_TOPIC, { kind: 'membership', appId: actor.app.id, roomId, added: [blockee], removed: [] });
     }
     return view;
@@ -114,7 +115,7 @@ export class ModerationService {
     const room = await requireRoom(this.store, actor.app.id, roomId);
     authorize(actor, 'members.ban', room);
     if (blockee !== undefined) {
-      if (!room.banned?.[blockee]) throw Errors.blockNotFound(`'${blockee}' is not banned from this room`);
+      if (!ownValue(room.banned, blockee)) throw Errors.blockNotFound(`'${blockee}' is not banned from this room`);
       return this.banView(actor.app.id, room, blockee);
     }
     const ids = Object.keys(room.banned ?? {});
@@ -122,7 +123,7 @@ export class ModerationService {
   }
 
   private async banView(appId: string, room: RoomRecord, blockee: string) {
-    const ban = room.banned?.[blockee];
+    const ban = ownValue(room.banned, blockee);
     const [blockeeView, blockerView] = await this.present.clients(appId, [blockee, ...(ban?.by ? [ban.by] : [])]);
     return {
       room: room.id,

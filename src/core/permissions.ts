@@ -1,6 +1,7 @@
 import type { Actor, UserActor } from './identity.js';
 import { Errors } from './errors.js';
 import type { RoomRecord } from './models.js';
+import { ownValue } from './own.js';
 
 /**
  * Who may do what: the one permission table. Every route and socket handler names its
@@ -77,16 +78,16 @@ export type Operation = keyof typeof PERMISSIONS;
 export function isSuperuser(actor: Actor, room: RoomRecord): boolean {
   if (actor.kind === 'admin') return true;
   const id = actor.userId;
-  return room.owner === id || room.managers.includes(id) || room.memberState[id]?.role === 'admin';
+  return room.owner === id || room.managers.includes(id) || ownValue(room.memberState, id)?.role === 'admin';
 }
 
 export function isBanned(userId: string, room: RoomRecord): boolean {
-  return room.banned?.[userId] !== undefined;
+  return ownValue(room.banned, userId) !== undefined;
 }
 
 /** A member with access: in the room and not banned from it (the API key always). */
 export function isMember(actor: Actor, room: RoomRecord): boolean {
-  return actor.kind === 'admin' || (room.memberState[actor.userId] !== undefined && !isBanned(actor.userId, room));
+  return actor.kind === 'admin' || (ownValue(room.memberState, actor.userId) !== undefined && !isBanned(actor.userId, room));
 }
 
 /** Throws the refusal for `op`, or returns normally. Room rules need the room; author rules the resource. */
@@ -143,7 +144,7 @@ function requireUser(actor: Actor): asserts actor is UserActor {
 function requireAccess(actor: Actor, op: Operation, room: RoomRecord | undefined): void {
   if (!room) throw new Error(`authorize(${op}) needs a room`);
   if (actor.kind === 'admin') return;
-  if (room.memberState[actor.userId] === undefined) throw Errors.notRoomMember();
+  if (ownValue(room.memberState, actor.userId) === undefined) throw Errors.notRoomMember();
   if (isBanned(actor.userId, room)) throw Errors.bannedFromRoom();
 }
 

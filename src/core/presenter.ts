@@ -2,6 +2,7 @@ import type { Store } from '../store/store.js';
 import type { Presence } from '../cluster/presence.js';
 import type { MessageRecord, RoomRecord, UserRecord } from './models.js';
 import { type ClientView, type MessageView, type RoomView, type ViewerFields, clientView, messageView, roomView } from './views.js';
+import { ownValue } from './own.js';
 
 /** Live status; while connected the user is active now, otherwise as of their last socket. */
 function statusFields(user: UserRecord | undefined, connected: boolean, now: number) {
@@ -56,14 +57,17 @@ export class Presenter {
     return (await this.messages(appId, [msg]))[0]!;
   }
 
-  /** Populates senders (one batched lookup) and replied-to messages. */
-  async messages(appId: string, msgs: readonly MessageRecord[]): Promise<MessageView[]> {
+  /**
+   * Populates senders (one batched lookup) and replied-to messages. A quoted message whose
+   * sender is in `hidden` (the reader blocked them) stays an id: its text is not shown.
+   */
+  async messages(appId: string, msgs: readonly MessageRecord[], hidden?: ReadonlySet<string>): Promise<MessageView[]> {
     const replies = new Map<string, MessageRecord>();
     for (const m of msgs) {
       const replyId = m.fields.reply;
       if (typeof replyId === 'string' && !replies.has(replyId)) {
         const reply = await this.store.getMessage(appId, replyId);
-        if (reply && reply.room === m.room) replies.set(replyId, reply);
+        if (reply && reply.room === m.room && !(reply.sender && hidden?.has(reply.sender))) replies.set(replyId, reply);
       }
     }
     const senderIds = [...new Set([...msgs, ...replies.values()].flatMap((m) => (m.sender ? [m.sender] : [])))];
@@ -83,7 +87,10 @@ export class Presenter {
   async room(appId: string, room: RoomRecord, viewer?: Viewer): Promise<RoomView> {
     const members = await this.clientsWithStatus(appId, room.members);
     const owner = room.owner ? (await this.clients(appId, [room.owner]))[0] : undefined;
-    const lastMessage = await this.messageById(appId, room.lastMessageId);
+    const last = room.lastMessageId ? await this.store.getMessage(appId, room.lastMessageId) : undefined;
+    // A viewer does not see the text of someone they blocked as the room's last message.
+    const hideLast = viewer?.userId && last?.sender && last.sender !== viewer.userId && (await this.store.getBlock(appId, viewer.userId, last.sender));
+    const lastMessage = last && !hideLast ? await this.message(appId, last) : undefined;
     const pinnedMessage = await this.messageById(appId, room.pinnedMessageId);
     return roomView({ room, members, owner, lastMessage, pinnedMessage, viewer: viewer && (await this.viewerFields(appId, room, viewer)) });
   }
@@ -97,7 +104,7 @@ export class Presenter {
     const id = viewer.userId;
     if (!id) return { unread: 0, isSuperuser: viewer.isSuperuser, muted: false };
     const fields: ViewerFields = {
-      unread: await this.store.countMessagesAfter(appId, room.id, room.memberState[id]?.lastRead),
+      unread: await this.store.countMessagesAfter(appId, room.id, ownValue(room.memberState, id)?.lastRead),
       isSuperuser: viewer.isSuperuser,
       muted: viewer.mute?.includes(room.id) ?? false,
     };

@@ -74,7 +74,7 @@ export function createHttpService(core: Core, config: Config, log: Logger, route
       actor: actor!,
       core,
       config,
-      body: () => (parsed ??= { value: parseJsonBody(req.body) }).value,
+      body: () => (parsed ??= { value: parseJsonBody(req.body, core.limits) }).value,
       authenticate: async () => {
         const who = await authenticate();
         callers.set(req, who);

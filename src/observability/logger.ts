@@ -1,4 +1,4 @@
-import { pino, type Logger } from 'pino';
+import { type DestinationStream, pino, type Logger } from 'pino';
 
 export type { Logger };
 
@@ -6,10 +6,14 @@ export type { Logger };
  * Structured logs. Credential headers are redacted by path as a second line of defence:
  * the code never logs a secret on purpose.
  */
-export function createLogger(level: string): Logger {
+export function createLogger(level: string, destination?: DestinationStream): Logger {
   return pino({
     level,
     base: { service: 'roomcast' },
+    // Errors are logged by name, message, code and stack only: a client library's error may
+    // carry the command it failed on (ioredis: `command.args`, holding whole records with
+    // their secrets), and none of that may reach a log.
+    serializers: { err: describeError },
     redact: {
       paths: [
         'headers["im-api-key"]', 'headers["api_key"]', 'headers["im-authorization"]', 'headers.authorization',
@@ -17,5 +21,12 @@ export function createLogger(level: string): Logger {
       ],
       censor: '[redacted]',
     },
-  });
+  }, destination ?? pino.destination(1));
+}
+
+/** What of an error may be logged: never its own properties beyond these. */
+export function describeError(err: unknown): { name: string; message: string; code?: string; stack?: string } {
+  if (!(err instanceof Error)) return { name: 'NonError', message: typeof err === 'string' ? err : typeof err };
+  const code = (err as NodeJS.ErrnoException).code;
+  return { name: err.name, message: err.message, ...(typeof code === 'string' ? { code } : {}), stack: err.stack };
 }

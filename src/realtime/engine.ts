@@ -30,6 +30,7 @@ export const DEFAULT_ENGINE_OPTIONS: Readonly<EngineOptions> = {
   pingTimeoutMs: 20_000,
   maxPayloadBytes: 1_000_000,
   connectTimeoutMs: 45_000,
+  maxConnectAttempts: 3,
 };
 
 const ACCEPT: UpgradeDecision = { accept: true };
@@ -53,6 +54,7 @@ export class EngineSocket implements RealtimeSocket {
   private phase: Phase = 'open';
   private readonly topicSet = new Set<string>();
   private deferredCloseReason = '';
+  private connectRefusals = 0;
 
   constructor(
     private readonly engine: SocketEngine,
@@ -190,8 +192,9 @@ export class EngineSocket implements RealtimeSocket {
       this.engine.markConnected(this);
       this.link.send(encodeConnect(this.id));
     } else {
-      this.phase = 'open'; // the client may retry CONNECT on the same transport
+      this.phase = 'open'; // the client may retry CONNECT on the same transport, a few times
       this.link.send(encodeConnectError({ message: result.message, data: result.data }));
+      if (++this.connectRefusals >= this.engine.options.maxConnectAttempts) this.end('too many connect attempts', false);
     }
   }
 
@@ -251,6 +254,7 @@ export class SocketEngine {
     this.awaitingConnect.add(socket);
     this.armConnectTimer();
     link.send(this.encodeOpen(socket.id));
+    if (this.hooks.onOpen) this.guard('onOpen', () => this.hooks.onOpen!(socket));
     return socket;
   }
 

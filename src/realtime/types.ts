@@ -51,6 +51,8 @@ export interface EngineHooks {
     args: unknown[],
     ack: ((...args: unknown[]) => void) | undefined,
   ): void;
+  /** A websocket was accepted (before any frame); `remoteAddress` is the peer's. */
+  onOpen?(socket: RealtimeSocket): void;
   /** Called exactly once per opened socket, whatever closed it. */
   onClose(socket: RealtimeSocket, reason: string): void;
   /** Every frame a socket sends, by size (usage metering); must be cheap. */
@@ -65,6 +67,8 @@ export interface EngineOptions {
   maxPayloadBytes: number;
   /** Close sockets that send no Socket.IO CONNECT within this time. */
   connectTimeoutMs: number;
+  /** Refused CONNECTs one socket may send before it is closed. */
+  maxConnectAttempts: number;
 }
 
 /** What a transport adapter gives back. */

@@ -8,6 +8,7 @@ import type {
   TokenRecord,
   UserRecord,
 } from '../core/models.js';
+import { ownValue } from '../core/own.js';
 import type { HistoryQuery, Store } from './store.js';
 
 /** Everything one application owns. */
@@ -135,7 +136,7 @@ export class MemoryStore implements Store {
   async getRoomForUser(appId: string, roomId: string, userId: string): Promise<RoomRecord | undefined> {
     const room = this.tenant(appId).rooms.get(roomId);
     if (!room) return undefined;
-    const state = room.memberState[userId];
+    const state = ownValue(room.memberState, userId);
     return {
       ...room,
       members: room.members.slice(),
@@ -167,7 +168,8 @@ export class MemoryStore implements Store {
     return copy(next);
   }
   async setLastRead(appId: string, roomId: string, userId: string, messageId: string): Promise<boolean> {
-    const state = this.tenant(appId).rooms.get(roomId)?.memberState[userId];
+    const room = this.tenant(appId).rooms.get(roomId);
+    const state = room && ownValue(room.memberState, userId);
     if (!state) return false;
     state.lastRead = messageId;
     return true;
@@ -199,16 +201,18 @@ export class MemoryStore implements Store {
     }
   }
 
-  async addMessage(appId: string, message: MessageRecord): Promise<void> {
+  async addMessage(appId: string, message: MessageRecord): Promise<boolean> {
     const t = this.tenant(appId);
     const room = t.rooms.get(message.room);
     if (!room) throw new Error(`addMessage: room ${message.room} does not exist`);
+    if (t.messages.has(message.id)) return false;
     t.messages.set(message.id, copy(message));
     t.history.get(message.room)!.push(message.id);
     room.lastMessageId = message.id;
     room.lastActivityAt = message.createdAt;
-    const senderState = message.sender === undefined ? undefined : room.memberState[message.sender];
+    const senderState = message.sender === undefined ? undefined : ownValue(room.memberState, message.sender);
     if (senderState) senderState.lastRead = message.id;
+    return true;
   }
   async getMessage(appId: string, messageId: string): Promise<MessageRecord | undefined> {
     const message = this.tenant(appId).messages.get(messageId);

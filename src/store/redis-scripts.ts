@@ -156,6 +156,7 @@ return 1
 // KEYS: room, messages, history   ARGV: id, json, createdAt, hasSender, sender
 export const ADD_MESSAGE = new LuaScript(`
 if redis.call('HEXISTS', KEYS[1], 'doc') == 0 then return 0 end
+if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return 2 end
 local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 redis.call('ZADD', KEYS[3], seq, ARGV[1])

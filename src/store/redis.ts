@@ -1,3 +1,4 @@
+import { setOwn } from '../core/own.js';
 import { Cluster } from 'ioredis';
 import {
   closeClient,
@@ -55,7 +56,7 @@ function roomFromFields(fields: Fields): RoomRecord {
     const state = JSON.parse(value) as MemberState;
     const lastRead = fields[`lr:${userId}`];
     if (lastRead !== undefined) state.lastRead = lastRead;
-    memberState[userId] = state;
+    setOwn(memberState, userId, state);
   }
   const room = { ...(JSON.parse(fields.doc!) as RoomRecord), memberState, lastActivityAt: Number(fields.at) };
   if (fields.last !== undefined) room.lastMessageId = fields.last;
@@ -238,7 +239,7 @@ export class RedisStore implements Store {
       if (state !== null && state !== undefined) {
         const member = JSON.parse(state) as MemberState;
         if (lastRead !== null && lastRead !== undefined) member.lastRead = lastRead;
-        room.memberState[userId] = member;
+        setOwn(room.memberState, userId, member);
       }
       return room;
     });
@@ -297,7 +298,7 @@ export class RedisStore implements Store {
 
   // ---- messages ----------------------------------------------------------------------------
 
-  addMessage(appId: string, message: MessageRecord): Promise<void> {
+  addMessage(appId: string, message: MessageRecord): Promise<boolean> {
     const t = this.keys.tenant(appId);
     return this.run(async () => {
       const added = await S.ADD_MESSAGE.run(this.client, [t.room(message.room), t.messages, t.history(message.room)], [
@@ -307,7 +308,8 @@ export class RedisStore implements Store {
         message.sender === undefined ? '0' : '1',
         message.sender ?? '',
       ]);
-      if (added !== 1) throw new Error(`addMessage: room ${message.room} does not exist`);
+      if (added === 0) throw new Error(`addMessage: room ${message.room} does not exist`);
+      return added === 1; // 2: a message with this id exists, nothing was written
     });
   }
   getMessage(appId: string, messageId: string): Promise<MessageRecord | undefined> {

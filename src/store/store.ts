@@ -86,9 +86,11 @@ export interface Store {
   // Messages
   /**
    * Appends to the room's history, makes it the room's last message and marks it read for
-   * its sender (one's own message is never unread).
+   * its sender (one's own message is never unread). Insert-only: resolves false and writes
+   * nothing when a message with that id already exists (in any room), so no id can ever
+   * overwrite or alias another record.
    */
-  addMessage(appId: string, message: MessageRecord): Promise<void>;
+  addMessage(appId: string, message: MessageRecord): Promise<boolean>;
   getMessage(appId: string, messageId: string): Promise<MessageRecord | undefined>;
   /** Replaces a stored message (same id, same room); false if it is gone. */
   replaceMessage(appId: string, message: MessageRecord): Promise<boolean>;

@@ -15,7 +15,8 @@ const HOUR = 3_600_000;
 function time(raw: string | null, fallback: number, name: string): number {
   if (raw === null || raw === '') return fallback;
   const ms = /^\d+$/.test(raw) ? Number(raw) : Date.parse(raw);
-  if (!Number.isFinite(ms)) throw Errors.invalidInput(`${name}: epoch milliseconds or an ISO 8601 date`);
+  // Only instants a Date can hold (|ms| <= 8.64e15): anything else is not a date.
+  if (!Number.isFinite(ms) || Math.abs(ms) > 8.64e15) throw Errors.invalidInput(`${name}: epoch milliseconds or an ISO 8601 date`);
   return ms;
 }
 
@@ -54,10 +55,12 @@ export const usageRoutes: RouteDef[] = [
   },
   {
     method: 'GET', path: '/admin/stats', auth: 'actor',
-    handle: async ({ core, actor, req }) => {
+    handle: async ({ core, actor, req, config }) => {
       authorize(actor, 'app.settings');
       const end = time(req.query.get('end'), Date.now(), 'end');
       const start = time(req.query.get('start'), end - HOUR, 'start');
+      if (start > end) throw Errors.invalidInput('start: must not be after end');
+      if (end - start > config.usageRetentionDays * 86_400_000) throw Errors.invalidInput(`the range may span at most the retention (${config.usageRetentionDays} days)`);
       await core.usage.meter.flush();
       const buckets = await core.usage.sink.read(actor.app.id, Math.floor(start / 60_000), Math.floor(end / 60_000));
       const sum = (metric: string) => buckets.reduce((n, b) => n + (b.values[metric] ?? 0), 0);
