@@ -169,7 +169,7 @@ export class MessageService implements SystemMessages {
     if (params.sortOrder && params.sortOrder !== natural) page.reverse();
     return {
       totalCount: await this.store.countMessages(actor.app.id, roomId),
-      data: await this.present.messages(actor.app.id, page, hidden),
+      data: await this.present.messages(actor.app.id, page, hidden, room.pinnedMessageId),
       userDeletedIDs: [] as string[],
     };
   }
@@ -180,7 +180,12 @@ export class MessageService implements SystemMessages {
     return new Set((await this.store.listBlocks(actor.app.id, actor.userId)).map((b) => b.blockee));
   }
 
-  /** `POST`/`DELETE /messages/:id/pin`: one pinned message per room; pinning another unpins the previous. */
+  /**
+   * `POST`/`DELETE /messages/:id/pin`: one pinned message per room; pinning another unpins the
+   * previous. Only the room's `pinnedMessageId` changes (one compare-and-set): a message's
+   * `pinned` flag is derived from it, so a pin never rewrites a message and can never undo a
+   * concurrent recall. A recall that lands while pinning is seen afterwards and unpins again.
+   */
   async pin(actor: Actor, messageId: string, pinned: boolean): Promise<MessageView> {
     const message = await requireMessage(this.store, actor.app.id, messageId);
     const room = await requireRoomFor(this.store, actor, message.room);
@@ -195,14 +200,19 @@ export class MessageService implements SystemMessages {
       r.updatedAt = Date.now();
       return r;
     });
-    if (previous && previous !== message.id) await this.setPinnedFlag(actor.app.id, previous, false);
-    const view = await this.setPinnedFlag(actor.app.id, message.id, pinned);
+    const current = await requireMessage(this.store, actor.app.id, message.id);
+    if (pinned && current.messageType === RECALL) {
+      await this.store.updateRoom(actor.app.id, room.id, (r) => (r.pinnedMessageId === message.id ? { ...r, pinnedMessageId: undefined } : undefined));
+      throw new ImError(409, 'MESSAGE_RECALLED', 'A recalled message cannot be pinned');
+    }
+    if (previous && previous !== message.id) await this.republish(actor.app.id, previous, updatedRoom?.pinnedMessageId);
+    const view = await this.publishMessage(actor.app.id, current, updatedRoom?.pinnedMessageId);
     if (updatedRoom) {
       const roomView = await this.present.room(actor.app.id, updatedRoom);
       const quoted = await senderOf(this.store, actor.app.id, updatedRoom.lastMessageId);
       this.bus.publish(roomTopic(actor.app.id, room.id), { kind: 'deliver', event: 'room', payload: roomView, quoted });
     }
-    return view ?? (await this.present.message(actor.app.id, message));
+    return view;
   }
 
   /** `DELETE /rooms/:id/messages/:messageId` (or `_all`): gone from history, `messageDeleted` to members. */
@@ -260,7 +270,7 @@ export class MessageService implements SystemMessages {
       fields: { ...existing.fields, ...pickFields(input) },
       updatedAt: now,
       editedAt: now,
-    });
+    }, room.pinnedMessageId);
   }
 
   /**
@@ -270,10 +280,7 @@ export class MessageService implements SystemMessages {
   private async recall(actor: Actor, room: RoomRecord, existing: MessageRecord): Promise<MessageView> {
     authorize(actor, 'messages.recall', room, existing);
     if (existing.messageType === RECALL) return this.present.message(actor.app.id, existing);
-    if (room.pinnedMessageId === existing.id) {
-      await this.store.updateRoom(actor.app.id, room.id, (r) => ({ ...r, pinnedMessageId: undefined }));
-    }
-    return this.replaceAndPublish(actor.app.id, {
+    const view = await this.replaceAndPublish(actor.app.id, {
       id: existing.id,
       room: existing.room,
       sender: existing.sender,
@@ -283,15 +290,15 @@ export class MessageService implements SystemMessages {
       createdAt: existing.createdAt,
       updatedAt: Date.now(),
     });
+    // After the message is recalled (a pin racing with it checks again after its own write).
+    await this.store.updateRoom(actor.app.id, room.id, (r) => (r.pinnedMessageId === existing.id ? { ...r, pinnedMessageId: undefined } : undefined));
+    return view;
   }
 
-  private async setPinnedFlag(appId: string, messageId: string, pinned: boolean): Promise<MessageView | undefined> {
+  /** Delivers a stored message again (its `pinned` flag changed). */
+  private async republish(appId: string, messageId: string, pinnedId: string | undefined): Promise<void> {
     const message = await this.store.getMessage(appId, messageId);
-    if (!message) return undefined;
-    const fields = { ...message.fields };
-    if (pinned) fields.pinned = true;
-    else delete fields.pinned;
-    return this.replaceAndPublish(appId, { ...message, fields, updatedAt: Date.now() });
+    if (message) await this.publishMessage(appId, message, pinnedId);
   }
 
   /**
@@ -310,14 +317,14 @@ export class MessageService implements SystemMessages {
     return this.publishMessage(appId, message);
   }
 
-  private async replaceAndPublish(appId: string, message: MessageRecord): Promise<MessageView> {
+  private async replaceAndPublish(appId: string, message: MessageRecord, pinnedId?: string): Promise<MessageView> {
     encodeForStore(message, this.limits.maxMessageBytes);
     if (!(await this.store.replaceMessage(appId, message))) throw Errors.notFound('MESSAGE', message.id);
-    return this.publishMessage(appId, message);
+    return this.publishMessage(appId, message, pinnedId);
   }
 
-  private async publishMessage(appId: string, message: MessageRecord): Promise<MessageView> {
-    const view = await this.present.message(appId, message);
+  private async publishMessage(appId: string, message: MessageRecord, pinnedId?: string): Promise<MessageView> {
+    const view = await this.present.message(appId, message, pinnedId);
     const quoted = await senderOf(this.store, appId, message.fields.reply);
     this.bus.publish(roomTopic(appId, message.room), { kind: 'deliver', event: 'chat message', payload: view, sender: message.sender, quoted });
     return view;

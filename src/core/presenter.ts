@@ -48,20 +48,21 @@ export class Presenter {
     return ids.map((id, i) => ({ ...clientView(users[i], id), ...statusFields(users[i], connected[i]!, now) }));
   }
 
-  async message(appId: string, msg: MessageRecord): Promise<MessageView> {
+  /** `pinnedId`: the room's pinned message, when the caller knows it (a new message is never pinned). */
+  async message(appId: string, msg: MessageRecord, pinnedId?: string): Promise<MessageView> {
     // The send path: one message, usually no reply; one user read.
     if (typeof msg.fields.reply !== 'string') {
       const sender = msg.sender ? (await this.clients(appId, [msg.sender]))[0]! : null;
-      return messageView(msg, sender);
+      return messageView(msg, sender, undefined, msg.id === pinnedId);
     }
-    return (await this.messages(appId, [msg]))[0]!;
+    return (await this.messages(appId, [msg], undefined, pinnedId))[0]!;
   }
 
   /**
    * Populates senders (one batched lookup) and replied-to messages. A quoted message whose
    * sender is in `hidden` (the reader blocked them) stays an id: its text is not shown.
    */
-  async messages(appId: string, msgs: readonly MessageRecord[], hidden?: ReadonlySet<string>): Promise<MessageView[]> {
+  async messages(appId: string, msgs: readonly MessageRecord[], hidden?: ReadonlySet<string>, pinnedId?: string): Promise<MessageView[]> {
     const replies = new Map<string, MessageRecord>();
     for (const m of msgs) {
       const replyId = m.fields.reply;
@@ -73,7 +74,7 @@ export class Presenter {
     const senderIds = [...new Set([...msgs, ...replies.values()].flatMap((m) => (m.sender ? [m.sender] : [])))];
     const senders = new Map((await this.clients(appId, senderIds)).map((c) => [c.id, c]));
     const view = (m: MessageRecord, reply?: MessageView) =>
-      messageView(m, m.sender ? senders.get(m.sender)! : null, reply);
+      messageView(m, m.sender ? senders.get(m.sender)! : null, reply, m.id === pinnedId);
     return msgs.map((m) => {
       const reply = typeof m.fields.reply === 'string' ? replies.get(m.fields.reply) : undefined;
       return view(m, reply && view(reply));
@@ -90,14 +91,14 @@ export class Presenter {
     const last = room.lastMessageId ? await this.store.getMessage(appId, room.lastMessageId) : undefined;
     // A viewer does not see the text of someone they blocked as the room's last message.
     const hideLast = viewer?.userId && last?.sender && last.sender !== viewer.userId && (await this.store.getBlock(appId, viewer.userId, last.sender));
-    const lastMessage = last && !hideLast ? await this.message(appId, last) : undefined;
+    const lastMessage = last && !hideLast ? await this.message(appId, last, room.pinnedMessageId) : undefined;
     const pinnedMessage = await this.messageById(appId, room.pinnedMessageId);
     return roomView({ room, members, owner, lastMessage, pinnedMessage, viewer: viewer && (await this.viewerFields(appId, room, viewer)) });
   }
 
   private async messageById(appId: string, id: string | undefined): Promise<MessageView | undefined> {
     const message = id ? await this.store.getMessage(appId, id) : undefined;
-    return message ? this.message(appId, message) : undefined;
+    return message ? this.message(appId, message, id) : undefined;
   }
 
   private async viewerFields(appId: string, room: RoomRecord, viewer: Viewer): Promise<ViewerFields> {

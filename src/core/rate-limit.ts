@@ -32,4 +32,9 @@ export class WindowCounter {
   get size(): number {
     return this.counts.size;
   }
+
+  /** The keys as held (tests: never a caller's long string). */
+  keys(): IterableIterator<string> {
+    return this.counts.keys();
+  }
 }

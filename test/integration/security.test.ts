@@ -294,6 +294,24 @@ describe.each(COMBOS)('security over %s on the %s store', (transport, store) => 
     expect(raw.ws.readyState).toBe(raw.ws.CLOSED);
   });
 
+  it('17: a concurrent pin never undoes an acknowledged recall', async () => {
+    // The room's owner pins while the sender recalls, many times over.
+    await adm.post('/rooms', { _id: 'p17', name: 'Pins', owner: 'carol', members: ['alice', 'carol'] });
+    for (let i = 0; i < 40; i++) {
+      const id = (await as('alice').post('/rooms/p17/message', { message: `secret ${i}`, messageType: 'text' })).body.result._id;
+      const [recall] = await Promise.all([
+        as('alice').post('/rooms/p17/message', { _id: id, messageType: 'recall' }),
+        as('carol').post(`/messages/${id}/pin`),
+      ]);
+      expect(recall.status).toBe(200);
+    }
+    const history = (await as('carol').get('/rooms/p17/messages/v3?limit=100')).body.result.data;
+    expect(history).toHaveLength(40);
+    for (const m of history) expect({ type: m.messageType, message: m.message }).toEqual({ type: 'recall', message: '' });
+    const room = (await as('carol').get('/rooms/p17')).body.result;
+    expect(room.pinnedMessage === null || room.pinnedMessage.messageType === 'recall').toBe(true);
+  });
+
   it('17: GET /rooms?sort=__proto__ and out-of-range stats are 400, not 500', async () => {
     for (const sort of ['__proto__', 'constructor', 'toString']) expect((await as('alice').get(`/rooms?sort=${sort}`)).status).toBe(400);
     expect((await adm.get('/admin/stats?start=8640000000000001')).status).toBe(400);
