@@ -12,11 +12,10 @@ export interface DeliveryMessage {
   payload: unknown;
   /** Who caused it (chat messages, typing): recipients who blocked this user are skipped. */
   sender?: string;
-  /**
-   * Whose words the payload embeds besides the sender's (a room's `lastMessage`, a quoted
-   * reply): recipients who blocked this user get the payload without them.
-   */
-  quoted?: string;
+  /** Other users whose content the payload carries (a quoted reply, a room's last message). */
+  quoted?: string[];
+  /** The payload without that content: what recipients who blocked one of `quoted` get. */
+  redacted?: unknown;
 }
 
 /** Cluster-wide state changes every node must apply to its local sockets. */
@@ -28,6 +27,8 @@ export type ControlMessage =
   | { kind: 'tokens-revoked'; appId: string; userId: string; hashes: string[] }
   | { kind: 'client-key-revoked'; appId: string }
   | { kind: 'app-deleted'; appId: string }
+  /** Users' profiles changed or they were deleted: nodes drop cached copies. */
+  | { kind: 'users-changed'; appId: string; userIds: string[] }
   /** An application was created or its domains changed: nodes refresh their host → app index. */
   | { kind: 'apps-changed' };
 

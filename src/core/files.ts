@@ -2,9 +2,10 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { ContentTooLarge, type FileStorage } from '../files/storage.js';
 import type { Store } from '../store/store.js';
-import { Errors, ImError } from './errors.js';
+import { Errors } from './errors.js';
 import type { Actor } from './identity.js';
-import type { AppRecord, FileRecord, RoomRecord } from './models.js';
+import type { AppRecord, FileRecord, MemberRoom } from './models.js';
+import { type Clock, systemClock } from './clock.js';
 import { requireRoomFor } from './lookup.js';
 import { authorize } from './permissions.js';
 import { DEFAULT_SERVICE_LIMITS, type ServiceLimits } from './limits.js';
@@ -32,7 +33,7 @@ const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 function checkName(kind: 'bucket' | 'file id', value: string): void {
   if (!NAME.test(value) || value.includes('..')) {
-    throw new ImError(400, 'INVALID_PATH', `${kind} '${value}' is not a plain name (letters, digits, . _ -)`);
+    throw Errors.invalidPath(kind, value);
   }
 }
 
@@ -50,6 +51,7 @@ export class FileService {
     private store: Store,
     private storage: FileStorage,
     private options: FileOptions,
+    private clock: Clock = systemClock,
     limits: ServiceLimits = DEFAULT_SERVICE_LIMITS,
   ) {
     this.uploaded = new WindowCounter(limits.uploadBytesPerHourPerUser, 3_600_000);
@@ -64,7 +66,7 @@ export class FileService {
     if (actor.kind === 'user' && !this.uploaded.hit(`${actor.app.id}/${actor.userId}`, 0)) throw Errors.quotaExceeded('upload bytes per hour');
     checkName('bucket', bucket);
     if (!this.typeAllowed(mimetype)) {
-      throw new ImError(415, 'UNSUPPORTED_MEDIA_TYPE', `Files of type '${mimetype}' are not accepted`);
+      throw Errors.unsupportedMediaType(mimetype);
     }
     if (extra) await this.roomFor(actor, extra);
   }
@@ -77,7 +79,7 @@ export class FileService {
     try {
       written = await this.storage.write(key, upload.content, this.options.maxBytes);
     } catch (err) {
-      if (err instanceof ContentTooLarge) throw new ImError(413, 'FILE_TOO_LARGE', `Files may be at most ${this.options.maxBytes} bytes`);
+      if (err instanceof ContentTooLarge) throw Errors.fileTooLarge(this.options.maxBytes);
       throw err;
     }
     if (actor.kind === 'user') this.uploaded.hit(`${actor.app.id}/${actor.userId}`, written.length);
@@ -94,7 +96,7 @@ export class FileService {
         client: actor.kind === 'user' ? actor.userId : undefined,
         room: room?.id,
         extra,
-        uploadedAt: Date.now(),
+        uploadedAt: this.clock.now(),
       };
       await this.store.putFile(actor.app.id, record);
       return record;
@@ -114,7 +116,7 @@ export class FileService {
 
   async open(app: AppRecord, file: FileRecord): Promise<Readable> {
     const content = await this.storage.read(this.key(app.id, file.bucket, file.id));
-    if (!content) throw new ImError(404, 'FILE_NOT_FOUND', `the content of file '${file.id}' is missing`);
+    if (!content) throw Errors.fileNotFound(`the content of file '${file.id}' is missing`);
     return content;
   }
 
@@ -127,7 +129,7 @@ export class FileService {
 
   /** A short-lived link that works without headers (an `<img src>`): HMAC with the app's secret. */
   signedPath(app: AppRecord, file: FileRecord): string {
-    const expires = Date.now() + this.options.signedUrlTtlMs;
+    const expires = this.clock.now() + this.options.signedUrlTtlMs;
     const sig = this.signature(app, file.bucket, file.id, expires);
     return `/files/${file.bucket}/${file.id}?app=${encodeURIComponent(app.id)}&expires=${expires}&sig=${sig}`;
   }
@@ -140,11 +142,11 @@ export class FileService {
     const app = appId ? await this.store.getApp(appId) : undefined;
     const expected = app && Number.isFinite(expires) ? this.signature(app, bucket, id, expires) : '';
     const valid = expected.length > 0 && expected.length === sig.length && timingSafeEqual(Buffer.from(expected), Buffer.from(sig));
-    if (!app || !valid) throw new ImError(403, 'INVALID_SIGNATURE', 'The link signature is not valid');
+    if (!app || !valid) throw Errors.invalidSignature();
     // No link lives longer than the configured lifetime, whoever signed it (a leaked secret
     // cannot mint year-long links).
-    if (expires > Date.now() + this.options.signedUrlTtlMs + 5_000) throw new ImError(403, 'INVALID_SIGNATURE', 'The link outlives the allowed lifetime');
-    if (expires <= Date.now()) throw new ImError(403, 'LINK_EXPIRED', 'The link has expired; ask for a new one');
+    if (expires > this.clock.now() + this.options.signedUrlTtlMs + 5_000) throw Errors.invalidSignature();
+    if (expires <= this.clock.now()) throw Errors.linkExpired();
     return { app, file: await this.load(app.id, bucket, id) };
   }
 
@@ -152,7 +154,7 @@ export class FileService {
     return createHmac('sha256', app.fileSecret ?? `files:${app.signingSecret}`).update(`${app.id}/${bucket}/${id}/${expires}`).digest('base64url');
   }
 
-  private async roomFor(actor: Actor, extra: Record<string, unknown>): Promise<RoomRecord | undefined> {
+  private async roomFor(actor: Actor, extra: Record<string, unknown>): Promise<MemberRoom | undefined> {
     const roomId = roomOf(extra);
     if (!roomId) return undefined;
     const room = await requireRoomFor(this.store, actor, roomId);
@@ -164,7 +166,7 @@ export class FileService {
     checkName('bucket', bucket);
     checkName('file id', id);
     const file = await this.store.getFile(appId, id);
-    if (!file || file.bucket !== bucket) throw new ImError(404, 'FILE_NOT_FOUND', `file '${id}' not found`);
+    if (!file || file.bucket !== bucket) throw Errors.fileNotFound(`file '${id}' not found`);
     return file;
   }
 

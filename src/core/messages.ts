@@ -2,13 +2,14 @@ import { z } from 'zod';
 import type { Bus } from '../bus/bus.js';
 import { roomTopic } from '../bus/bus.js';
 import type { Store } from '../store/store.js';
-import { Errors, ImError } from './errors.js';
+import { Errors } from './errors.js';
 import type { Actor } from './identity.js';
-import type { MessageRecord, RoomRecord } from './models.js';
+import type { MemberRoom, MessageRecord, RoomRecord } from './models.js';
+import { type Clock, systemClock } from './clock.js';
 import { authorize, isSuperuser } from './permissions.js';
 import type { Presenter } from './presenter.js';
 import { newId } from './secrets.js';
-import { requireMessage, requireRoomFor, requireUser, senderOf } from './lookup.js';
+import { requireMessage, requireRoomFor, requireUser } from './lookup.js';
 import { parseInput } from './validate.js';
 import { DEFAULT_SERVICE_LIMITS, encodeForStore, isValidId, type ServiceLimits } from './limits.js';
 import { WindowCounter } from './rate-limit.js';
@@ -47,7 +48,7 @@ export interface HistoryParams {
 export interface SystemMessages {
   post(
     appId: string,
-    room: RoomRecord,
+    room: Pick<RoomRecord, 'id'>,
     sender: string | undefined,
     messageType: string,
     message: string,
@@ -63,6 +64,7 @@ export class MessageService implements SystemMessages {
     private store: Store,
     private bus: Bus,
     private present: Presenter,
+    private clock: Clock = systemClock,
     private limits: ServiceLimits = DEFAULT_SERVICE_LIMITS,
   ) {
     this.sent = new WindowCounter(limits.messagesPerMinutePerUser, 60_000);
@@ -104,29 +106,27 @@ export class MessageService implements SystemMessages {
    * The send rules beyond membership, in one place: a frozen room takes messages only from
    * its owner/admins (and the API key); in a direct room, a block either way stops both.
    */
-  private async checkCanPost(actor: Actor, room: RoomRecord, sender: string | undefined): Promise<void> {
+  private async checkCanPost(actor: Actor, room: MemberRoom, sender: string | undefined): Promise<void> {
+    if (room.status === 0 && !isSuperuser(actor, room)) throw Errors.roomFrozen();
     if (sender !== undefined && !this.sent.hit(`${actor.app.id}/${sender}`)) throw Errors.quotaExceeded('messages per minute');
-    if (room.status === 0 && !isSuperuser(actor, room)) {
-      throw Errors.forbidden('ROOM_FROZEN', 'This room is frozen: only its owner and admins may post');
-    }
     if (room.roomType === 'direct' && sender) {
       const peer = room.members.find((m) => m !== sender);
       if (peer && ((await this.store.getBlock(actor.app.id, sender, peer)) || (await this.store.getBlock(actor.app.id, peer, sender)))) {
-        throw Errors.forbidden('BLOCKED', 'Messages between these users are blocked');
+        throw Errors.blocked();
       }
     }
   }
 
   async post(
     appId: string,
-    room: RoomRecord,
+    room: Pick<RoomRecord, 'id'>,
     sender: string | undefined,
     messageType: string,
     message: string,
     fields: Record<string, unknown>,
   ): Promise<void> {
-    const now = Date.now();
-    await this.persistAndPublish(appId, { id: '', room: room.id, sender, messageType, message, fields, createdAt: now, updatedAt: now });
+    const now = this.clock.now();
+    await this.persistAndPublish(appId, { id: newId(), room: room.id, sender, messageType, message, fields, createdAt: now, updatedAt: now });
   }
 
   /** `GET /rooms/:id/messages/v3`: newest first; a page from an anchor includes it as `data[0]`. */
@@ -144,7 +144,8 @@ export class MessageService implements SystemMessages {
     let full = false;
     let from = anchor;
     let includeAnchor = anchor !== undefined;
-    // Messages from users the reader blocked are left out (group rooms); keep reading until the page is full.
+    // Messages from users the reader blocked are left out (group rooms), the anchor too;
+    // keep reading until the page is full.
     for (;;) {
       const batch = await this.store.listMessages(actor.app.id, roomId, { anchor: from, direction, includeAnchor, limit: params.limit });
       if (!batch) throw Errors.notFound('MESSAGE', anchor);
@@ -169,50 +170,55 @@ export class MessageService implements SystemMessages {
     if (params.sortOrder && params.sortOrder !== natural) page.reverse();
     return {
       totalCount: await this.store.countMessages(actor.app.id, roomId),
-      data: await this.present.messages(actor.app.id, page, hidden, room.pinnedMessageId),
+      data: await this.present.messages(actor.app.id, page, { pinnedId: room.pinnedMessageId, hidden }),
       userDeletedIDs: [] as string[],
     };
   }
 
-  /** In group rooms, the senders a user has blocked are hidden from them. */
-  private async hiddenSenders(actor: Actor, room: RoomRecord): Promise<Set<string>> {
+  /** In group rooms, the senders a user has blocked are hidden from them (history, last message, quotes, unread). */
+  async hiddenSenders(actor: Actor, room: Pick<RoomRecord, 'roomType'>): Promise<Set<string>> {
     if (actor.kind !== 'user' || room.roomType === 'direct') return new Set();
     return new Set((await this.store.listBlocks(actor.app.id, actor.userId)).map((b) => b.blockee));
   }
 
   /**
-   * `POST`/`DELETE /messages/:id/pin`: one pinned message per room; pinning another unpins the
-   * previous. Only the room's `pinnedMessageId` changes (one compare-and-set): a message's
-   * `pinned` flag is derived from it, so a pin never rewrites a message and can never undo a
-   * concurrent recall. A recall that lands while pinning is seen afterwards and unpins again.
+   * `POST`/`DELETE /messages/:id/pin`: one pinned message per room; pinning another unpins
+   * the previous. The room's pointer is the only record of it (views derive `pinned` from
+   * it), so the pointer and the flags can never disagree. Unpinning a message that is not
+   * the pinned one changes nothing.
    */
   async pin(actor: Actor, messageId: string, pinned: boolean): Promise<MessageView> {
     const message = await requireMessage(this.store, actor.app.id, messageId);
     const room = await requireRoomFor(this.store, actor, message.room);
     authorize(actor, 'messages.pin', room, message);
-    if (pinned && message.messageType === RECALL) throw new ImError(409, 'MESSAGE_RECALLED', 'A recalled message cannot be pinned');
+    if (pinned && message.messageType === RECALL) throw Errors.messageRecalled('pinned');
+    const now = this.clock.now();
+    let changed = false;
     let previous: string | undefined;
-    const updatedRoom = await this.store.updateRoom(actor.app.id, room.id, (r) => {
+    let updated = await this.store.updateRoom(actor.app.id, room.id, (r) => {
+      changed = pinned ? r.pinnedMessageId !== message.id : r.pinnedMessageId === message.id;
       previous = r.pinnedMessageId;
-      if (pinned) r.pinnedMessageId = message.id;
-      else if (r.pinnedMessageId === message.id) r.pinnedMessageId = undefined;
-      else return undefined;
-      r.updatedAt = Date.now();
+      if (!changed) return undefined;
+      r.pinnedMessageId = pinned ? message.id : undefined;
+      r.updatedAt = now;
       return r;
     });
-    const current = await requireMessage(this.store, actor.app.id, message.id);
-    if (pinned && current.messageType === RECALL) {
-      await this.store.updateRoom(actor.app.id, room.id, (r) => (r.pinnedMessageId === message.id ? { ...r, pinnedMessageId: undefined } : undefined));
-      throw new ImError(409, 'MESSAGE_RECALLED', 'A recalled message cannot be pinned');
+    if (!updated) throw Errors.notFound('ROOM', room.id);
+    if (pinned && changed) {
+      // Recalled or deleted while it was being pinned: recall/delete clear the pointer after
+      // changing the message, pin checks the message after setting it, so one of them sees the other.
+      const current = await this.store.getMessage(actor.app.id, message.id);
+      if (!current || current.messageType === RECALL) updated = (await this.clearPin(actor.app.id, room.id, message.id)) ?? updated;
     }
-    if (previous && previous !== message.id) await this.republish(actor.app.id, previous, updatedRoom?.pinnedMessageId);
-    const view = await this.publishMessage(actor.app.id, current, updatedRoom?.pinnedMessageId);
-    if (updatedRoom) {
-      const roomView = await this.present.room(actor.app.id, updatedRoom);
-      const quoted = await senderOf(this.store, actor.app.id, updatedRoom.lastMessageId);
-      this.bus.publish(roomTopic(actor.app.id, room.id), { kind: 'deliver', event: 'room', payload: roomView, quoted });
+    if (changed) {
+      const roomView = await this.present.room(actor.app.id, updated);
+      this.bus.publish(roomTopic(actor.app.id, room.id), roomDelivery(roomView));
+      // The message that was pinned before is delivered again, now shown unpinned.
+      const before = pinned && previous ? await this.store.getMessage(actor.app.id, previous) : undefined;
+      if (before) await this.publishMessage(actor.app.id, before, updated.pinnedMessageId);
     }
-    return view;
+    const current = (await this.store.getMessage(actor.app.id, message.id)) ?? message;
+    return this.publishMessage(actor.app.id, current, updated.pinnedMessageId);
   }
 
   /** `DELETE /rooms/:id/messages/:messageId` (or `_all`): gone from history, `messageDeleted` to members. */
@@ -226,11 +232,10 @@ export class MessageService implements SystemMessages {
       if (!(await this.store.deleteMessage(actor.app.id, roomId, messageId))) throw Errors.notFound('MESSAGE', messageId);
       deletedCount = 1;
     }
-    if (room.pinnedMessageId && (messageId === '_all' || room.pinnedMessageId === messageId)) {
-      await this.store.updateRoom(actor.app.id, roomId, (r) => ({ ...r, pinnedMessageId: undefined }));
-    }
+    // Decided on the room as it is now, not as read above: a pin set meanwhile is seen.
+    await this.clearPin(actor.app.id, roomId, messageId === '_all' ? undefined : messageId);
     this.bus.publish(roomTopic(actor.app.id, roomId), { kind: 'deliver', event: 'messageDeleted', payload: { room: roomId, messageID: messageId } });
-    const deletedAt = Date.now();
+    const deletedAt = this.clock.now();
     return {
       deletedCount,
       roomID: roomId,
@@ -241,11 +246,29 @@ export class MessageService implements SystemMessages {
     };
   }
 
-  private async create(appId: string, room: RoomRecord, sender: string | undefined, input: SendInput, requestedId?: string): Promise<MessageView> {
+  /**
+   * Unpins `messageId` (any message when undefined) if it is still the room's pinned one;
+   * the room afterwards when that changed it (and its members were told), else undefined.
+   */
+  private async clearPin(appId: string, roomId: string, messageId: string | undefined): Promise<RoomRecord | undefined> {
+    let changed = false;
+    const room = await this.store.updateRoom(appId, roomId, (r) => {
+      changed = r.pinnedMessageId !== undefined && (messageId === undefined || r.pinnedMessageId === messageId);
+      if (!changed) return undefined;
+      r.pinnedMessageId = undefined;
+      r.updatedAt = this.clock.now();
+      return r;
+    });
+    if (!changed || !room) return undefined;
+    this.bus.publish(roomTopic(appId, roomId), roomDelivery(await this.present.room(appId, room)));
+    return room;
+  }
+
+  private async create(appId: string, room: MemberRoom, sender: string | undefined, input: SendInput, requestedId?: string): Promise<MessageView> {
     if (input.message === undefined) throw Errors.invalidInput('message: required');
     if (input.messageType === RECALL) throw Errors.invalidInput('messageType recall needs the _id of an existing message');
     if (input.reply) await requireMessage(this.store, appId, input.reply, room.id);
-    const now = Date.now();
+    const now = this.clock.now();
     return this.persistAndPublish(appId, {
       id: requestedId ?? '',
       room: room.id,
@@ -258,78 +281,95 @@ export class MessageService implements SystemMessages {
     });
   }
 
-  /** Only the sender edits; the update keeps its `_id` and is delivered again. */
-  private async edit(actor: Actor, room: RoomRecord, existing: MessageRecord, input: SendInput): Promise<MessageView> {
+  /** Only the sender edits; the update keeps its `_id` and is delivered again. Never undoes a recall. */
+  private async edit(actor: Actor, room: MemberRoom, existing: MessageRecord, input: SendInput): Promise<MessageView> {
     authorize(actor, 'messages.edit', room, existing);
-    if (existing.messageType === RECALL) throw new ImError(409, 'MESSAGE_RECALLED', 'A recalled message cannot be edited');
-    const now = Date.now();
-    return this.replaceAndPublish(actor.app.id, {
-      ...existing,
-      messageType: input.messageType ?? existing.messageType,
-      message: input.message ?? existing.message,
-      fields: { ...existing.fields, ...pickFields(input) },
-      updatedAt: now,
-      editedAt: now,
-    }, room.pinnedMessageId);
+    const now = this.clock.now();
+    let recalled = false;
+    const updated = await this.store.updateMessage(actor.app.id, existing.id, (m) => {
+      recalled = m.messageType === RECALL;
+      if (recalled) return undefined;
+      const next = {
+        ...m,
+        messageType: input.messageType ?? m.messageType,
+        message: input.message ?? m.message,
+        fields: { ...m.fields, ...pickFields(input) },
+        updatedAt: now,
+        editedAt: now,
+      };
+      encodeForStore(next, this.limits.maxMessageBytes);
+      return next;
+    });
+    if (!updated) throw Errors.notFound('MESSAGE', existing.id);
+    if (recalled) throw Errors.messageRecalled('edited');
+    return this.publishMessage(actor.app.id, updated, room.pinnedMessageId);
   }
 
   /**
    * Recall: content, attachments and extra are cleared, the type becomes `recall`, and every
-   * member gets the update under the same `_id`. Recalling twice changes nothing.
+   * member gets the update under the same `_id`. Recalling twice changes nothing. A recalled
+   * message is never pinned.
    */
-  private async recall(actor: Actor, room: RoomRecord, existing: MessageRecord): Promise<MessageView> {
+  private async recall(actor: Actor, room: MemberRoom, existing: MessageRecord): Promise<MessageView> {
     authorize(actor, 'messages.recall', room, existing);
-    if (existing.messageType === RECALL) return this.present.message(actor.app.id, existing);
-    const view = await this.replaceAndPublish(actor.app.id, {
-      id: existing.id,
-      room: existing.room,
-      sender: existing.sender,
-      messageType: RECALL,
-      message: '',
-      fields: {},
-      createdAt: existing.createdAt,
-      updatedAt: Date.now(),
+    const now = this.clock.now();
+    let already = false;
+    const updated = await this.store.updateMessage(actor.app.id, existing.id, (m) => {
+      already = m.messageType === RECALL;
+      if (already) return undefined;
+      return { id: m.id, room: m.room, sender: m.sender, messageType: RECALL, message: '', fields: {}, createdAt: m.createdAt, updatedAt: now };
     });
-    // After the message is recalled (a pin racing with it checks again after its own write).
-    await this.store.updateRoom(actor.app.id, room.id, (r) => (r.pinnedMessageId === existing.id ? { ...r, pinnedMessageId: undefined } : undefined));
-    return view;
-  }
-
-  /** Delivers a stored message again (its `pinned` flag changed). */
-  private async republish(appId: string, messageId: string, pinnedId: string | undefined): Promise<void> {
-    const message = await this.store.getMessage(appId, messageId);
-    if (message) await this.publishMessage(appId, message, pinnedId);
+    if (!updated) throw Errors.notFound('MESSAGE', existing.id);
+    if (already) return this.present.message(actor.app.id, updated);
+    await this.clearPin(actor.app.id, room.id, existing.id);
+    return this.publishMessage(actor.app.id, updated, undefined);
   }
 
   /**
    * Stores, then publishes: a message is acknowledged and delivered only once it is stored.
-   * Insert-only: a client-chosen id that exists answers 409; a server id (random, 96 bits)
-   * that collides is drawn again. An empty id means "draw one".
+   * Insert-only: a room deleted meanwhile is 404, an id taken meanwhile 409 (never a 500).
    */
   private async persistAndPublish(appId: string, message: MessageRecord): Promise<MessageView> {
-    const chosen = message.id !== '';
-    for (let attempt = 0; ; attempt++) {
-      if (!chosen) message.id = newId();
-      encodeForStore(message, this.limits.maxMessageBytes);
-      if (await this.store.addMessage(appId, message)) break;
-      if (chosen || attempt >= 2) throw Errors.messageExists(message.id);
-    }
-    return this.publishMessage(appId, message);
-  }
-
-  private async replaceAndPublish(appId: string, message: MessageRecord, pinnedId?: string): Promise<MessageView> {
     encodeForStore(message, this.limits.maxMessageBytes);
-    if (!(await this.store.replaceMessage(appId, message))) throw Errors.notFound('MESSAGE', message.id);
-    return this.publishMessage(appId, message, pinnedId);
+    if (!(await this.store.addMessage(appId, message))) {
+      if (!(await this.store.getRoom(appId, message.room))) throw Errors.notFound('ROOM', message.room);
+      throw Errors.messageExists(message.id);
+    }
+    return this.publishMessage(appId, message, undefined);
   }
 
-  private async publishMessage(appId: string, message: MessageRecord, pinnedId?: string): Promise<MessageView> {
-    const view = await this.present.message(appId, message, pinnedId);
-    const quoted = await senderOf(this.store, appId, message.fields.reply);
-    this.bus.publish(roomTopic(appId, message.room), { kind: 'deliver', event: 'chat message', payload: view, sender: message.sender, quoted });
+  private async publishMessage(appId: string, message: MessageRecord, pinnedId: string | undefined): Promise<MessageView> {
+    const view = await this.present.message(appId, message, { pinnedId });
+    this.bus.publish(roomTopic(appId, message.room), { kind: 'deliver', event: 'chat message', payload: view, sender: message.sender, ...quotes(view) });
     return view;
   }
+}
 
+/**
+ * What a delivery carries of other users' content (a quoted reply, a room's last or pinned
+ * message), and the same payload without it: the gateway gives that one to whoever blocked them.
+ */
+export function quotes(payload: Record<string, unknown>): { quoted?: string[]; redacted?: unknown } {
+  let quoted: string[] | undefined;
+  let redacted: Record<string, unknown> | undefined;
+  for (const key of QUOTING_FIELDS) {
+    const who = (payload[key] as { sender?: { id?: unknown } | null } | null | undefined)?.sender?.id;
+    if (typeof who !== 'string') continue;
+    // The send path mostly quotes nobody: copy only when something must go.
+    quoted ??= [];
+    if (!quoted.includes(who)) quoted.push(who);
+    redacted ??= { ...payload };
+    if (key === 'reply') delete redacted.reply;
+    else redacted[key] = null;
+  }
+  return quoted ? { quoted, redacted } : {};
+}
+
+const QUOTING_FIELDS = ['reply', 'lastMessage', 'pinnedMessage'] as const;
+
+/** A `room` event for the room's topic, with the content blockers must not see marked. */
+export function roomDelivery(view: Record<string, unknown>) {
+  return { kind: 'deliver' as const, event: 'room', payload: view, ...quotes(view) };
 }
 
 function pickFields(input: Record<string, unknown>): Record<string, unknown> {

@@ -3,14 +3,16 @@ import { z } from 'zod';
 import type { Bus } from '../bus/bus.js';
 import { CONTROL_TOPIC, roomTopic, userTopic } from '../bus/bus.js';
 import type { Store } from '../store/store.js';
-import { Errors, ImError } from './errors.js';
+import { Errors } from './errors.js';
 import type { Actor } from './identity.js';
 import type { RoomRecord } from './models.js';
-import { asUser, authorize, isBanned, isSuperuser } from './permissions.js';
+import { allows, asUser, authorize, isBanned, isSuperuser } from './permissions.js';
 import type { Presenter } from './presenter.js';
 import { newId } from './secrets.js';
-import type { SystemMessages } from './messages.js';
-import { requireMessage, requireRoom, requireRoomFor, senderOf } from './lookup.js';
+import type { MessageService } from './messages.js';
+import { roomDelivery } from './messages.js';
+import { type Clock, systemClock } from './clock.js';
+import { requireMessage, requireRoom, requireRoomFor } from './lookup.js';
 import { parseInput } from './validate.js';
 import { isValidId } from './limits.js';
 import { type RoomView, clientView } from './views.js';
@@ -105,14 +107,19 @@ export class RoomService {
     private store: Store,
     private bus: Bus,
     private present: Presenter,
-    private system: SystemMessages,
+    private system: MessageService,
+    private clock: Clock = systemClock,
   ) {}
 
-  /** The room as the actor sees it (`mute`: the viewer's muted rooms, when already loaded). */
-  async view(actor: Actor, room: RoomRecord, mute?: string[]): Promise<RoomView> {
+  /**
+   * The room as the actor sees it (`mute`: the viewer's muted rooms; `blocked`: whom they
+   * blocked; both when already loaded).
+   */
+  async view(actor: Actor, room: RoomRecord, mute?: string[], blocked?: ReadonlySet<string>): Promise<RoomView> {
     const userId = actor.kind === 'user' ? actor.userId : undefined;
     if (mute === undefined && userId) mute = (await this.store.getUser(actor.app.id, userId))?.mute;
-    return this.present.room(actor.app.id, room, { userId, isSuperuser: isSuperuser(actor, room), mute });
+    const hidden = room.roomType === 'direct' ? undefined : (blocked ?? (await this.system.hiddenSenders(actor, room)));
+    return this.present.room(actor.app.id, room, { userId, isSuperuser: isSuperuser(actor, room), mute, hidden });
   }
 
   /**
@@ -134,7 +141,7 @@ export class RoomService {
     if (roomType === 'direct' && input._id !== undefined && input._id !== roomId) {
       throw Errors.invalidInput("_id: a direct room's id is derived from its two members; leave it out");
     }
-    const now = Date.now();
+    const now = this.clock.now();
     const room: RoomRecord = {
       id: roomId,
       name: input.name,
@@ -179,7 +186,8 @@ export class RoomService {
     if (filter.roomTags) rooms = rooms.filter((r) => matches(r.roomTags, filter.roomTags!));
     rooms.sort(this.comparator(query.sort ?? '-lastMessage'));
     const mute = (await this.store.getUser(actor.app.id, me.userId))?.mute ?? [];
-    let views = await Promise.all(rooms.map((r) => this.view(actor, r, mute)));
+    const blocked = await this.system.hiddenSenders(actor, { roomType: 'group' });
+    let views = await Promise.all(rooms.map((r) => this.view(actor, r, mute, blocked)));
     if (query.sortUnreadFirst) {
       views = [...views.filter((v) => (v.unread as number) > 0), ...views.filter((v) => !((v.unread as number) > 0))];
     }
@@ -215,7 +223,7 @@ export class RoomService {
       owner: input.owner ?? r.owner,
       managers: input.managers ?? r.managers,
       status: input.status ?? r.status,
-      updatedAt: Date.now(),
+      updatedAt: this.clock.now(),
     }));
     if (!updated) throw Errors.notFound('ROOM', roomId);
     await this.announce(actor.app.id, updated);
@@ -240,7 +248,7 @@ export class RoomService {
     const room = await requireRoom(this.store, actor.app.id, roomId);
     if (isBanned(me.userId, room)) throw Errors.bannedFromRoom();
     if (ownValue(room.memberState, me.userId)) return this.view(actor, room);
-    if (room.roomType === 'direct') throw Errors.forbidden('DIRECT_ROOM_CLOSED', 'A direct room cannot be joined');
+    if (room.roomType === 'direct') throw Errors.directRoomClosed('join');
     if (room.isPublic !== true) throw Errors.roomClosed();
     const updated = await this.changeMembers(actor, room, [me.userId], []);
     if (updated.systemMessage) await this.system.post(actor.app.id, updated, me.userId, 'joinRoom', '', {});
@@ -251,7 +259,7 @@ export class RoomService {
     const input = parseInput(addMembersSchema, body);
     const room = await requireRoom(this.store, actor.app.id, roomId);
     authorize(actor, 'members.add', room);
-    if (room.roomType === 'direct') throw Errors.forbidden('DIRECT_ROOM_CLOSED', 'A direct room has fixed members');
+    if (room.roomType === 'direct') throw Errors.directRoomClosed('members');
     const clients = await this.requireUsers(actor.app.id, input.invitees);
     const added = input.invitees.filter((m) => !ownValue(room.memberState, m));
     const updated = await this.changeMembers(actor, room, added, []);
@@ -292,7 +300,7 @@ export class RoomService {
       const state = ownValue(r.memberState, client);
       if (!state) return undefined;
       state.role = input.value;
-      r.updatedAt = Date.now();
+      r.updatedAt = this.clock.now();
       return r;
     });
     if (!updated) throw Errors.notFound('ROOM', roomId);
@@ -332,14 +340,21 @@ export class RoomService {
     return payload;
   }
 
-  /** `GET /me/badge`: total unread across the user's rooms (optionally only rooms with given tags). */
+  /**
+   * `GET /me/badge`: total unread across the user's rooms (optionally only rooms with given
+   * tags), counted as the room list counts it: rooms they are banned from and messages of
+   * users they blocked (group rooms) are not theirs to read.
+   */
   async badge(actor: Actor, roomTags: string[]): Promise<{ badge: number }> {
     const me = asUser(actor, 'me.read');
-    const rooms = await this.store.getRooms(actor.app.id, await this.store.userRoomIds(actor.app.id, me.userId));
+    const ids = await this.store.userRoomIds(actor.app.id, me.userId);
+    const rooms = await Promise.all(ids.map((id) => this.store.getRoomForUser(actor.app.id, id, me.userId)));
+    const blocked = (await this.store.listBlocks(actor.app.id, me.userId)).map((b) => b.blockee);
     let badge = 0;
     for (const r of rooms) {
-      if (!r || (roomTags.length > 0 && !roomTags.some((t) => r.roomTags.includes(t)))) continue;
-      badge += await this.store.countMessagesAfter(actor.app.id, r.id, ownValue(r.memberState, me.userId)?.lastRead);
+      if (!r || !allows(actor, 'messages.read', r)) continue;
+      if (roomTags.length > 0 && !roomTags.some((t) => r.roomTags.includes(t))) continue;
+      badge += await this.store.countMessagesAfter(actor.app.id, r.id, r.member?.lastRead, r.roomType === 'direct' ? [] : blocked);
     }
     return { badge };
   }
@@ -347,7 +362,7 @@ export class RoomService {
   /** Applies a membership change atomically and tells every node and every client concerned. */
   private async changeMembers(actor: Actor, room: RoomRecord, add: string[], remove: string[]): Promise<RoomRecord> {
     if (add.length === 0 && remove.length === 0) return room;
-    const now = Date.now();
+    const now = this.clock.now();
     const updated = await this.store.updateRoom(actor.app.id, room.id, (r) => {
       for (const m of add) {
         if (ownValue(r.memberState, m)) continue;
@@ -376,9 +391,8 @@ export class RoomService {
   /** `room` event with the full room to its members, and to users just removed (so they see it go). */
   private async announce(appId: string, room: RoomRecord, removed: string[] = []): Promise<void> {
     const view = await this.present.room(appId, room);
-    const quoted = await senderOf(this.store, appId, room.lastMessageId);
-    this.bus.publish(roomTopic(appId, room.id), { kind: 'deliver', event: 'room', payload: view, quoted });
-    for (const userId of removed) this.bus.publish(userTopic(appId, userId), { kind: 'deliver', event: 'room', payload: view, quoted });
+    this.bus.publish(roomTopic(appId, room.id), roomDelivery(view));
+    for (const userId of removed) this.bus.publish(userTopic(appId, userId), roomDelivery(view));
   }
 
   private async requireUsers(appId: string, userIds: readonly string[]) {
@@ -394,11 +408,11 @@ export class RoomService {
     try {
       parsed = JSON.parse(q);
     } catch {
-      throw new ImError(400, 'INVALID_QUERY', 'q: not valid JSON');
+      throw Errors.invalidQuery('not valid JSON');
     }
     const result = querySchema.safeParse(parsed);
     if (!result.success) {
-      throw new ImError(400, 'INVALID_QUERY', 'q: only members and roomTags filters ($in, $all) are supported');
+      throw Errors.invalidQuery('only members and roomTags filters ($in, $all) are supported');
     }
     return result.data;
   }

@@ -1,10 +1,9 @@
 import { z } from 'zod';
 import type { Bus } from '../bus/bus.js';
-import { roomTopic } from '../bus/bus.js';
+import { CONTROL_TOPIC, roomTopic } from '../bus/bus.js';
 import type { Store } from '../store/store.js';
 import { Errors } from './errors.js';
 import type { Actor } from './identity.js';
-import type { UserRecord } from './models.js';
 import { asUser, authorize } from './permissions.js';
 import type { IssuedToken, TokenService } from './tokens.js';
 import { parseInput } from './validate.js';
@@ -12,6 +11,7 @@ import { DEFAULT_SERVICE_LIMITS, encodeForStore, isValidId, type ServiceLimits }
 import { requireUser } from './lookup.js';
 import type { Presenter } from './presenter.js';
 import { type ClientView, clientView } from './views.js';
+import { type Clock, systemClock } from './clock.js';
 
 /** New user ids follow the documented id set (README: Ids). */
 const userId = z.string().trim().min(1).max(128).refine(isValidId, {
@@ -40,10 +40,10 @@ const tokenSchema = z.object({
 const revokeSchema = z.object({ token: z.string().min(1).max(4096).optional() }).optional();
 
 /** expirationDate as IMKIT sends it: epoch ms or an ISO date; must lie in the future. */
-function parseExpiry(value: number | string): number {
+function parseExpiry(value: number | string, now: number): number {
   const ms = typeof value === 'number' ? value : Date.parse(value);
   if (!Number.isFinite(ms)) throw Errors.invalidInput('expirationDate: not a date (epoch ms or ISO 8601)');
-  if (ms <= Date.now()) throw Errors.invalidInput('expirationDate: must be in the future');
+  if (ms <= now) throw Errors.invalidInput('expirationDate: must be in the future');
   return ms;
 }
 
@@ -66,6 +66,7 @@ export class UserService {
     private bus: Bus,
     private tokens: TokenService,
     private present: Presenter,
+    private clock: Clock = systemClock,
     private limits: ServiceLimits = DEFAULT_SERVICE_LIMITS,
   ) {}
 
@@ -89,19 +90,23 @@ export class UserService {
     if (input.token && input.expirationDate === undefined) {
       throw Errors.invalidInput('expirationDate: required with token');
     }
-    const expiry = input.token ? parseExpiry(input.expirationDate!) : undefined;
-    const now = Date.now();
-    const existing = await this.store.getUser(actor.app.id, input._id);
-    const user: UserRecord = {
-      id: input._id,
-      nickname: input.nickname ?? existing?.nickname,
-      avatarUrl: input.avatarUrl ?? existing?.avatarUrl,
-      description: input.description ?? existing?.description,
-      custom: this.mergeCustom(existing?.custom, input),
-      createdAt: existing?.createdAt ?? now,
+    const now = this.clock.now();
+    const expiry = input.token ? parseExpiry(input.expirationDate!, now) : undefined;
+    const custom = this.mergeCustom(undefined, input);
+    // An update changes only what was sent: mute list, login times and the rest stay.
+    let user = await this.store.updateUser(actor.app.id, input._id, (u) => ({
+      ...u,
+      nickname: input.nickname ?? u.nickname,
+      avatarUrl: input.avatarUrl ?? u.avatarUrl,
+      description: input.description ?? u.description,
+      custom: this.mergeCustom(u.custom, input),
       updatedAt: now,
-    };
-    await this.store.putUser(actor.app.id, user);
+    }));
+    if (!user) {
+      user = { id: input._id, nickname: input.nickname, avatarUrl: input.avatarUrl, description: input.description, custom, createdAt: now, updatedAt: now };
+      await this.store.putUser(actor.app.id, user);
+    }
+    this.announceChanged(actor.app.id, user.id);
     const view = clientView(user, user.id);
     if (input.issueAccessToken) return { ...view, ...tokenView(await this.tokens.issue(actor.app, user.id)) };
     if (input.token) return { ...view, ...tokenView(await this.tokens.assign(actor.app, user.id, input.token, expiry!)) };
@@ -127,6 +132,12 @@ export class UserService {
     await this.tokens.revoke(actor.app, id);
     for (const roomId of await this.store.userRoomIds(actor.app.id, id)) await leaveRooms(roomId);
     await this.store.deleteUser(actor.app.id, id);
+    this.announceChanged(actor.app.id, id);
+  }
+
+  /** Other nodes drop their cached copies of the user (the store's view cache). */
+  private announceChanged(appId: string, userId: string): void {
+    this.bus.publish(CONTROL_TOPIC, { kind: 'users-changed', appId, userIds: [userId] });
   }
 
   async me(actor: Actor): Promise<ClientView> {
@@ -139,16 +150,17 @@ export class UserService {
   async updateMe(actor: Actor, body: unknown): Promise<ClientView> {
     const me = asUser(actor, 'me.update');
     const input = parseInput(updateMeSchema, body);
-    const user = await requireUser(this.store, actor.app.id, me.userId);
-    const updated: UserRecord = {
+    const now = this.clock.now();
+    const updated = await this.store.updateUser(actor.app.id, me.userId, (user) => ({
       ...user,
       nickname: input.nickname ?? user.nickname,
       avatarUrl: input.avatarUrl ?? user.avatarUrl,
       description: input.description ?? user.description,
       custom: this.mergeCustom(user.custom, input),
-      updatedAt: Date.now(),
-    };
-    await this.store.putUser(actor.app.id, updated);
+      updatedAt: now,
+    }));
+    if (!updated) throw Errors.notFound('CLIENT', me.userId);
+    this.announceChanged(actor.app.id, updated.id);
     const view = clientView(updated, updated.id);
     for (const roomId of await this.store.userRoomIds(actor.app.id, me.userId)) {
       this.bus.publish(roomTopic(actor.app.id, roomId), { kind: 'deliver', event: 'client', payload: view });
@@ -160,7 +172,7 @@ export class UserService {
     authorize(actor, 'tokens.manage');
     const input = parseInput(tokenSchema, body);
     await requireUser(this.store, actor.app.id, id);
-    const issued = await this.tokens.assign(actor.app, id, input.token, parseExpiry(input.expirationDate));
+    const issued = await this.tokens.assign(actor.app, id, input.token, parseExpiry(input.expirationDate, this.clock.now()));
     return { client: id, ...tokenView(issued) };
   }
 
@@ -182,17 +194,14 @@ export class UserService {
 
   /** A socket of the user authenticated: their last login is now. */
   async recordLogin(appId: string, userId: string): Promise<void> {
-    await this.touch(appId, userId, (u) => ({ ...u, lastLoginAt: Date.now(), lastActiveAt: Date.now() }));
+    const now = this.clock.now();
+    await this.store.updateUser(appId, userId, (u) => ({ ...u, lastLoginAt: now, lastActiveAt: now }));
   }
 
   /** The user's last socket closed: they were last active now. */
   async recordActivity(appId: string, userId: string): Promise<void> {
-    await this.touch(appId, userId, (u) => ({ ...u, lastActiveAt: Date.now() }));
-  }
-
-  private async touch(appId: string, userId: string, change: (u: UserRecord) => UserRecord): Promise<void> {
-    const user = await this.store.getUser(appId, userId);
-    if (user) await this.store.putUser(appId, change(user));
+    const now = this.clock.now();
+    await this.store.updateUser(appId, userId, (u) => ({ ...u, lastActiveAt: now }));
   }
 
   async prefs(actor: Actor) {

@@ -2,35 +2,53 @@ import type { Config } from '../config.js';
 import type { Core } from '../core/core.js';
 import { Errors } from '../core/errors.js';
 import type { Actor } from '../core/identity.js';
+import type { Lifecycle } from '../lifecycle.js';
 import type { HttpRequest } from './types.js';
 import { checkJsonLimits, type InputLimits } from '../core/limits.js';
 
-/** What a route handler gets. `actor` is set for routes with `auth: 'actor'`. */
+/** What every route handler gets. */
 export interface RouteContext {
   req: HttpRequest;
   params: Record<string, string>;
-  actor: Actor;
   core: Core;
   config: Config;
+  /** Draining state (readiness) and in-flight requests. */
+  lifecycle: Lifecycle;
   /** The JSON body; `{}` when empty; MALFORMED_JSON when it does not parse. */
   body(): unknown;
   /** For `public` routes that authenticate only in some cases (signed file links). */
   authenticate(): Promise<Actor>;
 }
 
-export interface RouteDef {
+/** What a handler of an `auth: 'actor'` route gets: the caller, already authenticated. */
+export interface ActorContext extends RouteContext {
+  actor: Actor;
+}
+
+interface RouteBase {
   method: string;
   path: string;
-  /** `actor`: API key or client key + token, checked before the handler; `operator`: the operator secret. */
-  auth: 'actor' | 'operator' | 'public';
   /** The handler returns a whole HttpResponse instead of a result for IMKIT's envelope. */
   raw?: boolean;
   /** The body is handed over as `req.stream` instead of being buffered (uploads). */
   streamBody?: boolean;
   /** A usage metric counted for the caller's application each time the route succeeds. */
   meter?: string;
+}
+
+/** API key or client key + token, checked before the handler, which gets the caller. */
+export interface ActorRoute extends RouteBase {
+  auth: 'actor';
+  handle(ctx: ActorContext): Promise<unknown>;
+}
+
+/** `operator`: the operator secret is checked first; `public`: no credentials. */
+export interface OpenRoute extends RouteBase {
+  auth: 'operator' | 'public';
   handle(ctx: RouteContext): Promise<unknown>;
 }
+
+export type RouteDef = ActorRoute | OpenRoute;
 
 /** Integer query parameter with bounds; a bad value is a 400 naming the parameter. */
 export function intParam(query: URLSearchParams, name: string, fallback: number, min: number, max: number): number {

@@ -1,4 +1,4 @@
-import { type DestinationStream, pino, type Logger } from 'pino';
+import { pino, type DestinationStream, type Logger } from 'pino';
 
 export type { Logger };
 
@@ -7,7 +7,7 @@ export type { Logger };
  * the code never logs a secret on purpose.
  */
 export function createLogger(level: string, destination?: DestinationStream): Logger {
-  return pino({
+  const options = {
     level,
     base: { service: 'roomcast' },
     // Errors are logged by name, message, code and stack only: a client library's error may
@@ -17,11 +17,13 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
     redact: {
       paths: [
         'headers["im-api-key"]', 'headers["api_key"]', 'headers["im-authorization"]', 'headers.authorization',
-        'headers["im-client-key"]', 'headers["client_key"]', 'token', 'apiKey', 'clientKey', '*.token', '*.apiKey',
+        'headers["im-client-key"]', 'headers["client_key"]', 'headers.cookie', 'token', 'apiKey', 'clientKey', 'secret',
+        '*.token', '*.apiKey', '*.clientKey', '*.secret', 'operatorSecret', 'redisUrl',
       ],
       censor: '[redacted]',
     },
-  }, destination ?? pino.destination(1));
+  };
+  return destination ? pino(options, destination) : pino(options);
 }
 
 /** What of an error may be logged: never its own properties beyond these. */

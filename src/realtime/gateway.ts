@@ -1,12 +1,11 @@
 import type { BusMessage, ControlMessage, DeliveryMessage } from '../bus/bus.js';
-import { CONTROL_TOPIC, roomTopic, userTopic } from '../bus/bus.js';
+import { roomTopic, userTopic } from '../bus/bus.js';
 import type { Config } from '../config.js';
 import type { Core } from '../core/core.js';
 import { Errors, ImError, isImError } from '../core/errors.js';
 import type { Credentials, UserActor } from '../core/identity.js';
 import type { AppRecord } from '../core/models.js';
-import { isBanned } from '../core/permissions.js';
-import { forwardedClientAddress, requestHost } from '../http/credentials.js';
+import { type Bag, credentialsFrom, definedOnly, normaliseToken, requestHost, forwardedClientAddress } from '../credentials.js';
 import type { Logger } from '../observability/logger.js';
 import { encodeEvent } from './protocol/socketio.js';
 import { jsonLimitError } from '../core/limits.js';
@@ -14,7 +13,7 @@ import { type Encoding, ENCODINGS, encodeArg, engineTopic } from './encoding.js'
 import { Members, Metric } from '../metering/meter.js';
 import { LocalBlocks } from './local-blocks.js';
 import { WindowCounter } from '../core/rate-limit.js';
-import type { ConnectResult, EngineHooks, RealtimeServer, RealtimeSocket, UpgradeDecision, UpgradeRequest } from './types.js';
+import { type ConnectResult, type EngineHooks, type RealtimeServer, type RealtimeSocket, SLOW_CONSUMER, type UpgradeDecision, type UpgradeRequest } from './types.js';
 
 /** Per-socket IMKIT session, kept in `socket.state.session`. */
 interface Session {
@@ -44,21 +43,17 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 /** Credentials longer than this are refused unread (they would only grow tables and logs). */
 const MAX_CREDENTIAL_LENGTH = 8192;
 
-type Bag = Record<string, unknown>;
-
-/** Case-insensitive lookup over the names IMKIT clients use for the same credential. */
-function pick(bag: Bag | undefined, names: readonly string[]): string | undefined {
-  if (!bag) return undefined;
-  for (const [key, value] of Object.entries(bag)) {
-    if (typeof value === 'string' && value !== '' && names.includes(key.toLowerCase())) return value.slice(0, MAX_CREDENTIAL_LENGTH + 1);
-  }
-  return undefined;
+/** Who a socket log line is about: ids and addresses only, never a credential. */
+interface SocketLogFields {
+  sid?: string;
+  transport?: string;
+  remote: string;
+  app?: string;
+  user?: string;
 }
-const CLIENT_KEY_NAMES = ['im-client-key', 'client_key', 'clientkey', 'client-key'];
-const TOKEN_NAMES = ['im-authorization', 'authorization', 'token'];
-const DEVICE_NAMES = ['deviceid', 'im-device-id', 'device_id'];
 
 const NO_CREDENTIALS: Credentials = Object.freeze({});
+const NONE: readonly RealtimeSocket[] = Object.freeze([]);
 
 /** What authorizeUpgrade hands to onConnect through the engine. */
 interface UpgradeContext {
@@ -95,8 +90,7 @@ export class Gateway implements EngineHooks {
   ) {
     this.handshakesByAddress = new WindowCounter(config.handshakesPerMinutePerAddress, 60_000);
     this.handshakesByKey = new WindowCounter(config.handshakesPerMinutePerKey, 60_000);
-    core.bus.onMessage((topic, message) => this.onBusMessage(topic, message));
-    core.bus.subscribe(CONTROL_TOPIC);
+    core.sessions.onEvent((topic, message) => this.onBusMessage(topic, message));
   }
 
   /** A transport whose sockets this gateway delivers to. */
@@ -119,13 +113,13 @@ export class Gateway implements EngineHooks {
   // ---- handshake -------------------------------------------------------------------------
 
   async authorizeUpgrade(req: UpgradeRequest): Promise<UpgradeDecision> {
-    const fromQuery = Object.fromEntries(req.query);
-    const creds: Credentials = {
-      clientKey: pick(req.headers, CLIENT_KEY_NAMES) ?? pick(fromQuery, CLIENT_KEY_NAMES),
-      token: (pick(req.headers, TOKEN_NAMES) ?? pick(fromQuery, TOKEN_NAMES))?.replace(/^Bearer\s+/i, ''),
+    const { clientKey, token } = credentialsFrom([req.headers, Object.fromEntries(req.query)]);
+    const creds: Credentials = definedOnly({
+      clientKey,
+      token,
       host: requestHost(req.headers, this.config.trustProxy),
       origin: req.headers.origin,
-    };
+    });
     const context = { creds, clientAddress: forwardedClientAddress(req.headers, req.remoteAddress, this.config.trustProxy, this.config.trustProxyHops) };
     if ((this.unauthenticated.get(context.clientAddress) ?? 0) >= this.config.maxUnauthenticatedSocketsPerAddress) {
       const e = Errors.rateLimited('unauthenticated sockets from this address');
@@ -138,13 +132,15 @@ export class Gateway implements EngineHooks {
       return { accept: true, context: { ...context, actor } };
     } catch (err) {
       const e = isImError(err) ? err : Errors.internal();
-      this.meterRefusal(e, creds);
+      if (!isImError(err)) this.log.error({ err }, 'socket upgrade failed');
+      this.refused(e, creds, { transport: req.transport, remote: context.clientAddress });
       return { accept: false, status: e.status, body: JSON.stringify(e.toEnvelope()) };
     }
   }
 
   /** Every socket counts against its address's cap until it authenticates or closes. */
   onOpen(socket: RealtimeSocket): void {
+    if (this.log.isLevelEnabled('debug')) this.log.debug({ sid: socket.id, transport: socket.transport, remote: socket.remoteAddress }, 'socket opened');
     const address = (socket.upgradeContext as UpgradeContext).clientAddress;
     socket.state.pendingAddress = address;
     this.unauthenticated.set(address, (this.unauthenticated.get(address) ?? 0) + 1);
@@ -169,15 +165,15 @@ export class Gateway implements EngineHooks {
       topics: new Set(),
     };
     socket.state.session = s;
-    const fromAuth = isBag(auth) ? { clientKey: pick(auth, CLIENT_KEY_NAMES), token: pick(auth, TOKEN_NAMES) } : {};
-    if (ctx.actor || fromAuth.clientKey || fromAuth.token) {
+    const { clientKey, token, deviceId } = credentialsFrom([isBag(auth) ? auth : undefined]);
+    if (ctx.actor || clientKey || token) {
       try {
         // Credentials checked at upgrade are checked again now: a token or key revoked (or a
         // user deleted) in between must not get a socket. The upgrade already counted them.
-        await this.admit(socket, { ...ctx.creds, ...definedOnly(fromAuth) }, isBag(auth) ? pick(auth, DEVICE_NAMES) : undefined, ctx.actor !== undefined);
+        await this.admit(socket, { ...ctx.creds, ...definedOnly({ clientKey, token }) }, deviceId, ctx.actor !== undefined);
         return { ok: true };
       } catch (err) {
-        const e = err as ImError;
+        const e = isImError(err) ? err : Errors.internal();
         return { ok: false, message: e.code, data: e.toEnvelope() };
       }
     }
@@ -193,16 +189,18 @@ export class Gateway implements EngineHooks {
    */
   private async admit(socket: RealtimeSocket, creds: Credentials, deviceId: string | undefined, counted = false): Promise<UserActor> {
     const s = session(socket);
+    let actor: UserActor | undefined;
     try {
-      const actor = await this.authenticate(creds, s.clientAddress, !counted);
+      actor = await this.authenticate(creds, s.clientAddress, !counted);
       const limit = this.checkLimits(actor);
       if (limit) throw limit;
       s.deviceId = deviceId;
       await this.bind(socket, actor);
       return actor;
     } catch (err) {
+      if (!isImError(err)) this.log.error({ err, sid: socket.id }, 'socket handshake failed');
       const e = isImError(err) ? err : Errors.internal();
-      this.meterRefusal(e, creds);
+      this.refused(e, creds, { sid: socket.id, transport: socket.transport, remote: s.clientAddress, app: actor?.app.id, user: actor?.userId });
       throw e;
     }
   }
@@ -246,19 +244,16 @@ export class Gateway implements EngineHooks {
     if (!sockets) users.set(actor.userId, (sockets = new Set()));
     sockets.add(socket);
     this.perApp.set(actor.app.id, (this.perApp.get(actor.app.id) ?? 0) + 1);
-    this.core.presence.onSocketBound(actor.app.id, actor.userId);
     this.meter.count(actor.app.id, Metric.handshakesAccepted);
     this.meter.member(actor.app.id, Members.activeUsers, actor.userId);
-    void this.core.users.recordLogin(actor.app.id, actor.userId).catch((err) => this.log.warn({ err }, 'could not record login'));
+    void this.core.sessions.bound(actor).catch((err) => this.log.warn({ err }, 'could not record login'));
     this.listen(socket, userTopic(actor.app.id, actor.userId));
-    if (sockets.size === 1) await this.loadBlocks(actor.app.id, actor.userId);
-    const roomIds = await this.core.store.userRoomIds(actor.app.id, actor.userId);
-    // Member-scoped reads: a handshake costs O(rooms), not O(rooms × their sizes).
-    const rooms = await Promise.all(roomIds.map((id) => this.core.store.getRoomForUser(actor.app.id, id, actor.userId)));
-    for (const room of rooms) {
-      if (room && !isBanned(actor.userId, room) && !socket.closed) this.listen(socket, roomTopic(actor.app.id, room.id));
+    if (sockets.size === 1) await this.loadBlocks(actor);
+    for (const topic of await this.core.sessions.audiences(actor)) if (!socket.closed) this.listen(socket, topic);
+    await this.core.sessions.settled(); // a cluster bus: subscribed before the client hears it is connected
+    if (this.log.isLevelEnabled('debug')) {
+      this.log.debug({ sid: socket.id, app: actor.app.id, user: actor.userId, transport: socket.transport, remote: s.clientAddress }, 'socket authenticated');
     }
-    await this.core.bus.settled?.(); // a cluster bus: subscribed before the client hears it is connected
   }
 
   /** The socket is cut when its token expires (timers re-arm past node's 24.8-day maximum). */
@@ -279,8 +274,8 @@ export class Gateway implements EngineHooks {
   }
 
   /** Remembers whom a newly connected user blocked, so delivery can skip the blockees' messages. */
-  private async loadBlocks(appId: string, userId: string): Promise<void> {
-    for (const block of await this.core.store.listBlocks(appId, userId)) this.blocks.set(appId, userId, block.blockee, true);
+  private async loadBlocks(actor: UserActor): Promise<void> {
+    for (const blockee of await this.core.sessions.blockees(actor)) this.blocks.set(actor.app.id, actor.userId, blockee, true);
   }
 
   private listen(socket: RealtimeSocket, topic: string): void {
@@ -289,7 +284,7 @@ export class Gateway implements EngineHooks {
     s.topics.add(topic);
     socket.join(engineTopic(topic, s.encoding));
     const counts = this.listeners.get(topic) ?? [0, 0];
-    if (counts[0] + counts[1] === 0) this.core.bus.subscribe(topic);
+    if (counts[0] + counts[1] === 0) this.core.sessions.subscribe(topic);
     counts[s.encoding === 'json' ? 0 : 1]++;
     this.listeners.set(topic, counts);
   }
@@ -303,13 +298,14 @@ export class Gateway implements EngineHooks {
     counts[s.encoding === 'json' ? 0 : 1]--;
     if (counts[0] + counts[1] === 0) {
       this.listeners.delete(topic);
-      this.core.bus.unsubscribe(topic);
+      this.core.sessions.unsubscribe(topic);
     }
   }
 
   // ---- client events ---------------------------------------------------------------------
 
-  onEvent(socket: RealtimeSocket, event: string, args: unknown[], ack: ((...args: unknown[]) => void) | undefined): void {
+  /** Returns the handling's promise so that a drain can wait for events in flight. */
+  onEvent(socket: RealtimeSocket, event: string, args: unknown[], ack: ((...args: unknown[]) => void) | undefined): Promise<void> | void {
     const s = session(socket);
     if (!s || s.refused) return;
     s.events ??= new WindowCounter(this.config.socketEventsPerSecond, 1000);
@@ -322,7 +318,7 @@ export class Gateway implements EngineHooks {
       this.reply(socket, ack, tooBig);
       return;
     }
-    this.handle(socket, s, event, args, ack).catch((err: unknown) => {
+    return this.handle(socket, s, event, args, ack).catch((err: unknown) => {
       if (!isImError(err)) this.log.error({ err, event }, 'socket event failed');
       this.reply(socket, ack, isImError(err) ? err : Errors.internal());
     });
@@ -354,12 +350,12 @@ export class Gateway implements EngineHooks {
         return ack ? this.reply(socket, ack, undefined, payload) : undefined;
       }
       default:
-        throw new ImError(400, 'UNKNOWN_EVENT', `Unknown event '${event}'`);
+        throw Errors.unknownEvent(event);
     }
   }
 
   private requireActor(s: Session): UserActor {
-    if (!s.actor) throw new ImError(401, 'NOT_AUTHENTICATED', 'Authenticate first with auth2(token, {"IM-CLIENT-KEY": …})');
+    if (!s.actor) throw Errors.notAuthenticated();
     return s.actor;
   }
 
@@ -367,7 +363,7 @@ export class Gateway implements EngineHooks {
   private conf(socket: RealtimeSocket, s: Session, arg: unknown, ack?: (...a: unknown[]) => void): void {
     const wanted = isBag(arg) ? arg.encoding : undefined;
     const encoding: Encoding | undefined = wanted === 'base64' ? 'base64' : wanted === 'none' || wanted === 'json' || wanted === undefined ? 'json' : undefined;
-    if (!encoding) throw new ImError(400, 'UNSUPPORTED_ENCODING', "encoding must be 'base64' (or 'none')");
+    if (!encoding) throw Errors.unsupportedEncoding();
     if (encoding !== s.encoding) {
       const topics = [...s.topics];
       for (const t of topics) this.unlisten(socket, t);
@@ -391,16 +387,14 @@ export class Gateway implements EngineHooks {
 
   private async authOnce(socket: RealtimeSocket, s: Session, args: unknown[], ack?: (...a: unknown[]) => void): Promise<void> {
     const extra = isBag(args[1]) ? args[1] : undefined;
-    const token = typeof args[0] === 'string' && args[0] !== '' ? args[0] : pick(extra, TOKEN_NAMES);
-    const creds: Credentials = {
-      ...s.upgradeCreds,
-      ...definedOnly({ clientKey: pick(extra, CLIENT_KEY_NAMES), token: token?.replace(/^Bearer\s+/i, '') }),
-    };
+    const fromExtra = credentialsFrom([extra]);
+    const token = typeof args[0] === 'string' && args[0] !== '' ? normaliseToken(args[0]) : fromExtra.token;
+    const creds: Credentials = { ...s.upgradeCreds, ...definedOnly({ clientKey: fromExtra.clientKey, token }) };
     try {
-      const actor = await this.admit(socket, creds, pick(extra, DEVICE_NAMES) ?? (typeof args[1] === 'string' ? args[1] : undefined));
+      const actor = await this.admit(socket, creds, fromExtra.deviceId ?? (typeof args[1] === 'string' ? args[1] : undefined));
       this.reply(socket, ack, undefined, this.authResult(actor));
     } catch (err) {
-      const e = err as ImError;
+      const e = isImError(err) ? err : Errors.internal();
       // Refused: tell the client (ack and an `error` event), then hold the socket deaf
       // until the deadline instead of closing at once.
       s.refused = true;
@@ -423,40 +417,66 @@ export class Gateway implements EngineHooks {
     ack(encodeArg(s?.encoding ?? 'json', envelope));
   }
 
-  onClose(socket: RealtimeSocket, _reason: string): void {
+  onClose(socket: RealtimeSocket, reason: string): void {
     this.settlePending(socket);
     const s = session(socket);
+    if (this.log.isLevelEnabled('debug')) {
+      const durationMs = Math.round(performance.now() - socket.openedAt);
+      this.log.debug({ sid: socket.id, app: s?.actor?.app.id, user: s?.actor?.userId, transport: socket.transport, reason, durationMs }, 'socket closed');
+    }
     if (!s) return;
     clearTimeout(s.deadline);
     clearTimeout(s.expiry);
     for (const t of [...s.topics]) this.unlisten(socket, t);
     const actor = s.actor;
+    if (reason === SLOW_CONSUMER) this.slowConsumerCut(socket, actor);
     if (!actor) return;
     const users = this.byUser.get(actor.app.id);
     const sockets = users?.get(actor.userId);
     if (sockets?.delete(socket)) {
       this.perApp.set(actor.app.id, (this.perApp.get(actor.app.id) ?? 1) - 1);
-      this.core.presence.onSocketClosed(actor.app.id, actor.userId);
-      if (sockets.size === 0) {
+      const last = sockets.size === 0;
+      if (last) {
         users!.delete(actor.userId);
         this.blocks.forget(actor.app.id, actor.userId);
-        void this.core.users.recordActivity(actor.app.id, actor.userId).catch((err) => this.log.warn({ err }, 'could not record activity'));
       }
+      void this.core.sessions.closed(actor, last).catch((err) => this.log.warn({ err }, 'could not record activity'));
     }
   }
+
+  /** The transport cut a socket that stopped reading (ROOMCAST_MAX_SOCKET_BUFFER_BYTES unsent): say so. */
+  private slowConsumerCut(socket: RealtimeSocket, actor: UserActor | undefined): void {
+    this.log.warn(
+      { socket: socket.id, app: actor?.app.id, user: actor?.userId, limitBytes: this.config.maxSocketBufferBytes },
+      'socket cut: it stopped reading and its unsent output passed the limit',
+    );
+    if (actor) this.meter.count(actor.app.id, Metric.slowConsumerCuts);
+    this.slowConsumerCuts++;
+  }
+
+  /** Sockets this node cut for not reading (all applications, since start). */
+  slowConsumerCuts = 0;
 
   onFrame(socket: RealtimeSocket, bytes: number): void {
     const actor = session(socket)?.actor;
     if (actor) this.meter.count(actor.app.id, Metric.bytesIn, bytes);
   }
 
-  /** A refused handshake counts against its application: known, or claimed by its credentials. */
-  private meterRefusal(error: ImError, creds: Credentials, appId?: string): void {
-    if (appId) return this.meter.count(appId, `${Metric.handshakesRefused}.${error.code}`);
+  /**
+   * A refused handshake: logged (code, application, user, transport, address; never a
+   * credential) and counted against its application, known or claimed by its credentials.
+   */
+  private refused(error: ImError, creds: Credentials, who: SocketLogFields): void {
+    const record = (app: string | undefined) => {
+      // A 5xx refusal (store unavailable, …) is server trouble, not the client's: log it as an error.
+      if (error.status >= 500) this.log.error({ ...who, app, code: error.code, cause: error.message }, 'socket refused');
+      else this.log.info({ ...who, app, code: error.code }, 'socket refused');
+      if (app) this.meter.count(app, `${Metric.handshakesRefused}.${error.code}`);
+    };
+    if (who.app) return record(who.app);
     void this.core.apps
       .claimedAppId(creds.clientKey, creds.host)
-      .then((appId) => appId && this.meter.count(appId, `${Metric.handshakesRefused}.${error.code}`))
-      .catch(() => undefined);
+      .then(record, () => record(undefined));
   }
 
   private get meter() {
@@ -490,10 +510,10 @@ export class Gateway implements EngineHooks {
     // Encode first: a payload that cannot be encoded changes nothing (throws before any leave).
     const frames = ENCODINGS.map((encoding, i) => (counts[i] === 0 ? '' : encodeEvent(message.event, [encodeArg(encoding, message.payload)])));
     const skipped = message.sender === undefined ? [] : this.blockersListening(topic, message.sender);
-    // Blockers of a quoted user get the payload without the quote, one socket at a time.
-    const redacted = message.quoted === undefined ? [] : this.blockersListening(topic, message.quoted).filter((s) => !skipped.includes(s));
-    const off = [...skipped, ...redacted];
-    for (const socket of off) socket.leave(engineTopic(topic, session(socket).encoding));
+    // Recipients who blocked someone whose content the payload quotes get it without that content.
+    const redacted = message.quoted === undefined ? NONE : this.quotedBlockers(topic, message.quoted, skipped);
+    const apart = redacted.length === 0 ? skipped : [...skipped, ...redacted];
+    for (const socket of apart) socket.leave(engineTopic(topic, session(socket).encoding));
     let recipients = 0;
     let bytes = 0;
     try {
@@ -501,21 +521,28 @@ export class Gateway implements EngineHooks {
         if (counts[i] === 0) return;
         const frame = frames[i]!;
         for (const server of this.servers) server.publish(engineTopic(topic, encoding), frame);
-        const reached = counts[i]! - off.filter((s) => session(s).encoding === encoding).length;
+        const reached = counts[i]! - apart.filter((s) => session(s).encoding === encoding).length;
         recipients += reached;
         bytes += reached * frame.length;
       });
-      if (redacted.length > 0) {
-        const payload = withoutQuote(message.event, message.payload);
-        for (const socket of redacted) socket.emit(message.event, encodeArg(session(socket).encoding, payload));
+      for (const socket of redacted) {
+        socket.emit(message.event, encodeArg(session(socket).encoding, message.redacted));
+        recipients++;
       }
     } finally {
-      for (const socket of off) socket.join(engineTopic(topic, session(socket).encoding));
+      for (const socket of apart) socket.join(engineTopic(topic, session(socket).encoding));
     }
     const appId = topic.slice(0, topic.indexOf('/'));
     if (message.event === 'chat message') this.meter.member(appId, Members.activeRooms, topic.slice(topic.lastIndexOf('/') + 1));
     this.meter.count(appId, Metric.deliveries, recipients);
     this.meter.count(appId, Metric.bytesOut, bytes);
+  }
+
+  /** Local sockets on `topic` whose user blocked one of `quoted` (and who still get the event). */
+  private quotedBlockers(topic: string, quoted: readonly string[], skipped: readonly RealtimeSocket[]): RealtimeSocket[] {
+    const found = new Set<RealtimeSocket>();
+    for (const who of quoted) for (const socket of this.blockersListening(topic, who)) if (!skipped.includes(socket)) found.add(socket);
+    return [...found];
   }
 
   /** Local sockets on `topic` whose user blocked `sender`. */
@@ -547,7 +574,7 @@ export class Gateway implements EngineHooks {
       case 'tokens-revoked': {
         const hashes = new Set(message.hashes);
         for (const socket of this.socketsOf(message.appId, message.userId)) {
-          if (hashes.has(session(socket).actor!.tokenHash)) this.cut(socket, Errors.invalidToken(), 'token revoked');
+          if (hashes.has(session(socket).actor?.tokenHash ?? '')) this.cut(socket, Errors.invalidToken(), 'token revoked');
         }
         return;
       }
@@ -577,15 +604,3 @@ export class Gateway implements EngineHooks {
   }
 }
 
-/** A delivery's payload without the words it quotes: a room's last message, a message's quoted reply. */
-function withoutQuote(event: string, payload: unknown): unknown {
-  if (!isBag(payload)) return payload;
-  if (event === 'room') return { ...payload, lastMessage: null };
-  const reply = payload.reply;
-  if (isBag(reply)) return { ...payload, reply: reply._id };
-  return payload;
-}
-
-function definedOnly<T extends object>(value: T): Partial<T> {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
-}

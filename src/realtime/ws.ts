@@ -10,10 +10,14 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { Errors } from '../core/errors.js';
 import type { EngineSocket, SocketEngine } from './engine.js';
 import { isEngineIoPath } from './protocol/engineio.js';
+import { SLOW_CONSUMER } from './types.js';
 import type { RealtimeServer, TransportLink, UpgradeDecision, UpgradeRequest } from './types.js';
 
 export interface WsAttachOptions {
-  /** A socket still holding more unsent output than this when a new turn writes to it is dropped. Default 1 MiB. */
+  /**
+   * A socket still holding more unsent output than this when a new turn writes to it is cut
+   * (reason `slow consumer`). Default 1 MiB; the server passes ROOMCAST_MAX_SOCKET_BUFFER_BYTES.
+   */
   maxBackpressureBytes?: number;
   /** How long close() waits for clients to finish the close handshake. Default 1 s. */
   closeGraceMs?: number;
@@ -44,6 +48,7 @@ class CorkBatch {
 }
 
 class WsLink implements TransportLink {
+  readonly transport = 'ws';
   socket: EngineSocket | undefined;
   private readonly raw: Socket;
   private corked = false;
@@ -62,7 +67,7 @@ class WsLink implements TransportLink {
     if (!this.corked) {
       // Measured before corking: only output the peer left unread since earlier turns counts,
       // so a large burst within one turn does not drop a fast reader.
-      if (this.ws.bufferedAmount > this.hub.maxBackpressure) return this.close(true);
+      if (this.ws.bufferedAmount > this.hub.maxBackpressure) return this.cutSlowConsumer();
       this.corked = true;
       this.raw.cork();
       this.hub.batch.add(this);
@@ -80,6 +85,12 @@ class WsLink implements TransportLink {
     const members = this.hub.topics.get(topic);
     if (!members?.delete(this)) return;
     if (members.size === 0) this.hub.topics.delete(topic);
+  }
+
+  /** The peer stopped reading: drop it, and say why (the gateway logs and meters it). */
+  private cutSlowConsumer(): void {
+    if (this.socket) this.socket.end(SLOW_CONSUMER, true);
+    else this.close(true);
   }
 
   close(hard: boolean): void {
@@ -185,6 +196,7 @@ export function attachWs(server: Server, engine: SocketEngine, opts: WsAttachOpt
       query: new URLSearchParams(queryStart === -1 ? '' : url.slice(queryStart + 1)),
       headers: headersOf(req),
       remoteAddress,
+      transport: 'ws',
     };
     const respond = (decision: UpgradeDecision): void => {
       if (socket.destroyed) return;
@@ -213,7 +225,7 @@ export function attachWs(server: Server, engine: SocketEngine, opts: WsAttachOpt
       if (closed) return;
       closed = true;
       stopHeartbeat();
-      for (const link of [...links]) link.socket?.disconnect('server shutting down');
+      for (const link of [...links]) link.socket?.end('server shutting down', false);
       if (links.size > 0) {
         await new Promise<void>((resolve) => {
           allGone = resolve;

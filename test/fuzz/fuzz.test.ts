@@ -1,4 +1,7 @@
+import { mkdtempSync } from 'node:fs';
 import http from 'node:http';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { Writable } from 'node:stream';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -46,8 +49,10 @@ describe.each(TRANSPORTS)('fuzz over %s', (transport) => {
   let rssBefore = 0;
 
   beforeAll(async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'roomcast-fuzz-'));
     const config = loadConfig({}, {
       port: 0, host: '127.0.0.1', transport, operatorSecret: OPERATOR_SECRET, logLevel: 'warn', demo: false,
+      databasePath: path.join(dir, 'roomcast.db'), filesDir: path.join(dir, 'files'),
       socketEventsPerSecond: 100_000, handshakesPerMinutePerAddress: 10_000_000, maxUnauthenticatedSocketsPerAddress: 100_000,
     });
     const sink = new Writable({

@@ -1,9 +1,19 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { type Config, loadConfig } from '../../src/config.js';
-import { createLogger } from '../../src/observability/logger.js';
-import { type RoomcastServer, startServer } from '../../src/server.js';
+import { createLogger, type Logger } from '../../src/observability/logger.js';
+import { type Ports, type RoomcastServer, startServer } from '../../src/server.js';
+import { uwsAvailable } from '../../src/http/uws-native.js';
+import { dropSchemas, freshSchema, SHARED_DATABASE_URL } from './postgres.js';
 
-export const TRANSPORTS = ['uws', 'node'] as const;
-export type Transport = (typeof TRANSPORTS)[number];
+export type Transport = 'uws' | 'node';
+/**
+ * Every integration test runs on both transports where the native uWS build exists for this
+ * Node (see README: Supported runtimes); elsewhere on node only. `.ci/run` refuses a CI
+ * machine's primary Node without the native build, so the uws runs cannot silently vanish there.
+ */
+export const TRANSPORTS: readonly Transport[] = uwsAvailable() ? ['uws', 'node'] : ['node'];
 
 export interface TestApp {
   appId: string;
@@ -24,7 +34,8 @@ export interface TestServer {
 export const OPERATOR_SECRET = 'test-operator-secret';
 
 /** A real server on a free loopback port, talking real HTTP. */
-export async function startTestServer(transport: Transport, overrides: Partial<Config> = {}): Promise<TestServer> {
+export async function startTestServer(transport: Transport, overrides: Partial<Config> = {}, ports: Ports & { log?: Logger } = {}): Promise<TestServer> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'roomcast-test-'));
   const config = loadConfig({}, {
     port: 0,
     host: '127.0.0.1',
@@ -32,14 +43,29 @@ export async function startTestServer(transport: Transport, overrides: Partial<C
     operatorSecret: OPERATOR_SECRET,
     logLevel: 'silent',
     demo: false,
-    // ROOMCAST_TEST_REDIS_URL=redis://… runs every server-level test in cluster mode, on that Redis.
+    // The embedded default: an SQLite file (WAL, synchronous=NORMAL) in a directory of this server's own.
+    databasePath: path.join(dir, 'roomcast.db'),
+    filesDir: path.join(dir, 'files'),
+    // ROOMCAST_TEST_REDIS_URL=redis://… runs every server-level test in cluster mode: that Redis
+    // for bus and presence, and a schema of its own on the shared PostgreSQL for data.
     ...(process.env.ROOMCAST_TEST_REDIS_URL
-      ? { redisUrl: process.env.ROOMCAST_TEST_REDIS_URL, redisPrefix: `t${Math.random().toString(36).slice(2, 10)}` }
+      ? {
+          redisUrl: process.env.ROOMCAST_TEST_REDIS_URL,
+          redisPrefix: `t${Math.random().toString(36).slice(2, 10)}`,
+          databaseUrl: SHARED_DATABASE_URL,
+          databaseSchema: freshSchema(),
+        }
       : {}),
     ...overrides,
   });
-  const server = await startServer(config, createLogger(config.logLevel));
-  const base = `http://127.0.0.1:${server.port}`;
+  let server: RoomcastServer;
+  try {
+    server = await startServer(config, ports.log ?? createLogger(config.logLevel), ports);
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+  const base = `${server.tls ? 'https' : 'http'}://127.0.0.1:${server.port}`;
   return {
     server,
     base,
@@ -63,7 +89,11 @@ export async function startTestServer(transport: Transport, overrides: Partial<C
       if (res.status !== 200) throw new Error(`createUser: ${res.status} ${JSON.stringify(body)}`);
       return body.result.token;
     },
-    close: () => server.close(),
+    async close() {
+      await server.close();
+      rmSync(dir, { recursive: true, force: true });
+      if (config.databaseUrl && config.databaseSchema !== 'public') await dropSchemas(config.databaseUrl, [config.databaseSchema]);
+    },
   };
 }
 
@@ -111,4 +141,16 @@ export function getWithHost(base: string, path: string, headers: Record<string, 
         req.end();
       }),
   );
+}
+
+/**
+ * Resolves once every event published for `userId` before this call has reached `socket`: a
+ * `client` event goes to the user's own topic after them (a node publishes in order, a socket
+ * receives in order). Shows that something did NOT arrive without sleeping for a while.
+ */
+export async function drainSocket(base: string, app: TestApp, socket: { once(event: string, fn: () => void): unknown }, userId: string): Promise<void> {
+  const marker = new Promise<void>((resolve) => socket.once('client', () => resolve()));
+  const r = await admin(base, app).del(`/admin/clients/${encodeURIComponent(userId)}/mute/__drain`);
+  if (r.status !== 200) throw new Error(`drainSocket: ${r.status} ${JSON.stringify(r.body)}`);
+  await marker;
 }

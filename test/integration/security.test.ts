@@ -2,7 +2,16 @@ import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import type { Socket } from 'socket.io-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { roomTopic } from '../../src/bus/bus.js';
+import { LocalBus } from '../../src/bus/local.js';
+import { loadConfig } from '../../src/config.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { openStore } from '../../src/store/open.js';
+import type { Store } from '../../src/store/store.js';
+import { freshSchema, SHARED_DATABASE_URL } from '../helpers/postgres.js';
 import { admin, startTestServer, type TestApp, type TestServer, TRANSPORTS, user } from '../helpers/server.js';
 import { startRedis, type RedisProcess } from '../helpers/redis.js';
 import { deepJson, deepText, rawHttp, rawSocket, statusOf, upgradeStatus } from '../helpers/raw.js';
@@ -10,12 +19,12 @@ import { collect, connect, once, sleep, until } from '../helpers/sockets.js';
 
 /**
  * Regression tests for the adversarial findings of issue #11, one `it` per item, on both
- * transports and on both stores (memory, and Redis in cluster mode).
+ * transports and on both stores (SQLite embedded; PostgreSQL with the Redis bus, cluster mode).
  * Request bodies follow the SDKs: messages as the Vue SDK sends them (`{message, messageType}`),
  * direct rooms as Flutter's createDirectRoom (`POST /rooms/createAndJoin {invitee: "<id>"}`),
  * auth2 as the Vue SDK (`auth2(token, {"IM-CLIENT-KEY": key})`) — see ../../shared/spec/imkit-protocol.md.
  */
-const STORES = ['memory', 'redis'] as const;
+const STORES = ['sqlite', 'postgres'] as const;
 const COMBOS = TRANSPORTS.flatMap((transport) => STORES.map((store) => [transport, store] as const));
 
 let redis: RedisProcess;
@@ -30,8 +39,17 @@ const code = (r: { body: any }) => r.body?.error?.code;
 /** The room id the server derived for a pair before the fix (sha256 of the sorted pair). */
 const oldDirectId = (a: string, b: string) => createHash('sha256').update([a, b].sort().join('\u0000')).digest('hex').slice(0, 32);
 
+/** Store settings of one server: its own SQLite file, or its own schema on PostgreSQL with the Redis bus. */
+function storeSettings(kind: (typeof STORES)[number], prefix: string) {
+  return kind === 'postgres'
+    ? { databaseUrl: SHARED_DATABASE_URL, databaseSchema: freshSchema(), redisUrl: redis.url, redisPrefix: prefix }
+    : { databasePath: path.join(mkdtempSync(path.join(tmpdir(), 'roomcast-sec-')), 'roomcast.db') };
+}
+
 describe.each(COMBOS)('security over %s on the %s store', (transport, store) => {
   let t: TestServer;
+  let data: Store;
+  const bus = new LocalBus();
   let app: TestApp;
   let prefix: string;
   const tokens: Record<string, string> = {};
@@ -41,7 +59,10 @@ describe.each(COMBOS)('security over %s on the %s store', (transport, store) => 
 
   beforeAll(async () => {
     prefix = `s${randomBytes(4).toString('hex')}`;
-    t = await startTestServer(transport, store === 'redis' ? { redisUrl: redis.url, redisPrefix: prefix } : {});
+    const settings = storeSettings(store, prefix);
+    // The test keeps a handle on the store and (embedded) bus it gives the server.
+    data = (await openStore(loadConfig({}, { ...settings, logLevel: 'silent' }), createLogger('silent'))).store;
+    t = await startTestServer(transport, settings, store === 'postgres' ? { store: data } : { store: data, bus });
     app = await t.createApp();
     for (const id of ['alice', 'bob', 'carol', 'mallory']) tokens[id] = await t.createUser(app, id);
     adm = admin(t.base, app);
@@ -95,13 +116,13 @@ describe.each(COMBOS)('security over %s on the %s store', (transport, store) => 
   it('2: an event on the bus that cannot be encoded does not take the node down', async () => {
     const s = await socketOf('alice');
     const got = collect<{ message: string }>(s, 'chat message');
-    if (store === 'redis') {
+    if (store === 'postgres') {
       // Straight onto the Redis channel, as another node (or an older version) could publish it.
       const raw = new Redis(redis.url);
       await raw.publish(`${prefix}:bus:${roomTopic(app.appId, 'g')}`, `{"kind":"deliver","event":"chat message","payload":${deepText(5000)}}`);
       raw.disconnect();
     } else {
-      expect(() => t.server.core.bus.publish(roomTopic(app.appId, 'g'), { kind: 'deliver', event: 'chat message', payload: deepJson(5000) })).not.toThrow();
+      expect(() => bus.publish(roomTopic(app.appId, 'g'), { kind: 'deliver', event: 'chat message', payload: deepJson(5000) })).not.toThrow();
     }
     await as('bob').post('/rooms/g/message', { message: 'after the poison', messageType: 'text' });
     await until(() => got.some((m) => m.message === 'after the poison'));
@@ -243,7 +264,7 @@ describe.each(COMBOS)('security over %s on the %s store', (transport, store) => 
     const url = await signed();
     expect((await fetch(url)).status).toBe(200);
     // A link signed with the application's own secret, valid for a year: refused.
-    const record = (await t.server.core.store.getApp(app.appId))!;
+    const record = (await data.getApp(app.appId))!;
     const expires = Date.now() + 365 * 86_400_000;
     const key = record.fileSecret ?? `files:${record.signingSecret}`;
     const sig = createHmac('sha256', key).update(`${app.appId}/chatserver-upload/${id}/${expires}`).digest('base64url');
@@ -351,7 +372,7 @@ describe.each(COMBOS)('limits and quotas over %s on the %s store', (transport, s
   const tokens: Record<string, string> = {};
   beforeAll(async () => {
     t = await startTestServer(transport, {
-      ...(store === 'redis' ? { redisUrl: redis.url, redisPrefix: `q${randomBytes(4).toString('hex')}` } : {}),
+      ...storeSettings(store, `q${randomBytes(4).toString('hex')}`),
       messagesPerMinutePerUser: 5,
       maxPageBytes: 4096,
       uploadBytesPerHourPerUser: 3000,
