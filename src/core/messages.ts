@@ -270,7 +270,7 @@ export class MessageService implements SystemMessages {
     if (input.reply) await requireMessage(this.store, appId, input.reply, room.id);
     const now = this.clock.now();
     return this.persistAndPublish(appId, {
-      id: requestedId ?? '',
+      id: requestedId ?? newId(),
       room: room.id,
       sender,
       messageType: input.messageType ?? 'text',
