@@ -150,8 +150,7 @@ export class MessageService implements SystemMessages {
       const batch = await this.store.listMessages(actor.app.id, roomId, { anchor: from, direction, includeAnchor, limit: params.limit });
       if (!batch) throw Errors.notFound('MESSAGE', anchor);
       for (const m of batch) {
-        const isAnchor = m.id === anchor && page.length === 0;
-        if (!isAnchor && m.sender && hidden.has(m.sender)) continue;
+        if (m.sender && hidden.has(m.sender)) continue;
         // A page stops at its byte budget (one message at least), whatever the limit asked.
         bytes += JSON.stringify(m).length;
         if (bytes > this.limits.maxPageBytes && page.length > 0) {
