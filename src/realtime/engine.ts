@@ -45,6 +45,7 @@ export const DEFAULT_ENGINE_OPTIONS: Readonly<EngineOptions> = {
   maxPayloadBytes: 1_000_000,
   connectTimeoutMs: 45_000,
   upgradeTimeoutMs: 10_000,
+  maxConnectAttempts: 3,
 };
 
 /** Transports a session may open with; WebSocket also by upgrade from polling. */
@@ -84,6 +85,7 @@ export class EngineSocket implements RealtimeSocket, LinkEndpoint {
   private phase: Phase = 'open';
   private readonly topicSet = new Set<string>();
   private deferredCloseReason = '';
+  private connectRefusals = 0;
 
   constructor(
     private readonly engine: SocketEngine,
@@ -256,8 +258,9 @@ export class EngineSocket implements RealtimeSocket, LinkEndpoint {
       this.engine.markConnected(this);
       this.link.send(encodeConnect(this.id));
     } else {
-      this.phase = 'open'; // the client may retry CONNECT on the same transport
+      this.phase = 'open'; // the client may retry CONNECT on the same transport, a few times
       this.link.send(encodeConnectError({ message: result.message, data: result.data }));
+      if (++this.connectRefusals >= this.engine.options.maxConnectAttempts) this.end('too many connect attempts', false);
     }
   }
 

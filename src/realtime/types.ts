@@ -77,6 +77,8 @@ export interface EngineOptions {
   connectTimeoutMs: number;
   /** How long a polling session may take to finish its upgrade to WebSocket (engine.io: 10 s). */
   upgradeTimeoutMs: number;
+  /** Refused CONNECTs one socket may send before it is closed. */
+  maxConnectAttempts: number;
 }
 
 /** What a transport adapter gives back. */
