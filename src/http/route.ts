@@ -2,7 +2,9 @@ import type { Config } from '../config.js';
 import type { Core } from '../core/core.js';
 import { Errors } from '../core/errors.js';
 import type { Actor } from '../core/identity.js';
+import type { Lifecycle } from '../lifecycle.js';
 import type { HttpRequest } from './types.js';
+import { checkJsonLimits, type InputLimits } from '../core/limits.js';
 
 /** What every route handler gets. */
 export interface RouteContext {
@@ -10,6 +12,8 @@ export interface RouteContext {
   params: Record<string, string>;
   core: Core;
   config: Config;
+  /** Draining state (readiness) and in-flight requests. */
+  lifecycle: Lifecycle;
   /** The JSON body; `{}` when empty; MALFORMED_JSON when it does not parse. */
   body(): unknown;
   /** For `public` routes that authenticate only in some cases (signed file links). */
@@ -57,11 +61,15 @@ export function intParam(query: URLSearchParams, name: string, fallback: number,
   return value;
 }
 
-export function parseJsonBody(body: Buffer): unknown {
+/** The JSON body, refused (4xx) when it does not parse or breaks a limit on depth, lengths or fields. */
+export function parseJsonBody(body: Buffer, limits: InputLimits): unknown {
   if (body.length === 0) return {};
+  let value: unknown;
   try {
-    return JSON.parse(body.toString('utf8'));
+    value = JSON.parse(body.toString('utf8'));
   } catch {
     throw Errors.malformedJson();
   }
+  checkJsonLimits(value, limits);
+  return value;
 }
