@@ -2,13 +2,14 @@ import type { Bus } from '../bus/bus.js';
 import type { Store } from '../store/store.js';
 import type { Presence } from '../presence/presence.js';
 import type { FileStorage } from '../files/storage.js';
-import { Metric, type UsageMeter } from '../metering/meter.js';
+import { Members, Metric, type UsageMeter } from '../metering/meter.js';
 import type { PrometheusExporter } from '../metering/prometheus.js';
 import type { UsageSink } from '../metering/sink.js';
 import { AppService } from './apps.js';
 import { type Clock, systemClock } from './clock.js';
 import { type FileOptions, FileService } from './files.js';
 import { IdentityService } from './identity.js';
+import { DEFAULT_SERVICE_LIMITS, type ServiceLimits } from './limits.js';
 import { MessageService } from './messages.js';
 import { ModerationService } from './moderation.js';
 import { Presenter } from './presenter.js';
@@ -24,6 +25,8 @@ export interface CoreOptions {
   /** Who is connected (this node's sockets, or the cluster's through Redis). */
   presence: Presence;
   usage: Usage;
+  /** Sizes and quotas on untrusted input (src/config.ts). */
+  limits?: ServiceLimits;
   /** How long usage is kept (the longest `/admin/usage` range). */
   usageRetentionDays: number;
   /** The system clock unless a test moves time itself. */
@@ -54,6 +57,8 @@ export interface Core {
   usage: UsageService;
   sessions: SessionService;
   clock: Clock;
+  /** Sizes and quotas on untrusted input (src/config.ts). */
+  limits: ServiceLimits;
 }
 
 export async function createCore(store: Store, bus: Bus, options: CoreOptions): Promise<Core> {
@@ -62,14 +67,20 @@ export async function createCore(store: Store, bus: Bus, options: CoreOptions): 
   await apps.start();
   const tokens = new TokenService(store, bus, apps, options.tokenTtlMs, clock);
   const meter = options.usage.meter;
-  const identity = new IdentityService(apps, tokens, { originRefused: (appId) => meter.count(appId, Metric.originRefused) });
+  const identity = new IdentityService(apps, tokens, {
+    originRefused: (appId, origin) => {
+      meter.count(appId, Metric.originRefused);
+      meter.member(appId, Members.refusedOrigins, origin);
+    },
+  });
   const present = new Presenter(store, options.presence, clock);
-  const users = new UserService(store, bus, tokens, present, clock);
-  const messages = new MessageService(store, bus, present, clock);
+  const limits = options.limits ?? DEFAULT_SERVICE_LIMITS;
+  const users = new UserService(store, bus, tokens, present, clock, limits);
+  const messages = new MessageService(store, bus, present, clock, limits);
   const rooms = new RoomService(store, bus, present, messages, clock);
   const moderation = new ModerationService(store, bus, present, clock);
-  const files = new FileService(store, options.files.storage, options.files, clock);
+  const files = new FileService(store, options.files.storage, options.files, clock, limits);
   const usage = new UsageService(meter, options.usage.sink, options.presence, store, clock, options.usageRetentionDays, options.usage.exporter);
   const sessions = new SessionService(store, bus, options.presence, users);
-  return { apps, tokens, identity, users, rooms, messages, moderation, files, usage, sessions, clock };
+  return { apps, tokens, identity, users, rooms, messages, moderation, files, usage, sessions, clock, limits };
 }

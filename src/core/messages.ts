@@ -11,6 +11,8 @@ import type { Presenter } from './presenter.js';
 import { newId } from './secrets.js';
 import { requireMessage, requireRoomFor, requireUser } from './lookup.js';
 import { parseInput } from './validate.js';
+import { DEFAULT_SERVICE_LIMITS, encodeForStore, isValidId, type ServiceLimits } from './limits.js';
+import { WindowCounter } from './rate-limit.js';
 import type { MessageView } from './views.js';
 
 const id = z.string().trim().min(1).max(128);
@@ -24,7 +26,7 @@ const OPTIONAL_FIELDS = [
 export const RECALL = 'recall';
 
 const messageBody = {
-  _id: id.optional(),
+  _id: id.refine(isValidId, { message: 'use 1-128 of A-Z a-z 0-9 _ . @ : + = -' }).optional(),
   messageType: z.string().trim().min(1).max(64).optional(),
   message: z.unknown().optional(),
   reply: id.nullish(),
@@ -34,6 +36,9 @@ const messageBody = {
 const sendSchema = z.looseObject(messageBody);
 const sendAsSchema = z.looseObject({ ...messageBody, room: id, sender: id });
 type SendInput = z.infer<typeof sendSchema>;
+
+/** The request bodies this service validates, by operation (routes reference them for the protocol reference). */
+export const messageInputs = { send: sendSchema, sendAs: sendAsSchema };
 
 export interface HistoryParams {
   limit: number;
@@ -56,12 +61,17 @@ export interface SystemMessages {
 
 /** Sending, editing, recalling, pinning, deleting and reading messages. */
 export class MessageService implements SystemMessages {
+  private sent: WindowCounter;
+
   constructor(
     private store: Store,
     private bus: Bus,
     private present: Presenter,
     private clock: Clock = systemClock,
-  ) {}
+    private limits: ServiceLimits = DEFAULT_SERVICE_LIMITS,
+  ) {
+    this.sent = new WindowCounter(limits.messagesPerMinutePerUser, 60_000);
+  }
 
   /**
    * `POST /rooms/:id/message` and socket `chat message`: send; with the `_id` of an existing
@@ -75,7 +85,10 @@ export class MessageService implements SystemMessages {
       const existing = await this.store.getMessage(actor.app.id, input._id);
       if (existing) {
         if (existing.room !== room.id) throw Errors.notFound('MESSAGE', existing.id);
-        return input.messageType === RECALL ? this.recall(actor, room, existing) : this.edit(actor, room, existing, input);
+        if (input.messageType === RECALL) return this.recall(actor, room, existing);
+        // An edit is a post: a frozen room or a block in a direct room stops it too.
+        await this.checkCanPost(actor, room, actor.kind === 'user' ? actor.userId : undefined);
+        return this.edit(actor, room, existing, input);
       }
     }
     const sender = actor.kind === 'user' ? actor.userId : undefined;
@@ -98,6 +111,7 @@ export class MessageService implements SystemMessages {
    */
   private async checkCanPost(actor: Actor, room: MemberRoom, sender: string | undefined): Promise<void> {
     if (room.status === 0 && !isSuperuser(actor, room)) throw Errors.roomFrozen();
+    if (sender !== undefined && !this.sent.hit(`${actor.app.id}/${sender}`)) throw Errors.quotaExceeded('messages per minute');
     if (room.roomType === 'direct' && sender) {
       const peer = room.members.find((m) => m !== sender);
       if (peer && ((await this.store.getBlock(actor.app.id, sender, peer)) || (await this.store.getBlock(actor.app.id, peer, sender)))) {
@@ -129,6 +143,8 @@ export class MessageService implements SystemMessages {
     const direction = params.afterMessage !== undefined ? 'newer' : 'older';
     const hidden = await this.hiddenSenders(actor, room);
     const page: MessageRecord[] = [];
+    let bytes = 0;
+    let full = false;
     let from = anchor;
     let includeAnchor = anchor !== undefined;
     // Messages from users the reader blocked are left out (group rooms), the anchor too;
@@ -137,10 +153,17 @@ export class MessageService implements SystemMessages {
       const batch = await this.store.listMessages(actor.app.id, roomId, { anchor: from, direction, includeAnchor, limit: params.limit });
       if (!batch) throw Errors.notFound('MESSAGE', anchor);
       for (const m of batch) {
-        if (!m.sender || !hidden.has(m.sender)) page.push(m);
+        if (m.sender && hidden.has(m.sender)) continue;
+        // A page stops at its byte budget (one message at least), whatever the limit asked.
+        bytes += JSON.stringify(m).length;
+        if (bytes > this.limits.maxPageBytes && page.length > 0) {
+          full = true;
+          break;
+        }
+        page.push(m);
         if (page.length === params.limit) break;
       }
-      if (page.length === params.limit || batch.length < params.limit || hidden.size === 0) break;
+      if (full || page.length === params.limit || batch.length < params.limit || hidden.size === 0) break;
       from = batch.at(-1)!.id;
       includeAnchor = false;
     }
@@ -268,7 +291,7 @@ export class MessageService implements SystemMessages {
     const updated = await this.store.updateMessage(actor.app.id, existing.id, (m) => {
       recalled = m.messageType === RECALL;
       if (recalled) return undefined;
-      return {
+      const next = {
         ...m,
         messageType: input.messageType ?? m.messageType,
         message: input.message ?? m.message,
@@ -276,6 +299,8 @@ export class MessageService implements SystemMessages {
         updatedAt: now,
         editedAt: now,
       };
+      encodeForStore(next, this.limits.maxMessageBytes);
+      return next;
     });
     if (!updated) throw Errors.notFound('MESSAGE', existing.id);
     if (recalled) throw Errors.messageRecalled('edited');
@@ -307,6 +332,7 @@ export class MessageService implements SystemMessages {
    * Insert-only: a room deleted meanwhile is 404, an id taken meanwhile 409 (never a 500).
    */
   private async persistAndPublish(appId: string, message: MessageRecord): Promise<MessageView> {
+    encodeForStore(message, this.limits.maxMessageBytes);
     if (!(await this.store.addMessage(appId, message))) {
       if (!(await this.store.getRoom(appId, message.room))) throw Errors.notFound('ROOM', message.room);
       throw Errors.messageExists(message.id);

@@ -7,12 +7,16 @@ import type { Actor } from './identity.js';
 import { asUser, authorize } from './permissions.js';
 import type { IssuedToken, TokenService } from './tokens.js';
 import { parseInput } from './validate.js';
+import { DEFAULT_SERVICE_LIMITS, encodeForStore, isValidId, type ServiceLimits } from './limits.js';
 import { requireUser } from './lookup.js';
 import type { Presenter } from './presenter.js';
 import { type ClientView, clientView } from './views.js';
 import { type Clock, systemClock } from './clock.js';
 
-const userId = z.string().trim().min(1).max(128);
+/** New user ids follow the documented id set (README: Ids). */
+const userId = z.string().trim().min(1).max(128).refine(isValidId, {
+  message: 'use 1-128 of A-Z a-z 0-9 _ . @ : + = - (not a name Object.prototype owns, such as __proto__ or constructor)',
+});
 const profile = {
   nickname: z.string().max(256).optional(),
   avatarUrl: z.string().max(2048).optional(),
@@ -35,6 +39,9 @@ const tokenSchema = z.object({
 });
 const revokeSchema = z.object({ token: z.string().min(1).max(4096).optional() }).optional();
 
+/** The request bodies this service validates, by operation (routes reference them for the protocol reference). */
+export const userInputs = { upsert: upsertSchema, updateMe: updateMeSchema, setToken: tokenSchema, revoke: revokeSchema };
+
 /** expirationDate as IMKIT sends it: epoch ms or an ISO date; must lie in the future. */
 function parseExpiry(value: number | string, now: number): number {
   const ms = typeof value === 'number' ? value : Date.parse(value);
@@ -48,6 +55,9 @@ function customFields(body: Record<string, unknown>, known: readonly string[]): 
   for (const [k, v] of Object.entries(body)) if (!known.includes(k) && !RESERVED.has(k)) custom[k] = v;
   return custom;
 }
+
+/** How many users a search reads (GET /admin/clients?search=). */
+const SEARCH_SCAN = 10_000;
 
 const tokenView = (t: IssuedToken) => ({
   token: t.token,
@@ -63,7 +73,18 @@ export class UserService {
     private tokens: TokenService,
     private present: Presenter,
     private clock: Clock = systemClock,
+    private limits: ServiceLimits = DEFAULT_SERVICE_LIMITS,
   ) {}
+
+  /** Custom profile fields after a change, refused past the configured count. */
+  private mergeCustom(existing: Record<string, unknown> | undefined, input: Record<string, unknown>): Record<string, unknown> {
+    const custom = { ...existing, ...customFields(input, Object.keys(profile)) };
+    if (Object.keys(custom).length > this.limits.maxCustomFields) {
+      throw Errors.inputLimit('TOO_MANY_FIELDS', `A profile may hold at most ${this.limits.maxCustomFields} custom fields`);
+    }
+    encodeForStore(custom, this.limits.maxMessageBytes);
+    return custom;
+  }
 
   /** `POST /admin/clients`: idempotent create-or-update, optionally issuing or assigning a token. */
   async upsert(actor: Actor, body: unknown): Promise<ClientView> {
@@ -77,14 +98,14 @@ export class UserService {
     }
     const now = this.clock.now();
     const expiry = input.token ? parseExpiry(input.expirationDate!, now) : undefined;
-    const custom = customFields(input, Object.keys(profile));
+    const custom = this.mergeCustom(undefined, input);
     // An update changes only what was sent: mute list, login times and the rest stay.
     let user = await this.store.updateUser(actor.app.id, input._id, (u) => ({
       ...u,
       nickname: input.nickname ?? u.nickname,
       avatarUrl: input.avatarUrl ?? u.avatarUrl,
       description: input.description ?? u.description,
-      custom: { ...u.custom, ...custom },
+      custom: this.mergeCustom(u.custom, input),
       updatedAt: now,
     }));
     if (!user) {
@@ -98,10 +119,40 @@ export class UserService {
     return view;
   }
 
-  async list(actor: Actor, skip: number, limit: number): Promise<{ totalCount: number; data: ClientView[] }> {
+  /**
+   * Users, in creation order. `search` keeps those whose id or nickname contains it (any case);
+   * it reads at most SEARCH_SCAN users, enough for the dashboard, not for a directory service.
+   */
+  async list(actor: Actor, skip: number, limit: number, search?: string): Promise<{ totalCount: number; data: ClientView[] }> {
     authorize(actor, 'users.manage');
-    const { total, users } = await this.store.listUsers(actor.app.id, skip, limit);
-    return { totalCount: total, data: await this.present.clientsWithStatus(actor.app.id, users.map((u) => u.id)) };
+    if (!search) {
+      const { total, users } = await this.store.listUsers(actor.app.id, skip, limit);
+      return { totalCount: total, data: await this.present.clientsWithStatus(actor.app.id, users.map((u) => u.id)) };
+    }
+    const needle = search.toLowerCase();
+    const { users } = await this.store.listUsers(actor.app.id, 0, SEARCH_SCAN);
+    const found = users.filter((u) => u.id.toLowerCase().includes(needle) || (u.nickname ?? '').toLowerCase().includes(needle));
+    const page = found.slice(skip, skip + limit).map((u) => u.id);
+    return { totalCount: found.length, data: await this.present.clientsWithStatus(actor.app.id, page) };
+  }
+
+  /** The user's tokens as records (when issued, when they expire); tokens themselves are never stored. */
+  async tokenRecords(actor: Actor, id: string) {
+    authorize(actor, 'tokens.manage');
+    await requireUser(this.store, actor.app.id, id);
+    const now = Date.now();
+    const records = await this.store.listTokens(actor.app.id, id);
+    return {
+      totalCount: records.length,
+      data: records.map((t) => ({
+        issuedByServer: t.issued,
+        createdAt: new Date(t.createdAt).toISOString(),
+        createdAtMS: t.createdAt,
+        expirationDate: new Date(t.expiresAt).toISOString(),
+        expirationDateMS: t.expiresAt,
+        expired: t.expiresAt <= now,
+      })),
+    };
   }
 
   async get(actor: Actor, id: string): Promise<ClientView> {
@@ -141,7 +192,7 @@ export class UserService {
       nickname: input.nickname ?? user.nickname,
       avatarUrl: input.avatarUrl ?? user.avatarUrl,
       description: input.description ?? user.description,
-      custom: { ...user.custom, ...customFields(input, Object.keys(profile)) },
+      custom: this.mergeCustom(user.custom, input),
       updatedAt: now,
     }));
     if (!updated) throw Errors.notFound('CLIENT', me.userId);
