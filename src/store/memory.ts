@@ -1,14 +1,18 @@
 import type {
   AppRecord,
   BlockRecord,
+  DeviceRecord,
   FileRecord,
   MessageRecord,
+  OutboxItem,
+  OutboxOutcome,
   PrefRecord,
   RoomRecord,
   TokenRecord,
   UserRecord,
 } from '../core/models.js';
-import type { HistoryQuery, Store } from './store.js';
+import { newId } from '../core/secrets.js';
+import { OUTBOX_KEEP_SETTLED, type HistoryQuery, type Store } from './store.js';
 
 /** Everything one application owns. */
 class Tenant {
@@ -24,6 +28,11 @@ class Tenant {
   /** blocker → blockee → block */
   blocks = new Map<string, Map<string, BlockRecord>>();
   files = new Map<string, FileRecord>();
+  /** user id → `type:deviceId` → device */
+  devices = new Map<string, Map<string, DeviceRecord>>();
+  outbox = new Map<string, OutboxItem>();
+  /** ids of the settled (delivered/dead) items, oldest first, for pruning */
+  settled: string[] = [];
 }
 
 /**
@@ -156,14 +165,17 @@ export class MemoryStore implements Store {
     appId: string,
     roomId: string,
     change: (room: RoomRecord) => RoomRecord | undefined,
+    outbox?: (before: RoomRecord, after: RoomRecord) => OutboxItem[],
   ): Promise<RoomRecord | undefined> {
     const t = this.tenant(appId);
     const current = t.rooms.get(roomId);
     if (!current) return undefined;
     const next = change(copy(current));
     if (!next) return copy(current);
+    const items = outbox?.(copy(current), copy(next)) ?? [];
     t.rooms.set(roomId, copy(next));
     this.indexMembers(t, roomId, current.members, next.members);
+    this.enqueue(t, items);
     return copy(next);
   }
   async setLastRead(appId: string, roomId: string, userId: string, messageId: string): Promise<boolean> {
@@ -199,10 +211,11 @@ export class MemoryStore implements Store {
     }
   }
 
-  async addMessage(appId: string, message: MessageRecord): Promise<void> {
+  async addMessage(appId: string, message: MessageRecord, outbox: OutboxItem[] = []): Promise<void> {
     const t = this.tenant(appId);
     const room = t.rooms.get(message.room);
     if (!room) throw new Error(`addMessage: room ${message.room} does not exist`);
+    this.enqueue(t, outbox);
     t.messages.set(message.id, copy(message));
     t.history.get(message.room)!.push(message.id);
     room.lastMessageId = message.id;
@@ -314,6 +327,70 @@ export class MemoryStore implements Store {
   }
   async deletePref(appId: string, userId: string, key: string): Promise<boolean> {
     return this.tenant(appId).prefs.get(userId)?.delete(key) ?? false;
+  }
+
+  async putDevice(appId: string, device: DeviceRecord): Promise<void> {
+    const t = this.tenant(appId);
+    let mine = t.devices.get(device.userId);
+    if (!mine) t.devices.set(device.userId, (mine = new Map()));
+    mine.set(`${device.type}:${device.deviceId}`, copy(device));
+  }
+  async deleteDevice(appId: string, userId: string, type: string, deviceId: string, token?: string): Promise<boolean> {
+    const mine = this.tenant(appId).devices.get(userId);
+    const key = `${type}:${deviceId}`;
+    const device = mine?.get(key);
+    if (!device || (token !== undefined && device.token !== token)) return false;
+    return mine!.delete(key);
+  }
+  async listDevices(appId: string, userIds: readonly string[]): Promise<DeviceRecord[]> {
+    const t = this.tenant(appId);
+    return [...new Set(userIds)].flatMap((u) => [...(t.devices.get(u)?.values() ?? [])].map(copy));
+  }
+
+  async enqueueOutbox(appId: string, items: readonly OutboxItem[]): Promise<void> {
+    this.enqueue(this.tenant(appId), items);
+  }
+  private enqueue(t: Tenant, items: readonly OutboxItem[]): void {
+    for (const item of items) if (!t.outbox.has(item.id)) t.outbox.set(item.id, copy(item));
+  }
+  async claimOutbox(now: number, limit: number, leaseMs: number): Promise<OutboxItem[]> {
+    const claimed: OutboxItem[] = [];
+    for (const [appId, t] of this.tenants) {
+      if (!this.apps.has(appId)) continue;
+      for (const item of t.outbox.values()) {
+        if (claimed.length >= limit) return claimed;
+        if (item.status !== 'pending' || item.nextAt > now) continue;
+        item.claim = newId();
+        item.attempts += 1;
+        item.nextAt = now + leaseMs;
+        item.updatedAt = now;
+        claimed.push(copy(item));
+      }
+    }
+    return claimed;
+  }
+  async settleOutbox(appId: string, id: string, claim: string, outcome: OutboxOutcome, now: number): Promise<boolean> {
+    const t = this.tenant(appId);
+    const item = t.outbox.get(id);
+    if (!item || item.status !== 'pending' || item.claim !== claim) return false;
+    item.status = outcome.status;
+    item.claim = undefined;
+    item.updatedAt = now;
+    if (outcome.status === 'pending') {
+      item.nextAt = outcome.nextAt;
+      item.lastError = outcome.error;
+      if (outcome.payload) item.payload = copy(outcome.payload);
+      return true;
+    }
+    if (outcome.status === 'dead') item.lastError = outcome.error;
+    t.settled.push(id);
+    while (t.settled.length > OUTBOX_KEEP_SETTLED) t.outbox.delete(t.settled.shift()!);
+    return true;
+  }
+  async listOutbox(appId: string, limit: number): Promise<OutboxItem[]> {
+    const items = [...this.tenant(appId).outbox.values()];
+    items.sort((a, b) => b.updatedAt - a.updatedAt);
+    return items.slice(0, limit).map(copy);
   }
 
   ready(): boolean {

@@ -6,6 +6,9 @@
  *   P:global:{g}:apps          hash  appId → AppRecord JSON
  *   P:global:{g}:apikeys       hash  sha256(API key) → appId
  *   P:global:{g}:appkeys       hash  appId → sha256(API key)   (to drop the old index entry)
+ *   P:global:{g}:outbox-apps   set   ids of applications that may have pending outbox items (a
+ *                                    hint for the workers, added after each enqueue; a periodic
+ *                                    sweep over all applications covers a lost hint)
  *
  * Per application (one slot per app, tag `{A}` where A is the URI-encoded app id):
  *   P:app:{A}:users            hash  userId → UserRecord JSON
@@ -24,6 +27,12 @@
  *   P:app:{A}:prefs:<u>        hash  pref key → PrefRecord JSON
  *   P:app:{A}:blocks:<u>       hash  blockee → BlockRecord JSON (u is the blocker)
  *   P:app:{A}:files            hash  fileId → FileRecord JSON
+ *   P:app:{A}:devices:<u>      hash  `type:deviceId` → DeviceRecord JSON (push devices of u)
+ *   P:app:{A}:outbox           hash  item id → item JSON without its state (id, appId, kind, payload, createdAt)
+ *   P:app:{A}:outbox-state     hash  item id → state JSON (status, attempts, nextAt, claim, lastError, updatedAt)
+ *   P:app:{A}:outbox-due       zset  pending item ids, score = nextAt (due time or lease end)
+ *   P:app:{A}:outbox-recent    zset  every item id, score = updatedAt (the deliveries list)
+ *   P:app:{A}:outbox-settled   zset  delivered/dead item ids, score = settle time (pruning)
  *
  * Ids other than the app id are the last segment of a key, after a fixed type word, so they
  * need no escaping; the app id is encoded so it cannot contain braces, `:` or glob characters.
@@ -46,8 +55,10 @@ export class RedisKeys {
   readonly apps: string;
   readonly apiKeys: string;
   readonly appKeys: string;
+  readonly outboxApps: string;
 
   constructor(readonly prefix: string) {
+    this.outboxApps = `${prefix}:global:{g}:outbox-apps`;
     this.apps = `${prefix}:global:{g}:apps`;
     this.apiKeys = `${prefix}:global:{g}:apikeys`;
     this.appKeys = `${prefix}:global:{g}:appkeys`;
@@ -74,6 +85,12 @@ export class RedisKeys {
       prefs: (userId: string) => `${b}prefs:${userId}`,
       blocks: (blocker: string) => `${b}blocks:${blocker}`,
       files: `${b}files`,
+      devices: (userId: string) => `${b}devices:${userId}`,
+      outbox: `${b}outbox`,
+      outboxState: `${b}outbox-state`,
+      outboxDue: `${b}outbox-due`,
+      outboxRecent: `${b}outbox-recent`,
+      outboxSettled: `${b}outbox-settled`,
     };
   }
 

@@ -15,6 +15,95 @@ local function chunked(cmd, key, list)
 end
 `;
 
+/**
+ * Enqueues outbox items from ARGV[i] on: a count, then (id, item JSON, state JSON, due) per
+ * item, under the application base `base`. An id already present is left alone. The item
+ * JSON (id, appId, kind, payload, createdAt) is never decoded in Lua; only the small state
+ * object (status, attempts, nextAt, claim, lastError, updatedAt: no arrays) is.
+ */
+const ENQUEUE = `
+local function enqueue(base, i)
+  local n = tonumber(ARGV[i] or '0'); i = i + 1
+  for _ = 1, n do
+    if redis.call('HSETNX', base .. 'outbox', ARGV[i], ARGV[i + 1]) == 1 then
+      redis.call('HSET', base .. 'outbox-state', ARGV[i], ARGV[i + 2])
+      redis.call('ZADD', base .. 'outbox-due', ARGV[i + 3], ARGV[i])
+      redis.call('ZADD', base .. 'outbox-recent', ARGV[i + 3], ARGV[i])
+    end
+    i = i + 4
+  end
+  return n
+end
+`;
+
+// ARGV: base, then enqueue's arguments
+export const ENQUEUE_OUTBOX = new LuaScript(`${ENQUEUE}
+return enqueue(ARGV[1], 2)
+`);
+
+// KEYS: due, state, outbox, recent   ARGV: now, limit, leaseMs, claim prefix
+// → {remaining due count, id, item JSON, state JSON, …}
+export const CLAIM_OUTBOX = new LuaScript(`
+local now = tonumber(ARGV[1])
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
+local out = {0}
+for k, id in ipairs(ids) do
+  local raw = redis.call('HGET', KEYS[2], id)
+  local item = redis.call('HGET', KEYS[3], id)
+  if not raw or not item then
+    redis.call('ZREM', KEYS[1], id)
+  else
+    local st = cjson.decode(raw)
+    st.claim = ARGV[4] .. k
+    st.attempts = st.attempts + 1
+    st.nextAt = now + tonumber(ARGV[3])
+    st.updatedAt = now
+    local enc = cjson.encode(st)
+    redis.call('HSET', KEYS[2], id, enc)
+    redis.call('ZADD', KEYS[1], st.nextAt, id)
+    redis.call('ZADD', KEYS[4], now, id)
+    out[#out + 1] = id; out[#out + 1] = item; out[#out + 1] = enc
+  end
+end
+out[1] = redis.call('ZCARD', KEYS[1])
+return out
+`);
+
+// KEYS: state, due, recent, settled, outbox
+// ARGV: id, claim, status, now, nextAt, error, new item JSON ('' = keep), keep settled
+export const SETTLE_OUTBOX = new LuaScript(`
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then return 0 end
+local st = cjson.decode(raw)
+if st.status ~= 'pending' or st.claim ~= ARGV[2] then return 0 end
+local now = tonumber(ARGV[4])
+st.claim = nil
+st.status = ARGV[3]
+st.updatedAt = now
+if ARGV[6] ~= '' then st.lastError = ARGV[6] end
+if ARGV[3] == 'pending' then
+  st.nextAt = tonumber(ARGV[5])
+  redis.call('ZADD', KEYS[2], st.nextAt, ARGV[1])
+  if ARGV[7] ~= '' then redis.call('HSET', KEYS[5], ARGV[1], ARGV[7]) end
+else
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  redis.call('ZADD', KEYS[4], now, ARGV[1])
+  local over = redis.call('ZCARD', KEYS[4]) - tonumber(ARGV[8])
+  if over > 0 then
+    local old = redis.call('ZRANGE', KEYS[4], 0, over - 1)
+    for _, id in ipairs(old) do
+      redis.call('HDEL', KEYS[5], id)
+      redis.call('HDEL', KEYS[1], id)
+      redis.call('ZREM', KEYS[3], id)
+    end
+    redis.call('ZREMRANGEBYRANK', KEYS[4], 0, over - 1)
+  end
+end
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(st))
+redis.call('ZADD', KEYS[3], now, ARGV[1])
+return 1
+`);
+
 // KEYS: apps, apikeys, appkeys   ARGV: appId, json, apiKeyHash
 export const PUT_APP = new LuaScript(`
 local old = redis.call('HGET', KEYS[3], ARGV[1])
@@ -116,7 +205,7 @@ return 1
 
 // Compare-and-set write of a room read at version ARGV[3].
 // KEYS: room   ARGV: base, roomId, version, nSet, (f, v)…, nDel, f…, nAdded, u…, nRemoved, u…
-export const UPDATE_ROOM = new LuaScript(`
+export const UPDATE_ROOM = new LuaScript(`${ENQUEUE}
 if redis.call('HGET', KEYS[1], 'v') ~= ARGV[3] then return 0 end
 local i = 4
 local n = tonumber(ARGV[i]); i = i + 1
@@ -127,6 +216,7 @@ n = tonumber(ARGV[i]); i = i + 1
 for _ = 1, n do redis.call('SADD', ARGV[1] .. 'user-rooms:' .. ARGV[i], ARGV[2]); i = i + 1 end
 n = tonumber(ARGV[i]); i = i + 1
 for _ = 1, n do redis.call('SREM', ARGV[1] .. 'user-rooms:' .. ARGV[i], ARGV[2]); i = i + 1 end
+enqueue(ARGV[1], i)
 redis.call('HINCRBY', KEYS[1], 'v', 1)
 return 1
 `);
@@ -153,8 +243,8 @@ redis.call('HSET', KEYS[1], 'lr:' .. ARGV[1], ARGV[2])
 return 1
 `);
 
-// KEYS: room, messages, history   ARGV: id, json, createdAt, hasSender, sender
-export const ADD_MESSAGE = new LuaScript(`
+// KEYS: room, messages, history   ARGV: id, json, createdAt, hasSender, sender, base, enqueue's arguments
+export const ADD_MESSAGE = new LuaScript(`${ENQUEUE}
 if redis.call('HEXISTS', KEYS[1], 'doc') == 0 then return 0 end
 local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
@@ -163,6 +253,7 @@ redis.call('HSET', KEYS[1], 'last', ARGV[1], 'at', ARGV[3])
 if ARGV[4] == '1' and redis.call('HEXISTS', KEYS[1], 'ms:' .. ARGV[5]) == 1 then
   redis.call('HSET', KEYS[1], 'lr:' .. ARGV[5], ARGV[1])
 end
+enqueue(ARGV[6], 7)
 redis.call('HINCRBY', KEYS[1], 'v', 1)
 return 1
 `);
@@ -245,4 +336,12 @@ if redis.call('HEXISTS', KEYS[1], 'doc') == 1 then
   redis.call('HINCRBY', KEYS[1], 'v', 1)
 end
 return #ids
+`);
+
+// KEYS: devices of a user   ARGV: field, checkToken ('1'|'0'), token
+export const DELETE_DEVICE = new LuaScript(`
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then return 0 end
+if ARGV[2] == '1' and cjson.decode(raw).token ~= ARGV[3] then return 0 end
+return redis.call('HDEL', KEYS[1], ARGV[1])
 `);

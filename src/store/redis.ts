@@ -9,9 +9,12 @@ import {
 import type {
   AppRecord,
   BlockRecord,
+  DeviceRecord,
   FileRecord,
   MemberState,
   MessageRecord,
+  OutboxItem,
+  OutboxOutcome,
   PrefRecord,
   RoomRecord,
   TokenRecord,
@@ -20,7 +23,8 @@ import type {
 import type { Logger } from '../observability/logger.js';
 import { RedisKeys } from './redis-keys.js';
 import * as S from './redis-scripts.js';
-import type { HistoryQuery, Store } from './store.js';
+import { newId } from '../core/secrets.js';
+import { OUTBOX_KEEP_SETTLED, type HistoryQuery, type Store } from './store.js';
 
 export interface RedisStoreOptions {
   /** Key prefix (ROOMCAST_REDIS_PREFIX); lets several deployments share one Redis. */
@@ -30,6 +34,19 @@ export interface RedisStoreOptions {
 }
 
 type Fields = Record<string, string>;
+
+/** How often the outbox claim also looks at applications missing from the `outbox-apps` hint. */
+const OUTBOX_SWEEP_MS = 10_000;
+
+/** The outbox item split as stored: the part Lua never decodes, and the state it updates. */
+function outboxArgs(items: readonly OutboxItem[]): string[] {
+  const args = [String(items.length)];
+  for (const { status, attempts, nextAt, claim, lastError, updatedAt, ...rest } of items) {
+    args.push(rest.id, JSON.stringify(rest), JSON.stringify({ status, attempts, nextAt, claim, lastError, updatedAt }), String(nextAt));
+  }
+  return args;
+}
+const outboxItem = (item: string, state: string): OutboxItem => ({ ...JSON.parse(item), ...JSON.parse(state) }) as OutboxItem;
 
 const parse = <T>(json: string | null | undefined): T | undefined => (json ? (JSON.parse(json) as T) : undefined);
 
@@ -254,6 +271,7 @@ export class RedisStore implements Store {
     appId: string,
     roomId: string,
     change: (room: RoomRecord) => RoomRecord | undefined,
+    outbox?: (before: RoomRecord, after: RoomRecord) => OutboxItem[],
   ): Promise<RoomRecord | undefined> {
     const t = this.keys.tenant(appId);
     const key = t.room(roomId);
@@ -272,8 +290,12 @@ export class RedisStore implements Store {
         const had = new Set(before.members);
         const added = [...kept].filter((m) => !had.has(m));
         const removed = [...had].filter((m) => !kept.has(m));
-        const args = [t.base, roomId, stored.v ?? '', set.length / 2, ...set, del.length, ...del, added.length, ...added, removed.length, ...removed];
-        if ((await S.UPDATE_ROOM.run(this.client, [key], args)) === 1) return roomFromFields(fields);
+        const items = outbox?.(before, roomFromFields(fields)) ?? [];
+        const args = [t.base, roomId, stored.v ?? '', set.length / 2, ...set, del.length, ...del, added.length, ...added, removed.length, ...removed, ...outboxArgs(items)];
+        if ((await S.UPDATE_ROOM.run(this.client, [key], args)) === 1) {
+          if (items.length > 0) await this.hintOutbox(appId);
+          return roomFromFields(fields);
+        }
         // Another writer changed the room since it was read: read again and re-apply.
         if (attempt > 3) await new Promise((r) => setTimeout(r, Math.random() * Math.min(50, attempt * 2)));
       }
@@ -297,7 +319,7 @@ export class RedisStore implements Store {
 
   // ---- messages ----------------------------------------------------------------------------
 
-  addMessage(appId: string, message: MessageRecord): Promise<void> {
+  addMessage(appId: string, message: MessageRecord, outbox: OutboxItem[] = []): Promise<void> {
     const t = this.keys.tenant(appId);
     return this.run(async () => {
       const added = await S.ADD_MESSAGE.run(this.client, [t.room(message.room), t.messages, t.history(message.room)], [
@@ -306,8 +328,11 @@ export class RedisStore implements Store {
         String(message.createdAt),
         message.sender === undefined ? '0' : '1',
         message.sender ?? '',
+        t.base,
+        ...outboxArgs(outbox),
       ]);
       if (added !== 1) throw new Error(`addMessage: room ${message.room} does not exist`);
+      if (outbox.length > 0) await this.hintOutbox(appId);
     });
   }
   getMessage(appId: string, messageId: string): Promise<MessageRecord | undefined> {
@@ -390,6 +415,90 @@ export class RedisStore implements Store {
   }
   deletePref(appId: string, userId: string, key: string): Promise<boolean> {
     return this.run(async () => (await this.client.hdel(this.keys.tenant(appId).prefs(userId), key)) === 1);
+  }
+
+  // ---- push devices ------------------------------------------------------------------------
+
+  putDevice(appId: string, device: DeviceRecord): Promise<void> {
+    return this.run(async () => {
+      await this.client.hset(this.keys.tenant(appId).devices(device.userId), `${device.type}:${device.deviceId}`, JSON.stringify(device));
+    });
+  }
+  deleteDevice(appId: string, userId: string, type: string, deviceId: string, token?: string): Promise<boolean> {
+    const key = this.keys.tenant(appId).devices(userId);
+    return this.run(async () => (await S.DELETE_DEVICE.run(this.client, [key], [`${type}:${deviceId}`, token === undefined ? '0' : '1', token ?? ''])) === 1);
+  }
+  listDevices(appId: string, userIds: readonly string[]): Promise<DeviceRecord[]> {
+    const t = this.keys.tenant(appId);
+    return this.run(async () => {
+      const all = await Promise.all([...new Set(userIds)].map((u) => this.client.hvals(t.devices(u))));
+      return all.flat().map((v) => JSON.parse(v) as DeviceRecord);
+    });
+  }
+
+  // ---- outbox ------------------------------------------------------------------------------
+
+  private lastSweep = 0;
+
+  /** Tells every node's worker that this application has pending items (see outbox-apps). */
+  private async hintOutbox(appId: string): Promise<void> {
+    await this.client.sadd(this.keys.outboxApps, appId);
+  }
+  enqueueOutbox(appId: string, items: readonly OutboxItem[]): Promise<void> {
+    if (items.length === 0) return Promise.resolve();
+    const t = this.keys.tenant(appId);
+    return this.run(async () => {
+      await S.ENQUEUE_OUTBOX.run(this.client, [t.outbox], [t.base, ...outboxArgs(items)]);
+      await this.hintOutbox(appId);
+    });
+  }
+  claimOutbox(now: number, limit: number, leaseMs: number): Promise<OutboxItem[]> {
+    return this.run(async () => {
+      let appIds = await this.client.smembers(this.keys.outboxApps);
+      if (now - this.lastSweep >= OUTBOX_SWEEP_MS) {
+        this.lastSweep = now;
+        appIds = [...new Set([...appIds, ...(await this.client.hkeys(this.keys.apps))])];
+      }
+      const claimed: OutboxItem[] = [];
+      for (const appId of appIds) {
+        if (claimed.length >= limit) break;
+        const t = this.keys.tenant(appId);
+        const out = (await S.CLAIM_OUTBOX.run(this.client, [t.outboxDue, t.outboxState, t.outbox, t.outboxRecent], [
+          String(now), String(limit - claimed.length), String(leaseMs), `${newId()}-`,
+        ])) as (number | string)[];
+        for (let i = 1; i < out.length; i += 3) claimed.push(outboxItem(String(out[i + 1]), String(out[i + 2])));
+        // Nothing left to do here: drop the hint (an enqueue racing this is found by the sweep).
+        if (out[0] === 0) await this.client.srem(this.keys.outboxApps, appId);
+      }
+      return claimed;
+    });
+  }
+  settleOutbox(appId: string, id: string, claim: string, outcome: OutboxOutcome, now: number): Promise<boolean> {
+    const t = this.keys.tenant(appId);
+    return this.run(async () => {
+      let itemJson = '';
+      if (outcome.status === 'pending' && outcome.payload) {
+        const stored = await this.client.hget(t.outbox, id);
+        if (!stored) return false;
+        itemJson = JSON.stringify({ ...JSON.parse(stored), payload: outcome.payload });
+      }
+      const args = [
+        id, claim, outcome.status, String(now),
+        outcome.status === 'pending' ? String(outcome.nextAt) : '0',
+        outcome.status === 'delivered' ? '' : outcome.error,
+        itemJson, String(OUTBOX_KEEP_SETTLED),
+      ];
+      return (await S.SETTLE_OUTBOX.run(this.client, [t.outboxState, t.outboxDue, t.outboxRecent, t.outboxSettled, t.outbox], args)) === 1;
+    });
+  }
+  listOutbox(appId: string, limit: number): Promise<OutboxItem[]> {
+    const t = this.keys.tenant(appId);
+    return this.run(async () => {
+      const ids = await this.client.zrevrange(t.outboxRecent, 0, limit - 1);
+      if (ids.length === 0) return [];
+      const [items, states] = await Promise.all([this.client.hmget(t.outbox, ...ids), this.client.hmget(t.outboxState, ...ids)]);
+      return ids.flatMap((_, i) => (items[i] && states[i] ? [outboxItem(items[i]!, states[i]!)] : []));
+    });
   }
 
   ready(): boolean {

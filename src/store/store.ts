@@ -1,6 +1,9 @@
 import type {
   AppRecord,
   BlockRecord,
+  DeviceRecord,
+  OutboxItem,
+  OutboxOutcome,
   FileRecord,
   MessageRecord,
   PrefRecord,
@@ -8,6 +11,9 @@ import type {
   TokenRecord,
   UserRecord,
 } from '../core/models.js';
+
+/** Settled (delivered or dead) outbox items kept per application for `/admin/deliveries`; older ones are dropped. */
+export const OUTBOX_KEEP_SETTLED = 1000;
 
 /** Which way a history page walks from its anchor. */
 export type HistoryDirection = 'older' | 'newer';
@@ -73,6 +79,7 @@ export interface Store {
     appId: string,
     roomId: string,
     change: (room: RoomRecord) => RoomRecord | undefined,
+    outbox?: (before: RoomRecord, after: RoomRecord) => OutboxItem[],
   ): Promise<RoomRecord | undefined>;
   /** Records a member's last-read message (O(1)); false when the user is not a member. */
   setLastRead(appId: string, roomId: string, userId: string, messageId: string): Promise<boolean>;
@@ -86,9 +93,10 @@ export interface Store {
   // Messages
   /**
    * Appends to the room's history, makes it the room's last message and marks it read for
-   * its sender (one's own message is never unread).
+   * its sender (one's own message is never unread). `outbox` items (webhook calls, push
+   * fan-out) are enqueued in the same atomic step.
    */
-  addMessage(appId: string, message: MessageRecord): Promise<void>;
+  addMessage(appId: string, message: MessageRecord, outbox?: OutboxItem[]): Promise<void>;
   getMessage(appId: string, messageId: string): Promise<MessageRecord | undefined>;
   /** Replaces a stored message (same id, same room); false if it is gone. */
   replaceMessage(appId: string, message: MessageRecord): Promise<boolean>;
@@ -118,6 +126,28 @@ export interface Store {
   listPrefs(appId: string, userId: string): Promise<PrefRecord[]>;
   putPref(appId: string, userId: string, pref: PrefRecord): Promise<void>;
   deletePref(appId: string, userId: string, key: string): Promise<boolean>;
+
+  // Push devices (IMKIT `POST /me/subscribe`)
+  /** Adds or replaces the user's device of that type and device id. */
+  putDevice(appId: string, device: DeviceRecord): Promise<void>;
+  /** Removes it; with `token`, only while it still has that token (a provider's "invalid token"). */
+  deleteDevice(appId: string, userId: string, type: string, deviceId: string, token?: string): Promise<boolean>;
+  /** Devices of the given users. */
+  listDevices(appId: string, userIds: readonly string[]): Promise<DeviceRecord[]>;
+
+  // Outbox: outgoing webhook calls and push notifications (see src/delivery/worker.ts)
+  /** Enqueues pending items; an id already present is left as it is. */
+  enqueueOutbox(appId: string, items: readonly OutboxItem[]): Promise<void>;
+  /**
+   * Atomically claims up to `limit` pending items of any application due at `now`: each gets
+   * a new `claim`, one more attempt and `nextAt = now + leaseMs`, so no other caller gets it
+   * until the lease ends. Claimed items are returned as they are now stored.
+   */
+  claimOutbox(now: number, limit: number, leaseMs: number): Promise<OutboxItem[]>;
+  /** Ends a claim; false (nothing written) when the item was reclaimed since or is gone. */
+  settleOutbox(appId: string, id: string, claim: string, outcome: OutboxOutcome, now: number): Promise<boolean>;
+  /** The application's most recently changed items, newest first. */
+  listOutbox(appId: string, limit: number): Promise<OutboxItem[]>;
 
   /** Health of the backing service (always true in memory). */
   ready(): boolean;
