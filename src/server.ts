@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import type { Server as NodeServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Bus } from './bus/bus.js';
@@ -6,6 +7,9 @@ import { LocalPresence, type Presence } from './cluster/presence.js';
 import { openRedisPorts } from './cluster/redis-ports.js';
 import type { Config } from './config.js';
 import { type Core, createCore } from './core/core.js';
+import { ApnsProvider } from './delivery/apns.js';
+import { FcmProvider } from './delivery/fcm.js';
+import { OutboxWorker } from './delivery/worker.js';
 import { LocalFileStorage } from './files/local.js';
 import { MemoryUsageSink } from './metering/memory-sink.js';
 import { UsageMeter } from './metering/meter.js';
@@ -84,6 +88,7 @@ export async function startServer(config: Config, log: Logger, ports: Ports = {}
       exporter: config.metrics ? new PrometheusExporter(meter, () => gateway.connectionsByApp()) : undefined,
     },
   });
+  const worker = startOutboxWorker(core, config, log);
   const transport = chooseTransport(config, log);
   const gateway = new Gateway(core, config, log);
   const engine = new SocketEngine(gateway, {
@@ -96,6 +101,7 @@ export async function startServer(config: Config, log: Logger, ports: Ports = {}
 
   let realtime: RealtimeServer | undefined;
   const closePorts = async () => {
+    await worker.stop();
     await meter.close();
     await usageSink.close();
     await presence.close();
@@ -148,6 +154,27 @@ export async function startServer(config: Config, log: Logger, ports: Ports = {}
       await closePorts();
     },
   };
+}
+
+/** The outbox worker of this node, with the push providers (endpoints from the config). */
+function startOutboxWorker(core: Core, config: Config, log: Logger): OutboxWorker {
+  const ca = config.pushCaFile ? readFileSync(config.pushCaFile, 'utf8') : undefined;
+  const providers = [
+    new ApnsProvider({ url: config.apnsUrl || undefined, timeoutMs: config.pushTimeoutMs, ca }),
+    new FcmProvider({ baseUrl: config.fcmBaseUrl, tokenUrl: config.fcmTokenUrl || undefined, timeoutMs: config.pushTimeoutMs, ca }),
+  ];
+  const worker = new OutboxWorker(core, {
+    pollMs: config.outboxPollMs,
+    batch: config.outboxBatch,
+    maxAttempts: config.outboxMaxAttempts,
+    retryBaseMs: config.outboxRetryBaseMs,
+    retryMaxMs: config.outboxRetryMaxMs,
+    webhookTimeoutMs: config.webhookTimeoutMs,
+    pushTimeoutMs: config.pushTimeoutMs,
+    pushBatchSize: config.pushBatchSize,
+  }, providers, log);
+  worker.start();
+  return worker;
 }
 
 /** Long-polling requests get Engine.IO's own error: roomcast speaks WebSocket only. */

@@ -6,6 +6,7 @@ import { Metric, type UsageMeter } from '../metering/meter.js';
 import type { PrometheusExporter } from '../metering/prometheus.js';
 import type { UsageSink } from '../metering/sink.js';
 import { AppService } from './apps.js';
+import { DeliveryService } from './delivery.js';
 import { type FileOptions, FileService } from './files.js';
 import { IdentityService } from './identity.js';
 import { MessageService } from './messages.js';
@@ -43,6 +44,7 @@ export interface Core {
   messages: MessageService;
   moderation: ModerationService;
   files: FileService;
+  delivery: DeliveryService;
   present: Presenter;
   presence: Presence;
   usage: Usage;
@@ -56,9 +58,10 @@ export async function createCore(store: Store, bus: Bus, options: CoreOptions): 
   const identity = new IdentityService(apps, tokens, { originRefused: (appId) => meter.count(appId, Metric.originRefused) });
   const present = new Presenter(store, options.presence);
   const users = new UserService(store, bus, tokens, present);
-  const messages = new MessageService(store, bus, present);
-  const rooms = new RoomService(store, bus, present, messages);
+  const delivery = new DeliveryService(store, present);
+  const messages = new MessageService(store, bus, present, delivery);
+  const rooms = new RoomService(store, bus, present, messages, delivery);
   const moderation = new ModerationService(store, bus, present);
   const files = new FileService(store, options.files.storage, options.files);
-  return { store, bus, apps, tokens, identity, users, rooms, messages, moderation, files, present, presence: options.presence, usage: options.usage };
+  return { store, bus, apps, tokens, identity, users, rooms, messages, moderation, files, delivery, present, presence: options.presence, usage: options.usage };
 }

@@ -4,7 +4,7 @@ import { roomTopic } from '../bus/bus.js';
 import type { Store } from '../store/store.js';
 import { Errors, ImError } from './errors.js';
 import type { Actor } from './identity.js';
-import type { MessageRecord, RoomRecord } from './models.js';
+import type { MessageRecord, OutboxItem, RoomRecord } from './models.js';
 import { authorize, isSuperuser } from './permissions.js';
 import type { Presenter } from './presenter.js';
 import { newId } from './secrets.js';
@@ -29,6 +29,8 @@ const messageBody = {
   reply: id.nullish(),
   mentions: z.array(z.string().max(128)).max(1000).nullish(),
   extra: z.unknown().optional(),
+  /** IMKIT's `push` flag: false sends no push notification for this message. */
+  push: z.boolean().optional(),
 };
 const sendSchema = z.looseObject(messageBody);
 const sendAsSchema = z.looseObject({ ...messageBody, room: id, sender: id });
@@ -53,12 +55,18 @@ export interface SystemMessages {
   ): Promise<void>;
 }
 
+/** The outbox items (webhook call, push fan-out) a new message produces; written with it. */
+export interface MessageOutbox {
+  forMessage(appId: string, room: RoomRecord, message: MessageRecord, view: MessageView, options: { push: boolean; webhook: boolean }): Promise<OutboxItem[]>;
+}
+
 /** Sending, editing, recalling, pinning, deleting and reading messages. */
 export class MessageService implements SystemMessages {
   constructor(
     private store: Store,
     private bus: Bus,
     private present: Presenter,
+    private outbox?: MessageOutbox,
   ) {}
 
   /**
@@ -115,7 +123,27 @@ export class MessageService implements SystemMessages {
     fields: Record<string, unknown>,
   ): Promise<void> {
     const now = Date.now();
-    await this.persistAndPublish(appId, { id: newId(), room: room.id, sender, messageType, message, fields, createdAt: now, updatedAt: now });
+    await this.persistAndPublish(appId, room, { id: newId(), room: room.id, sender, messageType, message, fields, createdAt: now, updatedAt: now }, { push: true, webhook: true });
+  }
+
+  /**
+   * A room webhook's reply `data` posted as `senderId` (api-doc webhook.md: the bot answers).
+   * `messageId` is derived from the delivery, so a repeated delivery posts nothing twice.
+   * It raises no MESSAGE webhook of its own (a bot would otherwise answer itself forever).
+   */
+  async postBotReply(appId: string, roomId: string, senderId: string | undefined, data: unknown, messageId: string): Promise<MessageView | undefined> {
+    const input = parseInput(sendSchema, data);
+    if (input.message === undefined) throw Errors.invalidInput('data.message: required');
+    if (await this.store.getMessage(appId, messageId)) return undefined;
+    const room = await this.store.getRoom(appId, roomId);
+    if (!room) throw Errors.notFound('ROOM', roomId);
+    if (senderId !== undefined) await requireUser(this.store, appId, senderId);
+    const now = Date.now();
+    const message: MessageRecord = {
+      id: messageId, room: roomId, sender: senderId, messageType: input.messageType ?? 'text', message: input.message,
+      fields: pickFields(input), createdAt: now, updatedAt: now,
+    };
+    return this.persistAndPublish(appId, room, message, { push: input.push ?? true, webhook: false });
   }
 
   /** `GET /rooms/:id/messages/v3`: newest first; a page from an anchor includes it as `data[0]`. */
@@ -215,7 +243,7 @@ export class MessageService implements SystemMessages {
     if (input.messageType === RECALL) throw Errors.invalidInput('messageType recall needs the _id of an existing message');
     if (input.reply) await requireMessage(this.store, appId, input.reply, room.id);
     const now = Date.now();
-    return this.persistAndPublish(appId, {
+    const message: MessageRecord = {
       id: requestedId ?? newId(),
       room: room.id,
       sender,
@@ -224,7 +252,8 @@ export class MessageService implements SystemMessages {
       fields: pickFields(input),
       createdAt: now,
       updatedAt: now,
-    });
+    };
+    return this.persistAndPublish(appId, room, message, { push: input.push ?? true, webhook: true });
   }
 
   /** Only the sender edits; the update keeps its `_id` and is delivered again. */
@@ -273,10 +302,17 @@ export class MessageService implements SystemMessages {
     return this.replaceAndPublish(appId, { ...message, fields, updatedAt: Date.now() });
   }
 
-  /** Stores, then publishes: a message is acknowledged and delivered only once it is stored. */
-  private async persistAndPublish(appId: string, message: MessageRecord): Promise<MessageView> {
-    await this.store.addMessage(appId, message);
-    return this.publishMessage(appId, message);
+  /**
+   * Stores, then publishes: a message is acknowledged and delivered only once it is stored.
+   * Its webhook call and push fan-out are stored in the same step (the outbox); nothing on
+   * this path waits for a receiver.
+   */
+  private async persistAndPublish(appId: string, room: RoomRecord, message: MessageRecord, options: { push: boolean; webhook: boolean }): Promise<MessageView> {
+    const view = await this.present.message(appId, message);
+    const outbox = this.outbox ? await this.outbox.forMessage(appId, room, message, view, options) : [];
+    await this.store.addMessage(appId, message, outbox);
+    this.bus.publish(roomTopic(appId, message.room), { kind: 'deliver', event: 'chat message', payload: view, sender: message.sender });
+    return view;
   }
 
   private async replaceAndPublish(appId: string, message: MessageRecord): Promise<MessageView> {

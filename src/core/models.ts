@@ -198,6 +198,7 @@ export interface OutboxItem {
 
 /** How a claimed item ends: delivered, back to pending (retry at `nextAt`), or dead-lettered. */
 export type OutboxOutcome =
-  | { status: 'delivered' }
+  /** `note`: something worth showing though the call itself succeeded (a bot reply refused). */
+  | { status: 'delivered'; note?: string }
   | { status: 'pending'; nextAt: number; error: string; payload?: Record<string, unknown> }
   | { status: 'dead'; error: string };

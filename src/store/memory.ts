@@ -383,6 +383,7 @@ export class MemoryStore implements Store {
       return true;
     }
     if (outcome.status === 'dead') item.lastError = outcome.error;
+    if (outcome.status === 'delivered' && outcome.note) item.lastError = outcome.note;
     t.settled.push(id);
     while (t.settled.length > OUTBOX_KEEP_SETTLED) t.outbox.delete(t.settled.shift()!);
     return true;

@@ -485,7 +485,7 @@ export class RedisStore implements Store {
       const args = [
         id, claim, outcome.status, String(now),
         outcome.status === 'pending' ? String(outcome.nextAt) : '0',
-        outcome.status === 'delivered' ? '' : outcome.error,
+        outcome.status === 'delivered' ? (outcome.note ?? '') : outcome.error,
         itemJson, String(OUTBOX_KEEP_SETTLED),
       ];
       return (await S.SETTLE_OUTBOX.run(this.client, [t.outboxState, t.outboxDue, t.outboxRecent, t.outboxSettled, t.outbox], args)) === 1;

@@ -59,6 +59,17 @@ export const adminRoutes: RouteDef[] = [
       return { revoked: true };
     },
   },
+  // Offline delivery: webhook and push settings, the outbox's recent deliveries, custom pushes.
+  { method: 'GET', path: '/admin/delivery', auth: 'actor', handle: ({ core, actor }) => core.delivery.getSettings(actor) },
+  { method: 'PUT', path: '/admin/delivery', auth: 'actor', handle: ({ core, actor, body }) => core.delivery.updateSettings(actor, body()) },
+  {
+    method: 'GET', path: '/admin/deliveries', auth: 'actor',
+    handle: ({ core, actor, req }) => core.delivery.deliveries(actor, intParam(req.query, 'limit', 50, 1, 500)),
+  },
+  {
+    method: 'POST', path: '/push/push2clients', auth: 'actor',
+    handle: ({ core, actor, body, config }) => core.delivery.push2clients(actor, body(), config.pushBatchSize),
+  },
   {
     method: 'POST', path: '/messages', auth: 'actor', meter: Metric.messagesRest,
     handle: ({ core, actor, body }) => core.messages.sendAs(actor, body()),

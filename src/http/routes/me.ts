@@ -9,4 +9,7 @@ export const meRoutes: RouteDef[] = [
     method: 'GET', path: '/me/badge', auth: 'actor',
     handle: ({ core, actor, req }) => core.rooms.badge(actor, req.query.getAll('roomTags')),
   },
+  // Push devices; with the API key, `clientId` names the user.
+  { method: 'POST', path: '/me/subscribe', auth: 'actor', handle: ({ core, actor, body }) => core.delivery.subscribe(actor, body()) },
+  { method: 'POST', path: '/me/unsubscribe', auth: 'actor', handle: ({ core, actor, body }) => core.delivery.unsubscribe(actor, body()) },
 ];

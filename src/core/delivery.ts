@@ -1,0 +1,286 @@
+import { createHash } from 'node:crypto';
+import { importPKCS8 } from 'jose';
+import { z } from 'zod';
+import { isHttpUrl } from '../delivery/http.js';
+import { newOutboxItem } from '../delivery/outbox.js';
+import type { Store } from '../store/store.js';
+import { Errors } from './errors.js';
+import type { Actor } from './identity.js';
+import type { DeliverySettings, DeviceRecord, DeviceType, MessageRecord, OutboxItem, RoomRecord } from './models.js';
+import { authorize } from './permissions.js';
+import type { Presenter } from './presenter.js';
+import { randomBase64Url } from './secrets.js';
+import { parseInput } from './validate.js';
+import type { ClientView, MessageView } from './views.js';
+
+const id = z.string().trim().min(1).max(128);
+const url = z.string().trim().max(2048).refine(isHttpUrl, 'expected an http(s) URL');
+const DEVICE_TYPES = ['ios', 'android', 'fcm', 'web', 'ios-voip'] as const;
+
+// Shapes as IMKIT's SDKs send them: Flutter im_user_request.dart `subscribe`/`unsubscribe`,
+// Vue SDK `_T.Subscribe` ({type, token, deviceId}); `clientId` with the API key (api-doc Me-Subscribe.md).
+const subscribeSchema = z.looseObject({
+  type: z.enum(DEVICE_TYPES),
+  token: z.string().trim().min(1).max(4096),
+  deviceId: z.string().trim().min(1).max(256).optional(),
+  clientId: id.optional(),
+});
+const unsubscribeSchema = z.looseObject({
+  type: z.enum(DEVICE_TYPES),
+  deviceId: z.string().trim().min(1).max(256).optional(),
+  clientId: id.optional(),
+});
+// api-doc push/push-to-clients.md: {clients[], payload{type, alert, badge, sound, topic, expiry, title, body, icon, collapseKey}}
+const push2clientsSchema = z.looseObject({
+  clients: z.array(id).min(1).max(10_000),
+  payload: z.looseObject({
+    type: z.string().max(256).optional(),
+    alert: z.union([z.string().max(4096), z.looseObject({ 'loc-key': z.string().max(256).optional(), 'loc-args': z.array(z.string().max(1024)).max(20).optional() })]).optional(),
+    badge: z.coerce.number().int().min(0).max(1_000_000).optional(),
+    sound: z.string().max(256).optional(),
+    topic: z.string().max(256).optional(),
+    expiry: z.coerce.number().int().min(0).optional(),
+    title: z.string().max(1024).optional(),
+    body: z.string().max(4096).optional(),
+    icon: z.string().max(2048).optional(),
+    collapseKey: z.string().max(256).optional(),
+  }),
+});
+const pem = z.string().max(16_384).refine((v) => v.includes('PRIVATE KEY'), 'expected a PEM private key');
+const settingsSchema = z.strictObject({
+  webhook: url.nullable().optional(),
+  webhooks: z.record(z.string().min(1).max(128), url).nullable().optional(),
+  externalPush: z.strictObject({ url }).nullable().optional(),
+  /** The service account key file as Google gives it. */
+  fcm: z
+    .looseObject({ project_id: z.string().min(1).max(256), client_email: z.string().min(3).max(512), private_key: pem, private_key_id: z.string().max(256).optional(), token_uri: url.optional() })
+    .nullable()
+    .optional(),
+  apns: z
+    .strictObject({ keyId: z.string().min(1).max(64), teamId: z.string().min(1).max(64), privateKey: pem, topic: z.string().min(1).max(256), sandbox: z.boolean().optional() })
+    .nullable()
+    .optional(),
+  rotateWebhookSecret: z.literal(true).optional(),
+});
+
+/** How long a node trusts its copy of an application's delivery settings (changes elsewhere show up after this). */
+const SETTINGS_TTL_MS = 1000;
+
+export type MembershipEvent = 'JOIN_ROOM' | 'ADD_MEMBERS' | 'DELETE_MEMBERS';
+
+/**
+ * Offline delivery, the core side: push devices, application delivery settings, and the
+ * outbox items each cause produces (a room webhook call, a push fan-out job). The items are
+ * written by the store together with their cause; src/delivery/worker.ts delivers them.
+ */
+export class DeliveryService {
+  private cache = new Map<string, { at: number; settings: DeliverySettings | undefined }>();
+
+  constructor(
+    private store: Store,
+    private present: Presenter,
+  ) {}
+
+  /** The application's settings, cached for a second (they are read on the send path). */
+  async settingsOf(appId: string): Promise<DeliverySettings | undefined> {
+    const hit = this.cache.get(appId);
+    if (hit && Date.now() - hit.at < SETTINGS_TTL_MS) return hit.settings;
+    const settings = (await this.store.getApp(appId))?.delivery;
+    if (this.cache.size > 10_000) this.cache.clear();
+    this.cache.set(appId, { at: Date.now(), settings });
+    return settings;
+  }
+
+  // ---- devices ----------------------------------------------------------------------------
+
+  /** `POST /me/subscribe`: registers (or re-registers) a device token. */
+  async subscribe(actor: Actor, body: unknown): Promise<Record<string, never>> {
+    authorize(actor, 'push.subscribe');
+    const input = parseInput(subscribeSchema, body);
+    const userId = await this.deviceOwner(actor, input.clientId);
+    // Old clients send no deviceId (api-doc Me-Subscribe.md example): the token names the device.
+    const deviceId = input.deviceId ?? createHash('sha256').update(input.token).digest('hex').slice(0, 32);
+    await this.store.putDevice(actor.app.id, { userId, type: input.type, deviceId, token: input.token, createdAt: Date.now() });
+    return {};
+  }
+
+  /** `POST /me/unsubscribe`: the device (or, without deviceId, every device of that type). */
+  async unsubscribe(actor: Actor, body: unknown): Promise<{ n: number; ok: 1 }> {
+    authorize(actor, 'push.subscribe');
+    const input = parseInput(unsubscribeSchema, body);
+    const userId = await this.deviceOwner(actor, input.clientId);
+    const targets = input.deviceId !== undefined ? [input.deviceId] : (await this.store.listDevices(actor.app.id, [userId])).filter((d) => d.type === input.type).map((d) => d.deviceId);
+    let n = 0;
+    for (const deviceId of targets) if (await this.store.deleteDevice(actor.app.id, userId, input.type, deviceId)) n++;
+    return { n, ok: 1 };
+  }
+
+  private async deviceOwner(actor: Actor, clientId: string | undefined): Promise<string> {
+    if (actor.kind === 'user') return actor.userId;
+    if (clientId === undefined) throw Errors.invalidInput('clientId: required with the API key');
+    if (!(await this.store.getUser(actor.app.id, clientId))) throw Errors.notFound('CLIENT', clientId);
+    return clientId;
+  }
+
+  /** Devices of these users (for the worker). */
+  devices(appId: string, userIds: readonly string[]): Promise<DeviceRecord[]> {
+    return this.store.listDevices(appId, userIds);
+  }
+
+  // ---- settings ---------------------------------------------------------------------------
+
+  /** `GET /admin/delivery`: the settings without private keys; the webhook secret is shown (receivers need it). */
+  async getSettings(actor: Actor) {
+    authorize(actor, 'app.settings');
+    return publicSettings(await this.ensureSecret(actor.app.id));
+  }
+
+  /** `PUT /admin/delivery`: changes what is given; `null` removes a setting. */
+  async updateSettings(actor: Actor, body: unknown) {
+    authorize(actor, 'app.settings');
+    const input = parseInput(settingsSchema, body);
+    if (input.fcm) await checkKey(input.fcm.private_key, 'RS256', 'fcm.private_key');
+    if (input.apns) await checkKey(input.apns.privateKey, 'ES256', 'apns.privateKey');
+    const app = await this.store.getApp(actor.app.id);
+    if (!app) throw Errors.notFound('APP', actor.app.id);
+    const next: DeliverySettings = { ...(app.delivery ?? { webhookSecret: randomBase64Url(32) }) };
+    if (input.rotateWebhookSecret) next.webhookSecret = randomBase64Url(32);
+    assign(next, 'webhook', input.webhook);
+    assign(next, 'webhooks', input.webhooks);
+    assign(next, 'externalPush', input.externalPush);
+    assign(next, 'apns', input.apns);
+    if (input.fcm !== undefined) {
+      next.fcm = input.fcm === null ? undefined : {
+        projectId: input.fcm.project_id,
+        clientEmail: input.fcm.client_email,
+        privateKey: input.fcm.private_key,
+        privateKeyId: input.fcm.private_key_id,
+        tokenUri: input.fcm.token_uri,
+      };
+    }
+    await this.store.putApp({ ...app, delivery: next });
+    this.cache.delete(app.id);
+    return publicSettings(next);
+  }
+
+  private async ensureSecret(appId: string): Promise<DeliverySettings> {
+    const app = await this.store.getApp(appId);
+    if (!app) throw Errors.notFound('APP', appId);
+    if (app.delivery) return app.delivery;
+    const delivery = { webhookSecret: randomBase64Url(32) };
+    await this.store.putApp({ ...app, delivery });
+    this.cache.delete(appId);
+    return delivery;
+  }
+
+  /** `GET /admin/deliveries`: recent outbox items, newest first, without their payloads. */
+  async deliveries(actor: Actor, limit: number) {
+    authorize(actor, 'deliveries.read');
+    const items = await this.store.listOutbox(actor.app.id, limit);
+    return { data: items.map(deliveryView) };
+  }
+
+  // ---- pushes -----------------------------------------------------------------------------
+
+  /** `POST /push/push2clients`: a custom notification to users (online or not), batched through the outbox. */
+  async push2clients(actor: Actor, body: unknown, batchSize: number): Promise<Record<string, never>> {
+    authorize(actor, 'push.send');
+    const input = parseInput(push2clientsSchema, body);
+    const clients = [...new Set(input.clients)];
+    const items: OutboxItem[] = [];
+    for (let i = 0; i < clients.length; i += batchSize) {
+      items.push(newOutboxItem(actor.app.id, 'push', { custom: input.payload, recipients: clients.slice(i, i + batchSize) }));
+    }
+    await this.store.enqueueOutbox(actor.app.id, items);
+    return {};
+  }
+
+  // ---- outbox items of each cause -----------------------------------------------------------
+
+  /**
+   * What a new message sends: the room webhook's MESSAGE event (unless `webhook` is false, as
+   * for the webhook's own replies) and a push fan-out job (unless `push` is false).
+   */
+  async forMessage(appId: string, room: RoomRecord, message: MessageRecord, view: MessageView, options: { push: boolean; webhook: boolean }): Promise<OutboxItem[]> {
+    const settings = await this.settingsOf(appId);
+    if (!settings) return [];
+    const items: OutboxItem[] = [];
+    const target = room.webhook ?? settings.webhook;
+    if (options.webhook && target) {
+      items.push(webhookItem(appId, room, target, 'MESSAGE', message.sender, view));
+    }
+    if (options.push && hasPush(settings)) {
+      items.push(newOutboxItem(appId, 'push-fanout', { roomId: room.id, messageId: message.id, ...(message.sender ? { sender: message.sender } : {}) }));
+    }
+    return items;
+  }
+
+  /**
+   * The webhook event of a membership change, built from the room as the change commits it
+   * (pass the result to `Store.updateRoom`); undefined when the room has no webhook.
+   */
+  async forMembership(appId: string, room: RoomRecord, event: MembershipEvent, actorId: string | undefined, memberIds: readonly string[]) {
+    const settings = await this.settingsOf(appId);
+    if (!settings || !(room.webhook ?? settings.webhook) || memberIds.length === 0) return undefined;
+    const [sender] = actorId ? await this.present.clients(appId, [actorId]) : [null];
+    const members = await this.present.clients(appId, memberIds);
+    return (_before: RoomRecord, after: RoomRecord): OutboxItem[] => {
+      const target = after.webhook ?? settings.webhook;
+      return target ? [webhookItem(appId, after, target, event, actorId, { room: after.id, sender, members })] : [];
+    };
+  }
+}
+
+/** IMKIT's webhook request body (api-doc webhook/webhook.md): {appID, clientID, roomID, event, botState, data}. */
+function webhookItem(appId: string, room: RoomRecord, target: string, event: string, clientId: string | undefined, data: MessageView | { room: string; sender: ClientView | null | undefined; members: ClientView[] }): OutboxItem {
+  const body = { appID: appId, clientID: clientId ?? null, roomID: room.id, event, botState: room.botState ?? null, data };
+  return newOutboxItem(appId, 'webhook', { target, roomId: room.id, event, body });
+}
+
+const hasPush = (s: DeliverySettings) => s.externalPush !== undefined || s.fcm !== undefined || s.apns !== undefined;
+
+function assign<K extends keyof DeliverySettings>(target: DeliverySettings, key: K, value: DeliverySettings[K] | null | undefined): void {
+  if (value === undefined) return;
+  if (value === null) delete target[key];
+  else target[key] = value;
+}
+
+async function checkKey(key: string, alg: 'RS256' | 'ES256', field: string): Promise<void> {
+  try {
+    await importPKCS8(key, alg);
+  } catch {
+    throw Errors.invalidInput(`${field}: not a PKCS#8 ${alg === 'RS256' ? 'RSA' : 'P-256'} private key`);
+  }
+}
+
+function publicSettings(s: DeliverySettings) {
+  return {
+    webhookSecret: s.webhookSecret,
+    webhook: s.webhook ?? null,
+    webhooks: s.webhooks ?? {},
+    externalPush: s.externalPush ?? null,
+    fcm: s.fcm ? { projectId: s.fcm.projectId, clientEmail: s.fcm.clientEmail, privateKeyId: s.fcm.privateKeyId ?? null, tokenUri: s.fcm.tokenUri ?? null } : null,
+    apns: s.apns ? { keyId: s.apns.keyId, teamId: s.apns.teamId, topic: s.apns.topic, sandbox: s.apns.sandbox ?? false } : null,
+  };
+}
+
+function deliveryView(item: OutboxItem) {
+  const p = item.payload;
+  const detail =
+    item.kind === 'webhook' ? { event: p.event, roomId: p.roomId }
+    : item.kind === 'push-fanout' ? { roomId: p.roomId, messageId: p.messageId }
+    : { roomId: p.roomId, messageId: p.messageId, custom: p.custom !== undefined, recipients: Array.isArray(p.recipients) ? p.recipients.length : 0 };
+  return {
+    id: item.id,
+    kind: item.kind,
+    status: item.status,
+    attempts: item.attempts,
+    lastError: item.lastError ?? null,
+    ...detail,
+    createdAtMS: item.createdAt,
+    updatedAtMS: item.updatedAt,
+    nextAtMS: item.status === 'pending' ? item.nextAt : null,
+  };
+}
+
+export type { DeviceType };
