@@ -42,6 +42,8 @@ export class OutboxWorker {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private stopped = false;
+  /** Logged once per outage, not once per poll. */
+  private claimFailing = false;
   private readonly leaseMs: number;
 
   constructor(
@@ -79,8 +81,11 @@ export class OutboxWorker {
     let claimed: OutboxItem[] = [];
     try {
       claimed = await this.core.store.claimOutbox(Date.now(), this.options.batch, this.leaseMs);
+      if (this.claimFailing) this.log.info('outbox: claiming again');
+      this.claimFailing = false;
     } catch (err) {
-      this.log.warn({ err: describe(err) }, 'outbox: claim failed');
+      if (!this.claimFailing) this.log.warn({ err: describe(err) }, 'outbox: claim failed; retrying every poll');
+      this.claimFailing = true;
     }
     await Promise.all(claimed.map((item) => this.process(item)));
     // A full batch: there is probably more waiting.
@@ -209,6 +214,8 @@ export class OutboxWorker {
   /** One batch of recipients: the external endpoint once, then every device of theirs. */
   private async push(item: OutboxItem, settings: DeliverySettings): Promise<OutboxOutcome> {
     const payload = item.payload as unknown as PushPayload;
+    // Sends start only in the first half of the lease, so no other node can hold the item meanwhile.
+    const deadline = Date.now() + this.leaseMs / 2;
     const content = await this.content(item.appId, payload);
     if (!content) return { status: 'delivered', note: 'message gone' };
     const done = new Set(payload.done ?? []);
@@ -234,6 +241,11 @@ export class OutboxWorker {
     const devices = (await this.core.store.listDevices(item.appId, payload.recipients)).filter((d) => !done.has(deviceKey(d)) && this.providerFor(settings, d));
     const badges = new Map<string, number>();
     await pool(devices, SEND_CONCURRENCY, async (device) => {
+      if (Date.now() > deadline) {
+        pending = true;
+        errors.push('more devices than one claim may take: the rest follow in the next attempt');
+        return;
+      }
       const badge = content.custom ? content.notification.badge : await this.badge(item.appId, device.userId, badges);
       const result = await this.providerFor(settings, device)!.send(settings, device, { ...content.notification, badge });
       if (result.ok) return void done.add(deviceKey(device));

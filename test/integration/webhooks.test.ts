@@ -97,6 +97,25 @@ describe.each(TRANSPORTS)('room webhooks over %s', (transport) => {
     expect((await admin(t.base, app).put('/admin/delivery', { webhook: null })).status).toBe(200);
   });
 
+  it('resolves a room webhook given as a key of the application\'s named webhooks; replies outside bot mode post nothing', async () => {
+    expect((await admin(t.base, app).put('/admin/delivery', { webhooks: { 'meet-taipei-intro': receiver.url } })).status).toBe(200);
+    // api-doc list-rooms.md's example: "webhook": "meet-taipei-intro", "botMode": false.
+    await admin(t.base, app).post('/rooms', { _id: 'keyed', members: ['alice', 'bob'], webhook: 'meet-taipei-intro', botMode: false });
+    receiver.answer = () => ({ status: 200, body: { senderID: 'robot001', toBotState: 'X', data: { message: 'should not appear' } } });
+    const bob = await socketOf('bob');
+    const got = collect<any>(bob, 'chat message');
+    await user(t.base, app, tokens.alice!).post('/rooms/keyed/message', { message: 'via key' });
+    await until(async () => (await deliveries()).some((d) => d.roomId === 'keyed' && d.status === 'delivered'));
+    expect(events('keyed', 'MESSAGE').map((r) => [r.signed, r.body.data.message])).toEqual([[true, 'via key']]);
+    expect(got.map((m) => m.message)).toEqual(['via key']);
+    expect((await admin(t.base, app).get('/rooms/keyed')).body.result.botState).toBe(null);
+    // An unknown key is dead at once, with the reason.
+    await admin(t.base, app).post('/rooms', { _id: 'unknown-key', members: ['alice'], webhook: 'no-such-key' });
+    await user(t.base, app, tokens.alice!).post('/rooms/unknown-key/message', { message: 'lost' });
+    await until(async () => (await deliveries()).some((d) => d.roomId === 'unknown-key' && d.status === 'dead'));
+    expect((await deliveries()).find((d) => d.roomId === 'unknown-key')!.lastError).toBe("unknown webhook key 'no-such-key'");
+  });
+
   it('only the API key sets webhook and botMode; bad settings are a 400', async () => {
     await admin(t.base, app).post('/rooms', { _id: 'owned', members: ['alice'], owner: 'alice' });
     const refused = await user(t.base, app, tokens.alice!).put('/rooms/owned', { webhook: 'http://127.0.0.1:1/steal' });
