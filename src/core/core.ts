@@ -58,7 +58,7 @@ export async function createCore(store: Store, bus: Bus, options: CoreOptions): 
   const identity = new IdentityService(apps, tokens, { originRefused: (appId) => meter.count(appId, Metric.originRefused) });
   const present = new Presenter(store, options.presence);
   const users = new UserService(store, bus, tokens, present);
-  const delivery = new DeliveryService(store, present);
+  const delivery = new DeliveryService(store, bus, present);
   const messages = new MessageService(store, bus, present, delivery);
   const rooms = new RoomService(store, bus, present, messages, delivery);
   const moderation = new ModerationService(store, bus, present);

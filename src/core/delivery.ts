@@ -1,12 +1,13 @@
 import { createHash } from 'node:crypto';
 import { importPKCS8 } from 'jose';
 import { z } from 'zod';
+import { type Bus, CONTROL_TOPIC } from '../bus/bus.js';
 import { isHttpUrl } from '../delivery/http.js';
 import { newOutboxItem } from '../delivery/outbox.js';
 import type { Store } from '../store/store.js';
 import { Errors } from './errors.js';
 import type { Actor } from './identity.js';
-import type { DeliverySettings, DeviceRecord, DeviceType, MessageRecord, OutboxItem, RoomRecord } from './models.js';
+import type { AppRecord, DeliverySettings, DeviceRecord, DeviceType, MessageRecord, OutboxItem, RoomRecord } from './models.js';
 import { authorize } from './permissions.js';
 import type { Presenter } from './presenter.js';
 import { randomBase64Url } from './secrets.js';
@@ -78,6 +79,7 @@ export class DeliveryService {
 
   constructor(
     private store: Store,
+    private bus: Bus,
     private present: Presenter,
   ) {}
 
@@ -158,8 +160,7 @@ export class DeliveryService {
         tokenUri: input.fcm.token_uri,
       };
     }
-    await this.store.putApp({ ...app, delivery: next });
-    this.cache.delete(app.id);
+    await this.saveSettings({ ...app, delivery: next });
     return publicSettings(next);
   }
 
@@ -168,9 +169,15 @@ export class DeliveryService {
     if (!app) throw Errors.notFound('APP', appId);
     if (app.delivery) return app.delivery;
     const delivery = { webhookSecret: randomBase64Url(32) };
-    await this.store.putApp({ ...app, delivery });
-    this.cache.delete(appId);
+    await this.saveSettings({ ...app, delivery });
     return delivery;
+  }
+
+  /** Other nodes drop cached application records on `apps-changed`; this one's settings cache now. */
+  private async saveSettings(app: AppRecord): Promise<void> {
+    await this.store.putApp(app);
+    this.cache.delete(app.id);
+    this.bus.publish(CONTROL_TOPIC, { kind: 'apps-changed' });
   }
 
   /** `GET /admin/deliveries`: recent outbox items, newest first, without their payloads. */

@@ -80,6 +80,16 @@ describe.each(TRANSPORTS)('room webhooks over %s', (transport) => {
     expect(events('bot-room', 'MESSAGE')[1]!.body).toMatchObject({ botState: 'GREETED', clientID: 'alice' });
   });
 
+  it('a message sent over the socket (chat message) raises the same event', async () => {
+    await admin(t.base, app).post('/rooms', { _id: 'sock', members: ['alice', 'bob'], webhook: receiver.url });
+    const alice = await socketOf('alice');
+    // The JS SDK's socket send: {room, message, messageType}, with an ack.
+    const ack = await alice.timeout(5000).emitWithAck('chat message', { room: 'sock', message: 'over the socket', messageType: 'text' });
+    expect(ack).toMatchObject({ RC: 0 });
+    await until(() => events('sock', 'MESSAGE').length === 1);
+    expect(events('sock', 'MESSAGE')[0]!.body).toMatchObject({ clientID: 'alice', data: { message: 'over the socket' } });
+  });
+
   it('sends JOIN_ROOM, ADD_MEMBERS and DELETE_MEMBERS with the members; the application default covers rooms without one', async () => {
     expect((await admin(t.base, app).put('/admin/delivery', { webhook: receiver.url })).status).toBe(200);
     await admin(t.base, app).post('/rooms', { _id: 'plain', name: 'Plain', members: ['alice'] });
