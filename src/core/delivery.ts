@@ -143,41 +143,45 @@ export class DeliveryService {
     const input = parseInput(settingsSchema, body);
     if (input.fcm) await checkKey(input.fcm.private_key, 'RS256', 'fcm.private_key');
     if (input.apns) await checkKey(input.apns.privateKey, 'ES256', 'apns.privateKey');
-    const app = await this.store.getApp(actor.app.id);
-    if (!app) throw Errors.notFound('APP', actor.app.id);
-    const next: DeliverySettings = { ...(app.delivery ?? { webhookSecret: randomBase64Url(32) }) };
-    if (input.rotateWebhookSecret) next.webhookSecret = randomBase64Url(32);
-    assign(next, 'webhook', input.webhook);
-    assign(next, 'webhooks', input.webhooks);
-    assign(next, 'externalPush', input.externalPush);
-    assign(next, 'apns', input.apns);
-    if (input.fcm !== undefined) {
-      next.fcm = input.fcm === null ? undefined : {
-        projectId: input.fcm.project_id,
-        clientEmail: input.fcm.client_email,
-        privateKey: input.fcm.private_key,
-        privateKeyId: input.fcm.private_key_id,
-        tokenUri: input.fcm.token_uri,
-      };
-    }
-    await this.saveSettings({ ...app, delivery: next });
-    return publicSettings(next);
+    // Compare-and-set on the application record: a concurrent change elsewhere is not lost.
+    const app = await this.saveSettings(actor.app.id, (current) => {
+      const next: DeliverySettings = { ...(current ?? { webhookSecret: randomBase64Url(32) }) };
+      if (input.rotateWebhookSecret) next.webhookSecret = randomBase64Url(32);
+      assign(next, 'webhook', input.webhook);
+      assign(next, 'webhooks', input.webhooks);
+      assign(next, 'externalPush', input.externalPush);
+      assign(next, 'apns', input.apns);
+      if (input.fcm !== undefined) {
+        next.fcm = input.fcm === null ? undefined : {
+          projectId: input.fcm.project_id,
+          clientEmail: input.fcm.client_email,
+          privateKey: input.fcm.private_key,
+          privateKeyId: input.fcm.private_key_id,
+          tokenUri: input.fcm.token_uri,
+        };
+      }
+      return next;
+    });
+    return publicSettings(app.delivery!);
   }
 
   private async ensureSecret(appId: string): Promise<DeliverySettings> {
-    const app = await this.store.getApp(appId);
-    if (!app) throw Errors.notFound('APP', appId);
-    if (app.delivery) return app.delivery;
-    const delivery = { webhookSecret: randomBase64Url(32) };
-    await this.saveSettings({ ...app, delivery });
-    return delivery;
+    const cached = await this.settingsOf(appId);
+    if (cached) return cached;
+    const app = await this.saveSettings(appId, (current) => current ?? { webhookSecret: randomBase64Url(32) });
+    return app.delivery!;
   }
 
-  /** Other nodes drop cached application records on `apps-changed`; this one's settings cache now. */
-  private async saveSettings(app: AppRecord): Promise<void> {
-    await this.store.putApp(app);
-    this.cache.delete(app.id);
+  /**
+   * Changes the application's delivery settings atomically (`Store.updateApp`). Other nodes
+   * drop cached application records on `apps-changed`; this one's settings cache now.
+   */
+  private async saveSettings(appId: string, change: (current: DeliverySettings | undefined) => DeliverySettings): Promise<AppRecord> {
+    const app = await this.store.updateApp(appId, (a) => ({ ...a, delivery: change(a.delivery) }));
+    if (!app) throw Errors.notFound('APP', appId);
+    this.cache.delete(appId);
     this.bus.publish(CONTROL_TOPIC, { kind: 'apps-changed' });
+    return app;
   }
 
   /** `GET /admin/deliveries`: recent outbox items, newest first, without their payloads. */

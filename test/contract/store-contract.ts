@@ -306,6 +306,14 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
       expect(claimed[0]!.payload).toEqual({ url: 'http://127.0.0.1/x', list: [] });
     });
 
+    it('enqueues nothing with a message that is not written (an existing id)', async () => {
+      await store.putApp(app(A));
+      await store.createRoom(A, room('r1', ['u1']));
+      expect(await store.addMessage(A, message('m1', 'r1'), [item(A, 'first')])).toBe(true);
+      expect(await store.addMessage(A, message('m1', 'r1'), [item(A, 'again')])).toBe(false);
+      expect((await store.claimOutbox(10, 10, 1000)).map((i) => i.id)).toEqual(['first']);
+    });
+
     it('claims due items once until their lease ends, settles only with the current claim, retries, dead-letters', async () => {
       await store.putApp(app(A));
       await store.putApp(app(B));

@@ -1,25 +1,27 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freshSchema, SHARED_DATABASE_URL } from '../helpers/postgres.js';
 import { HttpReceiver } from '../helpers/receivers.js';
 import { startRedis, type RedisProcess } from '../helpers/redis.js';
 import { admin, startTestServer, type TestApp, type TestServer, TRANSPORTS, user } from '../helpers/server.js';
 import { until } from '../helpers/sockets.js';
 
 /**
- * The outbox shared by two nodes on one Redis: a failing then recovering receiver gets every
+ * The outbox shared by two nodes on one PostgreSQL (data) and Redis (bus, presence): a failing then recovering receiver gets every
  * event exactly once acknowledged (no node sends an item another holds), and events whose
  * receiver is down while the nodes restart are delivered by the node that comes up after.
  */
-describe.each(TRANSPORTS)('outbox on two nodes sharing Redis, over %s', (transport) => {
+describe.each(TRANSPORTS)('outbox on two nodes sharing PostgreSQL and Redis, over %s', (transport) => {
   let redis: RedisProcess;
   const prefix = `t${randomBytes(4).toString('hex')}`;
+  const schema = freshSchema();
   const nodes: TestServer[] = [];
   let app: TestApp;
   const tokens: Record<string, string> = {};
   const receiver = new HttpReceiver();
   const fast = { outboxPollMs: 20, outboxRetryBaseMs: 30, outboxRetryMaxMs: 150, outboxMaxAttempts: 50, webhookTimeoutMs: 1000 };
   const node = async (nodeId: string) => {
-    const t = await startTestServer(transport, { redisUrl: redis.url, redisPrefix: prefix, nodeId, ...fast });
+    const t = await startTestServer(transport, { databaseUrl: SHARED_DATABASE_URL, databaseSchema: schema, redisUrl: redis.url, redisPrefix: prefix, nodeId, ...fast });
     nodes.push(t);
     return t;
   };
@@ -79,7 +81,8 @@ describe.each(TRANSPORTS)('outbox on two nodes sharing Redis, over %s', (transpo
       const d = ((await admin(a.base, app).get('/admin/deliveries?limit=500')).body.result.data as any[]).filter((x) => x.roomId === 'restart');
       return d.length === 5 && d.every((x) => x.attempts >= 1 && x.status === 'pending');
     });
-    for (const t of nodes.splice(0)) await t.close();
+    // server.close(), not the helper's close(): that would drop the shared schema with the node.
+    for (const t of nodes.splice(0)) await t.server.close();
     await receiver.start(port);
     const c = await node('c');
     await until(() => new Set(messageEvents('restart').map((r) => r.body.data._id)).size === 5, 15_000);
