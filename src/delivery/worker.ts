@@ -41,6 +41,8 @@ interface PushPayload {
 export class OutboxWorker {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
+  /** Items being delivered; new claims fill the free slots, so one slow receiver holds one slot, not the batch. */
+  private inflight = new Set<Promise<void>>();
   private stopped = false;
   /** Logged once per outage, not once per poll. */
   private claimFailing = false;
@@ -65,6 +67,7 @@ export class OutboxWorker {
     this.stopped = true;
     clearTimeout(this.timer);
     await this.running;
+    await Promise.all(this.inflight);
     for (const p of this.providers) p.close();
   }
 
@@ -78,18 +81,23 @@ export class OutboxWorker {
   }
 
   private async tick(): Promise<void> {
+    const free = this.options.batch - this.inflight.size;
+    if (free <= 0) return this.schedule(this.options.pollMs);
     let claimed: OutboxItem[] = [];
     try {
-      claimed = await this.core.store.claimOutbox(Date.now(), this.options.batch, this.leaseMs);
+      claimed = await this.core.store.claimOutbox(Date.now(), free, this.leaseMs);
       if (this.claimFailing) this.log.info('outbox: claiming again');
       this.claimFailing = false;
     } catch (err) {
       if (!this.claimFailing) this.log.warn({ err: describe(err) }, 'outbox: claim failed; retrying every poll');
       this.claimFailing = true;
     }
-    await Promise.all(claimed.map((item) => this.process(item)));
-    // A full batch: there is probably more waiting.
-    this.schedule(claimed.length === this.options.batch ? 0 : this.options.pollMs);
+    for (const item of claimed) {
+      const done: Promise<void> = this.process(item).finally(() => this.inflight.delete(done));
+      this.inflight.add(done);
+    }
+    // Every free slot filled: there is probably more waiting.
+    this.schedule(claimed.length === free ? 0 : this.options.pollMs);
   }
 
   private async process(item: OutboxItem): Promise<void> {
