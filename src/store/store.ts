@@ -56,7 +56,7 @@ export interface Store {
   listUsers(appId: string, skip: number, limit: number): Promise<{ total: number; users: UserRecord[] }>;
   /** Atomic read-modify-write, like `updateRoom`; undefined when the user does not exist. */
   updateUser(appId: string, userId: string, change: (u: UserRecord) => UserRecord | undefined): Promise<UserRecord | undefined>;
-  /** Removes the user and their tokens (room membership is the caller's business). */
+  /** Removes the user, their tokens and push devices (room membership is the caller's business). */
   deleteUser(appId: string, userId: string): Promise<boolean>;
 
   // User tokens, by hash

@@ -287,6 +287,9 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
       expect(await store.deleteDevice(A, 'u1', 'fcm', 'tablet')).toBe(true);
       expect(await store.deleteDevice(A, 'u1', 'fcm', 'tablet')).toBe(false);
       expect((await store.listDevices(A, ['u1', 'u2'])).map((x) => x.token)).toEqual(['t3']);
+      await store.putUser(A, user('u2'));
+      await store.deleteUser(A, 'u2');
+      expect(await store.listDevices(A, ['u2'])).toEqual([]);
     });
 
     const item = (appId: string, id: string, nextAt = 0): OutboxItem => ({

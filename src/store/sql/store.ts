@@ -318,6 +318,7 @@ export class SqlStore implements Store {
     return this.db.tx(async (q) => {
       await q.run(`DELETE FROM tokens WHERE app = ? AND user_id = ?`, [appId, userId]);
       await q.run(`DELETE FROM prefs WHERE app = ? AND user_id = ?`, [appId, userId]);
+      await q.run(`DELETE FROM devices WHERE app = ? AND user_id = ?`, [appId, userId]);
       return (await q.run(`DELETE FROM users WHERE app = ? AND id = ?`, [appId, userId])) > 0;
     });
   }
