@@ -15,6 +15,8 @@ import type {
 
 /** Settled (delivered or dead) outbox items kept per application for `/admin/deliveries`; older ones are dropped. */
 export const OUTBOX_KEEP_SETTLED = 1000;
+/** Settled items beyond OUTBOX_KEEP_SETTLED are dropped at least every this many settles (so a few more may be listed). */
+export const OUTBOX_PRUNE_EVERY = 100;
 
 /** Which way a history page walks from its anchor. */
 export type HistoryDirection = 'older' | 'newer';

@@ -14,7 +14,7 @@ import type {
 } from '../../core/models.js';
 import type { ControlMessage } from '../../bus/bus.js';
 import { newId } from '../../core/secrets.js';
-import { OUTBOX_KEEP_SETTLED, type HistoryQuery, type Store } from '../store.js';
+import { OUTBOX_KEEP_SETTLED, OUTBOX_PRUNE_EVERY, type HistoryQuery, type Store } from '../store.js';
 import { type Db, marks, type Param, type Queryer } from './db.js';
 import { migrate } from './schema.js';
 
@@ -175,6 +175,8 @@ export class SqlStore implements Store {
   /** app\0token hash → token */
   private tokenCache = new RecordCache<TokenRecord>(CACHE_MS);
   private pending: PendingMessage[] = [];
+  /** Per application: settles since the last outbox pruning, and its time. */
+  private outboxPrunes = new Map<string, { settles: number; at: number }>();
   private flushScheduled = false;
   private flushing = false;
 
@@ -849,8 +851,18 @@ export class SqlStore implements Store {
       [...params, appId, id, claim],
     );
     if (changed === 0) return false;
-    if (outcome.status !== 'pending') await this.pruneOutbox(appId);
+    if (outcome.status !== 'pending' && this.pruneDue(appId, now)) await this.pruneOutbox(appId);
     return true;
+  }
+  /** Pruning costs an index walk of OUTBOX_KEEP_SETTLED rows: once per 100 settles or 10 s per application. */
+  private pruneDue(appId: string, now: number): boolean {
+    const p = this.outboxPrunes.get(appId) ?? { settles: 0, at: now };
+    p.settles++;
+    const due = p.settles >= OUTBOX_PRUNE_EVERY || now - p.at >= 10_000;
+    if (due) Object.assign(p, { settles: 0, at: now });
+    if (this.outboxPrunes.size > 10_000) this.outboxPrunes.clear();
+    this.outboxPrunes.set(appId, p);
+    return due;
   }
   /** Keeps the newest OUTBOX_KEEP_SETTLED settled rows of the application. */
   private async pruneOutbox(appId: string): Promise<void> {
