@@ -185,7 +185,7 @@ export class OutboxWorker {
 
   /**
    * A new message's push job: the members to notify (not the sender, not banned, no live
-   * socket anywhere in the cluster, room not muted), in batches of `pushBatchSize`, each an
+   * socket anywhere in the cluster, room not muted, sender not blocked), in batches of `pushBatchSize`, each an
    * outbox item of its own (ids derived from this one, so a retry enqueues nothing twice).
    */
   private async fanOut(item: OutboxItem, settings: DeliverySettings): Promise<OutboxOutcome> {
@@ -196,19 +196,22 @@ export class OutboxWorker {
     const size = this.options.pushBatchSize;
     const batches: OutboxItem[] = [];
     for (let i = 0, k = 0; i < candidates.length; i += size, k++) {
-      const recipients = await this.offlineUnmuted(item.appId, roomId, candidates.slice(i, i + size), settings);
+      const recipients = await this.offlineUnmuted(item.appId, roomId, sender, candidates.slice(i, i + size), settings);
       if (recipients.length > 0) batches.push(newOutboxItem(item.appId, 'push', { roomId, messageId, recipients }, `${item.id}-${k}`));
     }
     for (let i = 0; i < batches.length; i += 100) await this.core.store.enqueueOutbox(item.appId, batches.slice(i, i + 100));
     return { status: 'delivered' };
   }
 
-  private async offlineUnmuted(appId: string, roomId: string, userIds: string[], settings: DeliverySettings): Promise<string[]> {
-    const [online, users] = await Promise.all([
+  private async offlineUnmuted(appId: string, roomId: string, sender: string | undefined, userIds: string[], settings: DeliverySettings): Promise<string[]> {
+    const store = this.core.store;
+    const [online, users, blocked] = await Promise.all([
       Promise.all(userIds.map((u) => this.core.presence.isUserConnected(appId, u))),
-      this.core.store.getUsers(appId, userIds),
+      store.getUsers(appId, userIds),
+      // Who blocked the sender hears nothing from them (as live and in history).
+      sender ? Promise.all(userIds.map(async (u) => (await store.getBlock(appId, u, sender)) !== undefined)) : userIds.map(() => false),
     ]);
-    const wanted = userIds.filter((u, i) => !online[i] && !users[i]?.mute?.includes(roomId));
+    const wanted = userIds.filter((u, i) => !online[i] && !blocked[i] && !users[i]?.mute?.includes(roomId));
     if (settings.externalPush || wanted.length === 0) return wanted;
     // Only the built-in providers: users without a device they can reach get no item.
     const reachable = new Set((await this.core.store.listDevices(appId, wanted)).filter((d) => this.providerFor(settings, d)).map((d) => d.userId));

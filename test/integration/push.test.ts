@@ -20,7 +20,7 @@ describe.each(TRANSPORTS)('push notifications over %s', (transport) => {
   let app: TestApp;
   const tokens: Record<string, string> = {};
   const open: Socket[] = [];
-  const members = ['alice', 'bob', 'carol', 'dave', 'erin'];
+  const members = ['alice', 'bob', 'carol', 'dave', 'erin', 'frank'];
 
   beforeAll(async () => {
     apns = await startApns(tls, { keyId: 'ABC123DEFG', teamId: 'TEAM123456', topic: 'io.roomcast.test', publicKey: keys.apnsPublic });
@@ -51,6 +51,7 @@ describe.each(TRANSPORTS)('push notifications over %s', (transport) => {
       ['dave', { token: 'dave-fcm-token', type: 'fcm', deviceId: 'dave-phone' }],
       ['erin', { token: 'dead-fcm-token', type: 'fcm', deviceId: 'erin-phone' }],
       ['erin', { token: 'deadbeef00', type: 'ios', deviceId: 'erin-iphone' }],
+      ['frank', { token: 'frank-fcm-token', type: 'fcm', deviceId: 'frank-phone' }],
     ] as const) {
       const res = await subscribe(who, body);
       expect(res.status).toBe(200);
@@ -61,6 +62,7 @@ describe.each(TRANSPORTS)('push notifications over %s', (transport) => {
     fcm.dead.add('dead-fcm-token');
     apns.dead.add('deadbeef00');
     expect((await user(t.base, app, tokens.dave!).post('/me/mute/team')).status).toBe(200);
+    expect((await user(t.base, app, tokens.frank!).post('/blockStatus/my/alice')).status).toBe(200);
   });
   afterEach(() => {
     for (const s of open.splice(0)) s.disconnect();
@@ -82,7 +84,7 @@ describe.each(TRANSPORTS)('push notifications over %s', (transport) => {
     return s;
   };
 
-  it('notifies offline members through APNs, FCM v1 and external push; not the sender, an online or a muted member; removes invalid tokens', async () => {
+  it('notifies offline members through APNs, FCM v1 and external push; not the sender, an online, a muted or a blocking member; removes invalid tokens', async () => {
     await online('carol');
     const sent = await user(t.base, app, tokens.alice!).post('/rooms/team/message', { message: 'Lunch at noon?', messageType: 'text' });
     expect(sent.status).toBe(200);
@@ -114,11 +116,12 @@ describe.each(TRANSPORTS)('push notifications over %s', (transport) => {
     expect(ext!.body).toMatchObject({ _id: id, message: 'Lunch at noon?', room: 'team', roomName: 'Team', sender: { _id: 'alice' } });
     expect(ext!.body.pushToClients.sort()).toEqual(['bob', 'erin']);
 
-    // Not the sender, not carol (online), not dave (muted).
+    // Not the sender, not carol (online), not dave (muted), not frank (blocked alice).
     await sleep(200);
     expect(fcmTo('alice-fcm')).toEqual([]);
     expect(fcmTo('carol-fcm-token')).toEqual([]);
     expect(fcmTo('dave-fcm-token')).toEqual([]);
+    expect(fcmTo('frank-fcm-token')).toEqual([]);
 
     // Erin's tokens were reported invalid: removed, so the next message goes to bob only.
     const deliveries = async () => (await admin(t.base, app).get('/admin/deliveries?limit=100')).body.result.data as any[];
@@ -142,11 +145,12 @@ describe.each(TRANSPORTS)('push notifications over %s', (transport) => {
     });
     expect(custom.status).toBe(200);
     expect(custom.body.result).toEqual({});
-    await until(() => fcmTo('carol-fcm-token').length === 1 && fcmTo('bob-fcm-token').length === before.fcm + 1 && external.received.length === before.ext + 1);
+    const promoOnApns = () => apnsTo('b0b1a2c3d4e5f60718293a4b5c6d7e8f').find((r) => r.body?.aps?.alert?.['loc-key'] === 'PROMO');
+    await until(() => fcmTo('carol-fcm-token').length === 1 && fcmTo('bob-fcm-token').length === before.fcm + 1 && external.received.length === before.ext + 1 && promoOnApns() !== undefined);
     const promo = fcmTo('bob-fcm-token').at(-1)!.body.message;
     expect(promo.data).toMatchObject({ type: 'marketing', title: 'Sale', body: 'Half price', badge: '7', 'loc-key': 'PROMO' });
     expect(promo.android).toMatchObject({ collapse_key: 'promo' });
-    const ios = apnsTo('b0b1a2c3d4e5f60718293a4b5c6d7e8f').at(-1)!;
+    const ios = promoOnApns()!;
     expect(ios.problems).toEqual([]);
     expect(ios.body.aps).toMatchObject({ alert: { 'loc-key': 'PROMO', 'loc-args': ['50%'] }, badge: 7 });
     expect(external.received.at(-1)!.body).toMatchObject({ type: 'marketing', pushToClients: ['bob', 'carol'] });
