@@ -137,7 +137,7 @@ export class RoomService {
       memberState: Object.fromEntries(members.map((m) => [m, { joinedAt: now }])),
       roomTags: input.roomTags ?? [],
       extParams: input.extParams,
-      webhook: input.webhook ?? undefined,
+      webhook: input.webhook || undefined,
       botMode: input.botMode,
       botState: input.botState ?? undefined,
       status: 1,
@@ -202,7 +202,8 @@ export class RoomService {
       roomTags: input.roomTags ?? r.roomTags,
       extParams: input.extParams ?? r.extParams,
       systemMessage: input.systemMessage ?? r.systemMessage,
-      webhook: input.webhook === undefined ? r.webhook : (input.webhook ?? undefined),
+      // "" or null removes the room's webhook (the application's default applies again).
+      webhook: input.webhook === undefined ? r.webhook : input.webhook || undefined,
       botMode: input.botMode ?? r.botMode,
       botState: input.botState === undefined ? r.botState : (input.botState ?? undefined),
       owner: input.owner ?? r.owner,

@@ -132,6 +132,8 @@ describe.each(TRANSPORTS)('room webhooks over %s', (transport) => {
     expect(refused.status).toBe(403);
     expect(refused.body.error.code).toBe('API_KEY_REQUIRED');
     expect((await user(t.base, app, tokens.alice!).put('/rooms/owned', { name: 'fine' })).status).toBe(200);
+    expect((await admin(t.base, app).put('/rooms/owned', { webhook: 'some-key', botMode: true })).body.result).toMatchObject({ webhook: 'some-key', botMode: true });
+    expect((await admin(t.base, app).put('/rooms/owned', { webhook: '' })).body.result).toMatchObject({ webhook: null, botMode: true });
     const bad = await admin(t.base, app).put('/admin/delivery', { webhook: 'ftp://example.com' });
     expect(bad.status).toBe(400);
     expect(bad.body.error.code).toBe('INVALID_INPUT');
