@@ -314,7 +314,10 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
       await store.createRoom(A, room('r1', ['u1']));
       expect(await store.addMessage(A, message('m1', 'r1'), [item(A, 'first')])).toBe(true);
       expect(await store.addMessage(A, message('m1', 'r1'), [item(A, 'again')])).toBe(false);
-      expect((await store.claimOutbox(10, 10, 1000)).map((i) => i.id)).toEqual(['first']);
+      // The same id twice at once (one group commit): only the written one's items.
+      const m2 = message('m2', 'r1');
+      expect(await Promise.all([store.addMessage(A, m2, [item(A, 'x1')]), store.addMessage(A, m2, [item(A, 'x2')])])).toEqual([true, false]);
+      expect((await store.claimOutbox(10, 10, 1000)).map((i) => i.id).sort()).toEqual(['first', 'x1']);
     });
 
     it('claims due items once until their lease ends, settles only with the current claim, retries, dead-letters', async () => {

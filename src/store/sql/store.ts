@@ -539,10 +539,9 @@ export class SqlStore implements Store {
     this.pending = [];
     this.flushing = true;
     try {
-      // A batch with outbox items takes the transaction path: the items go in with their messages.
-      const withOutbox = batch.some((p) => p.outbox.length > 0);
+      // Outbox items go in with their messages, in the same statement or transaction.
       const inserted =
-        this.db.engine === 'postgres' && !withOutbox
+        this.db.engine === 'postgres'
           ? await this.insertMessagesInOneStatement(batch)
           : await this.db.tx(async (q) => {
               const done = await this.insertMessages(q, batch);
@@ -559,13 +558,27 @@ export class SqlStore implements Store {
   }
 
   /**
-   * PostgreSQL: the same three changes as `insertMessages` in one statement (data-modifying
-   * CTEs, atomic on their own), so a batch costs one round trip instead of five (BEGIN, three
-   * statements, COMMIT): on the send path the database's round trips, not its work, dominate.
+   * PostgreSQL: the same three changes as `insertMessages`, and the outbox items of the
+   * messages written, in one statement (data-modifying CTEs, atomic on their own), so a batch
+   * costs one round trip instead of five (BEGIN, three statements, COMMIT): on the send path
+   * the database's round trips, not its work, dominate.
    */
   private async insertMessagesInOneStatement(batch: readonly PendingMessage[]): Promise<boolean[]> {
     const insertedIds = new Set<string>();
     for (const part of chunks(batch.map((p, i) => [p, i] as const))) {
+      // The outbox items of the messages written (their first occurrence in the batch, like `fresh`).
+      const items = part.flatMap(([p, i]) => p.outbox.map((o) => [p, i, o] as const));
+      const outbox = items.length === 0 ? '' : `,
+         queued AS (
+           INSERT INTO outbox (${OUTBOX_COLUMNS})
+           SELECT o.app, o.id, o.kind, o.payload, o.status, CAST(o.attempts AS INTEGER), o.next_at, NULL, NULL, o.created_at, o.updated_at
+           FROM (VALUES ${items.map(() => '(?, ?, CAST(? AS BIGINT), ?, ?, ?, ?, CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT))').join(', ')})
+             AS o (app, msg, ord, id, kind, payload, status, attempts, next_at, created_at, updated_at)
+           JOIN fresh f ON f.app = o.app AND f.id = o.msg AND f.ord = o.ord
+           ON CONFLICT (app, id) DO NOTHING)`;
+      const outboxParams = items.flatMap(([p, i, o]) => [
+        p.appId, p.message.id, i, o.id, o.kind, JSON.stringify(o.payload), o.status, o.attempts, o.nextAt, o.createdAt, o.updatedAt,
+      ]);
       const rows = await this.db.all<{ app: string; id: string }>(
         `WITH v (app, id, room, doc, ord, sender, at) AS (
            VALUES ${part.map(() => '(?, ?, ?, ?, CAST(? AS BIGINT), ?, CAST(? AS BIGINT))').join(', ')}),
@@ -584,9 +597,9 @@ export class SqlStore implements Store {
          reads AS (SELECT DISTINCT ON (app, room, sender) app, room, sender, id FROM fresh WHERE sender IS NOT NULL ORDER BY app, room, sender, ord DESC),
          marked AS (
            UPDATE members SET last_read = reads.id FROM reads
-           WHERE members.app = reads.app AND members.room = reads.room AND members.user_id = reads.sender AND members.state <> ?)
+           WHERE members.app = reads.app AND members.room = reads.room AND members.user_id = reads.sender AND members.state <> ?)${outbox}
          SELECT app, id FROM ins`,
-        [...part.flatMap(([p, i]) => [p.appId, p.message.id, p.message.room, p.doc, i, p.message.sender ?? null, p.message.createdAt]), NO_STATE],
+        [...part.flatMap(([p, i]) => [p.appId, p.message.id, p.message.room, p.doc, i, p.message.sender ?? null, p.message.createdAt]), NO_STATE, ...outboxParams],
       );
       for (const r of rows) insertedIds.add(`${r.app}\0${r.id}`);
     }
