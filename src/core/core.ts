@@ -1,11 +1,12 @@
 import type { Bus } from '../bus/bus.js';
 import type { Store } from '../store/store.js';
-import type { Presence } from '../cluster/presence.js';
+import type { Presence } from '../presence/presence.js';
 import type { FileStorage } from '../files/storage.js';
 import { Metric, type UsageMeter } from '../metering/meter.js';
 import type { PrometheusExporter } from '../metering/prometheus.js';
 import type { UsageSink } from '../metering/sink.js';
 import { AppService } from './apps.js';
+import { type Clock, systemClock } from './clock.js';
 import { DeliveryService } from './delivery.js';
 import { type FileOptions, FileService } from './files.js';
 import { IdentityService } from './identity.js';
@@ -13,7 +14,9 @@ import { MessageService } from './messages.js';
 import { ModerationService } from './moderation.js';
 import { Presenter } from './presenter.js';
 import { RoomService } from './rooms.js';
+import { SessionService } from './sessions.js';
 import { TokenService } from './tokens.js';
+import { UsageService } from './usage.js';
 import { UserService } from './users.js';
 
 export interface CoreOptions {
@@ -22,6 +25,10 @@ export interface CoreOptions {
   /** Who is connected (this node's sockets, or the cluster's through Redis). */
   presence: Presence;
   usage: Usage;
+  /** How long usage is kept (the longest `/admin/usage` range). */
+  usageRetentionDays: number;
+  /** The system clock unless a test moves time itself. */
+  clock?: Clock;
 }
 
 /** Key usage metering: the in-memory meter and the sink its batches go to. */
@@ -32,10 +39,11 @@ export interface Usage {
   exporter?: PrometheusExporter;
 }
 
-/** The chat domain, wired: knows the store and bus ports, nothing about HTTP or sockets. */
+/**
+ * The chat domain, wired. HTTP and realtime reach it only through these services: the
+ * store, bus, presence and usage sink are behind them (no field here exposes a port).
+ */
 export interface Core {
-  store: Store;
-  bus: Bus;
   apps: AppService;
   tokens: TokenService;
   identity: IdentityService;
@@ -45,23 +53,26 @@ export interface Core {
   moderation: ModerationService;
   files: FileService;
   delivery: DeliveryService;
-  present: Presenter;
-  presence: Presence;
-  usage: Usage;
+  usage: UsageService;
+  sessions: SessionService;
+  clock: Clock;
 }
 
 export async function createCore(store: Store, bus: Bus, options: CoreOptions): Promise<Core> {
-  const apps = new AppService(store, bus);
+  const clock = options.clock ?? systemClock;
+  const apps = new AppService(store, bus, clock);
   await apps.start();
-  const tokens = new TokenService(store, bus, apps, options.tokenTtlMs);
+  const tokens = new TokenService(store, bus, apps, options.tokenTtlMs, clock);
   const meter = options.usage.meter;
   const identity = new IdentityService(apps, tokens, { originRefused: (appId) => meter.count(appId, Metric.originRefused) });
-  const present = new Presenter(store, options.presence);
-  const users = new UserService(store, bus, tokens, present);
-  const delivery = new DeliveryService(store, bus, present);
-  const messages = new MessageService(store, bus, present, delivery);
-  const rooms = new RoomService(store, bus, present, messages, delivery);
-  const moderation = new ModerationService(store, bus, present);
-  const files = new FileService(store, options.files.storage, options.files);
-  return { store, bus, apps, tokens, identity, users, rooms, messages, moderation, files, delivery, present, presence: options.presence, usage: options.usage };
+  const present = new Presenter(store, options.presence, clock);
+  const users = new UserService(store, bus, tokens, present, clock);
+  const delivery = new DeliveryService(store, bus, present, options.presence, clock);
+  const messages = new MessageService(store, bus, present, clock, delivery);
+  const rooms = new RoomService(store, bus, present, messages, clock, delivery);
+  const moderation = new ModerationService(store, bus, present, clock);
+  const files = new FileService(store, options.files.storage, options.files, clock);
+  const usage = new UsageService(meter, options.usage.sink, options.presence, store, clock, options.usageRetentionDays, options.usage.exporter);
+  const sessions = new SessionService(store, bus, options.presence, users);
+  return { apps, tokens, identity, users, rooms, messages, moderation, files, delivery, usage, sessions, clock };
 }

@@ -3,12 +3,15 @@ import { importPKCS8 } from 'jose';
 import { z } from 'zod';
 import { type Bus, CONTROL_TOPIC } from '../bus/bus.js';
 import { isHttpUrl } from '../delivery/http.js';
+import type { Notification } from '../delivery/notification.js';
 import { newOutboxItem } from '../delivery/outbox.js';
+import type { Presence } from '../presence/presence.js';
 import type { Store } from '../store/store.js';
 import { Errors } from './errors.js';
 import type { Actor } from './identity.js';
-import type { AppRecord, DeliverySettings, DeviceRecord, DeviceType, MessageRecord, OutboxItem, RoomRecord } from './models.js';
-import { authorize } from './permissions.js';
+import { type Clock, systemClock } from './clock.js';
+import type { AppRecord, DeliverySettings, DeviceRecord, DeviceType, MessageRecord, OutboxItem, OutboxOutcome, RoomRecord } from './models.js';
+import { authorize, isBanned } from './permissions.js';
 import type { Presenter } from './presenter.js';
 import { randomBase64Url } from './secrets.js';
 import { parseInput } from './validate.js';
@@ -69,6 +72,13 @@ const SETTINGS_TTL_MS = 1000;
 
 export type MembershipEvent = 'JOIN_ROOM' | 'ADD_MEMBERS' | 'DELETE_MEMBERS';
 
+/** A push batch's content: the notification, the external push body, and whether it is push2clients'. */
+export interface PushContent {
+  notification: Notification;
+  external: Record<string, unknown>;
+  custom: boolean;
+}
+
 /**
  * Offline delivery, the core side: push devices, application delivery settings, and the
  * outbox items each cause produces (a room webhook call, a push fan-out job). The items are
@@ -81,15 +91,17 @@ export class DeliveryService {
     private store: Store,
     private bus: Bus,
     private present: Presenter,
+    private presence: Presence,
+    private clock: Clock = systemClock,
   ) {}
 
   /** The application's settings, cached for a second (they are read on the send path). */
   async settingsOf(appId: string): Promise<DeliverySettings | undefined> {
     const hit = this.cache.get(appId);
-    if (hit && Date.now() - hit.at < SETTINGS_TTL_MS) return hit.settings;
+    if (hit && this.clock.now() - hit.at < SETTINGS_TTL_MS) return hit.settings;
     const settings = (await this.store.getApp(appId))?.delivery;
     if (this.cache.size > 10_000) this.cache.clear();
-    this.cache.set(appId, { at: Date.now(), settings });
+    this.cache.set(appId, { at: this.clock.now(), settings });
     return settings;
   }
 
@@ -102,7 +114,7 @@ export class DeliveryService {
     const userId = await this.deviceOwner(actor, input.clientId);
     // Old clients send no deviceId (api-doc Me-Subscribe.md example): the token names the device.
     const deviceId = input.deviceId ?? createHash('sha256').update(input.token).digest('hex').slice(0, 32);
-    await this.store.putDevice(actor.app.id, { userId, type: input.type, deviceId, token: input.token, createdAt: Date.now() });
+    await this.store.putDevice(actor.app.id, { userId, type: input.type, deviceId, token: input.token, createdAt: this.clock.now() });
     return {};
   }
 
@@ -200,10 +212,106 @@ export class DeliveryService {
     const clients = [...new Set(input.clients)];
     const items: OutboxItem[] = [];
     for (let i = 0; i < clients.length; i += batchSize) {
-      items.push(newOutboxItem(actor.app.id, 'push', { custom: input.payload, recipients: clients.slice(i, i + batchSize) }));
+      items.push(newOutboxItem(actor.app.id, 'push', { custom: input.payload, recipients: clients.slice(i, i + batchSize) }, undefined, this.clock.now()));
     }
     await this.store.enqueueOutbox(actor.app.id, items);
     return {};
+  }
+
+  // ---- for the outbox worker (src/delivery/worker.ts) -----------------------------------------
+
+  /** Due items of any application, claimed for `leaseMs` (see `Store.claimOutbox`). */
+  claim(limit: number, leaseMs: number): Promise<OutboxItem[]> {
+    return this.store.claimOutbox(this.clock.now(), limit, leaseMs);
+  }
+
+  /** Ends the item's claim; false when it was reclaimed meanwhile. */
+  settle(item: OutboxItem, outcome: OutboxOutcome): Promise<boolean> {
+    return this.store.settleOutbox(item.appId, item.id, item.claim!, outcome, this.clock.now());
+  }
+
+  /** Backoff delays are counted from now on the core's clock. */
+  now(): number {
+    return this.clock.now();
+  }
+
+  /**
+   * A new message's push job: the members to notify (not the sender, not banned, no live
+   * socket anywhere in the cluster, room not muted, sender not blocked), in batches of
+   * `batchSize`, each an outbox item of its own (ids derived from the job's, so a retry
+   * enqueues nothing twice). `reachable` says whether a device can be sent to (a provider is
+   * configured for it); without an external push endpoint, users with no such device are left out.
+   */
+  async planPushBatches(job: OutboxItem, settings: DeliverySettings, batchSize: number, reachable: (device: DeviceRecord) => boolean): Promise<number> {
+    const { roomId, messageId, sender } = job.payload as { roomId: string; messageId: string; sender?: string };
+    const room = await this.store.getRoom(job.appId, roomId);
+    if (!room) return 0;
+    const candidates = room.members.filter((m) => m !== sender && !isBanned(m, room));
+    const batches: OutboxItem[] = [];
+    for (let i = 0, k = 0; i < candidates.length; i += batchSize, k++) {
+      let recipients = await this.offlineUnmuted(job.appId, roomId, sender, candidates.slice(i, i + batchSize));
+      if (!settings.externalPush && recipients.length > 0) {
+        const withDevice = new Set((await this.store.listDevices(job.appId, recipients)).filter(reachable).map((d) => d.userId));
+        recipients = recipients.filter((u) => withDevice.has(u));
+      }
+      if (recipients.length > 0) batches.push(newOutboxItem(job.appId, 'push', { roomId, messageId, recipients }, `${job.id}-${k}`, this.clock.now()));
+    }
+    for (let i = 0; i < batches.length; i += 100) await this.store.enqueueOutbox(job.appId, batches.slice(i, i + 100));
+    return batches.length;
+  }
+
+  private async offlineUnmuted(appId: string, roomId: string, sender: string | undefined, userIds: string[]): Promise<string[]> {
+    const [online, users, blocked] = await Promise.all([
+      Promise.all(userIds.map((u) => this.presence.isUserConnected(appId, u))),
+      this.store.getUsers(appId, userIds),
+      // Who blocked the sender hears nothing from them (as live and in history).
+      sender ? Promise.all(userIds.map(async (u) => (await this.store.getBlock(appId, u, sender)) !== undefined)) : userIds.map(() => false),
+    ]);
+    return userIds.filter((u, i) => !online[i] && !blocked[i] && !users[i]?.mute?.includes(roomId));
+  }
+
+  /**
+   * What a push batch says: a message with IMKIT's localisation keys (`loc-key`
+   * `im_loc_<messageType>`, `loc-args` [sender nickname, text]), or the custom payload of
+   * push2clients; and the body of IMKIT's generic external push. Undefined when the message is gone.
+   */
+  async pushContent(appId: string, p: { roomId?: string; messageId?: string; custom?: Record<string, unknown> }): Promise<PushContent | undefined> {
+    if (p.custom) return { notification: { ...(p.custom as Notification) }, external: { ...p.custom }, custom: true };
+    const message = await this.store.getMessage(appId, p.messageId!);
+    if (!message) return undefined;
+    const [view, room] = await Promise.all([this.present.message(appId, message), this.store.getRoom(appId, p.roomId!)]);
+    const sender = view.sender as { nickname?: string } | null;
+    const senderName = sender?.nickname ?? '';
+    const text = typeof message.message === 'string' ? message.message : '';
+    const notification: Notification = {
+      alert: { 'loc-key': `im_loc_${message.messageType}`, 'loc-args': [senderName, text] },
+      title: room?.name || senderName,
+      body: senderName && text ? `${senderName}: ${text}` : text || senderName,
+      room: message.room,
+      messageID: message.id,
+      payload: view,
+      roomTags: room?.roomTags,
+    };
+    // IMKIT's generic external push: the message flattened, plus roomName and pushToClients.
+    return { notification, external: { ...view, roomName: room?.name ?? '' }, custom: false };
+  }
+
+  /** The user's unread total across their rooms: IMKIT's badge. */
+  async badge(appId: string, userId: string): Promise<number> {
+    const rooms = await this.store.getRooms(appId, await this.store.userRoomIds(appId, userId));
+    let total = 0;
+    for (const r of rooms) if (r) total += await this.store.countMessagesAfter(appId, r.id, r.memberState[userId]?.lastRead);
+    return total;
+  }
+
+  /** A device whose token the provider called invalid; kept if it re-subscribed with another token meanwhile. */
+  removeInvalidDevice(appId: string, device: DeviceRecord): Promise<boolean> {
+    return this.store.deleteDevice(appId, device.userId, device.type, device.deviceId, device.token);
+  }
+
+  /** Whether the room is in bot mode (its webhook's replies take effect). */
+  async botMode(appId: string, roomId: string): Promise<boolean> {
+    return (await this.store.getRoom(appId, roomId))?.botMode === true;
   }
 
   // ---- outbox items of each cause -----------------------------------------------------------
@@ -212,16 +320,16 @@ export class DeliveryService {
    * What a new message sends: the room webhook's MESSAGE event (unless `webhook` is false, as
    * for the webhook's own replies) and a push fan-out job (unless `push` is false).
    */
-  async forMessage(appId: string, room: RoomRecord, message: MessageRecord, view: MessageView, options: { push: boolean; webhook: boolean }): Promise<OutboxItem[]> {
+  async forMessage(appId: string, room: Pick<RoomRecord, 'id' | 'webhook' | 'botState'>, message: MessageRecord, view: MessageView, options: { push: boolean; webhook: boolean }): Promise<OutboxItem[]> {
     const settings = await this.settingsOf(appId);
     if (!settings) return [];
     const items: OutboxItem[] = [];
     const target = room.webhook ?? settings.webhook;
     if (options.webhook && target) {
-      items.push(webhookItem(appId, room, target, 'MESSAGE', message.sender, view));
+      items.push(webhookItem(appId, room, target, 'MESSAGE', message.sender, view, this.clock.now()));
     }
     if (options.push && hasPush(settings)) {
-      items.push(newOutboxItem(appId, 'push-fanout', { roomId: room.id, messageId: message.id, ...(message.sender ? { sender: message.sender } : {}) }));
+      items.push(newOutboxItem(appId, 'push-fanout', { roomId: room.id, messageId: message.id, ...(message.sender ? { sender: message.sender } : {}) }, undefined, this.clock.now()));
     }
     return items;
   }
@@ -237,15 +345,15 @@ export class DeliveryService {
     const members = await this.present.clients(appId, memberIds);
     return (_before: RoomRecord, after: RoomRecord): OutboxItem[] => {
       const target = after.webhook ?? settings.webhook;
-      return target ? [webhookItem(appId, after, target, event, actorId, { room: after.id, sender, members })] : [];
+      return target ? [webhookItem(appId, after, target, event, actorId, { room: after.id, sender, members }, this.clock.now())] : [];
     };
   }
 }
 
 /** IMKIT's webhook request body (api-doc webhook/webhook.md): {appID, clientID, roomID, event, botState, data}. */
-function webhookItem(appId: string, room: RoomRecord, target: string, event: string, clientId: string | undefined, data: MessageView | { room: string; sender: ClientView | null | undefined; members: ClientView[] }): OutboxItem {
+function webhookItem(appId: string, room: Pick<RoomRecord, 'id' | 'botState'>, target: string, event: string, clientId: string | undefined, data: MessageView | { room: string; sender: ClientView | null | undefined; members: ClientView[] }, now: number): OutboxItem {
   const body = { appID: appId, clientID: clientId ?? null, roomID: room.id, event, botState: room.botState ?? null, data };
-  return newOutboxItem(appId, 'webhook', { target, roomId: room.id, event, body });
+  return newOutboxItem(appId, 'webhook', { target, roomId: room.id, event, body }, undefined, now);
 }
 
 const hasPush = (s: DeliverySettings) => s.externalPush !== undefined || s.fcm !== undefined || s.apns !== undefined;

@@ -1,11 +1,9 @@
 import { createHash } from 'node:crypto';
 import type { Core } from '../core/core.js';
 import type { DeliverySettings, DeviceRecord, OutboxItem, OutboxOutcome } from '../core/models.js';
-import { isBanned } from '../core/permissions.js';
 import type { Logger } from '../observability/logger.js';
 import { isHttpUrl, post } from './http.js';
-import type { Notification } from './notification.js';
-import { backoffMs, newOutboxItem } from './outbox.js';
+import { backoffMs } from './outbox.js';
 import { describe, type PushProvider } from './provider.js';
 import { DELIVERY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, webhookSignature } from './signing.js';
 
@@ -85,7 +83,7 @@ export class OutboxWorker {
     if (free <= 0) return this.schedule(this.options.pollMs);
     let claimed: OutboxItem[] = [];
     try {
-      claimed = await this.core.store.claimOutbox(Date.now(), free, this.leaseMs);
+      claimed = await this.core.delivery.claim(free, this.leaseMs);
       if (this.claimFailing) this.log.info('outbox: claiming again');
       this.claimFailing = false;
     } catch (err) {
@@ -109,7 +107,7 @@ export class OutboxWorker {
     }
     if (outcome.status === 'dead') this.log.warn({ app: item.appId, item: item.id, kind: item.kind, error: outcome.error }, 'outbox: dead-lettered');
     try {
-      await this.core.store.settleOutbox(item.appId, item.id, item.claim!, outcome, Date.now());
+      await this.core.delivery.settle(item, outcome);
     } catch (err) {
       // The lease runs out and another worker retries it.
       this.log.warn({ item: item.id, err: describe(err) }, 'outbox: settle failed');
@@ -120,7 +118,7 @@ export class OutboxWorker {
   private failure(item: OutboxItem, error: string, payload?: Record<string, unknown>): OutboxOutcome {
     if (item.attempts >= this.options.maxAttempts) return { status: 'dead', error };
     const delay = backoffMs(item.attempts, this.options.retryBaseMs, this.options.retryMaxMs);
-    return { status: 'pending', nextAt: Date.now() + delay, error, ...(payload ? { payload } : {}) };
+    return { status: 'pending', nextAt: this.core.delivery.now() + delay, error, ...(payload ? { payload } : {}) };
   }
 
   private async handle(item: OutboxItem): Promise<OutboxOutcome> {
@@ -167,8 +165,7 @@ export class OutboxWorker {
     if (typeof reply !== 'object' || reply === null) return { status: 'delivered' };
     const { senderID, toBotState, data } = reply as { senderID?: unknown; toBotState?: unknown; data?: unknown };
     const roomId = String(item.payload.roomId);
-    const room = await this.core.store.getRoom(item.appId, roomId);
-    if (!room?.botMode) return { status: 'delivered' };
+    if (!(await this.core.delivery.botMode(item.appId, roomId))) return { status: 'delivered' };
     try {
       if (typeof toBotState === 'string' && toBotState !== '') await this.core.rooms.moveBotState(item.appId, roomId, toBotState);
       if (typeof data === 'object' && data !== null) {
@@ -183,39 +180,10 @@ export class OutboxWorker {
 
   // ---- push -------------------------------------------------------------------------------
 
-  /**
-   * A new message's push job: the members to notify (not the sender, not banned, no live
-   * socket anywhere in the cluster, room not muted, sender not blocked), in batches of `pushBatchSize`, each an
-   * outbox item of its own (ids derived from this one, so a retry enqueues nothing twice).
-   */
+  /** A new message's push job: the core picks the recipients and enqueues their batches. */
   private async fanOut(item: OutboxItem, settings: DeliverySettings): Promise<OutboxOutcome> {
-    const { roomId, messageId, sender } = item.payload as { roomId: string; messageId: string; sender?: string };
-    const room = await this.core.store.getRoom(item.appId, roomId);
-    if (!room) return { status: 'delivered', note: 'room gone' };
-    const candidates = room.members.filter((m) => m !== sender && !isBanned(m, room));
-    const size = this.options.pushBatchSize;
-    const batches: OutboxItem[] = [];
-    for (let i = 0, k = 0; i < candidates.length; i += size, k++) {
-      const recipients = await this.offlineUnmuted(item.appId, roomId, sender, candidates.slice(i, i + size), settings);
-      if (recipients.length > 0) batches.push(newOutboxItem(item.appId, 'push', { roomId, messageId, recipients }, `${item.id}-${k}`));
-    }
-    for (let i = 0; i < batches.length; i += 100) await this.core.store.enqueueOutbox(item.appId, batches.slice(i, i + 100));
+    await this.core.delivery.planPushBatches(item, settings, this.options.pushBatchSize, (d) => this.providerFor(settings, d) !== undefined);
     return { status: 'delivered' };
-  }
-
-  private async offlineUnmuted(appId: string, roomId: string, sender: string | undefined, userIds: string[], settings: DeliverySettings): Promise<string[]> {
-    const store = this.core.store;
-    const [online, users, blocked] = await Promise.all([
-      Promise.all(userIds.map((u) => this.core.presence.isUserConnected(appId, u))),
-      store.getUsers(appId, userIds),
-      // Who blocked the sender hears nothing from them (as live and in history).
-      sender ? Promise.all(userIds.map(async (u) => (await store.getBlock(appId, u, sender)) !== undefined)) : userIds.map(() => false),
-    ]);
-    const wanted = userIds.filter((u, i) => !online[i] && !blocked[i] && !users[i]?.mute?.includes(roomId));
-    if (settings.externalPush || wanted.length === 0) return wanted;
-    // Only the built-in providers: users without a device they can reach get no item.
-    const reachable = new Set((await this.core.store.listDevices(appId, wanted)).filter((d) => this.providerFor(settings, d)).map((d) => d.userId));
-    return wanted.filter((u) => reachable.has(u));
   }
 
   private providerFor(settings: DeliverySettings, device: DeviceRecord): PushProvider | undefined {
@@ -227,7 +195,7 @@ export class OutboxWorker {
     const payload = item.payload as unknown as PushPayload;
     // Sends start only in the first half of the lease, so no other node can hold the item meanwhile.
     const deadline = Date.now() + this.leaseMs / 2;
-    const content = await this.content(item.appId, payload);
+    const content = await this.core.delivery.pushContent(item.appId, payload);
     if (!content) return { status: 'delivered', note: 'message gone' };
     const done = new Set(payload.done ?? []);
     const errors: string[] = [];
@@ -249,7 +217,7 @@ export class OutboxWorker {
       }
     }
 
-    const devices = (await this.core.store.listDevices(item.appId, payload.recipients)).filter((d) => !done.has(deviceKey(d)) && this.providerFor(settings, d));
+    const devices = (await this.core.delivery.devices(item.appId, payload.recipients)).filter((d) => !done.has(deviceKey(d)) && this.providerFor(settings, d));
     const badges = new Map<string, number>();
     await pool(devices, SEND_CONCURRENCY, async (device) => {
       if (Date.now() > deadline) {
@@ -262,7 +230,7 @@ export class OutboxWorker {
       if (result.ok) return void done.add(deviceKey(device));
       errors.push(result.error);
       if (result.invalidToken) {
-        await this.core.store.deleteDevice(item.appId, device.userId, device.type, device.deviceId, device.token);
+        await this.core.delivery.removeInvalidDevice(item.appId, device);
         this.log.info({ app: item.appId, user: device.userId, type: device.type }, 'push: removed a device the provider called invalid');
       }
       if (result.retry) pending = true;
@@ -274,40 +242,10 @@ export class OutboxWorker {
     return summary ? { status: 'delivered', note: summary } : { status: 'delivered' };
   }
 
-  /** What the batch says: a message (IMKIT's localisation keys) or a custom push2clients payload. */
-  private async content(appId: string, p: PushPayload): Promise<{ notification: Notification; external: Record<string, unknown>; custom: boolean } | undefined> {
-    if (p.custom) {
-      const c = p.custom as Notification & Record<string, unknown>;
-      return { notification: { ...c }, external: { ...c }, custom: true };
-    }
-    const message = await this.core.store.getMessage(appId, p.messageId!);
-    if (!message) return undefined;
-    const [view, room] = await Promise.all([this.core.present.message(appId, message), this.core.store.getRoom(appId, p.roomId!)]);
-    const sender = view.sender as { nickname?: string } | null;
-    const senderName = sender?.nickname ?? '';
-    const text = typeof message.message === 'string' ? message.message : '';
-    const notification: Notification = {
-      alert: { 'loc-key': `im_loc_${message.messageType}`, 'loc-args': [senderName, text] },
-      title: room?.name || senderName,
-      body: senderName && text ? `${senderName}: ${text}` : text || senderName,
-      room: message.room,
-      messageID: message.id,
-      payload: view,
-      roomTags: room?.roomTags,
-    };
-    // IMKIT's generic external push: the message flattened, plus roomName and pushToClients.
-    return { notification, external: { ...view, roomName: room?.name ?? '' }, custom: false };
-  }
-
-  /** The user's unread total across their rooms (IMKIT's badge), once per user per batch. */
+  /** The user's unread total, once per user per batch. */
   private async badge(appId: string, userId: string, cache: Map<string, number>): Promise<number> {
-    const known = cache.get(userId);
-    if (known !== undefined) return known;
-    const store = this.core.store;
-    const rooms = await store.getRooms(appId, await store.userRoomIds(appId, userId));
-    let total = 0;
-    for (const r of rooms) if (r) total += await store.countMessagesAfter(appId, r.id, r.memberState[userId]?.lastRead);
-    cache.set(userId, total);
+    let total = cache.get(userId);
+    if (total === undefined) cache.set(userId, (total = await this.core.delivery.badge(appId, userId)));
     return total;
   }
 }

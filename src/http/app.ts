@@ -4,7 +4,7 @@ import { Errors, isImError } from '../core/errors.js';
 import type { Actor } from '../core/identity.js';
 import { secretsEqual } from '../core/secrets.js';
 import type { Logger } from '../observability/logger.js';
-import { credentialsFromHeaders } from './credentials.js';
+import { credentialsFromHeaders, normaliseToken } from '../credentials.js';
 import { fail, ok } from './envelope.js';
 import { type RouteContext, type RouteDef, parseJsonBody } from './route.js';
 import { Router } from './router.js';
@@ -39,7 +39,7 @@ export function createHttpService(core: Core, config: Config, log: Logger, route
 
   const checkOperator = (req: HttpRequest): void => {
     if (!config.operatorSecret) throw Errors.operatorDisabled();
-    const presented = req.headers.authorization?.replace(/^Bearer\s+/i, '') ?? '';
+    const presented = normaliseToken(req.headers.authorization) ?? '';
     if (!secretsEqual(presented, config.operatorSecret)) throw Errors.invalidOperatorSecret();
   };
 
@@ -63,27 +63,29 @@ export function createHttpService(core: Core, config: Config, log: Logger, route
     if (match === 'method') throw Errors.methodNotAllowed();
     if (!match) throw Errors.notFound('ROUTE', `${req.method} ${req.path}`);
     const route = match.handler;
-    const authenticate = () => core.identity.authenticate(credentialsFromHeaders(req.headers, config.trustProxy));
-    let actor: Actor | undefined;
-    if (route.auth === 'actor') actor = await authenticate();
-    if (route.auth === 'operator') checkOperator(req);
+    const authenticate = async () => {
+      const who = await core.identity.authenticate(credentialsFromHeaders(req.headers, config.trustProxy));
+      callers.set(req, who);
+      return who;
+    };
     let parsed: { value: unknown } | undefined;
     const ctx: RouteContext = {
       req,
       params: match.params,
-      actor: actor!,
       core,
       config,
       body: () => (parsed ??= { value: parseJsonBody(req.body) }).value,
-      authenticate: async () => {
-        const who = await authenticate();
-        callers.set(req, who);
-        return who;
-      },
+      authenticate,
     };
-    if (actor) callers.set(req, actor);
-    const result = await route.handle(ctx);
-    if (route.meter && actor) core.usage.meter.count(actor.app.id, route.meter);
+    let result: unknown;
+    if (route.auth === 'actor') {
+      const actor = await authenticate();
+      result = await route.handle({ ...ctx, actor });
+      if (route.meter) core.usage.meter.count(actor.app.id, route.meter);
+    } else {
+      if (route.auth === 'operator') checkOperator(req);
+      result = await route.handle(ctx);
+    }
     return route.raw ? (result as HttpResponse) : ok(result);
   };
 
