@@ -66,7 +66,7 @@ export const Errors = {
   rateLimited: (what: string) => new ImError(429, 'RATE_LIMITED', `Too many ${what}; slow down`),
   internal: () => new ImError(500, 'INTERNAL_ERROR', 'Internal server error'),
   storeUnavailable: () =>
-    new ImError(503, 'STORE_UNAVAILABLE', 'The shared store (Redis) is unreachable; the request was not completed, try again shortly'),
+    new ImError(503, 'STORE_UNAVAILABLE', 'The database (or Redis) is unreachable; the request was not completed, try again shortly'),
   // Codes that used to be spelled at their call sites (one place for each now).
   userTokenRequired: () =>
     new ImError(403, 'USER_TOKEN_REQUIRED', 'This operation acts as a user: use client key + token'),
