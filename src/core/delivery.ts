@@ -23,19 +23,19 @@ const DEVICE_TYPES = ['ios', 'android', 'fcm', 'web', 'ios-voip'] as const;
 
 // Shapes as IMKIT's SDKs send them: Flutter im_user_request.dart `subscribe`/`unsubscribe`,
 // Vue SDK `_T.Subscribe` ({type, token, deviceId}); `clientId` with the API key (api-doc Me-Subscribe.md).
-const subscribeSchema = z.looseObject({
+export const subscribeSchema = z.looseObject({
   type: z.enum(DEVICE_TYPES),
   token: z.string().trim().min(1).max(4096),
   deviceId: z.string().trim().min(1).max(256).optional(),
   clientId: id.optional(),
 });
-const unsubscribeSchema = z.looseObject({
+export const unsubscribeSchema = z.looseObject({
   type: z.enum(DEVICE_TYPES),
   deviceId: z.string().trim().min(1).max(256).optional(),
   clientId: id.optional(),
 });
 // api-doc push/push-to-clients.md: {clients[], payload{type, alert, badge, sound, topic, expiry, title, body, icon, collapseKey}}
-const push2clientsSchema = z.looseObject({
+export const push2clientsSchema = z.looseObject({
   clients: z.array(id).min(1).max(10_000),
   payload: z.looseObject({
     type: z.string().max(256).optional(),
@@ -51,7 +51,7 @@ const push2clientsSchema = z.looseObject({
   }),
 });
 const pem = z.string().max(16_384).refine((v) => v.includes('PRIVATE KEY'), 'expected a PEM private key');
-const settingsSchema = z.strictObject({
+export const settingsSchema = z.strictObject({
   webhook: url.nullable().optional(),
   webhooks: z.record(z.string().min(1).max(128), url).nullable().optional(),
   externalPush: z.strictObject({ url }).nullable().optional(),
