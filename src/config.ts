@@ -72,6 +72,27 @@ const SETTINGS = {
   redisShardedPubsub: { env: 'ROOMCAST_REDIS_SHARDED_PUBSUB', schema: bool, default: false },
   nodeId: { env: 'ROOMCAST_NODE_ID', schema: z.string().min(1).max(128), default: `${hostname()}-${process.pid}` },
   presenceTtlMs: { env: 'ROOMCAST_PRESENCE_TTL_MS', schema: int(500, 3_600_000), default: 15_000 },
+  // Limits on untrusted input (README: Limits). Each is refused with a 4xx before anything is stored.
+  maxJsonDepth: { env: 'ROOMCAST_MAX_JSON_DEPTH', schema: int(2, 256), default: 32 },
+  maxJsonArrayLength: { env: 'ROOMCAST_MAX_JSON_ARRAY_LENGTH', schema: int(1, 1_000_000), default: 1000 },
+  maxJsonObjectKeys: { env: 'ROOMCAST_MAX_JSON_OBJECT_KEYS', schema: int(1, 1_000_000), default: 1000 },
+  maxStringLength: { env: 'ROOMCAST_MAX_STRING_LENGTH', schema: int(16, 16 * 1024 * 1024), default: 100_000 },
+  maxMessageBytes: { env: 'ROOMCAST_MAX_MESSAGE_BYTES', schema: int(256, 16 * 1024 * 1024), default: 64 * 1024 },
+  maxCustomFields: { env: 'ROOMCAST_MAX_CUSTOM_FIELDS', schema: int(0, 10_000), default: 64 },
+  messagesPerMinutePerUser: { env: 'ROOMCAST_MESSAGES_PER_MINUTE_PER_USER', schema: int(1, 10_000_000), default: 600 },
+  uploadBytesPerHourPerUser: {
+    env: 'ROOMCAST_UPLOAD_BYTES_PER_HOUR_PER_USER',
+    schema: int(1, 1024 * 1024 * 1024 * 1024),
+    default: 1024 * 1024 * 1024,
+  },
+  maxPageBytes: { env: 'ROOMCAST_MAX_PAGE_BYTES', schema: int(4096, 1024 * 1024 * 1024), default: 4 * 1024 * 1024 },
+  maxConnectAttempts: { env: 'ROOMCAST_MAX_CONNECT_ATTEMPTS', schema: int(1, 1000), default: 3 },
+  maxUnauthenticatedSocketsPerAddress: {
+    env: 'ROOMCAST_MAX_UNAUTHENTICATED_SOCKETS_PER_ADDRESS',
+    schema: int(1, 10_000_000),
+    default: 256,
+  },
+  trustProxyHops: { env: 'ROOMCAST_TRUST_PROXY_HOPS', schema: int(1, 16), default: 1 },
   // Graceful stop (SIGTERM/SIGINT): readiness off, wait for the balancer to notice, stop accepting,
   // close sockets spread over a window, finish REST requests, flush; exit within the timeout.
   drainDelayMs: { env: 'ROOMCAST_DRAIN_DELAY_MS', schema: int(0, 600_000), default: 2_000 },

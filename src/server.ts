@@ -149,6 +149,7 @@ async function assemble(config: Config, log: Logger, ports: Ports, opened: Closa
   opened.push(meter);
   const core = await createCore(store, bus, {
     tokenTtlMs: config.tokenTtlDays * 86_400_000,
+    limits: config,
     files: {
       storage: new LocalFileStorage(config.filesDir),
       maxBytes: config.maxUploadBytes,
@@ -173,6 +174,7 @@ async function assemble(config: Config, log: Logger, ports: Ports, opened: Closa
     pingTimeoutMs: config.pingTimeoutMs,
     maxPayloadBytes: config.maxFrameBytes,
     connectTimeoutMs: config.authTimeoutMs,
+    maxConnectAttempts: config.maxConnectAttempts,
   });
   const lifecycle = new Lifecycle();
   const service = withPollingRefusal(createHttpService(core, config, log, undefined, lifecycle));

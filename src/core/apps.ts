@@ -167,7 +167,7 @@ export class AppService {
       .setJti(kid)
       .sign(this.signingKey(app));
     // Set only if still none: of two concurrent generations one wins, the other is told.
-    const saved = await this.store.updateApp(appId, (a) => (a.clientKey ? undefined : { ...a, clientKey: { kid, token, createdAt: createAt } }));
+    const saved = await this.store.updateApp(appId, (a) => (a.clientKey ? undefined : { ...a, clientKey: { kid, token, createdAt: createAt }, fileSecret: randomBase64Url(32) }));
     if (!saved) throw Errors.notFound('APP', appId);
     if (saved.clientKey?.kid !== kid) throw Errors.clientKeyActive();
     return saved;

@@ -10,6 +10,7 @@ import { type Clock, systemClock } from './clock.js';
 import { DeliveryService } from './delivery.js';
 import { type FileOptions, FileService } from './files.js';
 import { IdentityService } from './identity.js';
+import { DEFAULT_SERVICE_LIMITS, type ServiceLimits } from './limits.js';
 import { MessageService } from './messages.js';
 import { ModerationService } from './moderation.js';
 import { Presenter } from './presenter.js';
@@ -25,6 +26,8 @@ export interface CoreOptions {
   /** Who is connected (this node's sockets, or the cluster's through Redis). */
   presence: Presence;
   usage: Usage;
+  /** Sizes and quotas on untrusted input (src/config.ts). */
+  limits?: ServiceLimits;
   /** How long usage is kept (the longest `/admin/usage` range). */
   usageRetentionDays: number;
   /** The system clock unless a test moves time itself. */
@@ -56,6 +59,8 @@ export interface Core {
   usage: UsageService;
   sessions: SessionService;
   clock: Clock;
+  /** Sizes and quotas on untrusted input (src/config.ts). */
+  limits: ServiceLimits;
 }
 
 export async function createCore(store: Store, bus: Bus, options: CoreOptions): Promise<Core> {
@@ -66,13 +71,14 @@ export async function createCore(store: Store, bus: Bus, options: CoreOptions): 
   const meter = options.usage.meter;
   const identity = new IdentityService(apps, tokens, { originRefused: (appId) => meter.count(appId, Metric.originRefused) });
   const present = new Presenter(store, options.presence, clock);
-  const users = new UserService(store, bus, tokens, present, clock);
+  const limits = options.limits ?? DEFAULT_SERVICE_LIMITS;
+  const users = new UserService(store, bus, tokens, present, clock, limits);
   const delivery = new DeliveryService(store, bus, present, options.presence, clock);
-  const messages = new MessageService(store, bus, present, clock, delivery);
+  const messages = new MessageService(store, bus, present, clock, limits, delivery);
   const rooms = new RoomService(store, bus, present, messages, clock, delivery);
   const moderation = new ModerationService(store, bus, present, clock);
-  const files = new FileService(store, options.files.storage, options.files, clock);
+  const files = new FileService(store, options.files.storage, options.files, clock, limits);
   const usage = new UsageService(meter, options.usage.sink, options.presence, store, clock, options.usageRetentionDays, options.usage.exporter);
   const sessions = new SessionService(store, bus, options.presence, users);
-  return { apps, tokens, identity, users, rooms, messages, moderation, files, delivery, usage, sessions, clock };
+  return { apps, tokens, identity, users, rooms, messages, moderation, files, delivery, usage, sessions, clock, limits };
 }

@@ -16,6 +16,8 @@ export interface UserActor {
   userId: string;
   /** Hash of the token used, so revoking that token can find the sockets it opened. */
   tokenHash: string;
+  /** When that token expires (epoch ms): a socket opened with it is closed then. */
+  expiresAt: number;
 }
 
 export type Actor = AdminActor | UserActor;
@@ -59,8 +61,8 @@ export class IdentityService {
     this.checkHost(app, creds.host);
     this.checkOrigin(app, creds.origin);
     if (!creds.token) throw Errors.missingToken();
-    const { userId, hash } = await this.tokens.verify(app, creds.token);
-    return { kind: 'user', app, userId, tokenHash: hash };
+    const { userId, hash, expiresAt } = await this.tokens.verify(app, creds.token);
+    return { kind: 'user', app, userId, tokenHash: hash, expiresAt };
   }
 
   /** A browser origin outside the application's allow-list (when it has one) is refused. */

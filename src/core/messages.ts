@@ -11,6 +11,8 @@ import type { Presenter } from './presenter.js';
 import { newId } from './secrets.js';
 import { requireMessage, requireRoomFor, requireUser } from './lookup.js';
 import { parseInput } from './validate.js';
+import { DEFAULT_SERVICE_LIMITS, encodeForStore, isValidId, type ServiceLimits } from './limits.js';
+import { WindowCounter } from './rate-limit.js';
 import type { MessageView } from './views.js';
 
 const id = z.string().trim().min(1).max(128);
@@ -24,7 +26,7 @@ const OPTIONAL_FIELDS = [
 export const RECALL = 'recall';
 
 const messageBody = {
-  _id: id.optional(),
+  _id: id.refine(isValidId, { message: 'use 1-128 of A-Z a-z 0-9 _ . @ : + = -' }).optional(),
   messageType: z.string().trim().min(1).max(64).optional(),
   message: z.unknown().optional(),
   reply: id.nullish(),
@@ -63,13 +65,18 @@ export interface MessageOutbox {
 
 /** Sending, editing, recalling, pinning, deleting and reading messages. */
 export class MessageService implements SystemMessages {
+  private sent: WindowCounter;
+
   constructor(
     private store: Store,
     private bus: Bus,
     private present: Presenter,
     private clock: Clock = systemClock,
+    private limits: ServiceLimits = DEFAULT_SERVICE_LIMITS,
     private outbox?: MessageOutbox,
-  ) {}
+  ) {
+    this.sent = new WindowCounter(limits.messagesPerMinutePerUser, 60_000);
+  }
 
   /**
    * `POST /rooms/:id/message` and socket `chat message`: send; with the `_id` of an existing
@@ -83,7 +90,10 @@ export class MessageService implements SystemMessages {
       const existing = await this.store.getMessage(actor.app.id, input._id);
       if (existing) {
         if (existing.room !== room.id) throw Errors.notFound('MESSAGE', existing.id);
-        return input.messageType === RECALL ? this.recall(actor, room, existing) : this.edit(actor, room, existing, input);
+        if (input.messageType === RECALL) return this.recall(actor, room, existing);
+        // An edit is a post: a frozen room or a block in a direct room stops it too.
+        await this.checkCanPost(actor, room, actor.kind === 'user' ? actor.userId : undefined);
+        return this.edit(actor, room, existing, input);
       }
     }
     const sender = actor.kind === 'user' ? actor.userId : undefined;
@@ -106,6 +116,7 @@ export class MessageService implements SystemMessages {
    */
   private async checkCanPost(actor: Actor, room: MemberRoom, sender: string | undefined): Promise<void> {
     if (room.status === 0 && !isSuperuser(actor, room)) throw Errors.roomFrozen();
+    if (sender !== undefined && !this.sent.hit(`${actor.app.id}/${sender}`)) throw Errors.quotaExceeded('messages per minute');
     if (room.roomType === 'direct' && sender) {
       const peer = room.members.find((m) => m !== sender);
       if (peer && ((await this.store.getBlock(actor.app.id, sender, peer)) || (await this.store.getBlock(actor.app.id, peer, sender)))) {
@@ -157,6 +168,8 @@ export class MessageService implements SystemMessages {
     const direction = params.afterMessage !== undefined ? 'newer' : 'older';
     const hidden = await this.hiddenSenders(actor, room);
     const page: MessageRecord[] = [];
+    let bytes = 0;
+    let full = false;
     let from = anchor;
     let includeAnchor = anchor !== undefined;
     // Messages from users the reader blocked are left out (group rooms), the anchor too;
@@ -165,10 +178,17 @@ export class MessageService implements SystemMessages {
       const batch = await this.store.listMessages(actor.app.id, roomId, { anchor: from, direction, includeAnchor, limit: params.limit });
       if (!batch) throw Errors.notFound('MESSAGE', anchor);
       for (const m of batch) {
-        if (!m.sender || !hidden.has(m.sender)) page.push(m);
+        if (m.sender && hidden.has(m.sender)) continue;
+        // A page stops at its byte budget (one message at least), whatever the limit asked.
+        bytes += JSON.stringify(m).length;
+        if (bytes > this.limits.maxPageBytes && page.length > 0) {
+          full = true;
+          break;
+        }
+        page.push(m);
         if (page.length === params.limit) break;
       }
-      if (page.length === params.limit || batch.length < params.limit || hidden.size === 0) break;
+      if (full || page.length === params.limit || batch.length < params.limit || hidden.size === 0) break;
       from = batch.at(-1)!.id;
       includeAnchor = false;
     }
@@ -297,7 +317,7 @@ export class MessageService implements SystemMessages {
     const updated = await this.store.updateMessage(actor.app.id, existing.id, (m) => {
       recalled = m.messageType === RECALL;
       if (recalled) return undefined;
-      return {
+      const next = {
         ...m,
         messageType: input.messageType ?? m.messageType,
         message: input.message ?? m.message,
@@ -305,6 +325,8 @@ export class MessageService implements SystemMessages {
         updatedAt: now,
         editedAt: now,
       };
+      encodeForStore(next, this.limits.maxMessageBytes);
+      return next;
     });
     if (!updated) throw Errors.notFound('MESSAGE', existing.id);
     if (recalled) throw Errors.messageRecalled('edited');
@@ -338,6 +360,7 @@ export class MessageService implements SystemMessages {
    * this path waits for a receiver.
    */
   private async persistAndPublish(appId: string, room: Pick<RoomRecord, 'id' | 'webhook' | 'botState'>, message: MessageRecord, options: { push: boolean; webhook: boolean }): Promise<MessageView> {
+    encodeForStore(message, this.limits.maxMessageBytes);
     const view = await this.present.message(appId, message, { pinnedId: undefined });
     const outbox = this.outbox ? await this.outbox.forMessage(appId, room, message, view, options) : [];
     if (!(await this.store.addMessage(appId, message, outbox))) {

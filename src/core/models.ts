@@ -21,6 +21,12 @@ export interface AppRecord {
   apiKeyHash: string;
   /** base64url HMAC secret: signs client keys and server-issued user tokens. */
   signingSecret: string;
+  /**
+   * base64url HMAC secret of signed file links, drawn again with every new client key (so
+   * revoking and regenerating the client key also voids every outstanding link). Records
+   * made before it existed sign with a key derived from `signingSecret`.
+   */
+  fileSecret?: string;
   /** Exactly one client key at a time, or none after revocation. */
   clientKey: ClientKeyRecord | null;
   /** Web origins allowed to use the client key (browser requests); empty or absent = any. */
@@ -78,6 +84,8 @@ export interface RoomRecord {
   roomTags: string[];
   /** Kept as the JSON string IMKIT clients expect. */
   extParams?: string;
+  /** IMKIT's `isPublic` (group rooms): anyone in the application may join. Absent = private. */
+  isPublic?: boolean;
   /** 1 active, 0 frozen. */
   status: 0 | 1;
   systemMessage: boolean;

@@ -15,10 +15,16 @@ import { type Clock, systemClock } from './clock.js';
 import type { DeliveryService, MembershipEvent } from './delivery.js';
 import { requireMessage, requireRoom, requireRoomFor } from './lookup.js';
 import { parseInput } from './validate.js';
+import { isValidId } from './limits.js';
 import { type RoomView, clientView } from './views.js';
+import { ownValue, setOwn } from './own.js';
 
 const id = z.string().trim().min(1).max(128);
 const ids = z.array(id).max(1000);
+/** A room id a client may choose: the documented id set, outside the `dm:` space of direct rooms. */
+const chosenRoomId = id.refine((v) => isValidId(v) && !v.startsWith(DIRECT_PREFIX), {
+  message: 'use 1-128 of A-Z a-z 0-9 _ . @ : + = - (ids starting with dm: are reserved for direct rooms)',
+});
 const tags = z.array(z.string().max(128)).max(100);
 /** IMKIT keeps extParams as a JSON string; accept an object too and store its JSON. */
 const extParams = z.union([z.string().max(16_384), z.record(z.string(), z.unknown())]).transform((v) =>
@@ -32,13 +38,15 @@ const roomFields = {
   roomTags: tags.optional(),
   extParams: extParams.optional(),
   systemMessage: z.boolean().optional(),
+  /** IMKIT's `isPublic`: anyone in the application may join (POST /rooms/:id/join). */
+  isPublic: z.boolean().optional(),
   /** IMKIT: "Webhook key or URL" (a URL, or a key of the application's named webhooks). */
   webhook: z.string().trim().max(2048).nullable().optional(),
   botMode: z.boolean().optional(),
   botState: z.string().max(256).nullable().optional(),
 };
 const createSchema = z.looseObject({
-  _id: id.optional(),
+  _id: chosenRoomId.optional(),
   roomType: z.enum(['direct', 'group']).optional(),
   members: ids.optional(),
   owner: id.optional(),
@@ -73,10 +81,16 @@ export interface ListQuery {
   sortUnreadFirst?: boolean;
 }
 
-/** Deterministic id for the direct room of a pair, so creating it twice finds the same room. */
+const DIRECT_PREFIX = 'dm:';
+
+/**
+ * Deterministic id for the direct room of a pair, so creating it twice finds the same room.
+ * It lives in the `dm:` space no client-chosen id may use, so nobody can claim a pair's id
+ * ahead of them (a direct room's id is always derived, never chosen).
+ */
 export function directRoomId(a: string, b: string): string {
   const [x, y] = [a, b].sort();
-  return createHash('sha256').update(`${x}\u0000${y}`).digest('hex').slice(0, 32);
+  return DIRECT_PREFIX + createHash('sha256').update(`${x}\u0000${y}`).digest('hex').slice(0, 32);
 }
 
 function matches(values: readonly string[], filter: FilterValue): boolean {
@@ -130,7 +144,10 @@ export class RoomService {
       throw Errors.invalidInput('a direct room has exactly two members');
     }
     await this.requireUsers(actor.app.id, members);
-    const roomId = input._id ?? (roomType === 'direct' ? directRoomId(members[0]!, members[1]!) : newId());
+    const roomId = roomType === 'direct' ? directRoomId(members[0]!, members[1]!) : (input._id ?? newId());
+    if (roomType === 'direct' && input._id !== undefined && input._id !== roomId) {
+      throw Errors.invalidInput("_id: a direct room's id is derived from its two members; leave it out");
+    }
     const now = this.clock.now();
     const room: RoomRecord = {
       id: roomId,
@@ -144,6 +161,7 @@ export class RoomService {
       memberState: Object.fromEntries(members.map((m) => [m, { joinedAt: now }])),
       roomTags: input.roomTags ?? [],
       extParams: input.extParams,
+      ...(roomType === 'group' && input.isPublic ? { isPublic: true } : {}),
       webhook: input.webhook || undefined,
       botMode: input.botMode,
       botState: input.botState ?? undefined,
@@ -156,8 +174,10 @@ export class RoomService {
     if (room.owner && !members.includes(room.owner)) await this.requireUsers(actor.app.id, [room.owner]);
     if (!(await this.store.createRoom(actor.app.id, room))) {
       const existing = await requireRoom(this.store, actor.app.id, roomId);
-      // Creating an existing direct room again is how clients "open" a chat: return it.
-      if (existing.roomType === 'direct' && me && existing.memberState[me]) return this.view(actor, existing);
+      // Creating an existing direct room again is how clients "open" a chat: return it, to
+      // one of its two members (or the API key) only.
+      const isPair = existing.roomType === 'direct' && members.every((m) => ownValue(existing.memberState, m));
+      if (isPair && (!me || ownValue(existing.memberState, me))) return this.view(actor, existing);
       throw Errors.roomExists(roomId);
     }
     this.membershipChanged(actor.app.id, roomId, members, []);
@@ -199,7 +219,7 @@ export class RoomService {
     if (input.owner !== undefined || input.managers !== undefined) {
       authorize(actor, 'rooms.updateOwnership', room);
       for (const m of [...(input.owner ? [input.owner] : []), ...(input.managers ?? [])]) {
-        if (!room.memberState[m]) throw Errors.invalidInput(`'${m}' is not a member of this room`);
+        if (!ownValue(room.memberState, m)) throw Errors.invalidInput(`'${m}' is not a member of this room`);
       }
     }
     const updated = await this.store.updateRoom(actor.app.id, roomId, (r) => ({
@@ -210,6 +230,7 @@ export class RoomService {
       roomTags: input.roomTags ?? r.roomTags,
       extParams: input.extParams ?? r.extParams,
       systemMessage: input.systemMessage ?? r.systemMessage,
+      isPublic: r.roomType === 'group' ? (input.isPublic ?? r.isPublic) : undefined,
       // "" or null removes the room's webhook (the application's default applies again).
       webhook: input.webhook === undefined ? r.webhook : input.webhook || undefined,
       botMode: input.botMode ?? r.botMode,
@@ -232,13 +253,18 @@ export class RoomService {
     return { n: 1, ok: 1 };
   }
 
-  /** `POST /rooms/:id/join`: any user may join a group room; direct rooms are closed. */
+  /**
+   * `POST /rooms/:id/join`: a user joins a public group room (IMKIT's `isPublic`). Private
+   * groups (the default) take new members only through `POST /rooms/:id/members`; direct
+   * rooms are closed. Joining a room one is already in answers the room.
+   */
   async join(actor: Actor, roomId: string): Promise<RoomView> {
     const me = asUser(actor, 'rooms.join');
     const room = await requireRoom(this.store, actor.app.id, roomId);
     if (isBanned(me.userId, room)) throw Errors.bannedFromRoom();
-    if (room.memberState[me.userId]) return this.view(actor, room);
+    if (ownValue(room.memberState, me.userId)) return this.view(actor, room);
     if (room.roomType === 'direct') throw Errors.directRoomClosed('join');
+    if (room.isPublic !== true) throw Errors.roomClosed();
     const updated = await this.changeMembers(actor, room, [me.userId], [], 'JOIN_ROOM');
     if (updated.systemMessage) await this.system.post(actor.app.id, updated, me.userId, 'joinRoom', '', {});
     return this.view(actor, updated);
@@ -250,7 +276,7 @@ export class RoomService {
     authorize(actor, 'members.add', room);
     if (room.roomType === 'direct') throw Errors.directRoomClosed('members');
     const clients = await this.requireUsers(actor.app.id, input.invitees);
-    const added = input.invitees.filter((m) => !room.memberState[m]);
+    const added = input.invitees.filter((m) => !ownValue(room.memberState, m));
     const updated = await this.changeMembers(actor, room, added, [], 'ADD_MEMBERS');
     if (added.length > 0 && (input.systemMessage ?? false)) {
       const invitees = clients.filter((c) => added.includes(c.id));
@@ -268,7 +294,7 @@ export class RoomService {
     const me = actorId(actor);
     const others = input.members.filter((m) => m !== me);
     authorize(actor, others.length > 0 ? 'members.removeOthers' : 'members.leave', room);
-    const removed = input.members.filter((m) => room.memberState[m]);
+    const removed = input.members.filter((m) => ownValue(room.memberState, m));
     const updated = await this.changeMembers(actor, room, [], removed, 'DELETE_MEMBERS');
     if (removed.length > 0 && (input.systemMessage ?? false)) {
       const leaving = others.length === 0;
@@ -284,9 +310,9 @@ export class RoomService {
     const input = parseInput(memberPropertySchema, body);
     const room = await requireRoom(this.store, actor.app.id, roomId);
     authorize(actor, 'members.setRole', room);
-    if (!room.memberState[client]) throw Errors.invalidInput(`'${client}' is not a member of this room`);
+    if (!ownValue(room.memberState, client)) throw Errors.invalidInput(`'${client}' is not a member of this room`);
     const updated = await this.store.updateRoom(actor.app.id, roomId, (r) => {
-      const state = r.memberState[client];
+      const state = ownValue(r.memberState, client);
       if (!state) return undefined;
       state.role = input.value;
       r.updatedAt = this.clock.now();
@@ -370,13 +396,13 @@ export class RoomService {
     const outbox = event && (await this.delivery?.forMembership(actor.app.id, room, event, actorId(actor), event === 'DELETE_MEMBERS' ? remove : add));
     const updated = await this.store.updateRoom(actor.app.id, room.id, (r) => {
       for (const m of add) {
-        if (r.memberState[m]) continue;
+        if (ownValue(r.memberState, m)) continue;
         r.members.push(m);
-        r.memberState[m] = { joinedAt: now };
+        setOwn(r.memberState, m, { joinedAt: now });
       }
       const gone = new Set(remove);
       r.members = r.members.filter((m) => !gone.has(m));
-      for (const m of remove) delete r.memberState[m];
+      for (const m of remove) if (Object.hasOwn(r.memberState, m)) delete r.memberState[m];
       r.managers = r.managers.filter((m) => !gone.has(m));
       if (r.owner && gone.has(r.owner)) r.owner = undefined;
       r.updatedAt = now;
@@ -429,7 +455,7 @@ export class RoomService {
       .map((token) => {
         const desc = token.startsWith('-');
         const name = desc ? token.slice(1) : token;
-        const key = SORT_KEYS[name];
+        const key = Object.hasOwn(SORT_KEYS, name) ? SORT_KEYS[name] : undefined;
         if (!key) throw Errors.invalidInput(`sort: unknown key '${name}' (lastMessage, createdTime, updatedAt, name)`);
         return { key, desc };
       });

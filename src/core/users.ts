@@ -7,12 +7,16 @@ import type { Actor } from './identity.js';
 import { asUser, authorize } from './permissions.js';
 import type { IssuedToken, TokenService } from './tokens.js';
 import { parseInput } from './validate.js';
+import { DEFAULT_SERVICE_LIMITS, encodeForStore, isValidId, type ServiceLimits } from './limits.js';
 import { requireUser } from './lookup.js';
 import type { Presenter } from './presenter.js';
 import { type ClientView, clientView } from './views.js';
 import { type Clock, systemClock } from './clock.js';
 
-const userId = z.string().trim().min(1).max(128);
+/** New user ids follow the documented id set (README: Ids). */
+const userId = z.string().trim().min(1).max(128).refine(isValidId, {
+  message: 'use 1-128 of A-Z a-z 0-9 _ . @ : + = - (not a name Object.prototype owns, such as __proto__ or constructor)',
+});
 const profile = {
   nickname: z.string().max(256).optional(),
   avatarUrl: z.string().max(2048).optional(),
@@ -63,7 +67,18 @@ export class UserService {
     private tokens: TokenService,
     private present: Presenter,
     private clock: Clock = systemClock,
+    private limits: ServiceLimits = DEFAULT_SERVICE_LIMITS,
   ) {}
+
+  /** Custom profile fields after a change, refused past the configured count. */
+  private mergeCustom(existing: Record<string, unknown> | undefined, input: Record<string, unknown>): Record<string, unknown> {
+    const custom = { ...existing, ...customFields(input, Object.keys(profile)) };
+    if (Object.keys(custom).length > this.limits.maxCustomFields) {
+      throw Errors.inputLimit('TOO_MANY_FIELDS', `A profile may hold at most ${this.limits.maxCustomFields} custom fields`);
+    }
+    encodeForStore(custom, this.limits.maxMessageBytes);
+    return custom;
+  }
 
   /** `POST /admin/clients`: idempotent create-or-update, optionally issuing or assigning a token. */
   async upsert(actor: Actor, body: unknown): Promise<ClientView> {
@@ -77,14 +92,14 @@ export class UserService {
     }
     const now = this.clock.now();
     const expiry = input.token ? parseExpiry(input.expirationDate!, now) : undefined;
-    const custom = customFields(input, Object.keys(profile));
+    const custom = this.mergeCustom(undefined, input);
     // An update changes only what was sent: mute list, login times and the rest stay.
     let user = await this.store.updateUser(actor.app.id, input._id, (u) => ({
       ...u,
       nickname: input.nickname ?? u.nickname,
       avatarUrl: input.avatarUrl ?? u.avatarUrl,
       description: input.description ?? u.description,
-      custom: { ...u.custom, ...custom },
+      custom: this.mergeCustom(u.custom, input),
       updatedAt: now,
     }));
     if (!user) {
@@ -141,7 +156,7 @@ export class UserService {
       nickname: input.nickname ?? user.nickname,
       avatarUrl: input.avatarUrl ?? user.avatarUrl,
       description: input.description ?? user.description,
-      custom: { ...user.custom, ...customFields(input, Object.keys(profile)) },
+      custom: this.mergeCustom(user.custom, input),
       updatedAt: now,
     }));
     if (!updated) throw Errors.notFound('CLIENT', me.userId);

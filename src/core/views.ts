@@ -1,4 +1,5 @@
 import type { MessageRecord, RoomRecord, UserRecord } from './models.js';
+import { ownValue } from './own.js';
 
 /**
  * IMKIT wire shapes. Real SDKs depend on these details: `_id` and `id` on every object,
@@ -39,6 +40,7 @@ export function clientView(user: UserRecord | undefined, id: string): ClientView
   };
 }
 
+/** `pinned`: whether it is its room's pinned message (the room's `pinnedMessageId` decides). */
 export function messageView(
   msg: MessageRecord,
   sender: ClientView | null,
@@ -99,12 +101,13 @@ export function roomView({ room, members, owner, lastMessage, pinnedMessage, vie
     members,
     memberProperties: room.members.map((client) => ({
       client,
-      lastRead: room.memberState[client]?.lastRead ?? null,
-      role: room.memberState[client]?.role ?? 'member',
+      lastRead: ownValue(room.memberState, client)?.lastRead ?? null,
+      role: ownValue(room.memberState, client)?.role ?? 'member',
     })),
     roomTags: room.roomTags,
     extParams: room.extParams ?? '',
     status: room.status,
+    isPublic: room.isPublic === true,
     systemMessage: room.systemMessage,
     // IMKIT shows the webhook to members: a named key (see /admin/delivery) keeps a URL private.
     webhook: room.webhook ?? null,

@@ -86,7 +86,7 @@ export function createHttpService(
       core,
       config,
       lifecycle,
-      body: () => (parsed ??= { value: parseJsonBody(req.body) }).value,
+      body: () => (parsed ??= { value: parseJsonBody(req.body, core.limits) }).value,
       authenticate,
     };
     let result: unknown;

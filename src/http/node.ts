@@ -15,7 +15,12 @@ export function createNodeServer(service: HttpService, maxBodyBytes: number): ht
 /** Serves `service` on a node http or https server (HTTPS is an http.Server subclass). */
 export function attachNodeHttp<S extends http.Server>(server: S, service: HttpService, maxBodyBytes: number): S {
   return server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
-    const url = new URL(req.url ?? '/', 'http://localhost');
+    const url = requestUrl(req.url);
+    if (!url) {
+      // An absolute-form or otherwise unparsable request target: answer, never throw.
+      send(req, res, fail(Errors.badRequest()), false, true);
+      return;
+    }
     const headers: Record<string, string> = {};
     for (const [name, value] of Object.entries(req.headers)) {
       if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(', ') : value;
@@ -62,6 +67,19 @@ export function attachNodeHttp<S extends http.Server>(server: S, service: HttpSe
     });
     req.on('error', () => res.destroy());
   });
+}
+
+/**
+ * The request target as a URL: origin-form (`/path?query`, taken as a path even when it starts
+ * with `//`) or absolute-form (`http://host/path`); undefined when it does not parse.
+ */
+function requestUrl(target: string | undefined): URL | undefined {
+  try {
+    if (target === undefined || target === '') return new URL('http://localhost/');
+    return target.startsWith('/') ? new URL(`http://localhost${target}`) : new URL(target);
+  } catch {
+    return undefined;
+  }
 }
 
 function send(req: http.IncomingMessage, res: http.ServerResponse, response: HttpResponse, head: boolean, close = false): void {

@@ -4,6 +4,7 @@ import { Errors } from '../core/errors.js';
 import type { Actor } from '../core/identity.js';
 import type { Lifecycle } from '../lifecycle.js';
 import type { HttpRequest } from './types.js';
+import { checkJsonLimits, type InputLimits } from '../core/limits.js';
 
 /** What every route handler gets. */
 export interface RouteContext {
@@ -60,11 +61,15 @@ export function intParam(query: URLSearchParams, name: string, fallback: number,
   return value;
 }
 
-export function parseJsonBody(body: Buffer): unknown {
+/** The JSON body, refused (4xx) when it does not parse or breaks a limit on depth, lengths or fields. */
+export function parseJsonBody(body: Buffer, limits: InputLimits): unknown {
   if (body.length === 0) return {};
+  let value: unknown;
   try {
-    return JSON.parse(body.toString('utf8'));
+    value = JSON.parse(body.toString('utf8'));
   } catch {
     throw Errors.malformedJson();
   }
+  checkJsonLimits(value, limits);
+  return value;
 }

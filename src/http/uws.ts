@@ -7,6 +7,14 @@ import { type HttpRequest, type HttpResponse, type HttpService, isStreamBody, ty
 
 const BODYLESS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
+/** Per request: whether `res` may still be touched, and how to un-pause an unread body. */
+interface UwsState {
+  /** Aborted by the peer, or answered: uWS forbids any further access to `res`. */
+  aborted: boolean;
+  /** Resumes a paused request body (an answer must never leave uWS paused: it would stop reading). */
+  unpause?: () => void;
+}
+
 /** The uWebSockets.js adapter (primary transport): every path not claimed by a WebSocket route. */
 export function registerUwsHttp(app: TemplatedApp, service: HttpService, maxBodyBytes: number): void {
   app.any('/*', (res, req) => {
@@ -19,7 +27,7 @@ export function registerUwsHttp(app: TemplatedApp, service: HttpService, maxBody
     const path = req.getUrl();
     const query = new URLSearchParams(req.getQuery() ?? '');
     const remoteAddress = Buffer.from(res.getRemoteAddressAsText()).toString();
-    const state = { aborted: false };
+    const state: UwsState = { aborted: false };
     res.onAborted(() => {
       state.aborted = true;
     });
@@ -81,8 +89,13 @@ function refuseTooLarge(res: UwsResponse, state: { aborted: boolean }, maxBodyBy
 const copy = (chunk: ArrayBuffer): Buffer => Buffer.from(new Uint8Array(chunk));
 
 /** The request body as a Readable, with backpressure mapped onto uWS pause/resume. */
-function bodyStream(res: UwsResponse, state: { aborted: boolean }): Readable {
+function bodyStream(res: UwsResponse, state: UwsState): Readable {
   let paused = false;
+  state.unpause = () => {
+    if (!paused || state.aborted) return;
+    paused = false;
+    res.resume();
+  };
   const stream = new Readable({
     read() {
       if (paused && !state.aborted) {
@@ -106,7 +119,7 @@ function bodyStream(res: UwsResponse, state: { aborted: boolean }): Readable {
   return stream;
 }
 
-function write(res: UwsResponse, state: { aborted: boolean }, response: HttpResponse, head: boolean, closeAfter: boolean): void {
+function write(res: UwsResponse, state: UwsState, response: HttpResponse, head: boolean, closeAfter: boolean): void {
   const body = response.body;
   // uWS closes only when told to at end(); a `connection: close` header alone is not enough.
   const close = closeAfter || response.headers.connection === 'close';
@@ -115,6 +128,7 @@ function write(res: UwsResponse, state: { aborted: boolean }, response: HttpResp
     return;
   }
   res.cork(() => {
+    state.unpause?.();
     res.writeStatus(`${response.status} ${STATUS_CODES[response.status] ?? ''}`);
     for (const [name, value] of Object.entries(response.headers)) res.writeHeader(name, value);
     if (!isStreamBody(body)) {
@@ -125,18 +139,24 @@ function write(res: UwsResponse, state: { aborted: boolean }, response: HttpResp
       res.endWithoutBody(body.length, close);
     }
   });
-  if (isStreamBody(body) && !head) streamOut(res, state, body);
+  if (isStreamBody(body) && !head) return streamOut(res, state, body);
+  // Answered: uWS forbids touching `res` again (an unread request body's pause/resume included).
+  state.aborted = true;
 }
 
 /** Streams a body of known length with uWS's tryEnd/onWritable backpressure protocol. */
-function streamOut(res: UwsResponse, state: { aborted: boolean }, { stream, length }: StreamBody): void {
+function streamOut(res: UwsResponse, state: UwsState, { stream, length }: StreamBody): void {
   if (length === 0) {
     res.cork(() => res.end());
+    state.aborted = true;
     stream.destroy();
     return;
   }
   let pending: { chunk: Buffer; offset: number } | undefined;
-  const finish = () => stream.destroy();
+  const finish = () => {
+    state.aborted = true; // done or gone: `res` must not be touched again
+    stream.destroy();
+  };
   res.onAborted(() => {
     state.aborted = true;
     finish();

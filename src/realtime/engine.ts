@@ -30,6 +30,7 @@ export const DEFAULT_ENGINE_OPTIONS: Readonly<EngineOptions> = {
   pingTimeoutMs: 20_000,
   maxPayloadBytes: 1_000_000,
   connectTimeoutMs: 45_000,
+  maxConnectAttempts: 3,
 };
 
 const ACCEPT: UpgradeDecision = { accept: true };
@@ -58,6 +59,7 @@ export class EngineSocket implements RealtimeSocket {
   private phase: Phase = 'open';
   private readonly topicSet = new Set<string>();
   private deferredCloseReason = '';
+  private connectRefusals = 0;
 
   constructor(
     private readonly engine: SocketEngine,
@@ -204,8 +206,9 @@ export class EngineSocket implements RealtimeSocket {
       this.engine.markConnected(this);
       this.link.send(encodeConnect(this.id));
     } else {
-      this.phase = 'open'; // the client may retry CONNECT on the same transport
+      this.phase = 'open'; // the client may retry CONNECT on the same transport, a few times
       this.link.send(encodeConnectError({ message: result.message, data: result.data }));
+      if (++this.connectRefusals >= this.engine.options.maxConnectAttempts) this.end('too many connect attempts', false);
     }
   }
 

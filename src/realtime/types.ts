@@ -74,6 +74,8 @@ export interface EngineOptions {
   maxPayloadBytes: number;
   /** Close sockets that send no Socket.IO CONNECT within this time. */
   connectTimeoutMs: number;
+  /** Refused CONNECTs one socket may send before it is closed. */
+  maxConnectAttempts: number;
 }
 
 /** What a transport adapter gives back. */

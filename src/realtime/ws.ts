@@ -7,6 +7,7 @@ import { STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { Errors } from '../core/errors.js';
 import type { EngineSocket, SocketEngine } from './engine.js';
 import { isEngineIoPath } from './protocol/engineio.js';
 import { SLOW_CONSUMER } from './types.js';
@@ -27,6 +28,8 @@ const SHUTTING_DOWN: UpgradeDecision = {
   status: 503,
   body: JSON.stringify({ message: 'Server shutting down' }),
 };
+
+const NOT_FOUND = JSON.stringify(Errors.notFound('ROUTE', 'websocket upgrade (served at /socket.io/ only)').toEnvelope());
 
 /** Write batching shared by all links of one adapter: one flush per event-loop turn. */
 class CorkBatch {
@@ -184,8 +187,9 @@ export function attachWs(server: Server, engine: SocketEngine, opts: WsAttachOpt
   function onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const url = req.url ?? '/';
     const queryStart = url.indexOf('?');
-    if (!isEngineIoPath(queryStart === -1 ? url : url.slice(0, queryStart))) return;
     socket.on('error', () => undefined); // a peer reset while authorizing must not crash the process
+    // Any other path is answered and closed: an unanswered upgrade holds its connection forever.
+    if (!isEngineIoPath(queryStart === -1 ? url : url.slice(0, queryStart))) return writeRawRefusal(socket, 404, NOT_FOUND);
     const remoteAddress = req.socket.remoteAddress ?? '';
     const request: UpgradeRequest = {
       url,

@@ -176,6 +176,34 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
       expect(await store.countMessages(A, 'r1')).toBe(1);
     });
 
+    it('addMessage is insert-only: an existing id (in any room) is refused and nothing changes', async () => {
+      await store.createRoom(A, room('r1', ['u1']));
+      await store.createRoom(A, room('r2', ['u2']));
+      expect(await store.addMessage(A, message('m1', 'r1'))).toBe(true);
+      const original = await store.getMessage(A, 'm1');
+      expect(await store.addMessage(A, { ...message('m1', 'r2', 'u2'), message: 'overwrite' })).toBe(false);
+      expect(await store.addMessage(A, { ...message('m1', 'r1'), message: 'again' })).toBe(false);
+      expect(await store.getMessage(A, 'm1')).toEqual(original);
+      expect(await store.countMessages(A, 'r1')).toBe(1);
+      expect(await store.countMessages(A, 'r2')).toBe(0);
+      expect((await store.getRoom(A, 'r2'))!.lastMessageId).toBeUndefined();
+      expect(await store.clearMessages(A, 'r2')).toBe(0);
+      expect(await store.getMessage(A, 'm1')).toEqual(original);
+    });
+
+    it('member lookups by user id see only own entries (Object.prototype names are not members)', async () => {
+      await store.createRoom(A, room('r1', ['u1']));
+      await store.addMessage(A, message('m1', 'r1'));
+      for (const id of ['constructor', '__proto__', 'toString', 'hasOwnProperty', 'valueOf']) {
+        const seen = (await store.getRoomForUser(A, 'r1', id))!;
+        expect(seen.member).toBeUndefined();
+        expect(await store.setLastRead(A, 'r1', id, 'm1')).toBe(false);
+        expect(await store.addMessage(A, message(`from-${id}`, 'r1', id))).toBe(true);
+      }
+      expect(({} as Record<string, unknown>).lastRead).toBeUndefined();
+      expect(Object.keys((await store.getRoom(A, 'r1'))!.memberState)).toEqual(['u1']);
+    });
+
     it('pages history from either end and from an anchor, anchor included when asked', async () => {
       await store.createRoom(A, room('r1', ['u1']));
       for (const id of ['m1', 'm2', 'm3', 'm4', 'm5']) await store.addMessage(A, message(id, 'r1'));

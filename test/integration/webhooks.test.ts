@@ -92,7 +92,8 @@ describe.each(TRANSPORTS)('room webhooks over %s', (transport) => {
 
   it('sends JOIN_ROOM, ADD_MEMBERS and DELETE_MEMBERS with the members; the application default covers rooms without one', async () => {
     expect((await admin(t.base, app).put('/admin/delivery', { webhook: receiver.url })).status).toBe(200);
-    await admin(t.base, app).post('/rooms', { _id: 'plain', name: 'Plain', members: ['alice'] });
+    // isPublic: only public rooms may be joined without an invitation.
+    await admin(t.base, app).post('/rooms', { _id: 'plain', name: 'Plain', members: ['alice'], isPublic: true });
     // Shapes as Flutter/Vue send them: invitees[] to add, members[] to remove.
     expect((await user(t.base, app, tokens.alice!).post('/rooms/plain/members', { invitees: ['bob'] })).status).toBe(200);
     expect((await user(t.base, app, tokens.carol!).post('/rooms/plain/join')).status).toBe(200);

@@ -9,7 +9,8 @@ import type { RouteDef } from '../route.js';
 function time(raw: string | null, name: string): number | undefined {
   if (raw === null || raw === '') return undefined;
   const ms = /^\d+$/.test(raw) ? Number(raw) : Date.parse(raw);
-  if (!Number.isFinite(ms)) throw Errors.invalidInput(`${name}: epoch milliseconds or an ISO 8601 date`);
+  // Only instants a Date can hold (|ms| <= 8.64e15): anything else is not a date.
+  if (!Number.isFinite(ms) || Math.abs(ms) > 8.64e15) throw Errors.invalidInput(`${name}: epoch milliseconds or an ISO 8601 date`);
   return ms;
 }
 
