@@ -67,6 +67,9 @@ export const settingsSchema = z.strictObject({
   rotateWebhookSecret: z.literal(true).optional(),
 });
 
+/** The request bodies, for the route table's documentation (GET /openapi.json). */
+export const deliveryInputs = { subscribe: subscribeSchema, unsubscribe: unsubscribeSchema, push2clients: push2clientsSchema, settings: settingsSchema };
+
 /** How long a node trusts its copy of an application's delivery settings (changes elsewhere show up after this). */
 const SETTINGS_TTL_MS = 1000;
 
