@@ -417,12 +417,18 @@ describe.each(COMBOS)('limits and quotas over %s on the %s store', (transport, s
   });
 
   it('X-Forwarded-For: only the entry the trusted proxy appended counts', async () => {
-    const statuses: number[] = [];
+    const codes: string[] = [];
     for (let i = 0; i < 4; i++) {
-      // The client writes any leftmost entries it likes; the proxy appends 10.9.9.9.
-      statuses.push(await upgradeStatus(t.base, { clientKey: app.clientKey, token: 'wrong-token' }, { 'x-forwarded-for': `192.0.2.${i}, 10.9.9.9` }));
+      // The client writes any leftmost entries it likes; the proxy appends 10.9.9.9. Upgrade-time
+      // refusals arrive as CONNECT_ERROR.
+      const raw = await rawSocket(t.base, { clientKey: app.clientKey, token: 'wrong-token' }, { 'x-forwarded-for': `192.0.2.${i}, 10.9.9.9` });
+      await raw.next((f) => f.startsWith('0{'));
+      raw.send('40');
+      codes.push(JSON.parse((await raw.next((f) => f.startsWith('44'))).slice(2)).data.error.code);
+      raw.ws.terminate();
+      await raw.closed;
     }
-    expect(statuses).toEqual([401, 401, 401, 429]);
+    expect(codes).toEqual(['INVALID_TOKEN', 'INVALID_TOKEN', 'INVALID_TOKEN', 'RATE_LIMITED']);
   });
 
   it('unauthenticated sockets per address are capped', async () => {
