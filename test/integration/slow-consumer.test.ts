@@ -31,6 +31,7 @@ async function startNode(transport: Transport, bufferLimit: number) {
         ROOMCAST_LOG_LEVEL: 'info',
         ROOMCAST_MAX_SOCKET_BUFFER_BYTES: String(bufferLimit),
         ROOMCAST_SOCKET_EVENTS_PER_SECOND: '100000',
+        ROOMCAST_MESSAGES_PER_MINUTE_PER_USER: '10000000',
         // A heartbeat well inside the flood: uWS recognises a cut of small frames by the pong
         // the stalled socket owes (see realtime/uws.ts).
         ROOMCAST_PING_INTERVAL_MS: '200',
