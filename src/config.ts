@@ -113,6 +113,8 @@ const SETTINGS = {
   sqliteSynchronous: { env: 'ROOMCAST_SQLITE_SYNCHRONOUS', schema: z.enum(['normal', 'full']), default: 'normal' },
   /** Unsent output a socket may hold before it is cut as a slow consumer (logged and metered). */
   maxSocketBufferBytes: { env: 'ROOMCAST_MAX_SOCKET_BUFFER_BYTES', schema: int(16 * 1024, 256 * 1024 * 1024), default: 1024 * 1024 },
+  // Engine.IO long-polling (socket.io-client's default first transport); behind a balancer it needs sticky sessions.
+  polling: { env: 'ROOMCAST_POLLING', schema: bool, default: true },
 } as const;
 
 type Settings = typeof SETTINGS;

@@ -15,6 +15,7 @@ import { UsageMeter } from './metering/meter.js';
 import { PrometheusExporter } from './metering/prometheus.js';
 import { RedisUsageSink } from './metering/redis-sink.js';
 import { createHttpService } from './http/app.js';
+import type { HttpService } from './http/types.js';
 import { attachNodeHttp } from './http/node.js';
 import { registerUwsHttp } from './http/uws.js';
 import { loadUws, uwsUnavailableReason } from './http/uws-native.js';
@@ -22,10 +23,9 @@ import { Lifecycle } from './lifecycle.js';
 import type { Logger } from './observability/logger.js';
 import { SocketEngine } from './realtime/engine.js';
 import { Gateway } from './realtime/gateway.js';
-import { engineIoPollingRefusal, isEngineIoPath } from './realtime/protocol/engineio.js';
+import { attachPolling, POLLING_OFF } from './realtime/polling.js';
 import { attachUws } from './realtime/uws.js';
 import { attachWs } from './realtime/ws.js';
-import type { HttpService } from './http/types.js';
 import { openStore } from './store/open.js';
 import type { Store } from './store/store.js';
 
@@ -172,7 +172,13 @@ async function assemble(config: Config, log: Logger, ports: Ports, opened: Closa
     maxConnectAttempts: config.maxConnectAttempts,
   });
   const lifecycle = new Lifecycle();
-  const service = withPollingRefusal(createHttpService(core, config, log, undefined, lifecycle));
+  // Long-polling (Engine.IO's default first transport) shares the engine with both WebSocket stacks.
+  const polling = config.polling ? attachPolling(engine, { maxBufferedBytes: config.maxSocketBufferBytes }) : undefined;
+  if (polling) {
+    opened.push(polling);
+    gateway.addServer(polling);
+  }
+  const service = createHttpService(core, config, log, undefined, lifecycle, polling ?? POLLING_OFF);
   const transportOptions = { maxBackpressureBytes: config.maxSocketBufferBytes };
   const tls = Boolean(config.tlsCertFile && config.tlsKeyFile);
   const listening = transport === 'uws'
@@ -296,18 +302,6 @@ async function listenNode(config: Config, engine: SocketEngine, service: HttpSer
       if (!(server instanceof https.Server)) return false;
       server.setSecureContext(tlsFiles()); // new handshakes use it; open connections keep theirs
       return true;
-    },
-  };
-}
-
-/** Long-polling requests get Engine.IO's own error: roomcast speaks WebSocket only. */
-function withPollingRefusal(service: HttpService): HttpService {
-  return {
-    streamsBody: service.streamsBody,
-    handle: async (req) => {
-      if (!isEngineIoPath(req.path)) return service.handle(req);
-      const refusal = engineIoPollingRefusal(req.query);
-      return { status: refusal.status, headers: { 'content-type': 'application/json' }, body: refusal.body };
     },
   };
 }

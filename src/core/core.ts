@@ -2,7 +2,7 @@ import type { Bus } from '../bus/bus.js';
 import type { Store } from '../store/store.js';
 import type { Presence } from '../presence/presence.js';
 import type { FileStorage } from '../files/storage.js';
-import { Metric, type UsageMeter } from '../metering/meter.js';
+import { Members, Metric, type UsageMeter } from '../metering/meter.js';
 import type { PrometheusExporter } from '../metering/prometheus.js';
 import type { UsageSink } from '../metering/sink.js';
 import { AppService } from './apps.js';
@@ -67,7 +67,12 @@ export async function createCore(store: Store, bus: Bus, options: CoreOptions): 
   await apps.start();
   const tokens = new TokenService(store, bus, apps, options.tokenTtlMs, clock);
   const meter = options.usage.meter;
-  const identity = new IdentityService(apps, tokens, { originRefused: (appId) => meter.count(appId, Metric.originRefused) });
+  const identity = new IdentityService(apps, tokens, {
+    originRefused: (appId, origin) => {
+      meter.count(appId, Metric.originRefused);
+      meter.member(appId, Members.refusedOrigins, origin);
+    },
+  });
   const present = new Presenter(store, options.presence, clock);
   const limits = options.limits ?? DEFAULT_SERVICE_LIMITS;
   const users = new UserService(store, bus, tokens, present, clock, limits);

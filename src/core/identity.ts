@@ -35,7 +35,7 @@ export interface Credentials {
 
 /** Told of refusals worth metering per application. */
 export interface RefusalRecorder {
-  originRefused(appId: string): void;
+  originRefused(appId: string, origin: string): void;
 }
 
 /**
@@ -68,7 +68,7 @@ export class IdentityService {
   /** A browser origin outside the application's allow-list (when it has one) is refused. */
   private checkOrigin(app: AppRecord, origin: string | undefined): void {
     if (!origin || !app.allowedOrigins?.length || app.allowedOrigins.includes(origin)) return;
-    this.refusals?.originRefused(app.id);
+    this.refusals?.originRefused(app.id, origin);
     throw Errors.originNotAllowed(origin);
   }
 

@@ -37,6 +37,9 @@ const sendSchema = z.looseObject(messageBody);
 const sendAsSchema = z.looseObject({ ...messageBody, room: id, sender: id });
 type SendInput = z.infer<typeof sendSchema>;
 
+/** The request bodies this service validates, by operation (routes reference them for the protocol reference). */
+export const messageInputs = { send: sendSchema, sendAs: sendAsSchema };
+
 export interface HistoryParams {
   limit: number;
   beforeMessage?: string;

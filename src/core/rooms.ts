@@ -68,6 +68,16 @@ const filterValue = z.union([
 const querySchema = z.strictObject({ members: filterValue.optional(), roomTags: filterValue.optional() });
 type FilterValue = z.infer<typeof filterValue>;
 
+/** The request bodies this service validates, by operation (routes reference them for the protocol reference). */
+export const roomInputs = {
+  create: createSchema,
+  update: updateSchema,
+  addMembers: addMembersSchema,
+  removeMembers: removeMembersSchema,
+  memberProperty: memberPropertySchema,
+  lastRead: lastReadSchema,
+};
+
 export interface ListQuery {
   skip: number;
   limit: number;

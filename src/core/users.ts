@@ -39,6 +39,9 @@ const tokenSchema = z.object({
 });
 const revokeSchema = z.object({ token: z.string().min(1).max(4096).optional() }).optional();
 
+/** The request bodies this service validates, by operation (routes reference them for the protocol reference). */
+export const userInputs = { upsert: upsertSchema, updateMe: updateMeSchema, setToken: tokenSchema, revoke: revokeSchema };
+
 /** expirationDate as IMKIT sends it: epoch ms or an ISO date; must lie in the future. */
 function parseExpiry(value: number | string, now: number): number {
   const ms = typeof value === 'number' ? value : Date.parse(value);
@@ -52,6 +55,9 @@ function customFields(body: Record<string, unknown>, known: readonly string[]): 
   for (const [k, v] of Object.entries(body)) if (!known.includes(k) && !RESERVED.has(k)) custom[k] = v;
   return custom;
 }
+
+/** How many users a search reads (GET /admin/clients?search=). */
+const SEARCH_SCAN = 10_000;
 
 const tokenView = (t: IssuedToken) => ({
   token: t.token,
@@ -113,10 +119,40 @@ export class UserService {
     return view;
   }
 
-  async list(actor: Actor, skip: number, limit: number): Promise<{ totalCount: number; data: ClientView[] }> {
+  /**
+   * Users, in creation order. `search` keeps those whose id or nickname contains it (any case);
+   * it reads at most SEARCH_SCAN users, enough for the dashboard, not for a directory service.
+   */
+  async list(actor: Actor, skip: number, limit: number, search?: string): Promise<{ totalCount: number; data: ClientView[] }> {
     authorize(actor, 'users.manage');
-    const { total, users } = await this.store.listUsers(actor.app.id, skip, limit);
-    return { totalCount: total, data: await this.present.clientsWithStatus(actor.app.id, users.map((u) => u.id)) };
+    if (!search) {
+      const { total, users } = await this.store.listUsers(actor.app.id, skip, limit);
+      return { totalCount: total, data: await this.present.clientsWithStatus(actor.app.id, users.map((u) => u.id)) };
+    }
+    const needle = search.toLowerCase();
+    const { users } = await this.store.listUsers(actor.app.id, 0, SEARCH_SCAN);
+    const found = users.filter((u) => u.id.toLowerCase().includes(needle) || (u.nickname ?? '').toLowerCase().includes(needle));
+    const page = found.slice(skip, skip + limit).map((u) => u.id);
+    return { totalCount: found.length, data: await this.present.clientsWithStatus(actor.app.id, page) };
+  }
+
+  /** The user's tokens as records (when issued, when they expire); tokens themselves are never stored. */
+  async tokenRecords(actor: Actor, id: string) {
+    authorize(actor, 'tokens.manage');
+    await requireUser(this.store, actor.app.id, id);
+    const now = Date.now();
+    const records = await this.store.listTokens(actor.app.id, id);
+    return {
+      totalCount: records.length,
+      data: records.map((t) => ({
+        issuedByServer: t.issued,
+        createdAt: new Date(t.createdAt).toISOString(),
+        createdAtMS: t.createdAt,
+        expirationDate: new Date(t.expiresAt).toISOString(),
+        expirationDateMS: t.expiresAt,
+        expired: t.expiresAt <= now,
+      })),
+    };
   }
 
   async get(actor: Actor, id: string): Promise<ClientView> {

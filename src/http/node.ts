@@ -1,7 +1,7 @@
 import http from 'node:http';
 import { pipeline } from 'node:stream';
 import { Errors } from '../core/errors.js';
-import { fail } from './envelope.js';
+import { fail, withHeaders } from './envelope.js';
 import { type HttpRequest, type HttpResponse, type HttpService, isStreamBody } from './types.js';
 
 /** Past this much of a refused body, the 413 is sent and the connection closed without reading on. */
@@ -33,6 +33,11 @@ export function attachNodeHttp<S extends http.Server>(server: S, service: HttpSe
       headers,
       body: Buffer.alloc(0),
       remoteAddress: req.socket.remoteAddress ?? '',
+      onAborted: (listener) => {
+        res.once('close', () => {
+          if (!res.writableFinished) listener();
+        });
+      },
     };
     const run = () => service.handle(request).then((response) => send(req, res, response, method === 'HEAD'));
 
@@ -46,7 +51,7 @@ export function attachNodeHttp<S extends http.Server>(server: S, service: HttpSe
     // Over the limit, the body is read to its end and dropped before the 413 goes out, as on
     // uWS: a client still writing when the connection closes sees EPIPE, not the answer.
     let refused = false;
-    const refuse = () => send(req, res, fail(Errors.bodyTooLarge(maxBodyBytes)), false, true);
+    const refuse = () => send(req, res, withHeaders(fail(Errors.bodyTooLarge(maxBodyBytes)), service.refusalHeaders?.(request)), false, true);
     req.on('data', (chunk: Buffer) => {
       size += chunk.length;
       if (refused) {

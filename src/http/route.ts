@@ -1,3 +1,4 @@
+import type { z } from 'zod';
 import type { Config } from '../config.js';
 import type { Core } from '../core/core.js';
 import { Errors } from '../core/errors.js';
@@ -34,6 +35,15 @@ interface RouteBase {
   streamBody?: boolean;
   /** A usage metric counted for the caller's application each time the route succeeds. */
   meter?: string;
+  /** One line for the protocol reference (GET /openapi.json, /docs). */
+  summary: string;
+  /**
+   * The zod schema the handler validates its JSON body with (the OpenAPI request body is
+   * generated from it); `null` when the route reads no JSON body. Required on POST and PUT.
+   */
+  body?: z.ZodType | null;
+  /** Query parameters the handler reads: name → meaning. */
+  query?: Record<string, string>;
 }
 
 /** API key or client key + token, checked before the handler, which gets the caller. */

@@ -2,7 +2,7 @@ import { STATUS_CODES } from 'node:http';
 import { Readable } from 'node:stream';
 import type { HttpResponse as UwsResponse, TemplatedApp } from '@trufflesuite/uws-js-unofficial';
 import { Errors } from '../core/errors.js';
-import { fail } from './envelope.js';
+import { fail, withHeaders } from './envelope.js';
 import { type HttpRequest, type HttpResponse, type HttpService, isStreamBody, type StreamBody } from './types.js';
 
 const BODYLESS = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -13,6 +13,8 @@ interface UwsState {
   aborted: boolean;
   /** Resumes a paused request body (an answer must never leave uWS paused: it would stop reading). */
   unpause?: () => void;
+  /** The route's abort listener (long-polling); uWS allows one abort handler per response. */
+  listener?: () => void;
 }
 
 /** The uWebSockets.js adapter (primary transport): every path not claimed by a WebSocket route. */
@@ -30,8 +32,19 @@ export function registerUwsHttp(app: TemplatedApp, service: HttpService, maxBody
     const state: UwsState = { aborted: false };
     res.onAborted(() => {
       state.aborted = true;
+      state.listener?.();
     });
-    const request: HttpRequest = { method, path, query, headers, body: Buffer.alloc(0), remoteAddress };
+    const request: HttpRequest = {
+      method,
+      path,
+      query,
+      headers,
+      body: Buffer.alloc(0),
+      remoteAddress,
+      onAborted: (listener) => {
+        state.listener = listener;
+      },
+    };
     const run = () => {
       service.handle(request).then((response) => write(res, state, response, method === 'HEAD', false));
     };
@@ -45,13 +58,13 @@ export function registerUwsHttp(app: TemplatedApp, service: HttpService, maxBody
       return run();
     }
     const declared = Number(headers['content-length']);
-    if (Number.isFinite(declared) && declared > maxBodyBytes) return refuseTooLarge(res, state, maxBodyBytes, 0);
+    if (Number.isFinite(declared) && declared > maxBodyBytes) return refuseTooLarge(res, state, maxBodyBytes, 0, false, service.refusalHeaders?.(request));
     const chunks: Buffer[] = [];
     let size = 0;
     res.onData((chunk, isLast) => {
       if (state.aborted) return;
       size += chunk.byteLength;
-      if (size > maxBodyBytes) return refuseTooLarge(res, state, maxBodyBytes, size, isLast);
+      if (size > maxBodyBytes) return refuseTooLarge(res, state, maxBodyBytes, size, isLast, service.refusalHeaders?.(request));
       chunks.push(copy(chunk));
       if (isLast) {
         request.body = Buffer.concat(chunks);
@@ -69,9 +82,16 @@ const MAX_DRAIN_BYTES = 64 * 1024 * 1024;
  * and dropped, as node's http does): closing while it still sends makes it fail with EPIPE
  * before it reads the 413. A body that goes on past MAX_DRAIN_BYTES is answered and cut off then.
  */
-function refuseTooLarge(res: UwsResponse, state: { aborted: boolean }, maxBodyBytes: number, seen: number, isLast = false): void {
+function refuseTooLarge(
+  res: UwsResponse,
+  state: { aborted: boolean },
+  maxBodyBytes: number,
+  seen: number,
+  isLast: boolean,
+  cors: Record<string, string> | undefined,
+): void {
   // `state.aborted` stays the client's: this onData replaces the reading one, so the handler never runs.
-  const answer = () => write(res, state, fail(Errors.bodyTooLarge(maxBodyBytes)), false, true);
+  const answer = () => write(res, state, withHeaders(fail(Errors.bodyTooLarge(maxBodyBytes)), cors), false, true);
   if (isLast) return answer();
   let drained = seen;
   let done = false;

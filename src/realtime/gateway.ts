@@ -6,6 +6,7 @@ import { Errors, ImError, isImError } from '../core/errors.js';
 import type { Credentials, UserActor } from '../core/identity.js';
 import type { AppRecord } from '../core/models.js';
 import { type Bag, credentialsFrom, definedOnly, normaliseToken, requestHost, forwardedClientAddress } from '../credentials.js';
+import { corsHeaders } from '../http/cors.js';
 import type { Logger } from '../observability/logger.js';
 import { encodeEvent } from './protocol/socketio.js';
 import { jsonLimitError } from '../core/limits.js';
@@ -60,6 +61,8 @@ interface UpgradeContext {
   creds: Credentials;
   clientAddress: string;
   actor?: UserActor;
+  /** The upgrade's credentials were refused: the CONNECT answer carries the envelope (see authorizeUpgrade). */
+  refusal?: ImError;
 }
 const isBag = (v: unknown): v is Bag => typeof v === 'object' && v !== null && !Array.isArray(v);
 const session = (socket: RealtimeSocket): Session => socket.state.session as Session;
@@ -134,8 +137,15 @@ export class Gateway implements EngineHooks {
       const e = isImError(err) ? err : Errors.internal();
       if (!isImError(err)) this.log.error({ err }, 'socket upgrade failed');
       this.refused(e, creds, { transport: req.transport, remote: context.clientAddress });
-      return { accept: false, status: e.status, body: JSON.stringify(e.toEnvelope()) };
+      // Accepted, then refused in CONNECT_ERROR: an HTTP refusal of a websocket upgrade is
+      // unreadable in browsers and reaches socket.io-client only as "websocket error".
+      return { accept: true, context: { ...context, refusal: e } };
     }
+  }
+
+  /** Engine.IO refusals (unknown sid, bad transport…) carry CORS so a browser can read them. */
+  refusalHeaders(req: UpgradeRequest): Record<string, string> {
+    return corsHeaders(this.config.corsOrigins, req.headers.origin, true);
   }
 
   /** Every socket counts against its address's cap until it authenticates or closes. */
@@ -166,6 +176,10 @@ export class Gateway implements EngineHooks {
     };
     socket.state.session = s;
     const { clientKey, token, deviceId } = credentialsFrom([isBag(auth) ? auth : undefined]);
+    if (ctx.refusal && !token && !clientKey) {
+      // The upgrade's credentials were refused and CONNECT brings no new ones: say why.
+      return { ok: false, message: ctx.refusal.code, data: ctx.refusal.toEnvelope() };
+    }
     if (ctx.actor || clientKey || token) {
       try {
         // Credentials checked at upgrade are checked again now: a token or key revoked (or a

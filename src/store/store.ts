@@ -64,6 +64,8 @@ export interface Store {
   // User tokens, by hash
   putToken(appId: string, token: TokenRecord): Promise<void>;
   getToken(appId: string, hash: string): Promise<TokenRecord | undefined>;
+  /** The user's tokens (records only: tokens themselves are never stored), oldest first. */
+  listTokens(appId: string, userId: string): Promise<TokenRecord[]>;
   /** Deletes one token of the user (by hash) or, without a hash, all of them; returns what went. */
   deleteTokens(appId: string, userId: string, hash?: string): Promise<TokenRecord[]>;
 

@@ -99,7 +99,10 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
       await store.putToken(A, t('h2', 'u1'));
       await store.putToken(A, t('h3', 'u2'));
       expect((await store.getToken(A, 'h1'))?.userId).toBe('u1');
+      expect((await store.listTokens(A, 'u1')).map((x) => x.hash).sort()).toEqual(['h1', 'h2']);
+      expect(await store.listTokens(A, 'nobody')).toEqual([]);
       expect((await store.deleteTokens(A, 'u1', 'h1')).map((x) => x.hash)).toEqual(['h1']);
+      expect((await store.listTokens(A, 'u1')).map((x) => x.hash)).toEqual(['h2']);
       expect(await store.deleteTokens(A, 'u2', 'h1')).toEqual([]);
       expect((await store.deleteTokens(A, 'u1')).map((x) => x.hash)).toEqual(['h2']);
       expect(await store.getToken(A, 'h2')).toBeUndefined();

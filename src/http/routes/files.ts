@@ -14,11 +14,11 @@ import type { HttpRequest, HttpResponse } from '../types.js';
 /** Uploads (multipart `file` + `extra`), downloads (headers or a signed link), metadata, delete. */
 export const fileRoutes: RouteDef[] = [
   {
-    method: 'POST', path: '/files/:bucket', auth: 'actor', streamBody: true,
+    method: 'POST', path: '/files/:bucket', summary: 'Upload a file (multipart/form-data, part `file`); returns a signed link', body: null, auth: 'actor', streamBody: true,
     handle: async ({ core, actor, params, req }) => fileView(await receiveUpload(core, actor, params.bucket!, req)),
   },
   {
-    method: 'GET', path: '/files/:bucket/:id', auth: 'public', raw: true,
+    method: 'GET', path: '/files/:bucket/:id', summary: 'Download a file (signed link, or client key + token)', query: { exp: 'signed link expiry (epoch s)', sig: 'signed link signature' }, auth: 'public', raw: true,
     handle: async ({ core, params, req, authenticate, config }) => {
       if (req.query.has('sig')) {
         const { app, file } = await core.files.verifySigned(params.bucket!, params.id!, req.query);
@@ -34,11 +34,11 @@ export const fileRoutes: RouteDef[] = [
     },
   },
   {
-    method: 'GET', path: '/files/:bucket/:id/metadata', auth: 'actor',
+    method: 'GET', path: '/files/:bucket/:id/metadata', summary: "A file's metadata", auth: 'actor',
     handle: async ({ core, actor, params }) => fileView(await core.files.metadata(actor, params.bucket!, params.id!)),
   },
   {
-    method: 'DELETE', path: '/files/:bucket/:id', auth: 'actor',
+    method: 'DELETE', path: '/files/:bucket/:id', summary: 'Delete a file (uploader or room owner)', auth: 'actor',
     handle: async ({ core, actor, params }) => {
       await core.files.remove(actor, params.bucket!, params.id!);
       return { n: 1, ok: 1 };

@@ -339,6 +339,10 @@ export class SqlStore implements Store {
     if (token) this.tokenCache.set(key, token);
     return token;
   }
+  async listTokens(appId: string, userId: string): Promise<TokenRecord[]> {
+    const rows = await this.db.all<{ doc: string }>(`SELECT doc FROM tokens WHERE app = ? AND user_id = ?`, [appId, userId]);
+    return rows.map((r) => parse<TokenRecord>(r.doc)).sort((a, b) => a.createdAt - b.createdAt);
+  }
   async deleteTokens(appId: string, userId: string, hash?: string): Promise<TokenRecord[]> {
     this.tokenCache.deleteWhere((key, t) => key.startsWith(`${appId}\0`) && t.userId === userId);
     const rows =
