@@ -388,15 +388,23 @@ export class MessageService implements SystemMessages {
 export function quotes(payload: Record<string, unknown>): { quoted?: string[]; redacted?: unknown } {
   let quoted: string[] | undefined;
   let redacted: Record<string, unknown> | undefined;
-  for (const key of QUOTING_FIELDS) {
-    const who = (payload[key] as { sender?: { id?: unknown } | null } | null | undefined)?.sender?.id;
-    if (typeof who !== 'string') continue;
-    // The send path mostly quotes nobody: copy only when something must go.
+  const add = (who: string) => {
     quoted ??= [];
     if (!quoted.includes(who)) quoted.push(who);
+  };
+  for (const key of QUOTING_FIELDS) {
+    const inner = payload[key] as { sender?: { id?: unknown } | null; reply?: { sender?: { id?: unknown } | null } } | null | undefined;
+    if (!inner) continue;
+    const who = inner.sender?.id;
+    // A room's last or pinned message may itself quote someone (its reply).
+    const nested = key === 'reply' ? undefined : inner.reply?.sender?.id;
+    if (typeof who !== 'string' && typeof nested !== 'string') continue;
+    // The send path mostly quotes nobody: copy only when something must go.
     redacted ??= { ...payload };
     if (key === 'reply') delete redacted.reply;
     else redacted[key] = null;
+    if (typeof who === 'string') add(who);
+    if (typeof nested === 'string') add(nested);
   }
   return quoted ? { quoted, redacted } : {};
 }

@@ -220,7 +220,9 @@ export class SqlStore implements Store {
     return row && parse<AppRecord>(row.doc);
   }
   async listApps(): Promise<AppRecord[]> {
-    return (await this.db.all<{ doc: string }>(`SELECT doc FROM apps ORDER BY id`)).map((r) => parse<AppRecord>(r.doc));
+    // Creation order (ids are random): the operator's list reads as the applications were made.
+    const apps = (await this.db.all<{ doc: string }>(`SELECT doc FROM apps ORDER BY id`)).map((r) => parse<AppRecord>(r.doc));
+    return apps.sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
   async updateApp(appId: string, change: (a: AppRecord) => AppRecord | undefined): Promise<AppRecord | undefined> {
     this.appCache.delete(appId);
