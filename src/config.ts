@@ -115,6 +115,22 @@ const SETTINGS = {
   maxSocketBufferBytes: { env: 'ROOMCAST_MAX_SOCKET_BUFFER_BYTES', schema: int(16 * 1024, 256 * 1024 * 1024), default: 1024 * 1024 },
   // Engine.IO long-polling (socket.io-client's default first transport); behind a balancer it needs sticky sessions.
   polling: { env: 'ROOMCAST_POLLING', schema: bool, default: true },
+  // Offline delivery: the outbox worker, webhooks and push providers (README: Webhooks and push).
+  outboxPollMs: { env: 'ROOMCAST_OUTBOX_POLL_MS', schema: int(10, 60_000), default: 500 },
+  outboxBatch: { env: 'ROOMCAST_OUTBOX_BATCH', schema: int(1, 1000), default: 50 },
+  outboxMaxAttempts: { env: 'ROOMCAST_OUTBOX_MAX_ATTEMPTS', schema: int(1, 100), default: 8 },
+  outboxRetryBaseMs: { env: 'ROOMCAST_OUTBOX_RETRY_BASE_MS', schema: int(1, 3_600_000), default: 2_000 },
+  outboxRetryMaxMs: { env: 'ROOMCAST_OUTBOX_RETRY_MAX_MS', schema: int(1, 86_400_000), default: 600_000 },
+  webhookTimeoutMs: { env: 'ROOMCAST_WEBHOOK_TIMEOUT_MS', schema: int(100, 120_000), default: 5_000 },
+  pushTimeoutMs: { env: 'ROOMCAST_PUSH_TIMEOUT_MS', schema: int(100, 120_000), default: 10_000 },
+  pushBatchSize: { env: 'ROOMCAST_PUSH_BATCH_SIZE', schema: int(1, 10_000), default: 500 },
+  fcmBaseUrl: { env: 'ROOMCAST_FCM_BASE_URL', schema: z.url(), default: 'https://fcm.googleapis.com' },
+  /** Empty: the service account's own token_uri. */
+  fcmTokenUrl: { env: 'ROOMCAST_FCM_TOKEN_URL', schema: z.union([z.literal(''), z.url()]), default: '' },
+  /** Empty: Apple's production or sandbox host, as the application's APNs settings say. */
+  apnsUrl: { env: 'ROOMCAST_APNS_URL', schema: z.union([z.literal(''), z.url()]), default: '' },
+  /** PEM file of extra certificate authorities trusted for push provider TLS (a private proxy). */
+  pushCaFile: { env: 'ROOMCAST_PUSH_CA_FILE', schema: z.string(), default: '' },
 } as const;
 
 type Settings = typeof SETTINGS;

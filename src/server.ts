@@ -9,6 +9,9 @@ import { openRedisPorts } from './cluster/redis-ports.js';
 import type { Config } from './config.js';
 import type { Clock } from './core/clock.js';
 import { type Core, createCore } from './core/core.js';
+import { ApnsProvider } from './delivery/apns.js';
+import { FcmProvider } from './delivery/fcm.js';
+import { OutboxWorker } from './delivery/worker.js';
 import { LocalFileStorage } from './files/local.js';
 import { MemoryUsageSink } from './metering/memory-sink.js';
 import { UsageMeter } from './metering/meter.js';
@@ -162,6 +165,8 @@ async function assemble(config: Config, log: Logger, ports: Ports, opened: Closa
     usageRetentionDays: config.usageRetentionDays,
     clock: ports.clock,
   });
+  const worker = startOutboxWorker(core, config, log);
+  opened.push({ close: () => worker.stop() });
   const transport = chooseTransport(config, log);
   gateway = new Gateway(core, config, log);
   const engine = new SocketEngine(gateway, {
@@ -304,4 +309,25 @@ async function listenNode(config: Config, engine: SocketEngine, service: HttpSer
       return true;
     },
   };
+}
+
+/** The outbox worker of this node, with the push providers (endpoints from the config). */
+function startOutboxWorker(core: Core, config: Config, log: Logger): OutboxWorker {
+  const ca = config.pushCaFile ? readFileSync(config.pushCaFile, 'utf8') : undefined;
+  const providers = [
+    new ApnsProvider({ url: config.apnsUrl || undefined, timeoutMs: config.pushTimeoutMs, ca }),
+    new FcmProvider({ baseUrl: config.fcmBaseUrl, tokenUrl: config.fcmTokenUrl || undefined, timeoutMs: config.pushTimeoutMs, ca }),
+  ];
+  const worker = new OutboxWorker(core, {
+    pollMs: config.outboxPollMs,
+    batch: config.outboxBatch,
+    maxAttempts: config.outboxMaxAttempts,
+    retryBaseMs: config.outboxRetryBaseMs,
+    retryMaxMs: config.outboxRetryMaxMs,
+    webhookTimeoutMs: config.webhookTimeoutMs,
+    pushTimeoutMs: config.pushTimeoutMs,
+    pushBatchSize: config.pushBatchSize,
+  }, providers, log);
+  worker.start();
+  return worker;
 }

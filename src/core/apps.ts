@@ -64,8 +64,9 @@ export class AppService {
     return { app: withKey, apiKey, clientKey: withKey.clientKey!.token };
   }
 
-  listApps(): Promise<AppRecord[]> {
-    return this.store.listApps();
+  /** Oldest first (ids are random, so their order means nothing). */
+  async listApps(): Promise<AppRecord[]> {
+    return (await this.store.listApps()).sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
 
   async getApp(appId: string): Promise<AppRecord> {

@@ -7,6 +7,7 @@ import type { PrometheusExporter } from '../metering/prometheus.js';
 import type { UsageSink } from '../metering/sink.js';
 import { AppService } from './apps.js';
 import { type Clock, systemClock } from './clock.js';
+import { DeliveryService } from './delivery.js';
 import { type FileOptions, FileService } from './files.js';
 import { IdentityService } from './identity.js';
 import { DEFAULT_SERVICE_LIMITS, type ServiceLimits } from './limits.js';
@@ -54,6 +55,7 @@ export interface Core {
   messages: MessageService;
   moderation: ModerationService;
   files: FileService;
+  delivery: DeliveryService;
   usage: UsageService;
   sessions: SessionService;
   clock: Clock;
@@ -76,11 +78,12 @@ export async function createCore(store: Store, bus: Bus, options: CoreOptions): 
   const present = new Presenter(store, options.presence, clock);
   const limits = options.limits ?? DEFAULT_SERVICE_LIMITS;
   const users = new UserService(store, bus, tokens, present, clock, limits);
-  const messages = new MessageService(store, bus, present, clock, limits);
-  const rooms = new RoomService(store, bus, present, messages, clock);
+  const delivery = new DeliveryService(store, bus, present, options.presence, clock);
+  const messages = new MessageService(store, bus, present, clock, limits, delivery);
+  const rooms = new RoomService(store, bus, present, messages, clock, delivery);
   const moderation = new ModerationService(store, bus, present, clock);
   const files = new FileService(store, options.files.storage, options.files, clock, limits);
   const usage = new UsageService(meter, options.usage.sink, options.presence, store, clock, options.usageRetentionDays, options.usage.exporter);
   const sessions = new SessionService(store, bus, options.presence, users);
-  return { apps, tokens, identity, users, rooms, messages, moderation, files, usage, sessions, clock, limits };
+  return { apps, tokens, identity, users, rooms, messages, moderation, files, delivery, usage, sessions, clock, limits };
 }

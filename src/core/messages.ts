@@ -4,7 +4,7 @@ import { roomTopic } from '../bus/bus.js';
 import type { Store } from '../store/store.js';
 import { Errors } from './errors.js';
 import type { Actor } from './identity.js';
-import type { MemberRoom, MessageRecord, RoomRecord } from './models.js';
+import type { MemberRoom, MessageRecord, OutboxItem, RoomRecord } from './models.js';
 import { type Clock, systemClock } from './clock.js';
 import { authorize, isSuperuser } from './permissions.js';
 import type { Presenter } from './presenter.js';
@@ -32,6 +32,8 @@ const messageBody = {
   reply: id.nullish(),
   mentions: z.array(z.string().max(128)).max(1000).nullish(),
   extra: z.unknown().optional(),
+  /** IMKIT's `push` flag: false sends no push notification for this message. */
+  push: z.boolean().optional(),
 };
 const sendSchema = z.looseObject(messageBody);
 const sendAsSchema = z.looseObject({ ...messageBody, room: id, sender: id });
@@ -51,12 +53,17 @@ export interface HistoryParams {
 export interface SystemMessages {
   post(
     appId: string,
-    room: Pick<RoomRecord, 'id'>,
+    room: Pick<RoomRecord, 'id' | 'webhook' | 'botState'>,
     sender: string | undefined,
     messageType: string,
     message: string,
     fields: Record<string, unknown>,
   ): Promise<void>;
+}
+
+/** The outbox items (webhook call, push fan-out) a new message produces; written with it. */
+export interface MessageOutbox {
+  forMessage(appId: string, room: Pick<RoomRecord, 'id' | 'webhook' | 'botState'>, message: MessageRecord, view: MessageView, options: { push: boolean; webhook: boolean }): Promise<OutboxItem[]>;
 }
 
 /** Sending, editing, recalling, pinning, deleting and reading messages. */
@@ -69,6 +76,7 @@ export class MessageService implements SystemMessages {
     private present: Presenter,
     private clock: Clock = systemClock,
     private limits: ServiceLimits = DEFAULT_SERVICE_LIMITS,
+    private outbox?: MessageOutbox,
   ) {
     this.sent = new WindowCounter(limits.messagesPerMinutePerUser, 60_000);
   }
@@ -122,14 +130,34 @@ export class MessageService implements SystemMessages {
 
   async post(
     appId: string,
-    room: Pick<RoomRecord, 'id'>,
+    room: Pick<RoomRecord, 'id' | 'webhook' | 'botState'>,
     sender: string | undefined,
     messageType: string,
     message: string,
     fields: Record<string, unknown>,
   ): Promise<void> {
     const now = this.clock.now();
-    await this.persistAndPublish(appId, { id: newId(), room: room.id, sender, messageType, message, fields, createdAt: now, updatedAt: now });
+    await this.persistAndPublish(appId, room, { id: newId(), room: room.id, sender, messageType, message, fields, createdAt: now, updatedAt: now }, { push: true, webhook: true });
+  }
+
+  /**
+   * A room webhook's reply `data` posted as `senderId` (api-doc webhook.md: the bot answers).
+   * `messageId` is derived from the delivery, so a repeated delivery posts nothing twice.
+   * It raises no MESSAGE webhook of its own (a bot would otherwise answer itself forever).
+   */
+  async postBotReply(appId: string, roomId: string, senderId: string | undefined, data: unknown, messageId: string): Promise<MessageView | undefined> {
+    const input = parseInput(sendSchema, data);
+    if (input.message === undefined) throw Errors.invalidInput('data.message: required');
+    if (await this.store.getMessage(appId, messageId)) return undefined;
+    const room = await this.store.getRoom(appId, roomId);
+    if (!room) throw Errors.notFound('ROOM', roomId);
+    if (senderId !== undefined) await requireUser(this.store, appId, senderId);
+    const now = this.clock.now();
+    const message: MessageRecord = {
+      id: messageId, room: roomId, sender: senderId, messageType: input.messageType ?? 'text', message: input.message,
+      fields: pickFields(input), createdAt: now, updatedAt: now,
+    };
+    return this.persistAndPublish(appId, room, message, { push: input.push ?? true, webhook: false });
   }
 
   /** `GET /rooms/:id/messages/v3`: newest first; a page from an anchor includes it as `data[0]`. */
@@ -271,7 +299,7 @@ export class MessageService implements SystemMessages {
     if (input.messageType === RECALL) throw Errors.invalidInput('messageType recall needs the _id of an existing message');
     if (input.reply) await requireMessage(this.store, appId, input.reply, room.id);
     const now = this.clock.now();
-    return this.persistAndPublish(appId, {
+    const message: MessageRecord = {
       id: requestedId ?? newId(),
       room: room.id,
       sender,
@@ -280,7 +308,8 @@ export class MessageService implements SystemMessages {
       fields: pickFields(input),
       createdAt: now,
       updatedAt: now,
-    });
+    };
+    return this.persistAndPublish(appId, room, message, { push: input.push ?? true, webhook: true });
   }
 
   /** Only the sender edits; the update keeps its `_id` and is delivered again. Never undoes a recall. */
@@ -330,14 +359,19 @@ export class MessageService implements SystemMessages {
   /**
    * Stores, then publishes: a message is acknowledged and delivered only once it is stored.
    * Insert-only: a room deleted meanwhile is 404, an id taken meanwhile 409 (never a 500).
+   * Its webhook call and push fan-out are stored in the same step (the outbox); nothing on
+   * this path waits for a receiver.
    */
-  private async persistAndPublish(appId: string, message: MessageRecord): Promise<MessageView> {
+  private async persistAndPublish(appId: string, room: Pick<RoomRecord, 'id' | 'webhook' | 'botState'>, message: MessageRecord, options: { push: boolean; webhook: boolean }): Promise<MessageView> {
     encodeForStore(message, this.limits.maxMessageBytes);
-    if (!(await this.store.addMessage(appId, message))) {
+    const view = await this.present.message(appId, message, { pinnedId: undefined });
+    const outbox = this.outbox ? await this.outbox.forMessage(appId, room, message, view, options) : [];
+    if (!(await this.store.addMessage(appId, message, outbox))) {
       if (!(await this.store.getRoom(appId, message.room))) throw Errors.notFound('ROOM', message.room);
       throw Errors.messageExists(message.id);
     }
-    return this.publishMessage(appId, message, undefined);
+    this.bus.publish(roomTopic(appId, message.room), { kind: 'deliver', event: 'chat message', payload: view, sender: message.sender, ...quotes(view) });
+    return view;
   }
 
   private async publishMessage(appId: string, message: MessageRecord, pinnedId: string | undefined): Promise<MessageView> {
@@ -354,15 +388,23 @@ export class MessageService implements SystemMessages {
 export function quotes(payload: Record<string, unknown>): { quoted?: string[]; redacted?: unknown } {
   let quoted: string[] | undefined;
   let redacted: Record<string, unknown> | undefined;
-  for (const key of QUOTING_FIELDS) {
-    const who = (payload[key] as { sender?: { id?: unknown } | null } | null | undefined)?.sender?.id;
-    if (typeof who !== 'string') continue;
-    // The send path mostly quotes nobody: copy only when something must go.
+  const add = (who: string) => {
     quoted ??= [];
     if (!quoted.includes(who)) quoted.push(who);
+  };
+  for (const key of QUOTING_FIELDS) {
+    const inner = payload[key] as { sender?: { id?: unknown } | null; reply?: { sender?: { id?: unknown } | null } } | null | undefined;
+    if (!inner) continue;
+    const who = inner.sender?.id;
+    // A room's last or pinned message may itself quote someone (its reply).
+    const nested = key === 'reply' ? undefined : inner.reply?.sender?.id;
+    if (typeof who !== 'string' && typeof nested !== 'string') continue;
+    // The send path mostly quotes nobody: copy only when something must go.
     redacted ??= { ...payload };
     if (key === 'reply') delete redacted.reply;
     else redacted[key] = null;
+    if (typeof who === 'string') add(who);
+    if (typeof nested === 'string') add(nested);
   }
   return quoted ? { quoted, redacted } : {};
 }

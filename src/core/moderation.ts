@@ -98,7 +98,7 @@ export class ModerationService {
   async unban(actor: Actor, roomId: string, blockee: string) {
     const room = await requireRoom(this.store, actor.app.id, roomId);
     authorize(actor, 'members.ban', room);
-    if (!room.banned?.[blockee]) throw Errors.blockNotFound(`'${blockee}' is not banned from this room`);
+    if (!isBanned(blockee, room)) throw Errors.blockNotFound(`'${blockee}' is not banned from this room`);
     const view = await this.banView(actor.app.id, room, blockee);
     const now = this.clock.now();
     const updated = await this.store.updateRoom(actor.app.id, roomId, (r) => {
@@ -118,7 +118,7 @@ export class ModerationService {
     const room = await requireRoom(this.store, actor.app.id, roomId);
     authorize(actor, 'members.ban', room);
     if (blockee !== undefined) {
-      if (!room.banned?.[blockee]) throw Errors.blockNotFound(`'${blockee}' is not banned from this room`);
+      if (!isBanned(blockee, room)) throw Errors.blockNotFound(`'${blockee}' is not banned from this room`);
       return this.banView(actor.app.id, room, blockee);
     }
     const ids = Object.keys(room.banned ?? {});
@@ -126,7 +126,7 @@ export class ModerationService {
   }
 
   private async banView(appId: string, room: RoomRecord, blockee: string) {
-    const ban = room.banned?.[blockee];
+    const ban = room.banned && isBanned(blockee, room) ? room.banned[blockee] : undefined;
     const [blockeeView, blockerView] = await this.present.clients(appId, [blockee, ...(ban?.by ? [ban.by] : [])]);
     return {
       room: room.id,

@@ -12,6 +12,7 @@ import { newId } from './secrets.js';
 import type { MessageService } from './messages.js';
 import { roomDelivery } from './messages.js';
 import { type Clock, systemClock } from './clock.js';
+import type { DeliveryService, MembershipEvent } from './delivery.js';
 import { requireMessage, requireRoom, requireRoomFor } from './lookup.js';
 import { parseInput } from './validate.js';
 import { isValidId } from './limits.js';
@@ -39,6 +40,10 @@ const roomFields = {
   systemMessage: z.boolean().optional(),
   /** IMKIT's `isPublic`: anyone in the application may join (POST /rooms/:id/join). */
   isPublic: z.boolean().optional(),
+  /** IMKIT: "Webhook key or URL" (a URL, or a key of the application's named webhooks). */
+  webhook: z.string().trim().max(2048).nullable().optional(),
+  botMode: z.boolean().optional(),
+  botState: z.string().max(256).nullable().optional(),
 };
 const createSchema = z.looseObject({
   _id: chosenRoomId.optional(),
@@ -119,6 +124,7 @@ export class RoomService {
     private present: Presenter,
     private system: MessageService,
     private clock: Clock = systemClock,
+    private delivery?: DeliveryService,
   ) {}
 
   /**
@@ -139,6 +145,7 @@ export class RoomService {
   async create(actor: Actor, body: unknown, join: boolean): Promise<RoomView> {
     authorize(actor, 'rooms.create');
     const input = parseInput(createSchema, body);
+    if (input.webhook != null || input.botMode !== undefined || input.botState != null) authorize(actor, 'rooms.webhook');
     const invitees = input.invitee === undefined ? [] : typeof input.invitee === 'string' ? [input.invitee] : input.invitee;
     const roomType = input.roomType ?? (typeof input.invitee === 'string' ? 'direct' : 'group');
     const me = actor.kind === 'user' ? actor.userId : undefined;
@@ -165,6 +172,9 @@ export class RoomService {
       roomTags: input.roomTags ?? [],
       extParams: input.extParams,
       ...(roomType === 'group' && input.isPublic ? { isPublic: true } : {}),
+      webhook: input.webhook || undefined,
+      botMode: input.botMode,
+      botState: input.botState ?? undefined,
       status: 1,
       systemMessage: input.systemMessage ?? false,
       lastActivityAt: now,
@@ -215,6 +225,7 @@ export class RoomService {
     const input = parseInput(updateSchema, body);
     const room = await requireRoom(this.store, actor.app.id, roomId);
     authorize(actor, 'rooms.update', room);
+    if (input.webhook !== undefined || input.botMode !== undefined || input.botState !== undefined) authorize(actor, 'rooms.webhook');
     if (input.owner !== undefined || input.managers !== undefined) {
       authorize(actor, 'rooms.updateOwnership', room);
       for (const m of [...(input.owner ? [input.owner] : []), ...(input.managers ?? [])]) {
@@ -230,6 +241,10 @@ export class RoomService {
       extParams: input.extParams ?? r.extParams,
       systemMessage: input.systemMessage ?? r.systemMessage,
       isPublic: r.roomType === 'group' ? (input.isPublic ?? r.isPublic) : undefined,
+      // "" or null removes the room's webhook (the application's default applies again).
+      webhook: input.webhook === undefined ? r.webhook : input.webhook || undefined,
+      botMode: input.botMode ?? r.botMode,
+      botState: input.botState === undefined ? r.botState : (input.botState ?? undefined),
       owner: input.owner ?? r.owner,
       managers: input.managers ?? r.managers,
       status: input.status ?? r.status,
@@ -260,7 +275,7 @@ export class RoomService {
     if (ownValue(room.memberState, me.userId)) return this.view(actor, room);
     if (room.roomType === 'direct') throw Errors.directRoomClosed('join');
     if (room.isPublic !== true) throw Errors.roomClosed();
-    const updated = await this.changeMembers(actor, room, [me.userId], []);
+    const updated = await this.changeMembers(actor, room, [me.userId], [], 'JOIN_ROOM');
     if (updated.systemMessage) await this.system.post(actor.app.id, updated, me.userId, 'joinRoom', '', {});
     return this.view(actor, updated);
   }
@@ -272,7 +287,7 @@ export class RoomService {
     if (room.roomType === 'direct') throw Errors.directRoomClosed('members');
     const clients = await this.requireUsers(actor.app.id, input.invitees);
     const added = input.invitees.filter((m) => !ownValue(room.memberState, m));
-    const updated = await this.changeMembers(actor, room, added, []);
+    const updated = await this.changeMembers(actor, room, added, [], 'ADD_MEMBERS');
     if (added.length > 0 && (input.systemMessage ?? false)) {
       const invitees = clients.filter((c) => added.includes(c.id));
       await this.system.post(actor.app.id, updated, actorId(actor), 'addMembers', invitees.map((c) => c.nickname).join(', '), {
@@ -290,7 +305,7 @@ export class RoomService {
     const others = input.members.filter((m) => m !== me);
     authorize(actor, others.length > 0 ? 'members.removeOthers' : 'members.leave', room);
     const removed = input.members.filter((m) => ownValue(room.memberState, m));
-    const updated = await this.changeMembers(actor, room, [], removed);
+    const updated = await this.changeMembers(actor, room, [], removed, 'DELETE_MEMBERS');
     if (removed.length > 0 && (input.systemMessage ?? false)) {
       const leaving = others.length === 0;
       const members = await this.present.clients(actor.app.id, removed);
@@ -369,10 +384,26 @@ export class RoomService {
     return { badge };
   }
 
+  /**
+   * A room webhook's `toBotState` (bot mode only): moves the room's bot state and tells its
+   * members. False when the room is gone or not in bot mode.
+   */
+  async moveBotState(appId: string, roomId: string, state: string): Promise<boolean> {
+    let applied = false;
+    const updated = await this.store.updateRoom(appId, roomId, (r) => {
+      applied = r.botMode === true && r.botState !== state;
+      return applied ? { ...r, botState: state, updatedAt: this.clock.now() } : undefined;
+    });
+    if (updated && applied) await this.announce(appId, updated);
+    return applied;
+  }
+
   /** Applies a membership change atomically and tells every node and every client concerned. */
-  private async changeMembers(actor: Actor, room: RoomRecord, add: string[], remove: string[]): Promise<RoomRecord> {
+  private async changeMembers(actor: Actor, room: RoomRecord, add: string[], remove: string[], event?: MembershipEvent): Promise<RoomRecord> {
     if (add.length === 0 && remove.length === 0) return room;
     const now = this.clock.now();
+    // The room webhook's event is stored with the change itself (the outbox).
+    const outbox = event && (await this.delivery?.forMembership(actor.app.id, room, event, actorId(actor), event === 'DELETE_MEMBERS' ? remove : add));
     const updated = await this.store.updateRoom(actor.app.id, room.id, (r) => {
       for (const m of add) {
         if (ownValue(r.memberState, m)) continue;
@@ -386,7 +417,7 @@ export class RoomService {
       if (r.owner && gone.has(r.owner)) r.owner = undefined;
       r.updatedAt = now;
       return r;
-    });
+    }, outbox);
     if (!updated) throw Errors.notFound('ROOM', room.id);
     // A banned user added back as a member still gets no events until unbanned.
     this.membershipChanged(actor.app.id, room.id, add.filter((m) => !isBanned(m, updated)), remove);

@@ -109,6 +109,10 @@ export function roomView({ room, members, owner, lastMessage, pinnedMessage, vie
     status: room.status,
     isPublic: room.isPublic === true,
     systemMessage: room.systemMessage,
+    // IMKIT shows the webhook to members: a named key (see /admin/delivery) keeps a URL private.
+    webhook: room.webhook ?? null,
+    botMode: room.botMode ?? false,
+    botState: room.botState ?? null,
     lastMessage: lastMessage ?? null,
     pinnedMessage: pinnedMessage ?? null,
     createdTime: iso(room.createdAt),

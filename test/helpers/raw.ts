@@ -116,6 +116,32 @@ export function upgradeStatus(base: string, query: Record<string, string>, heade
   });
 }
 
+/**
+ * A raw handshake: `http <status>` when the upgrade is refused, else the Socket.IO CONNECT is
+ * sent and the answer returned: `connected`, or the CONNECT_ERROR's message (the error code).
+ */
+export function handshakeOutcome(base: string, query: Record<string, string>, headers: Record<string, string> = {}): Promise<string> {
+  const qs = new URLSearchParams({ EIO: '4', transport: 'websocket', ...query });
+  const ws = new WebSocket(`${base.replace(/^http/, 'ws')}/socket.io/?${qs}`, { headers });
+  return new Promise((resolve) => {
+    const done = (outcome: string) => {
+      ws.terminate();
+      resolve(outcome);
+    };
+    ws.on('message', (data) => {
+      const frame = String(data);
+      if (frame.startsWith('0')) return ws.send('40');
+      if (frame.startsWith('40')) return done('connected');
+      if (frame.startsWith('44')) return done((JSON.parse(frame.slice(2)) as { message: string }).message);
+    });
+    ws.once('unexpected-response', (req, res) => {
+      resolve(`http ${res.statusCode ?? 0}`);
+      req.destroy();
+    });
+    ws.once('error', () => resolve('error'));
+  });
+}
+
 /** JSON text nested `depth` levels deep (arrays). */
 export const deepText = (depth: number): string => '['.repeat(depth) + ']'.repeat(depth);
 

@@ -14,7 +14,7 @@ import type { Store } from '../../src/store/store.js';
 import { freshSchema, SHARED_DATABASE_URL } from '../helpers/postgres.js';
 import { admin, startTestServer, type TestApp, type TestServer, TRANSPORTS, user } from '../helpers/server.js';
 import { startRedis, type RedisProcess } from '../helpers/redis.js';
-import { deepJson, deepText, rawHttp, rawSocket, statusOf, upgradeStatus } from '../helpers/raw.js';
+import { deepJson, deepText, handshakeOutcome, rawHttp, rawSocket, statusOf, upgradeStatus } from '../helpers/raw.js';
 import { collect, connect, once, sleep, until } from '../helpers/sockets.js';
 
 /**
@@ -417,12 +417,13 @@ describe.each(COMBOS)('limits and quotas over %s on the %s store', (transport, s
   });
 
   it('X-Forwarded-For: only the entry the trusted proxy appended counts', async () => {
-    const statuses: number[] = [];
+    const outcomes: string[] = [];
     for (let i = 0; i < 4; i++) {
       // The client writes any leftmost entries it likes; the proxy appends 10.9.9.9.
-      statuses.push(await upgradeStatus(t.base, { clientKey: app.clientKey, token: 'wrong-token' }, { 'x-forwarded-for': `192.0.2.${i}, 10.9.9.9` }));
+      // Refused upgrade credentials are answered in CONNECT_ERROR (docs/protocol.md), with the code.
+      outcomes.push(await handshakeOutcome(t.base, { clientKey: app.clientKey, token: 'wrong-token' }, { 'x-forwarded-for': `192.0.2.${i}, 10.9.9.9` }));
     }
-    expect(statuses).toEqual([401, 401, 401, 429]);
+    expect(outcomes).toEqual(['INVALID_TOKEN', 'INVALID_TOKEN', 'INVALID_TOKEN', 'RATE_LIMITED']);
   });
 
   it('unauthenticated sockets per address are capped', async () => {

@@ -36,6 +36,8 @@ async function startNode(transport: Transport, bufferLimit: number) {
         ROOMCAST_PING_INTERVAL_MS: '200',
         ROOMCAST_PING_TIMEOUT_MS: '60000',
         ROOMCAST_REDIS_URL: '',
+        // 4000 messages from one sender: far past the per-user message quota this test is not about.
+        ROOMCAST_MESSAGES_PER_MINUTE_PER_USER: '100000',
         ROOMCAST_DATABASE_URL: '',
         // A file of its own: messages stored in memory would blur the node's memory figures.
         ROOMCAST_DATABASE_PATH: path.join(dataDir, 'roomcast.db'),

@@ -2,6 +2,7 @@ import { Metric } from '../../metering/meter.js';
 import { intParam, type RouteDef } from '../route.js';
 import { messageInputs } from '../../core/messages.js';
 import { userInputs } from '../../core/users.js';
+import { deliveryInputs } from '../../core/delivery.js';
 
 /** What the API key (the application's administrator) manages: users, tokens, the client key. */
 export const adminRoutes: RouteDef[] = [
@@ -41,6 +42,24 @@ export const adminRoutes: RouteDef[] = [
     handle: ({ core, actor, params, body }) => core.users.revokeTokens(actor, params.id!, body()),
   },
   { method: 'GET', path: '/admin/client-key', summary: "The application's client key", auth: 'actor', handle: ({ core, actor }) => core.apps.clientKeyOf(actor) },
+  // Offline delivery: webhook and push settings, the outbox's recent deliveries, custom pushes.
+  {
+    method: 'GET', path: '/admin/delivery', summary: 'Webhook and push settings (private keys left out) and the webhook signing secret', auth: 'actor',
+    handle: ({ core, actor }) => core.delivery.getSettings(actor),
+  },
+  {
+    method: 'PUT', path: '/admin/delivery', summary: 'Change webhook and push settings (null removes one)', body: deliveryInputs.settings, auth: 'actor',
+    handle: ({ core, actor, body }) => core.delivery.updateSettings(actor, body()),
+  },
+  {
+    method: 'GET', path: '/admin/deliveries', summary: 'Recent webhook and push deliveries: status, attempts, last error', auth: 'actor',
+    query: { limit: 'how many, newest first (1-500, default 50)' },
+    handle: ({ core, actor, req }) => core.delivery.deliveries(actor, intParam(req.query, 'limit', 50, 1, 500)),
+  },
+  {
+    method: 'POST', path: '/push/push2clients', summary: 'Send a custom push notification to users, online or not', body: deliveryInputs.push2clients, auth: 'actor',
+    handle: ({ core, actor, body, config }) => core.delivery.push2clients(actor, body(), config.pushBatchSize),
+  },
   {
     method: 'POST', path: '/admin/client-key', summary: 'Generate a client key (409 while one is active)', body: null, auth: 'actor',
     handle: ({ core, actor }) => core.apps.newClientKey(actor) },

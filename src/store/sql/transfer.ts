@@ -1,9 +1,11 @@
 import type {
   AppRecord,
   BlockRecord,
+  DeviceRecord,
   FileRecord,
   MemberState,
   MessageRecord,
+  OutboxItem,
   PrefRecord,
   RoomRecord,
   TokenRecord,
@@ -26,7 +28,10 @@ export type ExportLine =
   | { type: 'message'; app: string; record: MessageRecord }
   | { type: 'block'; app: string; record: BlockRecord }
   | { type: 'file'; app: string; record: FileRecord }
-  | { type: 'pref'; app: string; user: string; record: PrefRecord };
+  | { type: 'pref'; app: string; user: string; record: PrefRecord }
+  | { type: 'device'; app: string; record: DeviceRecord }
+  /** Deliveries still to make (settled ones are history and stay behind). */
+  | { type: 'outbox'; app: string; record: OutboxItem };
 
 const PAGE = 500;
 
@@ -61,6 +66,20 @@ export async function* exportData(db: Db): AsyncGenerator<ExportLine> {
   }
   for await (const r of pages<{ app: string; user_id: string; pref_key: string; data: string }>(db, 'prefs', 'app, user_id, pref_key, data', ['app', 'user_id', 'pref_key'])) {
     yield { type: 'pref', app: r.app, user: r.user_id, record: { key: r.pref_key, data: JSON.parse(r.data) } };
+  }
+  type DeviceRow = { app: string; user_id: string; type: DeviceRecord['type']; device_id: string; token: string; created_at: number };
+  for await (const r of pages<DeviceRow>(db, 'devices', 'app, user_id, type, device_id, token, created_at', ['app', 'user_id', 'type', 'device_id'])) {
+    yield { type: 'device', app: r.app, record: { userId: r.user_id, type: r.type, deviceId: r.device_id, token: r.token, createdAt: Number(r.created_at) } };
+  }
+  type OutboxRow = { app: string; id: string; kind: OutboxItem['kind']; payload: string; status: string; attempts: number; next_at: number; last_error: string | null; created_at: number; updated_at: number };
+  for await (const r of pages<OutboxRow>(db, 'outbox', 'app, id, kind, payload, status, attempts, next_at, last_error, created_at, updated_at', ['app', 'id'])) {
+    if (r.status !== 'pending') continue;
+    const record: OutboxItem = {
+      id: r.id, appId: r.app, kind: r.kind, payload: JSON.parse(r.payload), status: 'pending', attempts: Number(r.attempts),
+      nextAt: Number(r.next_at), createdAt: Number(r.created_at), updatedAt: Number(r.updated_at),
+    };
+    if (r.last_error !== null) record.lastError = r.last_error;
+    yield { type: 'outbox', app: r.app, record };
   }
   type RoomRow = { app: string; id: string; doc: string; last_message_id: string | null; last_activity_at: number };
   for await (const r of pages<RoomRow>(db, 'rooms', 'app, id, doc, last_message_id, last_activity_at', ['app', 'id'])) {
@@ -130,7 +149,7 @@ export async function importData(db: Db, openLines: () => AsyncIterable<string>)
   return counts;
 }
 
-const KNOWN = new Set(['app', 'user', 'token', 'room', 'message', 'block', 'file', 'pref']);
+const KNOWN = new Set(['app', 'user', 'token', 'room', 'message', 'block', 'file', 'pref', 'device', 'outbox']);
 
 async function writeLines(q: Queryer, lines: readonly ExportLine[]): Promise<void> {
   for (const line of lines) {
@@ -153,6 +172,19 @@ async function writeLines(q: Queryer, lines: readonly ExportLine[]): Promise<voi
       case 'pref':
         await q.run(`INSERT INTO prefs (app, user_id, pref_key, data) VALUES (?, ?, ?, ?)`, [line.app, line.user, line.record.key, JSON.stringify(line.record.data ?? null)]);
         break;
+      case 'device':
+        await q.run(`INSERT INTO devices (app, user_id, type, device_id, token, created_at) VALUES (?, ?, ?, ?, ?, ?)`, [
+          line.app, line.record.userId, line.record.type, line.record.deviceId, line.record.token, line.record.createdAt,
+        ]);
+        break;
+      case 'outbox': {
+        const o = line.record;
+        await q.run(
+          `INSERT INTO outbox (app, id, kind, payload, status, attempts, next_at, claim, last_error, created_at, updated_at) VALUES (?, ?, ?, ?, 'pending', ?, ?, NULL, ?, ?, ?)`,
+          [line.app, o.id, o.kind, JSON.stringify(o.payload), o.attempts, o.nextAt, o.lastError ?? null, o.createdAt, o.updatedAt],
+        );
+        break;
+      }
       case 'room': {
         const { memberState, lastMessageId, lastActivityAt, ...doc } = line.record;
         await q.run(
