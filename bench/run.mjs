@@ -278,10 +278,14 @@ function ensureBuild() {
  */
 function snapshotDist() {
   if (process.env.BENCH_ROOMCAST_MAIN) return;
-  const dir = path.join(ROOT, 'bench/results/tmp/dist-snapshot');
-  rmSync(dir, { recursive: true, force: true });
-  mkdirSync(path.dirname(dir), { recursive: true });
+  // The repository's layout: dist/ beside package.json (read at start), node_modules found above.
+  const top = path.join(ROOT, 'bench/results/tmp/snapshot');
+  const dir = path.join(top, 'dist');
+  rmSync(top, { recursive: true, force: true });
+  rmSync(path.join(ROOT, 'bench/results/tmp/dist-snapshot'), { recursive: true, force: true });
+  mkdirSync(top, { recursive: true });
   cpSync(path.join(ROOT, 'dist'), dir, { recursive: true });
+  cpSync(path.join(ROOT, 'package.json'), path.join(top, 'package.json'));
   setRoomcastMain(path.join(dir, 'main.js'));
 }
 

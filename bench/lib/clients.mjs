@@ -75,7 +75,8 @@ export class ClientGroup {
       const smallest = parts.reduce((a, b) => (b.length < a.length ? b : a));
       smallest.push(...members);
     }
-    const answers = await this.all((i) => ({ cmd: 'setup', host, port, sockets: parts[i], concurrency }), 'ready');
+    // 50,000 sockets on a loaded machine can take minutes (SYN retries when the backlog is full)
+    const answers = await this.all((i) => ({ cmd: 'setup', host, port, sockets: parts[i], concurrency }), 'ready', 300_000);
     return {
       connected: sum(answers, 'connected'),
       failed: sum(answers, 'failed'),
