@@ -56,9 +56,9 @@ export async function createCore(store: Store, bus: Bus, options: CoreOptions): 
   const identity = new IdentityService(apps, tokens, { originRefused: (appId) => meter.count(appId, Metric.originRefused) });
   const present = new Presenter(store, options.presence);
   const users = new UserService(store, bus, tokens, present);
-  const messages = new MessageService(store, bus, present);
+  const files = new FileService(store, options.files.storage, options.files);
+  const messages = new MessageService(store, bus, present, files);
   const rooms = new RoomService(store, bus, present, messages);
   const moderation = new ModerationService(store, bus, present);
-  const files = new FileService(store, options.files.storage, options.files);
   return { store, bus, apps, tokens, identity, users, rooms, messages, moderation, files, present, presence: options.presence, usage: options.usage };
 }

@@ -10,15 +10,11 @@ import type { Presenter } from './presenter.js';
 import { newId } from './secrets.js';
 import { requireMessage, requireRoomFor, requireUser } from './lookup.js';
 import { parseInput } from './validate.js';
+import { checkRequiredFields, FIELD_SHAPES, OPTIONAL_FIELDS } from './message-types.js';
 import type { MessageView } from './views.js';
 
 const id = z.string().trim().min(1).max(128);
 
-/** Optional IMKIT message fields stored as sent (§3.10 of the protocol notes). */
-const OPTIONAL_FIELDS = [
-  'originalUrl', 'thumbnailUrl', 'width', 'height', 'images', 'duration', 'latitude', 'longitude',
-  'url', 'reply', 'sticker', 'extra', 'template', 'contents', 'mentions',
-] as const;
 
 export const RECALL = 'recall';
 
@@ -29,6 +25,7 @@ const messageBody = {
   reply: id.nullish(),
   mentions: z.array(z.string().max(128)).max(1000).nullish(),
   extra: z.unknown().optional(),
+  ...FIELD_SHAPES,
 };
 const sendSchema = z.looseObject(messageBody);
 const sendAsSchema = z.looseObject({ ...messageBody, room: id, sender: id });
@@ -54,11 +51,17 @@ export interface SystemMessages {
 }
 
 /** Sending, editing, recalling, pinning, deleting and reading messages. */
+/** Makes files a message references readable in its room (FileService). */
+export interface FileSharing {
+  shareReferenced(actor: Actor, roomId: string, fields: Record<string, unknown>): Promise<void>;
+}
+
 export class MessageService implements SystemMessages {
   constructor(
     private store: Store,
     private bus: Bus,
     private present: Presenter,
+    private files?: FileSharing,
   ) {}
 
   /**
@@ -78,7 +81,7 @@ export class MessageService implements SystemMessages {
     }
     const sender = actor.kind === 'user' ? actor.userId : undefined;
     await this.checkCanPost(actor, room, sender);
-    return this.create(actor.app.id, room, sender, input, input._id);
+    return this.create(actor, room, sender, input, input._id);
   }
 
   /** `POST /messages`: the administrator sends as any existing user. */
@@ -87,7 +90,7 @@ export class MessageService implements SystemMessages {
     const input = parseInput(sendAsSchema, body);
     const room = await requireRoomFor(this.store, actor, input.room);
     await requireUser(this.store, actor.app.id, input.sender);
-    return this.create(actor.app.id, room, input.sender, input);
+    return this.create(actor, room, input.sender, input);
   }
 
   /**
@@ -210,21 +213,23 @@ export class MessageService implements SystemMessages {
     };
   }
 
-  private async create(appId: string, room: RoomRecord, sender: string | undefined, input: SendInput, requestedId?: string): Promise<MessageView> {
-    if (input.message === undefined) throw Errors.invalidInput('message: required');
+  private async create(actor: Actor, room: RoomRecord, sender: string | undefined, input: SendInput, requestedId?: string): Promise<MessageView> {
+    const appId = actor.app.id;
     if (input.messageType === RECALL) throw Errors.invalidInput('messageType recall needs the _id of an existing message');
+    const messageType = input.messageType ?? 'text';
+    checkRequiredFields(messageType, input);
     if (input.reply) await requireMessage(this.store, appId, input.reply, room.id);
     const now = Date.now();
     return this.persistAndPublish(appId, {
       id: requestedId ?? newId(),
       room: room.id,
       sender,
-      messageType: input.messageType ?? 'text',
+      messageType,
       message: input.message,
       fields: pickFields(input),
       createdAt: now,
       updatedAt: now,
-    });
+    }, actor);
   }
 
   /** Only the sender edits; the update keeps its `_id` and is delivered again. */
@@ -239,7 +244,7 @@ export class MessageService implements SystemMessages {
       fields: { ...existing.fields, ...pickFields(input) },
       updatedAt: now,
       editedAt: now,
-    });
+    }, actor);
   }
 
   /**
@@ -274,14 +279,21 @@ export class MessageService implements SystemMessages {
   }
 
   /** Stores, then publishes: a message is acknowledged and delivered only once it is stored. */
-  private async persistAndPublish(appId: string, message: MessageRecord): Promise<MessageView> {
+  private async persistAndPublish(appId: string, message: MessageRecord, author?: Actor): Promise<MessageView> {
     await this.store.addMessage(appId, message);
+    if (author) await this.shareFiles(author, message);
     return this.publishMessage(appId, message);
   }
 
-  private async replaceAndPublish(appId: string, message: MessageRecord): Promise<MessageView> {
+  private async replaceAndPublish(appId: string, message: MessageRecord, author?: Actor): Promise<MessageView> {
     if (!(await this.store.replaceMessage(appId, message))) throw Errors.notFound('MESSAGE', message.id);
+    if (author) await this.shareFiles(author, message);
     return this.publishMessage(appId, message);
+  }
+
+  /** Stored first, shared next, delivered last: a member who gets the message can read its files. */
+  private async shareFiles(author: Actor, message: MessageRecord): Promise<void> {
+    await this.files?.shareReferenced(author, message.room, message.fields);
   }
 
   private async publishMessage(appId: string, message: MessageRecord): Promise<MessageView> {

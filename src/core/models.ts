@@ -130,4 +130,9 @@ export interface FileRecord {
   room?: string;
   extra: Record<string, unknown>;
   uploadedAt: number;
+  /**
+   * Rooms in which a message referencing the file was sent (`Store.shareFile`): their members
+   * may read it too. Filled in by the store on read; not written by `putFile`.
+   */
+  sharedIn?: string[];
 }

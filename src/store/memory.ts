@@ -293,7 +293,9 @@ export class MemoryStore implements Store {
   }
 
   async putFile(appId: string, file: FileRecord): Promise<void> {
-    this.tenant(appId).files.set(file.id, copy(file));
+    const { sharedIn: _derived, ...record } = file;
+    const kept = this.tenant(appId).files.get(file.id)?.sharedIn;
+    this.tenant(appId).files.set(file.id, copy(kept ? { ...record, sharedIn: kept } : record));
   }
   async getFile(appId: string, fileId: string): Promise<FileRecord | undefined> {
     const file = this.tenant(appId).files.get(fileId);
@@ -301,6 +303,12 @@ export class MemoryStore implements Store {
   }
   async deleteFile(appId: string, fileId: string): Promise<boolean> {
     return this.tenant(appId).files.delete(fileId);
+  }
+  async shareFile(appId: string, fileId: string, roomId: string): Promise<boolean> {
+    const file = this.tenant(appId).files.get(fileId);
+    if (!file) return false;
+    if (!file.sharedIn?.includes(roomId)) file.sharedIn = [...(file.sharedIn ?? []), roomId];
+    return true;
   }
 
   async listPrefs(appId: string, userId: string): Promise<PrefRecord[]> {

@@ -23,7 +23,8 @@
  *   P:app:{A}:user-rooms:<u>   set   ids of the rooms u is a member of
  *   P:app:{A}:prefs:<u>        hash  pref key → PrefRecord JSON
  *   P:app:{A}:blocks:<u>       hash  blockee → BlockRecord JSON (u is the blocker)
- *   P:app:{A}:files            hash  fileId → FileRecord JSON
+ *   P:app:{A}:files            hash  fileId → FileRecord JSON (without sharedIn)
+ *   P:app:{A}:file-rooms:<f>   set   rooms file f was shared in (FileRecord.sharedIn)
  *
  * Ids other than the app id are the last segment of a key, after a fixed type word, so they
  * need no escaping; the app id is encoded so it cannot contain braces, `:` or glob characters.
@@ -74,6 +75,7 @@ export class RedisKeys {
       prefs: (userId: string) => `${b}prefs:${userId}`,
       blocks: (blocker: string) => `${b}blocks:${blocker}`,
       files: `${b}files`,
+      fileRooms: (fileId: string) => `${b}file-rooms:${fileId}`,
     };
   }
 

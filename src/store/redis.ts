@@ -367,15 +367,31 @@ export class RedisStore implements Store {
   // ---- files -------------------------------------------------------------------------------
 
   putFile(appId: string, file: FileRecord): Promise<void> {
+    const { sharedIn: _derived, ...record } = file;
     return this.run(async () => {
-      await this.client.hset(this.keys.tenant(appId).files, file.id, JSON.stringify(file));
+      await this.client.hset(this.keys.tenant(appId).files, file.id, JSON.stringify(record));
     });
   }
   getFile(appId: string, fileId: string): Promise<FileRecord | undefined> {
-    return this.run(async () => parse<FileRecord>(await this.client.hget(this.keys.tenant(appId).files, fileId)));
+    const keys = this.keys.tenant(appId);
+    return this.run(async () => {
+      const [json, rooms] = await Promise.all([this.client.hget(keys.files, fileId), this.client.smembers(keys.fileRooms(fileId))]);
+      const file = parse<FileRecord>(json);
+      if (file && rooms.length > 0) file.sharedIn = rooms.sort();
+      return file;
+    });
   }
   deleteFile(appId: string, fileId: string): Promise<boolean> {
-    return this.run(async () => (await this.client.hdel(this.keys.tenant(appId).files, fileId)) === 1);
+    const keys = this.keys.tenant(appId);
+    return this.run(async () => {
+      const [gone] = await Promise.all([this.client.hdel(keys.files, fileId), this.client.del(keys.fileRooms(fileId))]);
+      return gone === 1;
+    });
+  }
+  shareFile(appId: string, fileId: string, roomId: string): Promise<boolean> {
+    const keys = this.keys.tenant(appId);
+    // One script, so a file deleted meanwhile gets no orphan set (both keys share the app's slot).
+    return this.run(async () => (await this.client.eval(SHARE_FILE, 2, keys.files, keys.fileRooms(fileId), fileId, roomId)) === 1);
   }
 
   // ---- preferences -------------------------------------------------------------------------
@@ -399,3 +415,9 @@ export class RedisStore implements Store {
     return closeClient(this.client);
   }
 }
+
+/** KEYS: files hash, the file's room set; ARGV: file id, room id. */
+const SHARE_FILE = `
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('SADD', KEYS[2], ARGV[2])
+return 1`;

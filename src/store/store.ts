@@ -113,6 +113,11 @@ export interface Store {
   putFile(appId: string, file: FileRecord): Promise<void>;
   getFile(appId: string, fileId: string): Promise<FileRecord | undefined>;
   deleteFile(appId: string, fileId: string): Promise<boolean>;
+  /**
+   * Adds a room to the file's `sharedIn` set (a message referencing it was sent there);
+   * adding it again changes nothing. false when there is no such file.
+   */
+  shareFile(appId: string, fileId: string, roomId: string): Promise<boolean>;
 
   // Per-user preferences
   listPrefs(appId: string, userId: string): Promise<PrefRecord[]>;

@@ -267,6 +267,24 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
       expect(await store.getFile(A, 'f1')).toBeUndefined();
     });
 
+    it('shareFile adds rooms to a file as a set, survives putFile, and goes with the file', async () => {
+      const file = { id: 'f2', bucket: 'b', filename: 'a.png', mimetype: 'image/png', length: 3, md5: 'x', client: 'u1', extra: {}, uploadedAt: 7 };
+      expect(await store.shareFile(A, 'f2', 'r1')).toBe(false);
+      await store.putFile(A, file);
+      expect((await store.getFile(A, 'f2'))?.sharedIn ?? []).toEqual([]);
+      expect(await store.shareFile(A, 'f2', 'r2')).toBe(true);
+      expect(await store.shareFile(A, 'f2', 'r1')).toBe(true);
+      expect(await store.shareFile(A, 'f2', 'r2')).toBe(true);
+      expect((await store.getFile(A, 'f2'))?.sharedIn?.slice().sort()).toEqual(['r1', 'r2']);
+      expect(await store.getFile(B, 'f2')).toBeUndefined();
+      await store.putFile(A, { ...file, filename: 'renamed.png' });
+      expect((await store.getFile(A, 'f2'))?.sharedIn?.slice().sort()).toEqual(['r1', 'r2']);
+      expect(await store.deleteFile(A, 'f2')).toBe(true);
+      expect(await store.shareFile(A, 'f2', 'r3')).toBe(false);
+      await store.putFile(A, file);
+      expect((await store.getFile(A, 'f2'))?.sharedIn ?? []).toEqual([]);
+    });
+
     it('stores per-user preferences', async () => {
       expect(await store.listPrefs(A, 'u1')).toEqual([]);
       await store.putPref(A, 'u1', { key: 'folders-meta', data: [{ key: 'f', name: 'F' }] });
