@@ -66,6 +66,9 @@ export const Errors = {
     ),
   rateLimited: (what: string) => new ImError(429, 'RATE_LIMITED', `Too many ${what}; slow down`),
   internal: () => new ImError(500, 'INTERNAL_ERROR', 'Internal server error'),
+  tokenConflict: () => new ImError(409, 'TOKEN_CONFLICT', 'That token is already assigned to another user'),
+  alreadyBlocked: (where: 'list' | 'room') =>
+    new ImError(409, 'USER_ALREADY_BLOCKED', where === 'list' ? 'This user is already in your block list' : 'This user is already banned from this room'),
   storeUnavailable: () =>
     new ImError(503, 'STORE_UNAVAILABLE', 'The shared store (Redis) is unreachable; the request was not completed, try again shortly'),
 } as const;

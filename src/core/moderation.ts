@@ -30,12 +30,11 @@ export class ModerationService {
     const me = asUser(actor, 'me.block');
     if (blockee === me.userId) throw Errors.selfBlock('block');
     await requireUser(this.store, actor.app.id, blockee);
-    let record = await this.store.getBlock(actor.app.id, me.userId, blockee);
-    if (!record) {
-      record = { blocker: me.userId, blockee, createdAt: Date.now() };
-      await this.store.putBlock(actor.app.id, record);
-      this.bus.publish(CONTROL_TOPIC, { kind: 'blocks-changed', appId: actor.app.id, blocker: me.userId, blockee, blocked: true });
-    }
+    // IMKIT answers a repeated block with 409 (api-doc moderation/block-user/block-a-user.md).
+    if (await this.store.getBlock(actor.app.id, me.userId, blockee)) throw Errors.alreadyBlocked('list');
+    const record: BlockRecord = { blocker: me.userId, blockee, createdAt: Date.now() };
+    await this.store.putBlock(actor.app.id, record);
+    this.bus.publish(CONTROL_TOPIC, { kind: 'blocks-changed', appId: actor.app.id, blocker: me.userId, blockee, blocked: true });
     return this.blockView(actor.app.id, record);
   }
 
@@ -81,13 +80,17 @@ export class ModerationService {
     if (room.owner === blockee) throw Errors.forbidden('CANNOT_BAN_OWNER', "The room's owner cannot be banned");
     await requireUser(this.store, actor.app.id, blockee);
     const by = actor.kind === 'user' ? actor.userId : undefined;
+    let already = false;
     const updated = await this.store.updateRoom(actor.app.id, roomId, (r) => {
-      if (r.banned?.[blockee]) return undefined;
+      already = r.banned?.[blockee] !== undefined;
+      if (already) return undefined;
       r.banned = { ...r.banned, [blockee]: { by, at: Date.now() } };
       r.updatedAt = Date.now();
       return r;
     });
     if (!updated) throw Errors.notFound('ROOM', roomId);
+    // A repeated ban is a 409, as IMKIT documents (moderation/ban-member/ban-a-member.md).
+    if (already) throw Errors.alreadyBlocked('room');
     this.bus.publish(CONTROL_TOPIC, { kind: 'membership', appId: actor.app.id, roomId, added: [], removed: [blockee] });
     return this.banView(actor.app.id, updated, blockee);
   }

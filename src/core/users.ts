@@ -144,9 +144,10 @@ export class UserService {
   async setToken(actor: Actor, id: string, body: unknown) {
     authorize(actor, 'tokens.manage');
     const input = parseInput(tokenSchema, body);
-    await requireUser(this.store, actor.app.id, id);
+    const user = await requireUser(this.store, actor.app.id, id);
     const issued = await this.tokens.assign(actor.app, id, input.token, parseExpiry(input.expirationDate));
-    return { client: id, ...tokenView(issued) };
+    // The old docs answer {token, client, expirationDate(MS)}; the new ones the client with its token: both.
+    return { ...clientView(user, id), client: id, issueAccessToken: false, ...tokenView(issued), updatedAt: new Date().toISOString() };
   }
 
   async revokeTokens(actor: Actor, id: string, body: unknown) {
@@ -155,7 +156,10 @@ export class UserService {
     await requireUser(this.store, actor.app.id, id);
     const gone = await this.tokens.revoke(actor.app, id, input?.token);
     if (input?.token && gone.length === 0) throw Errors.tokenNotFound();
+    // The new docs' {success, message, revokedTokens}, and the old docs' `data` list.
     return {
+      success: true,
+      message: input?.token ? 'Token revoked successfully' : 'All tokens revoked successfully',
       revokedTokens: gone.length,
       data: gone.map((t) => ({
         expirationDate: new Date(t.expiresAt).toISOString(),

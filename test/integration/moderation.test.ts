@@ -153,6 +153,9 @@ describe.each(TRANSPORTS)('per-user operations over %s', (transport) => {
       expect(code(await as('alice').post('/blockStatus/my/ghost'))).toBe('CLIENT_NOT_FOUND');
       const b = await as('alice').post('/blockStatus/my/bob');
       expect(b.body.result).toMatchObject({ blocker: 'alice', blockee: { id: 'bob' }, room: direct });
+      // A repeated block is 409 USER_ALREADY_BLOCKED (api-doc moderation/block-user/block-a-user.md).
+      const again = await as('alice').post('/blockStatus/my/bob');
+      expect({ status: again.status, code: code(again) }).toEqual({ status: 409, code: 'USER_ALREADY_BLOCKED' });
       expect((await as('alice').get('/blockStatus/my')).body.result.data.map((x: any) => x.blockee.id)).toEqual(['bob']);
       expect((await as('alice').get('/blockStatus/my/bob')).status).toBe(200);
       expect(code(await as('alice').get('/blockStatus/my/carol'))).toBe('BLOCK_NOT_FOUND');
@@ -209,6 +212,9 @@ describe.each(TRANSPORTS)('per-user operations over %s', (transport) => {
       expect(code(await as('mod').post(`/blockStatus/room/${r}/owner`))).toBe('CANNOT_BAN_OWNER');
       expect(code(await as('mod').post(`/blockStatus/room/${r}/mod`))).toBe('SELF_BLOCK_FORBIDDEN');
       const ban = await as('mod').post(`/blockStatus/room/${r}/carol`);
+      // A repeated ban is 409 USER_ALREADY_BLOCKED (api-doc moderation/ban-member/ban-a-member.md).
+      const again = await as('mod').post(`/blockStatus/room/${r}/carol`);
+      expect({ status: again.status, code: code(again) }).toEqual({ status: 409, code: 'USER_ALREADY_BLOCKED' });
       expect(ban.body.result).toMatchObject({ room: r, blockee: { id: 'carol' }, blocker: { id: 'mod' } });
       await send('alice', r, 'after ban');
       expect(code(await as('carol').post(`/rooms/${r}/message`, { message: 'let me' }))).toBe('BANNED_FROM_ROOM');
