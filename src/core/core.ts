@@ -8,8 +8,10 @@ import type { UsageSink } from '../metering/sink.js';
 import { AppService } from './apps.js';
 import { type FileOptions, FileService } from './files.js';
 import { IdentityService } from './identity.js';
+import { MessageActionService } from './message-actions.js';
 import { MessageService } from './messages.js';
 import { ModerationService } from './moderation.js';
+import { PrefService } from './prefs.js';
 import { Presenter } from './presenter.js';
 import { RoomService } from './rooms.js';
 import { TokenService } from './tokens.js';
@@ -41,8 +43,10 @@ export interface Core {
   users: UserService;
   rooms: RoomService;
   messages: MessageService;
+  messageActions: MessageActionService;
   moderation: ModerationService;
   files: FileService;
+  prefs: PrefService;
   present: Presenter;
   presence: Presence;
   usage: Usage;
@@ -60,5 +64,7 @@ export async function createCore(store: Store, bus: Bus, options: CoreOptions): 
   const messages = new MessageService(store, bus, present, files);
   const rooms = new RoomService(store, bus, present, messages);
   const moderation = new ModerationService(store, bus, present);
-  return { store, bus, apps, tokens, identity, users, rooms, messages, moderation, files, present, presence: options.presence, usage: options.usage };
+  const prefs = new PrefService(store, bus);
+  const messageActions = new MessageActionService(store, bus, present);
+  return { store, bus, apps, tokens, identity, users, rooms, messages, messageActions, moderation, files, prefs, present, presence: options.presence, usage: options.usage };
 }

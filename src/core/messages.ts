@@ -130,20 +130,22 @@ export class MessageService implements SystemMessages {
     }
     const anchor = params.beforeMessage ?? params.afterMessage;
     const direction = params.afterMessage !== undefined ? 'newer' : 'older';
-    const hidden = await this.hiddenSenders(actor, room);
+    const view = await this.readerView(actor, room);
     const page: MessageRecord[] = [];
     let from = anchor;
     let includeAnchor = anchor !== undefined;
-    // Messages from users the reader blocked are left out (group rooms); keep reading until the page is full.
-    for (;;) {
+    // Messages the reader may not see are left out; keep reading until the page is full.
+    outer: for (;;) {
       const batch = await this.store.listMessages(actor.app.id, roomId, { anchor: from, direction, includeAnchor, limit: params.limit });
       if (!batch) throw Errors.notFound('MESSAGE', anchor);
       for (const m of batch) {
         const isAnchor = m.id === anchor && page.length === 0;
-        if (isAnchor || !m.sender || !hidden.has(m.sender)) page.push(m);
+        // Walking back past "delete all for me": nothing older is visible.
+        if (!isAnchor && direction === 'older' && view.clearedAt !== undefined && m.createdAt <= view.clearedAt) break outer;
+        if (isAnchor || view.visible(m)) page.push(m);
         if (page.length === params.limit) break;
       }
-      if (page.length === params.limit || batch.length < params.limit || hidden.size === 0) break;
+      if (page.length === params.limit || batch.length < params.limit || !view.filters) break;
       from = batch.at(-1)!.id;
       includeAnchor = false;
     }
@@ -153,7 +155,31 @@ export class MessageService implements SystemMessages {
     return {
       totalCount: await this.store.countMessages(actor.app.id, roomId),
       data: await this.present.messages(actor.app.id, page),
-      userDeletedIDs: [] as string[],
+      userDeletedIDs: view.deletedIds,
+    };
+  }
+
+  /**
+   * What one reader sees of a room's history: not messages from senders they blocked (group
+   * rooms), not messages they deleted for themselves or sent before their "delete all", and
+   * not messages a superuser hid (unless the reader is a superuser).
+   */
+  private async readerView(actor: Actor, room: RoomRecord) {
+    const hiddenSenders = await this.hiddenSenders(actor, room);
+    const userId = actor.kind === 'user' ? actor.userId : undefined;
+    const deletedIds = userId ? await this.store.listUserDeletedMessages(actor.app.id, userId, room.id) : [];
+    const deleted = new Set(deletedIds);
+    const clearedAt = userId ? room.memberState[userId]?.clearedAt : undefined;
+    const seesHidden = isSuperuser(actor, room);
+    return {
+      deletedIds,
+      clearedAt,
+      filters: hiddenSenders.size > 0 || deleted.size > 0 || clearedAt !== undefined || !seesHidden,
+      visible: (m: MessageRecord) =>
+        !(m.sender && hiddenSenders.has(m.sender)) &&
+        !deleted.has(m.id) &&
+        !(clearedAt !== undefined && m.createdAt <= clearedAt) &&
+        (seesHidden || m.fields.isHidden !== true),
     };
   }
 

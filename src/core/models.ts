@@ -60,6 +60,12 @@ export interface MemberState {
   lastRead?: string;
   role?: 'admin' | 'member';
   joinedAt: number;
+  /** Custom member properties (`PUT /rooms/:id/member/:client`), shown in `memberProperties`. */
+  properties?: Record<string, unknown>;
+  /** The member's own room preference (`POST /roomPrefs/:room`), shown only to them as `pref`. */
+  pref?: Record<string, unknown>;
+  /** "Delete all for me": messages sent up to this time are gone from this member's history. */
+  clearedAt?: number;
 }
 
 export interface RoomRecord {

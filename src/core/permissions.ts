@@ -53,6 +53,8 @@ export const PERMISSIONS = {
   'members.removeOthers': 'superuser',
   'members.leave': 'member',
   'members.setRole': 'superuser',
+  /** Custom member properties: the member themselves, or a superuser. */
+  'members.setProperty': 'authorOrSuperuser',
   'members.ban': 'superuser',
   // Messages
   'messages.send': 'member',
@@ -65,6 +67,9 @@ export const PERMISSIONS = {
   'messages.recall': 'authorOrSuperuser',
   'messages.pin': 'superuser',
   'messages.delete': 'superuser',
+  'messages.react': 'member',
+  /** Hiding a message from the other members (`isHidden`). */
+  'messages.hide': 'superuser',
   // Files
   'files.upload': 'user',
   'files.uploadToRoom': 'member',

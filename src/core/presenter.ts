@@ -100,6 +100,7 @@ export class Presenter {
       unread: await this.store.countMessagesAfter(appId, room.id, room.memberState[id]?.lastRead),
       isSuperuser: viewer.isSuperuser,
       muted: viewer.mute?.includes(room.id) ?? false,
+      pref: room.memberState[id]?.pref,
     };
     const peer = room.roomType === 'direct' ? room.members.find((m) => m !== id) : undefined;
     if (peer) {

@@ -46,7 +46,11 @@ const updateSchema = z.looseObject({
 });
 const addMembersSchema = z.looseObject({ invitees: ids.min(1), systemMessage: z.boolean().optional() });
 const removeMembersSchema = z.looseObject({ members: ids.min(1), systemMessage: z.boolean().optional() });
-const memberPropertySchema = z.object({ property: z.literal('role'), value: z.enum(['admin', 'member']) });
+/** `role` is the one property with a meaning; any other name is a custom property (api-doc update-member-property.md). */
+const memberPropertySchema = z.object({ property: z.string().trim().min(1).max(64), value: z.unknown() });
+const roleValue = z.enum(['admin', 'member']);
+/** Names a custom property may not take: the fields `memberProperties` already has, and prototype keys. */
+const RESERVED_PROPERTIES = new Set(['client', 'lastRead', 'role', 'joinedAt', 'pref', 'clearedAt', '__proto__', 'constructor', 'prototype']);
 const lastReadSchema = z.looseObject({ message: id });
 
 /** `q` filter values SDKs send: a plain value, `{$in:[…]}` or `{$all:[…]}`. */
@@ -64,6 +68,8 @@ export interface ListQuery {
   sort?: string;
   q?: string;
   sortUnreadFirst?: boolean;
+  /** Only rooms with a message, a change or a creation after this time (ms). */
+  updatedAfter?: number;
 }
 
 /** Deterministic id for the direct room of a pair, so creating it twice finds the same room. */
@@ -157,6 +163,8 @@ export class RoomService {
     );
     if (filter.members) rooms = rooms.filter((r) => matches(r.members, filter.members!));
     if (filter.roomTags) rooms = rooms.filter((r) => matches(r.roomTags, filter.roomTags!));
+    const after = query.updatedAfter;
+    if (after !== undefined) rooms = rooms.filter((r) => r.lastActivityAt > after || r.updatedAt > after || r.createdAt > after);
     rooms.sort(this.comparator(query.sort ?? '-lastMessage'));
     const mute = (await this.store.getUser(actor.app.id, me.userId))?.mute ?? [];
     let views = await Promise.all(rooms.map((r) => this.view(actor, r, mute)));
@@ -248,29 +256,42 @@ export class RoomService {
     const removed = input.members.filter((m) => room.memberState[m]);
     const updated = await this.changeMembers(actor, room, [], removed);
     if (removed.length > 0 && (input.systemMessage ?? false)) {
-      const leaving = others.length === 0;
       const members = await this.present.clients(actor.app.id, removed);
-      await this.system.post(actor.app.id, updated, me, leaving ? 'leaveRoom' : 'deleteMembers', '', {
-        extra: { members },
-      });
+      if (others.length === 0) {
+        await this.system.post(actor.app.id, updated, me, 'leaveRoom', '', { extra: { members } });
+      } else {
+        // One `deleteMember` per member, the notice both SDKs render (Flutter reads extra.members[0]).
+        for (const member of members) {
+          await this.system.post(actor.app.id, updated, me, 'deleteMember', member.nickname as string, { extra: { members: [member] } });
+        }
+      }
     }
     return this.view(actor, updated);
   }
 
+  /**
+   * `PUT /rooms/:id/member/:client {property, value}`: `role` (owner/admins) makes or unmakes an
+   * admin; any other property is custom data a member may set on themselves and superusers on anyone.
+   */
   async setMemberProperty(actor: Actor, roomId: string, client: string, body: unknown): Promise<RoomView> {
     const input = parseInput(memberPropertySchema, body);
     const room = await requireRoom(this.store, actor.app.id, roomId);
-    authorize(actor, 'members.setRole', room);
+    const isRole = input.property === 'role';
+    const role = isRole ? parseInput(z.object({ value: roleValue }), { value: input.value }).value : undefined;
+    if (!isRole && RESERVED_PROPERTIES.has(input.property)) throw Errors.invalidInput(`property: '${input.property}' is reserved`);
+    authorize(actor, isRole ? 'members.setRole' : 'members.setProperty', room, { sender: client });
     if (!room.memberState[client]) throw Errors.invalidInput(`'${client}' is not a member of this room`);
     const updated = await this.store.updateRoom(actor.app.id, roomId, (r) => {
       const state = r.memberState[client];
       if (!state) return undefined;
-      state.role = input.value;
+      if (role) state.role = role;
+      else if (input.value === null || input.value === undefined) delete state.properties?.[input.property];
+      else state.properties = { ...state.properties, [input.property]: input.value };
       r.updatedAt = Date.now();
       return r;
     });
     if (!updated) throw Errors.notFound('ROOM', roomId);
-    if (input.value === 'admin' && updated.systemMessage) {
+    if (role === 'admin' && updated.systemMessage) {
       const [member] = await this.present.clients(actor.app.id, [client]);
       await this.system.post(actor.app.id, updated, actorId(actor), 'assignAdmin', '', { member });
     }

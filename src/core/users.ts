@@ -184,11 +184,6 @@ export class UserService {
     if (user) await this.store.putUser(appId, change(user));
   }
 
-  async prefs(actor: Actor) {
-    const me = asUser(actor, 'me.read');
-    return this.store.listPrefs(actor.app.id, me.userId);
-  }
-
 }
 
 export { userId as userIdSchema };

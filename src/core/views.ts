@@ -80,6 +80,8 @@ export interface ViewerFields {
   unread: number;
   isSuperuser: boolean;
   muted: boolean;
+  /** The viewer's own room preference (`/roomPrefs`). */
+  pref?: Record<string, unknown>;
   /** Direct rooms: when the viewer blocked the peer, and when the peer blocked the viewer. */
   didBlockAt?: number;
   wasBlockedAt?: number;
@@ -97,6 +99,7 @@ export function roomView({ room, members, owner, lastMessage, pinnedMessage, vie
     managers: room.managers,
     members,
     memberProperties: room.members.map((client) => ({
+      ...room.memberState[client]?.properties,
       client,
       lastRead: room.memberState[client]?.lastRead ?? null,
       role: room.memberState[client]?.role ?? 'member',
@@ -120,6 +123,7 @@ function viewerFields(v: ViewerFields): Record<string, unknown> {
     unread: v.unread,
     isSuperuser: v.isSuperuser,
     muted: v.muted,
+    pref: v.pref ?? {},
     ...(v.didBlockAt !== undefined ? { didBlockAt: iso(v.didBlockAt), didBlockAtMS: v.didBlockAt } : {}),
     ...(v.wasBlockedAt !== undefined ? { wasBlockedAt: iso(v.wasBlockedAt), wasBlockedAtMS: v.wasBlockedAt } : {}),
   };

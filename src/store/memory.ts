@@ -24,6 +24,8 @@ class Tenant {
   /** blocker → blockee → block */
   blocks = new Map<string, Map<string, BlockRecord>>();
   files = new Map<string, FileRecord>();
+  /** `${user}\u0000${room}` → message ids the user deleted for themselves */
+  userDeleted = new Map<string, Set<string>>();
 }
 
 /**
@@ -290,6 +292,17 @@ export class MemoryStore implements Store {
   }
   async listBlocks(appId: string, blocker: string): Promise<BlockRecord[]> {
     return [...(this.tenant(appId).blocks.get(blocker)?.values() ?? [])].map(copy);
+  }
+
+  async addUserDeletedMessages(appId: string, userId: string, roomId: string, messageIds: readonly string[]): Promise<void> {
+    const map = this.tenant(appId).userDeleted;
+    const key = `${userId}\u0000${roomId}`;
+    let ids = map.get(key);
+    if (!ids) map.set(key, (ids = new Set()));
+    for (const id of messageIds) ids.add(id);
+  }
+  async listUserDeletedMessages(appId: string, userId: string, roomId: string): Promise<string[]> {
+    return [...(this.tenant(appId).userDeleted.get(`${userId}\u0000${roomId}`) ?? [])];
   }
 
   async putFile(appId: string, file: FileRecord): Promise<void> {

@@ -25,6 +25,8 @@
  *   P:app:{A}:blocks:<u>       hash  blockee → BlockRecord JSON (u is the blocker)
  *   P:app:{A}:files            hash  fileId → FileRecord JSON (without sharedIn)
  *   P:app:{A}:file-rooms:<f>   set   rooms file f was shared in (FileRecord.sharedIn)
+ *   P:app:{A}:user-deleted:<u>:<r>  set  ids of messages user u deleted for themselves in room r
+ *                                    (both ids URI-encoded, so the pair is unambiguous)
  *
  * Ids other than the app id are the last segment of a key, after a fixed type word, so they
  * need no escaping; the app id is encoded so it cannot contain braces, `:` or glob characters.
@@ -76,6 +78,7 @@ export class RedisKeys {
       blocks: (blocker: string) => `${b}blocks:${blocker}`,
       files: `${b}files`,
       fileRooms: (fileId: string) => `${b}file-rooms:${fileId}`,
+      userDeleted: (userId: string, roomId: string) => `${b}user-deleted:${encodeKeyPart(userId)}:${encodeKeyPart(roomId)}`,
     };
   }
 

@@ -364,6 +364,15 @@ export class RedisStore implements Store {
     return this.run(async () => (await this.client.hvals(this.keys.tenant(appId).blocks(blocker))).map((v) => JSON.parse(v) as BlockRecord));
   }
 
+  addUserDeletedMessages(appId: string, userId: string, roomId: string, messageIds: readonly string[]): Promise<void> {
+    return this.run(async () => {
+      if (messageIds.length > 0) await this.client.sadd(this.keys.tenant(appId).userDeleted(userId, roomId), ...messageIds);
+    });
+  }
+  listUserDeletedMessages(appId: string, userId: string, roomId: string): Promise<string[]> {
+    return this.run(() => this.client.smembers(this.keys.tenant(appId).userDeleted(userId, roomId)));
+  }
+
   // ---- files -------------------------------------------------------------------------------
 
   putFile(appId: string, file: FileRecord): Promise<void> {

@@ -102,6 +102,11 @@ export interface Store {
   /** Messages after `messageId` (all of them when undefined or unknown). */
   countMessagesAfter(appId: string, roomId: string, messageId: string | undefined): Promise<number>;
 
+  /** Marks messages as deleted for one user only ("delete for me"); repeats change nothing. */
+  addUserDeletedMessages(appId: string, userId: string, roomId: string, messageIds: readonly string[]): Promise<void>;
+  /** The ids `addUserDeletedMessages` recorded for the user in the room (any order). */
+  listUserDeletedMessages(appId: string, userId: string, roomId: string): Promise<string[]>;
+
   // Personal blocks
   putBlock(appId: string, block: BlockRecord): Promise<void>;
   getBlock(appId: string, blocker: string, blockee: string): Promise<BlockRecord | undefined>;

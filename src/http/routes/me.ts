@@ -4,7 +4,6 @@ import type { RouteDef } from '../route.js';
 export const meRoutes: RouteDef[] = [
   { method: 'GET', path: '/me', auth: 'actor', handle: ({ core, actor }) => core.users.me(actor) },
   { method: 'POST', path: '/me', auth: 'actor', handle: ({ core, actor, body }) => core.users.updateMe(actor, body()) },
-  { method: 'GET', path: '/me/pref', auth: 'actor', handle: ({ core, actor }) => core.users.prefs(actor) },
   {
     method: 'GET', path: '/me/badge', auth: 'actor',
     handle: ({ core, actor, req }) => core.rooms.badge(actor, req.query.getAll('roomTags')),

@@ -1,6 +1,6 @@
 import { Errors } from '../../core/errors.js';
 import { Metric } from '../../metering/meter.js';
-import { intParam, type RouteDef } from '../route.js';
+import { intParam, type RouteDef, timeParam } from '../route.js';
 
 /** Rooms, members and room messages. */
 export const roomRoutes: RouteDef[] = [
@@ -18,6 +18,7 @@ export const roomRoutes: RouteDef[] = [
         sort: req.query.get('sort') ?? undefined,
         q: req.query.get('q') ?? undefined,
         sortUnreadFirst: intParam(req.query, 'sortUnreadFirst', 0, 0, 1) === 1,
+        updatedAfter: timeParam(req.query, 'updatedAfter'),
       }),
   },
   { method: 'GET', path: '/rooms/:id', auth: 'actor', handle: ({ core, actor, params }) => core.rooms.get(actor, params.id!) },

@@ -1,0 +1,186 @@
+import type { Socket } from 'socket.io-client';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { admin, startTestServer, type TestApp, type TestServer, TRANSPORTS, user } from '../helpers/server.js';
+import { collect, connect, once, until } from '../helpers/sockets.js';
+
+/**
+ * User-facing features the official SDKs call, with their socket events. Request bodies copy
+ * the Vue SDK (FUNTEKco/imkit-vue-sdk-nuxt `dist/imkit-vue-sdk.js`: `updatePref`, `deletePref`,
+ * `updateRoomPrefs`, `sendReaction`, `deleteReaction`, `hideMessage`,
+ * `hideMessagesFromUserInRoom`, `removeMembers`) and api-doc (update-member-property.md).
+ */
+describe.each(TRANSPORTS)('SDK features over %s', (transport) => {
+  let t: TestServer;
+  let app: TestApp;
+  const tokens: Record<string, string> = {};
+  const open: Socket[] = [];
+  const as = (who: string) => user(t.base, app, tokens[who]!);
+  const code = (r: { body: { error?: { code: string } } }) => r.body.error?.code;
+
+  beforeAll(async () => {
+    t = await startTestServer(transport);
+    app = await t.createApp();
+    for (const id of ['alice', 'bob', 'carol']) tokens[id] = await t.createUser(app, id, id.toUpperCase());
+    await admin(t.base, app).post('/rooms', { _id: 'team', name: 'Team', members: ['alice', 'bob', 'carol'], owner: 'alice' });
+  });
+  afterEach(() => {
+    for (const s of open.splice(0)) s.disconnect();
+  });
+  afterAll(() => t.close());
+
+  async function socketOf(who: string): Promise<Socket> {
+    const s = connect(t.base);
+    open.push(s);
+    await once(s, 'connect');
+    const ack = (await s.timeout(5000).emitWithAck('auth2', tokens[who], { 'IM-CLIENT-KEY': app.clientKey })) as { RC: number };
+    expect(ack.RC).toBe(0);
+    return s;
+  }
+
+  it('user prefs: POST/DELETE /me/pref/:key reach the user\'s other devices as myPrefChange / myPrefDelete', async () => {
+    const other = await socketOf('alice');
+    const bobSeen = collect((await socketOf('bob')), 'myPrefChange');
+    const changed = once<unknown>(other, 'myPrefChange');
+    // Vue: updateFolder posts the folder list to /me/pref/folders-meta.
+    const folders = [{ key: 'work', name: 'Work' }];
+    const put = await as('alice').post('/me/pref/folders-meta', folders);
+    expect(put.body.result).toEqual({ key: 'folders-meta', data: folders });
+    expect((await changed)[0]).toEqual({ key: 'folders-meta', data: folders });
+    await as('alice').post('/me/pref/work', { children: [{ id: 'team', type: 'room' }] });
+    const list = await as('alice').get('/me/pref');
+    expect(list.body.result).toEqual(expect.arrayContaining([{ key: 'folders-meta', data: folders }, { key: 'work', data: { children: [{ id: 'team', type: 'room' }] } }]));
+    expect((await as('alice').get('/me/pref?key=work')).body.result).toEqual({ key: 'work', data: { children: [{ id: 'team', type: 'room' }] } });
+    expect((await as('alice').get('/me/prefs')).body.result).toMatchObject({ work: { children: [{ id: 'team', type: 'room' }] } });
+    const deleted = once<unknown>(other, 'myPrefDelete');
+    expect((await as('alice').del('/me/pref/work')).body.result).toEqual({});
+    expect((await deleted)[0]).toBe('work');
+    expect(code(await as('alice').get('/me/pref?key=work'))).toBe('PREF_NOT_FOUND');
+    expect(bobSeen).toEqual([]);
+    expect((await as('bob').get('/me/pref')).body.result).toEqual([]);
+  });
+
+  it('room prefs: POST /roomPrefs/:room merges, answers {room, …}, sends roomPref to the user and shows as room.pref to them only', async () => {
+    const other = await socketOf('alice');
+    const bobSeen = collect(await socketOf('bob'), 'roomPref');
+    const arrived = once<Record<string, unknown>>(other, 'roomPref');
+    // Vue: updateRoomPrefs({roomId, prefs: {sticky: true}}) → POST /roomPrefs/:room
+    const set = await as('alice').post('/roomPrefs/team', { sticky: true });
+    expect(set.body.result).toEqual({ room: 'team', sticky: true });
+    expect((await arrived)[0]).toEqual({ room: 'team', sticky: true });
+    await as('alice').post('/roomPrefs/team', { hidden: false, tags: ['vip'], tagColors: { vip: '#ff0' } });
+    expect((await as('alice').get('/rooms/team')).body.result.pref).toEqual({ sticky: true, hidden: false, tags: ['vip'], tagColors: { vip: '#ff0' } });
+    expect((await as('bob').get('/rooms/team')).body.result.pref).toEqual({});
+    const rooms = await as('alice').get('/rooms');
+    expect(rooms.body.result.data.find((r: { _id: string }) => r._id === 'team').pref).toMatchObject({ sticky: true });
+    const unset = await as('alice').del('/roomPrefs/team/sticky');
+    expect(unset.body.result).toEqual({ room: 'team', hidden: false, tags: ['vip'], tagColors: { vip: '#ff0' } });
+    expect((await as('alice').get('/roomPrefs')).body.result).toEqual({ totalCount: 1, data: [unset.body.result] });
+    expect(code(await as('alice').post('/roomPrefs/team', { sticky: 'yes' }))).toBe('INVALID_INPUT');
+    await admin(t.base, app).post('/rooms', { _id: 'elsewhere', members: ['bob'] });
+    expect(code(await as('alice').post('/roomPrefs/elsewhere', { sticky: true }))).toBe('NOT_ROOM_MEMBER');
+    expect(bobSeen).toEqual([]);
+  });
+
+  it('reactions: POST and DELETE /messages/:id/reaction re-deliver the message with reactions and reactionCount', async () => {
+    const bob = await socketOf('bob');
+    const delivered = once<Record<string, unknown>>(bob, 'chat message');
+    const sent = (await as('alice').post('/rooms/team/message', { roomId: 'team', messageType: 'text', message: 'vote', reply: null, mentions: [] })).body.result;
+    await delivered;
+    const updated = once<Record<string, unknown>>(bob, 'chat message');
+    const like = await as('carol').post(`/messages/${sent._id}/reaction`, { reaction: 'like' });
+    expect(like.body.result).toMatchObject({ _id: sent._id, reactions: [{ client: 'carol', reaction: 'like' }], reactionCount: 1 });
+    expect((await updated)[0]).toMatchObject({ _id: sent._id, message: 'vote', reactions: [{ client: 'carol', reaction: 'like' }], reactionCount: 1 });
+    await as('bob').post(`/messages/${sent._id}/reaction`, { reaction: 'joy' });
+    const again = await as('carol').post(`/messages/${sent._id}/reaction`, { reaction: 'like' });
+    expect(again.body.result.reactionCount).toBe(2);
+    // Vue: deleteReaction → DELETE /messages/:id/reaction with params {reaction}
+    const removed = await as('carol').del(`/messages/${sent._id}/reaction?reaction=like`);
+    expect(removed.body.result).toMatchObject({ reactions: [{ client: 'bob', reaction: 'joy' }], reactionCount: 1 });
+    const history = await as('alice').get('/rooms/team/messages/v3?limit=5');
+    expect(history.body.result.data.find((m: { _id: string }) => m._id === sent._id)).toMatchObject({ reactionCount: 1 });
+    await admin(t.base, app).post('/rooms', { _id: 'private', members: ['alice'] });
+    const privateMessage = (await as('alice').post('/rooms/private/message', { message: 'secret' })).body.result;
+    expect(code(await as('carol').post(`/messages/${privateMessage._id}/reaction`, { reaction: 'like' }))).toBe('NOT_ROOM_MEMBER');
+    expect(code(await as('carol').post(`/messages/${sent._id}/reaction`, {}))).toBe('INVALID_INPUT');
+  });
+
+  it('delete for me: gone from my history only, userDeleteMessages to my devices; all-in-room clears what was sent so far', async () => {
+    await admin(t.base, app).post('/rooms', { _id: 'chat', members: ['alice', 'bob'] });
+    const ids: string[] = [];
+    for (const text of ['one', 'two', 'three']) ids.push((await as('alice').post('/rooms/chat/message', { message: text })).body.result._id);
+    const device = await socketOf('bob');
+    const aliceSeen = collect(await socketOf('alice'), 'userDeleteMessages');
+    const told = once<Record<string, unknown>>(device, 'userDeleteMessages');
+    // Vue: hideMessage({roomId, messageIds}) → POST /messages/user-delete {room, messages}
+    const del = await as('bob').post('/messages/user-delete', { room: 'chat', messages: [ids[1]] });
+    expect(del.status).toBe(200);
+    expect((await told)[0]).toEqual({ room: 'chat', messages: [ids[1]], isUserDeleteAllMessagesInRoom: false });
+    const bobHistory = (await as('bob').get('/rooms/chat/messages/v3?limit=10')).body.result;
+    expect(bobHistory.data.map((m: { message: string }) => m.message)).toEqual(['three', 'one']);
+    expect(bobHistory.userDeletedIDs).toEqual([ids[1]]);
+    expect((await as('alice').get('/rooms/chat/messages/v3?limit=10')).body.result.data).toHaveLength(3);
+    expect((await as('bob').get('/messages/user-delete?room=chat')).body.result).toEqual({ totalCount: 1, data: [{ message: ids[1] }] });
+    // Vue: hideMessagesFromUserInRoom(room) → POST /messages/user-delete/all-in-room {room}
+    const all = once<Record<string, unknown>>(device, 'userDeleteMessages');
+    expect((await as('bob').post('/messages/user-delete/all-in-room', { room: 'chat' })).status).toBe(200);
+    const clearedBy = Date.now();
+    await until(() => Date.now() > clearedBy); // "all so far" is by send time (ms)
+    expect((await all)[0]).toMatchObject({ room: 'chat', isUserDeleteAllMessagesInRoom: true });
+    expect((await as('bob').get('/rooms/chat/messages/v3?limit=10')).body.result.data).toEqual([]);
+    const later = (await as('alice').post('/rooms/chat/message', { message: 'four' })).body.result;
+    expect((await as('bob').get('/rooms/chat/messages/v3?limit=10')).body.result.data.map((m: { _id: string }) => m._id)).toEqual([later._id]);
+    expect((await as('alice').get('/rooms/chat/messages/v3?limit=10')).body.result.data).toHaveLength(4);
+    expect(aliceSeen).toEqual([]);
+    expect(code(await as('carol').post('/messages/user-delete', { room: 'chat', messages: [ids[0]] }))).toBe('NOT_ROOM_MEMBER');
+  });
+
+  it('hide: a superuser hides a message from the other members\' history', async () => {
+    const m = (await as('bob').post('/rooms/team/message', { message: 'spam' })).body.result;
+    expect(code(await as('bob').post(`/messages/${m._id}/hidden`))).toBe('NOT_ROOM_SUPERUSER');
+    const hidden = await as('alice').post(`/messages/${m._id}/hidden`);
+    expect(hidden.body.result).toMatchObject({ _id: m._id, isHidden: true });
+    const ids = async (who: string) => (await as(who).get('/rooms/team/messages/v3?limit=50')).body.result.data.map((x: { _id: string }) => x._id);
+    expect(await ids('carol')).not.toContain(m._id);
+    expect(await ids('alice')).toContain(m._id);
+    await as('alice').del(`/messages/${m._id}/hidden`);
+    expect(await ids('carol')).toContain(m._id);
+  });
+
+  it('member properties: any custom property, shown in memberProperties; role still makes admins', async () => {
+    // api-doc room/room-members/update-member-property.md: {property, value}
+    const set = await as('bob').put('/rooms/team/member/bob', { property: 'score', value: 100 });
+    expect(set.status).toBe(200);
+    const props = (r: { body: { result: { memberProperties: { client: string }[] } } }, who: string) => r.body.result.memberProperties.find((p) => p.client === who);
+    expect(props(set, 'bob')).toMatchObject({ client: 'bob', score: 100, role: 'member' });
+    expect(code(await as('bob').put('/rooms/team/member/carol', { property: 'score', value: 1 }))).toBe('NOT_MESSAGE_SENDER');
+    const byOwner = await as('alice').put('/rooms/team/member/carol', { property: 'location', value: { city: 'Taipei' } });
+    expect(props(byOwner, 'carol')).toMatchObject({ location: { city: 'Taipei' } });
+    expect(code(await as('bob').put('/rooms/team/member/bob', { property: 'role', value: 'admin' }))).toBe('NOT_ROOM_SUPERUSER');
+    expect(code(await as('alice').put('/rooms/team/member/bob', { property: 'lastRead', value: 'x' }))).toBe('INVALID_INPUT');
+    const promoted = await as('alice').put('/rooms/team/member/bob', { property: 'role', value: 'admin' });
+    expect(props(promoted, 'bob')).toMatchObject({ role: 'admin', score: 100 });
+    await as('alice').put('/rooms/team/member/bob', { property: 'role', value: 'member' });
+  });
+
+  it('kick notices are deleteMember (one per member, extra.members), as both SDKs render them', async () => {
+    await admin(t.base, app).post('/rooms', { _id: 'kick', members: ['alice', 'bob', 'carol'], owner: 'alice' });
+    const bob = await socketOf('bob');
+    const notice = once<Record<string, unknown>>(bob, 'chat message');
+    // Vue: removeMembers → POST /rooms/:id/delete/members {systemMessage: true, members}
+    await as('alice').post('/rooms/kick/delete/members', { systemMessage: true, members: ['carol'] });
+    expect((await notice)[0]).toMatchObject({ messageType: 'deleteMember', message: 'CAROL', extra: { members: [{ _id: 'carol', nickname: 'CAROL' }] }, sender: { id: 'alice' } });
+  });
+
+  it('GET /rooms?updatedAfter= lists only rooms changed, messaged or created since (ISO or ms)', async () => {
+    await admin(t.base, app).post('/rooms', { _id: 'old', members: ['carol'] });
+    await admin(t.base, app).post('/rooms', { _id: 'quiet', members: ['carol'] });
+    const since = Date.now();
+    await until(() => Date.now() > since);
+    await as('carol').post('/rooms/old/message', { message: 'new activity' });
+    const ids = async (q: string) => (await as('carol').get(`/rooms?${q}`)).body.result.data.map((r: { _id: string }) => r._id);
+    expect(await ids(`updatedAfter=${since}`)).toEqual(['old']);
+    expect(await ids(`updatedAfter=${encodeURIComponent(new Date(since).toISOString())}`)).toEqual(['old']);
+    expect((await ids('')).length).toBeGreaterThan(1);
+    expect(code(await as('carol').get('/rooms?updatedAfter=yesterday'))).toBe('INVALID_INPUT');
+  });
+});
