@@ -14,6 +14,8 @@ import { ModerationService } from './moderation.js';
 import { PrefService } from './prefs.js';
 import { Presenter } from './presenter.js';
 import { RoomService } from './rooms.js';
+import { SearchIndex } from './search-index.js';
+import { SearchService } from './search.js';
 import { TokenService } from './tokens.js';
 import { UserService } from './users.js';
 
@@ -44,6 +46,7 @@ export interface Core {
   rooms: RoomService;
   messages: MessageService;
   messageActions: MessageActionService;
+  search: SearchService;
   moderation: ModerationService;
   files: FileService;
   prefs: PrefService;
@@ -61,10 +64,12 @@ export async function createCore(store: Store, bus: Bus, options: CoreOptions): 
   const present = new Presenter(store, options.presence);
   const users = new UserService(store, bus, tokens, present);
   const files = new FileService(store, options.files.storage, options.files);
-  const messages = new MessageService(store, bus, present, files);
+  const index = new SearchIndex();
+  const messages = new MessageService(store, bus, present, files, index);
   const rooms = new RoomService(store, bus, present, messages);
   const moderation = new ModerationService(store, bus, present);
   const prefs = new PrefService(store, bus);
   const messageActions = new MessageActionService(store, bus, present);
-  return { store, bus, apps, tokens, identity, users, rooms, messages, messageActions, moderation, files, prefs, present, presence: options.presence, usage: options.usage };
+  const search = new SearchService(store, present, index);
+  return { store, bus, apps, tokens, identity, users, rooms, messages, messageActions, search, moderation, files, prefs, present, presence: options.presence, usage: options.usage };
 }

@@ -12,6 +12,7 @@ import { requireMessage, requireRoomFor, requireUser } from './lookup.js';
 import { parseInput } from './validate.js';
 import { checkRequiredFields, FIELD_SHAPES, OPTIONAL_FIELDS } from './message-types.js';
 import type { MessageView } from './views.js';
+import type { SearchIndex } from './search-index.js';
 
 const id = z.string().trim().min(1).max(128);
 
@@ -62,6 +63,7 @@ export class MessageService implements SystemMessages {
     private bus: Bus,
     private present: Presenter,
     private files?: FileSharing,
+    private index?: SearchIndex,
   ) {}
 
   /**
@@ -220,8 +222,10 @@ export class MessageService implements SystemMessages {
     let deletedCount: number;
     if (messageId === '_all') {
       deletedCount = await this.store.clearMessages(actor.app.id, roomId);
+      this.index?.removeRoom(actor.app.id, roomId);
     } else {
       if (!(await this.store.deleteMessage(actor.app.id, roomId, messageId))) throw Errors.notFound('MESSAGE', messageId);
+      this.index?.remove(actor.app.id, messageId);
       deletedCount = 1;
     }
     if (room.pinnedMessageId && (messageId === '_all' || room.pinnedMessageId === messageId)) {
@@ -307,12 +311,14 @@ export class MessageService implements SystemMessages {
   /** Stores, then publishes: a message is acknowledged and delivered only once it is stored. */
   private async persistAndPublish(appId: string, message: MessageRecord, author?: Actor): Promise<MessageView> {
     await this.store.addMessage(appId, message);
+    this.index?.add(appId, message);
     if (author) await this.shareFiles(author, message);
     return this.publishMessage(appId, message);
   }
 
   private async replaceAndPublish(appId: string, message: MessageRecord, author?: Actor): Promise<MessageView> {
     if (!(await this.store.replaceMessage(appId, message))) throw Errors.notFound('MESSAGE', message.id);
+    this.index?.add(appId, message);
     if (author) await this.shareFiles(author, message);
     return this.publishMessage(appId, message);
   }

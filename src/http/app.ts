@@ -18,11 +18,12 @@ import { monitoringRoutes } from './routes/monitoring.js';
 import { operatorRoutes } from './routes/operator.js';
 import { prefRoutes } from './routes/prefs.js';
 import { roomRoutes } from './routes/rooms.js';
+import { searchRoutes } from './routes/search.js';
 import { usageRoutes } from './routes/usage.js';
 import { Members, Metric } from '../metering/meter.js';
 import { type HttpRequest, type HttpResponse, type HttpService, isStreamBody } from './types.js';
 
-export const ALL_ROUTES: RouteDef[] = [...healthRoutes, ...operatorRoutes, ...adminRoutes, ...meRoutes, ...roomRoutes, ...moderationRoutes, ...monitoringRoutes, ...fileRoutes, ...usageRoutes, ...prefRoutes, ...messageActionRoutes];
+export const ALL_ROUTES: RouteDef[] = [...healthRoutes, ...operatorRoutes, ...adminRoutes, ...meRoutes, ...roomRoutes, ...moderationRoutes, ...monitoringRoutes, ...fileRoutes, ...usageRoutes, ...prefRoutes, ...messageActionRoutes, ...searchRoutes];
 
 const CORS_ALLOW_HEADERS =
   'IM-Authorization, IM-Client-Key, IM-API-KEY, IM-Device-ID, IM-CLIENT-ID, x-timezone, accept-language, content-type, Authorization';

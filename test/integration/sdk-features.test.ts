@@ -171,6 +171,45 @@ describe.each(TRANSPORTS)('SDK features over %s', (transport) => {
     expect((await notice)[0]).toMatchObject({ messageType: 'deleteMember', message: 'CAROL', extra: { members: [{ _id: 'carol', nickname: 'CAROL' }] }, sender: { id: 'alice' } });
   });
 
+  it('POST /search: every requested type answered, messages only from the caller\'s rooms, via the index', async () => {
+    const adm = admin(t.base, app);
+    await adm.post('/rooms', { _id: 'design', name: 'Design Review', members: ['alice', 'bob'], roomTags: ['work'] });
+    await adm.post('/rooms', { _id: 'secret', name: 'Secret Design', members: ['carol'] });
+    const hit = (await as('alice').post('/rooms/design/message', { message: 'The Launch plan is ready' })).body.result._id;
+    await as('alice').post('/rooms/design/message', { message: 'unrelated' });
+    const cjk = (await as('bob').post('/rooms/design/message', { message: '明天開會討論設計' })).body.result._id;
+    const file = (await as('bob').post('/rooms/design/message', { messageType: 'file', originalUrl: 'https://cdn.example/p.pdf', extra: { fileName: 'launch-budget.pdf' } })).body.result._id;
+    await as('carol').post('/rooms/secret/message', { message: 'launch codes' });
+    await as('alice').post('/roomPrefs/design', { folder: 'Projects', tags: ['urgent'] });
+    // Vue: searchRoomsByKeyword → POST /search {type: [all types], keyword}
+    const types = ['messages', 'roomName', 'roomMember', 'roomPrefTags', 'roomPrefFolder', 'roomTags', 'files'];
+    const res = await as('alice').post('/search', { type: types, keyword: 'launch' });
+    expect(res.status).toBe(200);
+    expect(Object.keys(res.body.result).sort()).toEqual([...types].sort());
+    expect(res.body.result.messages).toHaveLength(1);
+    expect(res.body.result.messages[0].room).toMatchObject({ _id: 'design', members: expect.arrayContaining([expect.objectContaining({ id: 'bob' })]) });
+    expect(res.body.result.messages[0].messages.sort()).toEqual([hit, file].sort());
+    expect(res.body.result.files[0].messages).toEqual([file]);
+    const ids = (type: string, body: Record<string, unknown>) => as('alice').post('/search', { type: [type], ...body }).then((r) => r.body.result[type].map((x: { _id: string }) => x._id));
+    expect(await ids('roomName', { keyword: 'design' })).toEqual(['design']);
+    expect(await ids('roomMember', { keyword: 'BOB' })).toEqual(expect.arrayContaining(['design', 'team']));
+    expect(await ids('roomTags', { keyword: 'wor' })).toEqual(['design']);
+    expect(await ids('roomPrefFolder', { keyword: 'project' })).toEqual(['design']);
+    expect(await ids('roomPrefTags', { keyword: 'urgent' })).toEqual(['design']);
+    const inRoom = await as('bob').post('/search', { type: ['messages'], keyword: '設計', room: 'design' });
+    expect(inRoom.body.result.messages).toEqual([expect.objectContaining({ messages: [cjk] })]);
+    expect((await as('bob').post('/search', { type: ['messages'], keyword: 'plan is r' })).body.result.messages[0].messages).toEqual([hit]);
+    expect((await as('bob').post('/search', { type: ['messages'], keyword: 'plan ready' })).body.result.messages).toEqual([]);
+    // Edits and deletions are followed; carol's room never shows up for alice.
+    await as('alice').post('/rooms/design/message', { _id: hit, message: 'postponed' });
+    expect((await as('alice').post('/search', { type: ['messages'], keyword: 'launch' })).body.result.messages[0].messages).toEqual([file]);
+    expect((await adm.del(`/rooms/design/messages/${file}`)).status).toBe(200);
+    expect((await as('alice').post('/search', { type: ['messages'], keyword: 'launch' })).body.result.messages).toEqual([]);
+    expect((await as('carol').post('/search', { type: ['messages'], keyword: 'launch' })).body.result.messages[0].room._id).toBe('secret');
+    expect(code(await as('alice').post('/search', { type: ['everything'], keyword: 'x' }))).toBe('INVALID_INPUT');
+    expect(code(await as('alice').post('/search', { type: ['messages'] }))).toBe('INVALID_INPUT');
+  });
+
   it('GET /rooms?updatedAfter= lists only rooms changed, messaged or created since (ISO or ms)', async () => {
     await admin(t.base, app).post('/rooms', { _id: 'old', members: ['carol'] });
     await admin(t.base, app).post('/rooms', { _id: 'quiet', members: ['carol'] });
