@@ -8,6 +8,7 @@ import type { UsageSink } from '../metering/sink.js';
 import { AppService } from './apps.js';
 import { type FileOptions, FileService } from './files.js';
 import { IdentityService } from './identity.js';
+import { InvitationService } from './invitations.js';
 import { MessageActionService } from './message-actions.js';
 import { MessageService } from './messages.js';
 import { ModerationService } from './moderation.js';
@@ -44,6 +45,7 @@ export interface Core {
   identity: IdentityService;
   users: UserService;
   rooms: RoomService;
+  invitations: InvitationService;
   messages: MessageService;
   messageActions: MessageActionService;
   search: SearchService;
@@ -66,10 +68,11 @@ export async function createCore(store: Store, bus: Bus, options: CoreOptions): 
   const files = new FileService(store, options.files.storage, options.files);
   const index = new SearchIndex();
   const messages = new MessageService(store, bus, present, files, index);
-  const rooms = new RoomService(store, bus, present, messages);
+  const invitations = new InvitationService(store, bus, present, messages);
+  const rooms = new RoomService(store, bus, present, messages, invitations);
   const moderation = new ModerationService(store, bus, present);
   const prefs = new PrefService(store, bus);
   const messageActions = new MessageActionService(store, bus, present);
   const search = new SearchService(store, present, index);
-  return { store, bus, apps, tokens, identity, users, rooms, messages, messageActions, search, moderation, files, prefs, present, presence: options.presence, usage: options.usage };
+  return { store, bus, apps, tokens, identity, users, rooms, invitations, messages, messageActions, search, moderation, files, prefs, present, presence: options.presence, usage: options.usage };
 }

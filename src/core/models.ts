@@ -88,6 +88,8 @@ export interface RoomRecord {
   lastMessageId?: string;
   /** The room's one pinned message. */
   pinnedMessageId?: string;
+  /** Joining needs an invitation (`invitationRequired`); adding members invites them instead. */
+  invitationRequired?: boolean;
   /** Members banned from the room (kept as members, but without access): user id → ban. */
   banned?: Record<string, { by?: string; at: number }>;
   /** Time of the last message (or creation): the `lastMessage` sort key. */
@@ -141,4 +143,13 @@ export interface FileRecord {
    * may read it too. Filled in by the store on read; not written by `putFile`.
    */
   sharedIn?: string[];
+}
+
+/** A pending invitation to a room (`invitationRequired`); accepted by joining. */
+export interface InvitationRecord {
+  room: string;
+  invitee: string;
+  /** Who invited; undefined for the API key. */
+  inviter?: string;
+  createdAt: number;
 }

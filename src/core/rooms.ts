@@ -36,6 +36,7 @@ const createSchema = z.looseObject({
   members: ids.optional(),
   owner: id.optional(),
   invitee: z.union([id, ids]).optional(),
+  invitationRequired: z.boolean().optional(),
   ...roomFields,
 });
 const updateSchema = z.looseObject({
@@ -44,7 +45,7 @@ const updateSchema = z.looseObject({
   managers: ids.optional(),
   status: z.union([z.literal(0), z.literal(1)]).optional(),
 });
-const addMembersSchema = z.looseObject({ invitees: ids.min(1), systemMessage: z.boolean().optional() });
+const addMembersSchema = z.looseObject({ invitees: ids.min(1), systemMessage: z.boolean().optional(), invitationRequired: z.boolean().optional() });
 const removeMembersSchema = z.looseObject({ members: ids.min(1), systemMessage: z.boolean().optional() });
 /** `role` is the one property with a meaning; any other name is a custom property (api-doc update-member-property.md). */
 const memberPropertySchema = z.object({ property: z.string().trim().min(1).max(64), value: z.unknown() });
@@ -91,6 +92,13 @@ const SORT_KEYS: Record<string, (r: RoomRecord) => number | string> = {
   name: (r) => r.name ?? '',
 };
 
+/** Invitations to invitation-only rooms (InvitationService). */
+export interface Invitations {
+  invite(actor: Actor, room: RoomRecord, invitees: readonly string[]): Promise<void>;
+  admit(appId: string, room: RoomRecord, userId: string): Promise<void>;
+  roomDeleted(appId: string, roomId: string): Promise<void>;
+}
+
 /** Rooms and their membership. Messages live in MessageService. */
 export class RoomService {
   constructor(
@@ -98,6 +106,7 @@ export class RoomService {
     private bus: Bus,
     private present: Presenter,
     private system: SystemMessages,
+    private invitations?: Invitations,
   ) {}
 
   /** The room as the actor sees it (`mute`: the viewer's muted rooms, when already loaded). */
@@ -117,11 +126,13 @@ export class RoomService {
     const invitees = input.invitee === undefined ? [] : typeof input.invitee === 'string' ? [input.invitee] : input.invitee;
     const roomType = input.roomType ?? (typeof input.invitee === 'string' ? 'direct' : 'group');
     const me = actor.kind === 'user' ? actor.userId : undefined;
-    const members = [...new Set([...(join && me ? [me] : []), ...(input.members ?? []), ...invitees])];
+    // `invitationRequired`: invitees are invited, not added (group rooms).
+    const inviteOnly = input.invitationRequired === true && roomType === 'group' && this.invitations !== undefined;
+    const members = [...new Set([...(join && me ? [me] : []), ...(input.members ?? []), ...(inviteOnly ? [] : invitees)])];
     if (roomType === 'direct' && members.length !== 2) {
       throw Errors.invalidInput('a direct room has exactly two members');
     }
-    await this.requireUsers(actor.app.id, members);
+    await this.requireUsers(actor.app.id, inviteOnly ? [...members, ...invitees] : members);
     const roomId = input._id ?? (roomType === 'direct' ? directRoomId(members[0]!, members[1]!) : newId());
     const now = Date.now();
     const room: RoomRecord = {
@@ -138,6 +149,7 @@ export class RoomService {
       extParams: input.extParams,
       status: 1,
       systemMessage: input.systemMessage ?? false,
+      ...(inviteOnly ? { invitationRequired: true } : {}),
       lastActivityAt: now,
       createdAt: now,
       updatedAt: now,
@@ -151,6 +163,7 @@ export class RoomService {
     }
     this.membershipChanged(actor.app.id, roomId, members, []);
     await this.announce(actor.app.id, room);
+    if (inviteOnly) await this.invitations!.invite(actor, room, invitees);
     return this.view(actor, room);
   }
 
@@ -213,6 +226,7 @@ export class RoomService {
     const room = await requireRoom(this.store, actor.app.id, roomId);
     authorize(actor, 'rooms.delete', room);
     await this.store.deleteRoom(actor.app.id, roomId);
+    await this.invitations?.roomDeleted(actor.app.id, roomId);
     this.bus.publish(CONTROL_TOPIC, { kind: 'room-deleted', appId: actor.app.id, roomId, members: room.members });
     return { n: 1, ok: 1 };
   }
@@ -224,6 +238,9 @@ export class RoomService {
     if (isBanned(me.userId, room)) throw Errors.bannedFromRoom();
     if (room.memberState[me.userId]) return this.view(actor, room);
     if (room.roomType === 'direct') throw Errors.forbidden('DIRECT_ROOM_CLOSED', 'A direct room cannot be joined');
+    // Joining accepts a pending invitation; an invitation-only room needs one.
+    if (this.invitations) await this.invitations.admit(actor.app.id, room, me.userId);
+    else if (room.invitationRequired) throw Errors.forbidden('INVITATION_REQUIRED', 'This room can be joined only with an invitation');
     const updated = await this.changeMembers(actor, room, [me.userId], []);
     if (updated.systemMessage) await this.system.post(actor.app.id, updated, me.userId, 'joinRoom', '', {});
     return this.view(actor, updated);
@@ -235,6 +252,10 @@ export class RoomService {
     authorize(actor, 'members.add', room);
     if (room.roomType === 'direct') throw Errors.forbidden('DIRECT_ROOM_CLOSED', 'A direct room has fixed members');
     const clients = await this.requireUsers(actor.app.id, input.invitees);
+    if ((room.invitationRequired || input.invitationRequired) && this.invitations) {
+      await this.invitations.invite(actor, room, input.invitees);
+      return this.view(actor, room);
+    }
     const added = input.invitees.filter((m) => !room.memberState[m]);
     const updated = await this.changeMembers(actor, room, added, []);
     if (added.length > 0 && (input.systemMessage ?? false)) {

@@ -108,6 +108,7 @@ export function roomView({ room, members, owner, lastMessage, pinnedMessage, vie
     extParams: room.extParams ?? '',
     status: room.status,
     systemMessage: room.systemMessage,
+    invitationRequired: room.invitationRequired ?? false,
     lastMessage: lastMessage ?? null,
     pinnedMessage: pinnedMessage ?? null,
     createdTime: iso(room.createdAt),

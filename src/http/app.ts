@@ -11,6 +11,7 @@ import { Router } from './router.js';
 import { adminRoutes } from './routes/admin.js';
 import { fileRoutes } from './routes/files.js';
 import { healthRoutes } from './routes/health.js';
+import { invitationRoutes } from './routes/invitations.js';
 import { meRoutes } from './routes/me.js';
 import { messageActionRoutes } from './routes/message-actions.js';
 import { moderationRoutes } from './routes/moderation.js';
@@ -23,7 +24,7 @@ import { usageRoutes } from './routes/usage.js';
 import { Members, Metric } from '../metering/meter.js';
 import { type HttpRequest, type HttpResponse, type HttpService, isStreamBody } from './types.js';
 
-export const ALL_ROUTES: RouteDef[] = [...healthRoutes, ...operatorRoutes, ...adminRoutes, ...meRoutes, ...roomRoutes, ...moderationRoutes, ...monitoringRoutes, ...fileRoutes, ...usageRoutes, ...prefRoutes, ...messageActionRoutes, ...searchRoutes];
+export const ALL_ROUTES: RouteDef[] = [...healthRoutes, ...operatorRoutes, ...adminRoutes, ...meRoutes, ...roomRoutes, ...moderationRoutes, ...monitoringRoutes, ...fileRoutes, ...usageRoutes, ...prefRoutes, ...messageActionRoutes, ...searchRoutes, ...invitationRoutes];
 
 const CORS_ALLOW_HEADERS =
   'IM-Authorization, IM-Client-Key, IM-API-KEY, IM-Device-ID, IM-CLIENT-ID, x-timezone, accept-language, content-type, Authorization';

@@ -2,6 +2,7 @@ import type {
   AppRecord,
   BlockRecord,
   FileRecord,
+  InvitationRecord,
   MessageRecord,
   PrefRecord,
   RoomRecord,
@@ -26,6 +27,8 @@ class Tenant {
   files = new Map<string, FileRecord>();
   /** `${user}\u0000${room}` → message ids the user deleted for themselves */
   userDeleted = new Map<string, Set<string>>();
+  /** room → invitee → invitation */
+  invitations = new Map<string, Map<string, InvitationRecord>>();
 }
 
 /**
@@ -303,6 +306,32 @@ export class MemoryStore implements Store {
   }
   async listUserDeletedMessages(appId: string, userId: string, roomId: string): Promise<string[]> {
     return [...(this.tenant(appId).userDeleted.get(`${userId}\u0000${roomId}`) ?? [])];
+  }
+
+  async putInvitations(appId: string, invitations: readonly InvitationRecord[]): Promise<void> {
+    const rooms = this.tenant(appId).invitations;
+    for (const inv of invitations) {
+      let room = rooms.get(inv.room);
+      if (!room) rooms.set(inv.room, (room = new Map()));
+      room.set(inv.invitee, copy(inv));
+    }
+  }
+  async deleteInvitations(appId: string, roomId: string, invitees?: readonly string[]): Promise<InvitationRecord[]> {
+    const room = this.tenant(appId).invitations.get(roomId);
+    if (!room) return [];
+    const gone: InvitationRecord[] = [];
+    for (const invitee of invitees ?? [...room.keys()]) {
+      const inv = room.get(invitee);
+      if (inv && room.delete(invitee)) gone.push(inv);
+    }
+    return gone;
+  }
+  async listInvitations(appId: string, by: { room: string } | { invitee: string }): Promise<InvitationRecord[]> {
+    const rooms = this.tenant(appId).invitations;
+    const found = 'room' in by
+      ? [...(rooms.get(by.room)?.values() ?? [])]
+      : [...rooms.values()].flatMap((r) => { const inv = r.get(by.invitee); return inv ? [inv] : []; });
+    return found.sort((a, b) => a.createdAt - b.createdAt).map(copy);
   }
 
   async putFile(appId: string, file: FileRecord): Promise<void> {

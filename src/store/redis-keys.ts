@@ -25,6 +25,8 @@
  *   P:app:{A}:blocks:<u>       hash  blockee → BlockRecord JSON (u is the blocker)
  *   P:app:{A}:files            hash  fileId → FileRecord JSON (without sharedIn)
  *   P:app:{A}:file-rooms:<f>   set   rooms file f was shared in (FileRecord.sharedIn)
+ *   P:app:{A}:invitations:<r> hash  invitee → InvitationRecord JSON (room r's pending invitations)
+ *   P:app:{A}:invited:<u>      set   rooms user u has a pending invitation to
  *   P:app:{A}:user-deleted:<u>:<r>  set  ids of messages user u deleted for themselves in room r
  *                                    (both ids URI-encoded, so the pair is unambiguous)
  *
@@ -78,6 +80,8 @@ export class RedisKeys {
       blocks: (blocker: string) => `${b}blocks:${blocker}`,
       files: `${b}files`,
       fileRooms: (fileId: string) => `${b}file-rooms:${fileId}`,
+      invitations: (roomId: string) => `${b}invitations:${roomId}`,
+      invited: (userId: string) => `${b}invited:${userId}`,
       userDeleted: (userId: string, roomId: string) => `${b}user-deleted:${encodeKeyPart(userId)}:${encodeKeyPart(roomId)}`,
     };
   }

@@ -10,6 +10,7 @@ import type {
   AppRecord,
   BlockRecord,
   FileRecord,
+  InvitationRecord,
   MemberState,
   MessageRecord,
   PrefRecord,
@@ -373,6 +374,39 @@ export class RedisStore implements Store {
     return this.run(() => this.client.smembers(this.keys.tenant(appId).userDeleted(userId, roomId)));
   }
 
+  putInvitations(appId: string, invitations: readonly InvitationRecord[]): Promise<void> {
+    const keys = this.keys.tenant(appId);
+    return this.run(async () => {
+      if (invitations.length === 0) return;
+      const multi = this.client.multi();
+      for (const inv of invitations) {
+        multi.hset(keys.invitations(inv.room), inv.invitee, JSON.stringify(inv));
+        multi.sadd(keys.invited(inv.invitee), inv.room);
+      }
+      await multi.exec();
+    });
+  }
+  deleteInvitations(appId: string, roomId: string, invitees?: readonly string[]): Promise<InvitationRecord[]> {
+    const keys = this.keys.tenant(appId);
+    return this.run(async () => {
+      // One script: read, delete and unindex together, so two cancellations cannot both report one invitation.
+      const raw = (await this.client.eval(DELETE_INVITATIONS, 1, keys.invitations(roomId), keys.base, roomId, ...(invitees ?? []))) as string[];
+      return raw.map((v) => JSON.parse(v) as InvitationRecord);
+    });
+  }
+  listInvitations(appId: string, by: { room: string } | { invitee: string }): Promise<InvitationRecord[]> {
+    const keys = this.keys.tenant(appId);
+    return this.run(async () => {
+      let values: (string | null)[];
+      if ('room' in by) values = await this.client.hvals(keys.invitations(by.room));
+      else {
+        const rooms = await this.client.smembers(keys.invited(by.invitee));
+        values = await Promise.all(rooms.map((r) => this.client.hget(keys.invitations(r), by.invitee)));
+      }
+      return values.flatMap((v) => (v ? [JSON.parse(v) as InvitationRecord] : [])).sort((a, b) => a.createdAt - b.createdAt);
+    });
+  }
+
   // ---- files -------------------------------------------------------------------------------
 
   putFile(appId: string, file: FileRecord): Promise<void> {
@@ -430,3 +464,25 @@ const SHARE_FILE = `
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
 redis.call('SADD', KEYS[2], ARGV[2])
 return 1`;
+
+/**
+ * KEYS: the room's invitations hash; ARGV: the app key base, room id, invitees (none = all).
+ * Removes them and their `invited:<u>` entries; returns the removed records.
+ */
+const DELETE_INVITATIONS = `
+local invitees = {}
+if #ARGV > 2 then
+  for i = 3, #ARGV do invitees[#invitees + 1] = ARGV[i] end
+else
+  invitees = redis.call('HKEYS', KEYS[1])
+end
+local gone = {}
+for _, invitee in ipairs(invitees) do
+  local value = redis.call('HGET', KEYS[1], invitee)
+  if value then
+    redis.call('HDEL', KEYS[1], invitee)
+    redis.call('SREM', ARGV[1] .. 'invited:' .. invitee, ARGV[2])
+    gone[#gone + 1] = value
+  end
+end
+return gone`;

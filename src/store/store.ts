@@ -2,6 +2,7 @@ import type {
   AppRecord,
   BlockRecord,
   FileRecord,
+  InvitationRecord,
   MessageRecord,
   PrefRecord,
   RoomRecord,
@@ -106,6 +107,14 @@ export interface Store {
   addUserDeletedMessages(appId: string, userId: string, roomId: string, messageIds: readonly string[]): Promise<void>;
   /** The ids `addUserDeletedMessages` recorded for the user in the room (any order). */
   listUserDeletedMessages(appId: string, userId: string, roomId: string): Promise<string[]>;
+
+  // Room invitations (one per room and invitee)
+  /** Adds or refreshes invitations. */
+  putInvitations(appId: string, invitations: readonly InvitationRecord[]): Promise<void>;
+  /** Removes the room's invitations of these invitees (all of the room's without a list); returns what went. */
+  deleteInvitations(appId: string, roomId: string, invitees?: readonly string[]): Promise<InvitationRecord[]>;
+  /** A room's pending invitations, or a user's, oldest first. */
+  listInvitations(appId: string, by: { room: string } | { invitee: string }): Promise<InvitationRecord[]>;
 
   // Personal blocks
   putBlock(appId: string, block: BlockRecord): Promise<void>;

@@ -267,6 +267,43 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
       expect(await store.getFile(A, 'f1')).toBeUndefined();
     });
 
+    it('user-deleted messages are a set per user and room', async () => {
+      expect(await store.listUserDeletedMessages(A, 'u1', 'r1')).toEqual([]);
+      await store.addUserDeletedMessages(A, 'u1', 'r1', ['m1', 'm2']);
+      await store.addUserDeletedMessages(A, 'u1', 'r1', ['m2', 'm3']);
+      await store.addUserDeletedMessages(A, 'u1', 'r1', []);
+      expect((await store.listUserDeletedMessages(A, 'u1', 'r1')).sort()).toEqual(['m1', 'm2', 'm3']);
+      expect(await store.listUserDeletedMessages(A, 'u1', 'r2')).toEqual([]);
+      expect(await store.listUserDeletedMessages(A, 'u2', 'r1')).toEqual([]);
+      expect(await store.listUserDeletedMessages(B, 'u1', 'r1')).toEqual([]);
+      // A user id with ':' cannot collide with another (user, room) pair.
+      await store.addUserDeletedMessages(A, 'a:b', 'c', ['x']);
+      expect(await store.listUserDeletedMessages(A, 'a', 'b:c')).toEqual([]);
+    });
+
+    it('invitations: put, list by room or invitee, delete some or all', async () => {
+      await store.putInvitations(A, [
+        { room: 'r1', invitee: 'u1', inviter: 'o', createdAt: 1 },
+        { room: 'r1', invitee: 'u2', createdAt: 2 },
+        { room: 'r2', invitee: 'u1', inviter: 'o', createdAt: 3 },
+      ]);
+      expect(await store.listInvitations(A, { room: 'r1' })).toEqual([
+        { room: 'r1', invitee: 'u1', inviter: 'o', createdAt: 1 },
+        { room: 'r1', invitee: 'u2', createdAt: 2 },
+      ]);
+      expect((await store.listInvitations(A, { invitee: 'u1' })).map((i) => i.room)).toEqual(['r1', 'r2']);
+      expect(await store.listInvitations(B, { invitee: 'u1' })).toEqual([]);
+      await store.putInvitations(A, [{ room: 'r1', invitee: 'u1', inviter: 'p', createdAt: 5 }]);
+      expect((await store.listInvitations(A, { room: 'r1' })).find((i) => i.invitee === 'u1')?.inviter).toBe('p');
+      expect(await store.deleteInvitations(A, 'r1', ['u1', 'nobody'])).toEqual([{ room: 'r1', invitee: 'u1', inviter: 'p', createdAt: 5 }]);
+      expect(await store.deleteInvitations(A, 'r1', ['u1'])).toEqual([]);
+      expect((await store.listInvitations(A, { invitee: 'u1' })).map((i) => i.room)).toEqual(['r2']);
+      expect((await store.deleteInvitations(A, 'r2')).map((i) => i.invitee)).toEqual(['u1']);
+      expect(await store.listInvitations(A, { invitee: 'u1' })).toEqual([]);
+      expect(await store.deleteInvitations(A, 'r1')).toEqual([{ room: 'r1', invitee: 'u2', createdAt: 2 }]);
+      expect(await store.listInvitations(A, { room: 'r1' })).toEqual([]);
+    });
+
     it('shareFile adds rooms to a file as a set, survives putFile, and goes with the file', async () => {
       const file = { id: 'f2', bucket: 'b', filename: 'a.png', mimetype: 'image/png', length: 3, md5: 'x', client: 'u1', extra: {}, uploadedAt: 7 };
       expect(await store.shareFile(A, 'f2', 'r1')).toBe(false);

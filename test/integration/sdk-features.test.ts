@@ -210,6 +210,49 @@ describe.each(TRANSPORTS)('SDK features over %s', (transport) => {
     expect(code(await as('alice').post('/search', { type: ['messages'] }))).toBe('INVALID_INPUT');
   });
 
+  it('invitations: invitationRequired invites instead of adding; invitation / cancelInvitation events; join accepts', async () => {
+    const bob = await socketOf('bob');
+    const carol = await socketOf('carol');
+    const invited = once<Record<string, any>>(bob, 'invitation');
+    // Flutter: IMRoomRequest.createGroupRoom → POST /rooms/createAndJoin
+    // {_id, roomType:"group", invitee:[…], name, systemMessage:true, invitationRequired:true}
+    const created = await as('alice').post('/rooms/createAndJoin', {
+      _id: 'club', roomType: 'group', invitee: ['bob', 'carol'], name: 'Club', systemMessage: true, invitationRequired: true,
+    });
+    expect(created.status).toBe(200);
+    expect(created.body.result).toMatchObject({ _id: 'club', invitationRequired: true, members: [expect.objectContaining({ id: 'alice' })] });
+    const [invitation] = await invited;
+    // Flutter's IMInvitation reads room (object), inviter (object), createdTimeMS, updatedTimeMS.
+    expect(invitation).toMatchObject({ room: { _id: 'club', name: 'Club' }, inviter: { id: 'alice' }, invitee: 'bob', createdTimeMS: expect.any(Number), updatedTimeMS: expect.any(Number) });
+    expect(code(await as('bob').get('/rooms/club/messages/v3'))).toBe('NOT_ROOM_MEMBER');
+    expect((await as('bob').get('/rooms/invitations')).body.result).toMatchObject({ totalCount: 1, data: [{ room: { _id: 'club' } }] });
+    expect((await as('alice').get('/rooms/club/invitations')).body.result.data.map((i: { invitee: string }) => i.invitee)).toEqual(['bob', 'carol']);
+    // Joining accepts the invitation (Flutter: joinRoom {systemMessage: true}).
+    const joined = await as('bob').post('/rooms/club/join', { systemMessage: true });
+    expect(joined.body.result.members.map((m: { id: string }) => m.id)).toEqual(['alice', 'bob']);
+    expect((await as('bob').get('/rooms/invitations')).body.result.totalCount).toBe(0);
+    // Without an invitation, an invitation-only room refuses.
+    await t.createUser(app, 'dave');
+    const dave = user(t.base, app, (await admin(t.base, app).post('/admin/clients', { _id: 'dave', issueAccessToken: true })).body.result.token);
+    expect(code(await dave.post('/rooms/club/join'))).toBe('INVITATION_REQUIRED');
+    // Adding members to it invites them; the inviter (or a superuser) withdraws: cancelInvitation {room}.
+    await as('bob').post('/rooms/club/members', { invitees: ['dave'] });
+    expect((await dave.get('/rooms/invitations')).body.result.totalCount).toBe(1);
+    const withdrawn = once<Record<string, unknown>>(carol, 'cancelInvitation');
+    expect(code(await as('bob').post('/rooms/club/delete/invitations', { invitees: ['carol'] }))).toBe('NOT_INVITER');
+    const cancelled = await as('alice').post('/rooms/club/delete/invitations', { invitees: ['carol'] });
+    expect(cancelled.body.result.data.map((i: { invitee: string }) => i.invitee)).toEqual(['dave']);
+    expect((await withdrawn)[0]).toEqual({ room: 'club' });
+    expect(code(await as('carol').post('/rooms/club/join'))).toBe('INVITATION_REQUIRED');
+    // The invitee declines.
+    expect((await dave.del('/rooms/club/invitations')).status).toBe(200);
+    expect(code(await dave.del('/rooms/club/invitations'))).toBe('INVITATION_NOT_FOUND');
+    expect(code(await dave.post('/rooms/club/join'))).toBe('INVITATION_REQUIRED');
+    // An ordinary room is joined without one.
+    await admin(t.base, app).post('/rooms', { _id: 'open', members: ['alice'] });
+    expect((await dave.post('/rooms/open/join')).status).toBe(200);
+  });
+
   it('GET /rooms?updatedAfter= lists only rooms changed, messaged or created since (ISO or ms)', async () => {
     await admin(t.base, app).post('/rooms', { _id: 'old', members: ['carol'] });
     await admin(t.base, app).post('/rooms', { _id: 'quiet', members: ['carol'] });
