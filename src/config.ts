@@ -72,6 +72,8 @@ const SETTINGS = {
   redisShardedPubsub: { env: 'ROOMCAST_REDIS_SHARDED_PUBSUB', schema: bool, default: false },
   nodeId: { env: 'ROOMCAST_NODE_ID', schema: z.string().min(1).max(128), default: `${hostname()}-${process.pid}` },
   presenceTtlMs: { env: 'ROOMCAST_PRESENCE_TTL_MS', schema: int(500, 3_600_000), default: 15_000 },
+  // IMKIT's sandbox sign-in (`POST /auths/sign/v2` with the client key alone): development only.
+  sandboxSignIn: { env: 'ROOMCAST_SANDBOX_SIGN_IN', schema: bool, default: false },
 } as const;
 
 type Settings = typeof SETTINGS;

@@ -360,6 +360,31 @@ export class RoomService {
     return { badge };
   }
 
+  /**
+   * `POST /badges/byRoomTags {tags}`: unread per tag over the caller's rooms carrying it, and a
+   * total over the rooms carrying every tag (AND; all rooms when no tag is given). Rooms the
+   * caller is banned from do not count.
+   */
+  async badgesByTags(actor: Actor, body: unknown): Promise<{ totalBadge: number; data: Record<string, number> }> {
+    const me = asUser(actor, 'me.read');
+    const asked = parseInput(z.looseObject({ tags: tags.optional() }), body).tags;
+    const rooms = (await this.store.getRooms(actor.app.id, await this.store.userRoomIds(actor.app.id, me.userId))).filter(
+      (r): r is RoomRecord => r !== undefined && !isBanned(me.userId, r),
+    );
+    const wanted = asked && asked.length > 0 ? [...new Set(asked)] : [...new Set(rooms.flatMap((r) => r.roomTags))];
+    const data: Record<string, number> = Object.fromEntries(wanted.map((t) => [t, 0]));
+    let totalBadge = 0;
+    for (const r of rooms) {
+      const carried = wanted.filter((t) => r.roomTags.includes(t));
+      const every = !asked?.length || carried.length === wanted.length;
+      if (carried.length === 0 && !every) continue;
+      const unread = await this.store.countMessagesAfter(actor.app.id, r.id, r.memberState[me.userId]?.lastRead);
+      for (const t of carried) data[t]! += unread;
+      if (every) totalBadge += unread;
+    }
+    return { totalBadge, data };
+  }
+
   /** Applies a membership change atomically and tells every node and every client concerned. */
   private async changeMembers(actor: Actor, room: RoomRecord, add: string[], remove: string[]): Promise<RoomRecord> {
     if (add.length === 0 && remove.length === 0) return room;

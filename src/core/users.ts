@@ -4,7 +4,8 @@ import { roomTopic } from '../bus/bus.js';
 import type { Store } from '../store/store.js';
 import { Errors } from './errors.js';
 import type { Actor } from './identity.js';
-import type { UserRecord } from './models.js';
+import type { AppRecord, UserRecord } from './models.js';
+import { parseUserQuery } from './user-query.js';
 import { asUser, authorize } from './permissions.js';
 import type { IssuedToken, TokenService } from './tokens.js';
 import { parseInput } from './validate.js';
@@ -33,6 +34,9 @@ const tokenSchema = z.object({
   token: z.string().min(8).max(4096),
   expirationDate: z.union([z.number(), z.string()]),
 });
+const signSchema = z.looseObject({ id: userId, ...profile });
+/** Users read per store call while filtering the user list. */
+const LIST_CHUNK = 1000;
 const revokeSchema = z.object({ token: z.string().min(1).max(4096).optional() }).optional();
 
 /** expirationDate as IMKIT sends it: epoch ms or an ISO date; must lie in the future. */
@@ -93,10 +97,46 @@ export class UserService {
     return view;
   }
 
-  async list(actor: Actor, skip: number, limit: number): Promise<{ totalCount: number; data: ClientView[] }> {
+  /** `GET /admin/clients?q=&skip=&limit=`: with `q`, the matching users (a pass over the user list). */
+  async list(actor: Actor, skip: number, limit: number, q?: string): Promise<{ totalCount: number; data: ClientView[] }> {
     authorize(actor, 'users.manage');
-    const { total, users } = await this.store.listUsers(actor.app.id, skip, limit);
-    return { totalCount: total, data: await this.present.clientsWithStatus(actor.app.id, users.map((u) => u.id)) };
+    const match = parseUserQuery(q);
+    if (!match) {
+      const { total, users } = await this.store.listUsers(actor.app.id, skip, limit);
+      return { totalCount: total, data: await this.present.clientsWithStatus(actor.app.id, users.map((u) => u.id)) };
+    }
+    const matched: string[] = [];
+    for (let from = 0; ; from += LIST_CHUNK) {
+      const { users } = await this.store.listUsers(actor.app.id, from, LIST_CHUNK);
+      for (const u of users) if (match(u)) matched.push(u.id);
+      if (users.length < LIST_CHUNK) break;
+    }
+    return { totalCount: matched.length, data: await this.present.clientsWithStatus(actor.app.id, matched.slice(skip, skip + limit)) };
+  }
+
+  /**
+   * `POST /auths/sign/v2 {id, nickname?, avatarUrl?}`: a token for a user, creating them if
+   * needed. With the API key always; with the client key alone only when the operator enabled
+   * the sandbox (the Flutter SDK signs in this way when it has no token).
+   */
+  async sandboxSignIn(app: AppRecord, body: unknown) {
+    const input = parseInput(signSchema, body);
+    const existing = await this.store.getUser(app.id, input.id);
+    const now = Date.now();
+    const user: UserRecord = existing
+      ? { ...existing, nickname: input.nickname ?? existing.nickname, avatarUrl: input.avatarUrl ?? existing.avatarUrl, updatedAt: now }
+      : { id: input.id, nickname: input.nickname, avatarUrl: input.avatarUrl, custom: {}, createdAt: now, updatedAt: now };
+    await this.store.putUser(app.id, user);
+    const issued = await this.tokens.issue(app, user.id);
+    return {
+      authType: 'Standalone JWT',
+      token: issued.token,
+      expirationDate: new Date(issued.expiresAt).toISOString(),
+      id: user.id,
+      nickname: user.nickname ?? user.id,
+      avatarUrl: user.avatarUrl ?? '',
+      exp: Math.floor(issued.expiresAt / 1000),
+    };
   }
 
   async get(actor: Actor, id: string): Promise<ClientView> {

@@ -253,6 +253,28 @@ describe.each(TRANSPORTS)('SDK features over %s', (transport) => {
     expect((await dave.post('/rooms/open/join')).status).toBe(200);
   });
 
+  it('POST /badges/byRoomTags: unread per tag, total over rooms with every tag, banned rooms not counted', async () => {
+    const adm = admin(t.base, app);
+    for (const [id, roomTags] of [['b1', ['demo', 'sample']], ['b2', ['demo']], ['b3', ['sample']], ['b4', ['demo', 'sample']]] as const) {
+      await adm.post('/rooms', { _id: id, members: ['alice', 'bob'], roomTags, owner: 'alice' });
+    }
+    const post = (room: string, n: number) => Promise.all(Array.from({ length: n }, (_, i) => as('alice').post(`/rooms/${room}/message`, { message: `m${i}` })));
+    await post('b1', 1);
+    await post('b2', 2);
+    await post('b3', 4);
+    await post('b4', 8);
+    await as('alice').post('/blockStatus/room/b4/bob');
+    // Body as api-doc client/Badge-Count-unreads-by-room-tags.md: {"tags":["demo","sample"]}
+    const res = await as('bob').post('/badges/byRoomTags', { tags: ['demo', 'sample'] });
+    expect(res.body.result).toEqual({ totalBadge: 1, data: { demo: 3, sample: 5 } });
+    expect((await as('bob').post('/badges/byRoomTags', { tags: ['demo'] })).body.result).toEqual({ totalBadge: 3, data: { demo: 3 } });
+    const all = (await as('bob').post('/badges/byRoomTags', {})).body.result;
+    expect(all.data).toMatchObject({ demo: 3, sample: 5 });
+    expect(all.totalBadge).toBeGreaterThanOrEqual(7);
+    expect((await as('alice').post('/badges/byRoomTags', { tags: ['demo', 'sample'] })).body.result).toEqual({ totalBadge: 0, data: { demo: 0, sample: 0 } });
+    expect(code(await admin(t.base, app).post('/badges/byRoomTags', { tags: ['demo'] }))).toBe('USER_TOKEN_REQUIRED');
+  });
+
   it('GET /rooms?updatedAfter= lists only rooms changed, messaged or created since (ISO or ms)', async () => {
     await admin(t.base, app).post('/rooms', { _id: 'old', members: ['carol'] });
     await admin(t.base, app).post('/rooms', { _id: 'quiet', members: ['carol'] });

@@ -11,7 +11,7 @@ export const adminRoutes: RouteDef[] = [
   {
     method: 'GET', path: '/admin/clients', auth: 'actor',
     handle: ({ core, actor, req }) =>
-      core.users.list(actor, intParam(req.query, 'skip', 0, 0, 1e9), intParam(req.query, 'limit', 50, 1, 1000)),
+      core.users.list(actor, intParam(req.query, 'skip', 0, 0, 1e9), intParam(req.query, 'limit', 50, 1, 1000), req.query.get('q') ?? undefined),
   },
   {
     method: 'GET', path: '/admin/clients/:id', auth: 'actor',
