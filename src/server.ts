@@ -78,6 +78,7 @@ export async function startServer(config: Config, log: Logger, ports: Ports = {}
       signedUrlTtlMs: config.signedUrlTtlSeconds * 1000,
     },
     presence,
+    onBackgroundError: (err) => log.warn({ err }, 'batch send: a recipient was skipped'),
     usage: {
       meter,
       sink: usageSink,

@@ -5,7 +5,9 @@ import type { FileStorage } from '../files/storage.js';
 import { Metric, type UsageMeter } from '../metering/meter.js';
 import type { PrometheusExporter } from '../metering/prometheus.js';
 import type { UsageSink } from '../metering/sink.js';
+import { ConfigService } from './app-config.js';
 import { AppService } from './apps.js';
+import { BatchService } from './batch.js';
 import { type FileOptions, FileService } from './files.js';
 import { IdentityService } from './identity.js';
 import { InvitationService } from './invitations.js';
@@ -26,6 +28,8 @@ export interface CoreOptions {
   /** Who is connected (this node's sockets, or the cluster's through Redis). */
   presence: Presence;
   usage: Usage;
+  /** Told of failures in background work (batch sends), for the log. */
+  onBackgroundError?: (err: unknown) => void;
 }
 
 /** Key usage metering: the in-memory meter and the sink its batches go to. */
@@ -41,6 +45,7 @@ export interface Core {
   store: Store;
   bus: Bus;
   apps: AppService;
+  config: ConfigService;
   tokens: TokenService;
   identity: IdentityService;
   users: UserService;
@@ -49,6 +54,7 @@ export interface Core {
   messages: MessageService;
   messageActions: MessageActionService;
   search: SearchService;
+  batches: BatchService;
   moderation: ModerationService;
   files: FileService;
   prefs: PrefService;
@@ -67,12 +73,14 @@ export async function createCore(store: Store, bus: Bus, options: CoreOptions): 
   const users = new UserService(store, bus, tokens, present);
   const files = new FileService(store, options.files.storage, options.files);
   const index = new SearchIndex();
-  const messages = new MessageService(store, bus, present, files, index);
+  const config = new ConfigService(store);
+  const messages = new MessageService(store, bus, present, { files, index, censor: (appId, text) => config.censor(appId, text) });
   const invitations = new InvitationService(store, bus, present, messages);
   const rooms = new RoomService(store, bus, present, messages, invitations);
   const moderation = new ModerationService(store, bus, present);
   const prefs = new PrefService(store, bus);
   const messageActions = new MessageActionService(store, bus, present);
   const search = new SearchService(store, present, index);
-  return { store, bus, apps, tokens, identity, users, rooms, invitations, messages, messageActions, search, moderation, files, prefs, present, presence: options.presence, usage: options.usage };
+  const batches = new BatchService(store, messages, rooms, present, options.onBackgroundError ?? (() => undefined));
+  return { store, bus, apps, config, tokens, identity, users, rooms, invitations, messages, messageActions, search, batches, moderation, files, prefs, present, presence: options.presence, usage: options.usage };
 }

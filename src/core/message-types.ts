@@ -31,7 +31,7 @@ export const FIELD_SHAPES = {
 export const OPTIONAL_FIELDS = [
   'originalUrl', 'thumbnailUrl', 'width', 'height', 'images', 'duration', 'latitude', 'longitude',
   'url', 'reply', 'sticker', 'extra', 'template', 'contents', 'mentions', 'video', 'file', 'member',
-  'rtcSession',
+  'rtcSession', 'batchID',
 ] as const;
 
 type Body = Record<string, unknown>;
@@ -67,7 +67,7 @@ const FREE_FORM = new Set([
   'assignAdmin', 'waitingCall', 'missingCall', 'endCall',
 ]);
 
-const CONTENT_KEYS = ['message', ...OPTIONAL_FIELDS.filter((k) => k !== 'reply' && k !== 'mentions')];
+const CONTENT_KEYS = ['message', ...OPTIONAL_FIELDS.filter((k) => k !== 'reply' && k !== 'mentions' && k !== 'batchID')];
 
 /** Throws a 400 naming what a new message of this type lacks. */
 export function checkRequiredFields(messageType: string, body: Body): void {

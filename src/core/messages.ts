@@ -52,9 +52,14 @@ export interface SystemMessages {
 }
 
 /** Sending, editing, recalling, pinning, deleting and reading messages. */
-/** Makes files a message references readable in its room (FileService). */
-export interface FileSharing {
-  shareReferenced(actor: Actor, roomId: string, fields: Record<string, unknown>): Promise<void>;
+/** What sending also does, provided by other services (all optional). */
+export interface SendHooks {
+  /** Makes files a message references readable in its room (FileService). */
+  files?: { shareReferenced(actor: Actor, roomId: string, fields: Record<string, unknown>): Promise<void> };
+  /** Keeps message text searchable (SearchIndex). */
+  index?: SearchIndex;
+  /** Masks the application's censored words in a text message (ConfigService). */
+  censor?: (appId: string, text: string) => Promise<string>;
 }
 
 export class MessageService implements SystemMessages {
@@ -62,8 +67,7 @@ export class MessageService implements SystemMessages {
     private store: Store,
     private bus: Bus,
     private present: Presenter,
-    private files?: FileSharing,
-    private index?: SearchIndex,
+    private hooks: SendHooks = {},
   ) {}
 
   /**
@@ -222,10 +226,10 @@ export class MessageService implements SystemMessages {
     let deletedCount: number;
     if (messageId === '_all') {
       deletedCount = await this.store.clearMessages(actor.app.id, roomId);
-      this.index?.removeRoom(actor.app.id, roomId);
+      this.hooks.index?.removeRoom(actor.app.id, roomId);
     } else {
       if (!(await this.store.deleteMessage(actor.app.id, roomId, messageId))) throw Errors.notFound('MESSAGE', messageId);
-      this.index?.remove(actor.app.id, messageId);
+      this.hooks.index?.remove(actor.app.id, messageId);
       deletedCount = 1;
     }
     if (room.pinnedMessageId && (messageId === '_all' || room.pinnedMessageId === messageId)) {
@@ -255,7 +259,7 @@ export class MessageService implements SystemMessages {
       room: room.id,
       sender,
       messageType,
-      message: input.message,
+      message: await this.censored(appId, input.message),
       fields: pickFields(input),
       createdAt: now,
       updatedAt: now,
@@ -270,7 +274,7 @@ export class MessageService implements SystemMessages {
     return this.replaceAndPublish(actor.app.id, {
       ...existing,
       messageType: input.messageType ?? existing.messageType,
-      message: input.message ?? existing.message,
+      message: input.message === undefined ? existing.message : await this.censored(actor.app.id, input.message),
       fields: { ...existing.fields, ...pickFields(input) },
       updatedAt: now,
       editedAt: now,
@@ -308,24 +312,29 @@ export class MessageService implements SystemMessages {
     return this.replaceAndPublish(appId, { ...message, fields, updatedAt: Date.now() });
   }
 
+  /** Text as it may be stored: the application's censored words masked. */
+  private async censored(appId: string, message: unknown): Promise<unknown> {
+    return typeof message === 'string' && message !== '' && this.hooks.censor ? this.hooks.censor(appId, message) : message;
+  }
+
   /** Stores, then publishes: a message is acknowledged and delivered only once it is stored. */
   private async persistAndPublish(appId: string, message: MessageRecord, author?: Actor): Promise<MessageView> {
     await this.store.addMessage(appId, message);
-    this.index?.add(appId, message);
+    this.hooks.index?.add(appId, message);
     if (author) await this.shareFiles(author, message);
     return this.publishMessage(appId, message);
   }
 
   private async replaceAndPublish(appId: string, message: MessageRecord, author?: Actor): Promise<MessageView> {
     if (!(await this.store.replaceMessage(appId, message))) throw Errors.notFound('MESSAGE', message.id);
-    this.index?.add(appId, message);
+    this.hooks.index?.add(appId, message);
     if (author) await this.shareFiles(author, message);
     return this.publishMessage(appId, message);
   }
 
   /** Stored first, shared next, delivered last: a member who gets the message can read its files. */
   private async shareFiles(author: Actor, message: MessageRecord): Promise<void> {
-    await this.files?.shareReferenced(author, message.room, message.fields);
+    await this.hooks.files?.shareReferenced(author, message.room, message.fields);
   }
 
   private async publishMessage(appId: string, message: MessageRecord): Promise<MessageView> {

@@ -25,6 +25,8 @@ export interface AppRecord {
   clientKey: ClientKeyRecord | null;
   /** Web origins allowed to use the client key (browser requests); empty or absent = any. */
   allowedOrigins?: string[];
+  /** IMKIT runtime configuration (`/config`): announcement, censorship keywords, flags. */
+  config?: Record<string, unknown>;
   createdAt: number;
 }
 

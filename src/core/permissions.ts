@@ -33,8 +33,13 @@ export const PERMISSIONS = {
   'tokens.manage': 'admin',
   'app.settings': 'admin',
   'messages.crossRoom': 'admin',
-  'messages.batch': 'admin',
+  /** Batch send into rooms: the API key anywhere; a user only into rooms they may post to (each checked as a send). */
+  'messages.batch': 'user',
+  /** Batch send with `sender` or `receiver`, as IMKIT's docs describe it: the API key. */
+  'messages.batchAsAnyone': 'admin',
   'messages.sendAsAnyone': 'admin',
+  /** `GET /config`: the runtime configuration is readable by users (writes are `app.settings`). */
+  'config.read': 'user',
   // A user's own account
   'me.read': 'self',
   'me.update': 'self',
@@ -163,7 +168,7 @@ const DESCRIPTIONS: Partial<Record<Operation, string>> = {
   'tokens.manage': 'Managing user tokens',
   'app.settings': 'Changing application settings',
   'messages.crossRoom': 'Reading message history across rooms',
-  'messages.batch': 'Batch sending',
+  'messages.batchAsAnyone': 'Batch sending as another user or to receivers',
   'messages.sendAsAnyone': 'Sending as another user',
 };
 

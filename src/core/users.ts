@@ -97,6 +97,16 @@ export class UserService {
     return view;
   }
 
+  /** `POST /admin/clients/list {data: [{_id, nickname, avatarUrl, …}]}`: upserts each (no tokens) → `{count}`. */
+  async upsertMany(actor: Actor, body: unknown): Promise<{ count: number }> {
+    authorize(actor, 'users.manage');
+    const input = parseInput(z.looseObject({ data: z.array(z.looseObject({ _id: userId, ...profile })).min(1).max(1000) }), body);
+    const tokenFields = input.data.findIndex((u) => 'token' in u || 'issueAccessToken' in u);
+    if (tokenFields >= 0) throw Errors.invalidInput(`data.${tokenFields}: the list upsert issues no tokens (use POST /admin/clients)`);
+    for (const entry of input.data) await this.upsert(actor, entry);
+    return { count: input.data.length };
+  }
+
   /** `GET /admin/clients?q=&skip=&limit=`: with `q`, the matching users (a pass over the user list). */
   async list(actor: Actor, skip: number, limit: number, q?: string): Promise<{ totalCount: number; data: ClientView[] }> {
     authorize(actor, 'users.manage');

@@ -297,6 +297,14 @@ export class MemoryStore implements Store {
     return [...(this.tenant(appId).blocks.get(blocker)?.values() ?? [])].map(copy);
   }
 
+  async listAppMessages(appId: string, query: { from?: number; to?: number; limit: number }) {
+    const matching = [...this.tenant(appId).messages.values()].filter(
+      (m) => (query.from === undefined || m.createdAt >= query.from) && (query.to === undefined || m.createdAt <= query.to),
+    );
+    matching.sort((a, b) => b.createdAt - a.createdAt);
+    return { total: matching.length, messages: matching.slice(0, query.limit).map(copy) };
+  }
+
   async addUserDeletedMessages(appId: string, userId: string, roomId: string, messageIds: readonly string[]): Promise<void> {
     const map = this.tenant(appId).userDeleted;
     const key = `${userId}\u0000${roomId}`;

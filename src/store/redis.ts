@@ -365,6 +365,24 @@ export class RedisStore implements Store {
     return this.run(async () => (await this.client.hvals(this.keys.tenant(appId).blocks(blocker))).map((v) => JSON.parse(v) as BlockRecord));
   }
 
+  listAppMessages(appId: string, query: { from?: number; to?: number; limit: number }): Promise<{ total: number; messages: MessageRecord[] }> {
+    // An administrator's query: one HSCAN pass over the application's messages.
+    return this.run(async () => {
+      const matching: MessageRecord[] = [];
+      let cursor = '0';
+      do {
+        const [next, flat] = await this.client.hscan(this.keys.tenant(appId).messages, cursor, 'COUNT', 1000);
+        cursor = next;
+        for (let i = 1; i < flat.length; i += 2) {
+          const m = JSON.parse(flat[i]!) as MessageRecord;
+          if ((query.from === undefined || m.createdAt >= query.from) && (query.to === undefined || m.createdAt <= query.to)) matching.push(m);
+        }
+      } while (cursor !== '0');
+      matching.sort((a, b) => b.createdAt - a.createdAt);
+      return { total: matching.length, messages: matching.slice(0, query.limit) };
+    });
+  }
+
   addUserDeletedMessages(appId: string, userId: string, roomId: string, messageIds: readonly string[]): Promise<void> {
     return this.run(async () => {
       if (messageIds.length > 0) await this.client.sadd(this.keys.tenant(appId).userDeleted(userId, roomId), ...messageIds);

@@ -96,6 +96,12 @@ export interface Store {
   /** undefined when the anchor is not a message of this room. */
   listMessages(appId: string, roomId: string, query: HistoryQuery): Promise<MessageRecord[] | undefined>;
   countMessages(appId: string, roomId: string): Promise<number>;
+  /**
+   * The application's messages across rooms, newest first (by creation time), with creation time
+   * in [from, to] when given, and how many match. An administrator's query (`GET /admin/messages`):
+   * implementations may scan.
+   */
+  listAppMessages(appId: string, query: { from?: number; to?: number; limit: number }): Promise<{ total: number; messages: MessageRecord[] }>;
   /** Removes one message from its room's history; false if it is not there. */
   deleteMessage(appId: string, roomId: string, messageId: string): Promise<boolean>;
   /** Removes every message of a room; returns how many went. */

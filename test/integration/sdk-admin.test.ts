@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Socket } from 'socket.io-client';
 import { api, admin, startTestServer, type TestApp, type TestServer, TRANSPORTS, user } from '../helpers/server.js';
+import { collect, connect, once, until } from '../helpers/sockets.js';
 
 const code = (r: { body: { error?: { code: string } } }) => r.body.error?.code;
 
@@ -55,5 +57,112 @@ describe.each(TRANSPORTS)('IMKIT admin operations over %s', (transport) => {
     expect(code(await api(sandbox.base, { 'IM-CLIENT-KEY': 'not-a-key' }).post('/auths/sign/v2', { id: 'x' }))).toBe('INVALID_CLIENT_KEY');
     expect(code(await api(sandbox.base, {}).post('/auths/sign/v2', { id: 'x' }))).toBe('MISSING_CLIENT_KEY');
     expect(code(await api(sandbox.base, { 'IM-CLIENT-KEY': sandboxApp.clientKey }).post('/auths/sign/v2', {}))).toBe('INVALID_INPUT');
+  });
+
+  async function socketOf(server: TestServer, who: string, token: string, target = app): Promise<Socket> {
+    const s = connect(server.base);
+    await once(s, 'connect');
+    const ack = (await s.timeout(5000).emitWithAck('auth2', token, { 'IM-CLIENT-KEY': target.clientKey })) as { RC: number };
+    expect(ack.RC, who).toBe(0);
+    return s;
+  }
+
+  it('POST /messages/batch: API key to rooms and receivers with $pattern$; a user (Vue mass texting) only into their rooms', async () => {
+    const adm = admin(t.base, app);
+    const tokens: Record<string, string> = {};
+    for (const id of ['boss', 'r1', 'r2', 'r3']) tokens[id] = (await adm.post('/admin/clients', { _id: id, nickname: id.toUpperCase(), issueAccessToken: true })).body.result.token;
+    await adm.post('/rooms', { _id: 'news', members: ['r1', 'r2'] });
+    await adm.post('/rooms', { _id: 'elsewhere', members: ['r3'] });
+    const r1 = await socketOf(t, 'r1', tokens.r1!);
+    const r3 = await socketOf(t, 'r3', tokens.r3!);
+    try {
+      const inNews = once<Record<string, any>>(r1, 'chat message');
+      // api-doc message/message-basic/batch-send-messages.md
+      const res = await adm.post('/messages/batch', {
+        message: 'Hi $name$, order $order$ shipped', messageType: 'text', sender: 'boss', push: false,
+        extra: { order: '$order$' },
+        paras: [{ room: 'news', $name$: 'team', $order$: 'A-1' }, { receiver: 'r3', $name$: 'R3', $order$: 'B-2' }],
+      });
+      expect(res.body.result).toMatchObject({ batchID: expect.any(String), count: 2 });
+      expect((await inNews)[0]).toMatchObject({ room: 'news', message: 'Hi team, order A-1 shipped', extra: { order: 'A-1' }, sender: { id: 'boss' }, batchID: res.body.result.batchID });
+      // The receiver's direct room with the sender is created; r3 hears it live.
+      await until(async () => (await user(t.base, app, tokens.r3!).get('/rooms')).body.result.data.some((r: { roomType: string }) => r.roomType === 'direct'));
+      const direct = (await user(t.base, app, tokens.r3!).get('/rooms')).body.result.data.find((r: { roomType: string }) => r.roomType === 'direct');
+      await until(async () => (await user(t.base, app, tokens.r3!).get(`/rooms/${direct._id}/messages/v3`)).body.result.data.length === 1);
+      expect((await user(t.base, app, tokens.r3!).get(`/rooms/${direct._id}/messages/v3`)).body.result.data[0]).toMatchObject({ message: 'Hi R3, order B-2 shipped', sender: { id: 'boss' } });
+      // Vue SDK batchSendMessage: {message, messageType: "text", paras: [{room}]} with client credentials.
+      const seenByR3 = collect(r3, 'chat message');
+      const arrived = once<Record<string, any>>(r1, 'chat message');
+      const vue = await user(t.base, app, tokens.r2!).post('/messages/batch', { message: 'hello all', messageType: 'text', paras: [{ room: 'news' }, { room: 'elsewhere' }] });
+      expect(vue.body.result.count).toBe(2);
+      expect((await arrived)[0]).toMatchObject({ room: 'news', message: 'hello all', sender: { id: 'r2' } });
+      const mark = (await user(t.base, app, tokens.r3!).post('/rooms/elsewhere/message', { message: 'after' })).body.result._id;
+      await until(() => seenByR3.some((m: any) => m._id === mark));
+      expect(seenByR3.filter((m: any) => m.message === 'hello all')).toEqual([]);
+      // A user may not name a sender or a receiver; bad bodies name the field.
+      expect(code(await user(t.base, app, tokens.r2!).post('/messages/batch', { message: 'x', messageType: 'text', sender: 'boss', paras: [{ room: 'news' }] }))).toBe('API_KEY_REQUIRED');
+      expect(code(await user(t.base, app, tokens.r2!).post('/messages/batch', { message: 'x', messageType: 'text', paras: [{ receiver: 'r1' }] }))).toBe('API_KEY_REQUIRED');
+      expect((await adm.post('/messages/batch', { messageType: 'text', paras: [{ room: 'news' }] })).body.RM).toMatch(/^message:/);
+      expect((await adm.post('/messages/batch', { message: 'x', messageType: 'text', paras: [{}] })).body.RM).toMatch(/^paras\.0/);
+      expect((await adm.post('/messages/batch', { message: 'x', messageType: 'text', paras: [{ receiver: 'r1' }] })).body.RM).toMatch(/^sender:/);
+    } finally {
+      r1.disconnect();
+      r3.disconnect();
+    }
+  });
+
+  it('GET /admin/messages: across rooms, newest first, by time window; API key only (api-doc admin/Admin-List-Messages.md)', async () => {
+    const adm = admin(t.base, app);
+    await adm.post('/rooms', { _id: 'm-a', members: ['u1'] });
+    await adm.post('/rooms', { _id: 'm-b', members: ['u2'] });
+    const start = Date.now();
+    await until(() => Date.now() > start);
+    await adm.post('/messages', { room: 'm-a', sender: 'u1', message: 'first', messageType: 'text' });
+    await adm.post('/messages', { room: 'm-b', sender: 'u2', message: 'second', messageType: 'text' });
+    const res = await adm.get(`/admin/messages?startDate=${encodeURIComponent(new Date(start).toISOString())}&limit=10`);
+    expect(res.body.result.data.map((m: { message: string }) => m.message).slice(0, 2)).toEqual(['second', 'first']);
+    expect(res.body.result.data[0]).toMatchObject({ room: 'm-b', sender: { id: 'u2' } });
+    expect((await adm.get(`/admin/messages?endDate=${start}&limit=1000`)).body.result.data.every((m: { createdAtMS: number }) => m.createdAtMS <= start)).toBe(true);
+    const u1 = (await adm.post('/admin/clients', { _id: 'u1', issueAccessToken: true })).body.result.token;
+    expect(code(await user(t.base, app, u1).get('/admin/messages'))).toBe('API_KEY_REQUIRED');
+  });
+
+  it('POST /admin/clients/list upserts many (api-doc user/user-management/batch-create-users.md)', async () => {
+    const adm = admin(t.base, app);
+    const res = await adm.post('/admin/clients/list', { data: [{ _id: 'l1', nickname: 'One' }, { _id: 'l2', nickname: 'Two', avatarUrl: 'https://x/a.png' }] });
+    expect(res.body.result).toEqual({ count: 2 });
+    expect((await adm.get('/admin/clients/l2')).body.result).toMatchObject({ nickname: 'Two', avatarUrl: 'https://x/a.png' });
+    expect(code(await adm.post('/admin/clients/list', { data: [{ nickname: 'no id' }] }))).toBe('INVALID_INPUT');
+    expect(code(await adm.post('/admin/clients/list', { data: [{ _id: 'l3', issueAccessToken: true }] }))).toBe('INVALID_INPUT');
+  });
+
+  it('/config: users read, the API key writes; censorship keywords are masked on send, REST and socket', async () => {
+    const adm = admin(t.base, app);
+    const tok = (await adm.post('/admin/clients', { _id: 'cfg', issueAccessToken: true })).body.result.token;
+    const peerTok = (await adm.post('/admin/clients', { _id: 'cfg-peer', issueAccessToken: true })).body.result.token;
+    await adm.post('/rooms', { _id: 'cfg-room', members: ['cfg', 'cfg-peer'] });
+    // api-doc config/update-config.md
+    const set = await adm.post('/config', { announcement: { text: 'Maintenance at 02:00', pin: true }, censorship: { keywords: ['spam', '廣告'] } });
+    expect(set.body.result).toEqual({ announcement: { text: 'Maintenance at 02:00', pin: true }, censorship: { keywords: ['spam', '廣告'] } });
+    const me = user(t.base, app, tok);
+    expect((await me.get('/config')).body.result).toMatchObject({ announcement: { text: 'Maintenance at 02:00', pin: true } });
+    expect(code(await me.post('/config', { x: 1 }))).toBe('API_KEY_REQUIRED');
+    expect(code(await me.del('/config/announcement'))).toBe('API_KEY_REQUIRED');
+    const sent = await me.post('/rooms/cfg-room/message', { message: 'no SPAM here, 廣告!' });
+    expect(sent.body.result.message).toBe('no **** here, **!');
+    const peer = await socketOf(t, 'cfg-peer', peerTok);
+    try {
+      const arrived = once<Record<string, unknown>>(peer, 'chat message');
+      const ack = (await (await socketOf(t, 'cfg', tok)).timeout(5000).emitWithAck('chat message', { room: 'cfg-room', message: 'spam spam' })) as { result: { message: string } };
+      expect(ack.result.message).toBe('**** ****');
+      expect((await arrived)[0]).toMatchObject({ message: '**** ****' });
+    } finally {
+      peer.disconnect();
+    }
+    expect((await adm.del('/config/censorship')).body.result).toEqual({});
+    await until(async () => (await me.post('/rooms/cfg-room/message', { message: 'spam' })).body.result.message === 'spam');
+    expect((await me.get('/config')).body.result).toEqual({ announcement: { text: 'Maintenance at 02:00', pin: true } });
+    expect(code(await adm.post('/config', { censorship: { keywords: 'spam' } }))).toBe('INVALID_INPUT');
+    expect(code(await adm.post('/config', ['not', 'an', 'object']))).toBe('INVALID_INPUT');
   });
 });

@@ -1,0 +1,23 @@
+import { Metric } from '../../metering/meter.js';
+import { intParam, type RouteDef, timeParam } from '../route.js';
+
+/** API-key operations of IMKIT's client-key document: batch send, cross-room history, list upsert, runtime config. */
+export const adminOpRoutes: RouteDef[] = [
+  {
+    method: 'POST', path: '/messages/batch', auth: 'actor', meter: Metric.messagesRest,
+    handle: ({ core, actor, body }) => core.batches.batch(actor, body()),
+  },
+  {
+    method: 'GET', path: '/admin/messages', auth: 'actor',
+    handle: ({ core, actor, req }) =>
+      core.batches.adminList(actor, {
+        limit: intParam(req.query, 'limit', 100, 1, 1000),
+        from: timeParam(req.query, 'startDate'),
+        to: timeParam(req.query, 'endDate'),
+      }),
+  },
+  { method: 'POST', path: '/admin/clients/list', auth: 'actor', handle: ({ core, actor, body }) => core.users.upsertMany(actor, body()) },
+  { method: 'GET', path: '/config', auth: 'actor', handle: ({ core, actor }) => core.config.get(actor) },
+  { method: 'POST', path: '/config', auth: 'actor', handle: ({ core, actor, body }) => core.config.update(actor, body()) },
+  { method: 'DELETE', path: '/config/:key', auth: 'actor', handle: ({ core, actor, params }) => core.config.remove(actor, params.key!) },
+];
