@@ -74,6 +74,9 @@ const SETTINGS = {
   presenceTtlMs: { env: 'ROOMCAST_PRESENCE_TTL_MS', schema: int(500, 3_600_000), default: 15_000 },
   // IMKIT's sandbox sign-in (`POST /auths/sign/v2` with the client key alone): development only.
   sandboxSignIn: { env: 'ROOMCAST_SANDBOX_SIGN_IN', schema: bool, default: false },
+  // REST rate limits per minute (IMKIT: 1000 per API key); 0 = no limit. Cluster-wide in cluster mode.
+  restRequestsPerMinutePerApiKey: { env: 'ROOMCAST_REST_REQUESTS_PER_MINUTE_PER_API_KEY', schema: int(0, 100_000_000), default: 1000 },
+  restRequestsPerMinutePerUser: { env: 'ROOMCAST_REST_REQUESTS_PER_MINUTE_PER_USER', schema: int(0, 100_000_000), default: 1000 },
 } as const;
 
 type Settings = typeof SETTINGS;

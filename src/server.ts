@@ -16,6 +16,8 @@ import { createNodeServer } from './http/node.js';
 import { registerUwsHttp } from './http/uws.js';
 import { loadUws, uwsAvailable } from './http/uws-native.js';
 import type { Logger } from './observability/logger.js';
+import { MemoryRateLimiter } from './ratelimit/limiter.js';
+import { RedisRateLimiter } from './ratelimit/redis.js';
 import { SocketEngine } from './realtime/engine.js';
 import { Gateway } from './realtime/gateway.js';
 import { engineIoPollingRefusal, isEngineIoPath } from './realtime/protocol/engineio.js';
@@ -69,7 +71,11 @@ export async function startServer(config: Config, log: Logger, ports: Ports = {}
     { local: () => gateway.connectionsByApp(), cluster: (appId) => presence.connectionCount(appId) },
     config.usageFlushMs,
   );
+  const rateLimiter = config.redisUrl
+    ? await RedisRateLimiter.open(config.redisUrl, { prefix: config.redisPrefix, nodeId: config.nodeId, log })
+    : new MemoryRateLimiter();
   const core = await createCore(store, bus, {
+    rateLimiter,
     tokenTtlMs: config.tokenTtlDays * 86_400_000,
     files: {
       storage: new LocalFileStorage(config.filesDir),
@@ -99,6 +105,7 @@ export async function startServer(config: Config, log: Logger, ports: Ports = {}
   const closePorts = async () => {
     await meter.close();
     await usageSink.close();
+    await rateLimiter.close();
     await presence.close();
     await bus.close();
     await store.close();

@@ -30,6 +30,9 @@ export function roomcastEnv(extra = {}) {
     ROOMCAST_SOCKET_EVENTS_PER_SECOND: '100000',
     ROOMCAST_HANDSHAKES_PER_MINUTE_PER_ADDRESS: '10000000',
     ROOMCAST_HANDSHAKES_PER_MINUTE_PER_KEY: '10000000',
+    // The REST scenario drives one key far past IMKIT's 1000/min on purpose.
+    ROOMCAST_REST_REQUESTS_PER_MINUTE_PER_API_KEY: '0',
+    ROOMCAST_REST_REQUESTS_PER_MINUTE_PER_USER: '0',
     ...extra,
   };
 }

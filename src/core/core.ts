@@ -2,6 +2,7 @@ import type { Bus } from '../bus/bus.js';
 import type { Store } from '../store/store.js';
 import type { Presence } from '../cluster/presence.js';
 import type { FileStorage } from '../files/storage.js';
+import type { RateLimiter } from '../ratelimit/limiter.js';
 import { Metric, type UsageMeter } from '../metering/meter.js';
 import type { PrometheusExporter } from '../metering/prometheus.js';
 import type { UsageSink } from '../metering/sink.js';
@@ -28,6 +29,8 @@ export interface CoreOptions {
   /** Who is connected (this node's sockets, or the cluster's through Redis). */
   presence: Presence;
   usage: Usage;
+  /** REST rate limits (memory, or Redis in cluster mode). */
+  rateLimiter: RateLimiter;
   /** Told of failures in background work (batch sends), for the log. */
   onBackgroundError?: (err: unknown) => void;
 }
@@ -61,6 +64,7 @@ export interface Core {
   present: Presenter;
   presence: Presence;
   usage: Usage;
+  rateLimiter: RateLimiter;
 }
 
 export async function createCore(store: Store, bus: Bus, options: CoreOptions): Promise<Core> {
@@ -82,5 +86,5 @@ export async function createCore(store: Store, bus: Bus, options: CoreOptions): 
   const messageActions = new MessageActionService(store, bus, present);
   const search = new SearchService(store, present, index);
   const batches = new BatchService(store, messages, rooms, present, options.onBackgroundError ?? (() => undefined));
-  return { store, bus, apps, config, tokens, identity, users, rooms, invitations, messages, messageActions, search, batches, moderation, files, prefs, present, presence: options.presence, usage: options.usage };
+  return { store, bus, apps, config, tokens, identity, users, rooms, invitations, messages, messageActions, search, batches, moderation, files, prefs, present, presence: options.presence, usage: options.usage, rateLimiter: options.rateLimiter };
 }

@@ -7,14 +7,16 @@ export class ImError extends Error {
     readonly status: number,
     readonly code: string,
     message: string,
+    /** Extra machine-readable fields of the error object (e.g. `retryAfter`). */
+    readonly details?: Readonly<Record<string, string | number>>,
   ) {
     super(message);
     this.name = 'ImError';
   }
 
-  /** IMKIT's envelope for an error: `{RC, RM, error:{code, message}}`. */
+  /** IMKIT's envelope for an error: `{RC, RM, error:{code, message, …details}}`. */
   toEnvelope(): { RC: number; RM: string; error: { code: string; message: string } } {
-    return { RC: this.status, RM: this.message, error: { code: this.code, message: this.message } };
+    return { RC: this.status, RM: this.message, error: { ...this.details, code: this.code, message: this.message } };
   }
 }
 
@@ -69,6 +71,8 @@ export const Errors = {
   tokenConflict: () => new ImError(409, 'TOKEN_CONFLICT', 'That token is already assigned to another user'),
   alreadyBlocked: (where: 'list' | 'room') =>
     new ImError(409, 'USER_ALREADY_BLOCKED', where === 'list' ? 'This user is already in your block list' : 'This user is already banned from this room'),
+  rateLimitExceeded: (retryAfterSeconds: number) =>
+    new ImError(429, 'RATE_LIMIT_EXCEEDED', `Too many requests; retry after ${retryAfterSeconds} s`, { retryAfter: retryAfterSeconds }),
   storeUnavailable: () =>
     new ImError(503, 'STORE_UNAVAILABLE', 'The shared store (Redis) is unreachable; the request was not completed, try again shortly'),
 } as const;

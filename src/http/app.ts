@@ -48,6 +48,14 @@ export function createHttpService(core: Core, config: Config, log: Logger, route
     if (!secretsEqual(presented, config.operatorSecret)) throw Errors.invalidOperatorSecret();
   };
 
+  /** Per API key (IMKIT: 1000/min by default) and per user; over the limit, 429 with retryAfter. */
+  const enforceRateLimit = async (who: Actor): Promise<void> => {
+    const limit = who.kind === 'admin' ? config.restRequestsPerMinutePerApiKey : config.restRequestsPerMinutePerUser;
+    if (limit === 0) return;
+    const decision = await core.rateLimiter.hit(who.app.id, who.kind === 'admin' ? 'apikey' : `user:${who.userId}`, limit, 60_000);
+    if (!decision.allowed) throw Errors.rateLimitExceeded(Math.max(1, Math.ceil(decision.retryAfterMs / 1000)));
+  };
+
   /** Who made the request, once known: metering attributes REST usage to their application. */
   const callers = new WeakMap<HttpRequest, Actor>();
 
@@ -68,7 +76,11 @@ export function createHttpService(core: Core, config: Config, log: Logger, route
     if (match === 'method') throw Errors.methodNotAllowed();
     if (!match) throw Errors.notFound('ROUTE', `${req.method} ${req.path}`);
     const route = match.handler;
-    const authenticate = () => core.identity.authenticate(credentialsFromHeaders(req.headers, config.trustProxy));
+    const authenticate = async () => {
+      const who = await core.identity.authenticate(credentialsFromHeaders(req.headers, config.trustProxy));
+      await enforceRateLimit(who);
+      return who;
+    };
     let actor: Actor | undefined;
     if (route.auth === 'actor') actor = await authenticate();
     if (route.auth === 'operator') checkOperator(req);

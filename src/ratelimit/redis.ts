@@ -1,0 +1,46 @@
+import { closeClient, connectClient, createRedisClient, guarded, LuaScript, type RedisClient } from '../cluster/redis-client.js';
+import type { Logger } from '../observability/logger.js';
+import { encodeKeyPart } from '../store/redis-keys.js';
+import type { RateDecision, RateLimiter } from './limiter.js';
+
+// KEYS: the window's counter   ARGV: window length (ms). The first hit sets the expiry.
+const HIT = new LuaScript(`
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return n
+`);
+
+/**
+ * Cluster-wide counts: one counter per (application, subject, window) —
+ * `<prefix>:app:{<app>}:rl:<subject>:<window>` — incremented by every node, expiring with its
+ * window. One script call (INCR, PEXPIRE on the first) per request.
+ */
+export class RedisRateLimiter implements RateLimiter {
+  private constructor(
+    private client: RedisClient,
+    private prefix: string,
+  ) {}
+
+  static async open(url: string, o: { prefix: string; nodeId: string; log?: Logger }): Promise<RedisRateLimiter> {
+    const client = createRedisClient(url, { name: `roomcast:${o.nodeId}:ratelimit`, log: o.log });
+    try {
+      await connectClient(client, url, 10_000);
+    } catch (err) {
+      client.disconnect();
+      throw err;
+    }
+    return new RedisRateLimiter(client, o.prefix);
+  }
+
+  async hit(appId: string, subject: string, limit: number, windowMs: number): Promise<RateDecision> {
+    const now = Date.now();
+    const window = Math.floor(now / windowMs);
+    const key = `${this.prefix}:app:{${encodeKeyPart(appId)}}:rl:${encodeKeyPart(subject)}:${windowMs}:${window}`;
+    const count = Number(await guarded(this.client, () => HIT.run(this.client, [key], [windowMs])));
+    return { allowed: count <= limit, retryAfterMs: (window + 1) * windowMs - now };
+  }
+
+  async close(): Promise<void> {
+    await closeClient(this.client);
+  }
+}
