@@ -56,18 +56,32 @@ export class ModerationService {
       return this.blockView(actor.app.id, record);
     }
     const records = await this.store.listBlocks(actor.app.id, me.userId);
-    return { totalCount: records.length, data: await Promise.all(records.map((r) => this.blockView(actor.app.id, r))) };
+    return { totalCount: records.length, data: await Promise.all(records.map((r) => this.blockView(actor.app.id, r, true))) };
   }
 
-  private async blockView(appId: string, record: BlockRecord) {
+  /**
+   * IMKIT's BlockStatus (api-doc moderation/block-user/*.md): `blockee` populated, `blocker` an id,
+   * `room` the pair's direct room id, or in lists a room summary.
+   */
+  private async blockView(appId: string, record: BlockRecord, inList = false) {
     const [blockee] = await this.present.clients(appId, [record.blockee]);
+    const roomId = directRoomId(record.blocker, record.blockee);
     return {
+      appID: appId,
       blocker: record.blocker,
       blockee,
-      room: directRoomId(record.blocker, record.blockee),
+      room: inList ? await this.roomSummary(appId, roomId, 'direct') : roomId,
       createdAt: iso(record.createdAt),
       createdAtMS: record.createdAt,
+      updatedAt: iso(record.createdAt),
+      updatedAtMS: record.createdAt,
     };
+  }
+
+  /** The `room` of a listed block or ban: `{_id, id, roomType, createdTimeMS}`. */
+  private async roomSummary(appId: string, roomId: string, fallbackType: string, known?: RoomRecord) {
+    const room = known ?? (await this.store.getRoom(appId, roomId));
+    return { _id: roomId, id: roomId, roomType: room?.roomType ?? fallbackType, createdTimeMS: room?.createdAt ?? null };
   }
 
   // ---- room bans (`/blockStatus/room/:roomID`) ----
@@ -121,18 +135,26 @@ export class ModerationService {
       return this.banView(actor.app.id, room, blockee);
     }
     const ids = Object.keys(room.banned ?? {});
-    return { totalCount: ids.length, data: await Promise.all(ids.map((id) => this.banView(actor.app.id, room, id))) };
+    return { totalCount: ids.length, data: await Promise.all(ids.map((id) => this.banView(actor.app.id, room, id, true))) };
   }
 
-  private async banView(appId: string, room: RoomRecord, blockee: string) {
+  /**
+   * A ban as IMKIT shows it (api-doc moderation/ban-member/*.md): on ban/unban `blocker` is an id
+   * and `room` the room id; in lists both are populated (`blocker` a client, `room` a summary).
+   */
+  private async banView(appId: string, room: RoomRecord, blockee: string, inList = false) {
     const ban = room.banned?.[blockee];
     const [blockeeView, blockerView] = await this.present.clients(appId, [blockee, ...(ban?.by ? [ban.by] : [])]);
+    const at = ban ? iso(ban.at) : null;
     return {
-      room: room.id,
+      appID: appId,
+      room: inList ? await this.roomSummary(appId, room.id, room.roomType, room) : room.id,
       blockee: blockeeView,
-      blocker: blockerView ?? null,
-      createdAt: ban ? iso(ban.at) : null,
+      blocker: inList ? (blockerView ?? null) : (ban?.by ?? null),
+      createdAt: at,
       createdAtMS: ban?.at ?? null,
+      updatedAt: at,
+      updatedAtMS: ban?.at ?? null,
     };
   }
 
