@@ -246,3 +246,31 @@ if redis.call('HEXISTS', KEYS[1], 'doc') == 1 then
 end
 return #ids
 `);
+
+// KEYS: files hash, the file's room set   ARGV: file id, room id
+export const SHARE_FILE = new LuaScript(`
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('SADD', KEYS[2], ARGV[2])
+return 1
+`);
+
+// KEYS: the room's invitations hash   ARGV: the app key base, room id, invitees (none = all)
+// Removes them and their invited:<u> entries; returns the removed records.
+export const DELETE_INVITATIONS = new LuaScript(`
+local invitees = {}
+if #ARGV > 2 then
+  for i = 3, #ARGV do invitees[#invitees + 1] = ARGV[i] end
+else
+  invitees = redis.call('HKEYS', KEYS[1])
+end
+local gone = {}
+for _, invitee in ipairs(invitees) do
+  local value = redis.call('HGET', KEYS[1], invitee)
+  if value then
+    redis.call('HDEL', KEYS[1], invitee)
+    redis.call('SREM', ARGV[1] .. 'invited:' .. invitee, ARGV[2])
+    gone[#gone + 1] = value
+  end
+end
+return gone
+`);

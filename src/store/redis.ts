@@ -408,7 +408,7 @@ export class RedisStore implements Store {
     const keys = this.keys.tenant(appId);
     return this.run(async () => {
       // One script: read, delete and unindex together, so two cancellations cannot both report one invitation.
-      const raw = (await this.client.eval(DELETE_INVITATIONS, 1, keys.invitations(roomId), keys.base, roomId, ...(invitees ?? []))) as string[];
+      const raw = (await S.DELETE_INVITATIONS.run(this.client, [keys.invitations(roomId)], [keys.base, roomId, ...(invitees ?? [])])) as string[];
       return raw.map((v) => JSON.parse(v) as InvitationRecord);
     });
   }
@@ -452,7 +452,7 @@ export class RedisStore implements Store {
   shareFile(appId: string, fileId: string, roomId: string): Promise<boolean> {
     const keys = this.keys.tenant(appId);
     // One script, so a file deleted meanwhile gets no orphan set (both keys share the app's slot).
-    return this.run(async () => (await this.client.eval(SHARE_FILE, 2, keys.files, keys.fileRooms(fileId), fileId, roomId)) === 1);
+    return this.run(async () => (await S.SHARE_FILE.run(this.client, [keys.files, keys.fileRooms(fileId)], [fileId, roomId])) === 1);
   }
 
   // ---- preferences -------------------------------------------------------------------------
@@ -476,31 +476,3 @@ export class RedisStore implements Store {
     return closeClient(this.client);
   }
 }
-
-/** KEYS: files hash, the file's room set; ARGV: file id, room id. */
-const SHARE_FILE = `
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
-redis.call('SADD', KEYS[2], ARGV[2])
-return 1`;
-
-/**
- * KEYS: the room's invitations hash; ARGV: the app key base, room id, invitees (none = all).
- * Removes them and their `invited:<u>` entries; returns the removed records.
- */
-const DELETE_INVITATIONS = `
-local invitees = {}
-if #ARGV > 2 then
-  for i = 3, #ARGV do invitees[#invitees + 1] = ARGV[i] end
-else
-  invitees = redis.call('HKEYS', KEYS[1])
-end
-local gone = {}
-for _, invitee in ipairs(invitees) do
-  local value = redis.call('HGET', KEYS[1], invitee)
-  if value then
-    redis.call('HDEL', KEYS[1], invitee)
-    redis.call('SREM', ARGV[1] .. 'invited:' .. invitee, ARGV[2])
-    gone[#gone + 1] = value
-  end
-end
-return gone`;
