@@ -99,6 +99,14 @@ export class BatchService {
     return room;
   }
 
+  /** `GET /messages/batch?batchID=`: the messages one batch sent (api-doc OLD message/Message-Query-batch.md) → `{count, data}`. */
+  async batchMessages(actor: Actor, batchID: string | undefined) {
+    authorize(actor, 'messages.crossRoom');
+    const idValue = parseInput(id, batchID ?? '');
+    const { total, messages } = await this.store.listAppMessages(actor.app.id, { batchID: idValue, limit: 1000 });
+    return { count: total, data: await this.present.messages(actor.app.id, messages) };
+  }
+
   /** `GET /admin/messages?startDate&endDate&limit`: messages across rooms, newest first (api-doc admin/Admin-List-Messages.md). */
   async adminList(actor: Actor, query: { limit: number; from?: number; to?: number }) {
     authorize(actor, 'messages.crossRoom');

@@ -74,6 +74,27 @@ export class MessageActionService {
     });
   }
 
+  /**
+   * `POST /messages/hide-by-sender-in-room` / `unhide-by-sender-in-room {room, sender}`: a
+   * superuser hides (or shows again) everything a sender posted in the room, from the other
+   * members' history and search. One room field, so it costs nothing per message.
+   */
+  async setSenderHidden(actor: Actor, body: unknown, hidden: boolean) {
+    const input = parseInput(z.looseObject({ room: id, sender: id }), body);
+    authorize(actor, 'messages.hide', await requireRoomFor(this.store, actor, input.room));
+    const updated = await this.store.updateRoom(actor.app.id, input.room, (r) => {
+      const current = new Set(r.hiddenSenders ?? []);
+      if (current.has(input.sender) === hidden) return undefined;
+      if (hidden) current.add(input.sender);
+      else current.delete(input.sender);
+      r.hiddenSenders = [...current];
+      r.updatedAt = Date.now();
+      return r;
+    });
+    if (!updated) throw Errors.notFound('ROOM', input.room);
+    return { room: input.room, sender: input.sender, hidden, hiddenSenders: updated.hiddenSenders ?? [] };
+  }
+
   /** `POST /messages/user-delete {room, messages}`: gone from this user's history only. */
   async deleteForMe(actor: Actor, body: unknown) {
     const me = asUser(actor, 'me.read');

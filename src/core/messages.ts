@@ -185,7 +185,7 @@ export class MessageService implements SystemMessages {
         !(m.sender && hiddenSenders.has(m.sender)) &&
         !deleted.has(m.id) &&
         !(clearedAt !== undefined && m.createdAt <= clearedAt) &&
-        (seesHidden || m.fields.isHidden !== true),
+        (seesHidden || (m.fields.isHidden !== true && !(m.sender !== undefined && room.hiddenSenders?.includes(m.sender)))),
     };
   }
 

@@ -90,6 +90,8 @@ export interface RoomRecord {
   lastMessageId?: string;
   /** The room's one pinned message. */
   pinnedMessageId?: string;
+  /** Senders whose messages a superuser hid from the other members (`hide-by-sender-in-room`). */
+  hiddenSenders?: string[];
   /** Joining needs an invitation (`invitationRequired`); adding members invites them instead. */
   invitationRequired?: boolean;
   /** Members banned from the room (kept as members, but without access): user id → ban. */

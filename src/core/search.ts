@@ -90,7 +90,8 @@ export class SearchService {
   private async visible(actor: Actor, userId: string, room: RoomRecord, message: MessageRecord, cache: Map<string, Set<string>>): Promise<boolean> {
     const clearedAt = room.memberState[userId]?.clearedAt;
     if (clearedAt !== undefined && message.createdAt <= clearedAt) return false;
-    if (message.fields.isHidden === true && !isSuperuser(actor, room)) return false;
+    const hidden = message.fields.isHidden === true || (message.sender !== undefined && room.hiddenSenders?.includes(message.sender));
+    if (hidden && !isSuperuser(actor, room)) return false;
     let deleted = cache.get(room.id);
     if (!deleted) cache.set(room.id, (deleted = new Set(await this.store.listUserDeletedMessages(actor.app.id, userId, room.id))));
     return !deleted.has(message.id);

@@ -9,7 +9,7 @@ import type {
   TokenRecord,
   UserRecord,
 } from '../core/models.js';
-import type { HistoryQuery, Store } from './store.js';
+import { type AppMessageQuery, type HistoryQuery, matchesAppQuery, type Store } from './store.js';
 
 /** Everything one application owns. */
 class Tenant {
@@ -297,10 +297,8 @@ export class MemoryStore implements Store {
     return [...(this.tenant(appId).blocks.get(blocker)?.values() ?? [])].map(copy);
   }
 
-  async listAppMessages(appId: string, query: { from?: number; to?: number; limit: number }) {
-    const matching = [...this.tenant(appId).messages.values()].filter(
-      (m) => (query.from === undefined || m.createdAt >= query.from) && (query.to === undefined || m.createdAt <= query.to),
-    );
+  async listAppMessages(appId: string, query: AppMessageQuery) {
+    const matching = [...this.tenant(appId).messages.values()].filter((m) => matchesAppQuery(m, query));
     matching.sort((a, b) => b.createdAt - a.createdAt);
     return { total: matching.length, messages: matching.slice(0, query.limit).map(copy) };
   }

@@ -21,7 +21,7 @@ import type {
 import type { Logger } from '../observability/logger.js';
 import { RedisKeys } from './redis-keys.js';
 import * as S from './redis-scripts.js';
-import type { HistoryQuery, Store } from './store.js';
+import { type AppMessageQuery, type HistoryQuery, matchesAppQuery, type Store } from './store.js';
 
 export interface RedisStoreOptions {
   /** Key prefix (ROOMCAST_REDIS_PREFIX); lets several deployments share one Redis. */
@@ -365,7 +365,7 @@ export class RedisStore implements Store {
     return this.run(async () => (await this.client.hvals(this.keys.tenant(appId).blocks(blocker))).map((v) => JSON.parse(v) as BlockRecord));
   }
 
-  listAppMessages(appId: string, query: { from?: number; to?: number; limit: number }): Promise<{ total: number; messages: MessageRecord[] }> {
+  listAppMessages(appId: string, query: AppMessageQuery): Promise<{ total: number; messages: MessageRecord[] }> {
     // An administrator's query: one HSCAN pass over the application's messages.
     return this.run(async () => {
       const matching: MessageRecord[] = [];
@@ -375,7 +375,7 @@ export class RedisStore implements Store {
         cursor = next;
         for (let i = 1; i < flat.length; i += 2) {
           const m = JSON.parse(flat[i]!) as MessageRecord;
-          if ((query.from === undefined || m.createdAt >= query.from) && (query.to === undefined || m.createdAt <= query.to)) matching.push(m);
+          if (matchesAppQuery(m, query)) matching.push(m);
         }
       } while (cursor !== '0');
       matching.sort((a, b) => b.createdAt - a.createdAt);

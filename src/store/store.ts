@@ -10,6 +10,15 @@ import type {
   UserRecord,
 } from '../core/models.js';
 
+/** `listAppMessages`: a time window (creation ms, inclusive), optionally one batch's messages. */
+export interface AppMessageQuery {
+  from?: number;
+  to?: number;
+  /** Only messages carrying this `batchID` (`GET /messages/batch`). */
+  batchID?: string;
+  limit: number;
+}
+
 /** Which way a history page walks from its anchor. */
 export type HistoryDirection = 'older' | 'newer';
 
@@ -98,10 +107,10 @@ export interface Store {
   countMessages(appId: string, roomId: string): Promise<number>;
   /**
    * The application's messages across rooms, newest first (by creation time), with creation time
-   * in [from, to] when given, and how many match. An administrator's query (`GET /admin/messages`):
+   * in [from, to] and the batch id when given, and how many match. An administrator's query (`GET /admin/messages`):
    * implementations may scan.
    */
-  listAppMessages(appId: string, query: { from?: number; to?: number; limit: number }): Promise<{ total: number; messages: MessageRecord[] }>;
+  listAppMessages(appId: string, query: AppMessageQuery): Promise<{ total: number; messages: MessageRecord[] }>;
   /** Removes one message from its room's history; false if it is not there. */
   deleteMessage(appId: string, roomId: string, messageId: string): Promise<boolean>;
   /** Removes every message of a room; returns how many went. */
@@ -147,4 +156,9 @@ export interface Store {
   /** Health of the backing service (always true in memory). */
   ready(): boolean;
   close(): Promise<void>;
+}
+
+/** The `listAppMessages` filter, shared by implementations that filter in process. */
+export function matchesAppQuery(m: MessageRecord, q: AppMessageQuery): boolean {
+  return (q.from === undefined || m.createdAt >= q.from) && (q.to === undefined || m.createdAt <= q.to) && (q.batchID === undefined || m.fields.batchID === q.batchID);
 }

@@ -267,6 +267,25 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
       expect(await store.getFile(A, 'f1')).toBeUndefined();
     });
 
+    it('listAppMessages: across rooms, newest first, by time window and batch', async () => {
+      await store.createRoom(A, room('xr1', ['u1']));
+      await store.createRoom(A, room('xr2', ['u1']));
+      const m = (id: string, room: string, at: number, batchID?: string) => ({
+        id, room, sender: 'u1', messageType: 'text', message: id, fields: batchID ? { batchID } : {}, createdAt: at, updatedAt: at,
+      });
+      await store.addMessage(A, m('x1', 'xr1', 1000));
+      await store.addMessage(A, m('x2', 'xr2', 2000, 'b1'));
+      await store.addMessage(A, m('x3', 'xr1', 3000, 'b1'));
+      const all = await store.listAppMessages(A, { from: 1000, limit: 10 });
+      expect(all.messages.filter((x) => x.id.startsWith('x')).map((x) => x.id)).toEqual(['x3', 'x2', 'x1']);
+      const window = await store.listAppMessages(A, { from: 1500, to: 2500, limit: 10 });
+      expect(window.messages.map((x) => x.id)).toEqual(['x2']);
+      expect(window.total).toBe(1);
+      const batch = await store.listAppMessages(A, { batchID: 'b1', limit: 1 });
+      expect({ total: batch.total, ids: batch.messages.map((x) => x.id) }).toEqual({ total: 2, ids: ['x3'] });
+      expect((await store.listAppMessages(B, { batchID: 'b1', limit: 10 })).total).toBe(0);
+    });
+
     it('user-deleted messages are a set per user and room', async () => {
       expect(await store.listUserDeletedMessages(A, 'u1', 'r1')).toEqual([]);
       await store.addUserDeletedMessages(A, 'u1', 'r1', ['m1', 'm2']);

@@ -85,6 +85,10 @@ describe.each(TRANSPORTS)('IMKIT admin operations over %s', (transport) => {
       });
       expect(res.body.result).toMatchObject({ batchID: expect.any(String), count: 2 });
       expect((await inNews)[0]).toMatchObject({ room: 'news', message: 'Hi team, order A-1 shipped', extra: { order: 'A-1' }, sender: { id: 'boss' }, batchID: res.body.result.batchID });
+      // GET /messages/batch?batchID= lists what the batch sent (once the queue has run).
+      await until(async () => (await adm.get(`/messages/batch?batchID=${res.body.result.batchID}`)).body.result.count === 2);
+      const listed = (await adm.get(`/messages/batch?batchID=${res.body.result.batchID}`)).body.result.data.map((m: { message: string }) => m.message);
+      expect(listed.sort()).toEqual(['Hi R3, order B-2 shipped', 'Hi team, order A-1 shipped']);
       // The receiver's direct room with the sender is created; r3 hears it live.
       await until(async () => (await user(t.base, app, tokens.r3!).get('/rooms')).body.result.data.some((r: { roomType: string }) => r.roomType === 'direct'));
       const direct = (await user(t.base, app, tokens.r3!).get('/rooms')).body.result.data.find((r: { roomType: string }) => r.roomType === 'direct');

@@ -144,6 +144,15 @@ describe.each(TRANSPORTS)('SDK features over %s', (transport) => {
     expect(await ids('alice')).toContain(m._id);
     await as('alice').del(`/messages/${m._id}/hidden`);
     expect(await ids('carol')).toContain(m._id);
+    // Everything a sender posted in the room (api-doc OLD message/Hide-messages-from-a-sender.md: {room, sender}).
+    const more = (await as('bob').post('/rooms/team/message', { message: 'more spam' })).body.result._id;
+    expect(code(await as('carol').post('/messages/hide-by-sender-in-room', { room: 'team', sender: 'bob' }))).toBe('NOT_ROOM_SUPERUSER');
+    expect((await as('alice').post('/messages/hide-by-sender-in-room', { room: 'team', sender: 'bob' })).body.result).toMatchObject({ hidden: true, hiddenSenders: ['bob'] });
+    expect(await ids('carol')).not.toContain(m._id);
+    expect(await ids('carol')).not.toContain(more);
+    expect(await ids('alice')).toContain(more);
+    await as('alice').post('/messages/unhide-by-sender-in-room', { room: 'team', sender: 'bob' });
+    expect(await ids('carol')).toContain(more);
   });
 
   it('member properties: any custom property, shown in memberProperties; role still makes admins', async () => {

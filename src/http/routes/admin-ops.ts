@@ -8,6 +8,10 @@ export const adminOpRoutes: RouteDef[] = [
     handle: ({ core, actor, body }) => core.batches.batch(actor, body()),
   },
   {
+    method: 'GET', path: '/messages/batch', auth: 'actor',
+    handle: ({ core, actor, req }) => core.batches.batchMessages(actor, req.query.get('batchID') ?? undefined),
+  },
+  {
     method: 'GET', path: '/admin/messages', auth: 'actor',
     handle: ({ core, actor, req }) =>
       core.batches.adminList(actor, {

@@ -19,6 +19,14 @@ export const messageActionRoutes: RouteDef[] = [
     handle: ({ core, actor, params }) => core.messageActions.setHidden(actor, params.id!, false),
   },
   {
+    method: 'POST', path: '/messages/hide-by-sender-in-room', auth: 'actor',
+    handle: ({ core, actor, body }) => core.messageActions.setSenderHidden(actor, body(), true),
+  },
+  {
+    method: 'POST', path: '/messages/unhide-by-sender-in-room', auth: 'actor',
+    handle: ({ core, actor, body }) => core.messageActions.setSenderHidden(actor, body(), false),
+  },
+  {
     method: 'POST', path: '/messages/user-delete', auth: 'actor',
     handle: ({ core, actor, body }) => core.messageActions.deleteForMe(actor, body()),
   },
