@@ -8,7 +8,8 @@ import { Errors } from './errors.js';
  * Fields are stored as sent; only the presence and the shape of the required ones are checked.
  */
 
-const url = z.string().trim().min(1).max(4096);
+/** URLs as sent; an empty one is kept but does not count as present (a media type needs a real one). */
+const url = z.string().trim().max(4096);
 const nonNegative = z.number().finite().min(0);
 
 /** Shapes of the optional fields when they are present (wrong types are a 400 naming the field). */
@@ -22,7 +23,7 @@ export const FIELD_SHAPES = {
   latitude: z.number().finite().min(-90).max(90).optional(),
   longitude: z.number().finite().min(-180).max(180).optional(),
   sticker: z.string().trim().min(1).max(256).optional(),
-  images: z.array(z.looseObject({ originalUrl: url, thumbnailUrl: url.nullish() })).max(50).optional(),
+  images: z.array(z.looseObject({ originalUrl: url.min(1), thumbnailUrl: url.nullish() })).max(50).optional(),
   template: z.record(z.string(), z.unknown()).optional(),
   contents: z.record(z.string(), z.unknown()).optional(),
 };
@@ -37,7 +38,8 @@ export const OPTIONAL_FIELDS = [
 type Body = Record<string, unknown>;
 type Rule = (body: Body) => string | undefined;
 
-const has = (body: Body, key: string) => body[key] !== undefined && body[key] !== null;
+/** Present: not absent or null; for anything but `message`, not an empty string either. */
+const has = (body: Body, key: string) => body[key] !== undefined && body[key] !== null && (key === 'message' || body[key] !== '');
 const need = (...keys: string[]): Rule => (body) => (keys.every((k) => has(body, k)) ? undefined : keys.find((k) => !has(body, k)));
 const oneOf = (...keys: string[]): Rule => (body) => (keys.some((k) => has(body, k)) ? undefined : keys.join(' or '));
 

@@ -54,6 +54,7 @@ describe.each(TRANSPORTS)('SDK message types and attachments over %s', (transpor
   const bodies: Record<string, Record<string, unknown>> = {
     text: { roomId: 'pair', messageType: 'text', message: 'hi', reply: null, mentions: [] },
     imageVue: { roomId: 'pair', messageType: 'image', images: [{ originalUrl: 'https://cdn.example/a.jpg', thumbnailUrl: 'https://cdn.example/a_t.jpg', width: 640, height: 480 }] },
+    imageNoThumb: { roomId: 'pair', messageType: 'image', images: [{ originalUrl: 'https://cdn.example/c.jpg', thumbnailUrl: '', width: 1, height: 1 }] },
     imageFlutter: { messageType: 'image', originalUrl: 'https://cdn.example/b.jpg', thumbnailUrl: 'https://cdn.example/b_t.jpg', width: 10, height: 20, images: [{ originalUrl: 'https://cdn.example/b.jpg', thumbnailUrl: 'https://cdn.example/b_t.jpg', width: 10, height: 20 }] },
     fileVue: { roomId: 'pair', messageType: 'file', originalUrl: 'https://cdn.example/r.pdf', extra: { mimeType: 'application/pdf', fileName: 'r.pdf', bytes: 1234, fileExtension: 'pdf' } },
     fileFlutter: { messageType: 'file', originalUrl: 'https://cdn.example/r.pdf', extra: '{"fileName":"r","fileExtension":"pdf","mimeType":"application/pdf","bytes":1234}', message: 'r' },
@@ -108,6 +109,8 @@ describe.each(TRANSPORTS)('SDK message types and attachments over %s', (transpor
       [{ messageType: 'file', extra: { fileName: 'x' } }, 'originalUrl or url'],
       [{ messageType: 'audio', duration: 3 }, 'originalUrl or url'],
       [{ messageType: 'video', thumbnailUrl: 'https://cdn.example/t.jpg' }, 'originalUrl or url'],
+      [{ messageType: 'file', originalUrl: '' }, 'originalUrl or url'],
+      [{ messageType: 'image', images: [{ originalUrl: '' }] }, 'images.0.originalUrl'],
       [{ messageType: 'sticker' }, 'sticker'],
       [{ messageType: 'location', latitude: 1 }, 'longitude'],
       [{ messageType: 'location', latitude: 91, longitude: 0 }, 'latitude'],
