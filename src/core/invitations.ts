@@ -16,6 +16,9 @@ const cancelSchema = z.looseObject({ invitees: z.array(z.string().trim().min(1).
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
+/** IMKIT's Invitation on the wire. */
+type InvitationView = Record<string, unknown> & { invitee: string };
+
 /**
  * Room invitations (`invitationRequired`): invitees are not members until they join; each gets an
  * `invitation` event, and a `cancelInvitation` event when it is withdrawn. A room created with
@@ -38,7 +41,7 @@ export class InvitationService {
     const records = fresh.map((invitee) => ({ room: room.id, invitee, inviter, createdAt: now }));
     await this.store.putInvitations(actor.app.id, records);
     const views = await this.views(actor.app.id, records, room);
-    for (const view of views) this.bus.publish(userTopic(actor.app.id, view.invitee as string), { kind: 'deliver', event: 'invitation', payload: view });
+    for (const view of views) this.bus.publish(userTopic(actor.app.id, view.invitee), { kind: 'deliver', event: 'invitation', payload: view });
   }
 
   /** `join` calls this: without an invitation an invitation-only room refuses; joining accepts it. */
@@ -106,7 +109,7 @@ export class InvitationService {
   }
 
   /** IMKIT's Invitation: `room` and `inviter` populated (the Flutter SDK reads them as objects). */
-  private async views(appId: string, records: InvitationRecord[], known?: RoomRecord): Promise<Record<string, unknown>[]> {
+  private async views(appId: string, records: InvitationRecord[], known?: RoomRecord): Promise<InvitationView[]> {
     const roomIds = [...new Set(records.map((r) => r.room))];
     const rooms = known ? [known] : (await this.store.getRooms(appId, roomIds)).filter((r): r is RoomRecord => r !== undefined);
     const roomViews = new Map(await Promise.all(rooms.map(async (r) => [r.id, await this.present.room(appId, r)] as const)));

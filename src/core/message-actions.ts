@@ -21,9 +21,13 @@ interface Reaction {
   reaction: string;
 }
 
+const isReaction = (r: unknown): r is Reaction =>
+  typeof r === 'object' && r !== null && typeof (r as Record<string, unknown>).client === 'string' && typeof (r as Record<string, unknown>).reaction === 'string';
+
+/** The message's reactions (only the server writes them; anything malformed is dropped). */
 function reactionsOf(message: MessageRecord): Reaction[] {
   const list = message.fields.reactions;
-  return Array.isArray(list) ? (list as Reaction[]) : [];
+  return Array.isArray(list) ? list.filter(isReaction) : [];
 }
 
 /**

@@ -283,7 +283,7 @@ export class RoomService {
       } else {
         // One `deleteMember` per member, the notice both SDKs render (Flutter reads extra.members[0]).
         for (const member of members) {
-          await this.system.post(actor.app.id, updated, me, 'deleteMember', member.nickname as string, { extra: { members: [member] } });
+          await this.system.post(actor.app.id, updated, me, 'deleteMember', String(member.nickname), { extra: { members: [member] } });
         }
       }
     }
