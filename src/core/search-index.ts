@@ -8,9 +8,12 @@ import type { MessageRecord } from './models.js';
  * against the stored message by the caller (substring match), which also drops deleted ones.
  *
  * Known limits (until the SQL store's full-text index replaces it): it lives in this process,
- * so it covers the messages this node stored since it started; memory grows with the text.
+ * so it covers the messages this node stored since it started, and at most `maxPerApp` of them
+ * per application (the oldest indexed are forgotten first), which bounds its memory.
  */
 export class SearchIndex {
+  constructor(private maxPerApp = 200_000) {}
+
   /** app → gram → message ids */
   private postings = new Map<string, Map<string, Set<string>>>();
   /** app → message id → { room, grams } (to unindex on edit/delete) */
@@ -29,7 +32,10 @@ export class SearchIndex {
       if (!ids) postings.set(gram, (ids = new Set()));
       ids.add(message.id);
     }
-    this.appMap(this.entries, appId).set(message.id, { room: message.room, grams });
+    const entries = this.appMap(this.entries, appId);
+    entries.set(message.id, { room: message.room, grams });
+    // Maps keep insertion order: the first key is the oldest indexed message.
+    if (entries.size > this.maxPerApp) this.remove(appId, entries.keys().next().value!);
   }
 
   remove(appId: string, messageId: string): void {

@@ -28,4 +28,13 @@ describe('search index', () => {
     expect(ids('there', ['r2'])).toEqual([]);
     expect(index.candidates('B', 'hello', new Set(['r1']), 10)).toEqual([{ id: 'm9', room: 'r1' }]);
   });
+
+  it('keeps at most maxPerApp messages per application, forgetting the oldest indexed', () => {
+    const index = new SearchIndex(3);
+    for (const id of ['a', 'b', 'c', 'd']) index.add('A', msg(id, 'r', `word ${id}`));
+    index.add('B', msg('z', 'r', 'word z'));
+    const ids = index.candidates('A', 'word', new Set(['r']), 10).map((c) => c.id);
+    expect(ids).toEqual(['d', 'c', 'b']);
+    expect(index.candidates('B', 'word', new Set(['r']), 10).map((c) => c.id)).toEqual(['z']);
+  });
 });
