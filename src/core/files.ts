@@ -109,13 +109,13 @@ export class FileService {
   private async readableThrough(actor: Actor, file: FileRecord): Promise<RoomRecord | undefined> {
     const roomIds = [...new Set([...(file.room ? [file.room] : []), ...(file.sharedIn ?? [])])];
     if (roomIds.length === 0 || actor.kind === 'admin' || actor.userId === file.client) return undefined;
-    let first: RoomRecord | undefined;
-    for (const roomId of roomIds) {
+    // A file sent to many rooms (a broadcast) is checked against the reader's own rooms, not room by room.
+    const mine = roomIds.length > 1 ? new Set(await this.store.userRoomIds(actor.app.id, actor.userId)) : undefined;
+    for (const roomId of mine ? roomIds.filter((r) => mine.has(r)) : roomIds) {
       const room = await this.store.getRoomForUser(actor.app.id, roomId, actor.userId);
       if (room && isMember(actor, room)) return room;
-      first ??= room;
     }
-    return first;
+    return this.store.getRoomForUser(actor.app.id, roomIds[0]!, actor.userId);
   }
 
   /**

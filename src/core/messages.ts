@@ -16,7 +16,6 @@ import type { SearchIndex } from './search-index.js';
 
 const id = z.string().trim().min(1).max(128);
 
-
 export const RECALL = 'recall';
 
 const messageBody = {
@@ -51,7 +50,6 @@ export interface SystemMessages {
   ): Promise<void>;
 }
 
-/** Sending, editing, recalling, pinning, deleting and reading messages. */
 /** What sending also does, provided by other services (all optional). */
 export interface SendHooks {
   /** Makes files a message references readable in its room (FileService). */
@@ -62,6 +60,7 @@ export interface SendHooks {
   censor?: (appId: string, text: string) => Promise<string>;
 }
 
+/** Sending, editing, recalling, pinning, deleting and reading messages. */
 export class MessageService implements SystemMessages {
   constructor(
     private store: Store,
