@@ -1,7 +1,7 @@
 import type { Socket } from 'socket.io-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { admin, startTestServer, type TestApp, type TestServer, TRANSPORTS, user } from '../helpers/server.js';
-import { collect, connect, once, until } from '../helpers/sockets.js';
+import { collect, connect, decodeB64, once, until } from '../helpers/sockets.js';
 
 /**
  * User-facing features the official SDKs call, with their socket events. Request bodies copy
@@ -37,6 +37,20 @@ describe.each(TRANSPORTS)('SDK features over %s', (transport) => {
     return s;
   }
 
+  /**
+   * The Flutter SDK's socket (imkit-flutter-sdk lib/services/network/socket/im_socket_client.dart):
+   * conf {encoding: base64}, then auth2 [token, headers]; every payload arrives base64(JSON).
+   */
+  async function flutterSocketOf(who: string): Promise<Socket> {
+    const s = connect(t.base);
+    open.push(s);
+    await once(s, 'connect');
+    await s.timeout(5000).emitWithAck('conf', { encoding: 'base64' });
+    const ack = await s.timeout(5000).emitWithAck('auth2', tokens[who], { 'IM-CLIENT-KEY': app.clientKey, 'IM-Authorization': tokens[who] });
+    expect(decodeB64(ack)).toMatchObject({ RC: 0 });
+    return s;
+  }
+
   it('user prefs: POST/DELETE /me/pref/:key reach the user\'s other devices as myPrefChange / myPrefDelete', async () => {
     const other = await socketOf('alice');
     const bobSeen = collect((await socketOf('bob')), 'myPrefChange');
@@ -61,12 +75,15 @@ describe.each(TRANSPORTS)('SDK features over %s', (transport) => {
 
   it('room prefs: POST /roomPrefs/:room merges, answers {room, …}, sends roomPref to the user and shows as room.pref to them only', async () => {
     const other = await socketOf('alice');
+    const flutter = await flutterSocketOf('alice');
     const bobSeen = collect(await socketOf('bob'), 'roomPref');
     const arrived = once<Record<string, unknown>>(other, 'roomPref');
+    const arrivedB64 = once<string>(flutter, 'roomPref');
     // Vue: updateRoomPrefs({roomId, prefs: {sticky: true}}) → POST /roomPrefs/:room
     const set = await as('alice').post('/roomPrefs/team', { sticky: true });
     expect(set.body.result).toEqual({ room: 'team', sticky: true });
     expect((await arrived)[0]).toEqual({ room: 'team', sticky: true });
+    expect(decodeB64((await arrivedB64)[0])).toEqual({ room: 'team', sticky: true });
     await as('alice').post('/roomPrefs/team', { hidden: false, tags: ['vip'], tagColors: { vip: '#ff0' } });
     expect((await as('alice').get('/rooms/team')).body.result.pref).toEqual({ sticky: true, hidden: false, tags: ['vip'], tagColors: { vip: '#ff0' } });
     expect((await as('bob').get('/rooms/team')).body.result.pref).toEqual({});
@@ -220,9 +237,9 @@ describe.each(TRANSPORTS)('SDK features over %s', (transport) => {
   });
 
   it('invitations: invitationRequired invites instead of adding; invitation / cancelInvitation events; join accepts', async () => {
-    const bob = await socketOf('bob');
-    const carol = await socketOf('carol');
-    const invited = once<Record<string, any>>(bob, 'invitation');
+    const bob = await flutterSocketOf('bob');
+    const carol = await flutterSocketOf('carol');
+    const invited = once<string>(bob, 'invitation');
     // Flutter: IMRoomRequest.createGroupRoom → POST /rooms/createAndJoin
     // {_id, roomType:"group", invitee:[…], name, systemMessage:true, invitationRequired:true}
     const created = await as('alice').post('/rooms/createAndJoin', {
@@ -230,7 +247,7 @@ describe.each(TRANSPORTS)('SDK features over %s', (transport) => {
     });
     expect(created.status).toBe(200);
     expect(created.body.result).toMatchObject({ _id: 'club', invitationRequired: true, members: [expect.objectContaining({ id: 'alice' })] });
-    const [invitation] = await invited;
+    const invitation = decodeB64((await invited)[0]);
     // Flutter's IMInvitation reads room (object), inviter (object), createdTimeMS, updatedTimeMS.
     expect(invitation).toMatchObject({ room: { _id: 'club', name: 'Club' }, inviter: { id: 'alice' }, invitee: 'bob', createdTimeMS: expect.any(Number), updatedTimeMS: expect.any(Number) });
     expect(code(await as('bob').get('/rooms/club/messages/v3'))).toBe('NOT_ROOM_MEMBER');
@@ -247,11 +264,12 @@ describe.each(TRANSPORTS)('SDK features over %s', (transport) => {
     // Adding members to it invites them; the inviter (or a superuser) withdraws: cancelInvitation {room}.
     await as('bob').post('/rooms/club/members', { invitees: ['dave'] });
     expect((await dave.get('/rooms/invitations')).body.result.totalCount).toBe(1);
-    const withdrawn = once<Record<string, unknown>>(carol, 'cancelInvitation');
+    const withdrawn = once<string>(carol, 'cancelInvitation');
     expect(code(await as('bob').post('/rooms/club/delete/invitations', { invitees: ['carol'] }))).toBe('NOT_INVITER');
     const cancelled = await as('alice').post('/rooms/club/delete/invitations', { invitees: ['carol'] });
     expect(cancelled.body.result.data.map((i: { invitee: string }) => i.invitee)).toEqual(['dave']);
-    expect((await withdrawn)[0]).toEqual({ room: 'club' });
+    // Flutter reads json["room"] of the decoded payload.
+    expect(decodeB64((await withdrawn)[0])).toEqual({ room: 'club' });
     expect(code(await as('carol').post('/rooms/club/join'))).toBe('INVITATION_REQUIRED');
     // The invitee declines.
     expect((await dave.del('/rooms/club/invitations')).status).toBe(200);
