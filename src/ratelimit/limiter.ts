@@ -19,7 +19,7 @@ const SWEEP_AT = 50_000;
 
 /** One node's counts (the embedded mode). */
 export class MemoryRateLimiter implements RateLimiter {
-  private counts = new Map<string, { window: number; count: number }>();
+  private counts = new Map<string, { window: number; windowMs: number; count: number }>();
 
   constructor(private now: () => number = Date.now) {}
 
@@ -29,8 +29,8 @@ export class MemoryRateLimiter implements RateLimiter {
     const key = `${appId}\u0000${subject}\u0000${windowMs}`;
     let entry = this.counts.get(key);
     if (!entry || entry.window !== window) {
-      if (!entry && this.counts.size >= SWEEP_AT) this.sweep(window, windowMs);
-      entry = { window, count: 0 };
+      if (!entry && this.counts.size >= SWEEP_AT) this.sweep(now);
+      entry = { window, windowMs, count: 0 };
       this.counts.set(key, entry);
     }
     entry.count++;
@@ -38,8 +38,8 @@ export class MemoryRateLimiter implements RateLimiter {
   }
 
   /** Drops the entries of past windows (amortised: runs once per SWEEP_AT new keys at most). */
-  private sweep(window: number, windowMs: number): void {
-    for (const [key, entry] of this.counts) if (entry.window < window || !key.endsWith(`\u0000${windowMs}`)) this.counts.delete(key);
+  private sweep(now: number): void {
+    for (const [key, entry] of this.counts) if (entry.window < Math.floor(now / entry.windowMs)) this.counts.delete(key);
   }
 
   async close(): Promise<void> {
