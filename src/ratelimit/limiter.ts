@@ -14,12 +14,13 @@ export interface RateDecision {
   retryAfterMs: number;
 }
 
-/** Entries older than the current window are swept once the table grows past this. */
-const SWEEP_AT = 50_000;
+/** How often stale entries are swept (each sweep visits entries made since the last: amortised O(1)). */
+const SWEEP_EVERY_MS = 60_000;
 
 /** One node's counts (the embedded mode). */
 export class MemoryRateLimiter implements RateLimiter {
   private counts = new Map<string, { window: number; windowMs: number; count: number }>();
+  private lastSweep = 0;
 
   constructor(private now: () => number = Date.now) {}
 
@@ -29,7 +30,7 @@ export class MemoryRateLimiter implements RateLimiter {
     const key = `${appId}\u0000${subject}\u0000${windowMs}`;
     let entry = this.counts.get(key);
     if (!entry || entry.window !== window) {
-      if (!entry && this.counts.size >= SWEEP_AT) this.sweep(now);
+      if (now - this.lastSweep >= SWEEP_EVERY_MS) this.sweep(now);
       entry = { window, windowMs, count: 0 };
       this.counts.set(key, entry);
     }
@@ -37,8 +38,9 @@ export class MemoryRateLimiter implements RateLimiter {
     return { allowed: entry.count <= limit, retryAfterMs: (window + 1) * windowMs - now };
   }
 
-  /** Drops the entries of past windows (amortised: runs once per SWEEP_AT new keys at most). */
+  /** Drops the entries of past windows; runs at most once per SWEEP_EVERY_MS. */
   private sweep(now: number): void {
+    this.lastSweep = now;
     for (const [key, entry] of this.counts) if (entry.window < Math.floor(now / entry.windowMs)) this.counts.delete(key);
   }
 
