@@ -10,6 +10,7 @@ import { ConfigService } from './app-config.js';
 import { AppService } from './apps.js';
 import { BatchService } from './batch.js';
 import { type FileOptions, FileService } from './files.js';
+import { GroupService } from './groups.js';
 import { IdentityService } from './identity.js';
 import { InvitationService } from './invitations.js';
 import { MessageActionService } from './message-actions.js';
@@ -54,6 +55,7 @@ export interface Core {
   users: UserService;
   rooms: RoomService;
   invitations: InvitationService;
+  groups: GroupService;
   messages: MessageService;
   messageActions: MessageActionService;
   search: SearchService;
@@ -81,10 +83,12 @@ export async function createCore(store: Store, bus: Bus, options: CoreOptions): 
   const messages = new MessageService(store, bus, present, { files, index, censor: (appId, text) => config.censor(appId, text) });
   const invitations = new InvitationService(store, bus, present, messages);
   const rooms = new RoomService(store, bus, present, messages, invitations);
+  const groups = new GroupService(store, rooms);
+  rooms.useGroups(groups);
   const moderation = new ModerationService(store, bus, present);
   const prefs = new PrefService(store, bus);
   const messageActions = new MessageActionService(store, bus, present);
   const search = new SearchService(store, present, index);
   const batches = new BatchService(store, messages, rooms, present, options.onBackgroundError ?? (() => undefined));
-  return { store, bus, apps, config, tokens, identity, users, rooms, invitations, messages, messageActions, search, batches, moderation, files, prefs, present, presence: options.presence, usage: options.usage, rateLimiter: options.rateLimiter };
+  return { store, bus, apps, config, tokens, identity, users, rooms, invitations, groups, messages, messageActions, search, batches, moderation, files, prefs, present, presence: options.presence, usage: options.usage, rateLimiter: options.rateLimiter };
 }

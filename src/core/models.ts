@@ -41,6 +41,8 @@ export interface UserRecord {
   lastActiveAt?: number;
   /** Custom fields sent on upsert (anything not modelled above). */
   custom: Record<string, unknown>;
+  /** Set on a user group (`/admin/groups`): a virtual client whose members share its rooms. */
+  group?: { members: string[] };
   createdAt: number;
   updatedAt: number;
 }
@@ -68,6 +70,10 @@ export interface MemberState {
   pref?: Record<string, unknown>;
   /** "Delete all for me": messages sent up to this time are gone from this member's history. */
   clearedAt?: number;
+  /** User groups in the room through which this user is a member (absent: added in person). */
+  viaGroups?: string[];
+  /** With `viaGroups`: also added in person, so staying when the groups go. */
+  direct?: boolean;
 }
 
 export interface RoomRecord {

@@ -99,6 +99,12 @@ export interface Invitations {
   roomDeleted(appId: string, roomId: string): Promise<void>;
 }
 
+/** User groups in rooms (GroupService): a group joining or leaving brings or takes its users. */
+export interface GroupMembership {
+  roomGained(actor: Actor, roomId: string, memberIds: readonly string[]): Promise<void>;
+  roomLost(actor: Actor, roomId: string, memberIds: readonly string[]): Promise<void>;
+}
+
 /** Rooms and their membership. Messages live in MessageService. */
 export class RoomService {
   constructor(
@@ -108,6 +114,13 @@ export class RoomService {
     private system: SystemMessages,
     private invitations?: Invitations,
   ) {}
+
+  private groups?: GroupMembership;
+
+  /** Set after construction: GroupService needs this service to apply its changes. */
+  useGroups(groups: GroupMembership): void {
+    this.groups = groups;
+  }
 
   /** The room as the actor sees it (`mute`: the viewer's muted rooms, when already loaded). */
   async view(actor: Actor, room: RoomRecord, mute?: string[]): Promise<RoomView> {
@@ -163,6 +176,7 @@ export class RoomService {
     }
     this.membershipChanged(actor.app.id, roomId, members, []);
     await this.announce(actor.app.id, room);
+    await this.groups?.roomGained(actor, roomId, members);
     if (inviteOnly) await this.invitations!.invite(actor, room, invitees);
     return this.view(actor, room);
   }
@@ -257,7 +271,13 @@ export class RoomService {
       return this.view(actor, room);
     }
     const added = input.invitees.filter((m) => !room.memberState[m]);
-    const updated = await this.changeMembers(actor, room, added, []);
+    // Members so far only through a user group become members in person.
+    const inPerson = input.invitees.filter((m) => room.memberState[m]?.viaGroups && !room.memberState[m]?.direct);
+    let updated = await this.changeMembers(actor, room, [...added, ...inPerson], []);
+    if (this.groups && added.length > 0) {
+      await this.groups.roomGained(actor, roomId, added);
+      updated = await requireRoom(this.store, actor.app.id, roomId);
+    }
     if (added.length > 0 && (input.systemMessage ?? false)) {
       const invitees = clients.filter((c) => added.includes(c.id));
       await this.system.post(actor.app.id, updated, actorId(actor), 'addMembers', invitees.map((c) => c.nickname).join(', '), {
@@ -275,6 +295,8 @@ export class RoomService {
     const others = input.members.filter((m) => m !== me);
     authorize(actor, others.length > 0 ? 'members.removeOthers' : 'members.leave', room);
     const removed = input.members.filter((m) => room.memberState[m]);
+    // A user group leaving takes the users who were here only through it.
+    await this.groups?.roomLost(actor, roomId, removed);
     const updated = await this.changeMembers(actor, room, [], removed);
     if (removed.length > 0 && (input.systemMessage ?? false)) {
       const members = await this.present.clients(actor.app.id, removed);
@@ -391,7 +413,10 @@ export class RoomService {
     const now = Date.now();
     const updated = await this.store.updateRoom(actor.app.id, room.id, (r) => {
       for (const m of add) {
-        if (r.memberState[m]) continue;
+        const state = r.memberState[m];
+        // Already here through a user group: now in person too.
+        if (state?.viaGroups) state.direct = true;
+        if (state) continue;
         r.members.push(m);
         r.memberState[m] = { joinedAt: now };
       }
@@ -408,6 +433,23 @@ export class RoomService {
     this.membershipChanged(actor.app.id, room.id, add.filter((m) => !isBanned(m, updated)), remove);
     await this.announce(actor.app.id, updated, remove);
     return updated;
+  }
+
+  /**
+   * A membership change computed on the stored room by `edit` (user groups), applied atomically
+   * and told to every node and client like any other. `edit` may run more than once (CAS retry).
+   */
+  async editMembers(actor: Actor, roomId: string, edit: (r: RoomRecord) => { added: string[]; removed: string[] }): Promise<void> {
+    let change = { added: [] as string[], removed: [] as string[] };
+    const updated = await this.store.updateRoom(actor.app.id, roomId, (r) => {
+      change = edit(r);
+      if (change.added.length === 0 && change.removed.length === 0) return undefined;
+      r.updatedAt = Date.now();
+      return r;
+    });
+    if (!updated || (change.added.length === 0 && change.removed.length === 0)) return;
+    this.membershipChanged(actor.app.id, roomId, change.added.filter((m) => !isBanned(m, updated)), change.removed);
+    await this.announce(actor.app.id, updated, change.removed);
   }
 
   private membershipChanged(appId: string, roomId: string, added: string[], removed: string[]): void {

@@ -9,7 +9,7 @@ import type {
   TokenRecord,
   UserRecord,
 } from '../core/models.js';
-import { type AppMessageQuery, type HistoryQuery, matchesAppQuery, type Store } from './store.js';
+import { type AppMessageQuery, type HistoryQuery, byInvitationOrder, matchesAppQuery, type Store } from './store.js';
 
 /** Everything one application owns. */
 class Tenant {
@@ -337,7 +337,7 @@ export class MemoryStore implements Store {
     const found = 'room' in by
       ? [...(rooms.get(by.room)?.values() ?? [])]
       : [...rooms.values()].flatMap((r) => { const inv = r.get(by.invitee); return inv ? [inv] : []; });
-    return found.sort((a, b) => a.createdAt - b.createdAt).map(copy);
+    return found.sort(byInvitationOrder).map(copy);
   }
 
   async putFile(appId: string, file: FileRecord): Promise<void> {

@@ -21,7 +21,7 @@ import type {
 import type { Logger } from '../observability/logger.js';
 import { RedisKeys } from './redis-keys.js';
 import * as S from './redis-scripts.js';
-import { type AppMessageQuery, type HistoryQuery, matchesAppQuery, type Store } from './store.js';
+import { type AppMessageQuery, type HistoryQuery, byInvitationOrder, matchesAppQuery, type Store } from './store.js';
 
 export interface RedisStoreOptions {
   /** Key prefix (ROOMCAST_REDIS_PREFIX); lets several deployments share one Redis. */
@@ -421,7 +421,7 @@ export class RedisStore implements Store {
         const rooms = await this.client.smembers(keys.invited(by.invitee));
         values = await Promise.all(rooms.map((r) => this.client.hget(keys.invitations(r), by.invitee)));
       }
-      return values.flatMap((v) => (v ? [JSON.parse(v) as InvitationRecord] : [])).sort((a, b) => a.createdAt - b.createdAt);
+      return values.flatMap((v) => (v ? [JSON.parse(v) as InvitationRecord] : [])).sort(byInvitationOrder);
     });
   }
 

@@ -128,7 +128,7 @@ export interface Store {
   putInvitations(appId: string, invitations: readonly InvitationRecord[]): Promise<void>;
   /** Removes the room's invitations of these invitees (all of the room's without a list); returns what went. */
   deleteInvitations(appId: string, roomId: string, invitees?: readonly string[]): Promise<InvitationRecord[]>;
-  /** A room's pending invitations, or a user's, oldest first. */
+  /** A room's pending invitations, or a user's, oldest first (ties by room, then invitee). */
   listInvitations(appId: string, by: { room: string } | { invitee: string }): Promise<InvitationRecord[]>;
 
   // Personal blocks
@@ -161,4 +161,9 @@ export interface Store {
 /** The `listAppMessages` filter, shared by implementations that filter in process. */
 export function matchesAppQuery(m: MessageRecord, q: AppMessageQuery): boolean {
   return (q.from === undefined || m.createdAt >= q.from) && (q.to === undefined || m.createdAt <= q.to) && (q.batchID === undefined || m.fields.batchID === q.batchID);
+}
+
+/** The order `listInvitations` answers in. */
+export function byInvitationOrder(a: InvitationRecord, b: InvitationRecord): number {
+  return a.createdAt - b.createdAt || (a.room < b.room ? -1 : a.room > b.room ? 1 : 0) || (a.invitee < b.invitee ? -1 : a.invitee > b.invitee ? 1 : 0);
 }

@@ -169,4 +169,42 @@ describe.each(TRANSPORTS)('IMKIT admin operations over %s', (transport) => {
     expect(code(await adm.post('/config', { censorship: { keywords: 'spam' } }))).toBe('INVALID_INPUT');
     expect(code(await adm.post('/config', ['not', 'an', 'object']))).toBe('INVALID_INPUT');
   });
+
+  it('/admin/groups: a user group in a room brings its users, follows its membership, and leaves with them (api-doc user/user-groups/*.md)', async () => {
+    const adm = admin(t.base, app);
+    const tokens: Record<string, string> = {};
+    for (const id of ['g1', 'g2', 'g3', 'gowner']) tokens[id] = (await adm.post('/admin/clients', { _id: id, nickname: id.toUpperCase(), issueAccessToken: true })).body.result.token;
+    const as = (who: string) => user(t.base, app, tokens[who]!);
+    // api-doc create-group.md: {_id, nickname, avatarUrl, members}
+    const created = await adm.post('/admin/groups', { _id: 'support', nickname: 'Support Team', avatarUrl: 'https://x/t.png', members: ['g1', 'g2'] });
+    expect(created.body.result).toMatchObject({ _id: 'support', id: 'support', nickname: 'Support Team', members: ['g1', 'g2'], clientType: 'group' });
+    const g2 = await socketOf(t, 'g2', tokens.g2!);
+    try {
+      await adm.post('/rooms', { _id: 'helpdesk', members: ['gowner', 'support'], owner: 'gowner' });
+      const members = async () => (await adm.get('/rooms/helpdesk')).body.result.members.map((m: { id: string }) => m.id).sort();
+      expect(await members()).toEqual(['g1', 'g2', 'gowner', 'support']);
+      // A member through the group reads, sends and receives like anyone.
+      await until(async () => (await as('g2').get('/rooms')).body.result.data.some((r: { _id: string }) => r._id === 'helpdesk'));
+      const heard = once<Record<string, unknown>>(g2, 'chat message');
+      expect((await as('g1').post('/rooms/helpdesk/message', { message: 'on it' })).status).toBe(200);
+      expect((await heard)[0]).toMatchObject({ message: 'on it', sender: { id: 'g1' } });
+      // Changing the group changes the room: g3 joins, g1 leaves.
+      await adm.post('/admin/groups', { _id: 'support', nickname: 'Support Team', members: ['g2', 'g3'] });
+      expect(await members()).toEqual(['g2', 'g3', 'gowner', 'support']);
+      expect(code(await as('g1').get('/rooms/helpdesk/messages/v3'))).toBe('NOT_ROOM_MEMBER');
+      expect((await as('g3').get('/rooms/helpdesk/messages/v3')).body.result.data[0]).toMatchObject({ message: 'on it' });
+      // g2 is added in person too, so stays when the group leaves the room; g3 goes with it.
+      await adm.post('/rooms/helpdesk/members', { invitees: ['g2'] });
+      await adm.post('/rooms/helpdesk/delete/members', { members: ['support'] });
+      expect(await members()).toEqual(['g2', 'gowner']);
+      // Groups are listed; a user id cannot become a group; groups do not nest.
+      expect((await adm.get('/admin/groups')).body.result.data.map((g: { _id: string }) => g._id)).toEqual(['support']);
+      expect(code(await adm.post('/admin/groups', { _id: 'g1', nickname: 'x' }))).toBe('CLIENT_EXISTS');
+      expect(code(await adm.post('/admin/groups', { _id: 'meta', nickname: 'x', members: ['support'] }))).toBe('INVALID_INPUT');
+      expect(code(await adm.post('/admin/groups', { nickname: 'x', members: ['ghost'] }))).toBe('CLIENT_NOT_FOUND');
+      expect(code(await as('g1').post('/admin/groups', { nickname: 'x' }))).toBe('API_KEY_REQUIRED');
+    } finally {
+      g2.disconnect();
+    }
+  });
 });

@@ -1,7 +1,7 @@
 import { Metric } from '../../metering/meter.js';
 import { intParam, type RouteDef, timeParam } from '../route.js';
 
-/** API-key operations of IMKIT's client-key document: batch send, cross-room history, list upsert, runtime config. */
+/** API-key operations of IMKIT's client-key document: batch send, cross-room history, list upsert, user groups, runtime config. */
 export const adminOpRoutes: RouteDef[] = [
   {
     method: 'POST', path: '/messages/batch', auth: 'actor', meter: Metric.messagesRest,
@@ -21,6 +21,11 @@ export const adminOpRoutes: RouteDef[] = [
       }),
   },
   { method: 'POST', path: '/admin/clients/list', auth: 'actor', handle: ({ core, actor, body }) => core.users.upsertMany(actor, body()) },
+  { method: 'POST', path: '/admin/groups', auth: 'actor', handle: ({ core, actor, body }) => core.groups.upsert(actor, body()) },
+  {
+    method: 'GET', path: '/admin/groups', auth: 'actor',
+    handle: ({ core, actor, req }) => core.groups.list(actor, intParam(req.query, 'limit', 100, 1, 1000)),
+  },
   { method: 'GET', path: '/config', auth: 'actor', handle: ({ core, actor }) => core.config.get(actor) },
   { method: 'POST', path: '/config', auth: 'actor', handle: ({ core, actor, body }) => core.config.update(actor, body()) },
   { method: 'DELETE', path: '/config/:key', auth: 'actor', handle: ({ core, actor, params }) => core.config.remove(actor, params.key!) },
