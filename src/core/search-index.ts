@@ -7,9 +7,12 @@ import type { MessageRecord } from './models.js';
  * size of the rarest gram's posting list, never a scan of history. Candidates are confirmed
  * against the stored message by the caller (substring match), which also drops deleted ones.
  *
- * Known limits (until the SQL store's full-text index replaces it): it lives in this process,
- * so it covers the messages this node stored since it started, and at most `maxPerApp` of them
- * per application (the oldest indexed are forgotten first), which bounds its memory.
+ * The message service indexes what this node stores; before a search, `SearchService` catches
+ * each room up from the store (messages stored by other nodes or before a restart), from a
+ * per-room watermark. Known limits (until the SQL store's full-text index replaces it): a room
+ * seen for the first time is back-filled with its latest messages only; an edit made through
+ * another node is not re-indexed (its old text no longer matches, the new is not found); at
+ * most `maxPerApp` messages per application are kept (oldest indexed forgotten first).
  */
 export class SearchIndex {
   constructor(private maxPerApp = 200_000) {}
@@ -18,6 +21,19 @@ export class SearchIndex {
   private postings = new Map<string, Map<string, Set<string>>>();
   /** app → message id → { room, grams } (to unindex on edit/delete) */
   private entries = new Map<string, Map<string, { room: string; grams: string[] }>>();
+
+  /** app → room → the newest message id this node has caught up to from the store. */
+  private watermarks = new Map<string, Map<string, string>>();
+
+  watermark(appId: string, roomId: string): string | undefined {
+    return this.watermarks.get(appId)?.get(roomId);
+  }
+
+  setWatermark(appId: string, roomId: string, messageId: string | undefined): void {
+    const rooms = this.appMap(this.watermarks, appId);
+    if (messageId === undefined) rooms.delete(roomId);
+    else rooms.set(roomId, messageId);
+  }
 
   /** Indexes (or re-indexes) a message's searchable text. */
   add(appId: string, message: MessageRecord): void {
@@ -58,6 +74,7 @@ export class SearchIndex {
   dropApp(appId: string): void {
     this.postings.delete(appId);
     this.entries.delete(appId);
+    this.watermarks.delete(appId);
   }
 
   /**

@@ -21,6 +21,10 @@ const searchSchema = z.looseObject({
 });
 
 const FILE_TYPES = new Set(['file', 'image', 'video', 'audio']);
+/** A room this node has not indexed yet is back-filled with this many of its latest messages. */
+const BACKFILL = 2_000;
+/** Messages read per store call while catching a room up. */
+const PAGE = 500;
 
 /**
  * Keyword search over the caller's own rooms: message text through the inverted index
@@ -55,6 +59,7 @@ export class SearchService {
     const result: Record<string, unknown[]> = {};
     for (const type of new Set<SearchType>(types)) {
       if (type === 'messages' || type === 'files') {
+        await this.catchUp(actor.app.id, byId.values());
         const hits = await this.messageHits(actor, me.userId, keyword, byId, limit, type === 'files');
         result[type] = await Promise.all([...hits].map(async ([roomId, ids]) => ({ room: await view(byId.get(roomId)!), messages: ids })));
       } else {
@@ -63,6 +68,44 @@ export class SearchService {
       }
     }
     return result;
+  }
+
+  /**
+   * Brings the index up to each room's last message: what other nodes stored, or this node before
+   * a restart. Reads only messages newer than the room's watermark (a back-fill of the latest
+   * BACKFILL the first time), so a search never scans history.
+   */
+  private async catchUp(appId: string, rooms: Iterable<RoomRecord>): Promise<void> {
+    for (const room of rooms) {
+      const mark = this.index.watermark(appId, room.id);
+      if (room.lastMessageId === undefined || mark === room.lastMessageId) continue;
+      let from = mark;
+      let read = 0;
+      if (from !== undefined) {
+        // Newer than the watermark, page by page, up to the room's last message.
+        for (;;) {
+          const page = await this.store.listMessages(appId, room.id, { anchor: from, direction: 'newer', includeAnchor: false, limit: PAGE });
+          if (!page) {
+            from = undefined; // the watermark message was deleted: back-fill instead
+            break;
+          }
+          for (const m of page) this.index.add(appId, m);
+          read += page.length;
+          if (page.length < PAGE) break;
+          if (read >= BACKFILL) {
+            from = undefined; // far behind: take the latest instead of the oldest of the gap
+            break;
+          }
+          from = page.at(-1)!.id;
+        }
+      }
+      if (from === undefined) {
+        const latest = await this.store.listMessages(appId, room.id, { direction: 'older', includeAnchor: false, limit: BACKFILL });
+        // Oldest first, so the index's insertion order stays send order (newest hits first).
+        for (const m of [...(latest ?? [])].reverse()) this.index.add(appId, m);
+      }
+      this.index.setWatermark(appId, room.id, room.lastMessageId);
+    }
   }
 
   /** room id → matching message ids (newest first), confirmed against the stored messages and the reader's view. */
