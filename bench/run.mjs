@@ -3,8 +3,8 @@
 // See bench/README.md for the method. Options:
 //   --quick            1 repetition, short runs, fewer sockets (or BENCH_QUICK=1)
 //   --reps N           repetitions (default 3)
-//   --only a,b         scenarios: s1,s2,s3,idle,handshakes,rest,redis
-//   --variants a,b     servers: ceiling,socketio,socketio-uws,roomcast,roomcast-node
+//   --only a,b         scenarios: s1,s2,s3,idle,handshakes,rest,redis,cluster-s2
+//   --variants a,b     servers: ceiling,socketio,socketio-uws,roomcast,roomcast-node,roomcast-sqlite,roomcast-pg
 //   --with-node        also run roomcast on its node:http + ws transport
 //   --no-build         never run `npm run build`
 //   --out PATH         results JSON path (default bench/results/<date>.json; quick: bench/results/tmp/)
@@ -34,6 +34,10 @@ const redisSupport = detectRedis();
 const fanoutVariants = pickVariants(quick ? ['ceiling', 'socketio', 'roomcast'] : ['ceiling', 'socketio', 'socketio-uws', 'roomcast']);
 const closedLoopVariants = quick ? fanoutVariants : pickVariants(['ceiling', 'ceiling-615', 'socketio', 'socketio-uws', 'roomcast']);
 const threeVariants = pickVariants(['ceiling', 'socketio', 'roomcast']);
+// The durable configurations beside the in-memory one (S2 and REST send).
+const postgresSupport = await detectPostgres();
+const DURABLE = ['roomcast-sqlite', ...(postgresSupport.ok ? ['roomcast-pg'] : [])];
+const withDurable = (list) => (list.includes('roomcast') ? [...list, ...pickVariants(args.variants?.includes('roomcast-sqlite-full') ? [...DURABLE, 'roomcast-sqlite-full'] : DURABLE, true)] : list);
 
 const SCENARIOS = [
   {
@@ -45,7 +49,7 @@ const SCENARIOS = [
   {
     id: 's2',
     title: `S2 fan-out, closed loop: ${S.s2.rooms} rooms × ${S.s2.sockets / S.s2.rooms} sockets, 1 publisher per room, window ${S.s2.window} each`,
-    variants: closedLoopVariants,
+    variants: withDurable(closedLoopVariants),
     run: (v) => runFanout(v, S.s2, S, { mode: 'closed', window: S.s2.window }),
   },
   {
@@ -69,18 +73,27 @@ const SCENARIOS = [
   {
     id: 'rest',
     title: `REST send: autocannon, ${S.rest.connections} connections, POST /rooms/:id/message, ${S.rest.members} members listening`,
-    variants: threeVariants,
+    variants: withDurable(threeVariants),
     run: (v) => runRest(v, S.rest, S),
   },
   {
     id: 'redis',
-    title: `Two roomcast nodes through Redis: S1 load, half the sockets on each node (vs one node in S1)`,
+    title: `Two roomcast nodes on PostgreSQL + Redis: S1 load, half the sockets on each node (vs one node in S1)`,
     variants: ['roomcast-2nodes'],
-    run: () => (redisSupport.ok ? runRedisPair(S.s1, S) : Promise.reject(new NotRun(redisSupport.reason))),
+    run: () => (clusterSupport().ok ? runRedisPair(S.s1, S) : Promise.reject(new NotRun(clusterSupport().reason))),
+  },
+  {
+    id: 'cluster-s2',
+    title: `Two roomcast nodes on PostgreSQL + Redis: S2 load, half of each room's sockets on each node (vs one node in S2)`,
+    variants: ['roomcast-2nodes'],
+    run: () => (clusterSupport().ok ? runRedisPair(S.s2, S) : Promise.reject(new NotRun(clusterSupport().reason))),
   },
 ].filter((s) => !args.only || args.only.split(',').includes(s.id));
 
 class NotRun extends Error {}
+function clusterSupport() {
+  return !redisSupport.ok ? redisSupport : postgresSupport;
+}
 
 const started = new Date();
 console.log(`roomcast bench: ${quick ? 'quick' : 'full'}, ${reps} repetition(s), server on CPU ${SERVER_CPU}, clients on CPU ${CLIENT_CPU}`);
@@ -120,6 +133,7 @@ const results = {
   machine,
   build,
   redis: redisSupport,
+  postgres: postgresSupport,
   settings: S,
   scenarios: SCENARIOS.map((s) => ({ id: s.id, title: s.title, variants: s.variants })),
   variants: Object.fromEntries(Object.entries(VARIANTS).map(([k, v]) => [k, v.label])),
@@ -150,10 +164,26 @@ function parseArgs(list) {
   return out;
 }
 
-function pickVariants(defaults) {
-  let list = args.variants ? args.variants.split(',').filter((v) => defaults.includes(v) || ['roomcast-node', 'socketio-uws', 'ceiling-615'].includes(v)) : defaults;
-  if (args['with-node'] && !list.includes('roomcast-node')) list = [...list, 'roomcast-node'];
+function pickVariants(defaults, extraOnly = false) {
+  let list = args.variants ? args.variants.split(',').filter((v) => defaults.includes(v) || (!extraOnly && ['roomcast-node', 'socketio-uws', 'ceiling-615'].includes(v))) : defaults;
+  if (!extraOnly && args['with-node'] && !list.includes('roomcast-node')) list = [...list, 'roomcast-node'];
   return list;
+}
+
+/** The durable PostgreSQL variants need a server (BENCH_DATABASE_URL, default the machine's). */
+async function detectPostgres() {
+  const { default: pg } = await import('pg');
+  const client = new pg.Client({ connectionString: process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres' });
+  client.on('error', () => {});
+  try {
+    await client.connect();
+    await client.query('SELECT 1');
+    return { ok: true };
+  } catch (err) {
+    return { ok: false, reason: `no PostgreSQL at BENCH_DATABASE_URL (${err.message})` };
+  } finally {
+    await client.end().catch(() => {});
+  }
 }
 
 function rotate(list, k) {

@@ -72,6 +72,16 @@ const SETTINGS = {
   redisShardedPubsub: { env: 'ROOMCAST_REDIS_SHARDED_PUBSUB', schema: bool, default: false },
   nodeId: { env: 'ROOMCAST_NODE_ID', schema: z.string().min(1).max(128), default: `${hostname()}-${process.pid}` },
   presenceTtlMs: { env: 'ROOMCAST_PRESENCE_TTL_MS', schema: int(500, 3_600_000), default: 15_000 },
+  // Durable data (README: Data and backups): an SQLite file by default, PostgreSQL when a URL is given.
+  databasePath: { env: 'ROOMCAST_DATABASE_PATH', schema: z.string().min(1), default: './data/roomcast.db' },
+  databaseUrl: {
+    env: 'ROOMCAST_DATABASE_URL',
+    schema: z.string().regex(/^$|^postgres(ql)?:\/\/.+/, 'expected postgres:// or postgresql://'),
+    default: '',
+  },
+  databaseSchema: { env: 'ROOMCAST_DATABASE_SCHEMA', schema: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,62}$/), default: 'public' },
+  databasePoolSize: { env: 'ROOMCAST_DATABASE_POOL_SIZE', schema: int(1, 1000), default: 10 },
+  sqliteSynchronous: { env: 'ROOMCAST_SQLITE_SYNCHRONOUS', schema: z.enum(['normal', 'full']), default: 'normal' },
   // IMKIT's sandbox sign-in (`POST /auths/sign/v2` with the client key alone): development only.
   sandboxSignIn: { env: 'ROOMCAST_SANDBOX_SIGN_IN', schema: bool, default: false },
   // REST rate limits per minute (IMKIT: 1000 per API key); 0 = no limit. Cluster-wide in cluster mode.
@@ -80,7 +90,7 @@ const SETTINGS = {
 } as const;
 
 type Settings = typeof SETTINGS;
-const SECRET_SETTINGS = new Set<string>(['operatorSecret', 'redisUrl']);
+const SECRET_SETTINGS = new Set<string>(['operatorSecret', 'redisUrl', 'databaseUrl']);
 export type Config = { -readonly [K in keyof Settings]: z.output<Settings[K]['schema']> };
 
 export class ConfigError extends Error {}

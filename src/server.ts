@@ -25,11 +25,13 @@ import type { RealtimeServer } from './realtime/types.js';
 import { attachUws } from './realtime/uws.js';
 import { attachWs } from './realtime/ws.js';
 import type { HttpService } from './http/types.js';
-import { MemoryStore } from './store/memory.js';
+import { openStore } from './store/open.js';
 import type { Store } from './store/store.js';
 
 export interface RoomcastServer {
   port: number;
+  /** Where the data lives (the SQLite file, or the PostgreSQL URL without credentials). */
+  dataLocation: string;
   transport: 'uws' | 'node';
   core: Core;
   gateway: Gateway;
@@ -56,9 +58,17 @@ function chooseTransport(config: Config, log: Logger): 'uws' | 'node' {
 
 /** The composition root: store, bus, core, transports. */
 export async function startServer(config: Config, log: Logger, ports: Ports = {}): Promise<RoomcastServer> {
-  // ROOMCAST_REDIS_URL switches store, bus and presence to Redis (cluster mode).
-  const redis = config.redisUrl && !ports.store && !ports.bus ? await openRedisPorts(config, log) : undefined;
-  const store = ports.store ?? redis?.store ?? new MemoryStore();
+  // Data: SQLite by default, PostgreSQL with ROOMCAST_DATABASE_URL. ROOMCAST_REDIS_URL moves
+  // bus and presence to Redis (cluster mode).
+  const opened = ports.store ? { store: ports.store, location: 'given store' } : await openStore(config, log);
+  const store = opened.store;
+  let redis: Awaited<ReturnType<typeof openRedisPorts>> | undefined;
+  try {
+    redis = config.redisUrl && !ports.bus ? await openRedisPorts(config, log) : undefined;
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
   const bus = ports.bus ?? redis?.bus ?? new LocalBus();
   const presence = ports.presence ?? redis?.presence ?? new LocalPresence(config.nodeId);
   const retentionMinutes = Math.ceil(config.usageRetentionDays * 1440);
@@ -124,6 +134,7 @@ export async function startServer(config: Config, log: Logger, ports: Ports = {}
     log.info({ port, host: config.host, transport }, 'roomcast listening');
     return {
       port,
+      dataLocation: opened.location,
       transport,
       core,
       gateway,
@@ -146,6 +157,7 @@ export async function startServer(config: Config, log: Logger, ports: Ports = {}
   log.info({ port, host: config.host, transport }, 'roomcast listening');
   return {
     port,
+    dataLocation: opened.location,
     transport,
     core,
     gateway,

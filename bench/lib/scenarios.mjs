@@ -5,7 +5,7 @@ import { ClientGroup } from './clients.mjs';
 import { since, snapshot } from './procstat.mjs';
 import { provisionRoomcast } from './provision.mjs';
 import { nowUs } from './wire.mjs';
-import { freePort, pinnedSpawn, ServerProc, sleep, VARIANTS } from './servers.mjs';
+import { BENCH_DATABASE_URL, dropSchema, freePort, freshSchema, pinnedSpawn, ServerProc, sleep, VARIANTS } from './servers.mjs';
 import { summarizeProfile } from './profile.mjs';
 import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
@@ -278,8 +278,10 @@ export async function runRest(variant, cfg, common) {
 }
 
 /**
- * Two roomcast nodes sharing one Redis (store and bus), both pinned to the server core with
- * Redis: the S1 load with half of the room's sockets on each node; the publisher is on node A.
+ * Two roomcast nodes in cluster mode — data in PostgreSQL (the machine's server, a schema of
+ * the run's own; not pinned), bus and presence through one Redis — both pinned to the server
+ * core with Redis: the given load (S1 or S2) with half of each room's sockets on each node;
+ * the publishers are on node A.
  */
 export async function runRedisPair(cfg, common) {
   const redisPort = await freePort();
@@ -289,7 +291,8 @@ export async function runRedisPair(cfg, common) {
   let redisOut = '';
   redis.stdout.on('data', (d) => (redisOut = (redisOut + d).slice(-2000)));
   const redisExit = new Promise((r) => redis.on('exit', r));
-  const extraEnv = { ROOMCAST_REDIS_URL: `redis://127.0.0.1:${redisPort}` };
+  const schema = freshSchema();
+  const extraEnv = { ROOMCAST_REDIS_URL: `redis://127.0.0.1:${redisPort}`, ROOMCAST_DATABASE_URL: BENCH_DATABASE_URL, ROOMCAST_DATABASE_SCHEMA: schema };
   const profDir = (name) => (profileDir ? path.join(profileDir, `redis-${name}-${Date.now()}`) : undefined);
   const dirA = profDir('a');
   const dirB = profDir('b');
@@ -325,6 +328,7 @@ export async function runRedisPair(cfg, common) {
     await b.stop();
     redis.kill('SIGTERM');
     await Promise.race([redisExit, sleep(3000)]);
+    await dropSchema(schema).catch(() => {});
   }
   for (const [node, dir] of [['A', dirA], ['B', dirB]]) {
     const file = dir && existsSync(dir) ? readdirSync(dir).find((f) => f.endsWith('.cpuprofile')) : undefined;

@@ -1,8 +1,12 @@
 // Starts the servers under test as child processes pinned to the server core.
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import pg from 'pg';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const HOOK = fileURLToPath(new URL('./server-hook.mjs', import.meta.url));
@@ -11,8 +15,22 @@ export const OPERATOR_SECRET = 'bench-operator-secret';
 const ROOMCAST_MAIN = process.env.BENCH_ROOMCAST_MAIN ?? 'dist/main.js';
 /** run.mjs points roomcast at a snapshot of dist/ taken at the start of the run. */
 export function setRoomcastMain(main) {
-  VARIANTS.roomcast.script = main;
-  VARIANTS['roomcast-node'].script = main;
+  for (const v of Object.values(VARIANTS)) if (v.kind === 'roomcast') v.script = main;
+}
+
+/** PostgreSQL for the durable variants: the machine's server, a fresh schema per server start. */
+export const BENCH_DATABASE_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+export function freshSchema() {
+  return `bench_${randomBytes(5).toString('hex')}`;
+}
+export async function dropSchema(schema) {
+  const client = new pg.Client({ connectionString: BENCH_DATABASE_URL });
+  await client.connect();
+  try {
+    await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+  } finally {
+    await client.end();
+  }
 }
 
 /** Environment for roomcast under load: no demo, quiet logs, limits raised past the load. */
@@ -45,8 +63,14 @@ export const VARIANTS = {
   'ceiling-615': { label: 'uWS ceiling, 615-byte frames', kind: 'plain', script: 'bench/servers/ceiling-uws.mjs', pad: 549 },
   socketio: { label: 'socket.io 4', kind: 'plain', script: 'bench/servers/socketio.mjs' },
   'socketio-uws': { label: 'socket.io 4 (attachApp uWS)', kind: 'plain', script: 'bench/servers/socketio.mjs', env: { SIO_ENGINE: 'uws' } },
-  roomcast: { label: 'roomcast (uws)', kind: 'roomcast', script: ROOMCAST_MAIN, roomcast: { ROOMCAST_TRANSPORT: 'uws' } },
-  'roomcast-node': { label: 'roomcast (node+ws)', kind: 'roomcast', script: ROOMCAST_MAIN, roomcast: { ROOMCAST_TRANSPORT: 'node' } },
+  // In-memory SQLite: the same store code as the durable variants, without a disk.
+  roomcast: { label: 'roomcast (uws)', kind: 'roomcast', script: ROOMCAST_MAIN, roomcast: { ROOMCAST_TRANSPORT: 'uws', ROOMCAST_DATABASE_PATH: ':memory:' } },
+  'roomcast-node': { label: 'roomcast (node+ws)', kind: 'roomcast', script: ROOMCAST_MAIN, roomcast: { ROOMCAST_TRANSPORT: 'node', ROOMCAST_DATABASE_PATH: ':memory:' } },
+  // The durable variants: the embedded default (an SQLite file, WAL, synchronous=NORMAL) and PostgreSQL.
+  'roomcast-sqlite': { label: 'roomcast (uws, SQLite file)', kind: 'roomcast', script: ROOMCAST_MAIN, roomcast: { ROOMCAST_TRANSPORT: 'uws' }, durable: 'sqlite' },
+  // Power-loss durability (an fsync per group commit; README: Data and backups), measured on request (--variants).
+  'roomcast-sqlite-full': { label: 'roomcast (uws, SQLite file, synchronous=FULL)', kind: 'roomcast', script: ROOMCAST_MAIN, roomcast: { ROOMCAST_TRANSPORT: 'uws', ROOMCAST_SQLITE_SYNCHRONOUS: 'full' }, durable: 'sqlite' },
+  'roomcast-pg': { label: 'roomcast (uws, PostgreSQL)', kind: 'roomcast', script: ROOMCAST_MAIN, roomcast: { ROOMCAST_TRANSPORT: 'uws' }, durable: 'postgres' },
 };
 
 /** Extra node flags for the servers under test, e.g. BENCH_SERVER_NODE_ARGS=--cpu-prof. */
@@ -81,8 +105,16 @@ export class ServerProc {
   async start() {
     const v = this.variant;
     this.port = await freePort();
+    const data = {};
+    if (v.durable === 'sqlite') {
+      this.dataDir = mkdtempSync(path.join(os.tmpdir(), 'roomcast-bench-'));
+      data.ROOMCAST_DATABASE_PATH = path.join(this.dataDir, 'roomcast.db');
+    } else if (v.durable === 'postgres') {
+      this.schema = freshSchema();
+      Object.assign(data, { ROOMCAST_DATABASE_URL: BENCH_DATABASE_URL, ROOMCAST_DATABASE_SCHEMA: this.schema });
+    }
     const env = v.roomcast
-      ? roomcastEnv({ ...v.roomcast, ROOMCAST_PORT: String(this.port), ...this.extraEnv })
+      ? roomcastEnv({ ...v.roomcast, ROOMCAST_PORT: String(this.port), ...data, ...this.extraEnv })
       : { ...process.env, ...(v.env ?? {}), PORT: String(this.port), ...this.extraEnv };
     this.child = pinnedSpawn(this.cpu, [process.execPath, ...serverNodeArgs(), ...this.nodeArgs, '--expose-gc', '--import', HOOK, v.script], {
       cwd: ROOT,
@@ -140,11 +172,14 @@ export class ServerProc {
   }
 
   async stop() {
-    if (!this.child || !this.alive()) return;
-    this.child.kill('SIGTERM');
-    const t = setTimeout(() => this.child.kill('SIGKILL'), 3000);
-    await this.exited;
-    clearTimeout(t);
+    if (this.child && this.alive()) {
+      this.child.kill('SIGTERM');
+      const t = setTimeout(() => this.child.kill('SIGKILL'), 3000);
+      await this.exited;
+      clearTimeout(t);
+    }
+    if (this.dataDir) rmSync(this.dataDir, { recursive: true, force: true });
+    if (this.schema && !this.extraEnv.ROOMCAST_DATABASE_SCHEMA) await dropSchema(this.schema).catch(() => {});
   }
 }
 

@@ -25,33 +25,32 @@ export class ConfigService {
     return this.read(actor.app.id);
   }
 
-  /** Merges the body's top-level keys into the configuration (TODO(store): Store.updateApp CAS once it lands). */
+  /** Merges the body's top-level keys into the configuration (compare-and-set on the app record). */
   async update(actor: Actor, body: unknown): Promise<Record<string, unknown>> {
     authorize(actor, 'app.settings');
     if (typeof body !== 'object' || body === null || Array.isArray(body)) throw Errors.invalidInput('body: a JSON object of configuration keys');
-    const app = await this.store.getApp(actor.app.id);
-    if (!app) throw Errors.notFound('APP', actor.app.id);
-    const config = { ...app.config };
-    for (const [key, value] of Object.entries(body)) {
+    for (const key of Object.keys(body)) {
       if (key === '__proto__' || key === 'constructor' || key === 'prototype') throw Errors.invalidInput(`${key}: not a configuration key`);
-      config[key] = value;
     }
-    checkCensorship(config.censorship);
-    if (Buffer.byteLength(JSON.stringify(config)) > MAX_CONFIG_BYTES) throw Errors.invalidInput(`body: the configuration may be at most ${MAX_CONFIG_BYTES} bytes`);
-    await this.store.putApp({ ...app, config });
+    checkCensorship((body as Record<string, unknown>).censorship);
+    const app = await this.store.updateApp(actor.app.id, (a) => {
+      const config = { ...a.config, ...body };
+      if (Buffer.byteLength(JSON.stringify(config)) > MAX_CONFIG_BYTES) throw Errors.invalidInput(`body: the configuration may be at most ${MAX_CONFIG_BYTES} bytes`);
+      return { ...a, config };
+    });
+    if (!app) throw Errors.notFound('APP', actor.app.id);
     this.censors.delete(app.id);
-    return config;
+    return app.config ?? {};
   }
 
   async remove(actor: Actor, key: string): Promise<Record<string, never>> {
     authorize(actor, 'app.settings');
-    const app = await this.store.getApp(actor.app.id);
-    if (!app) throw Errors.notFound('APP', actor.app.id);
-    if (app.config && Object.hasOwn(app.config, key)) {
-      const { [key]: _gone, ...rest } = app.config;
-      await this.store.putApp({ ...app, config: rest });
-      this.censors.delete(app.id);
-    }
+    await this.store.updateApp(actor.app.id, (a) => {
+      if (!a.config || !Object.hasOwn(a.config, key)) return undefined;
+      const { [key]: _gone, ...rest } = a.config;
+      return { ...a, config: rest };
+    });
+    this.censors.delete(actor.app.id);
     return {};
   }
 

@@ -148,17 +148,17 @@ export class MessageActionService {
     return message;
   }
 
-  /**
-   * Read-modify-write of one message, re-delivered to the room when it changed.
-   * TODO(store): use Store.updateMessage (compare-and-set) once it lands, so two reactions at once cannot lose one.
-   */
+  /** Compare-and-set change of one message (two reactions at once both count), re-delivered to the room when it changed. */
   private async change(actor: Actor, message: MessageRecord, edit: (m: MessageRecord) => MessageRecord | undefined): Promise<MessageView> {
-    const current = (await this.store.getMessage(actor.app.id, message.id)) ?? message;
-    const next = edit(current);
-    if (!next) return this.present.message(actor.app.id, current);
-    if (!(await this.store.replaceMessage(actor.app.id, next))) throw Errors.notFound('MESSAGE', message.id);
+    let changed = false;
+    const next = await this.store.updateMessage(actor.app.id, message.id, (m) => {
+      const result = edit(m);
+      changed = result !== undefined;
+      return result;
+    });
+    if (!next) throw Errors.notFound('MESSAGE', message.id);
     const view = await this.present.message(actor.app.id, next);
-    this.bus.publish(roomTopic(actor.app.id, next.room), { kind: 'deliver', event: 'chat message', payload: view, sender: next.sender });
+    if (changed) this.bus.publish(roomTopic(actor.app.id, next.room), { kind: 'deliver', event: 'chat message', payload: view, sender: next.sender });
     return view;
   }
 }

@@ -1,7 +1,11 @@
 import { closeClient, connectClient, createRedisClient, guarded, LuaScript, type RedisClient } from '../cluster/redis-client.js';
 import type { Logger } from '../observability/logger.js';
-import { encodeKeyPart } from '../store/redis-keys.js';
 import type { Minute, UsageBucket, UsageDelta, UsageSink } from './sink.js';
+
+/** URI encoding plus `*`: an app id in a key has no `{}`, `:` or glob metacharacters. */
+function encodeKeyPart(value: string): string {
+  return encodeURIComponent(value).replace(/\*/g, '%2A');
+}
 
 // KEYS: the bucket hash   ARGV: ttl seconds, then (field, value) pairs: keep the larger value.
 const HMAX = new LuaScript(`

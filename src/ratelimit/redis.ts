@@ -1,7 +1,11 @@
 import { closeClient, connectClient, createRedisClient, guarded, LuaScript, type RedisClient } from '../cluster/redis-client.js';
 import type { Logger } from '../observability/logger.js';
-import { encodeKeyPart } from '../store/redis-keys.js';
 import type { RateDecision, RateLimiter } from './limiter.js';
+
+/** URI encoding plus `*`: no `{}`, `:` or glob characters in a key part. */
+function encodeKeyPart(value: string): string {
+  return encodeURIComponent(value).replace(/\*/g, '%2A');
+}
 
 // KEYS: the window's counter   ARGV: window length (ms). The first hit sets the expiry.
 const HIT = new LuaScript(`

@@ -448,6 +448,7 @@ export class Gateway implements EngineHooks {
   }
 
   private control(message: ControlMessage): void {
+    this.core.store.onControl?.(message);
     switch (message.kind) {
       case 'blocks-changed':
         if (this.byUser.get(message.appId)?.has(message.blocker)) {

@@ -1,3 +1,4 @@
+import type { ControlMessage } from '../bus/bus.js';
 import type {
   AppRecord,
   BlockRecord,
@@ -32,8 +33,8 @@ export interface HistoryQuery {
 }
 
 /**
- * The persistence port. Every implementation (memory now, Redis later) passes the same
- * contract suite in test/contract. Records going in and out are copies: mutating a returned
+ * The persistence port. Its implementation (store/sql: SQLite embedded, PostgreSQL for
+ * clusters) passes the contract suite in test/contract on both engines. Records going in and out are copies: mutating a returned
  * object never changes what is stored.
  *
  * Multi-record changes that must stay consistent are single methods here (`updateRoom`
@@ -46,6 +47,8 @@ export interface Store {
   getApp(appId: string): Promise<AppRecord | undefined>;
   getAppByApiKeyHash(hash: string): Promise<AppRecord | undefined>;
   listApps(): Promise<AppRecord[]>;
+  /** Atomic read-modify-write, like `updateRoom`; undefined when the application does not exist. */
+  updateApp(appId: string, change: (a: AppRecord) => AppRecord | undefined): Promise<AppRecord | undefined>;
   /** Removes the application and everything it owns. */
   deleteApp(appId: string): Promise<boolean>;
 
@@ -55,6 +58,8 @@ export interface Store {
   /** Same order as `userIds`; unknown ids give undefined. */
   getUsers(appId: string, userIds: readonly string[]): Promise<(UserRecord | undefined)[]>;
   listUsers(appId: string, skip: number, limit: number): Promise<{ total: number; users: UserRecord[] }>;
+  /** Atomic read-modify-write, like `updateRoom`; undefined when the user does not exist. */
+  updateUser(appId: string, userId: string, change: (u: UserRecord) => UserRecord | undefined): Promise<UserRecord | undefined>;
   /** Removes the user and their tokens (room membership is the caller's business). */
   deleteUser(appId: string, userId: string): Promise<boolean>;
 
@@ -96,12 +101,19 @@ export interface Store {
   // Messages
   /**
    * Appends to the room's history, makes it the room's last message and marks it read for
-   * its sender (one's own message is never unread).
+   * its sender (one's own message is never unread). Insert-only: resolves false and writes
+   * nothing when the application already has a message with that id.
    */
-  addMessage(appId: string, message: MessageRecord): Promise<void>;
+  addMessage(appId: string, message: MessageRecord): Promise<boolean>;
   getMessage(appId: string, messageId: string): Promise<MessageRecord | undefined>;
   /** Replaces a stored message (same id, same room); false if it is gone. */
   replaceMessage(appId: string, message: MessageRecord): Promise<boolean>;
+  /** Atomic read-modify-write, like `updateRoom`; undefined when the message does not exist. */
+  updateMessage(
+    appId: string,
+    messageId: string,
+    change: (m: MessageRecord) => MessageRecord | undefined,
+  ): Promise<MessageRecord | undefined>;
   /** undefined when the anchor is not a message of this room. */
   listMessages(appId: string, roomId: string, query: HistoryQuery): Promise<MessageRecord[] | undefined>;
   countMessages(appId: string, roomId: string): Promise<number>;
@@ -153,7 +165,13 @@ export interface Store {
   putPref(appId: string, userId: string, pref: PrefRecord): Promise<void>;
   deletePref(appId: string, userId: string, key: string): Promise<boolean>;
 
-  /** Health of the backing service (always true in memory). */
+  /**
+   * Told of every control event this node receives (changes made on any node), so that an
+   * implementation that caches records can drop the ones the change makes stale.
+   */
+  onControl?(message: ControlMessage): void;
+
+  /** Health of the backing service (false while the database cannot be reached). */
   ready(): boolean;
   close(): Promise<void>;
 }

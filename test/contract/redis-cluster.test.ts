@@ -3,16 +3,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Bus } from '../../src/bus/bus.js';
 import { RedisBus } from '../../src/bus/redis.js';
 import { RedisPresence } from '../../src/cluster/presence.js';
-import { RedisStore } from '../../src/store/redis.js';
 import { startRedis, type RedisProcess } from '../helpers/redis.js';
 import { until } from '../helpers/sockets.js';
 import { busContract } from './bus-contract.js';
-import { storeContract } from './store-contract.js';
 
 /**
- * The same contracts through ioredis' Cluster client against a Redis Cluster (one node that
- * owns every slot). Redis Cluster refuses multi-key commands and scripts whose keys span
- * slots, so this checks the hash-tag layout as well as the redis-cluster:// wiring.
+ * The bus contract and presence through ioredis' Cluster client against a Redis Cluster (one
+ * node that owns every slot): checks the redis-cluster:// wiring and that presence's scripts
+ * keep their keys in one slot.
  */
 let redis: RedisProcess;
 beforeAll(async () => {
@@ -21,8 +19,6 @@ beforeAll(async () => {
 afterAll(() => redis?.stop());
 
 const prefix = () => `t${randomBytes(5).toString('hex')}`;
-
-storeContract('redis cluster', () => RedisStore.open(redis.url, { prefix: prefix() }));
 
 busContract('redis cluster, sharded pub/sub', async (count) => {
   const p = prefix();

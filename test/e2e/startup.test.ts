@@ -1,17 +1,29 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
 const run = promisify(execFile);
 const root = path.resolve(import.meta.dirname, '../..');
 const main = path.join(root, 'dist/main.js');
 const cli = path.join(root, 'dist/cli.js');
+const dataDirs: string[] = [];
+function freshDataDir(): string {
+  const dir = mkdtempSync(path.join(tmpdir(), 'roomcast-start-'));
+  dataDirs.push(dir);
+  return dir;
+}
+afterAll(() => {
+  for (const dir of dataDirs) rmSync(dir, { recursive: true, force: true });
+});
 
 /** Starts the compiled server as `npm start` does and waits for the demo banner. */
-function startCompiled(env: Record<string, string>): Promise<{ child: ChildProcess; output: () => string; port: number }> {
-  const child = spawn(process.execPath, [main], { env: { ...process.env, ROOMCAST_PORT: '0', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+function startCompiled(env: Record<string, string>, dataDir = freshDataDir()): Promise<{ child: ChildProcess; output: () => string; port: number }> {
+  // Data in a directory of the test's own (as ./data would be for `npm start`).
+  const data = { ROOMCAST_DATABASE_PATH: path.join(dataDir, 'roomcast.db'), ROOMCAST_FILES_DIR: path.join(dataDir, 'files') };
+  const child = spawn(process.execPath, [main], { env: { ...process.env, ROOMCAST_PORT: '0', ...data, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));
@@ -60,6 +72,30 @@ describe('the README quick start (compiled server)', () => {
     for (const line of logLines) {
       for (const secret of [apiKey, clientKey, token]) expect(line).not.toContain(secret);
     }
+  });
+
+  it('keeps its data: the demo is created on the first start only, printed again, and the banner says where data lives', async () => {
+    const dir = freshDataDir();
+    const first = await startCompiled({}, dir);
+    child = first.child;
+    const apiKey = /API key\s+(\S+)/.exec(first.output())![1]!;
+    expect(first.output()).toContain(`data: ${path.join(dir, 'roomcast.db')}`);
+    expect(statSync(path.join(dir, 'demo-credentials.json')).mode & 0o777).toBe(0o600);
+    const stopped = new Promise((resolve) => first.child.once('exit', resolve));
+    first.child.kill('SIGTERM');
+    await stopped;
+
+    const second = await startCompiled({}, dir);
+    child = second.child;
+    const out = second.output();
+    expect(out).toContain('Demo application (created on the first start, kept in the data)');
+    expect(/API key\s+(\S+)/.exec(out)![1]).toBe(apiKey);
+    const curlLine = out.split('\n').find((l) => l.trim().startsWith('curl '))!.trim();
+    const body = JSON.parse((await run('sh', ['-c', curlLine])).stdout);
+    // One welcome message: the demo was not provisioned a second time.
+    expect(body.result.totalCount).toBe(1);
+    const apps = await fetch(`http://127.0.0.1:${second.port}/admin/clients`, { headers: { 'IM-API-KEY': apiKey } });
+    expect(apps.status).toBe(200);
   });
 
   it('an invalid setting stops the server with a message naming it', async () => {

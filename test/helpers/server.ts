@@ -1,6 +1,10 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { type Config, loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { type RoomcastServer, startServer } from '../../src/server.js';
+import { dropSchemas, freshSchema, SHARED_DATABASE_URL } from './postgres.js';
 
 export const TRANSPORTS = ['uws', 'node'] as const;
 export type Transport = (typeof TRANSPORTS)[number];
@@ -25,6 +29,7 @@ export const OPERATOR_SECRET = 'test-operator-secret';
 
 /** A real server on a free loopback port, talking real HTTP. */
 export async function startTestServer(transport: Transport, overrides: Partial<Config> = {}): Promise<TestServer> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'roomcast-test-'));
   const config = loadConfig({}, {
     port: 0,
     host: '127.0.0.1',
@@ -32,13 +37,28 @@ export async function startTestServer(transport: Transport, overrides: Partial<C
     operatorSecret: OPERATOR_SECRET,
     logLevel: 'silent',
     demo: false,
-    // ROOMCAST_TEST_REDIS_URL=redis://… runs every server-level test in cluster mode, on that Redis.
+    // The embedded default: an SQLite file (WAL, synchronous=NORMAL) in a directory of this server's own.
+    databasePath: path.join(dir, 'roomcast.db'),
+    filesDir: path.join(dir, 'files'),
+    // ROOMCAST_TEST_REDIS_URL=redis://… runs every server-level test in cluster mode: that Redis
+    // for bus and presence, and a schema of its own on the shared PostgreSQL for data.
     ...(process.env.ROOMCAST_TEST_REDIS_URL
-      ? { redisUrl: process.env.ROOMCAST_TEST_REDIS_URL, redisPrefix: `t${Math.random().toString(36).slice(2, 10)}` }
+      ? {
+          redisUrl: process.env.ROOMCAST_TEST_REDIS_URL,
+          redisPrefix: `t${Math.random().toString(36).slice(2, 10)}`,
+          databaseUrl: SHARED_DATABASE_URL,
+          databaseSchema: freshSchema(),
+        }
       : {}),
     ...overrides,
   });
-  const server = await startServer(config, createLogger(config.logLevel));
+  let server: RoomcastServer;
+  try {
+    server = await startServer(config, createLogger(config.logLevel));
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
   const base = `http://127.0.0.1:${server.port}`;
   return {
     server,
@@ -63,7 +83,11 @@ export async function startTestServer(transport: Transport, overrides: Partial<C
       if (res.status !== 200) throw new Error(`createUser: ${res.status} ${JSON.stringify(body)}`);
       return body.result.token;
     },
-    close: () => server.close(),
+    async close() {
+      await server.close();
+      rmSync(dir, { recursive: true, force: true });
+      if (config.databaseUrl && config.databaseSchema !== 'public') await dropSchemas(config.databaseUrl, [config.databaseSchema]);
+    },
   };
 }
 

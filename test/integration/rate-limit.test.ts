@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryRateLimiter } from '../../src/ratelimit/limiter.js';
 import { admin, startTestServer, type TestApp, type TestServer, TRANSPORTS, user } from '../helpers/server.js';
+import { freshSchema, SHARED_DATABASE_URL } from '../helpers/postgres.js';
 import { type RedisProcess, startRedis } from '../helpers/redis.js';
 import { until } from '../helpers/sockets.js';
 
@@ -52,7 +53,7 @@ describe.each(TRANSPORTS)('REST rate limits over %s', (transport) => {
   });
 });
 
-describe('REST rate limits across a cluster (two nodes, one Redis)', () => {
+describe('REST rate limits across a cluster (two nodes, one PostgreSQL, one Redis)', () => {
   let redis: RedisProcess;
   let nodes: TestServer[];
   let app: TestApp;
@@ -60,9 +61,11 @@ describe('REST rate limits across a cluster (two nodes, one Redis)', () => {
   beforeAll(async () => {
     redis = await startRedis();
     const prefix = `rl${Math.random().toString(36).slice(2, 8)}`;
+    // A cluster: one PostgreSQL schema for data, one Redis for bus, presence and the rate counts.
+    const schema = freshSchema();
     nodes = [];
     for (const transport of TRANSPORTS) {
-      nodes.push(await startTestServer(transport, { redisUrl: redis.url, redisPrefix: prefix, restRequestsPerMinutePerApiKey: LIMIT }));
+      nodes.push(await startTestServer(transport, { redisUrl: redis.url, redisPrefix: prefix, databaseUrl: SHARED_DATABASE_URL, databaseSchema: schema, restRequestsPerMinutePerApiKey: LIMIT }));
     }
     app = await nodes[0]!.createApp();
   });

@@ -1,5 +1,6 @@
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freshSchema, SHARED_DATABASE_URL } from '../helpers/postgres.js';
 import { startRedis, type RedisProcess } from '../helpers/redis.js';
 import { admin, api, startTestServer, type TestApp, type TestServer, user } from '../helpers/server.js';
 import { connect, once, until } from '../helpers/sockets.js';
@@ -163,7 +164,7 @@ describe('key usage metering across two nodes through Redis', () => {
 
   beforeAll(async () => {
     redis = await startRedis({ appendonly: false });
-    const shared = { ...FLUSH, redisUrl: redis.url, redisPrefix: 'usage' };
+    const shared = { ...FLUSH, redisUrl: redis.url, redisPrefix: 'usage', databaseUrl: SHARED_DATABASE_URL, databaseSchema: freshSchema() };
     nodes.push(await startTestServer('uws', { ...shared, nodeId: 'n1' }), await startTestServer('node', { ...shared, nodeId: 'n2' }));
   });
   afterAll(async () => {

@@ -1,0 +1,139 @@
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import type { Db, Param, Queryer, Row } from './db.js';
+
+export interface SqliteOptions {
+  /**
+   * `normal` (default): in WAL mode a commit is written to the log (the OS has it) without an
+   * fsync, so an acknowledged write survives a crash or SIGKILL of the process; a power loss or
+   * OS crash may lose the last commits. `full`: every commit is fsynced too (survives power
+   * loss), at one fsync per group commit, during which the event loop waits (the driver is
+   * synchronous).
+   */
+  synchronous?: 'full' | 'normal';
+}
+
+/**
+ * Who holds a database file in this process. Connections to the same file share it: SQLite's
+ * own lock would make a second connection's BEGIN wait synchronously (busy_timeout) on the
+ * one thread that must finish the first transaction.
+ */
+class Gate {
+  busy = false;
+  waiting: (() => void)[] = [];
+  acquire(): Promise<void> {
+    if (!this.busy) {
+      this.busy = true;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+  release(): void {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.busy = false;
+  }
+}
+const gates = new Map<string, { gate: Gate; users: number }>();
+
+/**
+ * better-sqlite3 adapter. The driver is synchronous, so a statement outside a transaction
+ * runs at once; a transaction takes the connection (a promise queue) so that statements of
+ * other requests, issued while its body awaits, never run inside it.
+ */
+export class SqliteDb implements Db {
+  readonly engine = 'sqlite' as const;
+  readonly forUpdate = '';
+  private db: Database.Database;
+  private statements = new Map<string, Database.Statement>();
+  private gate: Gate;
+  private direct: Queryer;
+
+  constructor(readonly file: string, options: SqliteOptions = {}) {
+    if (file !== ':memory:') mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+    this.db = new Database(file);
+    const shared = file === ':memory:' ? { gate: new Gate(), users: 0 } : (gates.get(path.resolve(file)) ?? { gate: new Gate(), users: 0 });
+    shared.users++;
+    if (file !== ':memory:') gates.set(path.resolve(file), shared);
+    this.gate = shared.gate;
+    // WAL: readers never wait for the writer, and a commit is one append (+ fsync) to the log.
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma(`synchronous = ${options.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
+    this.db.pragma('busy_timeout = 5000');
+    this.direct = { all: async (sql, params) => this.allNow(sql, params), run: async (sql, params) => this.runNow(sql, params) };
+  }
+
+  private statement(sql: string): Database.Statement {
+    let s = this.statements.get(sql);
+    if (!s) this.statements.set(sql, (s = this.db.prepare(sql)));
+    return s;
+  }
+  private allNow<R extends object>(sql: string, params: readonly Param[] = []): R[] {
+    return this.statement(sql).all(...params) as R[];
+  }
+  private runNow(sql: string, params: readonly Param[] = []): number {
+    return this.statement(sql).run(...params).changes;
+  }
+
+  async all<R extends object = Row>(sql: string, params?: readonly Param[]): Promise<R[]> {
+    return this.gate.busy ? this.queued(() => this.allNow<R>(sql, params)) : this.allNow<R>(sql, params);
+  }
+  async run(sql: string, params?: readonly Param[]): Promise<number> {
+    return this.gate.busy ? this.queued(() => this.runNow(sql, params)) : this.runNow(sql, params);
+  }
+  /** Waits for the running transaction and runs the statement holding the connection. */
+  private async queued<T>(statement: () => T): Promise<T> {
+    await this.acquire();
+    try {
+      return statement();
+    } finally {
+      this.release();
+    }
+  }
+
+  async tx<T>(fn: (q: Queryer) => Promise<T>): Promise<T> {
+    await this.acquire();
+    try {
+      this.db.exec('BEGIN IMMEDIATE');
+      try {
+        const result = await fn(this.direct);
+        this.db.exec('COMMIT');
+        return result;
+      } catch (err) {
+        if (this.db.inTransaction) this.db.exec('ROLLBACK');
+        throw err;
+      }
+    } finally {
+      this.release();
+    }
+  }
+
+  /** BEGIN IMMEDIATE takes SQLite's file-wide write lock: one migrating process at a time. */
+  withMigrationLock<T>(fn: (q: Queryer) => Promise<T>): Promise<T> {
+    return this.tx(fn);
+  }
+
+  private acquire(): Promise<void> {
+    return this.gate.acquire();
+  }
+  private release(): void {
+    this.gate.release();
+  }
+
+  /** An online, consistent copy of the database (SQLite's backup API) while it is in use. */
+  async backup(to: string): Promise<void> {
+    await this.db.backup(to);
+  }
+
+  ready(): boolean {
+    return this.db.open;
+  }
+  async close(): Promise<void> {
+    if (!this.db.open) return;
+    this.db.close();
+    const key = path.resolve(this.file);
+    const shared = gates.get(key);
+    if (shared && --shared.users === 0) gates.delete(key);
+  }
+}

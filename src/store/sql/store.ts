@@ -1,0 +1,833 @@
+import type {
+  AppRecord,
+  BlockRecord,
+  FileRecord,
+  InvitationRecord,
+  MemberState,
+  MessageRecord,
+  PrefRecord,
+  RoomRecord,
+  TokenRecord,
+  UserRecord,
+} from '../../core/models.js';
+import type { ControlMessage } from '../../bus/bus.js';
+import { type AppMessageQuery, byInvitationOrder, type HistoryQuery, matchesAppQuery, type Store } from '../store.js';
+import { type Db, marks, type Param, type Queryer } from './db.js';
+import { migrate } from './schema.js';
+
+/** The room document as stored: the record without what lives in columns and member rows. */
+type RoomDoc = Omit<RoomRecord, 'memberState' | 'lastMessageId' | 'lastActivityAt'>;
+interface RoomRow {
+  doc: string | null;
+  version: number;
+  last_message_id: string | null;
+  last_activity_at: number;
+}
+interface MemberRow {
+  user_id: string;
+  state: string;
+  last_read: string | null;
+}
+interface PendingMessage {
+  appId: string;
+  message: MessageRecord;
+  doc: string;
+  resolve(inserted: boolean): void;
+  reject(err: unknown): void;
+}
+
+const parse = <T>(json: string): T => JSON.parse(json) as T;
+
+/**
+ * Records the auth path reads on every request, kept for a few seconds. Changes made through
+ * this node evict at once; changes made on other nodes arrive as control events
+ * (`onControl`); the time limit bounds staleness if one is missed (Redis subscriber away).
+ */
+class RecordCache<T> {
+  private entries = new Map<string, { value: T; until: number }>();
+  constructor(private ttlMs: number, private max = 10_000) {}
+  get(key: string): T | undefined {
+    const e = this.entries.get(key);
+    if (!e) return undefined;
+    if (e.until > Date.now()) return copy(e.value);
+    this.entries.delete(key);
+    return undefined;
+  }
+  set(key: string, value: T): void {
+    if (this.entries.size >= this.max) this.entries.delete(this.entries.keys().next().value!);
+    this.entries.set(key, { value: copy(value), until: Date.now() + this.ttlMs });
+  }
+  delete(key: string): void {
+    this.entries.delete(key);
+  }
+  deleteWhere(test: (key: string, value: T) => boolean): void {
+    for (const [key, e] of this.entries) if (test(key, e.value)) this.entries.delete(key);
+  }
+  clear(): void {
+    this.entries.clear();
+  }
+}
+const CACHE_MS = 5000;
+/** Rows per multi-row statement: far under SQLite's 32,766 and PostgreSQL's 65,535 parameters. */
+const CHUNK = 200;
+const NO_STATE = 'null';
+
+function chunks<T>(items: readonly T[], size = CHUNK): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+/** Deep copy of plain JSON data (objects, arrays, primitives), keeping a `__proto__` key as data. */
+function copy<T>(value: T): T {
+  if (value === null || typeof value !== 'object') return value;
+  if (Array.isArray(value)) return value.map(copy) as T;
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(value)) {
+    const v = copy((value as Record<string, unknown>)[key]);
+    if (key === '__proto__') Object.defineProperty(out, key, { value: v, enumerable: true, writable: true, configurable: true });
+    else out[key] = v;
+  }
+  return out as T;
+}
+
+/** Which sends of the batch were stored: a repeated id is stored once, its first occurrence. */
+function firstOccurrences(batch: readonly PendingMessage[], insertedIds: ReadonlySet<string>): boolean[] {
+  const seen = new Set<string>();
+  return batch.map((p) => {
+    const key = `${p.appId}\0${p.message.id}`;
+    if (!insertedIds.has(key) || seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
+function splitRoom(room: RoomRecord): { doc: RoomDoc; memberState: Record<string, MemberState> } {
+  const { memberState, lastMessageId: _last, lastActivityAt: _at, ...doc } = room;
+  return { doc, memberState };
+}
+
+function memberStateJson(state: MemberState | undefined): { state: string; lastRead: string | null } {
+  if (!state) return { state: NO_STATE, lastRead: null };
+  const { lastRead, ...rest } = state;
+  return { state: JSON.stringify(rest), lastRead: lastRead ?? null };
+}
+
+function assembleRoom(doc: RoomDoc, row: RoomRow, members: readonly MemberRow[]): RoomRecord {
+  const memberState: Record<string, MemberState> = {};
+  for (const m of members) {
+    if (m.state === NO_STATE) continue;
+    const state = parse<MemberState>(m.state);
+    if (m.last_read !== null) state.lastRead = m.last_read;
+    memberState[m.user_id] = state;
+  }
+  const room: RoomRecord = { ...doc, memberState, lastActivityAt: Number(row.last_activity_at) };
+  if (row.last_message_id !== null) room.lastMessageId = row.last_message_id;
+  return room;
+}
+
+/**
+ * The Store port on SQL, one implementation for SQLite (embedded) and PostgreSQL (clusters)
+ * through the dialect layer in db.ts. Records are JSON documents; the columns beside them are
+ * what queries filter, sort or change on their own (a room's last message, a member's
+ * last-read message) so the send path never rewrites a document.
+ *
+ * Send path: `getRoomForUser` is one query (room + that member), and the room document is
+ * parsed once per version (the query sends it only when the version changed). `addMessage`
+ * is group-committed: the messages of one event-loop turn are stored in one transaction of
+ * three statements, so throughput is not one commit (fsync) per message.
+ */
+export class SqlStore implements Store {
+  /** app\0room → the room document at a version (see getRoomForUser). */
+  private roomDocs = new Map<string, { version: number; doc: RoomDoc }>();
+  private appCache = new RecordCache<AppRecord>(CACHE_MS);
+  /** app\0token hash → token */
+  private tokenCache = new RecordCache<TokenRecord>(CACHE_MS);
+  private pending: PendingMessage[] = [];
+  private flushScheduled = false;
+  private flushing = false;
+
+  private constructor(readonly db: Db) {}
+
+  /** Opens the store, applying any migrations first. */
+  static async open(db: Db): Promise<SqlStore> {
+    try {
+      await migrate(db);
+    } catch (err) {
+      await db.close();
+      throw err;
+    }
+    return new SqlStore(db);
+  }
+
+  // ---- applications ------------------------------------------------------------------------
+
+  async putApp(app: AppRecord): Promise<void> {
+    this.appCache.delete(app.id);
+    await this.db.run(
+      `INSERT INTO apps (id, api_key_hash, doc) VALUES (?, ?, ?)
+       ON CONFLICT (id) DO UPDATE SET api_key_hash = excluded.api_key_hash, doc = excluded.doc`,
+      [app.id, app.apiKeyHash, JSON.stringify(app)],
+    );
+  }
+  async getApp(appId: string): Promise<AppRecord | undefined> {
+    const hit = this.appCache.get(appId);
+    if (hit) return hit;
+    const [row] = await this.db.all<{ doc: string }>(`SELECT doc FROM apps WHERE id = ?`, [appId]);
+    const app = row && parse<AppRecord>(row.doc);
+    // Only apps with a client key: a key generated on another node must not wait for the time limit.
+    if (app?.clientKey) this.appCache.set(appId, app);
+    return app;
+  }
+  async getAppByApiKeyHash(hash: string): Promise<AppRecord | undefined> {
+    const [row] = await this.db.all<{ doc: string }>(`SELECT doc FROM apps WHERE api_key_hash = ?`, [hash]);
+    return row && parse<AppRecord>(row.doc);
+  }
+  async listApps(): Promise<AppRecord[]> {
+    return (await this.db.all<{ doc: string }>(`SELECT doc FROM apps ORDER BY id`)).map((r) => parse<AppRecord>(r.doc));
+  }
+  async updateApp(appId: string, change: (a: AppRecord) => AppRecord | undefined): Promise<AppRecord | undefined> {
+    this.appCache.delete(appId);
+    return this.db.tx(async (q) => {
+      const [row] = await q.all<{ doc: string }>(`SELECT doc FROM apps WHERE id = ?${this.db.forUpdate}`, [appId]);
+      if (!row) return undefined;
+      const next = change(parse<AppRecord>(row.doc));
+      if (!next) return parse<AppRecord>(row.doc);
+      const doc = JSON.stringify({ ...next, id: appId });
+      await q.run(`UPDATE apps SET api_key_hash = ?, doc = ? WHERE id = ?`, [next.apiKeyHash, doc, appId]);
+      return parse<AppRecord>(doc);
+    });
+  }
+  async deleteApp(appId: string): Promise<boolean> {
+    const gone = await this.db.tx(async (q) => {
+      for (const table of ['users', 'tokens', 'rooms', 'members', 'messages', 'blocks', 'files', 'prefs', 'file_rooms', 'user_deleted', 'invitations']) {
+        await q.run(`DELETE FROM ${table} WHERE app = ?`, [appId]);
+      }
+      return q.run(`DELETE FROM apps WHERE id = ?`, [appId]);
+    });
+    this.forgetApp(appId);
+    return gone > 0;
+  }
+
+  private forgetApp(appId: string): void {
+    this.appCache.delete(appId);
+    this.tokenCache.deleteWhere((key) => key.startsWith(`${appId}\0`));
+    for (const key of this.roomDocs.keys()) if (key.startsWith(`${appId}\0`)) this.roomDocs.delete(key);
+  }
+
+  /** Drops what a change made on another node (a control event) makes stale here. */
+  onControl(message: ControlMessage): void {
+    switch (message.kind) {
+      case 'tokens-revoked':
+        for (const hash of message.hashes) this.tokenCache.delete(`${message.appId}\0${hash}`);
+        this.tokenCache.deleteWhere((key, t) => key.startsWith(`${message.appId}\0`) && t.userId === message.userId);
+        return;
+      case 'client-key-revoked':
+        this.appCache.delete(message.appId);
+        return;
+      case 'app-deleted':
+        this.forgetApp(message.appId);
+        return;
+      case 'apps-changed':
+        this.appCache.clear();
+        return;
+      default:
+        return;
+    }
+  }
+
+  // ---- users and tokens --------------------------------------------------------------------
+
+  async putUser(appId: string, user: UserRecord): Promise<void> {
+    await this.db.run(
+      `INSERT INTO users (app, id, created_at, doc) VALUES (?, ?, ?, ?)
+       ON CONFLICT (app, id) DO UPDATE SET created_at = excluded.created_at, doc = excluded.doc`,
+      [appId, user.id, user.createdAt, JSON.stringify(user)],
+    );
+  }
+  async getUser(appId: string, userId: string): Promise<UserRecord | undefined> {
+    const [row] = await this.db.all<{ doc: string }>(`SELECT doc FROM users WHERE app = ? AND id = ?`, [appId, userId]);
+    return row && parse<UserRecord>(row.doc);
+  }
+  async getUsers(appId: string, userIds: readonly string[]): Promise<(UserRecord | undefined)[]> {
+    const found = new Map<string, string>();
+    for (const part of chunks([...new Set(userIds)])) {
+      const rows = await this.db.all<{ id: string; doc: string }>(
+        `SELECT id, doc FROM users WHERE app = ? AND id IN (${marks(part.length)})`,
+        [appId, ...part],
+      );
+      for (const r of rows) found.set(r.id, r.doc);
+    }
+    return userIds.map((id) => {
+      const doc = found.get(id);
+      return doc === undefined ? undefined : parse<UserRecord>(doc);
+    });
+  }
+  async listUsers(appId: string, skip: number, limit: number): Promise<{ total: number; users: UserRecord[] }> {
+    const [count] = await this.db.all<{ n: number }>(`SELECT COUNT(*) AS n FROM users WHERE app = ?`, [appId]);
+    const rows = await this.db.all<{ doc: string }>(
+      `SELECT doc FROM users WHERE app = ? ORDER BY created_at, id LIMIT ? OFFSET ?`,
+      [appId, Math.max(0, limit), Math.max(0, skip)],
+    );
+    return { total: Number(count?.n ?? 0), users: rows.map((r) => parse<UserRecord>(r.doc)) };
+  }
+  async updateUser(appId: string, userId: string, change: (u: UserRecord) => UserRecord | undefined): Promise<UserRecord | undefined> {
+    return this.db.tx(async (q) => {
+      const [row] = await q.all<{ doc: string }>(`SELECT doc FROM users WHERE app = ? AND id = ?${this.db.forUpdate}`, [appId, userId]);
+      if (!row) return undefined;
+      const next = change(parse<UserRecord>(row.doc));
+      if (!next) return parse<UserRecord>(row.doc);
+      const doc = JSON.stringify({ ...next, id: userId });
+      await q.run(`UPDATE users SET created_at = ?, doc = ? WHERE app = ? AND id = ?`, [next.createdAt, doc, appId, userId]);
+      return parse<UserRecord>(doc);
+    });
+  }
+  async deleteUser(appId: string, userId: string): Promise<boolean> {
+    this.tokenCache.deleteWhere((key, t) => key.startsWith(`${appId}\0`) && t.userId === userId);
+    return this.db.tx(async (q) => {
+      await q.run(`DELETE FROM tokens WHERE app = ? AND user_id = ?`, [appId, userId]);
+      await q.run(`DELETE FROM prefs WHERE app = ? AND user_id = ?`, [appId, userId]);
+      return (await q.run(`DELETE FROM users WHERE app = ? AND id = ?`, [appId, userId])) > 0;
+    });
+  }
+
+  async putToken(appId: string, token: TokenRecord): Promise<void> {
+    this.tokenCache.delete(`${appId}\0${token.hash}`);
+    await this.db.run(
+      `INSERT INTO tokens (app, hash, user_id, doc) VALUES (?, ?, ?, ?)
+       ON CONFLICT (app, hash) DO UPDATE SET user_id = excluded.user_id, doc = excluded.doc`,
+      [appId, token.hash, token.userId, JSON.stringify(token)],
+    );
+  }
+  async getToken(appId: string, hash: string): Promise<TokenRecord | undefined> {
+    const key = `${appId}\0${hash}`;
+    const hit = this.tokenCache.get(key);
+    if (hit) return hit;
+    const [row] = await this.db.all<{ doc: string }>(`SELECT doc FROM tokens WHERE app = ? AND hash = ?`, [appId, hash]);
+    const token = row && parse<TokenRecord>(row.doc);
+    if (token) this.tokenCache.set(key, token);
+    return token;
+  }
+  async deleteTokens(appId: string, userId: string, hash?: string): Promise<TokenRecord[]> {
+    this.tokenCache.deleteWhere((key, t) => key.startsWith(`${appId}\0`) && t.userId === userId);
+    const rows =
+      hash === undefined
+        ? await this.db.all<{ doc: string }>(`DELETE FROM tokens WHERE app = ? AND user_id = ? RETURNING doc`, [appId, userId])
+        : await this.db.all<{ doc: string }>(`DELETE FROM tokens WHERE app = ? AND user_id = ? AND hash = ? RETURNING doc`, [appId, userId, hash]);
+    return rows.map((r) => parse<TokenRecord>(r.doc));
+  }
+
+  // ---- rooms -------------------------------------------------------------------------------
+
+  async createRoom(appId: string, room: RoomRecord): Promise<boolean> {
+    const { doc, memberState } = splitRoom(room);
+    return this.db.tx(async (q) => {
+      const created = await q.run(
+        `INSERT INTO rooms (app, id, doc, version, last_message_id, last_activity_at, message_count)
+         VALUES (?, ?, ?, 1, ?, ?, 0) ON CONFLICT (app, id) DO NOTHING`,
+        [appId, room.id, JSON.stringify(doc), room.lastMessageId ?? null, room.lastActivityAt],
+      );
+      if (created === 0) return false;
+      await this.writeMembers(q, appId, room.id, new Map(), room.members, memberState);
+      return true;
+    });
+  }
+
+  async getRoom(appId: string, roomId: string): Promise<RoomRecord | undefined> {
+    return (await this.getRooms(appId, [roomId]))[0];
+  }
+  async getRooms(appId: string, roomIds: readonly string[]): Promise<(RoomRecord | undefined)[]> {
+    const found = new Map<string, RoomRecord>();
+    for (const part of chunks([...new Set(roomIds)])) {
+      const rows = await this.db.all<RoomRow & { id: string }>(
+        `SELECT id, doc, version, last_message_id, last_activity_at FROM rooms WHERE app = ? AND id IN (${marks(part.length)})`,
+        [appId, ...part],
+      );
+      if (rows.length === 0) continue;
+      const members = await this.db.all<MemberRow & { room: string }>(
+        `SELECT room, user_id, state, last_read FROM members WHERE app = ? AND room IN (${marks(rows.length)})`,
+        [appId, ...rows.map((r) => r.id)],
+      );
+      for (const row of rows) {
+        found.set(row.id, assembleRoom(parse<RoomDoc>(row.doc!), row, members.filter((m) => m.room === row.id)));
+      }
+    }
+    return roomIds.map((id) => {
+      const room = found.get(id);
+      return room && (roomIds.indexOf(id) === roomIds.lastIndexOf(id) ? room : copy(room));
+    });
+  }
+
+  async getRoomForUser(appId: string, roomId: string, userId: string): Promise<RoomRecord | undefined> {
+    const key = `${appId}\0${roomId}`;
+    const cached = this.roomDocs.get(key);
+    const [row] = await this.db.all<RoomRow & { state: string | null; last_read: string | null }>(
+      `SELECT r.version, CASE WHEN r.version = ? THEN NULL ELSE r.doc END AS doc, r.last_message_id, r.last_activity_at,
+              m.state, m.last_read
+       FROM rooms r LEFT JOIN members m ON m.app = r.app AND m.room = r.id AND m.user_id = ?
+       WHERE r.app = ? AND r.id = ?`,
+      [cached?.version ?? -1, userId, appId, roomId],
+    );
+    if (!row) {
+      this.roomDocs.delete(key);
+      return undefined;
+    }
+    let doc: RoomDoc;
+    if (row.doc === null && cached) doc = cached.doc;
+    else {
+      doc = parse<RoomDoc>(row.doc!);
+      this.cacheRoomDoc(key, Number(row.version), doc);
+    }
+    const member: MemberRow[] = row.state === null ? [] : [{ user_id: userId, state: row.state, last_read: row.last_read }];
+    // The cached document is shared: hand out copies of its mutable parts.
+    const room = assembleRoom(doc, row, member);
+    room.members = doc.members.slice();
+    room.managers = doc.managers.slice();
+    room.roomTags = doc.roomTags.slice();
+    if (doc.banned) room.banned = copy(doc.banned);
+    return room;
+  }
+
+  private cacheRoomDoc(key: string, version: number, doc: RoomDoc): void {
+    if (this.roomDocs.size >= 10_000) this.roomDocs.delete(this.roomDocs.keys().next().value!);
+    this.roomDocs.set(key, { version, doc });
+  }
+
+  async updateRoom(
+    appId: string,
+    roomId: string,
+    change: (room: RoomRecord) => RoomRecord | undefined,
+  ): Promise<RoomRecord | undefined> {
+    return this.db.tx(async (q) => {
+      const [row] = await q.all<RoomRow>(
+        `SELECT doc, version, last_message_id, last_activity_at FROM rooms WHERE app = ? AND id = ?${this.db.forUpdate}`,
+        [appId, roomId],
+      );
+      if (!row) return undefined;
+      const rows = await q.all<MemberRow>(`SELECT user_id, state, last_read FROM members WHERE app = ? AND room = ?`, [appId, roomId]);
+      const current = assembleRoom(parse<RoomDoc>(row.doc!), row, rows);
+      const next = change(copy(current));
+      if (!next) return current;
+      next.id = roomId;
+      const { doc, memberState } = splitRoom(next);
+      const docJson = JSON.stringify(doc);
+      const version = docJson === row.doc ? row.version : Number(row.version) + 1;
+      await q.run(
+        `UPDATE rooms SET doc = ?, version = ?, last_message_id = ?, last_activity_at = ? WHERE app = ? AND id = ?`,
+        [docJson, version, next.lastMessageId ?? null, next.lastActivityAt, appId, roomId],
+      );
+      await this.writeMembers(q, appId, roomId, new Map(rows.map((m) => [m.user_id, m])), next.members, memberState);
+      return parse<RoomRecord>(JSON.stringify(next));
+    });
+  }
+
+  /** Brings the room's member rows from `before` to `members` + `memberState`, touching only what changed. */
+  private async writeMembers(
+    q: Queryer,
+    appId: string,
+    roomId: string,
+    before: Map<string, MemberRow>,
+    members: readonly string[],
+    memberState: Record<string, MemberState>,
+  ): Promise<void> {
+    const kept = new Set(members);
+    const gone = [...before.keys()].filter((id) => !kept.has(id));
+    for (const part of chunks(gone)) {
+      await q.run(`DELETE FROM members WHERE app = ? AND room = ? AND user_id IN (${marks(part.length)})`, [appId, roomId, ...part]);
+    }
+    const writes: Param[][] = [];
+    for (const userId of kept) {
+      const { state, lastRead } = memberStateJson(memberState[userId]);
+      const old = before.get(userId);
+      if (old && old.state === state && old.last_read === lastRead) continue;
+      writes.push([appId, roomId, userId, state, lastRead]);
+    }
+    for (const part of chunks(writes)) {
+      await q.run(
+        `INSERT INTO members (app, room, user_id, state, last_read) VALUES ${part.map(() => '(?, ?, ?, ?, ?)').join(', ')}
+         ON CONFLICT (app, room, user_id) DO UPDATE SET state = excluded.state, last_read = excluded.last_read`,
+        part.flat(),
+      );
+    }
+  }
+
+  async setLastRead(appId: string, roomId: string, userId: string, messageId: string): Promise<boolean> {
+    const changed = await this.db.run(
+      `UPDATE members SET last_read = ? WHERE app = ? AND room = ? AND user_id = ? AND state <> ?`,
+      [messageId, appId, roomId, userId, NO_STATE],
+    );
+    return changed > 0;
+  }
+  async deleteRoom(appId: string, roomId: string): Promise<boolean> {
+    this.roomDocs.delete(`${appId}\0${roomId}`);
+    return this.db.tx(async (q) => {
+      await q.run(`DELETE FROM messages WHERE app = ? AND room = ?`, [appId, roomId]);
+      await q.run(`DELETE FROM members WHERE app = ? AND room = ?`, [appId, roomId]);
+      await q.run(`DELETE FROM user_deleted WHERE app = ? AND room = ?`, [appId, roomId]);
+      return (await q.run(`DELETE FROM rooms WHERE app = ? AND id = ?`, [appId, roomId])) > 0;
+    });
+  }
+  async countRooms(appId: string): Promise<number> {
+    const [row] = await this.db.all<{ n: number }>(`SELECT COUNT(*) AS n FROM rooms WHERE app = ?`, [appId]);
+    return Number(row?.n ?? 0);
+  }
+  async userRoomIds(appId: string, userId: string): Promise<string[]> {
+    const rows = await this.db.all<{ room: string }>(`SELECT room FROM members WHERE app = ? AND user_id = ? ORDER BY room`, [appId, userId]);
+    return rows.map((r) => r.room);
+  }
+
+  // ---- messages ----------------------------------------------------------------------------
+
+  /**
+   * Insert-only: resolves false (and writes nothing) when the application already has a
+   * message with that id, or the room is gone. Stored with the other messages of this
+   * event-loop turn in one transaction (group commit); resolves once that is committed.
+   */
+  addMessage(appId: string, message: MessageRecord): Promise<boolean> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ appId, message, doc: JSON.stringify(message), resolve, reject });
+      this.scheduleFlush();
+    });
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled || this.flushing) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      void this.flush();
+    });
+  }
+
+  private async flush(): Promise<void> {
+    const batch = this.pending;
+    this.pending = [];
+    this.flushing = true;
+    try {
+      const inserted =
+        this.db.engine === 'postgres' ? await this.insertMessagesInOneStatement(batch) : await this.db.tx((q) => this.insertMessages(q, batch));
+      batch.forEach((p, i) => p.resolve(inserted[i]!));
+    } catch (err) {
+      for (const p of batch) p.reject(err);
+    } finally {
+      this.flushing = false;
+      if (this.pending.length > 0) this.scheduleFlush();
+    }
+  }
+
+  /**
+   * PostgreSQL: the same three changes as `insertMessages` in one statement (data-modifying
+   * CTEs, atomic on their own), so a batch costs one round trip instead of five (BEGIN, three
+   * statements, COMMIT): on the send path the database's round trips, not its work, dominate.
+   */
+  private async insertMessagesInOneStatement(batch: readonly PendingMessage[]): Promise<boolean[]> {
+    const insertedIds = new Set<string>();
+    for (const part of chunks(batch.map((p, i) => [p, i] as const))) {
+      const rows = await this.db.all<{ app: string; id: string }>(
+        `WITH v (app, id, room, doc, ord, sender, at) AS (
+           VALUES ${part.map(() => '(?, ?, ?, ?, CAST(? AS BIGINT), ?, CAST(? AS BIGINT))').join(', ')}),
+         ins AS (
+           INSERT INTO messages (app, id, room, doc)
+           SELECT v.app, v.id, v.room, v.doc FROM v JOIN rooms r ON r.app = v.app AND r.id = v.room
+           ORDER BY v.ord
+           ON CONFLICT (app, id) DO NOTHING RETURNING app, id),
+         fresh AS (SELECT DISTINCT ON (v.app, v.id) v.* FROM v JOIN ins ON ins.app = v.app AND ins.id = v.id ORDER BY v.app, v.id, v.ord),
+         last AS (SELECT DISTINCT ON (app, room) app, room, id, at FROM fresh ORDER BY app, room, ord DESC),
+         counted AS (SELECT app, room, COUNT(*) AS n FROM fresh GROUP BY app, room),
+         moved AS (
+           UPDATE rooms SET last_message_id = last.id, last_activity_at = last.at, message_count = rooms.message_count + counted.n
+           FROM last JOIN counted ON counted.app = last.app AND counted.room = last.room
+           WHERE rooms.app = last.app AND rooms.id = last.room),
+         reads AS (SELECT DISTINCT ON (app, room, sender) app, room, sender, id FROM fresh WHERE sender IS NOT NULL ORDER BY app, room, sender, ord DESC),
+         marked AS (
+           UPDATE members SET last_read = reads.id FROM reads
+           WHERE members.app = reads.app AND members.room = reads.room AND members.user_id = reads.sender AND members.state <> ?)
+         SELECT app, id FROM ins`,
+        [...part.flatMap(([p, i]) => [p.appId, p.message.id, p.message.room, p.doc, i, p.message.sender ?? null, p.message.createdAt]), NO_STATE],
+      );
+      for (const r of rows) insertedIds.add(`${r.app}\0${r.id}`);
+    }
+    return firstOccurrences(batch, insertedIds);
+  }
+
+  /** Three statements per batch whatever its size: insert, move the rooms' pointers, mark senders' reads. */
+  private async insertMessages(q: Queryer, batch: readonly PendingMessage[]): Promise<boolean[]> {
+    const insertedIds = new Set<string>();
+    for (const part of chunks(batch.map((p, i) => [p, i] as const))) {
+      const rows = await q.all<{ app: string; id: string }>(
+        `INSERT INTO messages (app, id, room, doc)
+         SELECT v.column1, v.column2, v.column3, v.column4
+         FROM (VALUES ${part.map(() => '(?, ?, ?, ?, CAST(? AS BIGINT))').join(', ')}) AS v
+         JOIN rooms r ON r.app = v.column1 AND r.id = v.column3
+         WHERE true ORDER BY v.column5
+         ON CONFLICT (app, id) DO NOTHING RETURNING app, id`,
+        part.flatMap(([p, i]) => [p.appId, p.message.id, p.message.room, p.doc, i]),
+      );
+      for (const r of rows) insertedIds.add(`${r.app}\0${r.id}`);
+    }
+    const inserted = firstOccurrences(batch, insertedIds);
+    const rooms = new Map<string, { appId: string; room: string; last: MessageRecord; count: number }>();
+    const reads = new Map<string, { appId: string; room: string; sender: string; id: string }>();
+    batch.forEach((p, i) => {
+      if (!inserted[i]) return;
+      const m = p.message;
+      const key = `${p.appId}\0${m.room}`;
+      const entry = rooms.get(key);
+      if (entry) {
+        entry.last = m;
+        entry.count++;
+      } else rooms.set(key, { appId: p.appId, room: m.room, last: m, count: 1 });
+      if (m.sender !== undefined) reads.set(`${key}\0${m.sender}`, { appId: p.appId, room: m.room, sender: m.sender, id: m.id });
+    });
+    for (const part of chunks([...rooms.values()])) {
+      await q.run(
+        `UPDATE rooms SET last_message_id = v.column3, last_activity_at = v.column4, message_count = message_count + v.column5
+         FROM (VALUES ${part.map(() => '(?, ?, ?, CAST(? AS BIGINT), CAST(? AS BIGINT))').join(', ')}) AS v
+         WHERE rooms.app = v.column1 AND rooms.id = v.column2`,
+        part.flatMap((r) => [r.appId, r.room, r.last.id, r.last.createdAt, r.count]),
+      );
+    }
+    for (const part of chunks([...reads.values()])) {
+      await q.run(
+        `UPDATE members SET last_read = v.column4
+         FROM (VALUES ${part.map(() => '(?, ?, ?, ?)').join(', ')}) AS v
+         WHERE members.app = v.column1 AND members.room = v.column2 AND members.user_id = v.column3 AND members.state <> ?`,
+        [...part.flatMap((r) => [r.appId, r.room, r.sender, r.id]), NO_STATE],
+      );
+    }
+    return inserted;
+  }
+
+  async getMessage(appId: string, messageId: string): Promise<MessageRecord | undefined> {
+    const [row] = await this.db.all<{ doc: string }>(`SELECT doc FROM messages WHERE app = ? AND id = ?`, [appId, messageId]);
+    return row && parse<MessageRecord>(row.doc);
+  }
+  async replaceMessage(appId: string, message: MessageRecord): Promise<boolean> {
+    const changed = await this.db.run(`UPDATE messages SET doc = ? WHERE app = ? AND id = ? AND room = ?`, [
+      JSON.stringify(message), appId, message.id, message.room,
+    ]);
+    return changed > 0;
+  }
+  async updateMessage(
+    appId: string,
+    messageId: string,
+    change: (m: MessageRecord) => MessageRecord | undefined,
+  ): Promise<MessageRecord | undefined> {
+    return this.db.tx(async (q) => {
+      const [row] = await q.all<{ doc: string }>(`SELECT doc FROM messages WHERE app = ? AND id = ?${this.db.forUpdate}`, [appId, messageId]);
+      if (!row) return undefined;
+      const current = parse<MessageRecord>(row.doc);
+      const next = change(parse<MessageRecord>(row.doc));
+      if (!next) return current;
+      const doc = JSON.stringify({ ...next, id: messageId, room: current.room });
+      await q.run(`UPDATE messages SET doc = ? WHERE app = ? AND id = ?`, [doc, appId, messageId]);
+      return parse<MessageRecord>(doc);
+    });
+  }
+
+  /** The anchor's position in its room (undefined when it is not a message of that room). */
+  private async seqOf(q: Queryer, appId: string, roomId: string, messageId: string): Promise<number | undefined> {
+    const [row] = await q.all<{ seq: number }>(`SELECT seq FROM messages WHERE app = ? AND id = ? AND room = ?`, [appId, messageId, roomId]);
+    return row && Number(row.seq);
+  }
+
+  async listMessages(appId: string, roomId: string, query: HistoryQuery): Promise<MessageRecord[] | undefined> {
+    const limit = Math.max(0, query.limit);
+    let from: number | undefined;
+    if (query.anchor !== undefined) {
+      from = await this.seqOf(this.db, appId, roomId, query.anchor);
+      if (from === undefined) return undefined;
+    }
+    const older = query.direction === 'older';
+    const bound = from === undefined ? '' : older ? (query.includeAnchor ? 'AND seq <= ?' : 'AND seq < ?') : query.includeAnchor ? 'AND seq >= ?' : 'AND seq > ?';
+    const rows = await this.db.all<{ doc: string }>(
+      `SELECT doc FROM messages WHERE app = ? AND room = ? ${bound} ORDER BY seq ${older ? 'DESC' : 'ASC'} LIMIT ?`,
+      from === undefined ? [appId, roomId, limit] : [appId, roomId, from, limit],
+    );
+    return rows.map((r) => parse<MessageRecord>(r.doc));
+  }
+  async countMessages(appId: string, roomId: string): Promise<number> {
+    const [row] = await this.db.all<{ n: number }>(`SELECT message_count AS n FROM rooms WHERE app = ? AND id = ?`, [appId, roomId]);
+    return Number(row?.n ?? 0);
+  }
+  async countMessagesAfter(appId: string, roomId: string, messageId: string | undefined): Promise<number> {
+    const from = messageId === undefined ? undefined : await this.seqOf(this.db, appId, roomId, messageId);
+    if (from === undefined) return this.countMessages(appId, roomId);
+    const [row] = await this.db.all<{ n: number }>(`SELECT COUNT(*) AS n FROM messages WHERE app = ? AND room = ? AND seq > ?`, [appId, roomId, from]);
+    return Number(row?.n ?? 0);
+  }
+  async deleteMessage(appId: string, roomId: string, messageId: string): Promise<boolean> {
+    return this.db.tx(async (q) => {
+      const gone = await q.run(`DELETE FROM messages WHERE app = ? AND id = ? AND room = ?`, [appId, messageId, roomId]);
+      if (gone === 0) return false;
+      await q.run(
+        `UPDATE rooms SET message_count = message_count - 1,
+           last_message_id = CASE WHEN last_message_id = ?
+             THEN (SELECT id FROM messages WHERE app = ? AND room = ? ORDER BY seq DESC LIMIT 1) ELSE last_message_id END
+         WHERE app = ? AND id = ?`,
+        [messageId, appId, roomId, appId, roomId],
+      );
+      return true;
+    });
+  }
+  async clearMessages(appId: string, roomId: string): Promise<number> {
+    return this.db.tx(async (q) => {
+      const gone = await q.run(`DELETE FROM messages WHERE app = ? AND room = ?`, [appId, roomId]);
+      await q.run(`UPDATE rooms SET message_count = 0, last_message_id = NULL WHERE app = ? AND id = ?`, [appId, roomId]);
+      return gone;
+    });
+  }
+
+  // ---- blocks, files, preferences ----------------------------------------------------------
+
+  async putBlock(appId: string, block: BlockRecord): Promise<void> {
+    await this.db.run(
+      `INSERT INTO blocks (app, blocker, blockee, created_at) VALUES (?, ?, ?, ?)
+       ON CONFLICT (app, blocker, blockee) DO UPDATE SET created_at = excluded.created_at`,
+      [appId, block.blocker, block.blockee, block.createdAt],
+    );
+  }
+  async getBlock(appId: string, blocker: string, blockee: string): Promise<BlockRecord | undefined> {
+    const [row] = await this.db.all<{ created_at: number }>(
+      `SELECT created_at FROM blocks WHERE app = ? AND blocker = ? AND blockee = ?`,
+      [appId, blocker, blockee],
+    );
+    return row && { blocker, blockee, createdAt: Number(row.created_at) };
+  }
+  async deleteBlock(appId: string, blocker: string, blockee: string): Promise<boolean> {
+    return (await this.db.run(`DELETE FROM blocks WHERE app = ? AND blocker = ? AND blockee = ?`, [appId, blocker, blockee])) > 0;
+  }
+  async listBlocks(appId: string, blocker: string): Promise<BlockRecord[]> {
+    const rows = await this.db.all<{ blockee: string; created_at: number }>(
+      `SELECT blockee, created_at FROM blocks WHERE app = ? AND blocker = ? ORDER BY blockee`,
+      [appId, blocker],
+    );
+    return rows.map((r) => ({ blocker, blockee: r.blockee, createdAt: Number(r.created_at) }));
+  }
+
+  async putFile(appId: string, file: FileRecord): Promise<void> {
+    // sharedIn lives in file_rooms (shareFile), not in the document.
+    const { sharedIn: _rows, ...doc } = file;
+    await this.db.run(`INSERT INTO files (app, id, doc) VALUES (?, ?, ?) ON CONFLICT (app, id) DO UPDATE SET doc = excluded.doc`, [
+      appId, file.id, JSON.stringify(doc),
+    ]);
+  }
+  async getFile(appId: string, fileId: string): Promise<FileRecord | undefined> {
+    const [row] = await this.db.all<{ doc: string }>(`SELECT doc FROM files WHERE app = ? AND id = ?`, [appId, fileId]);
+    if (!row) return undefined;
+    const file = parse<FileRecord>(row.doc);
+    const rooms = await this.db.all<{ room: string }>(`SELECT room FROM file_rooms WHERE app = ? AND file = ? ORDER BY room`, [appId, fileId]);
+    if (rooms.length > 0) file.sharedIn = rooms.map((r) => r.room);
+    return file;
+  }
+  async deleteFile(appId: string, fileId: string): Promise<boolean> {
+    return this.db.tx(async (q) => {
+      await q.run(`DELETE FROM file_rooms WHERE app = ? AND file = ?`, [appId, fileId]);
+      return (await q.run(`DELETE FROM files WHERE app = ? AND id = ?`, [appId, fileId])) > 0;
+    });
+  }
+  async shareFile(appId: string, fileId: string, roomId: string): Promise<boolean> {
+    return this.db.tx(async (q) => {
+      const [row] = await q.all<{ id: string }>(`SELECT id FROM files WHERE app = ? AND id = ?${this.db.forUpdate}`, [appId, fileId]);
+      if (!row) return false;
+      await q.run(`INSERT INTO file_rooms (app, file, room) VALUES (?, ?, ?) ON CONFLICT (app, file, room) DO NOTHING`, [appId, fileId, roomId]);
+      return true;
+    });
+  }
+
+  // ---- delete-for-me, invitations, cross-room listing ----------------------------------------
+
+  async addUserDeletedMessages(appId: string, userId: string, roomId: string, messageIds: readonly string[]): Promise<void> {
+    if (messageIds.length === 0) return;
+    await this.db.tx(async (q) => {
+      for (const id of new Set(messageIds)) {
+        await q.run(
+          `INSERT INTO user_deleted (app, user_id, room, message) VALUES (?, ?, ?, ?) ON CONFLICT (app, user_id, room, message) DO NOTHING`,
+          [appId, userId, roomId, id],
+        );
+      }
+    });
+  }
+  async listUserDeletedMessages(appId: string, userId: string, roomId: string): Promise<string[]> {
+    const rows = await this.db.all<{ message: string }>(
+      `SELECT message FROM user_deleted WHERE app = ? AND user_id = ? AND room = ?`,
+      [appId, userId, roomId],
+    );
+    return rows.map((r) => r.message);
+  }
+
+  async putInvitations(appId: string, invitations: readonly InvitationRecord[]): Promise<void> {
+    if (invitations.length === 0) return;
+    await this.db.tx(async (q) => {
+      for (const inv of invitations) {
+        await q.run(
+          `INSERT INTO invitations (app, room, invitee, created_at, doc) VALUES (?, ?, ?, ?, ?)
+           ON CONFLICT (app, room, invitee) DO UPDATE SET created_at = excluded.created_at, doc = excluded.doc`,
+          [appId, inv.room, inv.invitee, inv.createdAt, JSON.stringify(inv)],
+        );
+      }
+    });
+  }
+  async deleteInvitations(appId: string, roomId: string, invitees?: readonly string[]): Promise<InvitationRecord[]> {
+    if (invitees?.length === 0) return [];
+    const only = invitees ? ` AND invitee IN (${marks(invitees.length)})` : '';
+    const params: Param[] = [appId, roomId, ...(invitees ?? [])];
+    return this.db.tx(async (q) => {
+      const rows = await q.all<{ doc: string }>(`SELECT doc FROM invitations WHERE app = ? AND room = ?${only}${this.db.forUpdate}`, params);
+      if (rows.length > 0) await q.run(`DELETE FROM invitations WHERE app = ? AND room = ?${only}`, params);
+      return rows.map((r) => parse<InvitationRecord>(r.doc)).sort(byInvitationOrder);
+    });
+  }
+  async listInvitations(appId: string, by: { room: string } | { invitee: string }): Promise<InvitationRecord[]> {
+    const [column, value] = 'room' in by ? ['room', by.room] : ['invitee', by.invitee];
+    const rows = await this.db.all<{ doc: string }>(`SELECT doc FROM invitations WHERE app = ? AND ${column} = ?`, [appId, value]);
+    return rows.map((r) => parse<InvitationRecord>(r.doc)).sort(byInvitationOrder);
+  }
+
+  /** An administrator's query: reads the application's messages newest first and filters them. */
+  async listAppMessages(appId: string, query: AppMessageQuery): Promise<{ total: number; messages: MessageRecord[] }> {
+    const matching: MessageRecord[] = [];
+    let before: number | undefined;
+    for (;;) {
+      const rows = await this.db.all<{ seq: number; doc: string }>(
+        `SELECT seq, doc FROM messages WHERE app = ?${before === undefined ? '' : ' AND seq < ?'} ORDER BY seq DESC LIMIT 1000`,
+        before === undefined ? [appId] : [appId, before],
+      );
+      for (const r of rows) {
+        const m = parse<MessageRecord>(r.doc);
+        if (matchesAppQuery(m, query)) matching.push(m);
+      }
+      if (rows.length < 1000) break;
+      before = Number(rows.at(-1)!.seq);
+    }
+    matching.sort((a, b) => b.createdAt - a.createdAt);
+    return { total: matching.length, messages: matching.slice(0, query.limit) };
+  }
+
+  async listPrefs(appId: string, userId: string): Promise<PrefRecord[]> {
+    const rows = await this.db.all<{ pref_key: string; data: string }>(
+      `SELECT pref_key, data FROM prefs WHERE app = ? AND user_id = ? ORDER BY pref_key`,
+      [appId, userId],
+    );
+    return rows.map((r) => ({ key: r.pref_key, data: parse<unknown>(r.data) }));
+  }
+  async putPref(appId: string, userId: string, pref: PrefRecord): Promise<void> {
+    await this.db.run(
+      `INSERT INTO prefs (app, user_id, pref_key, data) VALUES (?, ?, ?, ?)
+       ON CONFLICT (app, user_id, pref_key) DO UPDATE SET data = excluded.data`,
+      [appId, userId, pref.key, JSON.stringify(pref.data ?? null)],
+    );
+  }
+  async deletePref(appId: string, userId: string, key: string): Promise<boolean> {
+    return (await this.db.run(`DELETE FROM prefs WHERE app = ? AND user_id = ? AND pref_key = ?`, [appId, userId, key])) > 0;
+  }
+
+  ready(): boolean {
+    return this.db.ready();
+  }
+  /** Waits for the messages already accepted, then closes the database. */
+  async close(): Promise<void> {
+    while (this.pending.length > 0 || this.flushing || this.flushScheduled) await new Promise((r) => setImmediate(r));
+    await this.db.close();
+  }
+}

@@ -1,0 +1,132 @@
+import { describe, expect, it } from 'vitest';
+import type { MessageRecord, RoomRecord, UserRecord } from '../../src/core/models.js';
+import type { Db } from '../../src/store/sql/db.js';
+import { SCHEMA_VERSION } from '../../src/store/sql/schema.js';
+import { SqlStore } from '../../src/store/sql/store.js';
+
+/**
+ * What the SQL store promises beyond today's port contract: the insert-only `addMessage`,
+ * the compare-and-set updates, group commit, migrations shared by several nodes, and a room
+ * cache that never serves a stale document. `newDatabase` makes an empty database (a file,
+ * a schema) and returns a way to open connections to it.
+ */
+export function sqlStoreChecks(name: string, newDatabase: () => () => Db): void {
+  describe(`SQL store: ${name}`, () => {
+    const A = 'app-a';
+    const room = (id: string, members: string[]): RoomRecord => ({
+      id, roomType: 'group', managers: [], members,
+      memberState: Object.fromEntries(members.map((m) => [m, { joinedAt: 1 }])),
+      roomTags: [], status: 1, systemMessage: false, lastActivityAt: 1, createdAt: 1, updatedAt: 1,
+    });
+    let clock = 1000;
+    const message = (id: string, roomId: string, sender = 'u1'): MessageRecord => ({
+      id, room: roomId, sender, messageType: 'text', message: id, fields: {}, createdAt: ++clock, updatedAt: clock,
+    });
+    const user = (id: string): UserRecord => ({ id, nickname: id, custom: {}, createdAt: 1, updatedAt: 1 });
+
+    async function withStore<T>(fn: (store: SqlStore) => Promise<T>): Promise<T> {
+      const store = await SqlStore.open(newDatabase()());
+      try {
+        return await fn(store);
+      } finally {
+        await store.close();
+      }
+    }
+
+    it('addMessage is insert-only: a repeated id resolves false and changes nothing', () =>
+      withStore(async (store) => {
+        await store.createRoom(A, room('r1', ['u1', 'u2']));
+        expect(await store.addMessage(A, message('m1', 'r1'))).toBe(true);
+        expect(await store.addMessage(A, { ...message('m1', 'r1', 'u2'), message: 'other' })).toBe(false);
+        expect((await store.getMessage(A, 'm1'))!.message).toBe('m1');
+        expect(await store.countMessages(A, 'r1')).toBe(1);
+        expect((await store.getRoom(A, 'r1'))!.memberState.u2!.lastRead).toBeUndefined();
+        // The same id twice in one turn: one of them is stored.
+        const twice = await Promise.all([store.addMessage(A, message('m2', 'r1')), store.addMessage(A, message('m2', 'r1'))]);
+        expect(twice.sort()).toEqual([false, true]);
+        expect(await store.countMessages(A, 'r1')).toBe(2);
+      }));
+
+    it('group-commits concurrent sends, keeping their order, pointers and counts', () =>
+      withStore(async (store) => {
+        await store.createRoom(A, room('r1', ['u1', 'u2']));
+        await store.createRoom(A, room('r2', ['u1', 'u2']));
+        const sends = Array.from({ length: 300 }, (_, i) => message(`c${i}`, i % 2 ? 'r2' : 'r1', i % 3 ? 'u1' : 'u2'));
+        expect(await Promise.all(sends.map((m) => store.addMessage(A, m)))).toEqual(sends.map(() => true));
+        const r1 = (await store.listMessages(A, 'r1', { direction: 'newer', includeAnchor: false, limit: 1000 }))!;
+        expect(r1.map((m) => m.id)).toEqual(sends.filter((m) => m.room === 'r1').map((m) => m.id));
+        expect(await store.countMessages(A, 'r1')).toBe(150);
+        const room1 = (await store.getRoom(A, 'r1'))!;
+        expect(room1.lastMessageId).toBe('c298');
+        expect(room1.memberState.u1!.lastRead).toBe(sends.filter((m) => m.room === 'r1' && m.sender === 'u1').at(-1)!.id);
+        expect(room1.memberState.u2!.lastRead).toBe(sends.filter((m) => m.room === 'r1' && m.sender === 'u2').at(-1)!.id);
+        expect(await store.addMessage(A, message('lost', 'no-such-room'))).toBe(false);
+      }));
+
+    it('updateUser, updateApp and updateMessage are read-modify-write, undefined when missing', () =>
+      withStore(async (store) => {
+        await store.putUser(A, user('u1'));
+        const after = await store.updateUser(A, 'u1', (u) => ({ ...u, nickname: 'renamed' }));
+        expect(after?.nickname).toBe('renamed');
+        expect((await store.getUser(A, 'u1'))?.nickname).toBe('renamed');
+        expect(await store.updateUser(A, 'u1', () => undefined)).toMatchObject({ nickname: 'renamed' });
+        expect(await store.updateUser(A, 'nobody', (u) => u)).toBeUndefined();
+
+        await store.putApp({ id: A, name: 'a', domains: [], apiKeyHash: 'h1', signingSecret: 's', clientKey: null, createdAt: 1 });
+        await store.updateApp(A, (a) => ({ ...a, apiKeyHash: 'h2' }));
+        expect((await store.getAppByApiKeyHash('h2'))?.id).toBe(A);
+        expect(await store.getAppByApiKeyHash('h1')).toBeUndefined();
+        expect(await store.updateApp('none', (a) => a)).toBeUndefined();
+
+        await store.createRoom(A, room('r1', ['u1']));
+        await store.addMessage(A, message('m1', 'r1'));
+        const edited = await store.updateMessage(A, 'm1', (m) => ({ ...m, message: 'edited', editedAt: 5 }));
+        expect(edited).toMatchObject({ id: 'm1', message: 'edited', editedAt: 5 });
+        expect((await store.getMessage(A, 'm1'))?.message).toBe('edited');
+        expect(await store.updateMessage(A, 'zz', (m) => m)).toBeUndefined();
+      }));
+
+    it('concurrent read-modify-writes lose no update', () =>
+      withStore(async (store) => {
+        await store.putUser(A, { ...user('u1'), custom: { n: 0 } });
+        await store.createRoom(A, room('r1', ['u1']));
+        await Promise.all(
+          Array.from({ length: 20 }, (_, i) =>
+            Promise.all([
+              store.updateUser(A, 'u1', (u) => ({ ...u, custom: { n: (u.custom.n as number) + 1 } })),
+              store.updateRoom(A, 'r1', (r) => ({ ...r, roomTags: [...r.roomTags, `t${i}`] })),
+            ]),
+          ),
+        );
+        expect((await store.getUser(A, 'u1'))!.custom.n).toBe(20);
+        expect((await store.getRoom(A, 'r1'))!.roomTags).toHaveLength(20);
+      }));
+
+    it('a node never serves a room document another node changed', async () => {
+      const open = newDatabase();
+      const one = await SqlStore.open(open());
+      const two = await SqlStore.open(open());
+      try {
+        await one.createRoom(A, room('r1', ['u1']));
+        expect((await two.getRoomForUser(A, 'r1', 'u1'))!.status).toBe(1);
+        await one.updateRoom(A, 'r1', (r) => ({ ...r, status: 0, name: 'frozen' }));
+        expect(await two.getRoomForUser(A, 'r1', 'u1')).toMatchObject({ status: 0, name: 'frozen' });
+        await one.deleteRoom(A, 'r1');
+        expect(await two.getRoomForUser(A, 'r1', 'u1')).toBeUndefined();
+      } finally {
+        await one.close();
+        await two.close();
+      }
+    });
+
+    it('migrates once when several nodes start together, and refuses a newer schema', async () => {
+      const open = newDatabase();
+      const stores = await Promise.all([1, 2, 3].map(() => SqlStore.open(open())));
+      const versions = await stores[0]!.db.all<{ version: number }>(`SELECT version FROM schema_migrations ORDER BY version`);
+      expect(versions.map((v) => Number(v.version))).toEqual(Array.from({ length: SCHEMA_VERSION }, (_, i) => i + 1));
+      await stores[0]!.db.run(`INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, [SCHEMA_VERSION + 1, Date.now()]);
+      await Promise.all(stores.map((s) => s.close()));
+      await expect(SqlStore.open(open())).rejects.toThrow(/newer than this roomcast knows/);
+    });
+  });
+}
