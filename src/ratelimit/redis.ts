@@ -1,6 +1,6 @@
 import { closeClient, connectClient, createRedisClient, guarded, LuaScript, type RedisClient } from '../cluster/redis-client.js';
 import type { Logger } from '../observability/logger.js';
-import type { RateDecision, RateLimiter } from './limiter.js';
+import { MemoryRateLimiter, type RateDecision, type RateLimiter } from './limiter.js';
 
 /** URI encoding plus `*`: no `{}`, `:` or glob characters in a key part. */
 function encodeKeyPart(value: string): string {
@@ -17,9 +17,13 @@ return n
 /**
  * Cluster-wide counts: one counter per (application, subject, window) —
  * `<prefix>:app:{<app>}:rl:<subject>:<window>` — incremented by every node, expiring with its
- * window. One script call (INCR, PEXPIRE on the first) per request.
+ * window. One script call (INCR, PEXPIRE on the first) per request. While Redis is away, each
+ * node counts on its own (a REST request never fails because the counters are unreachable:
+ * the database, not Redis, is what a request needs).
  */
 export class RedisRateLimiter implements RateLimiter {
+  private local = new MemoryRateLimiter();
+
   private constructor(
     private client: RedisClient,
     private prefix: string,
@@ -40,11 +44,17 @@ export class RedisRateLimiter implements RateLimiter {
     const now = Date.now();
     const window = Math.floor(now / windowMs);
     const key = `${this.prefix}:app:{${encodeKeyPart(appId)}}:rl:${encodeKeyPart(subject)}:${windowMs}:${window}`;
-    const count = Number(await guarded(this.client, () => HIT.run(this.client, [key], [windowMs])));
+    let count: number;
+    try {
+      count = Number(await guarded(this.client, () => HIT.run(this.client, [key], [windowMs])));
+    } catch {
+      return this.local.hit(appId, subject, limit, windowMs);
+    }
     return { allowed: count <= limit, retryAfterMs: (window + 1) * windowMs - now };
   }
 
   async close(): Promise<void> {
+    await this.local.close();
     await closeClient(this.client);
   }
 }
