@@ -82,6 +82,8 @@ const SETTINGS = {
   databaseSchema: { env: 'ROOMCAST_DATABASE_SCHEMA', schema: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,62}$/), default: 'public' },
   databasePoolSize: { env: 'ROOMCAST_DATABASE_POOL_SIZE', schema: int(1, 1000), default: 10 },
   sqliteSynchronous: { env: 'ROOMCAST_SQLITE_SYNCHRONOUS', schema: z.enum(['normal', 'full']), default: 'normal' },
+  /** Unsent output a socket may hold before it is cut as a slow consumer (logged and metered). */
+  maxSocketBufferBytes: { env: 'ROOMCAST_MAX_SOCKET_BUFFER_BYTES', schema: int(16 * 1024, 256 * 1024 * 1024), default: 1024 * 1024 },
   // IMKIT's sandbox sign-in (`POST /auths/sign/v2` with the client key alone): development only.
   sandboxSignIn: { env: 'ROOMCAST_SANDBOX_SIGN_IN', schema: bool, default: false },
   // REST rate limits per minute (IMKIT: 1000 per API key); 0 = no limit. Cluster-wide in cluster mode.

@@ -75,9 +75,9 @@ async function demoCredentials(server: RoomcastServer, config: Config): Promise<
   const file = path.join(path.dirname(path.resolve(config.databasePath)), 'demo-credentials.json');
   if (!inMemory && existsSync(file)) {
     const saved = JSON.parse(readFileSync(file, 'utf8')) as DemoCredentials;
-    if (await server.core.store.getApp(saved.appId)) return { ...saved, created: false };
+    if ((await server.core.apps.listApps()).some((app) => app.id === saved.appId)) return { ...saved, created: false };
   }
-  if ((await server.core.store.listApps()).length > 0) return undefined;
+  if ((await server.core.apps.listApps()).length > 0) return undefined;
   const demo = await provisionDemo(server.core);
   if (!inMemory) {
     writeFileSync(file, JSON.stringify(demo, null, 2), { mode: 0o600 });

@@ -2,9 +2,10 @@ import type { Server as NodeServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Bus } from './bus/bus.js';
 import { LocalBus } from './bus/local.js';
-import { LocalPresence, type Presence } from './cluster/presence.js';
+import { LocalPresence, type Presence } from './presence/presence.js';
 import { openRedisPorts } from './cluster/redis-ports.js';
 import type { Config } from './config.js';
+import type { Clock } from './core/clock.js';
 import { type Core, createCore } from './core/core.js';
 import { LocalFileStorage } from './files/local.js';
 import { MemoryUsageSink } from './metering/memory-sink.js';
@@ -21,7 +22,6 @@ import { RedisRateLimiter } from './ratelimit/redis.js';
 import { SocketEngine } from './realtime/engine.js';
 import { Gateway } from './realtime/gateway.js';
 import { engineIoPollingRefusal, isEngineIoPath } from './realtime/protocol/engineio.js';
-import type { RealtimeServer } from './realtime/types.js';
 import { attachUws } from './realtime/uws.js';
 import { attachWs } from './realtime/ws.js';
 import type { HttpService } from './http/types.js';
@@ -42,6 +42,8 @@ export interface Ports {
   store?: Store;
   bus?: Bus;
   presence?: Presence;
+  /** The core's clock (tests move it instead of sleeping). */
+  clock?: Clock;
 }
 
 /** Which transport to run: uWS unless told otherwise or the native build cannot load. */
@@ -56,36 +58,63 @@ function chooseTransport(config: Config, log: Logger): 'uws' | 'node' {
   return 'node';
 }
 
-/** The composition root: store, bus, core, transports. */
+/** Something opened during start that must be closed on stop, or when the start fails. */
+interface Closable {
+  close(): Promise<void>;
+}
+
+/**
+ * The composition root: store, bus, core, transports. Whatever it opened is closed again if
+ * a later step fails (a Redis connection must not outlive a failed start).
+ */
 export async function startServer(config: Config, log: Logger, ports: Ports = {}): Promise<RoomcastServer> {
-  // Data: SQLite by default, PostgreSQL with ROOMCAST_DATABASE_URL. ROOMCAST_REDIS_URL moves
-  // bus and presence to Redis (cluster mode).
-  const opened = ports.store ? { store: ports.store, location: 'given store' } : await openStore(config, log);
-  const store = opened.store;
-  let redis: Awaited<ReturnType<typeof openRedisPorts>> | undefined;
+  const opened: Closable[] = [];
   try {
-    redis = config.redisUrl && !ports.bus ? await openRedisPorts(config, log) : undefined;
+    return await assemble(config, log, ports, opened);
   } catch (err) {
-    await store.close();
+    // Newest first: the meter flushes into the sink before the sink goes, and so on.
+    for (const part of opened.reverse()) await part.close().catch((e: unknown) => log.warn({ err: e }, 'closing after a failed start'));
     throw err;
   }
+}
+
+async function assemble(config: Config, log: Logger, ports: Ports, opened: Closable[]): Promise<RoomcastServer> {
+  // Data: SQLite by default, PostgreSQL with ROOMCAST_DATABASE_URL. ROOMCAST_REDIS_URL moves
+  // bus and presence to Redis (cluster mode).
+  const data = ports.store ? { store: ports.store, location: 'given store' } : await openStore(config, log);
+  const store = data.store;
+  opened.push(store);
+  const redis = config.redisUrl && !ports.bus ? await openRedisPorts(config, log) : undefined;
   const bus = ports.bus ?? redis?.bus ?? new LocalBus();
+  opened.push(bus);
   const presence = ports.presence ?? redis?.presence ?? new LocalPresence(config.nodeId);
+  opened.push(presence);
   const retentionMinutes = Math.ceil(config.usageRetentionDays * 1440);
   const usageSink = config.redisUrl
     ? await RedisUsageSink.open(config.redisUrl, { prefix: config.redisPrefix, nodeId: config.nodeId, retentionMinutes, log })
     : new MemoryUsageSink(retentionMinutes);
-  // The meter samples this node's sockets through the gateway, built just below.
+  opened.push(usageSink);
+  // The meter samples this node's sockets through the gateway, which needs the core that
+  // needs the meter: until the gateway exists there are no sockets to count.
+  let gateway: Gateway | undefined;
+  const localConnections = () => gateway?.connectionsByApp() ?? new Map<string, number>();
   const meter = new UsageMeter(
     usageSink,
-    { local: () => gateway.connectionsByApp(), cluster: (appId) => presence.connectionCount(appId) },
+    { local: localConnections, cluster: (appId) => presence.connectionCount(appId) },
     config.usageFlushMs,
+    log,
   );
+  opened.push(meter);
   const rateLimiter = config.redisUrl
     ? await RedisRateLimiter.open(config.redisUrl, { prefix: config.redisPrefix, nodeId: config.nodeId, log })
     : new MemoryRateLimiter();
+  opened.push(rateLimiter);
   const core = await createCore(store, bus, {
-    rateLimiter,
+    rateLimits: {
+      limiter: rateLimiter,
+      perApiKeyPerMinute: config.restRequestsPerMinutePerApiKey,
+      perUserPerMinute: config.restRequestsPerMinutePerUser,
+    },
     tokenTtlMs: config.tokenTtlDays * 86_400_000,
     files: {
       storage: new LocalFileStorage(config.filesDir),
@@ -98,11 +127,13 @@ export async function startServer(config: Config, log: Logger, ports: Ports = {}
     usage: {
       meter,
       sink: usageSink,
-      exporter: config.metrics ? new PrometheusExporter(meter, () => gateway.connectionsByApp()) : undefined,
+      exporter: config.metrics ? new PrometheusExporter(meter, localConnections) : undefined,
     },
+    usageRetentionDays: config.usageRetentionDays,
+    clock: ports.clock,
   });
   const transport = chooseTransport(config, log);
-  const gateway = new Gateway(core, config, log);
+  gateway = new Gateway(core, config, log);
   const engine = new SocketEngine(gateway, {
     pingIntervalMs: config.pingIntervalMs,
     pingTimeoutMs: config.pingTimeoutMs,
@@ -110,21 +141,16 @@ export async function startServer(config: Config, log: Logger, ports: Ports = {}
     connectTimeoutMs: config.authTimeoutMs,
   });
   const http = withPollingRefusal(createHttpService(core, config, log));
-
-  let realtime: RealtimeServer | undefined;
+  const transportOptions = { maxBackpressureBytes: config.maxSocketBufferBytes };
   const closePorts = async () => {
-    await meter.close();
-    await usageSink.close();
-    await rateLimiter.close();
-    await presence.close();
-    await bus.close();
-    await store.close();
+    for (const part of opened.splice(0).reverse()) await part.close();
   };
 
   if (transport === 'uws') {
     const uws = loadUws();
     const app = uws.App();
-    realtime = attachUws(app, engine);
+    const realtime = attachUws(app, engine, transportOptions);
+    opened.push(realtime);
     gateway.addServer(realtime);
     registerUwsHttp(app, http, config.maxBodyBytes);
     const listenSocket = await new Promise<unknown>((resolve, reject) => {
@@ -134,20 +160,20 @@ export async function startServer(config: Config, log: Logger, ports: Ports = {}
     log.info({ port, host: config.host, transport }, 'roomcast listening');
     return {
       port,
-      dataLocation: opened.location,
+      dataLocation: data.location,
       transport,
       core,
       gateway,
       close: async () => {
         uws.us_listen_socket_close(listenSocket as never);
-        await realtime!.close();
         await closePorts();
       },
     };
   }
 
   const server: NodeServer = createNodeServer(http, config.maxBodyBytes);
-  realtime = attachWs(server, engine);
+  const realtime = attachWs(server, engine, transportOptions);
+  opened.push(realtime);
   gateway.addServer(realtime);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -157,12 +183,13 @@ export async function startServer(config: Config, log: Logger, ports: Ports = {}
   log.info({ port, host: config.host, transport }, 'roomcast listening');
   return {
     port,
-    dataLocation: opened.location,
+    dataLocation: data.location,
     transport,
     core,
     gateway,
     close: async () => {
-      await realtime?.close();
+      opened.splice(opened.indexOf(realtime), 1);
+      await realtime.close();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await closePorts();

@@ -12,6 +12,10 @@ export interface DeliveryMessage {
   payload: unknown;
   /** Who caused it (chat messages, typing): recipients who blocked this user are skipped. */
   sender?: string;
+  /** Other users whose content the payload carries (a quoted reply, a room's last message). */
+  quoted?: string[];
+  /** The payload without that content: what recipients who blocked one of `quoted` get. */
+  redacted?: unknown;
 }
 
 /** Cluster-wide state changes every node must apply to its local sockets. */

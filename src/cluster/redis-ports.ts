@@ -1,7 +1,7 @@
 import { RedisBus } from '../bus/redis.js';
 import type { Config } from '../config.js';
 import type { Logger } from '../observability/logger.js';
-import { RedisPresence } from './presence.js';
+import { RedisPresence } from './redis-presence.js';
 import { describeRedisUrl } from './redis-client.js';
 
 /** Bus and presence on the Redis named by ROOMCAST_REDIS_URL (cluster mode; data lives in PostgreSQL). */

@@ -5,6 +5,9 @@ import type { Store } from '../store/store.js';
 import { Errors } from './errors.js';
 import type { AppRecord } from './models.js';
 import { newId, randomBase64, randomBase64Url, secretsEqual, sha256 } from './secrets.js';
+import { type Clock, systemClock } from './clock.js';
+import type { Actor } from './identity.js';
+import { authorize } from './permissions.js';
 
 export interface NewApp {
   app: AppRecord;
@@ -36,6 +39,7 @@ export class AppService {
   constructor(
     private store: Store,
     private bus: Bus,
+    private clock: Clock = systemClock,
   ) {}
 
   async start(): Promise<void> {
@@ -51,7 +55,7 @@ export class AppService {
       apiKeyHash: sha256(apiKey),
       signingSecret: randomBase64Url(32),
       clientKey: null,
-      createdAt: Date.now(),
+      createdAt: this.clock.now(),
     };
     await this.store.putApp(app);
     const withKey = await this.generateClientKey(app.id);
@@ -79,14 +83,52 @@ export class AppService {
 
   /** Application settings the API key may change: name, domains, allowed web origins. */
   async updateSettings(appId: string, settings: { name?: string; domains?: string[]; allowedOrigins?: string[] }): Promise<AppRecord> {
-    const app = await this.getApp(appId);
-    if (settings.name !== undefined) app.name = settings.name;
-    if (settings.domains !== undefined) app.domains = settings.domains.map((d) => d.toLowerCase());
-    if (settings.allowedOrigins !== undefined) app.allowedOrigins = settings.allowedOrigins;
-    await this.store.putApp(app);
+    const app = await this.store.updateApp(appId, (a) => ({
+      ...a,
+      name: settings.name ?? a.name,
+      domains: settings.domains?.map((d) => d.toLowerCase()) ?? a.domains,
+      allowedOrigins: settings.allowedOrigins ?? a.allowedOrigins,
+    }));
+    if (!app) throw Errors.notFound('APP', appId);
     await this.rebuildDomainIndex();
     this.bus.publish(CONTROL_TOPIC, { kind: 'apps-changed' });
     return app;
+  }
+
+  // ---- what the application's administrator (API key) may see and change ----
+
+  /** `GET /admin/client-key`. */
+  async clientKeyOf(actor: Actor) {
+    authorize(actor, 'app.settings');
+    const app = await this.getApp(actor.app.id);
+    if (!app.clientKey) return { clientKey: null };
+    return { clientKey: app.clientKey.token, createdAt: new Date(app.clientKey.createdAt).toISOString(), createdAtMS: app.clientKey.createdAt };
+  }
+
+  /** `POST /admin/client-key`: refused while one is active. */
+  async newClientKey(actor: Actor) {
+    authorize(actor, 'app.settings');
+    const app = await this.generateClientKey(actor.app.id);
+    return { clientKey: app.clientKey!.token, createdAtMS: app.clientKey!.createdAt };
+  }
+
+  /** `DELETE /admin/client-key`: every client-key request then fails, live sockets are cut. */
+  async revokeClientKeyOf(actor: Actor) {
+    authorize(actor, 'app.settings');
+    await this.revokeClientKey(actor.app.id);
+    return { revoked: true };
+  }
+
+  /** `GET /admin/settings`. */
+  async settingsOf(actor: Actor): Promise<AppRecord> {
+    authorize(actor, 'app.settings');
+    return this.getApp(actor.app.id);
+  }
+
+  /** `PUT /admin/settings`. */
+  async changeSettings(actor: Actor, settings: { name?: string; domains?: string[]; allowedOrigins?: string[] }): Promise<AppRecord> {
+    authorize(actor, 'app.settings');
+    return this.updateSettings(actor.app.id, settings);
   }
 
   /**
@@ -117,23 +159,28 @@ export class AppService {
   async generateClientKey(appId: string): Promise<AppRecord> {
     const app = await this.getApp(appId);
     if (app.clientKey) throw Errors.clientKeyActive();
-    const createAt = Date.now();
+    const createAt = this.clock.now();
     const kid = newId();
     const claims: ClientKeyClaims = { appId: app.id, createAt };
     const token = await new SignJWT({ ...claims })
       .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
       .setJti(kid)
       .sign(this.signingKey(app));
-    app.clientKey = { kid, token, createdAt: createAt };
-    await this.store.putApp(app);
-    return app;
+    // Set only if still none: of two concurrent generations one wins, the other is told.
+    const saved = await this.store.updateApp(appId, (a) => (a.clientKey ? undefined : { ...a, clientKey: { kid, token, createdAt: createAt } }));
+    if (!saved) throw Errors.notFound('APP', appId);
+    if (saved.clientKey?.kid !== kid) throw Errors.clientKeyActive();
+    return saved;
   }
 
   async revokeClientKey(appId: string): Promise<void> {
-    const app = await this.getApp(appId);
-    if (!app.clientKey) throw Errors.noClientKey();
-    app.clientKey = null;
-    await this.store.putApp(app);
+    let had = false;
+    const saved = await this.store.updateApp(appId, (a) => {
+      had = a.clientKey !== null;
+      return had ? { ...a, clientKey: null } : undefined;
+    });
+    if (!saved) throw Errors.notFound('APP', appId);
+    if (!had) throw Errors.noClientKey();
     this.bus.publish(CONTROL_TOPIC, { kind: 'client-key-revoked', appId });
   }
 

@@ -1,14 +1,14 @@
 import type { Bus } from '../bus/bus.js';
 import type { Store } from '../store/store.js';
-import type { Presence } from '../cluster/presence.js';
+import type { Presence } from '../presence/presence.js';
 import type { FileStorage } from '../files/storage.js';
-import type { RateLimiter } from '../ratelimit/limiter.js';
 import { Metric, type UsageMeter } from '../metering/meter.js';
 import type { PrometheusExporter } from '../metering/prometheus.js';
 import type { UsageSink } from '../metering/sink.js';
 import { ConfigService } from './app-config.js';
 import { AppService } from './apps.js';
 import { BatchService } from './batch.js';
+import { type Clock, systemClock } from './clock.js';
 import { type FileOptions, FileService } from './files.js';
 import { GroupService } from './groups.js';
 import { IdentityService } from './identity.js';
@@ -18,10 +18,13 @@ import { MessageService } from './messages.js';
 import { ModerationService } from './moderation.js';
 import { PrefService } from './prefs.js';
 import { Presenter } from './presenter.js';
+import { type RateLimitOptions, RateLimitService } from './rate-limits.js';
 import { RoomService } from './rooms.js';
 import { SearchIndex } from './search-index.js';
 import { SearchService } from './search.js';
+import { SessionService } from './sessions.js';
 import { TokenService } from './tokens.js';
+import { UsageService } from './usage.js';
 import { UserService } from './users.js';
 
 export interface CoreOptions {
@@ -30,8 +33,12 @@ export interface CoreOptions {
   /** Who is connected (this node's sockets, or the cluster's through Redis). */
   presence: Presence;
   usage: Usage;
-  /** REST rate limits (memory, or Redis in cluster mode). */
-  rateLimiter: RateLimiter;
+  /** How long usage is kept (the longest `/admin/usage` range). */
+  usageRetentionDays: number;
+  /** The system clock unless a test moves time itself. */
+  clock?: Clock;
+  /** REST rate limits (the limiter: memory, or Redis in cluster mode). */
+  rateLimits: RateLimitOptions;
   /** Told of failures in background work (batch sends), for the log. */
   onBackgroundError?: (err: unknown) => void;
 }
@@ -44,10 +51,11 @@ export interface Usage {
   exporter?: PrometheusExporter;
 }
 
-/** The chat domain, wired: knows the store and bus ports, nothing about HTTP or sockets. */
+/**
+ * The chat domain, wired. HTTP and realtime reach it only through these services: the
+ * store, bus, presence and usage sink are behind them (no field here exposes a port).
+ */
 export interface Core {
-  store: Store;
-  bus: Bus;
   apps: AppService;
   config: ConfigService;
   tokens: TokenService;
@@ -63,32 +71,36 @@ export interface Core {
   moderation: ModerationService;
   files: FileService;
   prefs: PrefService;
-  present: Presenter;
-  presence: Presence;
-  usage: Usage;
-  rateLimiter: RateLimiter;
+  usage: UsageService;
+  sessions: SessionService;
+  rateLimits: RateLimitService;
+  clock: Clock;
 }
 
 export async function createCore(store: Store, bus: Bus, options: CoreOptions): Promise<Core> {
-  const apps = new AppService(store, bus);
+  const clock = options.clock ?? systemClock;
+  const apps = new AppService(store, bus, clock);
   await apps.start();
-  const tokens = new TokenService(store, bus, apps, options.tokenTtlMs);
+  const tokens = new TokenService(store, bus, apps, options.tokenTtlMs, clock);
   const meter = options.usage.meter;
   const identity = new IdentityService(apps, tokens, { originRefused: (appId) => meter.count(appId, Metric.originRefused) });
-  const present = new Presenter(store, options.presence);
-  const users = new UserService(store, bus, tokens, present);
-  const files = new FileService(store, options.files.storage, options.files);
+  const present = new Presenter(store, options.presence, clock);
+  const users = new UserService(store, bus, tokens, present, clock);
+  const files = new FileService(store, options.files.storage, options.files, clock);
   const index = new SearchIndex();
   const config = new ConfigService(store);
-  const messages = new MessageService(store, bus, present, { files, index, censor: (appId, text) => config.censor(appId, text) });
+  const messages = new MessageService(store, bus, present, clock, { files, index, censor: (appId, text) => config.censor(appId, text) });
   const invitations = new InvitationService(store, bus, present, messages);
-  const rooms = new RoomService(store, bus, present, messages, invitations);
+  const rooms = new RoomService(store, bus, present, messages, clock, invitations);
   const groups = new GroupService(store, rooms);
   rooms.useGroups(groups);
-  const moderation = new ModerationService(store, bus, present);
+  const moderation = new ModerationService(store, bus, present, clock);
   const prefs = new PrefService(store, bus);
-  const messageActions = new MessageActionService(store, bus, present);
+  const messageActions = new MessageActionService(store, bus, present, messages);
   const search = new SearchService(store, present, index);
   const batches = new BatchService(store, messages, rooms, present, options.onBackgroundError ?? (() => undefined));
-  return { store, bus, apps, config, tokens, identity, users, rooms, invitations, groups, messages, messageActions, search, batches, moderation, files, prefs, present, presence: options.presence, usage: options.usage, rateLimiter: options.rateLimiter };
+  const usage = new UsageService(meter, options.usage.sink, options.presence, store, clock, options.usageRetentionDays, options.usage.exporter);
+  const sessions = new SessionService(store, bus, options.presence, users);
+  const rateLimits = new RateLimitService(options.rateLimits);
+  return { apps, config, tokens, identity, users, rooms, invitations, groups, messages, messageActions, search, batches, moderation, files, prefs, usage, sessions, rateLimits, clock };
 }

@@ -47,7 +47,6 @@ export const Errors = {
     ),
   noClientKey: () => new ImError(404, 'CLIENT_KEY_NOT_FOUND', 'The application has no client key; generate one'),
   notRoomMember: () => new ImError(403, 'NOT_ROOM_MEMBER', 'You are not a member of this room'),
-  forbidden: (code: string, message: string) => new ImError(403, code, message),
   notFound: (what: 'ROOM' | 'MESSAGE' | 'CLIENT' | 'APP' | 'ROUTE', id?: string) =>
     new ImError(404, `${what}_NOT_FOUND`, `${what.toLowerCase()} ${id ? `'${id}' ` : ''}not found`),
   tokenNotFound: () => new ImError(404, 'TOKEN_NOT_FOUND', "That token is not one of this user's tokens"),
@@ -71,10 +70,49 @@ export const Errors = {
   tokenConflict: () => new ImError(409, 'TOKEN_CONFLICT', 'That token is already assigned to another user'),
   alreadyBlocked: (where: 'list' | 'room') =>
     new ImError(409, 'USER_ALREADY_BLOCKED', where === 'list' ? 'This user is already in your block list' : 'This user is already banned from this room'),
+  // The SDK features (issue 14).
+  prefNotFound: (key: string) => new ImError(404, 'PREF_NOT_FOUND', `pref '${key}' not found`),
+  clientExists: (id: string) => new ImError(409, 'CLIENT_EXISTS', `'${id}' is a user, not a group`),
+  invitationRequired: () => new ImError(403, 'INVITATION_REQUIRED', 'This room can be joined only with an invitation'),
+  invitationNotFound: (roomId: string) => new ImError(404, 'INVITATION_NOT_FOUND', `You have no invitation to room '${roomId}'`),
+  notInviter: () => new ImError(403, 'NOT_INVITER', "Only the inviter or the room's owner or admins may withdraw an invitation"),
+  sandboxDisabled: () =>
+    new ImError(403, 'SANDBOX_DISABLED', 'Sign-in with the client key alone is disabled: use the API key, or set ROOMCAST_SANDBOX_SIGN_IN=true (development only)'),
   rateLimitExceeded: (retryAfterSeconds: number) =>
     new ImError(429, 'RATE_LIMIT_EXCEEDED', `Too many requests; retry after ${retryAfterSeconds} s`, { retryAfter: retryAfterSeconds }),
   storeUnavailable: () =>
     new ImError(503, 'STORE_UNAVAILABLE', 'The shared store (Redis) is unreachable; the request was not completed, try again shortly'),
+  // Codes that used to be spelled at their call sites (one place for each now).
+  userTokenRequired: () =>
+    new ImError(403, 'USER_TOKEN_REQUIRED', 'This operation acts as a user: use client key + token'),
+  notRoomSuperuser: () =>
+    new ImError(403, 'NOT_ROOM_SUPERUSER', "Only the room's owner or admins (or the API key) may do this"),
+  notMessageSender: (orSuperuser: boolean) =>
+    new ImError(403, 'NOT_MESSAGE_SENDER', orSuperuser ? "Only the sender or the room's owner or admins may do this" : 'Only the sender may do this to a message'),
+  notUploader: () => new ImError(403, 'NOT_UPLOADER', 'Only the uploader (or the API key) may do this'),
+  originNotAllowed: (origin: string) => new ImError(403, 'ORIGIN_NOT_ALLOWED', `Origin '${origin}' may not use this client key`),
+  roomFrozen: () => new ImError(403, 'ROOM_FROZEN', 'This room is frozen: only its owner and admins may post'),
+  blocked: () => new ImError(403, 'BLOCKED', 'Messages between these users are blocked'),
+  cannotBanOwner: () => new ImError(403, 'CANNOT_BAN_OWNER', "The room's owner cannot be banned"),
+  directRoomClosed: (what: 'join' | 'members') =>
+    new ImError(403, 'DIRECT_ROOM_CLOSED', what === 'join' ? 'A direct room cannot be joined' : 'A direct room has fixed members'),
+  messageRecalled: (what: 'pinned' | 'edited') => new ImError(409, 'MESSAGE_RECALLED', `A recalled message cannot be ${what}`),
+  invalidQuery: (message: string) => new ImError(400, 'INVALID_QUERY', `q: ${message}`),
+  invalidPath: (kind: string, value: string) =>
+    new ImError(400, 'INVALID_PATH', `${kind} '${value}' is not a plain name (letters, digits, . _ -)`),
+  unsupportedMediaType: (mimetype: string) => new ImError(415, 'UNSUPPORTED_MEDIA_TYPE', `Files of type '${mimetype}' are not accepted`),
+  fileTooLarge: (limit: number) => new ImError(413, 'FILE_TOO_LARGE', `Files may be at most ${limit} bytes`),
+  fileNotFound: (message: string) => new ImError(404, 'FILE_NOT_FOUND', message),
+  invalidSignature: () => new ImError(403, 'INVALID_SIGNATURE', 'The link signature is not valid'),
+  linkExpired: () => new ImError(403, 'LINK_EXPIRED', 'The link has expired; ask for a new one'),
+  multipartRequired: () => new ImError(400, 'MULTIPART_REQUIRED', 'Send multipart/form-data with a "file" part'),
+  fileRequired: () => new ImError(400, 'FILE_REQUIRED', 'The form has no "file" part'),
+  malformedMultipart: () => new ImError(400, 'MALFORMED_MULTIPART', 'The multipart body could not be parsed'),
+  unknownEvent: (event: string) => new ImError(400, 'UNKNOWN_EVENT', `Unknown event '${event}'`),
+  notAuthenticated: () =>
+    new ImError(401, 'NOT_AUTHENTICATED', 'Authenticate first with auth2(token, {"IM-CLIENT-KEY": …})'),
+  messageExists: (id: string) => new ImError(409, 'MESSAGE_EXISTS', `A message with the id '${id}' already exists`),
+  unsupportedEncoding: () => new ImError(400, 'UNSUPPORTED_ENCODING', "encoding must be 'base64' (or 'none')"),
 } as const;
 
 export function isImError(err: unknown): err is ImError {

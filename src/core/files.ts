@@ -2,9 +2,10 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { ContentTooLarge, type FileStorage } from '../files/storage.js';
 import type { Store } from '../store/store.js';
-import { ImError } from './errors.js';
+import { Errors } from './errors.js';
 import type { Actor } from './identity.js';
-import type { AppRecord, FileRecord, RoomRecord } from './models.js';
+import type { AppRecord, FileRecord, MemberRoom } from './models.js';
+import { type Clock, systemClock } from './clock.js';
 import { requireRoomFor } from './lookup.js';
 import { authorize, isMember } from './permissions.js';
 import { newId } from './secrets.js';
@@ -30,7 +31,7 @@ const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 function checkName(kind: 'bucket' | 'file id', value: string): void {
   if (!NAME.test(value) || value.includes('..')) {
-    throw new ImError(400, 'INVALID_PATH', `${kind} '${value}' is not a plain name (letters, digits, . _ -)`);
+    throw Errors.invalidPath(kind, value);
   }
 }
 
@@ -48,6 +49,7 @@ export class FileService {
     private store: Store,
     private storage: FileStorage,
     private options: FileOptions,
+    private clock: Clock = systemClock,
   ) {}
 
   /** Checks that can be made before any byte is read: bucket name, content type, room access. */
@@ -55,7 +57,7 @@ export class FileService {
     authorize(actor, 'files.upload');
     checkName('bucket', bucket);
     if (!this.typeAllowed(mimetype)) {
-      throw new ImError(415, 'UNSUPPORTED_MEDIA_TYPE', `Files of type '${mimetype}' are not accepted`);
+      throw Errors.unsupportedMediaType(mimetype);
     }
     if (extra) await this.roomFor(actor, extra);
   }
@@ -68,7 +70,7 @@ export class FileService {
     try {
       written = await this.storage.write(key, upload.content, this.options.maxBytes);
     } catch (err) {
-      if (err instanceof ContentTooLarge) throw new ImError(413, 'FILE_TOO_LARGE', `Files may be at most ${this.options.maxBytes} bytes`);
+      if (err instanceof ContentTooLarge) throw Errors.fileTooLarge(this.options.maxBytes);
       throw err;
     }
     try {
@@ -84,7 +86,7 @@ export class FileService {
         client: actor.kind === 'user' ? actor.userId : undefined,
         room: room?.id,
         extra,
-        uploadedAt: Date.now(),
+        uploadedAt: this.clock.now(),
       };
       await this.store.putFile(actor.app.id, record);
       return record;
@@ -106,7 +108,7 @@ export class FileService {
    * which a message referencing it was sent, whichever the actor is a member of. Otherwise the
    * first of them (so the refusal names membership), or none (only the uploader may read it).
    */
-  private async readableThrough(actor: Actor, file: FileRecord): Promise<RoomRecord | undefined> {
+  private async readableThrough(actor: Actor, file: FileRecord): Promise<MemberRoom | undefined> {
     const roomIds = [...new Set([...(file.room ? [file.room] : []), ...(file.sharedIn ?? [])])];
     if (roomIds.length === 0 || actor.kind === 'admin' || actor.userId === file.client) return undefined;
     // A file sent to many rooms (a broadcast) is checked against the reader's own rooms, not room by room.
@@ -138,7 +140,7 @@ export class FileService {
 
   async open(app: AppRecord, file: FileRecord): Promise<Readable> {
     const content = await this.storage.read(this.key(app.id, file.bucket, file.id));
-    if (!content) throw new ImError(404, 'FILE_NOT_FOUND', `the content of file '${file.id}' is missing`);
+    if (!content) throw Errors.fileNotFound(`the content of file '${file.id}' is missing`);
     return content;
   }
 
@@ -151,7 +153,7 @@ export class FileService {
 
   /** A short-lived link that works without headers (an `<img src>`): HMAC with the app's secret. */
   signedPath(app: AppRecord, file: FileRecord): string {
-    const expires = Date.now() + this.options.signedUrlTtlMs;
+    const expires = this.clock.now() + this.options.signedUrlTtlMs;
     const sig = this.signature(app, file.bucket, file.id, expires);
     return `/files/${file.bucket}/${file.id}?app=${encodeURIComponent(app.id)}&expires=${expires}&sig=${sig}`;
   }
@@ -164,8 +166,8 @@ export class FileService {
     const app = appId ? await this.store.getApp(appId) : undefined;
     const expected = app && Number.isFinite(expires) ? this.signature(app, bucket, id, expires) : '';
     const valid = expected.length > 0 && expected.length === sig.length && timingSafeEqual(Buffer.from(expected), Buffer.from(sig));
-    if (!app || !valid) throw new ImError(403, 'INVALID_SIGNATURE', 'The link signature is not valid');
-    if (expires <= Date.now()) throw new ImError(403, 'LINK_EXPIRED', 'The link has expired; ask for a new one');
+    if (!app || !valid) throw Errors.invalidSignature();
+    if (expires <= this.clock.now()) throw Errors.linkExpired();
     return { app, file: await this.load(app.id, bucket, id) };
   }
 
@@ -173,7 +175,7 @@ export class FileService {
     return createHmac('sha256', `files:${app.signingSecret}`).update(`${app.id}/${bucket}/${id}/${expires}`).digest('base64url');
   }
 
-  private async roomFor(actor: Actor, extra: Record<string, unknown>): Promise<RoomRecord | undefined> {
+  private async roomFor(actor: Actor, extra: Record<string, unknown>): Promise<MemberRoom | undefined> {
     const roomId = roomOf(extra);
     if (!roomId) return undefined;
     const room = await requireRoomFor(this.store, actor, roomId);
@@ -185,7 +187,7 @@ export class FileService {
     checkName('bucket', bucket);
     checkName('file id', id);
     const file = await this.store.getFile(appId, id);
-    if (!file || file.bucket !== bucket) throw new ImError(404, 'FILE_NOT_FOUND', `file '${id}' not found`);
+    if (!file || file.bucket !== bucket) throw Errors.fileNotFound(`file '${id}' not found`);
     return file;
   }
 

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { Store } from '../store/store.js';
-import { Errors, ImError } from './errors.js';
+import { Errors } from './errors.js';
 import type { Actor } from './identity.js';
 import type { RoomRecord, UserRecord } from './models.js';
 import { authorize } from './permissions.js';
@@ -81,7 +81,7 @@ export class GroupService implements GroupMembership {
     const groupId = input._id ?? newId();
     const members = [...new Set(input.members ?? [])];
     const existing = await this.store.getUser(actor.app.id, groupId);
-    if (existing && !existing.group) throw new ImError(409, 'CLIENT_EXISTS', `'${groupId}' is a user, not a group`);
+    if (existing && !existing.group) throw Errors.clientExists(groupId);
     const users = await this.store.getUsers(actor.app.id, members);
     const missing = members.filter((_, i) => !users[i]);
     if (missing.length > 0) throw Errors.notFound('CLIENT', missing.join(', '));

@@ -73,7 +73,7 @@ export class IdentityService {
   private checkOrigin(app: AppRecord, origin: string | undefined): void {
     if (!origin || !app.allowedOrigins?.length || app.allowedOrigins.includes(origin)) return;
     this.refusals?.originRefused(app.id);
-    throw Errors.forbidden('ORIGIN_NOT_ALLOWED', `Origin '${origin}' may not use this client key`);
+    throw Errors.originNotAllowed(origin);
   }
 
   /** CLIENT_KEY_MISMATCH: the host belongs to another application, or is not one of this one's domains. */

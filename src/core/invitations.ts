@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { Bus } from '../bus/bus.js';
 import { userTopic } from '../bus/bus.js';
 import type { Store } from '../store/store.js';
-import { Errors, ImError } from './errors.js';
+import { Errors } from './errors.js';
 import type { Actor } from './identity.js';
 import type { InvitationRecord, RoomRecord } from './models.js';
 import { asUser, authorize, isSuperuser } from './permissions.js';
@@ -48,7 +48,7 @@ export class InvitationService {
   async admit(appId: string, room: RoomRecord, userId: string): Promise<void> {
     const gone = await this.store.deleteInvitations(appId, room.id, [userId]);
     if (room.invitationRequired && gone.length === 0) {
-      throw new ImError(403, 'INVITATION_REQUIRED', 'This room can be joined only with an invitation');
+      throw Errors.invitationRequired();
     }
   }
 
@@ -69,7 +69,7 @@ export class InvitationService {
   async decline(actor: Actor, roomId: string) {
     const me = asUser(actor, 'me.read');
     const gone = await this.store.deleteInvitations(actor.app.id, roomId, [me.userId]);
-    if (gone.length === 0) throw new ImError(404, 'INVITATION_NOT_FOUND', `You have no invitation to room '${roomId}'`);
+    if (gone.length === 0) throw Errors.invitationNotFound(roomId);
     this.bus.publish(userTopic(actor.app.id, me.userId), { kind: 'deliver', event: 'cancelInvitation', payload: { room: roomId } });
     return this.page(actor.app.id, await this.store.listInvitations(actor.app.id, { invitee: me.userId }));
   }
@@ -86,7 +86,7 @@ export class InvitationService {
     const targets = (await this.store.listInvitations(actor.app.id, { room: roomId })).filter((p) => input.invitees.includes(p.invitee));
     // Only the inviter or a superuser may withdraw someone else's invitation.
     if (me && !isSuperuser(actor, room) && targets.some((p) => p.inviter !== me)) {
-      throw Errors.forbidden('NOT_INVITER', "Only the inviter or the room's owner or admins may withdraw an invitation");
+      throw Errors.notInviter();
     }
     const gone = await this.store.deleteInvitations(actor.app.id, roomId, targets.map((p) => p.invitee));
     for (const g of gone) this.bus.publish(userTopic(actor.app.id, g.invitee), { kind: 'deliver', event: 'cancelInvitation', payload: { room: roomId } });

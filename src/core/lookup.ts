@@ -1,7 +1,7 @@
 import type { Store } from '../store/store.js';
 import { Errors } from './errors.js';
 import type { Actor } from './identity.js';
-import type { MessageRecord, RoomRecord, UserRecord } from './models.js';
+import type { MemberRoom, MessageRecord, RoomRecord, UserRecord } from './models.js';
 
 /** Loads that answer 404 with the catalogue's code when the record is not there. */
 
@@ -22,7 +22,7 @@ export async function requireUser(store: Store, appId: string, userId: string): 
  * room's size): enough for every permission and send rule about the actor themselves. Use
  * `requireRoom` where other members' state is read (views, membership changes).
  */
-export async function requireRoomFor(store: Store, actor: Actor, roomId: string): Promise<RoomRecord> {
+export async function requireRoomFor(store: Store, actor: Actor, roomId: string): Promise<MemberRoom> {
   const room = await store.getRoomForUser(actor.app.id, roomId, actor.kind === 'user' ? actor.userId : '');
   if (!room) throw Errors.notFound('ROOM', roomId);
   return room;

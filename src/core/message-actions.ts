@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { Bus } from '../bus/bus.js';
-import { roomTopic, userTopic } from '../bus/bus.js';
+import { userTopic } from '../bus/bus.js';
 import type { Store } from '../store/store.js';
 import { Errors } from './errors.js';
 import type { Actor } from './identity.js';
@@ -10,6 +10,7 @@ import type { Presenter } from './presenter.js';
 import { requireMessage, requireRoomFor } from './lookup.js';
 import { parseInput } from './validate.js';
 import type { MessageView } from './views.js';
+import type { MessageService } from './messages.js';
 
 const id = z.string().trim().min(1).max(128);
 const reactionSchema = z.looseObject({ reaction: z.string().trim().min(1).max(64) });
@@ -41,6 +42,7 @@ export class MessageActionService {
     private store: Store,
     private bus: Bus,
     private present: Presenter,
+    private messages: MessageService,
   ) {}
 
   /** `POST /messages/:id/reaction {reaction}`: one entry per (user, reaction); adding it again changes nothing. */
@@ -142,24 +144,28 @@ export class MessageActionService {
     this.bus.publish(userTopic(appId, userId), { kind: 'deliver', event: 'userDeleteMessages', payload });
   }
 
-  private async memberMessage(actor: Actor, messageId: string, op: 'messages.react' | 'messages.hide'): Promise<MessageRecord> {
+  private async memberMessage(actor: Actor, messageId: string, op: 'messages.react' | 'messages.hide'): Promise<{ message: MessageRecord; pinnedId?: string }> {
     const message = await requireMessage(this.store, actor.app.id, messageId);
-    authorize(actor, op, await requireRoomFor(this.store, actor, message.room), message);
-    return message;
+    const room = await requireRoomFor(this.store, actor, message.room);
+    authorize(actor, op, room, message);
+    return { message, pinnedId: room.pinnedMessageId };
   }
 
   /** Compare-and-set change of one message (two reactions at once both count), re-delivered to the room when it changed. */
-  private async change(actor: Actor, message: MessageRecord, edit: (m: MessageRecord) => MessageRecord | undefined): Promise<MessageView> {
+  private async change(
+    actor: Actor,
+    target: { message: MessageRecord; pinnedId?: string },
+    edit: (m: MessageRecord) => MessageRecord | undefined,
+  ): Promise<MessageView> {
     let changed = false;
-    const next = await this.store.updateMessage(actor.app.id, message.id, (m) => {
+    const next = await this.store.updateMessage(actor.app.id, target.message.id, (m) => {
       const result = edit(m);
       changed = result !== undefined;
       return result;
     });
-    if (!next) throw Errors.notFound('MESSAGE', message.id);
-    const view = await this.present.message(actor.app.id, next);
-    if (changed) this.bus.publish(roomTopic(actor.app.id, next.room), { kind: 'deliver', event: 'chat message', payload: view, sender: next.sender });
-    return view;
+    if (!next) throw Errors.notFound('MESSAGE', target.message.id);
+    if (!changed) return this.present.message(actor.app.id, next, { pinnedId: target.pinnedId });
+    return this.messages.republish(actor.app.id, next, target.pinnedId);
   }
 }
 

@@ -2,16 +2,17 @@ import { z } from 'zod';
 import type { Bus } from '../bus/bus.js';
 import { roomTopic } from '../bus/bus.js';
 import type { Store } from '../store/store.js';
-import { Errors, ImError } from './errors.js';
+import { Errors } from './errors.js';
 import type { Actor } from './identity.js';
-import type { MessageRecord, RoomRecord } from './models.js';
+import type { MemberRoom, MessageRecord, RoomRecord } from './models.js';
+import { type Clock, systemClock } from './clock.js';
 import { authorize, isSuperuser } from './permissions.js';
 import type { Presenter } from './presenter.js';
 import { newId } from './secrets.js';
 import { requireMessage, requireRoomFor, requireUser } from './lookup.js';
 import { parseInput } from './validate.js';
-import { checkRequiredFields, FIELD_SHAPES, OPTIONAL_FIELDS } from './message-types.js';
 import type { MessageView } from './views.js';
+import { checkRequiredFields, FIELD_SHAPES, OPTIONAL_FIELDS } from './message-types.js';
 import type { SearchIndex } from './search-index.js';
 
 const id = z.string().trim().min(1).max(128);
@@ -42,7 +43,7 @@ export interface HistoryParams {
 export interface SystemMessages {
   post(
     appId: string,
-    room: RoomRecord,
+    room: Pick<RoomRecord, 'id'>,
     sender: string | undefined,
     messageType: string,
     message: string,
@@ -66,6 +67,7 @@ export class MessageService implements SystemMessages {
     private store: Store,
     private bus: Bus,
     private present: Presenter,
+    private clock: Clock = systemClock,
     private hooks: SendHooks = {},
   ) {}
 
@@ -102,27 +104,25 @@ export class MessageService implements SystemMessages {
    * The send rules beyond membership, in one place: a frozen room takes messages only from
    * its owner/admins (and the API key); in a direct room, a block either way stops both.
    */
-  private async checkCanPost(actor: Actor, room: RoomRecord, sender: string | undefined): Promise<void> {
-    if (room.status === 0 && !isSuperuser(actor, room)) {
-      throw Errors.forbidden('ROOM_FROZEN', 'This room is frozen: only its owner and admins may post');
-    }
+  private async checkCanPost(actor: Actor, room: MemberRoom, sender: string | undefined): Promise<void> {
+    if (room.status === 0 && !isSuperuser(actor, room)) throw Errors.roomFrozen();
     if (room.roomType === 'direct' && sender) {
       const peer = room.members.find((m) => m !== sender);
       if (peer && ((await this.store.getBlock(actor.app.id, sender, peer)) || (await this.store.getBlock(actor.app.id, peer, sender)))) {
-        throw Errors.forbidden('BLOCKED', 'Messages between these users are blocked');
+        throw Errors.blocked();
       }
     }
   }
 
   async post(
     appId: string,
-    room: RoomRecord,
+    room: Pick<RoomRecord, 'id'>,
     sender: string | undefined,
     messageType: string,
     message: string,
     fields: Record<string, unknown>,
   ): Promise<void> {
-    const now = Date.now();
+    const now = this.clock.now();
     await this.persistAndPublish(appId, { id: newId(), room: room.id, sender, messageType, message, fields, createdAt: now, updatedAt: now });
   }
 
@@ -135,19 +135,20 @@ export class MessageService implements SystemMessages {
     }
     const anchor = params.beforeMessage ?? params.afterMessage;
     const direction = params.afterMessage !== undefined ? 'newer' : 'older';
-    const view = await this.readerView(actor, room);
+    const hidden = await this.hiddenSenders(actor, room);
+    const view = await this.readerView(actor, room, hidden);
     const page: MessageRecord[] = [];
     let from = anchor;
     let includeAnchor = anchor !== undefined;
-    // Messages the reader may not see are left out; keep reading until the page is full.
+    // Messages the reader may not see are left out (blocked senders, deleted for them, hidden),
+    // the anchor too; keep reading until the page is full.
     outer: for (;;) {
       const batch = await this.store.listMessages(actor.app.id, roomId, { anchor: from, direction, includeAnchor, limit: params.limit });
       if (!batch) throw Errors.notFound('MESSAGE', anchor);
       for (const m of batch) {
-        const isAnchor = m.id === anchor && page.length === 0;
         // Walking back past "delete all for me": nothing older is visible.
-        if (!isAnchor && direction === 'older' && view.clearedAt !== undefined && m.createdAt <= view.clearedAt) break outer;
-        if (isAnchor || view.visible(m)) page.push(m);
+        if (direction === 'older' && view.clearedAt !== undefined && m.createdAt <= view.clearedAt) break outer;
+        if (view.visible(m)) page.push(m);
         if (page.length === params.limit) break;
       }
       if (page.length === params.limit || batch.length < params.limit || !view.filters) break;
@@ -159,7 +160,7 @@ export class MessageService implements SystemMessages {
     if (params.sortOrder && params.sortOrder !== natural) page.reverse();
     return {
       totalCount: await this.store.countMessages(actor.app.id, roomId),
-      data: await this.present.messages(actor.app.id, page),
+      data: await this.present.messages(actor.app.id, page, { pinnedId: room.pinnedMessageId, hidden }),
       userDeletedIDs: view.deletedIds,
     };
   }
@@ -169,12 +170,11 @@ export class MessageService implements SystemMessages {
    * rooms), not messages they deleted for themselves or sent before their "delete all", and
    * not messages a superuser hid (unless the reader is a superuser).
    */
-  private async readerView(actor: Actor, room: RoomRecord) {
-    const hiddenSenders = await this.hiddenSenders(actor, room);
+  private async readerView(actor: Actor, room: MemberRoom, hiddenSenders: Set<string>) {
     const userId = actor.kind === 'user' ? actor.userId : undefined;
     const deletedIds = userId ? await this.store.listUserDeletedMessages(actor.app.id, userId, room.id) : [];
     const deleted = new Set(deletedIds);
-    const clearedAt = userId ? room.memberState[userId]?.clearedAt : undefined;
+    const clearedAt = userId ? room.member?.clearedAt : undefined;
     const seesHidden = isSuperuser(actor, room);
     return {
       deletedIds,
@@ -188,34 +188,50 @@ export class MessageService implements SystemMessages {
     };
   }
 
-  /** In group rooms, the senders a user has blocked are hidden from them. */
-  private async hiddenSenders(actor: Actor, room: RoomRecord): Promise<Set<string>> {
+  /** In group rooms, the senders a user has blocked are hidden from them (history, last message, quotes, unread). */
+  async hiddenSenders(actor: Actor, room: Pick<RoomRecord, 'roomType'>): Promise<Set<string>> {
     if (actor.kind !== 'user' || room.roomType === 'direct') return new Set();
     return new Set((await this.store.listBlocks(actor.app.id, actor.userId)).map((b) => b.blockee));
   }
 
-  /** `POST`/`DELETE /messages/:id/pin`: one pinned message per room; pinning another unpins the previous. */
+  /**
+   * `POST`/`DELETE /messages/:id/pin`: one pinned message per room; pinning another unpins
+   * the previous. The room's pointer is the only record of it (views derive `pinned` from
+   * it), so the pointer and the flags can never disagree. Unpinning a message that is not
+   * the pinned one changes nothing.
+   */
   async pin(actor: Actor, messageId: string, pinned: boolean): Promise<MessageView> {
     const message = await requireMessage(this.store, actor.app.id, messageId);
     const room = await requireRoomFor(this.store, actor, message.room);
     authorize(actor, 'messages.pin', room, message);
-    if (pinned && message.messageType === RECALL) throw new ImError(409, 'MESSAGE_RECALLED', 'A recalled message cannot be pinned');
+    if (pinned && message.messageType === RECALL) throw Errors.messageRecalled('pinned');
+    const now = this.clock.now();
+    let changed = false;
     let previous: string | undefined;
-    const updatedRoom = await this.store.updateRoom(actor.app.id, room.id, (r) => {
+    let updated = await this.store.updateRoom(actor.app.id, room.id, (r) => {
+      changed = pinned ? r.pinnedMessageId !== message.id : r.pinnedMessageId === message.id;
       previous = r.pinnedMessageId;
-      if (pinned) r.pinnedMessageId = message.id;
-      else if (r.pinnedMessageId === message.id) r.pinnedMessageId = undefined;
-      else return undefined;
-      r.updatedAt = Date.now();
+      if (!changed) return undefined;
+      r.pinnedMessageId = pinned ? message.id : undefined;
+      r.updatedAt = now;
       return r;
     });
-    if (previous && previous !== message.id) await this.setPinnedFlag(actor.app.id, previous, false);
-    const view = await this.setPinnedFlag(actor.app.id, message.id, pinned);
-    if (updatedRoom) {
-      const roomView = await this.present.room(actor.app.id, updatedRoom);
-      this.bus.publish(roomTopic(actor.app.id, room.id), { kind: 'deliver', event: 'room', payload: roomView });
+    if (!updated) throw Errors.notFound('ROOM', room.id);
+    if (pinned && changed) {
+      // Recalled or deleted while it was being pinned: recall/delete clear the pointer after
+      // changing the message, pin checks the message after setting it, so one of them sees the other.
+      const current = await this.store.getMessage(actor.app.id, message.id);
+      if (!current || current.messageType === RECALL) updated = (await this.clearPin(actor.app.id, room.id, message.id)) ?? updated;
     }
-    return view ?? (await this.present.message(actor.app.id, message));
+    if (changed) {
+      const roomView = await this.present.room(actor.app.id, updated);
+      this.bus.publish(roomTopic(actor.app.id, room.id), roomDelivery(roomView));
+      // The message that was pinned before is delivered again, now shown unpinned.
+      const before = pinned && previous ? await this.store.getMessage(actor.app.id, previous) : undefined;
+      if (before) await this.publishMessage(actor.app.id, before, updated.pinnedMessageId);
+    }
+    const current = (await this.store.getMessage(actor.app.id, message.id)) ?? message;
+    return this.publishMessage(actor.app.id, current, updated.pinnedMessageId);
   }
 
   /** `DELETE /rooms/:id/messages/:messageId` (or `_all`): gone from history, `messageDeleted` to members. */
@@ -231,11 +247,10 @@ export class MessageService implements SystemMessages {
       this.hooks.index?.remove(actor.app.id, messageId);
       deletedCount = 1;
     }
-    if (room.pinnedMessageId && (messageId === '_all' || room.pinnedMessageId === messageId)) {
-      await this.store.updateRoom(actor.app.id, roomId, (r) => ({ ...r, pinnedMessageId: undefined }));
-    }
+    // Decided on the room as it is now, not as read above: a pin set meanwhile is seen.
+    await this.clearPin(actor.app.id, roomId, messageId === '_all' ? undefined : messageId);
     this.bus.publish(roomTopic(actor.app.id, roomId), { kind: 'deliver', event: 'messageDeleted', payload: { room: roomId, messageID: messageId } });
-    const deletedAt = Date.now();
+    const deletedAt = this.clock.now();
     return {
       deletedCount,
       roomID: roomId,
@@ -246,13 +261,31 @@ export class MessageService implements SystemMessages {
     };
   }
 
-  private async create(actor: Actor, room: RoomRecord, sender: string | undefined, input: SendInput, requestedId?: string): Promise<MessageView> {
+  /**
+   * Unpins `messageId` (any message when undefined) if it is still the room's pinned one;
+   * the room afterwards when that changed it (and its members were told), else undefined.
+   */
+  private async clearPin(appId: string, roomId: string, messageId: string | undefined): Promise<RoomRecord | undefined> {
+    let changed = false;
+    const room = await this.store.updateRoom(appId, roomId, (r) => {
+      changed = r.pinnedMessageId !== undefined && (messageId === undefined || r.pinnedMessageId === messageId);
+      if (!changed) return undefined;
+      r.pinnedMessageId = undefined;
+      r.updatedAt = this.clock.now();
+      return r;
+    });
+    if (!changed || !room) return undefined;
+    this.bus.publish(roomTopic(appId, roomId), roomDelivery(await this.present.room(appId, room)));
+    return room;
+  }
+
+  private async create(actor: Actor, room: MemberRoom, sender: string | undefined, input: SendInput, requestedId?: string): Promise<MessageView> {
     const appId = actor.app.id;
     if (input.messageType === RECALL) throw Errors.invalidInput('messageType recall needs the _id of an existing message');
     const messageType = input.messageType ?? 'text';
     checkRequiredFields(messageType, input);
     if (input.reply) await requireMessage(this.store, appId, input.reply, room.id);
-    const now = Date.now();
+    const now = this.clock.now();
     return this.persistAndPublish(appId, {
       id: requestedId ?? newId(),
       room: room.id,
@@ -265,50 +298,71 @@ export class MessageService implements SystemMessages {
     }, actor);
   }
 
-  /** Only the sender edits; the update keeps its `_id` and is delivered again. */
-  private async edit(actor: Actor, room: RoomRecord, existing: MessageRecord, input: SendInput): Promise<MessageView> {
+  /** Only the sender edits; the update keeps its `_id` and is delivered again. Never undoes a recall. */
+  private async edit(actor: Actor, room: MemberRoom, existing: MessageRecord, input: SendInput): Promise<MessageView> {
     authorize(actor, 'messages.edit', room, existing);
-    if (existing.messageType === RECALL) throw new ImError(409, 'MESSAGE_RECALLED', 'A recalled message cannot be edited');
-    const now = Date.now();
-    return this.replaceAndPublish(actor.app.id, {
-      ...existing,
-      messageType: input.messageType ?? existing.messageType,
-      message: input.message === undefined ? existing.message : await this.censored(actor.app.id, input.message),
-      fields: { ...existing.fields, ...pickFields(input) },
-      updatedAt: now,
-      editedAt: now,
-    }, actor);
+    const now = this.clock.now();
+    const text = input.message === undefined ? undefined : await this.censored(actor.app.id, input.message);
+    let recalled = false;
+    const updated = await this.store.updateMessage(actor.app.id, existing.id, (m) => {
+      recalled = m.messageType === RECALL;
+      if (recalled) return undefined;
+      return {
+        ...m,
+        messageType: input.messageType ?? m.messageType,
+        message: text ?? m.message,
+        fields: { ...m.fields, ...pickFields(input) },
+        updatedAt: now,
+        editedAt: now,
+      };
+    });
+    if (!updated) throw Errors.notFound('MESSAGE', existing.id);
+    if (recalled) throw Errors.messageRecalled('edited');
+    await this.afterStore(actor.app.id, updated, actor);
+    return this.publishMessage(actor.app.id, updated, room.pinnedMessageId);
   }
 
   /**
    * Recall: content, attachments and extra are cleared, the type becomes `recall`, and every
-   * member gets the update under the same `_id`. Recalling twice changes nothing.
+   * member gets the update under the same `_id`. Recalling twice changes nothing. A recalled
+   * message is never pinned.
    */
-  private async recall(actor: Actor, room: RoomRecord, existing: MessageRecord): Promise<MessageView> {
+  private async recall(actor: Actor, room: MemberRoom, existing: MessageRecord): Promise<MessageView> {
     authorize(actor, 'messages.recall', room, existing);
-    if (existing.messageType === RECALL) return this.present.message(actor.app.id, existing);
-    if (room.pinnedMessageId === existing.id) {
-      await this.store.updateRoom(actor.app.id, room.id, (r) => ({ ...r, pinnedMessageId: undefined }));
-    }
-    return this.replaceAndPublish(actor.app.id, {
-      id: existing.id,
-      room: existing.room,
-      sender: existing.sender,
-      messageType: RECALL,
-      message: '',
-      fields: {},
-      createdAt: existing.createdAt,
-      updatedAt: Date.now(),
+    const now = this.clock.now();
+    let already = false;
+    const updated = await this.store.updateMessage(actor.app.id, existing.id, (m) => {
+      already = m.messageType === RECALL;
+      if (already) return undefined;
+      return { id: m.id, room: m.room, sender: m.sender, messageType: RECALL, message: '', fields: {}, createdAt: m.createdAt, updatedAt: now };
     });
+    if (!updated) throw Errors.notFound('MESSAGE', existing.id);
+    if (already) return this.present.message(actor.app.id, updated);
+    this.hooks.index?.add(actor.app.id, updated);
+    await this.clearPin(actor.app.id, room.id, existing.id);
+    return this.publishMessage(actor.app.id, updated, undefined);
   }
 
-  private async setPinnedFlag(appId: string, messageId: string, pinned: boolean): Promise<MessageView | undefined> {
-    const message = await this.store.getMessage(appId, messageId);
-    if (!message) return undefined;
-    const fields = { ...message.fields };
-    if (pinned) fields.pinned = true;
-    else delete fields.pinned;
-    return this.replaceAndPublish(appId, { ...message, fields, updatedAt: Date.now() });
+  /**
+   * Stores, then publishes: a message is acknowledged and delivered only once it is stored.
+   * Insert-only: a room deleted meanwhile is 404, an id taken meanwhile 409 (never a 500).
+   */
+  private async persistAndPublish(appId: string, message: MessageRecord, author?: Actor): Promise<MessageView> {
+    if (!(await this.store.addMessage(appId, message))) {
+      if (!(await this.store.getRoom(appId, message.room))) throw Errors.notFound('ROOM', message.room);
+      throw Errors.messageExists(message.id);
+    }
+    await this.afterStore(appId, message, author);
+    return this.publishMessage(appId, message, undefined);
+  }
+
+  /**
+   * Stored first, indexed and shared next, delivered last: a member who gets the message can
+   * read its files. System messages (no author) share nothing.
+   */
+  private async afterStore(appId: string, message: MessageRecord, author?: Actor): Promise<void> {
+    this.hooks.index?.add(appId, message);
+    if (author) await this.hooks.files?.shareReferenced(author, message.room, message.fields);
   }
 
   /** Text as it may be stored: the application's censored words masked. */
@@ -316,32 +370,43 @@ export class MessageService implements SystemMessages {
     return typeof message === 'string' && message !== '' && this.hooks.censor ? this.hooks.censor(appId, message) : message;
   }
 
-  /** Stores, then publishes: a message is acknowledged and delivered only once it is stored. */
-  private async persistAndPublish(appId: string, message: MessageRecord, author?: Actor): Promise<MessageView> {
-    await this.store.addMessage(appId, message);
-    this.hooks.index?.add(appId, message);
-    if (author) await this.shareFiles(author, message);
-    return this.publishMessage(appId, message);
+  /** Delivers a message changed elsewhere (reactions, hiding) to its room, as edits are. */
+  async republish(appId: string, message: MessageRecord, pinnedId: string | undefined): Promise<MessageView> {
+    return this.publishMessage(appId, message, pinnedId);
   }
 
-  private async replaceAndPublish(appId: string, message: MessageRecord, author?: Actor): Promise<MessageView> {
-    if (!(await this.store.replaceMessage(appId, message))) throw Errors.notFound('MESSAGE', message.id);
-    this.hooks.index?.add(appId, message);
-    if (author) await this.shareFiles(author, message);
-    return this.publishMessage(appId, message);
-  }
-
-  /** Stored first, shared next, delivered last: a member who gets the message can read its files. */
-  private async shareFiles(author: Actor, message: MessageRecord): Promise<void> {
-    await this.hooks.files?.shareReferenced(author, message.room, message.fields);
-  }
-
-  private async publishMessage(appId: string, message: MessageRecord): Promise<MessageView> {
-    const view = await this.present.message(appId, message);
-    this.bus.publish(roomTopic(appId, message.room), { kind: 'deliver', event: 'chat message', payload: view, sender: message.sender });
+  private async publishMessage(appId: string, message: MessageRecord, pinnedId: string | undefined): Promise<MessageView> {
+    const view = await this.present.message(appId, message, { pinnedId });
+    this.bus.publish(roomTopic(appId, message.room), { kind: 'deliver', event: 'chat message', payload: view, sender: message.sender, ...quotes(view) });
     return view;
   }
+}
 
+/**
+ * What a delivery carries of other users' content (a quoted reply, a room's last or pinned
+ * message), and the same payload without it: the gateway gives that one to whoever blocked them.
+ */
+export function quotes(payload: Record<string, unknown>): { quoted?: string[]; redacted?: unknown } {
+  let quoted: string[] | undefined;
+  let redacted: Record<string, unknown> | undefined;
+  for (const key of QUOTING_FIELDS) {
+    const who = (payload[key] as { sender?: { id?: unknown } | null } | null | undefined)?.sender?.id;
+    if (typeof who !== 'string') continue;
+    // The send path mostly quotes nobody: copy only when something must go.
+    quoted ??= [];
+    if (!quoted.includes(who)) quoted.push(who);
+    redacted ??= { ...payload };
+    if (key === 'reply') delete redacted.reply;
+    else redacted[key] = null;
+  }
+  return quoted ? { quoted, redacted } : {};
+}
+
+const QUOTING_FIELDS = ['reply', 'lastMessage', 'pinnedMessage'] as const;
+
+/** A `room` event for the room's topic, with the content blockers must not see marked. */
+export function roomDelivery(view: Record<string, unknown>) {
+  return { kind: 'deliver' as const, event: 'room', payload: view, ...quotes(view) };
 }
 
 function pickFields(input: Record<string, unknown>): Record<string, unknown> {

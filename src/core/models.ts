@@ -108,6 +108,18 @@ export interface RoomRecord {
   updatedAt: number;
 }
 
+/**
+ * A room read for one user's request (`Store.getRoomForUser`): every field of the room, but
+ * only that user's member state, so it costs O(1) in the room's size. Its own type, so it
+ * can never be taken for a whole room (views and membership changes need `RoomRecord`).
+ */
+export interface MemberRoom extends Omit<RoomRecord, 'memberState'> {
+  /** Whose member state this is ('' for the API key, which is nobody's member). */
+  viewer: string;
+  /** The viewer's member state; undefined when they are not a member. */
+  member?: MemberState;
+}
+
 export interface MessageRecord {
   id: string;
   room: string;

@@ -3,12 +3,13 @@ import { CONTROL_TOPIC, userTopic } from '../bus/bus.js';
 import type { Store } from '../store/store.js';
 import { Errors } from './errors.js';
 import type { Actor } from './identity.js';
-import type { BlockRecord, RoomRecord, UserRecord } from './models.js';
-import { asUser, authorize } from './permissions.js';
+import type { BlockRecord, RoomRecord } from './models.js';
+import { asUser, authorize, isBanned } from './permissions.js';
 import type { Presenter } from './presenter.js';
 import { requireRoom, requireRoomFor, requireUser } from './lookup.js';
 import { directRoomId } from './rooms.js';
 import { type ClientView, clientView } from './views.js';
+import { type Clock, systemClock } from './clock.js';
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
@@ -22,6 +23,7 @@ export class ModerationService {
     private store: Store,
     private bus: Bus,
     private present: Presenter,
+    private clock: Clock = systemClock,
   ) {}
 
   // ---- personal blocks (`/blockStatus/my`) ----
@@ -32,7 +34,7 @@ export class ModerationService {
     await requireUser(this.store, actor.app.id, blockee);
     // IMKIT answers a repeated block with 409 (api-doc moderation/block-user/block-a-user.md).
     if (await this.store.getBlock(actor.app.id, me.userId, blockee)) throw Errors.alreadyBlocked('list');
-    const record: BlockRecord = { blocker: me.userId, blockee, createdAt: Date.now() };
+    const record: BlockRecord = { blocker: me.userId, blockee, createdAt: this.clock.now() };
     await this.store.putBlock(actor.app.id, record);
     this.bus.publish(CONTROL_TOPIC, { kind: 'blocks-changed', appId: actor.app.id, blocker: me.userId, blockee, blocked: true });
     return this.blockView(actor.app.id, record);
@@ -91,15 +93,16 @@ export class ModerationService {
     const room = await requireRoom(this.store, actor.app.id, roomId);
     authorize(actor, 'members.ban', room);
     if (actor.kind === 'user' && blockee === actor.userId) throw Errors.selfBlock('ban');
-    if (room.owner === blockee) throw Errors.forbidden('CANNOT_BAN_OWNER', "The room's owner cannot be banned");
+    if (room.owner === blockee) throw Errors.cannotBanOwner();
     await requireUser(this.store, actor.app.id, blockee);
     const by = actor.kind === 'user' ? actor.userId : undefined;
+    const now = this.clock.now();
     let already = false;
     const updated = await this.store.updateRoom(actor.app.id, roomId, (r) => {
-      already = r.banned?.[blockee] !== undefined;
+      already = isBanned(blockee, r);
       if (already) return undefined;
-      r.banned = { ...r.banned, [blockee]: { by, at: Date.now() } };
-      r.updatedAt = Date.now();
+      r.banned = { ...r.banned, [blockee]: { by, at: now } };
+      r.updatedAt = now;
       return r;
     });
     if (!updated) throw Errors.notFound('ROOM', roomId);
@@ -114,11 +117,12 @@ export class ModerationService {
     authorize(actor, 'members.ban', room);
     if (!room.banned?.[blockee]) throw Errors.blockNotFound(`'${blockee}' is not banned from this room`);
     const view = await this.banView(actor.app.id, room, blockee);
+    const now = this.clock.now();
     const updated = await this.store.updateRoom(actor.app.id, roomId, (r) => {
-      if (!r.banned?.[blockee]) return undefined;
+      if (!r.banned || !isBanned(blockee, r)) return undefined;
       const { [blockee]: _gone, ...rest } = r.banned;
       r.banned = rest;
-      r.updatedAt = Date.now();
+      r.updatedAt = now;
       return r;
     });
     if (updated?.memberState[blockee]) {
@@ -170,12 +174,14 @@ export class ModerationService {
       target = asUser(actor, 'me.update').userId;
       authorize(actor, 'rooms.mute', await requireRoomFor(this.store, actor, roomId));
     }
-    const user = await requireUser(this.store, actor.app.id, target);
-    const mute = new Set(user.mute ?? []);
-    if (muted) mute.add(roomId);
-    else mute.delete(roomId);
-    const updated: UserRecord = { ...user, mute: [...mute], updatedAt: Date.now() };
-    await this.store.putUser(actor.app.id, updated);
+    const now = this.clock.now();
+    const updated = await this.store.updateUser(actor.app.id, target, (user) => {
+      const mute = new Set(user.mute ?? []);
+      if (muted) mute.add(roomId);
+      else mute.delete(roomId);
+      return { ...user, mute: [...mute], updatedAt: now };
+    });
+    if (!updated) throw Errors.notFound('CLIENT', target);
     const view = clientView(updated, target);
     this.bus.publish(userTopic(actor.app.id, target), { kind: 'deliver', event: 'client', payload: view });
     return view;

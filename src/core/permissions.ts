@@ -1,6 +1,15 @@
 import type { Actor, UserActor } from './identity.js';
 import { Errors } from './errors.js';
-import type { RoomRecord } from './models.js';
+import type { MemberRoom, MemberState, RoomRecord } from './models.js';
+
+/** What access rules read about a room: a whole room, or one read for the acting user. */
+export type RoomAccess = RoomRecord | MemberRoom;
+
+/** A user's member state in either kind of room (own properties only: ids are user input). */
+export function memberStateOf(room: RoomAccess, userId: string): MemberState | undefined {
+  if ('viewer' in room) return room.viewer === userId ? room.member : undefined;
+  return Object.hasOwn(room.memberState, userId) ? room.memberState[userId] : undefined;
+}
 
 /**
  * Who may do what: the one permission table. Every route and socket handler names its
@@ -32,6 +41,9 @@ export const PERMISSIONS = {
   'users.manage': 'admin',
   'tokens.manage': 'admin',
   'app.settings': 'admin',
+  /** Key usage (`/admin/usage`, `/admin/stats`) and connection counts. */
+  'usage.read': 'admin',
+  'connections.read': 'admin',
   'messages.crossRoom': 'admin',
   /** Batch send into rooms: the API key anywhere; a user only into rooms they may post to (each checked as a send). */
   'messages.batch': 'user',
@@ -47,13 +59,16 @@ export const PERMISSIONS = {
   // Rooms
   'rooms.create': 'user',
   'rooms.list': 'self',
-  'rooms.join': 'user',
+  /** Joining makes the caller a member: only a user can be one (the API key is nobody). */
+  'rooms.join': 'self',
   'rooms.read': 'member',
   'rooms.update': 'superuser',
   'rooms.updateOwnership': 'superuser',
   'rooms.freeze': 'superuser',
   'rooms.delete': 'superuser',
   'rooms.mute': 'member',
+  /** Which rooms' live events a socket hears: those it could read. */
+  'rooms.listen': 'member',
   'members.add': 'member',
   'members.removeOthers': 'superuser',
   'members.leave': 'member',
@@ -84,23 +99,33 @@ export const PERMISSIONS = {
 
 export type Operation = keyof typeof PERMISSIONS;
 
-export function isSuperuser(actor: Actor, room: RoomRecord): boolean {
+export function isSuperuser(actor: Actor, room: RoomAccess): boolean {
   if (actor.kind === 'admin') return true;
   const id = actor.userId;
-  return room.owner === id || room.managers.includes(id) || room.memberState[id]?.role === 'admin';
+  return room.owner === id || room.managers.includes(id) || memberStateOf(room, id)?.role === 'admin';
 }
 
-export function isBanned(userId: string, room: RoomRecord): boolean {
-  return room.banned?.[userId] !== undefined;
+export function isBanned(userId: string, room: Pick<RoomRecord, 'banned'>): boolean {
+  return room.banned !== undefined && Object.hasOwn(room.banned, userId);
 }
 
 /** A member with access: in the room and not banned from it (the API key always). */
-export function isMember(actor: Actor, room: RoomRecord): boolean {
-  return actor.kind === 'admin' || (room.memberState[actor.userId] !== undefined && !isBanned(actor.userId, room));
+export function isMember(actor: Actor, room: RoomAccess): boolean {
+  return actor.kind === 'admin' || (memberStateOf(room, actor.userId) !== undefined && !isBanned(actor.userId, room));
+}
+
+/** Whether `op` is allowed, without throwing (for filters such as which rooms a socket hears). */
+export function allows(actor: Actor, op: Operation, room?: RoomAccess, resource?: Authored): boolean {
+  try {
+    authorize(actor, op, room, resource);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Throws the refusal for `op`, or returns normally. Room rules need the room; author rules the resource. */
-export function authorize(actor: Actor, op: Operation, room?: RoomRecord, resource?: Authored): void {
+export function authorize(actor: Actor, op: Operation, room?: RoomAccess, resource?: Authored): void {
   const rule: Rule = PERMISSIONS[op];
   switch (rule) {
     case 'admin':
@@ -116,24 +141,22 @@ export function authorize(actor: Actor, op: Operation, room?: RoomRecord, resour
       return;
     case 'superuser':
       requireAccess(actor, op, room);
-      if (!isSuperuser(actor, room!)) {
-        throw Errors.forbidden('NOT_ROOM_SUPERUSER', "Only the room's owner or admins (or the API key) may do this");
-      }
+      if (!isSuperuser(actor, room)) throw Errors.notRoomSuperuser();
       return;
     case 'author':
       requireAccess(actor, op, room);
-      if (!isAuthor(actor, op, resource)) throw Errors.forbidden('NOT_MESSAGE_SENDER', 'Only the sender may do this to a message');
+      if (!isAuthor(actor, op, resource)) throw Errors.notMessageSender(false);
       return;
     case 'authorOrSuperuser':
       requireAccess(actor, op, room);
-      if (isSuperuser(actor, room!) || isAuthor(actor, op, resource)) return;
-      throw Errors.forbidden('NOT_MESSAGE_SENDER', "Only the sender or the room's owner or admins may do this");
+      if (isSuperuser(actor, room) || isAuthor(actor, op, resource)) return;
+      throw Errors.notMessageSender(true);
     case 'authorOrAdmin':
       if (actor.kind === 'admin' || isAuthor(actor, op, resource)) return;
-      throw Errors.forbidden('NOT_UPLOADER', 'Only the uploader (or the API key) may do this');
+      throw Errors.notUploader();
     case 'authorOrMember':
       if (actor.kind === 'admin' || isAuthor(actor, op, resource)) return;
-      if (!room) throw Errors.forbidden('NOT_UPLOADER', 'Only the uploader (or the API key) may do this');
+      if (!room) throw Errors.notUploader();
       requireAccess(actor, op, room);
       return;
   }
@@ -146,27 +169,30 @@ function isAuthor(actor: Actor, op: Operation, resource: Authored | undefined): 
 
 function requireUser(actor: Actor): asserts actor is UserActor {
   if (actor.kind !== 'user') {
-    throw Errors.forbidden('USER_TOKEN_REQUIRED', 'This operation acts as a user: use client key + token');
+    throw Errors.userTokenRequired();
   }
 }
 
-function requireAccess(actor: Actor, op: Operation, room: RoomRecord | undefined): void {
+function requireAccess(actor: Actor, op: Operation, room: RoomAccess | undefined): asserts room is RoomAccess {
   if (!room) throw new Error(`authorize(${op}) needs a room`);
   if (actor.kind === 'admin') return;
-  if (room.memberState[actor.userId] === undefined) throw Errors.notRoomMember();
+  if (memberStateOf(room, actor.userId) === undefined) throw Errors.notRoomMember();
   if (isBanned(actor.userId, room)) throw Errors.bannedFromRoom();
 }
 
-/** Narrowing helper for operations whose rule is `self`. */
+/** For operations that act as a user (`self`): the user, or USER_TOKEN_REQUIRED for the API key. */
 export function asUser(actor: Actor, op: Operation): UserActor {
   authorize(actor, op);
-  return actor as UserActor;
+  requireUser(actor);
+  return actor;
 }
 
 const DESCRIPTIONS: Partial<Record<Operation, string>> = {
   'users.manage': 'Creating, updating or deleting users',
   'tokens.manage': 'Managing user tokens',
   'app.settings': 'Changing application settings',
+  'usage.read': 'Reading key usage',
+  'connections.read': 'Connection counts',
   'messages.crossRoom': 'Reading message history across rooms',
   'messages.batchAsAnyone': 'Batch sending as another user or to receivers',
   'messages.sendAsAnyone': 'Sending as another user',

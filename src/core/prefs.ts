@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { Bus } from '../bus/bus.js';
 import { userTopic } from '../bus/bus.js';
 import type { Store } from '../store/store.js';
-import { Errors, ImError } from './errors.js';
+import { Errors } from './errors.js';
 import type { Actor } from './identity.js';
 import type { PrefRecord } from './models.js';
 import { asUser, authorize } from './permissions.js';
@@ -40,7 +40,7 @@ export class PrefService {
     const prefs = await this.store.listPrefs(actor.app.id, me.userId);
     if (key === undefined) return prefs;
     const pref = prefs.find((p) => p.key === key);
-    if (!pref) throw new ImError(404, 'PREF_NOT_FOUND', `pref '${key}' not found`);
+    if (!pref) throw Errors.prefNotFound(key);
     return pref;
   }
 
@@ -96,7 +96,7 @@ export class PrefService {
     const ids = await this.store.userRoomIds(actor.app.id, me.userId);
     const data: Record<string, unknown>[] = [];
     for (const id of ids) {
-      const pref = (await this.store.getRoomForUser(actor.app.id, id, me.userId))?.memberState[me.userId]?.pref;
+      const pref = (await this.store.getRoomForUser(actor.app.id, id, me.userId))?.member?.pref;
       if (pref) data.push({ ...pref, room: id });
     }
     return { totalCount: data.length, data };

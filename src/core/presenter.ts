@@ -1,5 +1,6 @@
 import type { Store } from '../store/store.js';
-import type { Presence } from '../cluster/presence.js';
+import type { Presence } from '../presence/presence.js';
+import { type Clock, systemClock } from './clock.js';
 import type { MessageRecord, RoomRecord, UserRecord } from './models.js';
 import { type ClientView, type MessageView, type RoomView, type ViewerFields, clientView, messageView, roomView } from './views.js';
 
@@ -20,13 +21,24 @@ export interface Viewer {
   userId?: string;
   isSuperuser: boolean;
   mute?: string[];
+  /** Senders hidden from this viewer (whom they blocked, in group rooms). */
+  hidden?: ReadonlySet<string>;
 }
+
+/** How messages are shown: which one is the room's pinned message, whose content to leave out. */
+export interface MessageContext {
+  pinnedId?: string;
+  hidden?: ReadonlySet<string>;
+}
+
+const NONE: ReadonlySet<string> = new Set();
 
 /** Loads what a wire shape needs populated (users, last message, reply) and builds it. */
 export class Presenter {
   constructor(
     private store: Store,
     private presence: Pick<Presence, 'isUserConnected'>,
+    private clock: Clock = systemClock,
   ) {}
 
   async clients(appId: string, ids: readonly string[]): Promise<ClientView[]> {
@@ -43,33 +55,34 @@ export class Presenter {
       this.store.getUsers(appId, ids),
       Promise.all(ids.map((id) => this.presence.isUserConnected(appId, id).catch(() => false))),
     ]);
-    const now = Date.now();
+    const now = this.clock.now();
     return ids.map((id, i) => ({ ...clientView(users[i], id), ...statusFields(users[i], connected[i]!, now) }));
   }
 
-  async message(appId: string, msg: MessageRecord): Promise<MessageView> {
+  async message(appId: string, msg: MessageRecord, context: MessageContext = {}): Promise<MessageView> {
     // The send path: one message, usually no reply; one user read.
     if (typeof msg.fields.reply !== 'string') {
       const sender = msg.sender ? (await this.clients(appId, [msg.sender]))[0]! : null;
-      return messageView(msg, sender);
+      return messageView(msg, sender, undefined, msg.id === context.pinnedId);
     }
-    return (await this.messages(appId, [msg]))[0]!;
+    return (await this.messages(appId, [msg], context))[0]!;
   }
 
-  /** Populates senders (one batched lookup) and replied-to messages. */
-  async messages(appId: string, msgs: readonly MessageRecord[]): Promise<MessageView[]> {
+  /** Populates senders (one batched lookup) and replied-to messages (left out when their sender is hidden). */
+  async messages(appId: string, msgs: readonly MessageRecord[], context: MessageContext = {}): Promise<MessageView[]> {
+    const hidden = context.hidden ?? NONE;
     const replies = new Map<string, MessageRecord>();
     for (const m of msgs) {
       const replyId = m.fields.reply;
       if (typeof replyId === 'string' && !replies.has(replyId)) {
         const reply = await this.store.getMessage(appId, replyId);
-        if (reply && reply.room === m.room) replies.set(replyId, reply);
+        if (reply && reply.room === m.room && !(reply.sender && hidden.has(reply.sender))) replies.set(replyId, reply);
       }
     }
     const senderIds = [...new Set([...msgs, ...replies.values()].flatMap((m) => (m.sender ? [m.sender] : [])))];
     const senders = new Map((await this.clients(appId, senderIds)).map((c) => [c.id, c]));
     const view = (m: MessageRecord, reply?: MessageView) =>
-      messageView(m, m.sender ? senders.get(m.sender)! : null, reply);
+      messageView(m, m.sender ? senders.get(m.sender)! : null, reply, m.id === context.pinnedId);
     return msgs.map((m) => {
       const reply = typeof m.fields.reply === 'string' ? replies.get(m.fields.reply) : undefined;
       return view(m, reply && view(reply));
@@ -78,26 +91,40 @@ export class Presenter {
 
   /**
    * A room as IMKIT shows it; with a viewer, also that viewer's unread count, superuser and
-   * mute flags and, in a direct room, the block timestamps.
+   * mute flags and, in a direct room, the block timestamps. A viewer never sees the content
+   * of senders hidden from them: their last message is the newest one they may see.
    */
   async room(appId: string, room: RoomRecord, viewer?: Viewer): Promise<RoomView> {
+    const hidden = viewer?.hidden ?? NONE;
     const members = await this.clientsWithStatus(appId, room.members);
     const owner = room.owner ? (await this.clients(appId, [room.owner]))[0] : undefined;
-    const lastMessage = await this.messageById(appId, room.lastMessageId);
-    const pinnedMessage = await this.messageById(appId, room.pinnedMessageId);
+    const context = { pinnedId: room.pinnedMessageId, hidden };
+    const last = await this.lastVisible(appId, room, hidden);
+    const lastMessage = last && (await this.message(appId, last, context));
+    const pinned = room.pinnedMessageId ? await this.store.getMessage(appId, room.pinnedMessageId) : undefined;
+    const pinnedMessage = pinned && !(pinned.sender && hidden.has(pinned.sender)) ? await this.message(appId, pinned, context) : undefined;
     return roomView({ room, members, owner, lastMessage, pinnedMessage, viewer: viewer && (await this.viewerFields(appId, room, viewer)) });
   }
 
-  private async messageById(appId: string, id: string | undefined): Promise<MessageView | undefined> {
-    const message = id ? await this.store.getMessage(appId, id) : undefined;
-    return message ? this.message(appId, message) : undefined;
+  /** The room's newest message whose sender is not hidden (a walk back only when one is). */
+  private async lastVisible(appId: string, room: RoomRecord, hidden: ReadonlySet<string>): Promise<MessageRecord | undefined> {
+    const last = room.lastMessageId ? await this.store.getMessage(appId, room.lastMessageId) : undefined;
+    if (!last || !last.sender || !hidden.has(last.sender)) return last;
+    let anchor = last.id;
+    for (;;) {
+      const batch = await this.store.listMessages(appId, room.id, { anchor, direction: 'older', includeAnchor: false, limit: 50 });
+      if (!batch || batch.length === 0) return undefined;
+      const found = batch.find((m) => !m.sender || !hidden.has(m.sender));
+      if (found) return found;
+      anchor = batch.at(-1)!.id;
+    }
   }
 
   private async viewerFields(appId: string, room: RoomRecord, viewer: Viewer): Promise<ViewerFields> {
     const id = viewer.userId;
     if (!id) return { unread: 0, isSuperuser: viewer.isSuperuser, muted: false };
     const fields: ViewerFields = {
-      unread: await this.store.countMessagesAfter(appId, room.id, room.memberState[id]?.lastRead),
+      unread: await this.store.countMessagesAfter(appId, room.id, room.memberState[id]?.lastRead, [...(viewer.hidden ?? NONE)]),
       isSuperuser: viewer.isSuperuser,
       muted: viewer.mute?.includes(room.id) ?? false,
       pref: room.memberState[id]?.pref,

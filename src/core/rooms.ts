@@ -3,13 +3,15 @@ import { z } from 'zod';
 import type { Bus } from '../bus/bus.js';
 import { CONTROL_TOPIC, roomTopic, userTopic } from '../bus/bus.js';
 import type { Store } from '../store/store.js';
-import { Errors, ImError } from './errors.js';
+import { Errors } from './errors.js';
 import type { Actor } from './identity.js';
 import type { RoomRecord } from './models.js';
-import { asUser, authorize, isBanned, isSuperuser } from './permissions.js';
+import { allows, asUser, authorize, isBanned, isSuperuser } from './permissions.js';
 import type { Presenter } from './presenter.js';
 import { newId } from './secrets.js';
-import type { SystemMessages } from './messages.js';
+import type { MessageService } from './messages.js';
+import { roomDelivery } from './messages.js';
+import { type Clock, systemClock } from './clock.js';
 import { requireMessage, requireRoom, requireRoomFor } from './lookup.js';
 import { parseInput } from './validate.js';
 import { type RoomView, clientView } from './views.js';
@@ -111,7 +113,8 @@ export class RoomService {
     private store: Store,
     private bus: Bus,
     private present: Presenter,
-    private system: SystemMessages,
+    private system: MessageService,
+    private clock: Clock = systemClock,
     private invitations?: Invitations,
   ) {}
 
@@ -122,11 +125,15 @@ export class RoomService {
     this.groups = groups;
   }
 
-  /** The room as the actor sees it (`mute`: the viewer's muted rooms, when already loaded). */
-  async view(actor: Actor, room: RoomRecord, mute?: string[]): Promise<RoomView> {
+  /**
+   * The room as the actor sees it (`mute`: the viewer's muted rooms; `blocked`: whom they
+   * blocked; both when already loaded).
+   */
+  async view(actor: Actor, room: RoomRecord, mute?: string[], blocked?: ReadonlySet<string>): Promise<RoomView> {
     const userId = actor.kind === 'user' ? actor.userId : undefined;
     if (mute === undefined && userId) mute = (await this.store.getUser(actor.app.id, userId))?.mute;
-    return this.present.room(actor.app.id, room, { userId, isSuperuser: isSuperuser(actor, room), mute });
+    const hidden = room.roomType === 'direct' ? undefined : (blocked ?? (await this.system.hiddenSenders(actor, room)));
+    return this.present.room(actor.app.id, room, { userId, isSuperuser: isSuperuser(actor, room), mute, hidden });
   }
 
   /**
@@ -147,7 +154,7 @@ export class RoomService {
     }
     await this.requireUsers(actor.app.id, inviteOnly ? [...members, ...invitees] : members);
     const roomId = input._id ?? (roomType === 'direct' ? directRoomId(members[0]!, members[1]!) : newId());
-    const now = Date.now();
+    const now = this.clock.now();
     const room: RoomRecord = {
       id: roomId,
       name: input.name,
@@ -194,7 +201,8 @@ export class RoomService {
     if (after !== undefined) rooms = rooms.filter((r) => r.lastActivityAt > after || r.updatedAt > after || r.createdAt > after);
     rooms.sort(this.comparator(query.sort ?? '-lastMessage'));
     const mute = (await this.store.getUser(actor.app.id, me.userId))?.mute ?? [];
-    let views = await Promise.all(rooms.map((r) => this.view(actor, r, mute)));
+    const blocked = await this.system.hiddenSenders(actor, { roomType: 'group' });
+    let views = await Promise.all(rooms.map((r) => this.view(actor, r, mute, blocked)));
     if (query.sortUnreadFirst) {
       views = [...views.filter((v) => (v.unread as number) > 0), ...views.filter((v) => !((v.unread as number) > 0))];
     }
@@ -229,7 +237,7 @@ export class RoomService {
       owner: input.owner ?? r.owner,
       managers: input.managers ?? r.managers,
       status: input.status ?? r.status,
-      updatedAt: Date.now(),
+      updatedAt: this.clock.now(),
     }));
     if (!updated) throw Errors.notFound('ROOM', roomId);
     await this.announce(actor.app.id, updated);
@@ -251,10 +259,10 @@ export class RoomService {
     const room = await requireRoom(this.store, actor.app.id, roomId);
     if (isBanned(me.userId, room)) throw Errors.bannedFromRoom();
     if (room.memberState[me.userId]) return this.view(actor, room);
-    if (room.roomType === 'direct') throw Errors.forbidden('DIRECT_ROOM_CLOSED', 'A direct room cannot be joined');
+    if (room.roomType === 'direct') throw Errors.directRoomClosed('join');
     // Joining accepts a pending invitation; an invitation-only room needs one.
     if (this.invitations) await this.invitations.admit(actor.app.id, room, me.userId);
-    else if (room.invitationRequired) throw Errors.forbidden('INVITATION_REQUIRED', 'This room can be joined only with an invitation');
+    else if (room.invitationRequired) throw Errors.invitationRequired();
     const updated = await this.changeMembers(actor, room, [me.userId], []);
     if (updated.systemMessage) await this.system.post(actor.app.id, updated, me.userId, 'joinRoom', '', {});
     return this.view(actor, updated);
@@ -264,7 +272,7 @@ export class RoomService {
     const input = parseInput(addMembersSchema, body);
     const room = await requireRoom(this.store, actor.app.id, roomId);
     authorize(actor, 'members.add', room);
-    if (room.roomType === 'direct') throw Errors.forbidden('DIRECT_ROOM_CLOSED', 'A direct room has fixed members');
+    if (room.roomType === 'direct') throw Errors.directRoomClosed('members');
     const clients = await this.requireUsers(actor.app.id, input.invitees);
     if ((room.invitationRequired || input.invitationRequired) && this.invitations) {
       await this.invitations.invite(actor, room, input.invitees);
@@ -330,7 +338,7 @@ export class RoomService {
       if (role) state.role = role;
       else if (input.value === null || input.value === undefined) delete state.properties?.[input.property];
       else state.properties = { ...state.properties, [input.property]: input.value };
-      r.updatedAt = Date.now();
+      r.updatedAt = this.clock.now();
       return r;
     });
     if (!updated) throw Errors.notFound('ROOM', roomId);
@@ -370,14 +378,21 @@ export class RoomService {
     return payload;
   }
 
-  /** `GET /me/badge`: total unread across the user's rooms (optionally only rooms with given tags). */
+  /**
+   * `GET /me/badge`: total unread across the user's rooms (optionally only rooms with given
+   * tags), counted as the room list counts it: rooms they are banned from and messages of
+   * users they blocked (group rooms) are not theirs to read.
+   */
   async badge(actor: Actor, roomTags: string[]): Promise<{ badge: number }> {
     const me = asUser(actor, 'me.read');
-    const rooms = await this.store.getRooms(actor.app.id, await this.store.userRoomIds(actor.app.id, me.userId));
+    const ids = await this.store.userRoomIds(actor.app.id, me.userId);
+    const rooms = await Promise.all(ids.map((id) => this.store.getRoomForUser(actor.app.id, id, me.userId)));
+    const blocked = (await this.store.listBlocks(actor.app.id, me.userId)).map((b) => b.blockee);
     let badge = 0;
     for (const r of rooms) {
-      if (!r || (roomTags.length > 0 && !roomTags.some((t) => r.roomTags.includes(t)))) continue;
-      badge += await this.store.countMessagesAfter(actor.app.id, r.id, r.memberState[me.userId]?.lastRead);
+      if (!r || !allows(actor, 'messages.read', r)) continue;
+      if (roomTags.length > 0 && !roomTags.some((t) => r.roomTags.includes(t))) continue;
+      badge += await this.store.countMessagesAfter(actor.app.id, r.id, r.member?.lastRead, r.roomType === 'direct' ? [] : blocked);
     }
     return { badge };
   }
@@ -410,7 +425,7 @@ export class RoomService {
   /** Applies a membership change atomically and tells every node and every client concerned. */
   private async changeMembers(actor: Actor, room: RoomRecord, add: string[], remove: string[]): Promise<RoomRecord> {
     if (add.length === 0 && remove.length === 0) return room;
-    const now = Date.now();
+    const now = this.clock.now();
     const updated = await this.store.updateRoom(actor.app.id, room.id, (r) => {
       for (const m of add) {
         const state = r.memberState[m];
@@ -444,7 +459,7 @@ export class RoomService {
     const updated = await this.store.updateRoom(actor.app.id, roomId, (r) => {
       change = edit(r);
       if (change.added.length === 0 && change.removed.length === 0) return undefined;
-      r.updatedAt = Date.now();
+      r.updatedAt = this.clock.now();
       return r;
     });
     if (!updated || (change.added.length === 0 && change.removed.length === 0)) return;
@@ -459,8 +474,8 @@ export class RoomService {
   /** `room` event with the full room to its members, and to users just removed (so they see it go). */
   private async announce(appId: string, room: RoomRecord, removed: string[] = []): Promise<void> {
     const view = await this.present.room(appId, room);
-    this.bus.publish(roomTopic(appId, room.id), { kind: 'deliver', event: 'room', payload: view });
-    for (const userId of removed) this.bus.publish(userTopic(appId, userId), { kind: 'deliver', event: 'room', payload: view });
+    this.bus.publish(roomTopic(appId, room.id), roomDelivery(view));
+    for (const userId of removed) this.bus.publish(userTopic(appId, userId), roomDelivery(view));
   }
 
   private async requireUsers(appId: string, userIds: readonly string[]) {
@@ -476,11 +491,11 @@ export class RoomService {
     try {
       parsed = JSON.parse(q);
     } catch {
-      throw new ImError(400, 'INVALID_QUERY', 'q: not valid JSON');
+      throw Errors.invalidQuery('not valid JSON');
     }
     const result = querySchema.safeParse(parsed);
     if (!result.success) {
-      throw new ImError(400, 'INVALID_QUERY', 'q: only members and roomTags filters ($in, $all) are supported');
+      throw Errors.invalidQuery('only members and roomTags filters ($in, $all) are supported');
     }
     return result.data;
   }

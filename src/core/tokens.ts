@@ -6,6 +6,7 @@ import type { AppService } from './apps.js';
 import { Errors } from './errors.js';
 import type { AppRecord, TokenRecord } from './models.js';
 import { newId, sha256 } from './secrets.js';
+import { type Clock, systemClock } from './clock.js';
 
 const MAX_VERIFIED = 50_000;
 
@@ -31,10 +32,11 @@ export class TokenService {
     private bus: Bus,
     private apps: AppService,
     private defaultTtlMs: number,
+    private clock: Clock = systemClock,
   ) {}
 
   async issue(app: AppRecord, userId: string, ttlMs = this.defaultTtlMs): Promise<IssuedToken> {
-    const now = Date.now();
+    const now = this.clock.now();
     // Whole seconds, so the stored expiry and the JWT's `exp` agree exactly.
     const expiresAt = Math.floor((now + ttlMs) / 1000) * 1000;
     const token = await new SignJWT({ id: userId, app: app.id })
@@ -52,7 +54,7 @@ export class TokenService {
     const hash = sha256(token);
     const existing = await this.store.getToken(app.id, hash);
     if (existing && existing.userId !== userId) throw Errors.tokenConflict();
-    await this.replaceTokens(app, { hash, userId, expiresAt, issued: false, createdAt: Date.now() });
+    await this.replaceTokens(app, { hash, userId, expiresAt, issued: false, createdAt: this.clock.now() });
     return { token, expiresAt };
   }
 
@@ -83,7 +85,7 @@ export class TokenService {
       if (claims?.iss === ISSUER) {
         if (claims.app !== app.id) throw Errors.clientKeyMismatch();
         try {
-          await jwtVerify(token, this.apps.signingKey(app), { algorithms: ['HS256'], issuer: ISSUER });
+          await jwtVerify(token, this.apps.signingKey(app), { algorithms: ['HS256'], issuer: ISSUER, currentDate: new Date(this.clock.now()) });
         } catch {
           throw Errors.invalidToken();
         }
@@ -93,7 +95,7 @@ export class TokenService {
     }
     const hash = sha256(token);
     const record = await this.store.getToken(app.id, hash);
-    if (!record || record.expiresAt <= Date.now()) throw Errors.invalidToken();
+    if (!record || record.expiresAt <= this.clock.now()) throw Errors.invalidToken();
     return { userId: record.userId, hash };
   }
 

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ImError } from './errors.js';
+import { Errors } from './errors.js';
 import type { UserRecord } from './models.js';
 
 /**
@@ -14,7 +14,7 @@ const querySchema = z.strictObject({ _id: valueSchema.optional(), id: valueSchem
 
 export type UserPredicate = (user: UserRecord) => boolean;
 
-const bad = (message: string) => new ImError(400, 'INVALID_QUERY', `q: ${message}`);
+const bad = (message: string) => Errors.invalidQuery(message);
 
 export function parseUserQuery(q: string | undefined): UserPredicate | undefined {
   if (q === undefined || q === '') return undefined;

@@ -12,6 +12,7 @@ import { parseInput } from './validate.js';
 import { requireUser } from './lookup.js';
 import type { Presenter } from './presenter.js';
 import { type ClientView, clientView } from './views.js';
+import { type Clock, systemClock } from './clock.js';
 
 const userId = z.string().trim().min(1).max(128);
 const profile = {
@@ -40,10 +41,10 @@ const LIST_CHUNK = 1000;
 const revokeSchema = z.object({ token: z.string().min(1).max(4096).optional() }).optional();
 
 /** expirationDate as IMKIT sends it: epoch ms or an ISO date; must lie in the future. */
-function parseExpiry(value: number | string): number {
+function parseExpiry(value: number | string, now: number): number {
   const ms = typeof value === 'number' ? value : Date.parse(value);
   if (!Number.isFinite(ms)) throw Errors.invalidInput('expirationDate: not a date (epoch ms or ISO 8601)');
-  if (ms <= Date.now()) throw Errors.invalidInput('expirationDate: must be in the future');
+  if (ms <= now) throw Errors.invalidInput('expirationDate: must be in the future');
   return ms;
 }
 
@@ -66,6 +67,7 @@ export class UserService {
     private bus: Bus,
     private tokens: TokenService,
     private present: Presenter,
+    private clock: Clock = systemClock,
   ) {}
 
   /** `POST /admin/clients`: idempotent create-or-update, optionally issuing or assigning a token. */
@@ -78,19 +80,22 @@ export class UserService {
     if (input.token && input.expirationDate === undefined) {
       throw Errors.invalidInput('expirationDate: required with token');
     }
-    const expiry = input.token ? parseExpiry(input.expirationDate!) : undefined;
-    const now = Date.now();
-    const existing = await this.store.getUser(actor.app.id, input._id);
-    const user: UserRecord = {
-      id: input._id,
-      nickname: input.nickname ?? existing?.nickname,
-      avatarUrl: input.avatarUrl ?? existing?.avatarUrl,
-      description: input.description ?? existing?.description,
-      custom: { ...existing?.custom, ...customFields(input, Object.keys(profile)) },
-      createdAt: existing?.createdAt ?? now,
+    const now = this.clock.now();
+    const expiry = input.token ? parseExpiry(input.expirationDate!, now) : undefined;
+    const custom = customFields(input, Object.keys(profile));
+    // An update changes only what was sent: mute list, login times and the rest stay.
+    let user = await this.store.updateUser(actor.app.id, input._id, (u) => ({
+      ...u,
+      nickname: input.nickname ?? u.nickname,
+      avatarUrl: input.avatarUrl ?? u.avatarUrl,
+      description: input.description ?? u.description,
+      custom: { ...u.custom, ...custom },
       updatedAt: now,
-    };
-    await this.store.putUser(actor.app.id, user);
+    }));
+    if (!user) {
+      user = { id: input._id, nickname: input.nickname, avatarUrl: input.avatarUrl, description: input.description, custom, createdAt: now, updatedAt: now };
+      await this.store.putUser(actor.app.id, user);
+    }
     const view = clientView(user, user.id);
     if (input.issueAccessToken) return { ...view, ...tokenView(await this.tokens.issue(actor.app, user.id)) };
     if (input.token) return { ...view, ...tokenView(await this.tokens.assign(actor.app, user.id, input.token, expiry!)) };
@@ -174,16 +179,16 @@ export class UserService {
   async updateMe(actor: Actor, body: unknown): Promise<ClientView> {
     const me = asUser(actor, 'me.update');
     const input = parseInput(updateMeSchema, body);
-    const user = await requireUser(this.store, actor.app.id, me.userId);
-    const updated: UserRecord = {
+    const now = this.clock.now();
+    const updated = await this.store.updateUser(actor.app.id, me.userId, (user) => ({
       ...user,
       nickname: input.nickname ?? user.nickname,
       avatarUrl: input.avatarUrl ?? user.avatarUrl,
       description: input.description ?? user.description,
       custom: { ...user.custom, ...customFields(input, Object.keys(profile)) },
-      updatedAt: Date.now(),
-    };
-    await this.store.putUser(actor.app.id, updated);
+      updatedAt: now,
+    }));
+    if (!updated) throw Errors.notFound('CLIENT', me.userId);
     const view = clientView(updated, updated.id);
     for (const roomId of await this.store.userRoomIds(actor.app.id, me.userId)) {
       this.bus.publish(roomTopic(actor.app.id, roomId), { kind: 'deliver', event: 'client', payload: view });
@@ -195,9 +200,9 @@ export class UserService {
     authorize(actor, 'tokens.manage');
     const input = parseInput(tokenSchema, body);
     const user = await requireUser(this.store, actor.app.id, id);
-    const issued = await this.tokens.assign(actor.app, id, input.token, parseExpiry(input.expirationDate));
+    const issued = await this.tokens.assign(actor.app, id, input.token, parseExpiry(input.expirationDate, this.clock.now()));
     // The old docs answer {token, client, expirationDate(MS)}; the new ones the client with its token: both.
-    return { ...clientView(user, id), client: id, issueAccessToken: false, ...tokenView(issued), updatedAt: new Date().toISOString() };
+    return { ...clientView(user, id), client: id, issueAccessToken: false, ...tokenView(issued), updatedAt: new Date(this.clock.now()).toISOString() };
   }
 
   async revokeTokens(actor: Actor, id: string, body: unknown) {
@@ -221,17 +226,14 @@ export class UserService {
 
   /** A socket of the user authenticated: their last login is now. */
   async recordLogin(appId: string, userId: string): Promise<void> {
-    await this.touch(appId, userId, (u) => ({ ...u, lastLoginAt: Date.now(), lastActiveAt: Date.now() }));
+    const now = this.clock.now();
+    await this.store.updateUser(appId, userId, (u) => ({ ...u, lastLoginAt: now, lastActiveAt: now }));
   }
 
   /** The user's last socket closed: they were last active now. */
   async recordActivity(appId: string, userId: string): Promise<void> {
-    await this.touch(appId, userId, (u) => ({ ...u, lastActiveAt: Date.now() }));
-  }
-
-  private async touch(appId: string, userId: string, change: (u: UserRecord) => UserRecord): Promise<void> {
-    const user = await this.store.getUser(appId, userId);
-    if (user) await this.store.putUser(appId, change(user));
+    const now = this.clock.now();
+    await this.store.updateUser(appId, userId, (u) => ({ ...u, lastActiveAt: now }));
   }
 
 }

@@ -44,6 +44,7 @@ export function messageView(
   msg: MessageRecord,
   sender: ClientView | null,
   reply?: MessageView,
+  pinned = false,
 ): MessageView {
   return {
     ...msg.fields,
@@ -55,8 +56,8 @@ export function messageView(
     message: msg.message,
     ...(reply ? { reply } : {}),
     // `pinned` is the current name, `isPined` what older clients read.
-    pinned: msg.fields.pinned === true,
-    isPined: msg.fields.pinned === true,
+    pinned,
+    isPined: pinned,
     messageTime: iso(msg.createdAt),
     messageTimeMS: msg.createdAt,
     createdAt: iso(msg.createdAt),

@@ -4,7 +4,7 @@ import { Errors, isImError } from '../core/errors.js';
 import type { Actor } from '../core/identity.js';
 import { secretsEqual } from '../core/secrets.js';
 import type { Logger } from '../observability/logger.js';
-import { credentialsFromHeaders } from './credentials.js';
+import { credentialsFromHeaders, normaliseToken } from '../credentials.js';
 import { fail, ok } from './envelope.js';
 import { type RouteContext, type RouteDef, parseJsonBody } from './route.js';
 import { Router } from './router.js';
@@ -44,16 +44,8 @@ export function createHttpService(core: Core, config: Config, log: Logger, route
 
   const checkOperator = (req: HttpRequest): void => {
     if (!config.operatorSecret) throw Errors.operatorDisabled();
-    const presented = req.headers.authorization?.replace(/^Bearer\s+/i, '') ?? '';
+    const presented = normaliseToken(req.headers.authorization) ?? '';
     if (!secretsEqual(presented, config.operatorSecret)) throw Errors.invalidOperatorSecret();
-  };
-
-  /** Per API key (IMKIT: 1000/min by default) and per user; over the limit, 429 with retryAfter. */
-  const enforceRateLimit = async (who: Actor): Promise<void> => {
-    const limit = who.kind === 'admin' ? config.restRequestsPerMinutePerApiKey : config.restRequestsPerMinutePerUser;
-    if (limit === 0) return;
-    const decision = await core.rateLimiter.hit(who.app.id, who.kind === 'admin' ? 'apikey' : `user:${who.userId}`, limit, 60_000);
-    if (!decision.allowed) throw Errors.rateLimitExceeded(Math.max(1, Math.ceil(decision.retryAfterMs / 1000)));
   };
 
   /** Who made the request, once known: metering attributes REST usage to their application. */
@@ -78,29 +70,29 @@ export function createHttpService(core: Core, config: Config, log: Logger, route
     const route = match.handler;
     const authenticate = async () => {
       const who = await core.identity.authenticate(credentialsFromHeaders(req.headers, config.trustProxy));
-      await enforceRateLimit(who);
+      callers.set(req, who);
+      // Per API key (IMKIT: 1000/min by default) and per user.
+      await core.rateLimits.check(who);
       return who;
     };
-    let actor: Actor | undefined;
-    if (route.auth === 'actor') actor = await authenticate();
-    if (route.auth === 'operator') checkOperator(req);
     let parsed: { value: unknown } | undefined;
     const ctx: RouteContext = {
       req,
       params: match.params,
-      actor: actor!,
       core,
       config,
       body: () => (parsed ??= { value: parseJsonBody(req.body) }).value,
-      authenticate: async () => {
-        const who = await authenticate();
-        callers.set(req, who);
-        return who;
-      },
+      authenticate,
     };
-    if (actor) callers.set(req, actor);
-    const result = await route.handle(ctx);
-    if (route.meter && actor) core.usage.meter.count(actor.app.id, route.meter);
+    let result: unknown;
+    if (route.auth === 'actor') {
+      const actor = await authenticate();
+      result = await route.handle({ ...ctx, actor });
+      if (route.meter) core.usage.meter.count(actor.app.id, route.meter);
+    } else {
+      if (route.auth === 'operator') checkOperator(req);
+      result = await route.handle(ctx);
+    }
     return route.raw ? (result as HttpResponse) : ok(result);
   };
 

@@ -4,6 +4,9 @@ import { Errors } from '../core/errors.js';
 import { fail } from './envelope.js';
 import { type HttpRequest, type HttpResponse, type HttpService, isStreamBody } from './types.js';
 
+/** Past this much of a refused body, the 413 is sent and the connection closed without reading on. */
+const MAX_DRAIN_BYTES = 64 * 1024 * 1024;
+
 /** The node:http adapter (fallback transport): same service, same behaviour as uWS. */
 export function createNodeServer(service: HttpService, maxBodyBytes: number): http.Server {
   return http.createServer((req, res) => {
@@ -30,20 +33,25 @@ export function createNodeServer(service: HttpService, maxBodyBytes: number): ht
     }
     const chunks: Buffer[] = [];
     let size = 0;
+    // Over the limit, the body is read to its end and dropped before the 413 goes out, as on
+    // uWS: a client still writing when the connection closes sees EPIPE, not the answer.
     let refused = false;
+    const refuse = () => send(req, res, fail(Errors.bodyTooLarge(maxBodyBytes)), false, true);
     req.on('data', (chunk: Buffer) => {
-      if (refused) return;
       size += chunk.length;
+      if (refused) {
+        if (size > MAX_DRAIN_BYTES && !res.headersSent) refuse();
+        return;
+      }
       if (size > maxBodyBytes) {
         refused = true;
-        send(req, res, fail(Errors.bodyTooLarge(maxBodyBytes)), false, true);
-        req.resume();
+        chunks.length = 0;
         return;
       }
       chunks.push(chunk);
     });
     req.on('end', () => {
-      if (refused) return;
+      if (refused) return refuse();
       request.body = Buffer.concat(chunks);
       void run();
     });

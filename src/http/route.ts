@@ -4,11 +4,10 @@ import { Errors } from '../core/errors.js';
 import type { Actor } from '../core/identity.js';
 import type { HttpRequest } from './types.js';
 
-/** What a route handler gets. `actor` is set for routes with `auth: 'actor'`. */
+/** What every route handler gets. */
 export interface RouteContext {
   req: HttpRequest;
   params: Record<string, string>;
-  actor: Actor;
   core: Core;
   config: Config;
   /** The JSON body; `{}` when empty; MALFORMED_JSON when it does not parse. */
@@ -17,19 +16,35 @@ export interface RouteContext {
   authenticate(): Promise<Actor>;
 }
 
-export interface RouteDef {
+/** What a handler of an `auth: 'actor'` route gets: the caller, already authenticated. */
+export interface ActorContext extends RouteContext {
+  actor: Actor;
+}
+
+interface RouteBase {
   method: string;
   path: string;
-  /** `actor`: API key or client key + token, checked before the handler; `operator`: the operator secret. */
-  auth: 'actor' | 'operator' | 'public';
   /** The handler returns a whole HttpResponse instead of a result for IMKIT's envelope. */
   raw?: boolean;
   /** The body is handed over as `req.stream` instead of being buffered (uploads). */
   streamBody?: boolean;
   /** A usage metric counted for the caller's application each time the route succeeds. */
   meter?: string;
+}
+
+/** API key or client key + token, checked before the handler, which gets the caller. */
+export interface ActorRoute extends RouteBase {
+  auth: 'actor';
+  handle(ctx: ActorContext): Promise<unknown>;
+}
+
+/** `operator`: the operator secret is checked first; `public`: no credentials. */
+export interface OpenRoute extends RouteBase {
+  auth: 'operator' | 'public';
   handle(ctx: RouteContext): Promise<unknown>;
 }
+
+export type RouteDef = ActorRoute | OpenRoute;
 
 /** Integer query parameter with bounds; a bad value is a 400 naming the parameter. */
 export function intParam(query: URLSearchParams, name: string, fallback: number, min: number, max: number): number {

@@ -37,27 +37,43 @@ export function registerUwsHttp(app: TemplatedApp, service: HttpService, maxBody
       return run();
     }
     const declared = Number(headers['content-length']);
-    if (Number.isFinite(declared) && declared > maxBodyBytes) {
-      state.aborted = true;
-      write(res, state, fail(Errors.bodyTooLarge(maxBodyBytes)), false, true);
-      return;
-    }
+    if (Number.isFinite(declared) && declared > maxBodyBytes) return refuseTooLarge(res, state, maxBodyBytes, 0);
     const chunks: Buffer[] = [];
     let size = 0;
     res.onData((chunk, isLast) => {
       if (state.aborted) return;
       size += chunk.byteLength;
-      if (size > maxBodyBytes) {
-        write(res, state, fail(Errors.bodyTooLarge(maxBodyBytes)), false, true);
-        state.aborted = true;
-        return;
-      }
+      if (size > maxBodyBytes) return refuseTooLarge(res, state, maxBodyBytes, size, isLast);
       chunks.push(copy(chunk));
       if (isLast) {
         request.body = Buffer.concat(chunks);
         run();
       }
     });
+  });
+}
+
+/** Past this much of a refused body, the connection is closed instead of read to the end. */
+const MAX_DRAIN_BYTES = 64 * 1024 * 1024;
+
+/**
+ * 413 for a body over the limit, sent once the client has finished sending (the rest is read
+ * and dropped, as node's http does): closing while it still sends makes it fail with EPIPE
+ * before it reads the 413. A body that goes on past MAX_DRAIN_BYTES is answered and cut off then.
+ */
+function refuseTooLarge(res: UwsResponse, state: { aborted: boolean }, maxBodyBytes: number, seen: number, isLast = false): void {
+  // `state.aborted` stays the client's: this onData replaces the reading one, so the handler never runs.
+  const answer = () => write(res, state, fail(Errors.bodyTooLarge(maxBodyBytes)), false, true);
+  if (isLast) return answer();
+  let drained = seen;
+  let done = false;
+  res.onData((chunk, last) => {
+    if (done || state.aborted) return;
+    drained += chunk.byteLength;
+    if (last || drained > MAX_DRAIN_BYTES) {
+      done = true;
+      answer();
+    }
   });
 }
 

@@ -1,3 +1,4 @@
+import type { Logger } from '../observability/logger.js';
 import type { Minute, UsageDelta, UsageSink } from './sink.js';
 
 /** Every metric roomcast counts per application (and so per client key: one per application). */
@@ -15,6 +16,8 @@ export const Metric = {
   restApiKey: 'rest.apiKey',
   restClientKey: 'rest.clientKey',
   originRefused: 'origins.refused',
+  /** Sockets cut because they stopped reading (their unsent output passed the limit). */
+  slowConsumerCuts: 'sockets.slowConsumerCut',
 } as const;
 
 /** Distinct-member sets kept per bucket. */
@@ -51,6 +54,8 @@ export class UsageMeter {
     private sink: UsageSink,
     private connections: ConnectionSource,
     flushMs: number,
+    /** Told when a batch cannot be written (the counts are kept for the next flush). */
+    private log?: Pick<Logger, 'warn'>,
     private now: () => number = Date.now,
   ) {
     this.timer = setInterval(() => void this.flush(), flushMs).unref();
@@ -84,7 +89,9 @@ export class UsageMeter {
 
   /** Writes everything counted so far; resolves once the sink has it. */
   flush(): Promise<void> {
-    this.flushing = this.flushing.then(() => this.writePending()).catch(() => undefined);
+    this.flushing = this.flushing
+      .then(() => this.writePending())
+      .catch((err: unknown) => this.log?.warn({ err }, 'usage metering: could not write to the usage sink; kept for the next flush'));
     return this.flushing;
   }
 

@@ -73,6 +73,11 @@ export class EngineSocket implements RealtimeSocket {
     return this.phase === 'closed';
   }
 
+  /** The peer has not answered the latest heartbeat ping (it is gone, or not reading). */
+  get owesPong(): boolean {
+    return this.lastPongRound < this.engine.heartbeatRound;
+  }
+
   emit(event: string, ...args: unknown[]): void {
     if (!this.closed) this.link.send(encodeEvent(event, args));
   }
@@ -124,9 +129,9 @@ export class EngineSocket implements RealtimeSocket {
     }
   }
 
-  /** Adapter entry: the websocket is gone (peer close, error, backpressure drop). */
-  transportClosed(): void {
-    if (!this.closed && this.markClosed('transport close')) this.engine.notifyClose(this, 'transport close');
+  /** Adapter entry: the websocket is gone (peer close, error, or `slow consumer`: a backpressure drop). */
+  transportClosed(reason = 'transport close'): void {
+    if (!this.closed && this.markClosed(reason)) this.engine.notifyClose(this, reason);
   }
 
   /** Closes the websocket (gracefully, or at once with `hard`) and reports `reason`. */

@@ -1,19 +1,18 @@
 import type { BusMessage, ControlMessage, DeliveryMessage } from '../bus/bus.js';
-import { CONTROL_TOPIC, roomTopic, userTopic } from '../bus/bus.js';
+import { roomTopic, userTopic } from '../bus/bus.js';
 import type { Config } from '../config.js';
 import type { Core } from '../core/core.js';
 import { Errors, ImError, isImError } from '../core/errors.js';
 import type { Credentials, UserActor } from '../core/identity.js';
 import type { AppRecord } from '../core/models.js';
-import { isBanned } from '../core/permissions.js';
-import { requestHost } from '../http/credentials.js';
+import { type Bag, credentialsFrom, definedOnly, normaliseToken, requestHost } from '../credentials.js';
 import type { Logger } from '../observability/logger.js';
 import { encodeEvent } from './protocol/socketio.js';
 import { type Encoding, ENCODINGS, encodeArg, engineTopic } from './encoding.js';
 import { Members, Metric } from '../metering/meter.js';
 import { LocalBlocks } from './local-blocks.js';
 import { WindowCounter } from './rate-limit.js';
-import type { ConnectResult, EngineHooks, RealtimeServer, RealtimeSocket, UpgradeDecision, UpgradeRequest } from './types.js';
+import { type ConnectResult, type EngineHooks, type RealtimeServer, type RealtimeSocket, SLOW_CONSUMER, type UpgradeDecision, type UpgradeRequest } from './types.js';
 
 /** Per-socket IMKIT session, kept in `socket.state.session`. */
 interface Session {
@@ -34,21 +33,8 @@ interface Session {
   events?: WindowCounter;
 }
 
-type Bag = Record<string, unknown>;
-
-/** Case-insensitive lookup over the names IMKIT clients use for the same credential. */
-function pick(bag: Bag | undefined, names: readonly string[]): string | undefined {
-  if (!bag) return undefined;
-  for (const [key, value] of Object.entries(bag)) {
-    if (typeof value === 'string' && value !== '' && names.includes(key.toLowerCase())) return value;
-  }
-  return undefined;
-}
-const CLIENT_KEY_NAMES = ['im-client-key', 'client_key', 'clientkey', 'client-key'];
-const TOKEN_NAMES = ['im-authorization', 'authorization', 'token'];
-const DEVICE_NAMES = ['deviceid', 'im-device-id', 'device_id'];
-
 const NO_CREDENTIALS: Credentials = Object.freeze({});
+const NONE: readonly RealtimeSocket[] = Object.freeze([]);
 
 /** What authorizeUpgrade hands to onConnect through the engine. */
 interface UpgradeContext {
@@ -83,8 +69,7 @@ export class Gateway implements EngineHooks {
   ) {
     this.handshakesByAddress = new WindowCounter(config.handshakesPerMinutePerAddress, 60_000);
     this.handshakesByKey = new WindowCounter(config.handshakesPerMinutePerKey, 60_000);
-    core.bus.onMessage((topic, message) => this.onBusMessage(topic, message));
-    core.bus.subscribe(CONTROL_TOPIC);
+    core.sessions.onEvent((topic, message) => this.onBusMessage(topic, message));
   }
 
   /** A transport whose sockets this gateway delivers to. */
@@ -107,13 +92,13 @@ export class Gateway implements EngineHooks {
   // ---- handshake -------------------------------------------------------------------------
 
   async authorizeUpgrade(req: UpgradeRequest): Promise<UpgradeDecision> {
-    const fromQuery = Object.fromEntries(req.query);
-    const creds: Credentials = {
-      clientKey: pick(req.headers, CLIENT_KEY_NAMES) ?? pick(fromQuery, CLIENT_KEY_NAMES),
-      token: (pick(req.headers, TOKEN_NAMES) ?? pick(fromQuery, TOKEN_NAMES))?.replace(/^Bearer\s+/i, ''),
+    const { clientKey, token } = credentialsFrom([req.headers, Object.fromEntries(req.query)]);
+    const creds: Credentials = definedOnly({
+      clientKey,
+      token,
       host: requestHost(req.headers, this.config.trustProxy),
       origin: req.headers.origin,
-    };
+    });
     // Behind a trusted proxy, rate limits key on the client's address, not the proxy's.
     const forwarded = this.config.trustProxy ? req.headers['x-forwarded-for']?.split(',')[0]?.trim() : undefined;
     const context = { creds, clientAddress: forwarded || req.remoteAddress };
@@ -139,13 +124,13 @@ export class Gateway implements EngineHooks {
       topics: new Set(),
     };
     socket.state.session = s;
-    const fromAuth = isBag(auth) ? { clientKey: pick(auth, CLIENT_KEY_NAMES), token: pick(auth, TOKEN_NAMES) } : {};
-    if (ctx.actor || fromAuth.clientKey || fromAuth.token) {
+    const { clientKey, token, deviceId } = credentialsFrom([isBag(auth) ? auth : undefined]);
+    if (ctx.actor || clientKey || token) {
       try {
-        await this.admit(socket, { ...ctx.creds, ...definedOnly(fromAuth) }, isBag(auth) ? pick(auth, DEVICE_NAMES) : undefined, ctx.actor);
+        await this.admit(socket, { ...ctx.creds, ...definedOnly({ clientKey, token }) }, deviceId, ctx.actor);
         return { ok: true };
       } catch (err) {
-        const e = err as ImError;
+        const e = isImError(err) ? err : Errors.internal();
         return { ok: false, message: e.code, data: e.toEnvelope() };
       }
     }
@@ -210,19 +195,13 @@ export class Gateway implements EngineHooks {
     if (!sockets) users.set(actor.userId, (sockets = new Set()));
     sockets.add(socket);
     this.perApp.set(actor.app.id, (this.perApp.get(actor.app.id) ?? 0) + 1);
-    this.core.presence.onSocketBound(actor.app.id, actor.userId);
     this.meter.count(actor.app.id, Metric.handshakesAccepted);
     this.meter.member(actor.app.id, Members.activeUsers, actor.userId);
-    void this.core.users.recordLogin(actor.app.id, actor.userId).catch((err) => this.log.warn({ err }, 'could not record login'));
+    void this.core.sessions.bound(actor).catch((err) => this.log.warn({ err }, 'could not record login'));
     this.listen(socket, userTopic(actor.app.id, actor.userId));
-    if (sockets.size === 1) await this.loadBlocks(actor.app.id, actor.userId);
-    const roomIds = await this.core.store.userRoomIds(actor.app.id, actor.userId);
-    // Member-scoped reads: a handshake costs O(rooms), not O(rooms × their sizes).
-    const rooms = await Promise.all(roomIds.map((id) => this.core.store.getRoomForUser(actor.app.id, id, actor.userId)));
-    for (const room of rooms) {
-      if (room && !isBanned(actor.userId, room) && !socket.closed) this.listen(socket, roomTopic(actor.app.id, room.id));
-    }
-    await this.core.bus.settled?.(); // a cluster bus: subscribed before the client hears it is connected
+    if (sockets.size === 1) await this.loadBlocks(actor);
+    for (const topic of await this.core.sessions.audiences(actor)) if (!socket.closed) this.listen(socket, topic);
+    await this.core.sessions.settled(); // a cluster bus: subscribed before the client hears it is connected
   }
 
   /** One record per application for all its sockets (a newer one, after a key change, replaces it). */
@@ -234,8 +213,8 @@ export class Gateway implements EngineHooks {
   }
 
   /** Remembers whom a newly connected user blocked, so delivery can skip the blockees' messages. */
-  private async loadBlocks(appId: string, userId: string): Promise<void> {
-    for (const block of await this.core.store.listBlocks(appId, userId)) this.blocks.set(appId, userId, block.blockee, true);
+  private async loadBlocks(actor: UserActor): Promise<void> {
+    for (const blockee of await this.core.sessions.blockees(actor)) this.blocks.set(actor.app.id, actor.userId, blockee, true);
   }
 
   private listen(socket: RealtimeSocket, topic: string): void {
@@ -244,7 +223,7 @@ export class Gateway implements EngineHooks {
     s.topics.add(topic);
     socket.join(engineTopic(topic, s.encoding));
     const counts = this.listeners.get(topic) ?? [0, 0];
-    if (counts[0] + counts[1] === 0) this.core.bus.subscribe(topic);
+    if (counts[0] + counts[1] === 0) this.core.sessions.subscribe(topic);
     counts[s.encoding === 'json' ? 0 : 1]++;
     this.listeners.set(topic, counts);
   }
@@ -258,7 +237,7 @@ export class Gateway implements EngineHooks {
     counts[s.encoding === 'json' ? 0 : 1]--;
     if (counts[0] + counts[1] === 0) {
       this.listeners.delete(topic);
-      this.core.bus.unsubscribe(topic);
+      this.core.sessions.unsubscribe(topic);
     }
   }
 
@@ -304,12 +283,12 @@ export class Gateway implements EngineHooks {
         return ack ? this.reply(socket, ack, undefined, payload) : undefined;
       }
       default:
-        throw new ImError(400, 'UNKNOWN_EVENT', `Unknown event '${event}'`);
+        throw Errors.unknownEvent(event);
     }
   }
 
   private requireActor(s: Session): UserActor {
-    if (!s.actor) throw new ImError(401, 'NOT_AUTHENTICATED', 'Authenticate first with auth2(token, {"IM-CLIENT-KEY": …})');
+    if (!s.actor) throw Errors.notAuthenticated();
     return s.actor;
   }
 
@@ -317,7 +296,7 @@ export class Gateway implements EngineHooks {
   private conf(socket: RealtimeSocket, s: Session, arg: unknown, ack?: (...a: unknown[]) => void): void {
     const wanted = isBag(arg) ? arg.encoding : undefined;
     const encoding: Encoding | undefined = wanted === 'base64' ? 'base64' : wanted === 'none' || wanted === 'json' || wanted === undefined ? 'json' : undefined;
-    if (!encoding) throw new ImError(400, 'UNSUPPORTED_ENCODING', "encoding must be 'base64' (or 'none')");
+    if (!encoding) throw Errors.unsupportedEncoding();
     if (encoding !== s.encoding) {
       const topics = [...s.topics];
       for (const t of topics) this.unlisten(socket, t);
@@ -331,16 +310,14 @@ export class Gateway implements EngineHooks {
   private async auth(socket: RealtimeSocket, s: Session, args: unknown[], ack?: (...a: unknown[]) => void): Promise<void> {
     if (s.actor) return this.reply(socket, ack, undefined, this.authResult(s.actor));
     const extra = isBag(args[1]) ? args[1] : undefined;
-    const token = typeof args[0] === 'string' && args[0] !== '' ? args[0] : pick(extra, TOKEN_NAMES);
-    const creds: Credentials = {
-      ...s.upgradeCreds,
-      ...definedOnly({ clientKey: pick(extra, CLIENT_KEY_NAMES), token: token?.replace(/^Bearer\s+/i, '') }),
-    };
+    const fromExtra = credentialsFrom([extra]);
+    const token = typeof args[0] === 'string' && args[0] !== '' ? normaliseToken(args[0]) : fromExtra.token;
+    const creds: Credentials = { ...s.upgradeCreds, ...definedOnly({ clientKey: fromExtra.clientKey, token }) };
     try {
-      const actor = await this.admit(socket, creds, pick(extra, DEVICE_NAMES) ?? (typeof args[1] === 'string' ? args[1] : undefined));
+      const actor = await this.admit(socket, creds, fromExtra.deviceId ?? (typeof args[1] === 'string' ? args[1] : undefined));
       this.reply(socket, ack, undefined, this.authResult(actor));
     } catch (err) {
-      const e = err as ImError;
+      const e = isImError(err) ? err : Errors.internal();
       // Refused: tell the client (ack and an `error` event), then hold the socket deaf
       // until the deadline instead of closing at once.
       s.refused = true;
@@ -363,25 +340,39 @@ export class Gateway implements EngineHooks {
     ack(encodeArg(s?.encoding ?? 'json', envelope));
   }
 
-  onClose(socket: RealtimeSocket, _reason: string): void {
+  onClose(socket: RealtimeSocket, reason: string): void {
     const s = session(socket);
     if (!s) return;
     clearTimeout(s.deadline);
     for (const t of [...s.topics]) this.unlisten(socket, t);
     const actor = s.actor;
+    if (reason === SLOW_CONSUMER) this.slowConsumerCut(socket, actor);
     if (!actor) return;
     const users = this.byUser.get(actor.app.id);
     const sockets = users?.get(actor.userId);
     if (sockets?.delete(socket)) {
       this.perApp.set(actor.app.id, (this.perApp.get(actor.app.id) ?? 1) - 1);
-      this.core.presence.onSocketClosed(actor.app.id, actor.userId);
-      if (sockets.size === 0) {
+      const last = sockets.size === 0;
+      if (last) {
         users!.delete(actor.userId);
         this.blocks.forget(actor.app.id, actor.userId);
-        void this.core.users.recordActivity(actor.app.id, actor.userId).catch((err) => this.log.warn({ err }, 'could not record activity'));
       }
+      void this.core.sessions.closed(actor, last).catch((err) => this.log.warn({ err }, 'could not record activity'));
     }
   }
+
+  /** The transport cut a socket that stopped reading (ROOMCAST_MAX_SOCKET_BUFFER_BYTES unsent): say so. */
+  private slowConsumerCut(socket: RealtimeSocket, actor: UserActor | undefined): void {
+    this.log.warn(
+      { socket: socket.id, app: actor?.app.id, user: actor?.userId, limitBytes: this.config.maxSocketBufferBytes },
+      'socket cut: it stopped reading and its unsent output passed the limit',
+    );
+    if (actor) this.meter.count(actor.app.id, Metric.slowConsumerCuts);
+    this.slowConsumerCuts++;
+  }
+
+  /** Sockets this node cut for not reading (all applications, since start). */
+  slowConsumerCuts = 0;
 
   onFrame(socket: RealtimeSocket, bytes: number): void {
     const actor = session(socket)?.actor;
@@ -421,22 +412,36 @@ export class Gateway implements EngineHooks {
     const counts = this.listeners.get(topic);
     if (!counts) return;
     const skipped = message.sender === undefined ? [] : this.blockersListening(topic, message.sender);
-    for (const socket of skipped) socket.leave(engineTopic(topic, session(socket).encoding));
+    // Recipients who blocked someone whose content the payload quotes get it without that content.
+    const redacted = message.quoted === undefined ? NONE : this.quotedBlockers(topic, message.quoted, skipped);
+    const apart = redacted.length === 0 ? skipped : [...skipped, ...redacted];
+    for (const socket of apart) socket.leave(engineTopic(topic, session(socket).encoding));
     let recipients = 0;
     let bytes = 0;
     ENCODINGS.forEach((encoding, i) => {
       if (counts[i] === 0) return;
       const frame = encodeEvent(message.event, [encodeArg(encoding, message.payload)]);
       for (const server of this.servers) server.publish(engineTopic(topic, encoding), frame);
-      const reached = counts[i]! - skipped.filter((s) => session(s).encoding === encoding).length;
+      const reached = counts[i]! - apart.filter((s) => session(s).encoding === encoding).length;
       recipients += reached;
       bytes += reached * frame.length;
     });
+    for (const socket of redacted) {
+      socket.emit(message.event, encodeArg(session(socket).encoding, message.redacted));
+      recipients++;
+    }
     const appId = topic.slice(0, topic.indexOf('/'));
     if (message.event === 'chat message') this.meter.member(appId, Members.activeRooms, topic.slice(topic.lastIndexOf('/') + 1));
     this.meter.count(appId, Metric.deliveries, recipients);
     this.meter.count(appId, Metric.bytesOut, bytes);
-    for (const socket of skipped) socket.join(engineTopic(topic, session(socket).encoding));
+    for (const socket of apart) socket.join(engineTopic(topic, session(socket).encoding));
+  }
+
+  /** Local sockets on `topic` whose user blocked one of `quoted` (and who still get the event). */
+  private quotedBlockers(topic: string, quoted: readonly string[], skipped: readonly RealtimeSocket[]): RealtimeSocket[] {
+    const found = new Set<RealtimeSocket>();
+    for (const who of quoted) for (const socket of this.blockersListening(topic, who)) if (!skipped.includes(socket)) found.add(socket);
+    return [...found];
   }
 
   /** Local sockets on `topic` whose user blocked `sender`. */
@@ -448,7 +453,6 @@ export class Gateway implements EngineHooks {
   }
 
   private control(message: ControlMessage): void {
-    this.core.store.onControl?.(message);
     switch (message.kind) {
       case 'blocks-changed':
         if (this.byUser.get(message.appId)?.has(message.blocker)) {
@@ -469,7 +473,7 @@ export class Gateway implements EngineHooks {
       case 'tokens-revoked': {
         const hashes = new Set(message.hashes);
         for (const socket of this.socketsOf(message.appId, message.userId)) {
-          if (hashes.has(session(socket).actor!.tokenHash)) this.cut(socket, Errors.invalidToken(), 'token revoked');
+          if (hashes.has(session(socket).actor?.tokenHash ?? '')) this.cut(socket, Errors.invalidToken(), 'token revoked');
         }
         return;
       }
@@ -499,6 +503,3 @@ export class Gateway implements EngineHooks {
   }
 }
 
-function definedOnly<T extends object>(value: T): Partial<T> {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
-}

@@ -90,3 +90,6 @@ export interface HeartbeatTarget {
   /** Sends `frame` to every socket of this transport. */
   broadcast(frame: string): void;
 }
+
+/** The close reason of a socket a transport cut because it stopped reading (backpressure limit). */
+export const SLOW_CONSUMER = 'slow consumer';

@@ -12,11 +12,34 @@ import type {
 } from '@trufflesuite/uws-js-unofficial';
 import type { EngineSocket, SocketEngine } from './engine.js';
 import { engineIoPollingRefusal } from './protocol/engineio.js';
-import type { RealtimeServer, TransportLink, UpgradeDecision, UpgradeRequest } from './types.js';
+import { type RealtimeServer, SLOW_CONSUMER, type TransportLink, type UpgradeDecision, type UpgradeRequest } from './types.js';
 
 export interface UwsAttachOptions {
-  /** A socket whose unsent output exceeds this is dropped. Default 1 MiB. */
+  /**
+   * A socket whose unsent output exceeds this is cut (reason `slow consumer`). Default 1 MiB;
+   * the server passes ROOMCAST_MAX_SOCKET_BUFFER_BYTES.
+   */
   maxBackpressureBytes?: number;
+}
+
+/**
+ * uWS closes a socket over its backpressure limit itself and reports code 1006, like any
+ * abrupt close. Inside one of our writes (a direct send, or a publish of a frame of 16 KiB or
+ * more, which uWS sends at once) such a close is that cut, never the peer going away. Small
+ * published frames are sent from uWS's own loop hook, where the close cannot be told apart
+ * from a peer that vanished: there an abrupt close of a socket that has not answered the
+ * latest heartbeat ping (it stopped reading) is counted as the cut.
+ */
+const writing = { depth: 0 };
+/** WebSocket close code for a connection closed without a close frame. */
+const ABRUPT = 1006;
+function write<T>(action: () => T): T {
+  writing.depth++;
+  try {
+    return action();
+  } finally {
+    writing.depth--;
+  }
 }
 
 /** NUL-prefixed so it cannot clash with application topic names. */
@@ -37,7 +60,7 @@ class UwsLink implements TransportLink {
   constructor(private readonly ws: WebSocket<SocketData>) {}
 
   send(frame: string): void {
-    this.ws.send(frame, false);
+    write(() => this.ws.send(frame, false));
   }
 
   subscribe(topic: string): void {
@@ -65,7 +88,7 @@ export function attachUws(app: TemplatedApp, engine: SocketEngine, opts: UwsAtta
   const live = new Set<EngineSocket>();
   let closed = false;
   const stopHeartbeat = engine.addHeartbeatTarget({
-    broadcast: (frame) => app.publish(HEARTBEAT_TOPIC, frame, false),
+    broadcast: (frame) => write(() => app.publish(HEARTBEAT_TOPIC, frame, false)),
   });
 
   function upgrade(res: HttpResponse, req: HttpRequest, context: us_socket_context_t): void {
@@ -130,12 +153,13 @@ export function attachUws(app: TemplatedApp, engine: SocketEngine, opts: UwsAtta
         engine.reportError(err, 'message');
       }
     },
-    close: (ws) => {
+    close: (ws, code) => {
       const socket = ws.getUserData().socket;
       if (!socket) return;
       live.delete(socket);
       try {
-        socket.transportClosed();
+        const cut = code === ABRUPT && (writing.depth > 0 || socket.owesPong);
+        socket.transportClosed(cut ? SLOW_CONSUMER : undefined);
       } catch (err) {
         engine.reportError(err, 'close');
       }
@@ -152,7 +176,7 @@ export function attachUws(app: TemplatedApp, engine: SocketEngine, opts: UwsAtta
 
   return {
     publish: (topic, frame) => {
-      app.publish(topic, frame, false);
+      write(() => app.publish(topic, frame, false));
     },
     socketCount: () => live.size,
     close: async () => {

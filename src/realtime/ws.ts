@@ -9,10 +9,14 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { EngineSocket, SocketEngine } from './engine.js';
 import { isEngineIoPath } from './protocol/engineio.js';
+import { SLOW_CONSUMER } from './types.js';
 import type { RealtimeServer, TransportLink, UpgradeDecision, UpgradeRequest } from './types.js';
 
 export interface WsAttachOptions {
-  /** A socket still holding more unsent output than this when a new turn writes to it is dropped. Default 1 MiB. */
+  /**
+   * A socket still holding more unsent output than this when a new turn writes to it is cut
+   * (reason `slow consumer`). Default 1 MiB; the server passes ROOMCAST_MAX_SOCKET_BUFFER_BYTES.
+   */
   maxBackpressureBytes?: number;
   /** How long close() waits for clients to finish the close handshake. Default 1 s. */
   closeGraceMs?: number;
@@ -59,7 +63,7 @@ class WsLink implements TransportLink {
     if (!this.corked) {
       // Measured before corking: only output the peer left unread since earlier turns counts,
       // so a large burst within one turn does not drop a fast reader.
-      if (this.ws.bufferedAmount > this.hub.maxBackpressure) return this.close(true);
+      if (this.ws.bufferedAmount > this.hub.maxBackpressure) return this.cutSlowConsumer();
       this.corked = true;
       this.raw.cork();
       this.hub.batch.add(this);
@@ -77,6 +81,12 @@ class WsLink implements TransportLink {
     const members = this.hub.topics.get(topic);
     if (!members?.delete(this)) return;
     if (members.size === 0) this.hub.topics.delete(topic);
+  }
+
+  /** The peer stopped reading: drop it, and say why (the gateway logs and meters it). */
+  private cutSlowConsumer(): void {
+    if (this.socket) this.socket.end(SLOW_CONSUMER, true);
+    else this.close(true);
   }
 
   close(hard: boolean): void {

@@ -4,6 +4,7 @@ import type {
   BlockRecord,
   FileRecord,
   InvitationRecord,
+  MemberRoom,
   MessageRecord,
   PrefRecord,
   RoomRecord,
@@ -47,7 +48,12 @@ export interface Store {
   getApp(appId: string): Promise<AppRecord | undefined>;
   getAppByApiKeyHash(hash: string): Promise<AppRecord | undefined>;
   listApps(): Promise<AppRecord[]>;
-  /** Atomic read-modify-write, like `updateRoom`; undefined when the application does not exist. */
+  /**
+   * Atomic read-modify-write of an application, like `updateRoom`: `change` gets a copy and
+   * returns the new record (its id is kept), or undefined to leave it. Resolves to the stored
+   * record afterwards; undefined when there is no such application. `change` may run more
+   * than once (a store that compares and sets re-reads on conflict), so it must be pure.
+   */
   updateApp(appId: string, change: (a: AppRecord) => AppRecord | undefined): Promise<AppRecord | undefined>;
   /** Removes the application and everything it owns. */
   deleteApp(appId: string): Promise<boolean>;
@@ -55,6 +61,8 @@ export interface Store {
   // Users
   putUser(appId: string, user: UserRecord): Promise<void>;
   getUser(appId: string, userId: string): Promise<UserRecord | undefined>;
+  /** Atomic read-modify-write of a user (same contract as `updateApp`); undefined when missing. */
+  updateUser(appId: string, userId: string, change: (u: UserRecord) => UserRecord | undefined): Promise<UserRecord | undefined>;
   /** Same order as `userIds`; unknown ids give undefined. */
   getUsers(appId: string, userIds: readonly string[]): Promise<(UserRecord | undefined)[]>;
   listUsers(appId: string, skip: number, limit: number): Promise<{ total: number; users: UserRecord[] }>;
@@ -76,10 +84,10 @@ export interface Store {
   getRooms(appId: string, roomIds: readonly string[]): Promise<(RoomRecord | undefined)[]>;
   /**
    * The room as one user's request needs it (the send path): every field, but `memberState`
-   * holds only that user's entry. It costs O(1) in the room's size instead of copying or
+   * is replaced by that user's entry (`member`). It costs O(1) in the room's size instead of copying or
    * reading every member's state, which matters for rooms of thousands.
    */
-  getRoomForUser(appId: string, roomId: string, userId: string): Promise<RoomRecord | undefined>;
+  getRoomForUser(appId: string, roomId: string, userId: string): Promise<MemberRoom | undefined>;
   /**
    * Atomic read-modify-write. `change` gets a copy and returns the new record, or undefined to
    * leave the room as it is. Resolves to the stored record afterwards (undefined if no room).
@@ -102,18 +110,17 @@ export interface Store {
   /**
    * Appends to the room's history, makes it the room's last message and marks it read for
    * its sender (one's own message is never unread). Insert-only: resolves false and writes
-   * nothing when the application already has a message with that id.
+   * nothing when the application already has a message with that id, or the room is gone.
    */
   addMessage(appId: string, message: MessageRecord): Promise<boolean>;
   getMessage(appId: string, messageId: string): Promise<MessageRecord | undefined>;
   /** Replaces a stored message (same id, same room); false if it is gone. */
   replaceMessage(appId: string, message: MessageRecord): Promise<boolean>;
-  /** Atomic read-modify-write, like `updateRoom`; undefined when the message does not exist. */
-  updateMessage(
-    appId: string,
-    messageId: string,
-    change: (m: MessageRecord) => MessageRecord | undefined,
-  ): Promise<MessageRecord | undefined>;
+  /**
+   * Atomic read-modify-write of a message still in its room's history (same contract as
+   * `updateApp`; its id and room are kept); undefined when it is gone.
+   */
+  updateMessage(appId: string, messageId: string, change: (m: MessageRecord) => MessageRecord | undefined): Promise<MessageRecord | undefined>;
   /** undefined when the anchor is not a message of this room. */
   listMessages(appId: string, roomId: string, query: HistoryQuery): Promise<MessageRecord[] | undefined>;
   countMessages(appId: string, roomId: string): Promise<number>;
@@ -123,12 +130,18 @@ export interface Store {
    * implementations may scan.
    */
   listAppMessages(appId: string, query: AppMessageQuery): Promise<{ total: number; messages: MessageRecord[] }>;
-  /** Removes one message from its room's history; false if it is not there. */
+  /**
+   * Removes one message from its room's history; false if it is not there. Members whose
+   * last-read message it was now point at the message before it (so their unread count stays).
+   */
   deleteMessage(appId: string, roomId: string, messageId: string): Promise<boolean>;
   /** Removes every message of a room; returns how many went. */
   clearMessages(appId: string, roomId: string): Promise<number>;
-  /** Messages after `messageId` (all of them when undefined or unknown). */
-  countMessagesAfter(appId: string, roomId: string, messageId: string | undefined): Promise<number>;
+  /**
+   * Messages after `messageId` (all of them when undefined or unknown), leaving out those
+   * sent by `exceptSenders` (whom the reader blocked).
+   */
+  countMessagesAfter(appId: string, roomId: string, messageId: string | undefined, exceptSenders?: readonly string[]): Promise<number>;
 
   /** Marks messages as deleted for one user only ("delete for me"); repeats change nothing. */
   addUserDeletedMessages(appId: string, userId: string, roomId: string, messageIds: readonly string[]): Promise<void>;

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Bus, BusMessage } from '../../src/bus/bus.js';
 import { CONTROL_TOPIC, roomTopic, userTopic } from '../../src/bus/bus.js';
-import { sleep, until } from '../helpers/sockets.js';
+import { until } from '../helpers/sockets.js';
 
 /** Waits until the bus's subscriptions are in effect (Redis answers SUBSCRIBE asynchronously). */
 export const settled = (bus: Bus): Promise<void> => (bus as Bus & { settled?: () => Promise<void> }).settled?.() ?? Promise.resolve();
@@ -12,6 +12,22 @@ function record(bus: Bus): Received {
   const seen: Received = [];
   bus.onMessage((topic, message) => seen.push({ topic, message }));
   return seen;
+}
+
+let markers = 0;
+const isMarker = (r: { message: BusMessage }) => r.message.kind === 'deliver' && r.message.event === '\u0000marker';
+
+/**
+ * Instead of waiting a while to see that nothing more arrives: `publisher` sends a marker on
+ * `topic` after everything else, and once every record has it, nothing published before it is
+ * still on its way (one publisher's events reach a subscriber in publish order). The markers
+ * are then taken out of the records.
+ */
+async function drained(publisher: Bus, topic: string, records: Received[]): Promise<void> {
+  const id = ++markers;
+  publisher.publish(topic, { kind: 'deliver', event: '\u0000marker', payload: id });
+  await until(() => records.every((r) => r.some((x) => isMarker(x) && (x.message as { payload: unknown }).payload === id)));
+  for (const r of records) r.splice(0, r.length, ...r.filter((x) => !isMarker(x)));
 }
 
 /**
@@ -40,7 +56,7 @@ export function busContract(name: string, makeNodes: (count: number) => Promise<
       bus!.publish(room, deliver(1));
       bus!.publish(CONTROL_TOPIC, revoked);
       await until(() => seen.length >= 2);
-      await sleep(50);
+      await drained(bus!, room, [seen]); // anything duplicated would have come before the marker
       expect(seen).toEqual([
         { topic: room, message: deliver(1) },
         { topic: CONTROL_TOPIC, message: revoked },
@@ -70,7 +86,8 @@ export function busContract(name: string, makeNodes: (count: number) => Promise<
       b!.publish(room, deliver(1));
       c!.publish(room, deliver(2));
       await until(() => seen[0]!.length === 2 && seen[1]!.length === 2);
-      await sleep(100);
+      await drained(c!, room, seen.slice(0, 2));
+      await drained(c!, userTopic('app', 'u9'), [seen[2]!]);
       for (const s of seen.slice(0, 2)) expect(s.map((x) => (x.message as { payload: { n: number } }).payload.n)).toEqual([1, 2]);
       expect(seen[2]).toEqual([]);
     });
@@ -78,14 +95,16 @@ export function busContract(name: string, makeNodes: (count: number) => Promise<
     it('stops delivering to a node once it unsubscribes', async () => {
       const [a, b] = await make(2);
       const seen = [record(a!), record(b!)];
+      const other = userTopic('app', 'u8');
       a!.subscribe(room);
+      a!.subscribe(other);
       b!.subscribe(room);
       await Promise.all([settled(a!), settled(b!)]);
       a!.unsubscribe(room);
       await settled(a!);
       b!.publish(room, deliver(1));
       await until(() => seen[1]!.length === 1);
-      await sleep(100);
+      await drained(b!, other, [seen[0]!]); // published after deliver(1): a would have had it first
       expect(seen[0]).toEqual([]);
     });
 
@@ -96,7 +115,7 @@ export function busContract(name: string, makeNodes: (count: number) => Promise<
       await Promise.all(all.map(settled));
       all[1]!.publish(CONTROL_TOPIC, { kind: 'client-key-revoked', appId: 'app' });
       await until(() => seen.every((s) => s.length === 1));
-      await sleep(50);
+      await drained(all[1]!, CONTROL_TOPIC, seen);
       for (const s of seen) expect(s).toEqual([{ topic: CONTROL_TOPIC, message: { kind: 'client-key-revoked', appId: 'app' } }]);
     });
   });

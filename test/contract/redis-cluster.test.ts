@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Bus } from '../../src/bus/bus.js';
 import { RedisBus } from '../../src/bus/redis.js';
-import { RedisPresence } from '../../src/cluster/presence.js';
+import { RedisPresence } from '../../src/cluster/redis-presence.js';
 import { startRedis, type RedisProcess } from '../helpers/redis.js';
 import { until } from '../helpers/sockets.js';
 import { busContract } from './bus-contract.js';

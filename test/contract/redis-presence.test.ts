@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { LocalPresence, type Presence, RedisPresence } from '../../src/cluster/presence.js';
+import { LocalPresence, type Presence } from '../../src/presence/presence.js';
+import { RedisPresence } from '../../src/cluster/redis-presence.js';
 import { startRedis, type RedisProcess } from '../helpers/redis.js';
 import { until } from '../helpers/sockets.js';
 

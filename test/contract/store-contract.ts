@@ -125,11 +125,17 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
       await store.addMessage(A, message('m1', 'r1', 'u2'));
       const full = (await store.getRoom(A, 'r1'))!;
       const forU2 = (await store.getRoomForUser(A, 'r1', 'u2'))!;
-      expect(forU2).toEqual({ ...full, memberState: { u2: { joinedAt: 2, role: 'admin', lastRead: 'm1' } } });
-      expect((await store.getRoomForUser(A, 'r1', 'stranger'))!.memberState).toEqual({});
+      const { memberState: _all, ...rest } = full;
+      expect(forU2).toEqual({ ...rest, viewer: 'u2', member: { joinedAt: 2, role: 'admin', lastRead: 'm1' } });
+      expect('memberState' in forU2).toBe(false);
+      const stranger = (await store.getRoomForUser(A, 'r1', 'stranger'))!;
+      expect(stranger.viewer).toBe('stranger');
+      expect(stranger.member).toBeUndefined();
+      // An inherited property name is not a member.
+      expect((await store.getRoomForUser(A, 'r1', 'constructor'))!.member).toBeUndefined();
       expect(await store.getRoomForUser(A, 'nope', 'u1')).toBeUndefined();
       forU2.members.push('x');
-      forU2.memberState.u2!.role = 'member';
+      forU2.member!.role = 'member';
       expect((await store.getRoom(A, 'r1'))!).toEqual(full);
     });
 
@@ -200,6 +206,39 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
       expect(await store.countMessagesAfter(A, 'r1', 'm3')).toBe(0);
     });
 
+    it('counts messages after a given one leaving out blocked senders', async () => {
+      await store.createRoom(A, room('r1', ['u1', 'u2', 'u3']));
+      for (const [id, sender] of [['m1', 'u1'], ['m2', 'u2'], ['m3', 'u3'], ['m4', 'u2']] as const) await store.addMessage(A, message(id, 'r1', sender));
+      await store.addMessage(A, { ...message('m5', 'r1'), sender: undefined });
+      expect(await store.countMessagesAfter(A, 'r1', undefined, ['u2'])).toBe(3);
+      expect(await store.countMessagesAfter(A, 'r1', 'm1', ['u2'])).toBe(2);
+      expect(await store.countMessagesAfter(A, 'r1', 'm1', ['u2', 'u3'])).toBe(1);
+      expect(await store.countMessagesAfter(A, 'r1', 'm5', ['u2'])).toBe(0);
+      expect(await store.countMessagesAfter(A, 'r1', 'm1', [])).toBe(4);
+    });
+
+    it('deleting a member\'s last-read message keeps their unread count', async () => {
+      await store.createRoom(A, room('r1', ['u1', 'u2', 'u3']));
+      for (const id of ['m1', 'm2', 'm3', 'm4']) await store.addMessage(A, message(id, 'r1', 'u3'));
+      await store.setLastRead(A, 'r1', 'u1', 'm2');
+      await store.setLastRead(A, 'r1', 'u2', 'm1');
+      expect(await store.deleteMessage(A, 'r1', 'm2')).toBe(true);
+      let r = (await store.getRoom(A, 'r1'))!;
+      expect(r.memberState.u1!.lastRead).toBe('m1');
+      expect(await store.countMessagesAfter(A, 'r1', r.memberState.u1!.lastRead)).toBe(2);
+      expect(await store.deleteMessage(A, 'r1', 'm1')).toBe(true);
+      r = (await store.getRoom(A, 'r1'))!;
+      expect(r.memberState.u1!.lastRead).toBeUndefined();
+      expect(r.memberState.u2!.lastRead).toBeUndefined();
+      expect(r.memberState.u3!.lastRead).toBe('m4');
+      expect(await store.countMessagesAfter(A, 'r1', r.memberState.u1!.lastRead)).toBe(2);
+    });
+
+    it('adding a message to a missing room writes nothing and says so (no crash)', async () => {
+      expect(await store.addMessage(A, message('m1', 'gone'))).toBe(false);
+      expect(await store.getMessage(A, 'm1')).toBeUndefined();
+    });
+
     it('replaces a message only in its own room', async () => {
       await store.createRoom(A, room('r1', ['u1']));
       await store.addMessage(A, message('m1', 'r1'));
@@ -227,6 +266,52 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
       expect((await store.getRoom(A, 'r1'))!.lastMessageId).toBeUndefined();
       await store.addMessage(A, message('m4', 'r1'));
       expect((await store.getRoom(A, 'r1'))!.lastMessageId).toBe('m4');
+    });
+
+    it('updateUser is an atomic read-modify-write: concurrent changes are all kept', async () => {
+      expect(await store.updateUser(A, 'nobody', (u) => u)).toBeUndefined();
+      await store.putUser(A, { ...user('u1'), mute: [] });
+      // Each change adds its own room to the mute list; lost updates would drop some.
+      const rooms = Array.from({ length: 30 }, (_, i) => `r${i}`);
+      await Promise.all(rooms.map((r) => store.updateUser(A, 'u1', (u) => ({ ...u, mute: [...(u.mute ?? []), r] }))));
+      expect((await store.getUser(A, 'u1'))!.mute!.slice().sort()).toEqual(rooms.slice().sort());
+      // The change gets a copy; undefined leaves the record; the id cannot be changed.
+      const same = await store.updateUser(A, 'u1', (u) => {
+        u.nickname = 'scribbled';
+        return undefined;
+      });
+      expect(same!.nickname).toBe('u1');
+      const renamed = await store.updateUser(A, 'u1', (u) => ({ ...u, id: 'other', nickname: 'n' }));
+      expect(renamed).toMatchObject({ id: 'u1', nickname: 'n' });
+      expect(await store.getUser(A, 'other')).toBeUndefined();
+      expect((await store.getUser(A, 'u1'))!.nickname).toBe('n');
+    });
+
+    it('updateApp is an atomic read-modify-write and keeps the API key index in step', async () => {
+      expect(await store.updateApp(A, (a) => a)).toBeUndefined();
+      await store.putApp({ ...app(A), domains: [] });
+      const hosts = Array.from({ length: 30 }, (_, i) => `h${i}.example`);
+      await Promise.all(hosts.map((h) => store.updateApp(A, (a) => ({ ...a, domains: [...a.domains, h] }))));
+      expect((await store.getApp(A))!.domains.slice().sort()).toEqual(hosts.slice().sort());
+      const rotated = await store.updateApp(A, (a) => ({ ...a, apiKeyHash: 'rotated' }));
+      expect(rotated!.apiKeyHash).toBe('rotated');
+      expect((await store.getAppByApiKeyHash('rotated'))?.id).toBe(A);
+      expect(await store.getAppByApiKeyHash(`hash-${A}`)).toBeUndefined();
+      expect((await store.updateApp(A, () => undefined))!.domains.length).toBe(30);
+    });
+
+    it('updateMessage is an atomic read-modify-write of a message still in its room', async () => {
+      await store.createRoom(A, room('r1', ['u1']));
+      await store.addMessage(A, message('m1', 'r1'));
+      const keys = Array.from({ length: 30 }, (_, i) => `k${i}`);
+      await Promise.all(keys.map((k) => store.updateMessage(A, 'm1', (m) => ({ ...m, fields: { ...m.fields, [k]: true } }))));
+      expect(Object.keys((await store.getMessage(A, 'm1'))!.fields).sort()).toEqual(keys.slice().sort());
+      const moved = await store.updateMessage(A, 'm1', (m) => ({ ...m, room: 'r2', message: 'edited' }));
+      expect(moved).toMatchObject({ id: 'm1', room: 'r1', message: 'edited' });
+      expect((await store.listMessages(A, 'r1', { direction: 'older', includeAnchor: false, limit: 5 }))!.map((m) => m.message)).toEqual(['edited']);
+      await store.deleteMessage(A, 'r1', 'm1');
+      expect(await store.updateMessage(A, 'm1', (m) => m)).toBeUndefined();
+      expect(await store.getMessage(A, 'm1')).toBeUndefined();
     });
 
     it('round-trips every optional field of users, rooms and messages', async () => {

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { type Config, loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/observability/logger.js';
-import { type RoomcastServer, startServer } from '../../src/server.js';
+import { type Ports, type RoomcastServer, startServer } from '../../src/server.js';
 import { dropSchemas, freshSchema, SHARED_DATABASE_URL } from './postgres.js';
 
 export const TRANSPORTS = ['uws', 'node'] as const;
@@ -28,7 +28,7 @@ export interface TestServer {
 export const OPERATOR_SECRET = 'test-operator-secret';
 
 /** A real server on a free loopback port, talking real HTTP. */
-export async function startTestServer(transport: Transport, overrides: Partial<Config> = {}): Promise<TestServer> {
+export async function startTestServer(transport: Transport, overrides: Partial<Config> = {}, ports: Ports = {}): Promise<TestServer> {
   const dir = mkdtempSync(path.join(tmpdir(), 'roomcast-test-'));
   const config = loadConfig({}, {
     port: 0,
@@ -54,7 +54,7 @@ export async function startTestServer(transport: Transport, overrides: Partial<C
   });
   let server: RoomcastServer;
   try {
-    server = await startServer(config, createLogger(config.logLevel));
+    server = await startServer(config, createLogger(config.logLevel), ports);
   } catch (err) {
     rmSync(dir, { recursive: true, force: true });
     throw err;
@@ -135,4 +135,16 @@ export function getWithHost(base: string, path: string, headers: Record<string, 
         req.end();
       }),
   );
+}
+
+/**
+ * Resolves once every event published for `userId` before this call has reached `socket`: a
+ * `client` event goes to the user's own topic after them (a node publishes in order, a socket
+ * receives in order). Shows that something did NOT arrive without sleeping for a while.
+ */
+export async function drainSocket(base: string, app: TestApp, socket: { once(event: string, fn: () => void): unknown }, userId: string): Promise<void> {
+  const marker = new Promise<void>((resolve) => socket.once('client', () => resolve()));
+  const r = await admin(base, app).del(`/admin/clients/${encodeURIComponent(userId)}/mute/__drain`);
+  if (r.status !== 200) throw new Error(`drainSocket: ${r.status} ${JSON.stringify(r.body)}`);
+  await marker;
 }

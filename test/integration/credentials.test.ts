@@ -1,8 +1,11 @@
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ManualClock } from '../../src/core/clock.js';
+import { connect, once } from '../helpers/sockets.js';
 import { api, admin, getWithHost, OPERATOR_SECRET, startTestServer, type TestApp, type TestServer, TRANSPORTS, user } from '../helpers/server.js';
 
 describe.each(TRANSPORTS)('credentials over %s', (transport) => {
+  const clock = new ManualClock();
   let t: TestServer;
   let app: TestApp;
   let other: TestApp;
@@ -10,7 +13,7 @@ describe.each(TRANSPORTS)('credentials over %s', (transport) => {
   let otherToken: string;
 
   beforeAll(async () => {
-    t = await startTestServer(transport);
+    t = await startTestServer(transport, {}, { clock });
     app = await t.createApp('main');
     other = await t.createApp('other');
     token = await t.createUser(app, 'alice');
@@ -71,6 +74,23 @@ describe.each(TRANSPORTS)('credentials over %s', (transport) => {
       expect(r3.status).toBe(200);
     });
 
+
+    it('reads the same names and the same Bearer handling on every path (REST, upgrade, CONNECT auth, auth2)', async () => {
+      const bearer = `Bearer ${token}`;
+      expect((await api(t.base, { 'IM-CLIENT-KEY': app.clientKey, Authorization: bearer }).get('/me')).status).toBe(200);
+      expect((await api(t.base, { clientKey: app.clientKey, token: bearer }).get('/me')).status).toBe(200);
+      const viaAuth = connect(t.base, { auth: { 'IM-CLIENT-KEY': app.clientKey, 'IM-Authorization': bearer } });
+      const viaQuery = connect(t.base, { query: { 'client-key': app.clientKey, token: bearer } });
+      const viaAuth2 = connect(t.base);
+      try {
+        await Promise.all([once(viaAuth, 'connect'), once(viaQuery, 'connect'), once(viaAuth2, 'connect')]);
+        expect(await viaAuth.timeout(2000).emitWithAck('auth2', '', {})).toMatchObject({ RC: 0, result: { client: 'alice' } });
+        expect(await viaQuery.timeout(2000).emitWithAck('auth2', '', {})).toMatchObject({ RC: 0, result: { client: 'alice' } });
+        expect(await viaAuth2.timeout(2000).emitWithAck('auth2', bearer, { clientKey: app.clientKey })).toMatchObject({ RC: 0, result: { client: 'alice' } });
+      } finally {
+        for (const s of [viaAuth, viaQuery, viaAuth2]) s.disconnect();
+      }
+    });
 
     it('revoke → every client-key request fails; generate refused while active; new key works', async () => {
       const own = await t.createApp('rotating');
@@ -176,9 +196,9 @@ describe.each(TRANSPORTS)('credentials over %s', (transport) => {
       expect(none.status).toBe(401);
       expect(code(none)).toBe('MISSING_TOKEN');
       const a = admin(t.base, app);
-      await a.post('/admin/clients', { _id: 'shortlived', token: 'short-lived-token', expirationDate: Date.now() + 300 });
+      await a.post('/admin/clients', { _id: 'shortlived', token: 'short-lived-token', expirationDate: clock.now() + 300 });
       expect((await c('short-lived-token').get('/me')).status).toBe(200);
-      await new Promise((r) => setTimeout(r, 400));
+      clock.advance(400); // the server's clock: no sleeping for the expiry
       const expired = await c('short-lived-token').get('/me');
       expect(expired.status).toBe(401);
       expect(code(expired)).toBe('INVALID_TOKEN');
@@ -188,7 +208,7 @@ describe.each(TRANSPORTS)('credentials over %s', (transport) => {
       const r = await admin(t.base, app).post('/admin/clients', { _id: 'dave', issueAccessToken: true });
       const payload = JSON.parse(Buffer.from(r.body.result.token.split('.')[1], 'base64url').toString());
       expect(payload.id).toBe('dave');
-      const days = (payload.exp * 1000 - Date.now()) / 86_400_000;
+      const days = (payload.exp * 1000 - clock.now()) / 86_400_000;
       expect(days).toBeGreaterThan(6.9);
       expect(days).toBeLessThanOrEqual(7);
       expect(r.body.result.expirationDateMS).toBe(payload.exp * 1000);

@@ -1,7 +1,7 @@
 import type { Socket } from 'socket.io-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { admin, startTestServer, type TestApp, type TestServer, TRANSPORTS, user } from '../helpers/server.js';
-import { collect, connect, once, sleep, until } from '../helpers/sockets.js';
+import { admin, drainSocket, startTestServer, type TestApp, type TestServer, TRANSPORTS, user } from '../helpers/server.js';
+import { collect, connect, once, until } from '../helpers/sockets.js';
 
 describe.each(TRANSPORTS)('per-user operations over %s', (transport) => {
   let t: TestServer;
@@ -183,9 +183,9 @@ describe.each(TRANSPORTS)('per-user operations over %s', (transport) => {
         await send('bob', r, 'from bob');
         await send('carol', r, 'from carol');
         const bobSocket = await socketOf('bob');
-        bobSocket.emit('typing', r);
+        await bobSocket.timeout(2000).emitWithAck('typing', r);
         await until(() => carolSaw.length === 2);
-        await sleep(100);
+        await drainSocket(t.base, app, alice, 'alice');
         expect(aliceSaw.map((m) => m.message)).toEqual(['from carol']);
         expect(aliceTyping).toEqual([]);
         const aliceHistory = (await as('alice').get(`/rooms/${r}/messages/v3`)).body.result.data.map((m: any) => m.message);
@@ -231,13 +231,13 @@ describe.each(TRANSPORTS)('per-user operations over %s', (transport) => {
       expect(list.body.result.data.map((x: any) => x.blockee.id)).toEqual(['carol']);
       expect(list.body.result.data[0]).toMatchObject({ blocker: { id: 'mod' }, room: { _id: r, id: r, roomType: 'group', createdTimeMS: expect.any(Number) } });
       expect(code(await as('alice').get(`/blockStatus/room/${r}`))).toBe('NOT_ROOM_SUPERUSER');
-      await sleep(100);
+      await drainSocket(t.base, app, carol, 'carol');
       expect(carolSaw).toEqual([]);
       // A fresh socket does not get the room either.
       const carol2 = await socketOf('carol');
       const carol2Saw = collect<any>(carol2, 'chat message');
       await send('alice', r, 'still banned');
-      await sleep(100);
+      await drainSocket(t.base, app, carol2, 'carol');
       expect(carol2Saw).toEqual([]);
       // Unban restores access.
       expect((await adm.del(`/blockStatus/room/${r}/carol`)).status).toBe(200);

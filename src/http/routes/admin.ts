@@ -1,4 +1,3 @@
-import { authorize } from '../../core/permissions.js';
 import { Metric } from '../../metering/meter.js';
 import { intParam, type RouteDef } from '../route.js';
 
@@ -34,31 +33,9 @@ export const adminRoutes: RouteDef[] = [
     method: 'DELETE', path: '/admin/clients/:id/token', auth: 'actor',
     handle: ({ core, actor, params, body }) => core.users.revokeTokens(actor, params.id!, body()),
   },
-  {
-    method: 'GET', path: '/admin/client-key', auth: 'actor',
-    handle: async ({ core, actor }) => {
-      authorize(actor, 'app.settings');
-      const app = await core.apps.getApp(actor.app.id);
-      if (!app.clientKey) return { clientKey: null };
-      return { clientKey: app.clientKey.token, createdAt: new Date(app.clientKey.createdAt).toISOString(), createdAtMS: app.clientKey.createdAt };
-    },
-  },
-  {
-    method: 'POST', path: '/admin/client-key', auth: 'actor',
-    handle: async ({ core, actor }) => {
-      authorize(actor, 'app.settings');
-      const app = await core.apps.generateClientKey(actor.app.id);
-      return { clientKey: app.clientKey!.token, createdAtMS: app.clientKey!.createdAt };
-    },
-  },
-  {
-    method: 'DELETE', path: '/admin/client-key', auth: 'actor',
-    handle: async ({ core, actor }) => {
-      authorize(actor, 'app.settings');
-      await core.apps.revokeClientKey(actor.app.id);
-      return { revoked: true };
-    },
-  },
+  { method: 'GET', path: '/admin/client-key', auth: 'actor', handle: ({ core, actor }) => core.apps.clientKeyOf(actor) },
+  { method: 'POST', path: '/admin/client-key', auth: 'actor', handle: ({ core, actor }) => core.apps.newClientKey(actor) },
+  { method: 'DELETE', path: '/admin/client-key', auth: 'actor', handle: ({ core, actor }) => core.apps.revokeClientKeyOf(actor) },
   {
     method: 'POST', path: '/messages', auth: 'actor', meter: Metric.messagesRest,
     handle: ({ core, actor, body }) => core.messages.sendAs(actor, body()),

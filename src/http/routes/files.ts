@@ -3,11 +3,11 @@ import { Readable as ReadableStream } from 'node:stream';
 import busboy from 'busboy';
 import { isGenericType, SNIFF_BYTES, sniffType } from '../../files/sniff.js';
 import type { Core } from '../../core/core.js';
-import { ImError } from '../../core/errors.js';
+import { Errors } from '../../core/errors.js';
 import { fileView } from '../../core/files.js';
 import type { Actor } from '../../core/identity.js';
 import type { AppRecord, FileRecord } from '../../core/models.js';
-import { requestHost } from '../credentials.js';
+import { requestHost } from '../../credentials.js';
 import { ok } from '../envelope.js';
 import type { RouteDef } from '../route.js';
 import type { HttpRequest, HttpResponse } from '../types.js';
@@ -74,10 +74,10 @@ function parseExtra(value: string): Record<string, unknown> {
   try {
     parsed = JSON.parse(value);
   } catch {
-    throw new ImError(400, 'INVALID_INPUT', 'extra: must be a JSON object string');
+    throw Errors.invalidInput('extra: must be a JSON object string');
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    throw new ImError(400, 'INVALID_INPUT', 'extra: must be a JSON object string');
+    throw Errors.invalidInput('extra: must be a JSON object string');
   }
   return parsed as Record<string, unknown>;
 }
@@ -94,7 +94,7 @@ function receiveUpload(core: Core, actor: Actor, bucket: string, req: HttpReques
     try {
       parser = busboy({ headers: { 'content-type': req.headers['content-type'] ?? '' }, limits: { files: 1, fields: 20, fieldSize: 64 * 1024, parts: 30 } });
     } catch {
-      reject(new ImError(400, 'MULTIPART_REQUIRED', 'Send multipart/form-data with a "file" part'));
+      reject(Errors.multipartRequired());
       return;
     }
     let settled = false;
@@ -163,9 +163,9 @@ function receiveUpload(core: Core, actor: Actor, bucket: string, req: HttpReques
     });
     parser.on('close', () => {
       formEnded();
-      if (!upload) fail(new ImError(400, 'FILE_REQUIRED', 'The form has no "file" part'));
+      if (!upload) fail(Errors.fileRequired());
     });
-    parser.on('error', () => fail(new ImError(400, 'MALFORMED_MULTIPART', 'The multipart body could not be parsed')));
+    parser.on('error', () => fail(Errors.malformedMultipart()));
     body.on('error', (err) => fail(err));
     body.pipe(parser);
   });

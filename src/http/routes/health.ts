@@ -7,7 +7,7 @@ export const healthRoutes: RouteDef[] = [
   {
     method: 'GET', path: '/readyz', auth: 'public', raw: true,
     handle: async ({ core }) => {
-      const ready = core.store.ready() && core.bus.ready();
+      const ready = core.sessions.ready();
       return json(ready ? 200 : 503, { status: ready ? 'ready' : 'not ready' });
     },
   },

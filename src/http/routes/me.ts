@@ -1,5 +1,5 @@
 import { Errors } from '../../core/errors.js';
-import { credentialsFromHeaders } from '../credentials.js';
+import { credentialsFromHeaders } from '../../credentials.js';
 import type { RouteDef } from '../route.js';
 
 /** The user's own account: client key + token. */
@@ -17,7 +17,7 @@ export const meRoutes: RouteDef[] = [
     handle: async ({ core, req, body, config, authenticate }) => {
       const creds = credentialsFromHeaders(req.headers, config.trustProxy);
       if (creds.apiKey) return core.users.sandboxSignIn((await authenticate()).app, body());
-      if (!config.sandboxSignIn) throw Errors.forbidden('SANDBOX_DISABLED', 'Sign-in with the client key alone is disabled: use the API key, or set ROOMCAST_SANDBOX_SIGN_IN=true (development only)');
+      if (!config.sandboxSignIn) throw Errors.sandboxDisabled();
       return core.users.sandboxSignIn(await core.identity.authenticateClientKey(creds), body());
     },
   },

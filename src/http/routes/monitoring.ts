@@ -1,4 +1,3 @@
-import { Errors } from '../../core/errors.js';
 import type { RouteDef } from '../route.js';
 
 /**
@@ -11,17 +10,7 @@ import type { RouteDef } from '../route.js';
 export const monitoringRoutes: RouteDef[] = [
   {
     method: 'GET', path: '/admin/connection-count', auth: 'actor',
-    handle: async ({ core, actor, req }) => {
-      if (actor.kind !== 'admin') throw Errors.apiKeyRequired('Connection counts');
-      const presence = core.presence;
-      const userId = req.query.get('client') || undefined;
-      const scope = req.query.get('scope') || 'cluster';
-      if (scope === 'node') {
-        return { count: presence.localConnectionCount(actor.app.id, userId), scope, node: presence.nodeId, ...(userId ? { client: userId } : {}) };
-      }
-      if (scope !== 'cluster') throw Errors.invalidInput("scope: 'cluster' or 'node'");
-      const count = userId === undefined ? await presence.connectionCount(actor.app.id) : await presence.userConnectionCount(actor.app.id, userId);
-      return { count, scope, ...(userId ? { client: userId } : {}) };
-    },
+    handle: ({ core, actor, req }) =>
+      core.usage.connectionCount(actor, { userId: req.query.get('client') || undefined, scope: req.query.get('scope') || 'cluster' }),
   },
 ];

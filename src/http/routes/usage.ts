@@ -1,19 +1,13 @@
-import { freemem, totalmem } from 'node:os';
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
-import { authorize } from '../../core/permissions.js';
 import { parseInput } from '../../core/validate.js';
 import { Errors } from '../../core/errors.js';
-import { Members, Metric } from '../../metering/meter.js';
-import { distinct, type Granularity, usageReport } from '../../metering/report.js';
 import { renderMetrics } from '../../metering/prometheus.js';
 import type { RouteDef } from '../route.js';
 
-const HOUR = 3_600_000;
-
-/** A time given as epoch ms or ISO 8601. */
-function time(raw: string | null, fallback: number, name: string): number {
-  if (raw === null || raw === '') return fallback;
+/** A time given as epoch ms or ISO 8601; undefined when absent. */
+function time(raw: string | null, name: string): number | undefined {
+  if (raw === null || raw === '') return undefined;
   const ms = /^\d+$/.test(raw) ? Number(raw) : Date.parse(raw);
   if (!Number.isFinite(ms)) throw Errors.invalidInput(`${name}: epoch milliseconds or an ISO 8601 date`);
   return ms;
@@ -38,59 +32,25 @@ let dashboardPage: Promise<string> | undefined;
 export const usageRoutes: RouteDef[] = [
   {
     method: 'GET', path: '/admin/usage', auth: 'actor',
-    handle: async ({ core, actor, req, config }) => {
-      authorize(actor, 'app.settings');
-      const now = Date.now();
-      const to = time(req.query.get('to'), now, 'to');
-      const from = time(req.query.get('from'), to - HOUR, 'from');
-      const granularity = (req.query.get('granularity') ?? 'minute') as Granularity;
-      if (!['minute', 'hour', 'day'].includes(granularity)) throw Errors.invalidInput('granularity: minute, hour or day');
-      if (from > to) throw Errors.invalidInput('from: must not be after to');
-      if (to - from > config.usageRetentionDays * 86_400_000) throw Errors.invalidInput(`the range may span at most the retention (${config.usageRetentionDays} days)`);
-      await core.usage.meter.flush();
-      const report = await usageReport(core.usage.sink, actor.app.id, from, to, granularity);
-      return { ...report, activeUsers: report.activeUsers.length, activeRooms: report.activeRooms.length };
-    },
+    handle: ({ core, actor, req }) =>
+      core.usage.report(actor, {
+        from: time(req.query.get('from'), 'from'),
+        to: time(req.query.get('to'), 'to'),
+        granularity: req.query.get('granularity') ?? undefined,
+      }),
   },
   {
     method: 'GET', path: '/admin/stats', auth: 'actor',
-    handle: async ({ core, actor, req }) => {
-      authorize(actor, 'app.settings');
-      const end = time(req.query.get('end'), Date.now(), 'end');
-      const start = time(req.query.get('start'), end - HOUR, 'start');
-      await core.usage.meter.flush();
-      const buckets = await core.usage.sink.read(actor.app.id, Math.floor(start / 60_000), Math.floor(end / 60_000));
-      const sum = (metric: string) => buckets.reduce((n, b) => n + (b.values[metric] ?? 0), 0);
-      return {
-        clientKey: actor.app.clientKey?.token ?? null,
-        clientId: actor.app.id,
-        startTime: start,
-        endTime: end,
-        start: new Date(start).toISOString(),
-        end: new Date(end).toISOString(),
-        userList: distinct(buckets, Members.activeUsers),
-        roomCount: distinct(buckets, Members.activeRooms).length,
-        totalRoomCount: await core.store.countRooms(actor.app.id),
-        messageCount: sum(Metric.messagesRest) + sum(Metric.messagesSocket),
-        peakConnectionCount: Math.max(0, ...buckets.map((b) => b.values[Metric.connectionsPeak] ?? 0)),
-        totalMem: totalmem(),
-        freeMem: freemem(),
-      };
-    },
+    handle: ({ core, actor, req }) =>
+      core.usage.stats(actor, { start: time(req.query.get('start'), 'start'), end: time(req.query.get('end'), 'end') }),
   },
   {
     method: 'GET', path: '/admin/settings', auth: 'actor',
-    handle: async ({ core, actor }) => {
-      authorize(actor, 'app.settings');
-      return settingsView(await core.apps.getApp(actor.app.id));
-    },
+    handle: async ({ core, actor }) => settingsView(await core.apps.settingsOf(actor)),
   },
   {
     method: 'PUT', path: '/admin/settings', auth: 'actor',
-    handle: async ({ core, actor, body }) => {
-      authorize(actor, 'app.settings');
-      return settingsView(await core.apps.updateSettings(actor.app.id, parseInput(settingsSchema, body())));
-    },
+    handle: async ({ core, actor, body }) => settingsView(await core.apps.changeSettings(actor, parseInput(settingsSchema, body()))),
   },
   {
     method: 'GET', path: '/metrics', auth: 'public', raw: true,

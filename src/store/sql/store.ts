@@ -3,6 +3,7 @@ import type {
   BlockRecord,
   FileRecord,
   InvitationRecord,
+  MemberRoom,
   MemberState,
   MessageRecord,
   PrefRecord,
@@ -358,7 +359,7 @@ export class SqlStore implements Store {
     });
   }
 
-  async getRoomForUser(appId: string, roomId: string, userId: string): Promise<RoomRecord | undefined> {
+  async getRoomForUser(appId: string, roomId: string, userId: string): Promise<MemberRoom | undefined> {
     const key = `${appId}\0${roomId}`;
     const cached = this.roomDocs.get(key);
     const [row] = await this.db.all<RoomRow & { state: string | null; last_read: string | null }>(
@@ -380,12 +381,17 @@ export class SqlStore implements Store {
     }
     const member: MemberRow[] = row.state === null ? [] : [{ user_id: userId, state: row.state, last_read: row.last_read }];
     // The cached document is shared: hand out copies of its mutable parts.
-    const room = assembleRoom(doc, row, member);
-    room.members = doc.members.slice();
-    room.managers = doc.managers.slice();
-    room.roomTags = doc.roomTags.slice();
-    if (doc.banned) room.banned = copy(doc.banned);
-    return room;
+    const { memberState, ...room } = assembleRoom(doc, row, member);
+    const scoped: MemberRoom = {
+      ...room,
+      members: doc.members.slice(),
+      managers: doc.managers.slice(),
+      roomTags: doc.roomTags.slice(),
+      viewer: userId,
+      member: Object.hasOwn(memberState, userId) ? memberState[userId] : undefined,
+    };
+    if (doc.banned) scoped.banned = copy(doc.banned);
+    return scoped;
   }
 
   private cacheRoomDoc(key: string, version: number, doc: RoomDoc): void {
@@ -650,14 +656,28 @@ export class SqlStore implements Store {
     const [row] = await this.db.all<{ n: number }>(`SELECT message_count AS n FROM rooms WHERE app = ? AND id = ?`, [appId, roomId]);
     return Number(row?.n ?? 0);
   }
-  async countMessagesAfter(appId: string, roomId: string, messageId: string | undefined): Promise<number> {
+  async countMessagesAfter(appId: string, roomId: string, messageId: string | undefined, exceptSenders: readonly string[] = []): Promise<number> {
     const from = messageId === undefined ? undefined : await this.seqOf(this.db, appId, roomId, messageId);
-    if (from === undefined) return this.countMessages(appId, roomId);
-    const [row] = await this.db.all<{ n: number }>(`SELECT COUNT(*) AS n FROM messages WHERE app = ? AND room = ? AND seq > ?`, [appId, roomId, from]);
+    if (from === undefined && exceptSenders.length === 0) return this.countMessages(appId, roomId);
+    const after = from === undefined ? '' : 'AND seq > ?';
+    // Leaving out blocked senders reads each unread message's sender from its document:
+    // O(unread), and only for readers who blocked someone.
+    const sender = this.db.engine === 'postgres' ? `(doc::json->>'sender')` : `json_extract(doc, '$.sender')`;
+    const except = exceptSenders.length === 0 ? '' : `AND (${sender} IS NULL OR ${sender} NOT IN (${marks(exceptSenders.length)}))`;
+    const [row] = await this.db.all<{ n: number }>(`SELECT COUNT(*) AS n FROM messages WHERE app = ? AND room = ? ${after} ${except}`, [
+      appId, roomId, ...(from === undefined ? [] : [from]), ...exceptSenders,
+    ]);
     return Number(row?.n ?? 0);
   }
   async deleteMessage(appId: string, roomId: string, messageId: string): Promise<boolean> {
     return this.db.tx(async (q) => {
+      const seq = await this.seqOf(q, appId, roomId, messageId);
+      if (seq === undefined) return false;
+      // Members who had read up to it now have read up to the one before (their unread count stays).
+      const [before] = await q.all<{ id: string }>(`SELECT id FROM messages WHERE app = ? AND room = ? AND seq < ? ORDER BY seq DESC LIMIT 1`, [
+        appId, roomId, seq,
+      ]);
+      await q.run(`UPDATE members SET last_read = ? WHERE app = ? AND room = ? AND last_read = ?`, [before?.id ?? null, appId, roomId, messageId]);
       const gone = await q.run(`DELETE FROM messages WHERE app = ? AND id = ? AND room = ?`, [appId, messageId, roomId]);
       if (gone === 0) return false;
       await q.run(
