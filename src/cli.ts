@@ -11,79 +11,207 @@ import { SqliteDb } from './store/sql/sqlite.js';
 import { exportData, importData } from './store/sql/transfer.js';
 
 /**
- * Operator CLI: manages applications through the running server's /operator/apps endpoints.
- *   roomcast-admin apps create --name NAME [--domain HOST ...]
- *   roomcast-admin apps list
- *   roomcast-admin apps delete ID
- * Server URL from --url or ROOMCAST_URL (default http://127.0.0.1:3100); the operator secret
- * from ROOMCAST_OPERATOR_SECRET (never a flag, so it stays out of shell history and `ps`).
- *
- * Data commands open the database the server's settings name (ROOMCAST_DATABASE_PATH or
- * ROOMCAST_DATABASE_URL, ROOMCAST_CONFIG), not the server:
- *   roomcast-admin export [--out FILE]     every record as JSON lines (stdout by default)
- *   roomcast-admin import [FILE]           JSON lines (stdin by default) into an empty database
- *   roomcast-admin backup --out FILE       online copy of the SQLite database
+ * roomcast-admin: the operator CLI, a thin client of the running server's REST API.
+ * Server: --url, else ROOMCAST_URL, else ROOMCAST_PORT on 127.0.0.1 (https when
+ * ROOMCAST_TLS_CERT_FILE is set), else http://127.0.0.1:3100.
+ * Secrets come from the environment only (never flags, so they stay out of shell history
+ * and `ps`): ROOMCAST_OPERATOR_SECRET for `apps`, ROOMCAST_API_KEY for the other server commands.
+ * Data commands (export, import, backup) open the database the server's settings name
+ * (ROOMCAST_DATABASE_PATH or ROOMCAST_DATABASE_URL, ROOMCAST_CONFIG), not the server.
+ * Add a command by adding an entry to COMMANDS.
  */
-const USAGE = [
-  'usage: roomcast-admin apps <create --name NAME [--domain HOST]... | list | delete ID> [--url URL]',
-  '       roomcast-admin export [--out FILE]',
-  '       roomcast-admin import [FILE]',
-  '       roomcast-admin backup --out FILE',
-].join('\n');
+type Auth = 'operator' | 'apiKey';
+type Values = ReturnType<typeof parse>['values'];
+
+interface Ctx {
+  args: string[];
+  values: Values;
+  call(method: string, path: string, body?: unknown): Promise<unknown>;
+}
+
+/** A command answered by the running server (its result is printed as JSON)… */
+interface ServerCommand {
+  usage: string;
+  auth: Auth;
+  run(ctx: Ctx): Promise<unknown>;
+}
+
+/** …or one that works on the data directly and prints its own output. */
+interface DataCommand {
+  usage: string;
+  auth: 'none';
+  local(args: string[], values: Values): Promise<number>;
+}
+
+type Command = ServerCommand | DataCommand;
+
+const OPTIONS = {
+  url: { type: 'string' },
+  name: { type: 'string' },
+  domain: { type: 'string', multiple: true },
+  nickname: { type: 'string' },
+  avatar: { type: 'string' },
+  skip: { type: 'string' },
+  limit: { type: 'string' },
+  from: { type: 'string' },
+  to: { type: 'string' },
+  granularity: { type: 'string' },
+  out: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+class UsageError extends Error {}
+
+const arg = (ctx: Ctx, i: number, what: string): string => {
+  const value = ctx.args[i];
+  if (!value) throw new UsageError(`missing ${what}`);
+  return encodeURIComponent(value);
+};
+
+const COMMANDS: Record<string, Command> = {
+  'apps create': {
+    usage: 'apps create --name NAME [--domain HOST]...',
+    auth: 'operator',
+    run: (c) => {
+      if (!c.values.name) throw new UsageError('apps create needs --name');
+      return c.call('POST', '/operator/apps', { name: c.values.name, domains: c.values.domain });
+    },
+  },
+  'apps list': { usage: 'apps list', auth: 'operator', run: (c) => c.call('GET', '/operator/apps') },
+  'apps delete': { usage: 'apps delete APP_ID', auth: 'operator', run: (c) => c.call('DELETE', `/operator/apps/${arg(c, 0, 'APP_ID')}`) },
+
+  'client-key show': { usage: 'client-key show', auth: 'apiKey', run: (c) => c.call('GET', '/admin/client-key') },
+  'client-key revoke': { usage: 'client-key revoke', auth: 'apiKey', run: (c) => c.call('DELETE', '/admin/client-key') },
+  'client-key generate': { usage: 'client-key generate', auth: 'apiKey', run: (c) => c.call('POST', '/admin/client-key', {}) },
+
+  'users list': {
+    usage: 'users list [--skip N] [--limit N]',
+    auth: 'apiKey',
+    run: (c) => c.call('GET', `/admin/clients?${new URLSearchParams({ skip: c.values.skip ?? '0', limit: c.values.limit ?? '50' })}`),
+  },
+  'users get': { usage: 'users get USER_ID', auth: 'apiKey', run: (c) => c.call('GET', `/admin/clients/${arg(c, 0, 'USER_ID')}`) },
+  'users upsert': {
+    usage: 'users upsert USER_ID [--nickname NAME] [--avatar URL]',
+    auth: 'apiKey',
+    // The body IMKIT's API documents for POST /admin/clients (_id, nickname, avatarUrl).
+    run: (c) =>
+      c.call('POST', '/admin/clients', { _id: c.args[0] ?? missing('USER_ID'), nickname: c.values.nickname, avatarUrl: c.values.avatar }),
+  },
+  'users delete': { usage: 'users delete USER_ID', auth: 'apiKey', run: (c) => c.call('DELETE', `/admin/clients/${arg(c, 0, 'USER_ID')}`) },
+
+  'tokens issue': {
+    usage: 'tokens issue USER_ID      (creates the user if needed; prints the new token)',
+    auth: 'apiKey',
+    run: (c) => c.call('POST', '/admin/clients', { _id: c.args[0] ?? missing('USER_ID'), issueAccessToken: true }),
+  },
+  'tokens revoke': {
+    usage: 'tokens revoke USER_ID     (every token of the user; their sockets are cut)',
+    auth: 'apiKey',
+    run: (c) => c.call('DELETE', `/admin/clients/${arg(c, 0, 'USER_ID')}/token`, {}),
+  },
+
+  usage: {
+    usage: 'usage [--from TIME] [--to TIME] [--granularity minute|hour|day]   (TIME: ISO date or epoch ms)',
+    auth: 'apiKey',
+    run: (c) => {
+      const query = new URLSearchParams();
+      for (const key of ['from', 'to', 'granularity'] as const) if (c.values[key]) query.set(key, c.values[key]);
+      return c.call('GET', `/admin/usage?${query}`);
+    },
+  },
+  stats: { usage: 'stats                    (IMKIT last-hour report)', auth: 'apiKey', run: (c) => c.call('GET', '/admin/stats') },
+
+  export: { usage: 'export [--out FILE]      every record as JSON lines (stdout by default)', auth: 'none', local: (_a, v) => exportCommand(v.out) },
+  import: { usage: 'import [FILE]            JSON lines (stdin by default) into an empty database', auth: 'none', local: (a) => importCommand(a[0]) },
+  backup: { usage: 'backup --out FILE        online copy of the SQLite database', auth: 'none', local: (_a, v) => backupCommand(v.out) },
+};
+
+function missing(what: string): never {
+  throw new UsageError(`missing ${what}`);
+}
+
+function usage(): string {
+  return [
+    'usage: roomcast-admin <command> [--url URL]',
+    '',
+    ...Object.values(COMMANDS).map((c) => `  ${c.usage}`),
+    '',
+    'server: --url, ROOMCAST_URL, or ROOMCAST_PORT (on 127.0.0.1); default http://127.0.0.1:3100',
+    'secrets from the environment: ROOMCAST_OPERATOR_SECRET (apps), ROOMCAST_API_KEY (the other server commands)',
+    'export, import and backup open the database the server settings name, not the server',
+  ].join('\n');
+}
+
+function parse(argv: string[]) {
+  return parseArgs({ args: argv, allowPositionals: true, options: OPTIONS });
+}
+
+/** Where the server is: the flag, then ROOMCAST_URL, then ROOMCAST_PORT on this machine. */
+function serverUrl(flag: string | undefined, env: NodeJS.ProcessEnv): string {
+  if (flag) return flag.replace(/\/$/, '');
+  if (env.ROOMCAST_URL) return env.ROOMCAST_URL.replace(/\/$/, '');
+  const scheme = env.ROOMCAST_TLS_CERT_FILE ? 'https' : 'http';
+  return `${scheme}://127.0.0.1:${env.ROOMCAST_PORT || '3100'}`;
+}
 
 async function main(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      name: { type: 'string' },
-      domain: { type: 'string', multiple: true },
-      url: { type: 'string' },
-      out: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
-  const [group, command, id] = positionals;
-  if (!values.help && group === 'export') return exportCommand(values.out);
-  if (!values.help && group === 'import') return importCommand(command);
-  if (!values.help && group === 'backup') return backupCommand(values.out);
-  if (values.help || group !== 'apps' || !command) {
-    console.error(USAGE);
-    return values.help ? 0 : 2;
-  }
-  const secret = process.env.ROOMCAST_OPERATOR_SECRET;
-  if (!secret) {
-    console.error('roomcast-admin: set ROOMCAST_OPERATOR_SECRET to the server\'s operator secret');
+  let parsed;
+  try {
+    parsed = parse(argv);
+  } catch (err) {
+    console.error(`roomcast-admin: ${(err as Error).message}\n\n${usage()}`);
     return 2;
   }
-  const base = (values.url ?? process.env.ROOMCAST_URL ?? 'http://127.0.0.1:3100').replace(/\/$/, '');
+  const { values, positionals } = parsed;
+  const twoWords = COMMANDS[`${positionals[0]} ${positionals[1]}`];
+  const command = twoWords ?? COMMANDS[positionals[0] ?? ''];
+  if (values.help || !command) {
+    (values.help ? console.log : console.error)(usage());
+    return values.help ? 0 : 2;
+  }
+  if (command.auth === 'none') return command.local(positionals.slice(twoWords ? 2 : 1), values);
+  const secretName = command.auth === 'operator' ? 'ROOMCAST_OPERATOR_SECRET' : 'ROOMCAST_API_KEY';
+  const secret = process.env[secretName];
+  if (!secret) {
+    console.error(`roomcast-admin: set ${secretName} (${command.auth === 'operator' ? "the server's operator secret" : "the application's API key"})`);
+    return 2;
+  }
+  const base = serverUrl(values.url, process.env);
+  const auth: Record<string, string> = command.auth === 'operator' ? { authorization: `Bearer ${secret}` } : { 'im-api-key': secret };
   const call = async (method: string, path: string, body?: unknown) => {
-    const res = await fetch(`${base}${path}`, {
-      method,
-      headers: { authorization: `Bearer ${secret}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-      body: body ? JSON.stringify(body) : undefined,
-    });
-    const payload = (await res.json()) as { result?: unknown; error?: { code: string; message: string } };
-    if (!res.ok) throw new Error(`${res.status} ${payload.error?.code}: ${payload.error?.message}`);
-    return payload.result;
+    let res: Response;
+    try {
+      res = await fetch(`${base}${path}`, {
+        method,
+        headers: { ...auth, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+        body: body !== undefined ? JSON.stringify(body) : undefined,
+      });
+    } catch (err) {
+      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+      throw new Error(
+        `cannot connect to ${base} (${cause?.code ?? cause?.message ?? (err as Error).message}): is roomcast running there? Set --url, ROOMCAST_URL or ROOMCAST_PORT`,
+      );
+    }
+    const text = await res.text();
+    let payload: { result?: unknown; error?: { code: string; message: string } } | undefined;
+    try {
+      payload = JSON.parse(text) as typeof payload;
+    } catch {
+      throw new Error(`${base}${path} answered ${res.status} with something that is not roomcast's JSON`);
+    }
+    if (!res.ok) throw new Error(`${res.status} ${payload?.error?.code}: ${payload?.error?.message}`);
+    return payload?.result;
   };
-
-  switch (command) {
-    case 'create':
-      if (!values.name) throw new Error('apps create needs --name');
-      console.log(JSON.stringify(await call('POST', '/operator/apps', { name: values.name, domains: values.domain }), null, 2));
-      return 0;
-    case 'list':
-      console.log(JSON.stringify(await call('GET', '/operator/apps'), null, 2));
-      return 0;
-    case 'delete':
-      if (!id) throw new Error('apps delete needs an application id');
-      await call('DELETE', `/operator/apps/${encodeURIComponent(id)}`);
-      console.log(`deleted ${id}`);
-      return 0;
-    default:
-      console.error(USAGE);
+  try {
+    const result = await command.run({ args: positionals.slice(twoWords ? 2 : 1), values, call });
+    console.log(JSON.stringify(result ?? null, null, 2));
+    return 0;
+  } catch (err) {
+    if (err instanceof UsageError) {
+      console.error(`roomcast-admin: ${err.message}\n  usage: roomcast-admin ${command.usage}`);
       return 2;
+    }
+    throw err;
   }
 }
 

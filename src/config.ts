@@ -72,6 +72,14 @@ const SETTINGS = {
   redisShardedPubsub: { env: 'ROOMCAST_REDIS_SHARDED_PUBSUB', schema: bool, default: false },
   nodeId: { env: 'ROOMCAST_NODE_ID', schema: z.string().min(1).max(128), default: `${hostname()}-${process.pid}` },
   presenceTtlMs: { env: 'ROOMCAST_PRESENCE_TTL_MS', schema: int(500, 3_600_000), default: 15_000 },
+  // Graceful stop (SIGTERM/SIGINT): readiness off, wait for the balancer to notice, stop accepting,
+  // close sockets spread over a window, finish REST requests, flush; exit within the timeout.
+  drainDelayMs: { env: 'ROOMCAST_DRAIN_DELAY_MS', schema: int(0, 600_000), default: 2_000 },
+  drainWindowMs: { env: 'ROOMCAST_DRAIN_WINDOW_MS', schema: int(0, 600_000), default: 2_000 },
+  shutdownTimeoutMs: { env: 'ROOMCAST_SHUTDOWN_TIMEOUT_MS', schema: int(100, 3_600_000), default: 8_000 },
+  // TLS: both paths set = HTTPS and WSS on the same port; SIGHUP re-reads them (node transport).
+  tlsCertFile: { env: 'ROOMCAST_TLS_CERT_FILE', schema: z.string(), default: '' },
+  tlsKeyFile: { env: 'ROOMCAST_TLS_KEY_FILE', schema: z.string(), default: '' },
   // Durable data (README: Data and backups): an SQLite file by default, PostgreSQL when a URL is given.
   databasePath: { env: 'ROOMCAST_DATABASE_PATH', schema: z.string().min(1), default: './data/roomcast.db' },
   databaseUrl: {
@@ -120,7 +128,24 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   for (const key of Object.keys(file)) {
     if (!(key in SETTINGS)) throw new ConfigError(`${key} in ${env.ROOMCAST_CONFIG}: unknown setting`);
   }
+  checkTls(config as Config);
   return config as Config;
+}
+
+/** TLS needs both files, readable: a half-configured or unreadable pair stops the start, naming the file. */
+function checkTls(config: Config): void {
+  const { tlsCertFile: cert, tlsKeyFile: key } = config;
+  if (!cert && !key) return;
+  if (!cert || !key) {
+    throw new ConfigError(`${cert ? 'ROOMCAST_TLS_KEY_FILE' : 'ROOMCAST_TLS_CERT_FILE'}: required when ${cert ? 'ROOMCAST_TLS_CERT_FILE' : 'ROOMCAST_TLS_KEY_FILE'} is set`);
+  }
+  for (const [name, path] of [['ROOMCAST_TLS_CERT_FILE', cert], ['ROOMCAST_TLS_KEY_FILE', key]] as const) {
+    try {
+      readFileSync(path);
+    } catch (err) {
+      throw new ConfigError(`${name}: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  }
 }
 
 function readConfigFile(path: string): Record<string, unknown> {

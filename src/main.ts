@@ -1,68 +1,121 @@
+#!/usr/bin/env node
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { type Config, ConfigError, loadConfig } from './config.js';
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig, type Config } from './config.js';
 import { type DemoCredentials, provisionDemo } from './core/demo.js';
-import { createLogger } from './observability/logger.js';
-import { type RoomcastServer, startServer } from './server.js';
+import { createLogger, type Logger } from './observability/logger.js';
+import { ListenError, type RoomcastServer, startServer } from './server.js';
 
-/** Command line entry: read config, start, print the demo banner, stop on SIGINT/SIGTERM. */
-async function main(): Promise<void> {
-  let config;
+/**
+ * The `roomcast` command: `serve` (the default) runs the server; the other subcommands act on
+ * the settings or the data and exit. Add a subcommand by adding an entry to COMMANDS.
+ */
+interface Command {
+  summary: string;
+  run(args: string[]): Promise<number>;
+}
+
+const COMMANDS: Record<string, Command> = {
+  serve: { summary: 'run the server (the default)', run: () => serve() },
+  'check-config': { summary: 'validate the settings (environment and ROOMCAST_CONFIG file) and exit', run: () => checkConfig() },
+};
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+function usage(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((n) => n.length));
+  return [
+    `roomcast ${version()}: a multi-tenant IMKIT-compatible chat server`,
+    '',
+    'usage: roomcast [command] [--help] [--version]',
+    '',
+    'commands:',
+    ...Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`),
+    '',
+    'Settings come from ROOMCAST_* environment variables and the JSON file named by',
+    'ROOMCAST_CONFIG (README.md, "Settings"). The operator CLI is roomcast-admin.',
+  ].join('\n');
+}
+
+function readConfig(): Config | undefined {
   try {
-    config = loadConfig();
+    return loadConfig();
   } catch (err) {
     if (err instanceof ConfigError) {
       console.error(`roomcast: invalid configuration: ${err.message}`);
-      process.exit(2);
+      return undefined;
     }
     throw err;
   }
-  const log = createLogger(config.logLevel);
-  const server = await startServer(config, log);
+}
 
+async function checkConfig(): Promise<number> {
+  const config = readConfig();
+  if (!config) return 2;
+  const data = config.databaseUrl ? 'PostgreSQL' : `SQLite ${config.databasePath}`;
+  const mode = config.redisUrl ? `cluster (${data}, Redis bus)` : `embedded (${data})`;
+  console.log(`roomcast: configuration is valid (${mode}, ${config.tlsCertFile ? 'https' : 'http'}://${config.host}:${config.port}, transport ${config.transport})`);
+  return 0;
+}
+
+async function serve(): Promise<number> {
+  const config = readConfig();
+  if (!config) return 2;
+  const log = createLogger(config.logLevel);
+  let server: RoomcastServer;
+  try {
+    server = await startServer(config, log);
+  } catch (err) {
+    if (err instanceof ListenError) {
+      log.fatal(err.message);
+      console.error(`roomcast: ${err.message}`);
+      return 1;
+    }
+    throw err;
+  }
+  await printDemo(config, server, log);
+  handleSignals(config, server, log);
+  return new Promise<number>(() => undefined); // runs until a signal ends the process
+}
+
+/** The embedded demo tenant, printed for the operator who asked for a ready demo. */
+async function printDemo(config: Config, server: RoomcastServer, log: Logger): Promise<void> {
   // The demo tenant belongs to the embedded database: on a shared cluster database every node start would add one.
   if (config.demo && config.redisUrl) log.info('cluster mode: no demo application; create applications with roomcast-admin');
-  if (config.demo && !config.redisUrl) {
-    const demo = await demoCredentials(server, config);
-    const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
-    const base = `http://${host.includes(':') ? `[${host}]` : host}:${server.port}`;
-    // Deliberately printed to stdout, not logged: the operator asked for a ready demo.
-    console.log(
-      [
-        '',
-        `roomcast is running at ${base} (transport: ${server.transport})`,
-        `data: ${server.dataLocation}`,
-        '',
-        ...(demo
-          ? [
-              `Demo application${demo.created ? '' : ' (created on the first start, kept in the data)'}`,
-              `  app id      ${demo.appId}`,
-              `  API key     ${demo.apiKey}`,
-              `  client key  ${demo.clientKey}`,
-              `  user        ${demo.userId}`,
-              `  user token  ${demo.token}`,
-              '',
-              'Try it:',
-              `  curl -s ${base}/rooms/${demo.roomId}/messages/v3 -H 'IM-CLIENT-KEY: ${demo.clientKey}' -H 'IM-Authorization: ${demo.token}'`,
-            ]
-          : ['No demo application: this data already holds applications (roomcast-admin apps list).']),
-        '',
-      ].join('\n'),
-    );
-  } else {
+  if (!config.demo || config.redisUrl) {
     log.info({ data: server.dataLocation }, 'data location');
+    return;
   }
-
-  let stopping = false;
-  const stop = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal }, 'shutting down');
-    await server.close();
-    process.exit(0);
-  };
-  process.on('SIGINT', () => void stop('SIGINT'));
-  process.on('SIGTERM', () => void stop('SIGTERM'));
+  const demo = await demoCredentials(server, config);
+  const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
+  const base = `${server.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${server.port}`;
+  // Deliberately printed to stdout, not logged: the operator asked for a ready demo.
+  console.log(
+    [
+      '',
+      `roomcast is running at ${base} (transport: ${server.transport})`,
+      `data: ${server.dataLocation}`,
+      '',
+      ...(demo
+        ? [
+            `Demo application${demo.created ? '' : ' (created on the first start, kept in the data)'}`,
+            `  app id      ${demo.appId}`,
+            `  API key     ${demo.apiKey}`,
+            `  client key  ${demo.clientKey}`,
+            `  user        ${demo.userId}`,
+            `  user token  ${demo.token}`,
+            '',
+            'Try it:',
+            `  curl -s ${server.tls ? '-k ' : ''}${base}/rooms/${demo.roomId}/messages/v3 -H 'IM-CLIENT-KEY: ${demo.clientKey}' -H 'IM-Authorization: ${demo.token}'`,
+          ]
+        : ['No demo application: this data already holds applications (roomcast-admin apps list).']),
+      '',
+    ].join('\n'),
+  );
 }
 
 /**
@@ -86,7 +139,75 @@ async function demoCredentials(server: RoomcastServer, config: Config): Promise<
   return { ...demo, created: true };
 }
 
-main().catch((err) => {
-  console.error('roomcast: failed to start:', err instanceof Error ? err.message : err);
-  process.exit(1);
-});
+/**
+ * SIGTERM/SIGINT drain the server (README: Operating) within shutdownTimeoutMs; a second one
+ * exits at once. SIGHUP re-reads the TLS certificate and key.
+ */
+function handleSignals(config: Config, server: RoomcastServer, log: Logger): void {
+  let firstSignalAt = 0;
+  const stop = (signal: NodeJS.Signals) => {
+    if (firstSignalAt) {
+      // `npm start` forwards the terminal's Ctrl-C, which also reaches us directly: the same
+      // keypress arrives twice within milliseconds and is not a second request.
+      if (Date.now() - firstSignalAt < 250) return;
+      log.warn({ signal }, 'second signal: exiting now');
+      process.exit(signal === 'SIGINT' ? 130 : 143);
+    }
+    firstSignalAt = Date.now();
+    log.info({ signal, timeoutMs: config.shutdownTimeoutMs }, 'shutting down');
+    setTimeout(() => {
+      log.error({ timeoutMs: config.shutdownTimeoutMs, sockets: server.gateway.connectionCount(), requests: server.lifecycle.requestsInFlight }, 'shutdown timeout: exiting');
+      process.exit(1);
+    }, config.shutdownTimeoutMs).unref();
+    server.drain().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log.error({ err }, 'drain failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+  process.on('SIGHUP', () => {
+    if (!server.tls) return log.info('SIGHUP: no TLS configured, nothing to reload');
+    try {
+      if (server.reloadTls()) log.info('SIGHUP: TLS certificate and key reloaded; open connections keep theirs');
+      else log.warn(`SIGHUP: the ${server.transport} transport cannot reload TLS in place; restart the node (a drained restart keeps clients)`);
+    } catch (err) {
+      log.error({ err: err instanceof Error ? err.message : String(err) }, 'SIGHUP: TLS reload failed; the previous certificate stays in use');
+    }
+  });
+}
+
+async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: false,
+    options: { help: { type: 'boolean', short: 'h' }, version: { type: 'boolean', short: 'v' } },
+  });
+  if (values.version) {
+    console.log(version());
+    return 0;
+  }
+  if (values.help) {
+    console.log(usage());
+    return 0;
+  }
+  const name = positionals[0] ?? 'serve';
+  const command = COMMANDS[name];
+  if (!command) {
+    console.error(`roomcast: unknown command '${name}'\n\n${usage()}`);
+    return 2;
+  }
+  return command.run(positionals.slice(1));
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    console.error('roomcast: failed to start:', err instanceof Error ? err.message : err);
+    process.exit(1);
+  },
+);

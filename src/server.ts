@@ -1,5 +1,7 @@
-import type { Server as NodeServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { readFileSync } from 'node:fs';
+import http, { type Server as NodeServer } from 'node:http';
+import https from 'node:https';
+import net, { type AddressInfo } from 'node:net';
 import type { Bus } from './bus/bus.js';
 import { LocalBus } from './bus/local.js';
 import { LocalPresence, type Presence } from './presence/presence.js';
@@ -13,9 +15,10 @@ import { UsageMeter } from './metering/meter.js';
 import { PrometheusExporter } from './metering/prometheus.js';
 import { RedisUsageSink } from './metering/redis-sink.js';
 import { createHttpService } from './http/app.js';
-import { createNodeServer } from './http/node.js';
+import { attachNodeHttp } from './http/node.js';
 import { registerUwsHttp } from './http/uws.js';
-import { loadUws, uwsAvailable } from './http/uws-native.js';
+import { loadUws, uwsUnavailableReason } from './http/uws-native.js';
+import { Lifecycle } from './lifecycle.js';
 import type { Logger } from './observability/logger.js';
 import { MemoryRateLimiter } from './ratelimit/limiter.js';
 import { RedisRateLimiter } from './ratelimit/redis.js';
@@ -33,10 +36,47 @@ export interface RoomcastServer {
   /** Where the data lives (the SQLite file, or the PostgreSQL URL without credentials). */
   dataLocation: string;
   transport: 'uws' | 'node';
+  /** Serving HTTPS and WSS. */
+  tls: boolean;
   core: Core;
   gateway: Gateway;
+  lifecycle: Lifecycle;
+  /**
+   * Graceful stop: readiness off, wait `drainDelayMs` for balancers to notice, stop accepting,
+   * close every socket's transport spread over `drainWindowMs` (clients reconnect elsewhere),
+   * wait for REST requests in flight, flush usage, close. The caller bounds it in time.
+   */
+  drain(): Promise<void>;
+  /** Closes at once (sockets' transports closed, usage flushed). */
   close(): Promise<void>;
+  /** Re-reads the TLS certificate and key (SIGHUP); false when the transport cannot do it live. */
+  reloadTls(): boolean;
 }
+
+/** A listening failure, with the port and the reason in words. */
+export class ListenError extends Error {}
+
+const LISTEN_REASONS: Record<string, string> = {
+  EADDRINUSE: 'the port is already in use by another process (is another roomcast running?)',
+  EACCES: 'permission denied (ports below 1024 need privileges)',
+  EADDRNOTAVAIL: 'the address does not belong to this machine',
+};
+
+function listenError(host: string, port: number, code: string | undefined): ListenError {
+  const reason = (code && LISTEN_REASONS[code]) ?? 'the system refused it';
+  return new ListenError(`cannot listen on ${host}:${port}: ${reason}${code ? ` (${code})` : ''}`);
+}
+
+/** uWS says only "no": bind the same address with node to learn why. */
+function probeListen(host: string, port: number): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const probe = net.createServer();
+    probe.once('error', (err: NodeJS.ErrnoException) => resolve(err.code));
+    probe.listen({ host, port, exclusive: true }, () => probe.close(() => resolve(undefined)));
+  });
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 export interface Ports {
   store?: Store;
@@ -53,8 +93,9 @@ function chooseTransport(config: Config, log: Logger): 'uws' | 'node' {
     loadUws(); // throws a clear error instead of silently running the slow JS fallback
     return 'uws';
   }
-  if (uwsAvailable()) return 'uws';
-  log.warn('native uWebSockets.js is not available here; using the node:http + ws transport');
+  const reason = uwsUnavailableReason();
+  if (!reason) return 'uws';
+  log.warn(`${reason}; using the node:http + ws transport`);
   return 'node';
 }
 
@@ -140,59 +181,131 @@ async function assemble(config: Config, log: Logger, ports: Ports, opened: Closa
     maxPayloadBytes: config.maxFrameBytes,
     connectTimeoutMs: config.authTimeoutMs,
   });
-  const http = withPollingRefusal(createHttpService(core, config, log));
+  const lifecycle = new Lifecycle();
+  const service = withPollingRefusal(createHttpService(core, config, log, undefined, lifecycle));
   const transportOptions = { maxBackpressureBytes: config.maxSocketBufferBytes };
-  const closePorts = async () => {
-    for (const part of opened.splice(0).reverse()) await part.close();
-  };
+  const tls = Boolean(config.tlsCertFile && config.tlsKeyFile);
+  const listening = transport === 'uws'
+    ? await listenUws(config, engine, service, gateway, transportOptions)
+    : await listenNode(config, engine, service, gateway, transportOptions);
+  opened.push(listening); // closed first: transports, then the meter's last flush, then the ports
+  log.info({ port: listening.port, host: config.host, transport, tls }, 'roomcast listening');
 
-  if (transport === 'uws') {
-    const uws = loadUws();
-    const app = uws.App();
-    const realtime = attachUws(app, engine, transportOptions);
-    opened.push(realtime);
-    gateway.addServer(realtime);
-    registerUwsHttp(app, http, config.maxBodyBytes);
-    const listenSocket = await new Promise<unknown>((resolve, reject) => {
-      app.listen(config.host, config.port, (token) => (token ? resolve(token) : reject(new Error(`cannot listen on ${config.host}:${config.port}`))));
-    });
-    const port = uws.us_socket_local_port(listenSocket as never);
-    log.info({ port, host: config.host, transport }, 'roomcast listening');
-    return {
-      port,
-      dataLocation: data.location,
-      transport,
-      core,
-      gateway,
-      close: async () => {
-        uws.us_listen_socket_close(listenSocket as never);
-        await closePorts();
-      },
-    };
-  }
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= (async () => {
+      for (const part of opened.splice(0).reverse()) await part.close();
+    })());
+  let draining: Promise<void> | undefined;
+  const drain = () =>
+    (draining ??= (async () => {
+      lifecycle.draining = true;
+      log.info({ delayMs: config.drainDelayMs, windowMs: config.drainWindowMs, sockets: gateway.connectionCount() }, 'draining: readiness off');
+      await sleep(config.drainDelayMs);
+      listening.stopAccepting();
+      log.info('draining: no longer accepting connections, closing sockets');
+      await engine.drain(config.drainWindowMs);
+      await lifecycle.idle();
+      await close();
+      log.info('drained');
+    })());
 
-  const server: NodeServer = createNodeServer(http, config.maxBodyBytes);
-  const realtime = attachWs(server, engine, transportOptions);
-  opened.push(realtime);
-  gateway.addServer(realtime);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(config.port, config.host, () => resolve());
-  });
-  const port = (server.address() as AddressInfo).port;
-  log.info({ port, host: config.host, transport }, 'roomcast listening');
   return {
-    port,
+    port: listening.port,
     dataLocation: data.location,
     transport,
+    tls,
     core,
     gateway,
+    lifecycle,
+    drain,
+    close,
+    reloadTls: () => listening.reloadTls(),
+  };
+}
+
+interface TransportOptions {
+  maxBackpressureBytes: number;
+}
+
+/** One listening transport, as the composition root drives it. */
+interface Listening extends Closable {
+  port: number;
+  /** Stops accepting new connections; open ones stay. */
+  stopAccepting(): void;
+  close(): Promise<void>;
+  reloadTls(): boolean;
+}
+
+/** uSockets' listen option (the d.ts declares the enum, the addon does not export it). */
+const LIBUS_LISTEN_EXCLUSIVE_PORT = 1;
+type UwsListenWithOptions = (host: string, port: number, options: number, cb: (token: unknown) => void) => unknown;
+
+/** uWebSockets.js (SSLApp with TLS), on an exclusive port: a second server on it is refused. */
+async function listenUws(config: Config, engine: SocketEngine, service: HttpService, gateway: Gateway, options: TransportOptions): Promise<Listening> {
+  const uws = loadUws();
+  const app = config.tlsCertFile ? uws.SSLApp({ cert_file_name: config.tlsCertFile, key_file_name: config.tlsKeyFile }) : uws.App();
+  const realtime = attachUws(app, engine, options);
+  gateway.addServer(realtime);
+  registerUwsHttp(app, service, config.maxBodyBytes);
+  // Without the exclusive option uWS sets SO_REUSEPORT, and a second server on the port would
+  // silently take half of the connections.
+  const listen = app.listen as unknown as UwsListenWithOptions; // the addon takes (host, port, options, cb); the d.ts omits it
+  const listenSocket = await new Promise<unknown>((resolve) => {
+    listen.call(app, config.host, config.port, LIBUS_LISTEN_EXCLUSIVE_PORT, (token) => resolve(token));
+  });
+  if (!listenSocket) throw listenError(config.host, config.port, await probeListen(config.host, config.port));
+  let accepting = true;
+  const stopAccepting = () => {
+    if (!accepting) return;
+    accepting = false;
+    uws.us_listen_socket_close(listenSocket as never);
+  };
+  return {
+    port: uws.us_socket_local_port(listenSocket as never),
+    stopAccepting,
     close: async () => {
-      opened.splice(opened.indexOf(realtime), 1);
+      stopAccepting();
       await realtime.close();
+    },
+    // uWS cannot swap the certificate of a listening SSLApp: a reload is a (drained) restart.
+    reloadTls: () => false,
+  };
+}
+
+/** node:http (or https) + ws; node listens exclusively by default (EADDRINUSE). */
+async function listenNode(config: Config, engine: SocketEngine, service: HttpService, gateway: Gateway, options: TransportOptions): Promise<Listening> {
+  const tlsFiles = () => ({ cert: readFileSync(config.tlsCertFile), key: readFileSync(config.tlsKeyFile) });
+  const server: NodeServer = config.tlsCertFile
+    ? https.createServer(tlsFiles())
+    : http.createServer();
+  attachNodeHttp(server, service, config.maxBodyBytes);
+  const realtime = attachWs(server, engine, options);
+  gateway.addServer(realtime);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (err: NodeJS.ErrnoException) => reject(listenError(config.host, config.port, err.code)));
+    server.listen({ port: config.port, host: config.host, exclusive: true }, () => resolve());
+  });
+  let closed: Promise<void> | undefined;
+  const stopAccepting = () => {
+    closed ??= new Promise<void>((resolve) => server.close(() => resolve()));
+  };
+  return {
+    port: (server.address() as AddressInfo).port,
+    stopAccepting,
+    close: async () => {
+      stopAccepting();
+      await realtime.close();
+      // Responses still being written get a moment to flush; connections that stay busy are cut.
+      server.closeIdleConnections();
+      await Promise.race([closed, sleep(1000)]);
       server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-      await closePorts();
+      await closed;
+    },
+    reloadTls: () => {
+      if (!(server instanceof https.Server)) return false;
+      server.setSecureContext(tlsFiles()); // new handshakes use it; open connections keep theirs
+      return true;
     },
   };
 }

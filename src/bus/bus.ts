@@ -27,6 +27,8 @@ export type ControlMessage =
   | { kind: 'tokens-revoked'; appId: string; userId: string; hashes: string[] }
   | { kind: 'client-key-revoked'; appId: string }
   | { kind: 'app-deleted'; appId: string }
+  /** Users' profiles changed or they were deleted: nodes drop cached copies. */
+  | { kind: 'users-changed'; appId: string; userIds: string[] }
   /** An application was created or its domains changed: nodes refresh their host → app index. */
   | { kind: 'apps-changed' };
 

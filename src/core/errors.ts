@@ -81,7 +81,7 @@ export const Errors = {
   rateLimitExceeded: (retryAfterSeconds: number) =>
     new ImError(429, 'RATE_LIMIT_EXCEEDED', `Too many requests; retry after ${retryAfterSeconds} s`, { retryAfter: retryAfterSeconds }),
   storeUnavailable: () =>
-    new ImError(503, 'STORE_UNAVAILABLE', 'The shared store (Redis) is unreachable; the request was not completed, try again shortly'),
+    new ImError(503, 'STORE_UNAVAILABLE', 'The database (or Redis) is unreachable; the request was not completed, try again shortly'),
   // Codes that used to be spelled at their call sites (one place for each now).
   userTokenRequired: () =>
     new ImError(403, 'USER_TOKEN_REQUIRED', 'This operation acts as a user: use client key + token'),

@@ -182,6 +182,7 @@ export class ModerationService {
       return { ...user, mute: [...mute], updatedAt: now };
     });
     if (!updated) throw Errors.notFound('CLIENT', target);
+    this.bus.publish(CONTROL_TOPIC, { kind: 'users-changed', appId: actor.app.id, userIds: [target] });
     const view = clientView(updated, target);
     this.bus.publish(userTopic(actor.app.id, target), { kind: 'deliver', event: 'client', payload: view });
     return view;

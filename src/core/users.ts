@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { Bus } from '../bus/bus.js';
-import { roomTopic } from '../bus/bus.js';
+import { CONTROL_TOPIC, roomTopic } from '../bus/bus.js';
 import type { Store } from '../store/store.js';
 import { Errors } from './errors.js';
 import type { Actor } from './identity.js';
@@ -96,6 +96,7 @@ export class UserService {
       user = { id: input._id, nickname: input.nickname, avatarUrl: input.avatarUrl, description: input.description, custom, createdAt: now, updatedAt: now };
       await this.store.putUser(actor.app.id, user);
     }
+    this.announceChanged(actor.app.id, user.id);
     const view = clientView(user, user.id);
     if (input.issueAccessToken) return { ...view, ...tokenView(await this.tokens.issue(actor.app, user.id)) };
     if (input.token) return { ...view, ...tokenView(await this.tokens.assign(actor.app, user.id, input.token, expiry!)) };
@@ -167,6 +168,12 @@ export class UserService {
     await this.tokens.revoke(actor.app, id);
     for (const roomId of await this.store.userRoomIds(actor.app.id, id)) await leaveRooms(roomId);
     await this.store.deleteUser(actor.app.id, id);
+    this.announceChanged(actor.app.id, id);
+  }
+
+  /** Other nodes drop their cached copies of the user (the store's view cache). */
+  private announceChanged(appId: string, userId: string): void {
+    this.bus.publish(CONTROL_TOPIC, { kind: 'users-changed', appId, userIds: [userId] });
   }
 
   async me(actor: Actor): Promise<ClientView> {
@@ -189,6 +196,7 @@ export class UserService {
       updatedAt: now,
     }));
     if (!updated) throw Errors.notFound('CLIENT', me.userId);
+    this.announceChanged(actor.app.id, updated.id);
     const view = clientView(updated, updated.id);
     for (const roomId of await this.store.userRoomIds(actor.app.id, me.userId)) {
       this.bus.publish(roomTopic(actor.app.id, roomId), { kind: 'deliver', event: 'client', payload: view });

@@ -3,6 +3,7 @@ import type { Core } from '../core/core.js';
 import { Errors, isImError } from '../core/errors.js';
 import type { Actor } from '../core/identity.js';
 import { secretsEqual } from '../core/secrets.js';
+import { Lifecycle } from '../lifecycle.js';
 import type { Logger } from '../observability/logger.js';
 import { credentialsFromHeaders, normaliseToken } from '../credentials.js';
 import { fail, ok } from './envelope.js';
@@ -24,6 +25,7 @@ import { searchRoutes } from './routes/search.js';
 import { usageRoutes } from './routes/usage.js';
 import { Members, Metric } from '../metering/meter.js';
 import { type HttpRequest, type HttpResponse, type HttpService, isStreamBody } from './types.js';
+import { randomBytes } from 'node:crypto';
 
 export const ALL_ROUTES: RouteDef[] = [...healthRoutes, ...operatorRoutes, ...adminRoutes, ...meRoutes, ...roomRoutes, ...moderationRoutes, ...monitoringRoutes, ...fileRoutes, ...usageRoutes, ...prefRoutes, ...messageActionRoutes, ...searchRoutes, ...invitationRoutes, ...adminOpRoutes];
 
@@ -31,7 +33,13 @@ const CORS_ALLOW_HEADERS =
   'IM-Authorization, IM-Client-Key, IM-API-KEY, IM-Device-ID, IM-CLIENT-ID, x-timezone, accept-language, content-type, Authorization';
 
 /** Turns REST requests into core calls: CORS, credentials, routing, envelopes, errors. */
-export function createHttpService(core: Core, config: Config, log: Logger, routes: RouteDef[] = ALL_ROUTES): HttpService {
+export function createHttpService(
+  core: Core,
+  config: Config,
+  log: Logger,
+  routes: RouteDef[] = ALL_ROUTES,
+  lifecycle: Lifecycle = new Lifecycle(),
+): HttpService {
   const router = new Router<RouteDef>();
   for (const route of routes) router.add(route.method, route.path, route);
 
@@ -50,6 +58,8 @@ export function createHttpService(core: Core, config: Config, log: Logger, route
 
   /** Who made the request, once known: metering attributes REST usage to their application. */
   const callers = new WeakMap<HttpRequest, Actor>();
+  /** The matched route pattern (logs name the pattern, never a path that may carry ids or links). */
+  const patterns = new WeakMap<HttpRequest, string>();
 
   const dispatch = async (req: HttpRequest): Promise<HttpResponse> => {
     if (req.method === 'OPTIONS') {
@@ -68,6 +78,7 @@ export function createHttpService(core: Core, config: Config, log: Logger, route
     if (match === 'method') throw Errors.methodNotAllowed();
     if (!match) throw Errors.notFound('ROUTE', `${req.method} ${req.path}`);
     const route = match.handler;
+    patterns.set(req, route.path);
     const authenticate = async () => {
       const who = await core.identity.authenticate(credentialsFromHeaders(req.headers, config.trustProxy));
       callers.set(req, who);
@@ -81,6 +92,7 @@ export function createHttpService(core: Core, config: Config, log: Logger, route
       params: match.params,
       core,
       config,
+      lifecycle,
       body: () => (parsed ??= { value: parseJsonBody(req.body) }).value,
       authenticate,
     };
@@ -101,23 +113,36 @@ export function createHttpService(core: Core, config: Config, log: Logger, route
     return typeof match === 'object' && match.handler.streamBody === true;
   };
 
-  const handle = async (req: HttpRequest): Promise<HttpResponse> => {
+  const handle = (req: HttpRequest): Promise<HttpResponse> => lifecycle.track(() => handleOne(req));
+
+  const handleOne = async (req: HttpRequest): Promise<HttpResponse> => {
+    const started = performance.now();
+    const requestId = requestIdOf(req);
     let res: HttpResponse;
     try {
       res = await dispatch(req);
     } catch (err) {
       if (isImError(err)) {
         res = fail(err);
+        // 5xx refusals from the catalogue (store unavailable, …) are server trouble: say why.
+        if (err.status >= 500) log.error({ requestId, code: err.code, cause: err.message, method: req.method, route: patterns.get(req) }, 'request failed');
       } else {
-        log.error({ err, method: req.method, path: req.path }, 'unhandled error in request');
+        log.error({ err, requestId, method: req.method, route: patterns.get(req) }, 'unhandled error in request');
         res = fail(Errors.internal());
       }
     }
     Object.assign(res.headers, corsHeaders(req));
+    res.headers['x-request-id'] = requestId;
+    // Draining: no keep-alive, so the client's next request opens a connection to another node.
+    if (lifecycle.draining) res.headers.connection = 'close';
     const caller = callers.get(req);
     if (caller) meterRest(caller, req, res);
     // A streamed request body the handler did not consume must not hold the connection.
     if (req.stream && !req.stream.readableEnded) req.stream.resume();
+    if (log.isLevelEnabled('debug')) {
+      const durationMs = Math.round((performance.now() - started) * 10) / 10;
+      log.debug({ requestId, method: req.method, route: patterns.get(req) ?? '(no route)', status: res.status, durationMs }, 'request');
+    }
     return res;
   };
 
@@ -131,4 +156,10 @@ export function createHttpService(core: Core, config: Config, log: Logger, route
   };
 
   return { handle, streamsBody };
+}
+
+/** A caller's X-Request-Id when it looks like an id (so it can be followed across hops), else a new one. */
+function requestIdOf(req: HttpRequest): string {
+  const given = req.headers['x-request-id'];
+  return given && /^[A-Za-z0-9._:-]{1,128}$/.test(given) ? given : randomBytes(9).toString('base64url');
 }

@@ -9,7 +9,12 @@ const MAX_DRAIN_BYTES = 64 * 1024 * 1024;
 
 /** The node:http adapter (fallback transport): same service, same behaviour as uWS. */
 export function createNodeServer(service: HttpService, maxBodyBytes: number): http.Server {
-  return http.createServer((req, res) => {
+  return attachNodeHttp(http.createServer(), service, maxBodyBytes);
+}
+
+/** Serves `service` on a node http or https server (HTTPS is an http.Server subclass). */
+export function attachNodeHttp<S extends http.Server>(server: S, service: HttpService, maxBodyBytes: number): S {
+  return server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const headers: Record<string, string> = {};
     for (const [name, value] of Object.entries(req.headers)) {

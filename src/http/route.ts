@@ -2,6 +2,7 @@ import type { Config } from '../config.js';
 import type { Core } from '../core/core.js';
 import { Errors } from '../core/errors.js';
 import type { Actor } from '../core/identity.js';
+import type { Lifecycle } from '../lifecycle.js';
 import type { HttpRequest } from './types.js';
 
 /** What every route handler gets. */
@@ -10,6 +11,8 @@ export interface RouteContext {
   params: Record<string, string>;
   core: Core;
   config: Config;
+  /** Draining state (readiness) and in-flight requests. */
+  lifecycle: Lifecycle;
   /** The JSON body; `{}` when empty; MALFORMED_JSON when it does not parse. */
   body(): unknown;
   /** For `public` routes that authenticate only in some cases (signed file links). */

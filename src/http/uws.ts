@@ -106,9 +106,11 @@ function bodyStream(res: UwsResponse, state: { aborted: boolean }): Readable {
   return stream;
 }
 
-function write(res: UwsResponse, state: { aborted: boolean }, response: HttpResponse, head: boolean, close: boolean): void {
+function write(res: UwsResponse, state: { aborted: boolean }, response: HttpResponse, head: boolean, closeAfter: boolean): void {
   const body = response.body;
-  if (state.aborted && !close) {
+  // uWS closes only when told to at end(); a `connection: close` header alone is not enough.
+  const close = closeAfter || response.headers.connection === 'close';
+  if (state.aborted && !closeAfter) {
     if (isStreamBody(body)) body.stream.destroy();
     return;
   }

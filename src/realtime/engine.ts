@@ -33,6 +33,11 @@ export const DEFAULT_ENGINE_OPTIONS: Readonly<EngineOptions> = {
 };
 
 const ACCEPT: UpgradeDecision = { accept: true };
+const DRAINING: UpgradeDecision = {
+  accept: false,
+  status: 503,
+  body: JSON.stringify({ message: 'Server shutting down' }),
+};
 const UPGRADE_FAILED: UpgradeDecision = {
   accept: false,
   status: 500,
@@ -63,6 +68,10 @@ export class EngineSocket implements RealtimeSocket {
     round: number,
   ) {
     this.lastPongRound = round;
+  }
+
+  get transport(): string {
+    return this.link.transport;
   }
 
   get connected(): boolean {
@@ -221,6 +230,9 @@ export class SocketEngine {
   private pingTimer: NodeJS.Timeout | undefined;
   private readonly sweepTimers = new Set<NodeJS.Timeout>();
   private readonly encodeOpen: (sid: string) => string;
+  private draining = false;
+  /** Event handlings still running (hooks that returned a promise), awaited by drain(). */
+  private readonly eventsInFlight = new Set<Promise<void>>();
 
   constructor(
     private readonly hooks: EngineHooks,
@@ -237,6 +249,7 @@ export class SocketEngine {
 
   /** Query checks plus authorizeUpgrade; synchronous when the hook is. Never throws or rejects. */
   decideUpgrade(req: UpgradeRequest): UpgradeDecision | Promise<UpgradeDecision> {
+    if (this.draining) return DRAINING;
     const refusal = checkUpgradeQuery(req.query);
     if (refusal) return { accept: false, ...refusal };
     if (!this.hooks.authorizeUpgrade) return ACCEPT;
@@ -256,7 +269,37 @@ export class SocketEngine {
     this.awaitingConnect.add(socket);
     this.armConnectTimer();
     link.send(this.encodeOpen(socket.id));
+    if (this.hooks.onOpen) this.guard('onOpen', () => this.hooks.onOpen!(socket));
     return socket;
+  }
+
+  /**
+   * Graceful drain: refuses new sessions, then closes every socket's transport spread evenly
+   * over `windowMs`. No Socket.IO DISCONNECT is sent: clients read a transport close as a
+   * lost connection and reconnect (elsewhere), where DISCONNECT would stop them for good.
+   * Resolves once every socket has been closed and the events they sent have been handled
+   * (a message being stored when its socket closed is counted before usage is flushed).
+   */
+  async drain(windowMs: number): Promise<void> {
+    await this.closeSpread(windowMs);
+    while (this.eventsInFlight.size > 0) await Promise.all([...this.eventsInFlight]);
+  }
+
+  private closeSpread(windowMs: number): Promise<void> {
+    this.draining = true;
+    const queue = [...this.sockets];
+    const start = performance.now();
+    let done = 0;
+    return new Promise((resolve) => {
+      const tick = () => {
+        const elapsed = performance.now() - start;
+        const due = windowMs <= 0 ? queue.length : Math.min(queue.length, Math.ceil((queue.length * elapsed) / windowMs));
+        while (done < due) queue[done++]!.end('server draining', false);
+        if (done >= queue.length) return resolve();
+        setTimeout(tick, Math.max(1, Math.min(50, windowMs / queue.length)));
+      };
+      tick();
+    });
   }
 
   /**
@@ -303,7 +346,11 @@ export class SocketEngine {
     args: unknown[],
     ack: ((...args: unknown[]) => void) | undefined,
   ): void {
-    this.guard('onEvent', () => this.hooks.onEvent(socket, event, args, ack));
+    const pending = this.guard('onEvent', () => this.hooks.onEvent(socket, event, args, ack));
+    if (pending) {
+      this.eventsInFlight.add(pending);
+      void pending.then(() => this.eventsInFlight.delete(pending));
+    }
   }
 
   notifyClose(socket: EngineSocket, reason: string): void {
@@ -326,13 +373,15 @@ export class SocketEngine {
   // ---- internals ----
 
   /** Runs a hook so that neither a throw nor a rejected promise escapes into a transport callback. */
-  private guard(where: string, run: () => unknown): void {
+  /** Returns a never-rejecting promise when the hook returned one. */
+  private guard(where: string, run: () => unknown): Promise<void> | undefined {
     try {
       const result = run();
-      if (isPromiseLike(result)) result.then(undefined, (err: unknown) => this.reportError(err, where));
+      if (isPromiseLike(result)) return Promise.resolve(result).then(() => undefined, (err: unknown) => this.reportError(err, where));
     } catch (err) {
       this.reportError(err, where);
     }
+    return undefined;
   }
 
   private upgradeFailed(err: unknown): UpgradeDecision {

@@ -33,6 +33,15 @@ interface Session {
   events?: WindowCounter;
 }
 
+/** Who a socket log line is about: ids and addresses only, never a credential. */
+interface SocketLogFields {
+  sid?: string;
+  transport?: string;
+  remote: string;
+  app?: string;
+  user?: string;
+}
+
 const NO_CREDENTIALS: Credentials = Object.freeze({});
 const NONE: readonly RealtimeSocket[] = Object.freeze([]);
 
@@ -109,9 +118,14 @@ export class Gateway implements EngineHooks {
       return { accept: true, context: { ...context, actor } };
     } catch (err) {
       const e = isImError(err) ? err : Errors.internal();
-      this.meterRefusal(e, creds);
+      if (!isImError(err)) this.log.error({ err }, 'socket upgrade failed');
+      this.refused(e, creds, { transport: req.transport, remote: context.clientAddress });
       return { accept: false, status: e.status, body: JSON.stringify(e.toEnvelope()) };
     }
+  }
+
+  onOpen(socket: RealtimeSocket): void {
+    if (this.log.isLevelEnabled('debug')) this.log.debug({ sid: socket.id, transport: socket.transport, remote: socket.remoteAddress }, 'socket opened');
   }
 
   async onConnect(socket: RealtimeSocket, auth: unknown): Promise<ConnectResult> {
@@ -146,16 +160,18 @@ export class Gateway implements EngineHooks {
    */
   private async admit(socket: RealtimeSocket, creds: Credentials, deviceId: string | undefined, authenticated?: UserActor): Promise<UserActor> {
     const s = session(socket);
+    let actor = authenticated;
     try {
-      const actor = authenticated ?? (await this.authenticate(creds, s.clientAddress));
+      actor ??= await this.authenticate(creds, s.clientAddress);
       const limit = this.checkLimits(actor);
       if (limit) throw limit;
       s.deviceId = deviceId;
       await this.bind(socket, actor);
       return actor;
     } catch (err) {
+      if (!isImError(err)) this.log.error({ err, sid: socket.id }, 'socket handshake failed');
       const e = isImError(err) ? err : Errors.internal();
-      this.meterRefusal(e, creds, authenticated?.app.id);
+      this.refused(e, creds, { sid: socket.id, transport: socket.transport, remote: s.clientAddress, app: actor?.app.id, user: actor?.userId });
       throw e;
     }
   }
@@ -202,6 +218,9 @@ export class Gateway implements EngineHooks {
     if (sockets.size === 1) await this.loadBlocks(actor);
     for (const topic of await this.core.sessions.audiences(actor)) if (!socket.closed) this.listen(socket, topic);
     await this.core.sessions.settled(); // a cluster bus: subscribed before the client hears it is connected
+    if (this.log.isLevelEnabled('debug')) {
+      this.log.debug({ sid: socket.id, app: actor.app.id, user: actor.userId, transport: socket.transport, remote: s.clientAddress }, 'socket authenticated');
+    }
   }
 
   /** One record per application for all its sockets (a newer one, after a key change, replaces it). */
@@ -243,7 +262,8 @@ export class Gateway implements EngineHooks {
 
   // ---- client events ---------------------------------------------------------------------
 
-  onEvent(socket: RealtimeSocket, event: string, args: unknown[], ack: ((...args: unknown[]) => void) | undefined): void {
+  /** Returns the handling's promise so that a drain can wait for events in flight. */
+  onEvent(socket: RealtimeSocket, event: string, args: unknown[], ack: ((...args: unknown[]) => void) | undefined): Promise<void> | void {
     const s = session(socket);
     if (!s || s.refused) return;
     s.events ??= new WindowCounter(this.config.socketEventsPerSecond, 1000);
@@ -251,7 +271,7 @@ export class Gateway implements EngineHooks {
       this.reply(socket, ack, Errors.rateLimited('socket events'));
       return;
     }
-    this.handle(socket, s, event, args, ack).catch((err: unknown) => {
+    return this.handle(socket, s, event, args, ack).catch((err: unknown) => {
       if (!isImError(err)) this.log.error({ err, event }, 'socket event failed');
       this.reply(socket, ack, isImError(err) ? err : Errors.internal());
     });
@@ -342,6 +362,10 @@ export class Gateway implements EngineHooks {
 
   onClose(socket: RealtimeSocket, reason: string): void {
     const s = session(socket);
+    if (this.log.isLevelEnabled('debug')) {
+      const durationMs = Math.round(performance.now() - socket.openedAt);
+      this.log.debug({ sid: socket.id, app: s?.actor?.app.id, user: s?.actor?.userId, transport: socket.transport, reason, durationMs }, 'socket closed');
+    }
     if (!s) return;
     clearTimeout(s.deadline);
     for (const t of [...s.topics]) this.unlisten(socket, t);
@@ -379,13 +403,21 @@ export class Gateway implements EngineHooks {
     if (actor) this.meter.count(actor.app.id, Metric.bytesIn, bytes);
   }
 
-  /** A refused handshake counts against its application: known, or claimed by its credentials. */
-  private meterRefusal(error: ImError, creds: Credentials, appId?: string): void {
-    if (appId) return this.meter.count(appId, `${Metric.handshakesRefused}.${error.code}`);
+  /**
+   * A refused handshake: logged (code, application, user, transport, address; never a
+   * credential) and counted against its application, known or claimed by its credentials.
+   */
+  private refused(error: ImError, creds: Credentials, who: SocketLogFields): void {
+    const record = (app: string | undefined) => {
+      // A 5xx refusal (store unavailable, …) is server trouble, not the client's: log it as an error.
+      if (error.status >= 500) this.log.error({ ...who, app, code: error.code, cause: error.message }, 'socket refused');
+      else this.log.info({ ...who, app, code: error.code }, 'socket refused');
+      if (app) this.meter.count(app, `${Metric.handshakesRefused}.${error.code}`);
+    };
+    if (who.app) return record(who.app);
     void this.core.apps
       .claimedAppId(creds.clientKey, creds.host)
-      .then((appId) => appId && this.meter.count(appId, `${Metric.handshakesRefused}.${error.code}`))
-      .catch(() => undefined);
+      .then(record, () => record(undefined));
   }
 
   private get meter() {

@@ -6,6 +6,8 @@ export interface UpgradeRequest {
   /** Header names are lower-case; repeated headers are joined with ", ". */
   headers: Record<string, string>;
   remoteAddress: string;
+  /** Which stack carries it (for logs): `uws`, `ws`, … */
+  transport?: string;
 }
 
 export type UpgradeDecision =
@@ -16,6 +18,10 @@ export interface RealtimeSocket {
   /** Engine.IO sid (random, url-safe); also used as the Socket.IO socket id. */
   readonly id: string;
   readonly remoteAddress: string;
+  /** Which stack carries it (for logs): `uws`, `ws`, … */
+  readonly transport: string;
+  /** performance.now() at open (for the session's duration in logs). */
+  readonly openedAt: number;
   /** Whatever authorizeUpgrade returned as `context`. */
   readonly upgradeContext: unknown;
   /** Free for the application. */
@@ -45,12 +51,15 @@ export interface EngineHooks {
    * If the transport closes while this is pending, onClose is deferred until it settles.
    */
   onConnect(socket: RealtimeSocket, auth: unknown): Promise<ConnectResult> | ConnectResult;
+  /** May return the handling's promise: a drain waits for those still pending. */
   onEvent(
     socket: RealtimeSocket,
     event: string,
     args: unknown[],
     ack: ((...args: unknown[]) => void) | undefined,
-  ): void;
+  ): void | Promise<void>;
+  /** A websocket was accepted (before any Socket.IO CONNECT); must be cheap. */
+  onOpen?(socket: RealtimeSocket): void;
   /** Called exactly once per opened socket, whatever closed it. */
   onClose(socket: RealtimeSocket, reason: string): void;
   /** Every frame a socket sends, by size (usage metering); must be cheap. */
@@ -72,12 +81,14 @@ export interface RealtimeServer {
   /** Sends one pre-encoded frame to every socket joined to `topic`, on this node. */
   publish(topic: string, frame: string): void;
   socketCount(): number;
-  /** Refuses further upgrades and disconnects all sockets of this adapter. */
+  /** Refuses further upgrades and closes the transport of every socket of this adapter (clients reconnect elsewhere). */
   close(): Promise<void>;
 }
 
 /** One open websocket as the engine sees it; implemented by each adapter. */
 export interface TransportLink {
+  /** Which stack this is (for logs): `uws`, `ws`, … */
+  readonly transport: string;
   send(frame: string): void;
   subscribe(topic: string): void;
   unsubscribe(topic: string): void;

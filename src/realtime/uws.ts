@@ -57,6 +57,7 @@ interface SocketData {
 }
 
 class UwsLink implements TransportLink {
+  readonly transport = 'uws';
   constructor(private readonly ws: WebSocket<SocketData>) {}
 
   send(frame: string): void {
@@ -103,6 +104,7 @@ export function attachUws(app: TemplatedApp, engine: SocketEngine, opts: UwsAtta
       query: new URLSearchParams(rawQuery),
       headers,
       remoteAddress: Buffer.from(res.getRemoteAddressAsText()).toString(),
+      transport: 'uws',
     };
     const respond = (decision: UpgradeDecision): void => {
       if (!decision.accept) return writeJson(res, decision.status, decision.body);
@@ -183,7 +185,7 @@ export function attachUws(app: TemplatedApp, engine: SocketEngine, opts: UwsAtta
       if (closed) return;
       closed = true;
       stopHeartbeat();
-      for (const socket of [...live]) socket.disconnect('server shutting down');
+      for (const socket of [...live]) socket.end('server shutting down', false);
     },
   };
 }

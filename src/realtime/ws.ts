@@ -45,6 +45,7 @@ class CorkBatch {
 }
 
 class WsLink implements TransportLink {
+  readonly transport = 'ws';
   socket: EngineSocket | undefined;
   private readonly raw: Socket;
   private corked = false;
@@ -191,6 +192,7 @@ export function attachWs(server: Server, engine: SocketEngine, opts: WsAttachOpt
       query: new URLSearchParams(queryStart === -1 ? '' : url.slice(queryStart + 1)),
       headers: headersOf(req),
       remoteAddress,
+      transport: 'ws',
     };
     const respond = (decision: UpgradeDecision): void => {
       if (socket.destroyed) return;
@@ -219,7 +221,7 @@ export function attachWs(server: Server, engine: SocketEngine, opts: WsAttachOpt
       if (closed) return;
       closed = true;
       stopHeartbeat();
-      for (const link of [...links]) link.socket?.disconnect('server shutting down');
+      for (const link of [...links]) link.socket?.end('server shutting down', false);
       if (links.size > 0) {
         await new Promise<void>((resolve) => {
           allGone = resolve;

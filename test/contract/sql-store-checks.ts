@@ -119,6 +119,45 @@ export function sqlStoreChecks(name: string, newDatabase: () => () => Db): void 
       }
     });
 
+    it('cached records (views, auth) are dropped by local writes and by control events from other nodes', async () => {
+      const open = newDatabase();
+      const one = await SqlStore.open(open());
+      const two = await SqlStore.open(open());
+      try {
+        await one.putUser(A, user('u1'));
+        expect((await two.getUsers(A, ['u1']))[0]?.nickname).toBe('u1');
+        await one.putUser(A, { ...user('u1'), nickname: 'renamed' });
+        // Node two still has its copy until the control event arrives; a local write evicts at once.
+        expect((await two.getUsers(A, ['u1']))[0]?.nickname).toBe('u1');
+        expect((await two.getUser(A, 'u1'))?.nickname).toBe('renamed'); // read-modify-writes read the database
+        two.onControl({ kind: 'users-changed', appId: A, userIds: ['u1'] });
+        expect((await two.getUsers(A, ['u1']))[0]?.nickname).toBe('renamed');
+
+        const token = { hash: 'h1', userId: 'u1', expiresAt: 9e15, issued: true, createdAt: 1 };
+        await one.putToken(A, token);
+        expect(await two.getToken(A, 'h1')).toEqual(token);
+        await one.deleteTokens(A, 'u1');
+        expect(await one.getToken(A, 'h1')).toBeUndefined();
+        two.onControl({ kind: 'tokens-revoked', appId: A, userId: 'u1', hashes: ['h1'] });
+        expect(await two.getToken(A, 'h1')).toBeUndefined();
+
+        const app = { id: A, name: 'a', domains: [], apiKeyHash: 'k', signingSecret: 's', clientKey: { kid: 'k1', token: 't1', createdAt: 1 }, createdAt: 1 };
+        await one.putApp(app);
+        expect((await two.getApp(A))?.clientKey?.kid).toBe('k1');
+        await one.putApp({ ...app, clientKey: null });
+        two.onControl({ kind: 'client-key-revoked', appId: A });
+        expect((await two.getApp(A))?.clientKey).toBeNull();
+        // Copies: changing a cached result changes nothing.
+        const got = (await two.getUsers(A, ['u1', 'u1']))!;
+        got[0]!.nickname = 'mutated';
+        expect(got[1]?.nickname).toBe('renamed');
+        expect((await two.getUsers(A, ['u1']))[0]?.nickname).toBe('renamed');
+      } finally {
+        await one.close();
+        await two.close();
+      }
+    });
+
     it('migrates once when several nodes start together, and refuses a newer schema', async () => {
       const open = newDatabase();
       const stores = await Promise.all([1, 2, 3].map(() => SqlStore.open(open())));

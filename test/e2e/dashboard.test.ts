@@ -2,7 +2,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { admin, api, startTestServer, type TestApp, type TestServer, user } from '../helpers/server.js';
+import { admin, api, startTestServer, type TestApp, type TestServer, TRANSPORTS, user } from '../helpers/server.js';
 import { connect, once } from '../helpers/sockets.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -18,7 +18,7 @@ describe('the dashboard in a real browser', () => {
     if (!existsSync(CHROMIUM)) {
       throw new Error(`Chromium is required at ${CHROMIUM} (Debian package 'chromium'; .ci/run installs it)`);
     }
-    t = await startTestServer('uws', { usageFlushMs: 200 });
+    t = await startTestServer(TRANSPORTS[0]!, { usageFlushMs: 200 });
     app = await t.createApp('dashboard');
     const alice = await t.createUser(app, 'alice');
     const bob = await t.createUser(app, 'bob');

@@ -28,10 +28,14 @@ function startCompiled(env: Record<string, string>, dataDir = freshDataDir()): P
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start:\n${out}`)), 15_000);
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL'); // never leave a server behind a failed start
+      reject(new Error(`server did not start:\n${out}`));
+    }, 15_000);
     const check = () => {
       const m = /roomcast is running at http:\/\/127\.0\.0\.1:(\d+)/.exec(out);
-      if (m && out.includes('Try it:') && out.trimEnd().endsWith("'")) {
+      // The whole curl line has arrived (log lines may come before or after the banner).
+      if (m && /\n\s*curl [^\n]*'\n/.test(out)) {
         clearTimeout(timer);
         resolve({ child, output: () => out, port: Number(m[1]) });
       }

@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import https from 'node:https';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { freePort, requireBinary, track, waitForPort } from './redis.js';
@@ -13,38 +14,78 @@ export interface NodeProcess {
   port: number;
   base: string;
   output(): string;
+  /** Sends `signal` and resolves once the process has exited. */
   kill(signal?: NodeJS.Signals): Promise<void>;
+  /** Sends `signal` without waiting. */
+  signal(signal: NodeJS.Signals): void;
+  /** The exit code (or signal name) once the process has exited. */
+  exited: Promise<number | string>;
 }
 
-export async function startNode(id: string, env: Record<string, string>): Promise<NodeProcess> {
-  if (!existsSync(main)) throw new Error('dist/ is missing: run `npm test`, which builds first');
-  const port = await freePort();
+export interface StartNodeOptions {
+  /** A fixed port (a restart on the balancer's address); a free one by default. */
+  port?: number;
+  /** Extra arguments to dist/main.js. */
+  args?: string[];
+  /** Where to run (the repository by default) and as whom. */
+  cwd?: string;
+  uid?: number;
+  gid?: number;
+  /** The compiled entry point (another layout's copy). */
+  main?: string;
+  /** The node serves HTTPS with a certificate this CA (PEM) signed. */
+  tlsCa?: string;
+}
+
+export async function startNode(id: string, env: Record<string, string>, opts: StartNodeOptions = {}): Promise<NodeProcess> {
+  const entry = opts.main ?? main;
+  if (!existsSync(entry)) throw new Error('dist/ is missing: run `npm test`, which builds first');
+  const port = opts.port ?? (await freePort());
+  // Each node on an SQLite file of its own unless the caller names the data (an empty value
+  // keeps the default ./data/roomcast.db relative to cwd, as the Docker-layout test wants).
+  const data = env.ROOMCAST_DATABASE_PATH === undefined ? { ROOMCAST_DATABASE_PATH: path.join(mkdtempSync(path.join(tmpdir(), `roomcast-${id}-`)), 'roomcast.db') } : {};
   const child = track(
-    spawn(process.execPath, [main], {
-      env: { ...process.env, ROOMCAST_PORT: String(port), ROOMCAST_HOST: '127.0.0.1', ROOMCAST_NODE_ID: id, ROOMCAST_DEMO: 'false', ...env },
+    spawn(process.execPath, [entry, ...(opts.args ?? [])], {
+      env: { ...process.env, ROOMCAST_PORT: String(port), ROOMCAST_HOST: '127.0.0.1', ROOMCAST_NODE_ID: id, ROOMCAST_DEMO: 'false', ...data, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
+      cwd: opts.cwd,
+      uid: opts.uid,
+      gid: opts.gid,
     }),
   );
+  const exitCode = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? -1)));
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));
-  const base = `http://127.0.0.1:${port}`;
+  const base = `${opts.tlsCa ? 'https' : 'http'}://127.0.0.1:${port}`;
   const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`${id} exited with ${code}:\n${out}`))));
   exited.catch(() => {});
-  await Promise.race([waitUntilReady(base, 15_000), exited]);
+  await Promise.race([waitUntilReady(base, 15_000, opts.tlsCa), exited]);
   return {
     id,
     port,
     base,
     output: () => out,
     kill: (signal = 'SIGKILL') => stop(child, signal),
+    signal: (signal) => void child.kill(signal),
+    exited: exitCode,
   };
 }
 
-async function waitUntilReady(base: string, timeoutMs: number): Promise<void> {
+/** GET's status over HTTPS trusting `ca` (fetch cannot take a CA); 0 when it fails. */
+function httpsStatus(url: string, ca: string): Promise<number> {
+  return new Promise((resolve) => {
+    https.get(url, { ca, agent: false }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    }).on('error', () => resolve(0));
+  });
+}
+
+async function waitUntilReady(base: string, timeoutMs: number, ca?: string): Promise<void> {
   const end = Date.now() + timeoutMs;
   for (;;) {
-    const status = await fetch(`${base}/readyz`).then((r) => r.status, () => 0);
+    const status = ca ? await httpsStatus(`${base}/readyz`, ca) : await fetch(`${base}/readyz`).then((r) => r.status, () => 0);
     if (status === 200) return;
     if (Date.now() > end) throw new Error(`${base} not ready within ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 50));

@@ -4,7 +4,7 @@ import type { us_listen_socket, us_socket } from '@trufflesuite/uws-js-unofficia
 import { io, type Socket as ClientSocket } from 'socket.io-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
-import { loadUws } from '../../src/http/uws-native.js';
+import { loadUws, uwsAvailable } from '../../src/http/uws-native.js';
 import { SocketEngine } from '../../src/realtime/engine.js';
 import { engineIoPollingRefusal, isEngineIoPath } from '../../src/realtime/protocol/engineio.js';
 import { encodeEvent } from '../../src/realtime/protocol/socketio.js';
@@ -17,6 +17,7 @@ type Kind = 'uws' | 'ws';
 interface Harness {
   port: number;
   server: RealtimeServer;
+  engine: SocketEngine;
   /** In hook order: "connect:<id>", "connected:<id>", "close:<id>:<reason>". */
   log: string[];
   errors: Array<{ where: string; message: string }>;
@@ -108,6 +109,7 @@ async function startHarness(kind: Kind, options: Partial<EngineOptions> = {}): P
     return {
       port: uws.us_socket_local_port(listenSocket as us_socket),
       server,
+      engine,
       log,
       errors,
       stop: async () => {
@@ -127,6 +129,7 @@ async function startHarness(kind: Kind, options: Partial<EngineOptions> = {}): P
   return {
     port: (httpServer.address() as { port: number }).port,
     server,
+    engine,
     log,
     errors,
     stop: async () => {
@@ -205,7 +208,7 @@ const upgradeHeaders = (extra: Record<string, string> = {}) => ({
   ...extra,
 });
 
-describe.each<Kind>(['uws', 'ws'])('realtime engine over %s', (kind) => {
+describe.each<Kind>(uwsAvailable() ? ['uws', 'ws'] : ['ws'])('realtime engine over %s', (kind) => {
   let harness: Harness | undefined;
   let clients: ClientSocket[] = [];
   let raws: WebSocket[] = [];
@@ -490,13 +493,32 @@ describe.each<Kind>(['uws', 'ws'])('realtime engine over %s', (kind) => {
     expect(h.log).toEqual([`connect:${r.sid}`, `connected:${r.sid}`, `close:${r.sid}:transport close`]);
   });
 
-  it('close() disconnects everyone and refuses new upgrades', async () => {
+  it('drain() closes every transport spread over the window (clients reconnect) and refuses new sessions', async () => {
+    const h = await start();
+    const sockets = await Promise.all(Array.from({ length: 8 }, () => connected()));
+    const drops: { at: number; reason: string }[] = [];
+    for (const s of sockets) s.once('disconnect', (reason: string) => drops.push({ at: Date.now(), reason }));
+    const started = Date.now();
+    await h.engine.drain(400);
+    await until(() => drops.length === 8, 2000);
+    expect(new Set(drops.map((d) => d.reason))).toEqual(new Set(['transport close']));
+    const offsets = drops.map((d) => d.at - started).sort((a, b) => a - b);
+    expect(offsets[0]).toBeLessThan(150);
+    expect(offsets[7]).toBeGreaterThanOrEqual(300);
+    expect(offsets[3]! - offsets[0]!).toBeGreaterThanOrEqual(100); // not all at once
+    expect(closesOf(h.log)).toHaveLength(8);
+    for (const entry of closesOf(h.log)) expect(entry).toMatch(/:server draining$/);
+    const refused = await httpRequest(h.port, '/socket.io/?EIO=4&transport=websocket', upgradeHeaders());
+    expect(refused.status).toBe(503);
+  });
+
+  it('close() closes every transport (no DISCONNECT: clients reconnect) and refuses new upgrades', async () => {
     const h = await start();
     const socket = await connected();
     const id = socket.id;
     const reason = new Promise((resolve) => socket.once('disconnect', resolve));
     await h.server.close();
-    expect(await reason).toBe('io server disconnect');
+    expect(await reason).toBe('transport close');
     expect(h.server.socketCount()).toBe(0);
     expect(closesOf(h.log)).toEqual([`close:${id}:server shutting down`]);
     const refused = await httpRequest(h.port, '/socket.io/?EIO=4&transport=websocket', upgradeHeaders());

@@ -2,7 +2,7 @@ import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freshSchema, SHARED_DATABASE_URL } from '../helpers/postgres.js';
 import { startRedis, type RedisProcess } from '../helpers/redis.js';
-import { admin, api, startTestServer, type TestApp, type TestServer, user } from '../helpers/server.js';
+import { admin, api, startTestServer, type TestApp, type TestServer, TRANSPORTS, user } from '../helpers/server.js';
 import { connect, once, until } from '../helpers/sockets.js';
 
 const FLUSH = { usageFlushMs: 100 };
@@ -65,7 +65,7 @@ describe('key usage metering on one node', () => {
   const tokens: Record<string, string> = {};
 
   beforeAll(async () => {
-    t = await startTestServer('uws', { ...FLUSH, metrics: true });
+    t = await startTestServer(TRANSPORTS[0]!, { ...FLUSH, metrics: true });
     app = await t.createApp('metered');
     other = await t.createApp('other');
     for (const id of ['alice', 'bob']) tokens[id] = await t.createUser(app, id);
@@ -165,7 +165,7 @@ describe('key usage metering across two nodes through Redis', () => {
   beforeAll(async () => {
     redis = await startRedis({ appendonly: false });
     const shared = { ...FLUSH, redisUrl: redis.url, redisPrefix: 'usage', databaseUrl: SHARED_DATABASE_URL, databaseSchema: freshSchema() };
-    nodes.push(await startTestServer('uws', { ...shared, nodeId: 'n1' }), await startTestServer('node', { ...shared, nodeId: 'n2' }));
+    nodes.push(await startTestServer(TRANSPORTS[0]!, { ...shared, nodeId: 'n1' }), await startTestServer('node', { ...shared, nodeId: 'n2' }));
   });
   afterAll(async () => {
     for (const n of nodes) await n.close();

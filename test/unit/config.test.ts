@@ -47,4 +47,18 @@ describe('configuration', () => {
     expect(() => loadConfig({ ROOMCAST_CONFIG: file })).toThrow(/not valid JSON/);
     expect(() => loadConfig({ ROOMCAST_CONFIG: path.join(dir, 'missing.json') })).toThrow(/cannot read/);
   });
+
+  it('drain timings and TLS: defaults, and a TLS pair that is half set or unreadable is refused by name', () => {
+    expect(loadConfig({})).toMatchObject({ drainDelayMs: 2000, drainWindowMs: 2000, shutdownTimeoutMs: 8000, tlsCertFile: '', tlsKeyFile: '' });
+    const dir = mkdtempSync(path.join(tmpdir(), 'roomcast-tls-config-'));
+    const cert = path.join(dir, 'cert.pem');
+    writeFileSync(cert, 'not checked here: only readability');
+    expect(() => loadConfig({ ROOMCAST_TLS_CERT_FILE: cert })).toThrow(/ROOMCAST_TLS_KEY_FILE: required when ROOMCAST_TLS_CERT_FILE is set/);
+    expect(() => loadConfig({ ROOMCAST_TLS_KEY_FILE: cert })).toThrow(/ROOMCAST_TLS_CERT_FILE: required/);
+    expect(() => loadConfig({ ROOMCAST_TLS_CERT_FILE: cert, ROOMCAST_TLS_KEY_FILE: path.join(dir, 'missing.key') })).toThrow(
+      /ROOMCAST_TLS_KEY_FILE: cannot read .*missing\.key: ENOENT/,
+    );
+    expect(loadConfig({ ROOMCAST_TLS_CERT_FILE: cert, ROOMCAST_TLS_KEY_FILE: cert }).tlsKeyFile).toBe(cert);
+    expect(() => loadConfig({ ROOMCAST_SHUTDOWN_TIMEOUT_MS: '0' })).toThrow(/ROOMCAST_SHUTDOWN_TIMEOUT_MS/);
+  });
 });

@@ -6,7 +6,9 @@ export const healthRoutes: RouteDef[] = [
   { method: 'GET', path: '/healthz', auth: 'public', raw: true, handle: async () => json(200, { status: 'ok' }) },
   {
     method: 'GET', path: '/readyz', auth: 'public', raw: true,
-    handle: async ({ core }) => {
+    handle: async ({ core, lifecycle }) => {
+      // Draining fails readiness first, so balancers stop sending before the node stops accepting.
+      if (lifecycle.draining) return json(503, { status: 'draining' });
       const ready = core.sessions.ready();
       return json(ready ? 200 : 503, { status: ready ? 'ready' : 'not ready' });
     },

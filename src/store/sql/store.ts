@@ -144,6 +144,8 @@ export class SqlStore implements Store {
   private appCache = new RecordCache<AppRecord>(CACHE_MS);
   /** app\0token hash → token */
   private tokenCache = new RecordCache<TokenRecord>(CACHE_MS);
+  /** app\0user id → user, for `getUsers` (the views: a message's sender, member lists) only. */
+  private userCache = new RecordCache<UserRecord>(CACHE_MS);
   private pending: PendingMessage[] = [];
   private flushScheduled = false;
   private flushing = false;
@@ -213,6 +215,7 @@ export class SqlStore implements Store {
   private forgetApp(appId: string): void {
     this.appCache.delete(appId);
     this.tokenCache.deleteWhere((key) => key.startsWith(`${appId}\0`));
+    this.userCache.deleteWhere((key) => key.startsWith(`${appId}\0`));
     for (const key of this.roomDocs.keys()) if (key.startsWith(`${appId}\0`)) this.roomDocs.delete(key);
   }
 
@@ -232,6 +235,9 @@ export class SqlStore implements Store {
       case 'apps-changed':
         this.appCache.clear();
         return;
+      case 'users-changed':
+        for (const id of message.userIds) this.userCache.delete(`${message.appId}\0${id}`);
+        return;
       default:
         return;
     }
@@ -240,6 +246,7 @@ export class SqlStore implements Store {
   // ---- users and tokens --------------------------------------------------------------------
 
   async putUser(appId: string, user: UserRecord): Promise<void> {
+    this.userCache.delete(`${appId}\0${user.id}`);
     await this.db.run(
       `INSERT INTO users (app, id, created_at, doc) VALUES (?, ?, ?, ?)
        ON CONFLICT (app, id) DO UPDATE SET created_at = excluded.created_at, doc = excluded.doc`,
@@ -250,18 +257,38 @@ export class SqlStore implements Store {
     const [row] = await this.db.all<{ doc: string }>(`SELECT doc FROM users WHERE app = ? AND id = ?`, [appId, userId]);
     return row && parse<UserRecord>(row.doc);
   }
+  /**
+   * Served from the view cache where it can be: a copy may be up to CACHE_MS old when another
+   * node changed only the user's status (profile changes and deletions arrive as control
+   * events). `getUser`, which read-modify-writes use, always reads the database.
+   */
   async getUsers(appId: string, userIds: readonly string[]): Promise<(UserRecord | undefined)[]> {
-    const found = new Map<string, string>();
-    for (const part of chunks([...new Set(userIds)])) {
+    const found = new Map<string, UserRecord>();
+    const missing: string[] = [];
+    for (const id of new Set(userIds)) {
+      const hit = this.userCache.get(`${appId}\0${id}`);
+      if (hit) found.set(id, hit);
+      else missing.push(id);
+    }
+    for (const part of chunks(missing)) {
       const rows = await this.db.all<{ id: string; doc: string }>(
         `SELECT id, doc FROM users WHERE app = ? AND id IN (${marks(part.length)})`,
         [appId, ...part],
       );
-      for (const r of rows) found.set(r.id, r.doc);
+      for (const r of rows) {
+        const user = parse<UserRecord>(r.doc);
+        this.userCache.set(`${appId}\0${r.id}`, user);
+        found.set(r.id, user);
+      }
     }
+    const seen = new Set<string>();
     return userIds.map((id) => {
-      const doc = found.get(id);
-      return doc === undefined ? undefined : parse<UserRecord>(doc);
+      const user = found.get(id);
+      if (!user) return undefined;
+      // A repeated id gets a copy of its own: results never share objects.
+      if (seen.has(id)) return copy(user);
+      seen.add(id);
+      return user;
     });
   }
   async listUsers(appId: string, skip: number, limit: number): Promise<{ total: number; users: UserRecord[] }> {
@@ -273,6 +300,7 @@ export class SqlStore implements Store {
     return { total: Number(count?.n ?? 0), users: rows.map((r) => parse<UserRecord>(r.doc)) };
   }
   async updateUser(appId: string, userId: string, change: (u: UserRecord) => UserRecord | undefined): Promise<UserRecord | undefined> {
+    this.userCache.delete(`${appId}\0${userId}`);
     return this.db.tx(async (q) => {
       const [row] = await q.all<{ doc: string }>(`SELECT doc FROM users WHERE app = ? AND id = ?${this.db.forUpdate}`, [appId, userId]);
       if (!row) return undefined;
@@ -284,6 +312,7 @@ export class SqlStore implements Store {
     });
   }
   async deleteUser(appId: string, userId: string): Promise<boolean> {
+    this.userCache.delete(`${appId}\0${userId}`);
     this.tokenCache.deleteWhere((key, t) => key.startsWith(`${appId}\0`) && t.userId === userId);
     return this.db.tx(async (q) => {
       await q.run(`DELETE FROM tokens WHERE app = ? AND user_id = ?`, [appId, userId]);
