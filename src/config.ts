@@ -72,6 +72,27 @@ const SETTINGS = {
   redisShardedPubsub: { env: 'ROOMCAST_REDIS_SHARDED_PUBSUB', schema: bool, default: false },
   nodeId: { env: 'ROOMCAST_NODE_ID', schema: z.string().min(1).max(128), default: `${hostname()}-${process.pid}` },
   presenceTtlMs: { env: 'ROOMCAST_PRESENCE_TTL_MS', schema: int(500, 3_600_000), default: 15_000 },
+  // Limits on untrusted input (README: Limits). Each is refused with a 4xx before anything is stored.
+  maxJsonDepth: { env: 'ROOMCAST_MAX_JSON_DEPTH', schema: int(2, 256), default: 32 },
+  maxJsonArrayLength: { env: 'ROOMCAST_MAX_JSON_ARRAY_LENGTH', schema: int(1, 1_000_000), default: 1000 },
+  maxJsonObjectKeys: { env: 'ROOMCAST_MAX_JSON_OBJECT_KEYS', schema: int(1, 1_000_000), default: 1000 },
+  maxStringLength: { env: 'ROOMCAST_MAX_STRING_LENGTH', schema: int(16, 16 * 1024 * 1024), default: 100_000 },
+  maxMessageBytes: { env: 'ROOMCAST_MAX_MESSAGE_BYTES', schema: int(256, 16 * 1024 * 1024), default: 64 * 1024 },
+  maxCustomFields: { env: 'ROOMCAST_MAX_CUSTOM_FIELDS', schema: int(0, 10_000), default: 64 },
+  messagesPerMinutePerUser: { env: 'ROOMCAST_MESSAGES_PER_MINUTE_PER_USER', schema: int(1, 10_000_000), default: 600 },
+  uploadBytesPerHourPerUser: {
+    env: 'ROOMCAST_UPLOAD_BYTES_PER_HOUR_PER_USER',
+    schema: int(1, 1024 * 1024 * 1024 * 1024),
+    default: 1024 * 1024 * 1024,
+  },
+  maxPageBytes: { env: 'ROOMCAST_MAX_PAGE_BYTES', schema: int(4096, 1024 * 1024 * 1024), default: 4 * 1024 * 1024 },
+  maxConnectAttempts: { env: 'ROOMCAST_MAX_CONNECT_ATTEMPTS', schema: int(1, 1000), default: 3 },
+  maxUnauthenticatedSocketsPerAddress: {
+    env: 'ROOMCAST_MAX_UNAUTHENTICATED_SOCKETS_PER_ADDRESS',
+    schema: int(1, 10_000_000),
+    default: 256,
+  },
+  trustProxyHops: { env: 'ROOMCAST_TRUST_PROXY_HOPS', schema: int(1, 16), default: 1 },
   // Graceful stop (SIGTERM/SIGINT): readiness off, wait for the balancer to notice, stop accepting,
   // close sockets spread over a window, finish REST requests, flush; exit within the timeout.
   drainDelayMs: { env: 'ROOMCAST_DRAIN_DELAY_MS', schema: int(0, 600_000), default: 2_000 },
@@ -97,6 +118,24 @@ const SETTINGS = {
   // REST rate limits per minute (IMKIT: 1000 per API key); 0 = no limit. Cluster-wide in cluster mode.
   restRequestsPerMinutePerApiKey: { env: 'ROOMCAST_REST_REQUESTS_PER_MINUTE_PER_API_KEY', schema: int(0, 100_000_000), default: 1000 },
   restRequestsPerMinutePerUser: { env: 'ROOMCAST_REST_REQUESTS_PER_MINUTE_PER_USER', schema: int(0, 100_000_000), default: 1000 },
+  // Engine.IO long-polling (socket.io-client's default first transport); behind a balancer it needs sticky sessions.
+  polling: { env: 'ROOMCAST_POLLING', schema: bool, default: true },
+  // Offline delivery: the outbox worker, webhooks and push providers (README: Webhooks and push).
+  outboxPollMs: { env: 'ROOMCAST_OUTBOX_POLL_MS', schema: int(10, 60_000), default: 500 },
+  outboxBatch: { env: 'ROOMCAST_OUTBOX_BATCH', schema: int(1, 1000), default: 50 },
+  outboxMaxAttempts: { env: 'ROOMCAST_OUTBOX_MAX_ATTEMPTS', schema: int(1, 100), default: 8 },
+  outboxRetryBaseMs: { env: 'ROOMCAST_OUTBOX_RETRY_BASE_MS', schema: int(1, 3_600_000), default: 2_000 },
+  outboxRetryMaxMs: { env: 'ROOMCAST_OUTBOX_RETRY_MAX_MS', schema: int(1, 86_400_000), default: 600_000 },
+  webhookTimeoutMs: { env: 'ROOMCAST_WEBHOOK_TIMEOUT_MS', schema: int(100, 120_000), default: 5_000 },
+  pushTimeoutMs: { env: 'ROOMCAST_PUSH_TIMEOUT_MS', schema: int(100, 120_000), default: 10_000 },
+  pushBatchSize: { env: 'ROOMCAST_PUSH_BATCH_SIZE', schema: int(1, 10_000), default: 500 },
+  fcmBaseUrl: { env: 'ROOMCAST_FCM_BASE_URL', schema: z.url(), default: 'https://fcm.googleapis.com' },
+  /** Empty: the service account's own token_uri. */
+  fcmTokenUrl: { env: 'ROOMCAST_FCM_TOKEN_URL', schema: z.union([z.literal(''), z.url()]), default: '' },
+  /** Empty: Apple's production or sandbox host, as the application's APNs settings say. */
+  apnsUrl: { env: 'ROOMCAST_APNS_URL', schema: z.union([z.literal(''), z.url()]), default: '' },
+  /** PEM file of extra certificate authorities trusted for push provider TLS (a private proxy). */
+  pushCaFile: { env: 'ROOMCAST_PUSH_CA_FILE', schema: z.string(), default: '' },
 } as const;
 
 type Settings = typeof SETTINGS;

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import type { Credentials } from './core/identity.js';
 
 /**
@@ -67,4 +68,17 @@ export function credentialsFromHeaders(headers: Record<string, string>, trustPro
 
 export function definedOnly<T extends object>(value: T): T {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
+}
+
+/**
+ * The client's address. Behind trusted proxies (`trustProxy`, `trustProxyHops` of them), the
+ * X-Forwarded-For entry the nearest of those hops appended: counting from the right, as each
+ * proxy appends what it saw. Entries further left were written by the client and are never
+ * trusted. Anything that is not an IP address falls back to the peer's own address.
+ */
+export function forwardedClientAddress(headers: Record<string, string>, remoteAddress: string, trustProxy: boolean, hops: number): string {
+  if (!trustProxy) return remoteAddress;
+  const entries = (headers['x-forwarded-for'] ?? '').split(',').map((e) => e.trim()).filter(Boolean);
+  const candidate = entries[entries.length - hops];
+  return candidate !== undefined && isIP(candidate) !== 0 ? candidate : remoteAddress;
 }

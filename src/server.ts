@@ -9,12 +9,16 @@ import { openRedisPorts } from './cluster/redis-ports.js';
 import type { Config } from './config.js';
 import type { Clock } from './core/clock.js';
 import { type Core, createCore } from './core/core.js';
+import { ApnsProvider } from './delivery/apns.js';
+import { FcmProvider } from './delivery/fcm.js';
+import { OutboxWorker } from './delivery/worker.js';
 import { LocalFileStorage } from './files/local.js';
 import { MemoryUsageSink } from './metering/memory-sink.js';
 import { UsageMeter } from './metering/meter.js';
 import { PrometheusExporter } from './metering/prometheus.js';
 import { RedisUsageSink } from './metering/redis-sink.js';
 import { createHttpService } from './http/app.js';
+import type { HttpService } from './http/types.js';
 import { attachNodeHttp } from './http/node.js';
 import { registerUwsHttp } from './http/uws.js';
 import { loadUws, uwsUnavailableReason } from './http/uws-native.js';
@@ -24,10 +28,9 @@ import { MemoryRateLimiter } from './ratelimit/limiter.js';
 import { RedisRateLimiter } from './ratelimit/redis.js';
 import { SocketEngine } from './realtime/engine.js';
 import { Gateway } from './realtime/gateway.js';
-import { engineIoPollingRefusal, isEngineIoPath } from './realtime/protocol/engineio.js';
+import { attachPolling, POLLING_OFF } from './realtime/polling.js';
 import { attachUws } from './realtime/uws.js';
 import { attachWs } from './realtime/ws.js';
-import type { HttpService } from './http/types.js';
 import { openStore } from './store/open.js';
 import type { Store } from './store/store.js';
 
@@ -157,6 +160,7 @@ async function assemble(config: Config, log: Logger, ports: Ports, opened: Closa
       perUserPerMinute: config.restRequestsPerMinutePerUser,
     },
     tokenTtlMs: config.tokenTtlDays * 86_400_000,
+    limits: config,
     files: {
       storage: new LocalFileStorage(config.filesDir),
       maxBytes: config.maxUploadBytes,
@@ -173,6 +177,8 @@ async function assemble(config: Config, log: Logger, ports: Ports, opened: Closa
     usageRetentionDays: config.usageRetentionDays,
     clock: ports.clock,
   });
+  const worker = startOutboxWorker(core, config, log);
+  opened.push({ close: () => worker.stop() });
   const transport = chooseTransport(config, log);
   gateway = new Gateway(core, config, log);
   const engine = new SocketEngine(gateway, {
@@ -180,9 +186,16 @@ async function assemble(config: Config, log: Logger, ports: Ports, opened: Closa
     pingTimeoutMs: config.pingTimeoutMs,
     maxPayloadBytes: config.maxFrameBytes,
     connectTimeoutMs: config.authTimeoutMs,
+    maxConnectAttempts: config.maxConnectAttempts,
   });
   const lifecycle = new Lifecycle();
-  const service = withPollingRefusal(createHttpService(core, config, log, undefined, lifecycle));
+  // Long-polling (Engine.IO's default first transport) shares the engine with both WebSocket stacks.
+  const polling = config.polling ? attachPolling(engine, { maxBufferedBytes: config.maxSocketBufferBytes }) : undefined;
+  if (polling) {
+    opened.push(polling);
+    gateway.addServer(polling);
+  }
+  const service = createHttpService(core, config, log, undefined, lifecycle, polling ?? POLLING_OFF);
   const transportOptions = { maxBackpressureBytes: config.maxSocketBufferBytes };
   const tls = Boolean(config.tlsCertFile && config.tlsKeyFile);
   const listening = transport === 'uws'
@@ -310,14 +323,23 @@ async function listenNode(config: Config, engine: SocketEngine, service: HttpSer
   };
 }
 
-/** Long-polling requests get Engine.IO's own error: roomcast speaks WebSocket only. */
-function withPollingRefusal(service: HttpService): HttpService {
-  return {
-    streamsBody: service.streamsBody,
-    handle: async (req) => {
-      if (!isEngineIoPath(req.path)) return service.handle(req);
-      const refusal = engineIoPollingRefusal(req.query);
-      return { status: refusal.status, headers: { 'content-type': 'application/json' }, body: refusal.body };
-    },
-  };
+/** The outbox worker of this node, with the push providers (endpoints from the config). */
+function startOutboxWorker(core: Core, config: Config, log: Logger): OutboxWorker {
+  const ca = config.pushCaFile ? readFileSync(config.pushCaFile, 'utf8') : undefined;
+  const providers = [
+    new ApnsProvider({ url: config.apnsUrl || undefined, timeoutMs: config.pushTimeoutMs, ca }),
+    new FcmProvider({ baseUrl: config.fcmBaseUrl, tokenUrl: config.fcmTokenUrl || undefined, timeoutMs: config.pushTimeoutMs, ca }),
+  ];
+  const worker = new OutboxWorker(core, {
+    pollMs: config.outboxPollMs,
+    batch: config.outboxBatch,
+    maxAttempts: config.outboxMaxAttempts,
+    retryBaseMs: config.outboxRetryBaseMs,
+    retryMaxMs: config.outboxRetryMaxMs,
+    webhookTimeoutMs: config.webhookTimeoutMs,
+    pushTimeoutMs: config.pushTimeoutMs,
+    pushBatchSize: config.pushBatchSize,
+  }, providers, log);
+  worker.start();
+  return worker;
 }

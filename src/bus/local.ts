@@ -4,8 +4,15 @@ import type { Bus, BusListener, BusMessage } from './bus.js';
 export class LocalBus implements Bus {
   private listeners: BusListener[] = [];
 
+  /** A listener's failure stays with the listener (the gateway reports its own); never the publisher's. */
   publish(topic: string, message: BusMessage): void {
-    for (const listener of this.listeners) listener(topic, message);
+    for (const listener of this.listeners) {
+      try {
+        listener(topic, message);
+      } catch {
+        // The gateway guards and logs its own delivery; nothing else listens.
+      }
+    }
   }
   subscribe(): void {}
   unsubscribe(): void {}

@@ -4,7 +4,7 @@ import {
   createRedisClient,
   type RedisClient,
 } from '../cluster/redis-client.js';
-import type { Logger } from '../observability/logger.js';
+import { describeError, type Logger } from '../observability/logger.js';
 import { type Bus, type BusListener, type BusMessage, CONTROL_TOPIC } from './bus.js';
 
 export interface RedisBusOptions {
@@ -175,7 +175,14 @@ export class RedisBus implements Bus {
       this.options.log?.warn({ topic }, 'ignored a bus event that is not JSON');
       return;
     }
-    for (const listener of this.listeners) listener(topic, message);
+    // Nothing delivered may throw out of the subscriber's callback (it would end the process).
+    for (const listener of this.listeners) {
+      try {
+        listener(topic, message);
+      } catch (err) {
+        this.options.log?.error({ topic, err: describeError(err) }, 'a bus listener failed');
+      }
+    }
   }
 
   onMessage(listener: BusListener): void {

@@ -180,8 +180,22 @@ export async function guarded<T>(client: RedisClient, operation: () => Promise<T
   try {
     return await operation();
   } catch (err) {
-    if (!isImError(err) && isUnavailableError(err)) throw Errors.storeUnavailable();
-    throw err;
+    if (isImError(err)) throw err;
+    if (isUnavailableError(err)) throw Errors.storeUnavailable();
+    throw StoreError.from(err);
+  }
+}
+
+/**
+ * A failed store command, reduced to its name and message: the client's own error carries the
+ * command and its arguments (whole records, application secrets included), which must never
+ * travel further, into a log or anywhere else.
+ */
+export class StoreError extends Error {
+  static from(err: unknown): StoreError {
+    const e = new StoreError(err instanceof Error ? err.message : 'store command failed');
+    e.name = `StoreError(${err instanceof Error ? err.name : 'unknown'})`;
+    return e;
   }
 }
 

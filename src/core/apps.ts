@@ -64,8 +64,9 @@ export class AppService {
     return { app: withKey, apiKey, clientKey: withKey.clientKey!.token };
   }
 
-  listApps(): Promise<AppRecord[]> {
-    return this.store.listApps();
+  /** Oldest first (ids are random, so their order means nothing). */
+  async listApps(): Promise<AppRecord[]> {
+    return (await this.store.listApps()).sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
 
   async getApp(appId: string): Promise<AppRecord> {
@@ -167,7 +168,7 @@ export class AppService {
       .setJti(kid)
       .sign(this.signingKey(app));
     // Set only if still none: of two concurrent generations one wins, the other is told.
-    const saved = await this.store.updateApp(appId, (a) => (a.clientKey ? undefined : { ...a, clientKey: { kid, token, createdAt: createAt } }));
+    const saved = await this.store.updateApp(appId, (a) => (a.clientKey ? undefined : { ...a, clientKey: { kid, token, createdAt: createAt }, fileSecret: randomBase64Url(32) }));
     if (!saved) throw Errors.notFound('APP', appId);
     if (saved.clientKey?.kid !== kid) throw Errors.clientKeyActive();
     return saved;

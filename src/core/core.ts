@@ -2,18 +2,20 @@ import type { Bus } from '../bus/bus.js';
 import type { Store } from '../store/store.js';
 import type { Presence } from '../presence/presence.js';
 import type { FileStorage } from '../files/storage.js';
-import { Metric, type UsageMeter } from '../metering/meter.js';
+import { Members, Metric, type UsageMeter } from '../metering/meter.js';
 import type { PrometheusExporter } from '../metering/prometheus.js';
 import type { UsageSink } from '../metering/sink.js';
 import { ConfigService } from './app-config.js';
 import { AppService } from './apps.js';
 import { BatchService } from './batch.js';
 import { type Clock, systemClock } from './clock.js';
+import { DeliveryService } from './delivery.js';
 import { type FileOptions, FileService } from './files.js';
 import { GroupService } from './groups.js';
 import { IdentityService } from './identity.js';
 import { InvitationService } from './invitations.js';
 import { MessageActionService } from './message-actions.js';
+import { DEFAULT_SERVICE_LIMITS, type ServiceLimits } from './limits.js';
 import { MessageService } from './messages.js';
 import { ModerationService } from './moderation.js';
 import { PrefService } from './prefs.js';
@@ -33,6 +35,8 @@ export interface CoreOptions {
   /** Who is connected (this node's sockets, or the cluster's through Redis). */
   presence: Presence;
   usage: Usage;
+  /** Sizes and quotas on untrusted input (src/config.ts). */
+  limits?: ServiceLimits;
   /** How long usage is kept (the longest `/admin/usage` range). */
   usageRetentionDays: number;
   /** The system clock unless a test moves time itself. */
@@ -71,10 +75,13 @@ export interface Core {
   moderation: ModerationService;
   files: FileService;
   prefs: PrefService;
+  delivery: DeliveryService;
   usage: UsageService;
   sessions: SessionService;
   rateLimits: RateLimitService;
   clock: Clock;
+  /** Sizes and quotas on untrusted input (src/config.ts). */
+  limits: ServiceLimits;
 }
 
 export async function createCore(store: Store, bus: Bus, options: CoreOptions): Promise<Core> {
@@ -83,15 +90,26 @@ export async function createCore(store: Store, bus: Bus, options: CoreOptions): 
   await apps.start();
   const tokens = new TokenService(store, bus, apps, options.tokenTtlMs, clock);
   const meter = options.usage.meter;
-  const identity = new IdentityService(apps, tokens, { originRefused: (appId) => meter.count(appId, Metric.originRefused) });
+  const identity = new IdentityService(apps, tokens, {
+    originRefused: (appId, origin) => {
+      meter.count(appId, Metric.originRefused);
+      meter.member(appId, Members.refusedOrigins, origin);
+    },
+  });
   const present = new Presenter(store, options.presence, clock);
-  const users = new UserService(store, bus, tokens, present, clock);
-  const files = new FileService(store, options.files.storage, options.files, clock);
+  const limits = options.limits ?? DEFAULT_SERVICE_LIMITS;
+  const users = new UserService(store, bus, tokens, present, clock, limits);
+  const files = new FileService(store, options.files.storage, options.files, clock, limits);
   const index = new SearchIndex();
   const config = new ConfigService(store);
-  const messages = new MessageService(store, bus, present, clock, { files, index, censor: (appId, text) => config.censor(appId, text) });
+  const delivery = new DeliveryService(store, bus, present, options.presence, clock);
+  const messages = new MessageService(store, bus, present, clock, limits, delivery, {
+    files,
+    index,
+    censor: (appId, text) => config.censor(appId, text),
+  });
   const invitations = new InvitationService(store, bus, present, messages);
-  const rooms = new RoomService(store, bus, present, messages, clock, invitations);
+  const rooms = new RoomService(store, bus, present, messages, clock, delivery, invitations);
   const groups = new GroupService(store, rooms);
   rooms.useGroups(groups);
   const moderation = new ModerationService(store, bus, present, clock);
@@ -102,5 +120,8 @@ export async function createCore(store: Store, bus: Bus, options: CoreOptions): 
   const usage = new UsageService(meter, options.usage.sink, options.presence, store, clock, options.usageRetentionDays, options.usage.exporter);
   const sessions = new SessionService(store, bus, options.presence, users);
   const rateLimits = new RateLimitService(options.rateLimits);
-  return { apps, config, tokens, identity, users, rooms, invitations, groups, messages, messageActions, search, batches, moderation, files, prefs, usage, sessions, rateLimits, clock };
+  return {
+    apps, config, tokens, identity, users, rooms, invitations, groups, messages, messageActions, search, batches,
+    moderation, files, prefs, delivery, usage, sessions, rateLimits, clock, limits,
+  };
 }

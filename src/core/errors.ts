@@ -80,6 +80,15 @@ export const Errors = {
     new ImError(403, 'SANDBOX_DISABLED', 'Sign-in with the client key alone is disabled: use the API key, or set ROOMCAST_SANDBOX_SIGN_IN=true (development only)'),
   rateLimitExceeded: (retryAfterSeconds: number) =>
     new ImError(429, 'RATE_LIMIT_EXCEEDED', `Too many requests; retry after ${retryAfterSeconds} s`, { retryAfter: retryAfterSeconds }),
+  inputLimit: (code: 'JSON_TOO_DEEP' | 'ARRAY_TOO_LONG' | 'STRING_TOO_LONG' | 'TOO_MANY_FIELDS', message: string) =>
+    new ImError(400, code, message),
+  messageTooLarge: (limit: number) =>
+    new ImError(413, 'MESSAGE_TOO_LARGE', `The message exceeds ${limit} bytes once encoded`),
+  quotaExceeded: (what: string) => new ImError(429, 'QUOTA_EXCEEDED', `Quota exceeded: ${what}; try again later`),
+  roomClosed: () => new ImError(403, 'ROOM_NOT_PUBLIC', 'This room is not public: ask a member to add you'),
+  badRequest: () => new ImError(400, 'BAD_REQUEST', 'The request line or headers are malformed'),
+  authInProgress: () => new ImError(409, 'AUTH_IN_PROGRESS', 'This socket is already authenticating'),
+  tooManyConnectAttempts: () => new ImError(429, 'TOO_MANY_CONNECT_ATTEMPTS', 'Too many CONNECT attempts on this socket'),
   storeUnavailable: () =>
     new ImError(503, 'STORE_UNAVAILABLE', 'The database (or Redis) is unreachable; the request was not completed, try again shortly'),
   // Codes that used to be spelled at their call sites (one place for each now).

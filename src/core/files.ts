@@ -8,6 +8,8 @@ import type { AppRecord, FileRecord, MemberRoom } from './models.js';
 import { type Clock, systemClock } from './clock.js';
 import { requireRoomFor } from './lookup.js';
 import { authorize, isMember } from './permissions.js';
+import { DEFAULT_SERVICE_LIMITS, type ServiceLimits } from './limits.js';
+import { WindowCounter } from './rate-limit.js';
 import { newId } from './secrets.js';
 
 export interface FileOptions {
@@ -50,11 +52,18 @@ export class FileService {
     private storage: FileStorage,
     private options: FileOptions,
     private clock: Clock = systemClock,
-  ) {}
+    limits: ServiceLimits = DEFAULT_SERVICE_LIMITS,
+  ) {
+    this.uploaded = new WindowCounter(limits.uploadBytesPerHourPerUser, 3_600_000);
+  }
+
+  /** Bytes uploaded per user in the current hour (per node). */
+  private uploaded: WindowCounter;
 
   /** Checks that can be made before any byte is read: bucket name, content type, room access. */
   async precheck(actor: Actor, bucket: string, mimetype: string, extra?: Record<string, unknown>): Promise<void> {
     authorize(actor, 'files.upload');
+    if (actor.kind === 'user' && !this.uploaded.hit(`${actor.app.id}/${actor.userId}`, 0)) throw Errors.quotaExceeded('upload bytes per hour');
     checkName('bucket', bucket);
     if (!this.typeAllowed(mimetype)) {
       throw Errors.unsupportedMediaType(mimetype);
@@ -73,6 +82,7 @@ export class FileService {
       if (err instanceof ContentTooLarge) throw Errors.fileTooLarge(this.options.maxBytes);
       throw err;
     }
+    if (actor.kind === 'user') this.uploaded.hit(`${actor.app.id}/${actor.userId}`, written.length);
     try {
       const extra = await upload.extra;
       const room = await this.roomFor(actor, extra);
@@ -167,12 +177,15 @@ export class FileService {
     const expected = app && Number.isFinite(expires) ? this.signature(app, bucket, id, expires) : '';
     const valid = expected.length > 0 && expected.length === sig.length && timingSafeEqual(Buffer.from(expected), Buffer.from(sig));
     if (!app || !valid) throw Errors.invalidSignature();
+    // No link lives longer than the configured lifetime, whoever signed it (a leaked secret
+    // cannot mint year-long links).
+    if (expires > this.clock.now() + this.options.signedUrlTtlMs + 5_000) throw Errors.invalidSignature();
     if (expires <= this.clock.now()) throw Errors.linkExpired();
     return { app, file: await this.load(app.id, bucket, id) };
   }
 
   private signature(app: AppRecord, bucket: string, id: string, expires: number): string {
-    return createHmac('sha256', `files:${app.signingSecret}`).update(`${app.id}/${bucket}/${id}/${expires}`).digest('base64url');
+    return createHmac('sha256', app.fileSecret ?? `files:${app.signingSecret}`).update(`${app.id}/${bucket}/${id}/${expires}`).digest('base64url');
   }
 
   private async roomFor(actor: Actor, extra: Record<string, unknown>): Promise<MemberRoom | undefined> {

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ownValue, setOwn } from './own.js';
 import type { Store } from '../store/store.js';
 import { Errors } from './errors.js';
 import type { Actor } from './identity.js';
@@ -23,10 +24,10 @@ const LIST_CHUNK = 1000;
 export function addThroughGroup(r: RoomRecord, group: string, users: readonly string[], now: number): string[] {
   const added: string[] = [];
   for (const u of users) {
-    const state = r.memberState[u];
+    const state = ownValue(r.memberState, u);
     if (!state) {
       r.members.push(u);
-      r.memberState[u] = { joinedAt: now, viaGroups: [group] };
+      setOwn(r.memberState, u, { joinedAt: now, viaGroups: [group] });
       added.push(u);
     } else if (!state.viaGroups) {
       // In the room in person already: remember the group too, and that they stay without it.
@@ -43,7 +44,7 @@ export function addThroughGroup(r: RoomRecord, group: string, users: readonly st
 export function removeThroughGroup(r: RoomRecord, group: string, users?: readonly string[]): string[] {
   const removed: string[] = [];
   for (const u of users ?? [...r.members]) {
-    const state = r.memberState[u];
+    const state = ownValue(r.memberState, u);
     if (!state?.viaGroups?.includes(group)) continue;
     state.viaGroups = state.viaGroups.filter((g) => g !== group);
     if (state.viaGroups.length > 0) continue;

@@ -16,6 +16,8 @@ export interface UserActor {
   userId: string;
   /** Hash of the token used, so revoking that token can find the sockets it opened. */
   tokenHash: string;
+  /** When that token expires (epoch ms): a socket opened with it is closed then. */
+  expiresAt: number;
 }
 
 export type Actor = AdminActor | UserActor;
@@ -33,7 +35,7 @@ export interface Credentials {
 
 /** Told of refusals worth metering per application. */
 export interface RefusalRecorder {
-  originRefused(appId: string): void;
+  originRefused(appId: string, origin: string): void;
 }
 
 /**
@@ -56,8 +58,8 @@ export class IdentityService {
   async authenticateUser(creds: Credentials): Promise<UserActor> {
     const app = await this.authenticateClientKey(creds);
     if (!creds.token) throw Errors.missingToken();
-    const { userId, hash } = await this.tokens.verify(app, creds.token);
-    return { kind: 'user', app, userId, tokenHash: hash };
+    const { userId, hash, expiresAt } = await this.tokens.verify(app, creds.token);
+    return { kind: 'user', app, userId, tokenHash: hash, expiresAt };
   }
 
   /** The client key alone (host and origin checked): the application, with no user (sandbox sign-in). */
@@ -72,7 +74,7 @@ export class IdentityService {
   /** A browser origin outside the application's allow-list (when it has one) is refused. */
   private checkOrigin(app: AppRecord, origin: string | undefined): void {
     if (!origin || !app.allowedOrigins?.length || app.allowedOrigins.includes(origin)) return;
-    this.refusals?.originRefused(app.id);
+    this.refusals?.originRefused(app.id, origin);
     throw Errors.originNotAllowed(origin);
   }
 

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ownValue } from './own.js';
 import type { Bus } from '../bus/bus.js';
 import { userTopic } from '../bus/bus.js';
 import type { Store } from '../store/store.js';
@@ -35,7 +36,7 @@ export class InvitationService {
   /** Invites users (not yet members) to the room and tells each of them. */
   async invite(actor: Actor, room: RoomRecord, invitees: readonly string[]): Promise<void> {
     const inviter = actor.kind === 'user' ? actor.userId : undefined;
-    const fresh = invitees.filter((u) => !room.memberState[u] && u !== inviter);
+    const fresh = invitees.filter((u) => !ownValue(room.memberState, u) && u !== inviter);
     if (fresh.length === 0) return;
     const now = Date.now();
     const records = fresh.map((invitee) => ({ room: room.id, invitee, inviter, createdAt: now }));
@@ -44,12 +45,13 @@ export class InvitationService {
     for (const view of views) this.bus.publish(userTopic(actor.app.id, view.invitee), { kind: 'deliver', event: 'invitation', payload: view });
   }
 
-  /** `join` calls this: without an invitation an invitation-only room refuses; joining accepts it. */
-  async admit(appId: string, room: RoomRecord, userId: string): Promise<void> {
+  /** `join` calls this: without an invitation an invitation-only room refuses; joining accepts it (true when invited). */
+  async admit(appId: string, room: RoomRecord, userId: string): Promise<boolean> {
     const gone = await this.store.deleteInvitations(appId, room.id, [userId]);
     if (room.invitationRequired && gone.length === 0) {
       throw Errors.invitationRequired();
     }
+    return gone.length > 0;
   }
 
   /** `GET /rooms/invitations`: my pending invitations. */

@@ -34,3 +34,8 @@ export async function requireMessage(store: Store, appId: string, messageId: str
   if (!message || (roomId !== undefined && message.room !== roomId)) throw Errors.notFound('MESSAGE', messageId);
   return message;
 }
+
+/** The sender of a message a payload quotes (a reply, a room's last message), for block filtering. */
+export async function senderOf(store: Store, appId: string, messageId: unknown): Promise<string | undefined> {
+  return typeof messageId === 'string' ? (await store.getMessage(appId, messageId))?.sender : undefined;
+}

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ownValue } from './own.js';
 import type { Bus } from '../bus/bus.js';
 import { userTopic } from '../bus/bus.js';
 import type { Store } from '../store/store.js';
@@ -120,7 +121,7 @@ export class MessageActionService {
     authorize(actor, 'messages.read', await requireRoomFor(this.store, actor, input.room));
     const now = Date.now();
     const updated = await this.store.updateRoom(actor.app.id, input.room, (r) => {
-      const state = r.memberState[me.userId];
+      const state = ownValue(r.memberState, me.userId);
       if (!state) return undefined;
       state.clearedAt = now;
       return r;

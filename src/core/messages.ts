@@ -4,13 +4,15 @@ import { roomTopic } from '../bus/bus.js';
 import type { Store } from '../store/store.js';
 import { Errors } from './errors.js';
 import type { Actor } from './identity.js';
-import type { MemberRoom, MessageRecord, RoomRecord } from './models.js';
+import type { MemberRoom, MessageRecord, OutboxItem, RoomRecord } from './models.js';
 import { type Clock, systemClock } from './clock.js';
 import { authorize, isSuperuser } from './permissions.js';
 import type { Presenter } from './presenter.js';
 import { newId } from './secrets.js';
 import { requireMessage, requireRoomFor, requireUser } from './lookup.js';
 import { parseInput } from './validate.js';
+import { DEFAULT_SERVICE_LIMITS, encodeForStore, isValidId, type ServiceLimits } from './limits.js';
+import { WindowCounter } from './rate-limit.js';
 import type { MessageView } from './views.js';
 import { checkRequiredFields, FIELD_SHAPES, OPTIONAL_FIELDS } from './message-types.js';
 import type { SearchIndex } from './search-index.js';
@@ -20,17 +22,22 @@ const id = z.string().trim().min(1).max(128);
 export const RECALL = 'recall';
 
 const messageBody = {
-  _id: id.optional(),
+  _id: id.refine(isValidId, { message: 'use 1-128 of A-Z a-z 0-9 _ . @ : + = -' }).optional(),
   messageType: z.string().trim().min(1).max(64).optional(),
   message: z.unknown().optional(),
   reply: id.nullish(),
   mentions: z.array(z.string().max(128)).max(1000).nullish(),
   extra: z.unknown().optional(),
   ...FIELD_SHAPES,
+  /** IMKIT's `push` flag: false sends no push notification for this message. */
+  push: z.boolean().optional(),
 };
 const sendSchema = z.looseObject(messageBody);
 const sendAsSchema = z.looseObject({ ...messageBody, room: id, sender: id });
 type SendInput = z.infer<typeof sendSchema>;
+
+/** The request bodies this service validates, by operation (routes reference them for the protocol reference). */
+export const messageInputs = { send: sendSchema, sendAs: sendAsSchema };
 
 export interface HistoryParams {
   limit: number;
@@ -43,7 +50,7 @@ export interface HistoryParams {
 export interface SystemMessages {
   post(
     appId: string,
-    room: Pick<RoomRecord, 'id'>,
+    room: Pick<RoomRecord, 'id' | 'webhook' | 'botState'>,
     sender: string | undefined,
     messageType: string,
     message: string,
@@ -61,15 +68,26 @@ export interface SendHooks {
   censor?: (appId: string, text: string) => Promise<string>;
 }
 
+/** The outbox items (webhook call, push fan-out) a new message produces; written with it. */
+export interface MessageOutbox {
+  forMessage(appId: string, room: Pick<RoomRecord, 'id' | 'webhook' | 'botState'>, message: MessageRecord, view: MessageView, options: { push: boolean; webhook: boolean }): Promise<OutboxItem[]>;
+}
+
 /** Sending, editing, recalling, pinning, deleting and reading messages. */
 export class MessageService implements SystemMessages {
+  private sent: WindowCounter;
+
   constructor(
     private store: Store,
     private bus: Bus,
     private present: Presenter,
     private clock: Clock = systemClock,
+    private limits: ServiceLimits = DEFAULT_SERVICE_LIMITS,
+    private outbox?: MessageOutbox,
     private hooks: SendHooks = {},
-  ) {}
+  ) {
+    this.sent = new WindowCounter(limits.messagesPerMinutePerUser, 60_000);
+  }
 
   /**
    * `POST /rooms/:id/message` and socket `chat message`: send; with the `_id` of an existing
@@ -83,7 +101,10 @@ export class MessageService implements SystemMessages {
       const existing = await this.store.getMessage(actor.app.id, input._id);
       if (existing) {
         if (existing.room !== room.id) throw Errors.notFound('MESSAGE', existing.id);
-        return input.messageType === RECALL ? this.recall(actor, room, existing) : this.edit(actor, room, existing, input);
+        if (input.messageType === RECALL) return this.recall(actor, room, existing);
+        // An edit is a post: a frozen room or a block in a direct room stops it too.
+        await this.checkCanPost(actor, room, actor.kind === 'user' ? actor.userId : undefined);
+        return this.edit(actor, room, existing, input);
       }
     }
     const sender = actor.kind === 'user' ? actor.userId : undefined;
@@ -106,6 +127,7 @@ export class MessageService implements SystemMessages {
    */
   private async checkCanPost(actor: Actor, room: MemberRoom, sender: string | undefined): Promise<void> {
     if (room.status === 0 && !isSuperuser(actor, room)) throw Errors.roomFrozen();
+    if (sender !== undefined && !this.sent.hit(`${actor.app.id}/${sender}`)) throw Errors.quotaExceeded('messages per minute');
     if (room.roomType === 'direct' && sender) {
       const peer = room.members.find((m) => m !== sender);
       if (peer && ((await this.store.getBlock(actor.app.id, sender, peer)) || (await this.store.getBlock(actor.app.id, peer, sender)))) {
@@ -116,14 +138,34 @@ export class MessageService implements SystemMessages {
 
   async post(
     appId: string,
-    room: Pick<RoomRecord, 'id'>,
+    room: Pick<RoomRecord, 'id' | 'webhook' | 'botState'>,
     sender: string | undefined,
     messageType: string,
     message: string,
     fields: Record<string, unknown>,
   ): Promise<void> {
     const now = this.clock.now();
-    await this.persistAndPublish(appId, { id: newId(), room: room.id, sender, messageType, message, fields, createdAt: now, updatedAt: now });
+    await this.persistAndPublish(appId, room, { id: newId(), room: room.id, sender, messageType, message, fields, createdAt: now, updatedAt: now }, { push: true, webhook: true });
+  }
+
+  /**
+   * A room webhook's reply `data` posted as `senderId` (api-doc webhook.md: the bot answers).
+   * `messageId` is derived from the delivery, so a repeated delivery posts nothing twice.
+   * It raises no MESSAGE webhook of its own (a bot would otherwise answer itself forever).
+   */
+  async postBotReply(appId: string, roomId: string, senderId: string | undefined, data: unknown, messageId: string): Promise<MessageView | undefined> {
+    const input = parseInput(sendSchema, data);
+    if (input.message === undefined) throw Errors.invalidInput('data.message: required');
+    if (await this.store.getMessage(appId, messageId)) return undefined;
+    const room = await this.store.getRoom(appId, roomId);
+    if (!room) throw Errors.notFound('ROOM', roomId);
+    if (senderId !== undefined) await requireUser(this.store, appId, senderId);
+    const now = this.clock.now();
+    const message: MessageRecord = {
+      id: messageId, room: roomId, sender: senderId, messageType: input.messageType ?? 'text', message: input.message,
+      fields: pickFields(input), createdAt: now, updatedAt: now,
+    };
+    return this.persistAndPublish(appId, room, message, { push: input.push ?? true, webhook: false });
   }
 
   /** `GET /rooms/:id/messages/v3`: newest first; a page from an anchor includes it as `data[0]`. */
@@ -138,6 +180,8 @@ export class MessageService implements SystemMessages {
     const hidden = await this.hiddenSenders(actor, room);
     const view = await this.readerView(actor, room, hidden);
     const page: MessageRecord[] = [];
+    let bytes = 0;
+    let full = false;
     let from = anchor;
     let includeAnchor = anchor !== undefined;
     // Messages the reader may not see are left out (blocked senders, deleted for them, hidden),
@@ -148,10 +192,17 @@ export class MessageService implements SystemMessages {
       for (const m of batch) {
         // Walking back past "delete all for me": nothing older is visible.
         if (direction === 'older' && view.clearedAt !== undefined && m.createdAt <= view.clearedAt) break outer;
-        if (view.visible(m)) page.push(m);
+        if (!view.visible(m)) continue;
+        // A page stops at its byte budget (one message at least), whatever the limit asked.
+        bytes += JSON.stringify(m).length;
+        if (bytes > this.limits.maxPageBytes && page.length > 0) {
+          full = true;
+          break;
+        }
+        page.push(m);
         if (page.length === params.limit) break;
       }
-      if (page.length === params.limit || batch.length < params.limit || !view.filters) break;
+      if (full || page.length === params.limit || batch.length < params.limit || !view.filters) break;
       from = batch.at(-1)!.id;
       includeAnchor = false;
     }
@@ -286,7 +337,7 @@ export class MessageService implements SystemMessages {
     checkRequiredFields(messageType, input);
     if (input.reply) await requireMessage(this.store, appId, input.reply, room.id);
     const now = this.clock.now();
-    return this.persistAndPublish(appId, {
+    const message: MessageRecord = {
       id: requestedId ?? newId(),
       room: room.id,
       sender,
@@ -295,7 +346,8 @@ export class MessageService implements SystemMessages {
       fields: pickFields(input),
       createdAt: now,
       updatedAt: now,
-    }, actor);
+    };
+    return this.persistAndPublish(appId, room, message, { push: input.push ?? true, webhook: true }, actor);
   }
 
   /** Only the sender edits; the update keeps its `_id` and is delivered again. Never undoes a recall. */
@@ -307,7 +359,7 @@ export class MessageService implements SystemMessages {
     const updated = await this.store.updateMessage(actor.app.id, existing.id, (m) => {
       recalled = m.messageType === RECALL;
       if (recalled) return undefined;
-      return {
+      const next = {
         ...m,
         messageType: input.messageType ?? m.messageType,
         message: text ?? m.message,
@@ -315,6 +367,8 @@ export class MessageService implements SystemMessages {
         updatedAt: now,
         editedAt: now,
       };
+      encodeForStore(next, this.limits.maxMessageBytes);
+      return next;
     });
     if (!updated) throw Errors.notFound('MESSAGE', existing.id);
     if (recalled) throw Errors.messageRecalled('edited');
@@ -346,14 +400,26 @@ export class MessageService implements SystemMessages {
   /**
    * Stores, then publishes: a message is acknowledged and delivered only once it is stored.
    * Insert-only: a room deleted meanwhile is 404, an id taken meanwhile 409 (never a 500).
+   * Its webhook call and push fan-out are stored in the same step (the outbox); nothing on
+   * this path waits for a receiver.
    */
-  private async persistAndPublish(appId: string, message: MessageRecord, author?: Actor): Promise<MessageView> {
-    if (!(await this.store.addMessage(appId, message))) {
+  private async persistAndPublish(
+    appId: string,
+    room: Pick<RoomRecord, 'id' | 'webhook' | 'botState'>,
+    message: MessageRecord,
+    options: { push: boolean; webhook: boolean },
+    author?: Actor,
+  ): Promise<MessageView> {
+    encodeForStore(message, this.limits.maxMessageBytes);
+    const view = await this.present.message(appId, message, { pinnedId: undefined });
+    const outbox = this.outbox ? await this.outbox.forMessage(appId, room, message, view, options) : [];
+    if (!(await this.store.addMessage(appId, message, outbox))) {
       if (!(await this.store.getRoom(appId, message.room))) throw Errors.notFound('ROOM', message.room);
       throw Errors.messageExists(message.id);
     }
     await this.afterStore(appId, message, author);
-    return this.publishMessage(appId, message, undefined);
+    this.bus.publish(roomTopic(appId, message.room), { kind: 'deliver', event: 'chat message', payload: view, sender: message.sender, ...quotes(view) });
+    return view;
   }
 
   /**
@@ -389,15 +455,23 @@ export class MessageService implements SystemMessages {
 export function quotes(payload: Record<string, unknown>): { quoted?: string[]; redacted?: unknown } {
   let quoted: string[] | undefined;
   let redacted: Record<string, unknown> | undefined;
-  for (const key of QUOTING_FIELDS) {
-    const who = (payload[key] as { sender?: { id?: unknown } | null } | null | undefined)?.sender?.id;
-    if (typeof who !== 'string') continue;
-    // The send path mostly quotes nobody: copy only when something must go.
+  const add = (who: string) => {
     quoted ??= [];
     if (!quoted.includes(who)) quoted.push(who);
+  };
+  for (const key of QUOTING_FIELDS) {
+    const inner = payload[key] as { sender?: { id?: unknown } | null; reply?: { sender?: { id?: unknown } | null } } | null | undefined;
+    if (!inner) continue;
+    const who = inner.sender?.id;
+    // A room's last or pinned message may itself quote someone (its reply).
+    const nested = key === 'reply' ? undefined : inner.reply?.sender?.id;
+    if (typeof who !== 'string' && typeof nested !== 'string') continue;
+    // The send path mostly quotes nobody: copy only when something must go.
     redacted ??= { ...payload };
     if (key === 'reply') delete redacted.reply;
     else redacted[key] = null;
+    if (typeof who === 'string') add(who);
+    if (typeof nested === 'string') add(nested);
   }
   return quoted ? { quoted, redacted } : {};
 }

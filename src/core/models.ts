@@ -21,12 +21,20 @@ export interface AppRecord {
   apiKeyHash: string;
   /** base64url HMAC secret: signs client keys and server-issued user tokens. */
   signingSecret: string;
+  /**
+   * base64url HMAC secret of signed file links, drawn again with every new client key (so
+   * revoking and regenerating the client key also voids every outstanding link). Records
+   * made before it existed sign with a key derived from `signingSecret`.
+   */
+  fileSecret?: string;
   /** Exactly one client key at a time, or none after revocation. */
   clientKey: ClientKeyRecord | null;
   /** Web origins allowed to use the client key (browser requests); empty or absent = any. */
   allowedOrigins?: string[];
   /** IMKIT runtime configuration (`/config`): announcement, censorship keywords, flags. */
   config?: Record<string, unknown>;
+  /** Webhooks and push providers (absent until first configured). */
+  delivery?: DeliverySettings;
   createdAt: number;
 }
 
@@ -90,6 +98,8 @@ export interface RoomRecord {
   roomTags: string[];
   /** Kept as the JSON string IMKIT clients expect. */
   extParams?: string;
+  /** IMKIT's `isPublic` (group rooms): anyone in the application may join. Absent = private. */
+  isPublic?: boolean;
   /** 1 active, 0 frozen. */
   status: 0 | 1;
   systemMessage: boolean;
@@ -102,6 +112,12 @@ export interface RoomRecord {
   invitationRequired?: boolean;
   /** Members banned from the room (kept as members, but without access): user id → ban. */
   banned?: Record<string, { by?: string; at: number }>;
+  /** IMKIT room webhook: a URL, or the key of one of the application's named webhooks. */
+  webhook?: string;
+  /** Bot mode: the webhook's replies post messages and move `botState`. */
+  botMode?: boolean;
+  /** The room's bot state, moved by the webhook's `toBotState`. */
+  botState?: string;
   /** Time of the last message (or creation): the `lastMessage` sort key. */
   lastActivityAt: number;
   createdAt: number;
@@ -175,3 +191,66 @@ export interface InvitationRecord {
   inviter?: string;
   createdAt: number;
 }
+
+/** The push services a device token belongs to, as IMKIT's `POST /me/subscribe` names them. */
+export type DeviceType = 'ios' | 'android' | 'fcm' | 'web' | 'ios-voip';
+
+/** A device registered for push notifications (one per user, type and device id). */
+export interface DeviceRecord {
+  userId: string;
+  type: DeviceType;
+  deviceId: string;
+  token: string;
+  createdAt: number;
+}
+
+/**
+ * Webhook, push provider and signing settings of one application (API key: `/admin/delivery`).
+ * Private keys are stored as given and never shown again.
+ */
+export interface DeliverySettings {
+  /** HMAC-SHA256 key of webhook signatures (base64url). */
+  webhookSecret: string;
+  /** The default webhook of rooms that have none. */
+  webhook?: string;
+  /** Named webhooks: a room's `webhook` may be one of these keys instead of a URL. */
+  webhooks?: Record<string, string>;
+  /** IMKIT's generic external push: one POST per message batch to the customer's endpoint. */
+  externalPush?: { url: string };
+  /** FCM HTTP v1 with a service account (the JSON key file's fields). */
+  fcm?: { projectId: string; clientEmail: string; privateKey: string; privateKeyId?: string; tokenUri?: string };
+  /** APNs token-based authentication (.p8 key). */
+  apns?: { keyId: string; teamId: string; privateKey: string; topic: string; sandbox?: boolean };
+}
+
+export type OutboxKind = 'webhook' | 'push-fanout' | 'push';
+export type OutboxStatus = 'pending' | 'delivered' | 'dead';
+
+/**
+ * One outgoing call (a webhook request, a push batch, or a fan-out job that makes push
+ * batches), written to the store with its cause and delivered by the outbox worker.
+ */
+export interface OutboxItem {
+  /** Unique per application; enqueueing an id that exists changes nothing (idempotent retries). */
+  id: string;
+  appId: string;
+  kind: OutboxKind;
+  payload: Record<string, unknown>;
+  status: OutboxStatus;
+  /** Delivery attempts started so far. */
+  attempts: number;
+  /** When it is due (pending) or when its lease ends (claimed). */
+  nextAt: number;
+  /** Changes on every claim; only the current claim may settle the item. */
+  claim?: string;
+  lastError?: string;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** How a claimed item ends: delivered, back to pending (retry at `nextAt`), or dead-lettered. */
+export type OutboxOutcome =
+  /** `note`: something worth showing though the call itself succeeded (a bot reply refused). */
+  | { status: 'delivered'; note?: string }
+  | { status: 'pending'; nextAt: number; error: string; payload?: Record<string, unknown> }
+  | { status: 'dead'; error: string };

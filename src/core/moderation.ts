@@ -1,4 +1,5 @@
 import type { Bus } from '../bus/bus.js';
+import { ownValue } from './own.js';
 import { CONTROL_TOPIC, userTopic } from '../bus/bus.js';
 import type { Store } from '../store/store.js';
 import { Errors } from './errors.js';
@@ -115,7 +116,7 @@ export class ModerationService {
   async unban(actor: Actor, roomId: string, blockee: string) {
     const room = await requireRoom(this.store, actor.app.id, roomId);
     authorize(actor, 'members.ban', room);
-    if (!room.banned?.[blockee]) throw Errors.blockNotFound(`'${blockee}' is not banned from this room`);
+    if (!isBanned(blockee, room)) throw Errors.blockNotFound(`'${blockee}' is not banned from this room`);
     const view = await this.banView(actor.app.id, room, blockee);
     const now = this.clock.now();
     const updated = await this.store.updateRoom(actor.app.id, roomId, (r) => {
@@ -125,7 +126,7 @@ export class ModerationService {
       r.updatedAt = now;
       return r;
     });
-    if (updated?.memberState[blockee]) {
+    if (ownValue(updated?.memberState, blockee)) {
       this.bus.publish(CONTROL_TOPIC, { kind: 'membership', appId: actor.app.id, roomId, added: [blockee], removed: [] });
     }
     return view;
@@ -135,7 +136,7 @@ export class ModerationService {
     const room = await requireRoom(this.store, actor.app.id, roomId);
     authorize(actor, 'members.ban', room);
     if (blockee !== undefined) {
-      if (!room.banned?.[blockee]) throw Errors.blockNotFound(`'${blockee}' is not banned from this room`);
+      if (!isBanned(blockee, room)) throw Errors.blockNotFound(`'${blockee}' is not banned from this room`);
       return this.banView(actor.app.id, room, blockee);
     }
     const ids = Object.keys(room.banned ?? {});
@@ -147,7 +148,7 @@ export class ModerationService {
    * and `room` the room id; in lists both are populated (`blocker` a client, `room` a summary).
    */
   private async banView(appId: string, room: RoomRecord, blockee: string, inList = false) {
-    const ban = room.banned?.[blockee];
+    const ban = room.banned && isBanned(blockee, room) ? room.banned[blockee] : undefined;
     const [blockeeView, blockerView] = await this.present.clients(appId, [blockee, ...(ban?.by ? [ban.by] : [])]);
     const at = ban ? iso(ban.at) : null;
     return {

@@ -95,6 +95,13 @@ export const PERMISSIONS = {
   'files.uploadToRoom': 'member',
   'files.read': 'authorOrMember',
   'files.delete': 'authorOrAdmin',
+  // Offline delivery
+  /** `/me/subscribe`, `/me/unsubscribe`: a user for their devices, the API key for anyone's (`clientId`). */
+  'push.subscribe': 'user',
+  'push.send': 'admin',
+  /** A room's `webhook` and `botMode` decide where room content is sent: the API key only. */
+  'rooms.webhook': 'admin',
+  'deliveries.read': 'admin',
 } as const satisfies Record<string, Rule>;
 
 export type Operation = keyof typeof PERMISSIONS;
@@ -196,6 +203,9 @@ const DESCRIPTIONS: Partial<Record<Operation, string>> = {
   'messages.crossRoom': 'Reading message history across rooms',
   'messages.batchAsAnyone': 'Batch sending as another user or to receivers',
   'messages.sendAsAnyone': 'Sending as another user',
+  'push.send': 'Sending push notifications',
+  'rooms.webhook': "Setting a room's webhook or bot mode",
+  'deliveries.read': 'Reading webhook and push deliveries',
 };
 
 function describe(op: Operation): string {

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ownValue } from './own.js';
 import type { Bus } from '../bus/bus.js';
 import { userTopic } from '../bus/bus.js';
 import type { Store } from '../store/store.js';
@@ -114,7 +115,7 @@ export class PrefService {
   ): Promise<Record<string, unknown>> {
     let pref: Record<string, unknown> | undefined;
     const updated = await this.store.updateRoom(actor.app.id, roomId, (r) => {
-      const state = r.memberState[userId];
+      const state = ownValue(r.memberState, userId);
       if (!state) return undefined;
       pref = change(state.pref ?? {});
       state.pref = pref;

@@ -12,12 +12,19 @@ import { newId } from './secrets.js';
 import type { MessageService } from './messages.js';
 import { roomDelivery } from './messages.js';
 import { type Clock, systemClock } from './clock.js';
+import type { DeliveryService, MembershipEvent } from './delivery.js';
 import { requireMessage, requireRoom, requireRoomFor } from './lookup.js';
 import { parseInput } from './validate.js';
+import { isValidId } from './limits.js';
 import { type RoomView, clientView } from './views.js';
+import { ownValue, setOwn } from './own.js';
 
 const id = z.string().trim().min(1).max(128);
 const ids = z.array(id).max(1000);
+/** A room id a client may choose: the documented id set, outside the `dm:` space of direct rooms. */
+const chosenRoomId = id.refine((v) => isValidId(v) && !v.startsWith(DIRECT_PREFIX), {
+  message: 'use 1-128 of A-Z a-z 0-9 _ . @ : + = - (ids starting with dm: are reserved for direct rooms)',
+});
 const tags = z.array(z.string().max(128)).max(100);
 /** IMKIT keeps extParams as a JSON string; accept an object too and store its JSON. */
 const extParams = z.union([z.string().max(16_384), z.record(z.string(), z.unknown())]).transform((v) =>
@@ -31,9 +38,15 @@ const roomFields = {
   roomTags: tags.optional(),
   extParams: extParams.optional(),
   systemMessage: z.boolean().optional(),
+  /** IMKIT's `isPublic`: anyone in the application may join (POST /rooms/:id/join). */
+  isPublic: z.boolean().optional(),
+  /** IMKIT: "Webhook key or URL" (a URL, or a key of the application's named webhooks). */
+  webhook: z.string().trim().max(2048).nullable().optional(),
+  botMode: z.boolean().optional(),
+  botState: z.string().max(256).nullable().optional(),
 };
 const createSchema = z.looseObject({
-  _id: id.optional(),
+  _id: chosenRoomId.optional(),
   roomType: z.enum(['direct', 'group']).optional(),
   members: ids.optional(),
   owner: id.optional(),
@@ -65,6 +78,16 @@ const filterValue = z.union([
 const querySchema = z.strictObject({ members: filterValue.optional(), roomTags: filterValue.optional() });
 type FilterValue = z.infer<typeof filterValue>;
 
+/** The request bodies this service validates, by operation (routes reference them for the protocol reference). */
+export const roomInputs = {
+  create: createSchema,
+  update: updateSchema,
+  addMembers: addMembersSchema,
+  removeMembers: removeMembersSchema,
+  memberProperty: memberPropertySchema,
+  lastRead: lastReadSchema,
+};
+
 export interface ListQuery {
   skip: number;
   limit: number;
@@ -75,10 +98,16 @@ export interface ListQuery {
   updatedAfter?: number;
 }
 
-/** Deterministic id for the direct room of a pair, so creating it twice finds the same room. */
+const DIRECT_PREFIX = 'dm:';
+
+/**
+ * Deterministic id for the direct room of a pair, so creating it twice finds the same room.
+ * It lives in the `dm:` space no client-chosen id may use, so nobody can claim a pair's id
+ * ahead of them (a direct room's id is always derived, never chosen).
+ */
 export function directRoomId(a: string, b: string): string {
   const [x, y] = [a, b].sort();
-  return createHash('sha256').update(`${x}\u0000${y}`).digest('hex').slice(0, 32);
+  return DIRECT_PREFIX + createHash('sha256').update(`${x}\u0000${y}`).digest('hex').slice(0, 32);
 }
 
 function matches(values: readonly string[], filter: FilterValue): boolean {
@@ -97,7 +126,7 @@ const SORT_KEYS: Record<string, (r: RoomRecord) => number | string> = {
 /** Invitations to invitation-only rooms (InvitationService). */
 export interface Invitations {
   invite(actor: Actor, room: RoomRecord, invitees: readonly string[]): Promise<void>;
-  admit(appId: string, room: RoomRecord, userId: string): Promise<void>;
+  admit(appId: string, room: RoomRecord, userId: string): Promise<boolean>;
   roomDeleted(appId: string, roomId: string): Promise<void>;
 }
 
@@ -115,6 +144,7 @@ export class RoomService {
     private present: Presenter,
     private system: MessageService,
     private clock: Clock = systemClock,
+    private delivery?: DeliveryService,
     private invitations?: Invitations,
   ) {}
 
@@ -143,6 +173,7 @@ export class RoomService {
   async create(actor: Actor, body: unknown, join: boolean): Promise<RoomView> {
     authorize(actor, 'rooms.create');
     const input = parseInput(createSchema, body);
+    if (input.webhook != null || input.botMode !== undefined || input.botState != null) authorize(actor, 'rooms.webhook');
     const invitees = input.invitee === undefined ? [] : typeof input.invitee === 'string' ? [input.invitee] : input.invitee;
     const roomType = input.roomType ?? (typeof input.invitee === 'string' ? 'direct' : 'group');
     const me = actor.kind === 'user' ? actor.userId : undefined;
@@ -153,7 +184,10 @@ export class RoomService {
       throw Errors.invalidInput('a direct room has exactly two members');
     }
     await this.requireUsers(actor.app.id, inviteOnly ? [...members, ...invitees] : members);
-    const roomId = input._id ?? (roomType === 'direct' ? directRoomId(members[0]!, members[1]!) : newId());
+    const roomId = roomType === 'direct' ? directRoomId(members[0]!, members[1]!) : (input._id ?? newId());
+    if (roomType === 'direct' && input._id !== undefined && input._id !== roomId) {
+      throw Errors.invalidInput("_id: a direct room's id is derived from its two members; leave it out");
+    }
     const now = this.clock.now();
     const room: RoomRecord = {
       id: roomId,
@@ -167,6 +201,10 @@ export class RoomService {
       memberState: Object.fromEntries(members.map((m) => [m, { joinedAt: now }])),
       roomTags: input.roomTags ?? [],
       extParams: input.extParams,
+      ...(roomType === 'group' && input.isPublic ? { isPublic: true } : {}),
+      webhook: input.webhook || undefined,
+      botMode: input.botMode,
+      botState: input.botState ?? undefined,
       status: 1,
       systemMessage: input.systemMessage ?? false,
       ...(inviteOnly ? { invitationRequired: true } : {}),
@@ -177,8 +215,10 @@ export class RoomService {
     if (room.owner && !members.includes(room.owner)) await this.requireUsers(actor.app.id, [room.owner]);
     if (!(await this.store.createRoom(actor.app.id, room))) {
       const existing = await requireRoom(this.store, actor.app.id, roomId);
-      // Creating an existing direct room again is how clients "open" a chat: return it.
-      if (existing.roomType === 'direct' && me && existing.memberState[me]) return this.view(actor, existing);
+      // Creating an existing direct room again is how clients "open" a chat: return it, to
+      // one of its two members (or the API key) only.
+      const isPair = existing.roomType === 'direct' && members.every((m) => ownValue(existing.memberState, m));
+      if (isPair && (!me || ownValue(existing.memberState, me))) return this.view(actor, existing);
       throw Errors.roomExists(roomId);
     }
     this.membershipChanged(actor.app.id, roomId, members, []);
@@ -220,10 +260,11 @@ export class RoomService {
     const input = parseInput(updateSchema, body);
     const room = await requireRoom(this.store, actor.app.id, roomId);
     authorize(actor, 'rooms.update', room);
+    if (input.webhook !== undefined || input.botMode !== undefined || input.botState !== undefined) authorize(actor, 'rooms.webhook');
     if (input.owner !== undefined || input.managers !== undefined) {
       authorize(actor, 'rooms.updateOwnership', room);
       for (const m of [...(input.owner ? [input.owner] : []), ...(input.managers ?? [])]) {
-        if (!room.memberState[m]) throw Errors.invalidInput(`'${m}' is not a member of this room`);
+        if (!ownValue(room.memberState, m)) throw Errors.invalidInput(`'${m}' is not a member of this room`);
       }
     }
     const updated = await this.store.updateRoom(actor.app.id, roomId, (r) => ({
@@ -234,6 +275,11 @@ export class RoomService {
       roomTags: input.roomTags ?? r.roomTags,
       extParams: input.extParams ?? r.extParams,
       systemMessage: input.systemMessage ?? r.systemMessage,
+      isPublic: r.roomType === 'group' ? (input.isPublic ?? r.isPublic) : undefined,
+      // "" or null removes the room's webhook (the application's default applies again).
+      webhook: input.webhook === undefined ? r.webhook : input.webhook || undefined,
+      botMode: input.botMode ?? r.botMode,
+      botState: input.botState === undefined ? r.botState : (input.botState ?? undefined),
       owner: input.owner ?? r.owner,
       managers: input.managers ?? r.managers,
       status: input.status ?? r.status,
@@ -253,17 +299,23 @@ export class RoomService {
     return { n: 1, ok: 1 };
   }
 
-  /** `POST /rooms/:id/join`: any user may join a group room; direct rooms are closed. */
+  /**
+   * `POST /rooms/:id/join`: a user joins a public group room (IMKIT's `isPublic`). Private
+   * groups (the default) take new members only through `POST /rooms/:id/members`; direct
+   * rooms are closed. Joining a room one is already in answers the room.
+   */
   async join(actor: Actor, roomId: string): Promise<RoomView> {
     const me = asUser(actor, 'rooms.join');
     const room = await requireRoom(this.store, actor.app.id, roomId);
     if (isBanned(me.userId, room)) throw Errors.bannedFromRoom();
-    if (room.memberState[me.userId]) return this.view(actor, room);
+    if (ownValue(room.memberState, me.userId)) return this.view(actor, room);
     if (room.roomType === 'direct') throw Errors.directRoomClosed('join');
-    // Joining accepts a pending invitation; an invitation-only room needs one.
-    if (this.invitations) await this.invitations.admit(actor.app.id, room, me.userId);
-    else if (room.invitationRequired) throw Errors.invitationRequired();
-    const updated = await this.changeMembers(actor, room, [me.userId], []);
+    // An invitation admits to any group room (an invitation-only room needs one); without one,
+    // only a public room can be joined.
+    const invited = this.invitations ? await this.invitations.admit(actor.app.id, room, me.userId) : false;
+    if (!invited && room.invitationRequired) throw Errors.invitationRequired();
+    if (!invited && room.isPublic !== true) throw Errors.roomClosed();
+    const updated = await this.changeMembers(actor, room, [me.userId], [], 'JOIN_ROOM');
     if (updated.systemMessage) await this.system.post(actor.app.id, updated, me.userId, 'joinRoom', '', {});
     return this.view(actor, updated);
   }
@@ -278,10 +330,13 @@ export class RoomService {
       await this.invitations.invite(actor, room, input.invitees);
       return this.view(actor, room);
     }
-    const added = input.invitees.filter((m) => !room.memberState[m]);
+    const added = input.invitees.filter((m) => !ownValue(room.memberState, m));
     // Members so far only through a user group become members in person.
-    const inPerson = input.invitees.filter((m) => room.memberState[m]?.viaGroups && !room.memberState[m]?.direct);
-    let updated = await this.changeMembers(actor, room, [...added, ...inPerson], []);
+    const inPerson = input.invitees.filter((m) => {
+      const state = ownValue(room.memberState, m);
+      return state?.viaGroups && !state.direct;
+    });
+    let updated = await this.changeMembers(actor, room, [...added, ...inPerson], [], 'ADD_MEMBERS');
     if (this.groups && added.length > 0) {
       await this.groups.roomGained(actor, roomId, added);
       updated = await requireRoom(this.store, actor.app.id, roomId);
@@ -302,10 +357,10 @@ export class RoomService {
     const me = actorId(actor);
     const others = input.members.filter((m) => m !== me);
     authorize(actor, others.length > 0 ? 'members.removeOthers' : 'members.leave', room);
-    const removed = input.members.filter((m) => room.memberState[m]);
+    const removed = input.members.filter((m) => ownValue(room.memberState, m));
     // A user group leaving takes the users who were here only through it.
     await this.groups?.roomLost(actor, roomId, removed);
-    const updated = await this.changeMembers(actor, room, [], removed);
+    const updated = await this.changeMembers(actor, room, [], removed, 'DELETE_MEMBERS');
     if (removed.length > 0 && (input.systemMessage ?? false)) {
       const members = await this.present.clients(actor.app.id, removed);
       if (others.length === 0) {
@@ -331,9 +386,9 @@ export class RoomService {
     const role = isRole ? parseInput(z.object({ value: roleValue }), { value: input.value }).value : undefined;
     if (!isRole && RESERVED_PROPERTIES.has(input.property)) throw Errors.invalidInput(`property: '${input.property}' is reserved`);
     authorize(actor, isRole ? 'members.setRole' : 'members.setProperty', room, { sender: client });
-    if (!room.memberState[client]) throw Errors.invalidInput(`'${client}' is not a member of this room`);
+    if (!ownValue(room.memberState, client)) throw Errors.invalidInput(`'${client}' is not a member of this room`);
     const updated = await this.store.updateRoom(actor.app.id, roomId, (r) => {
-      const state = r.memberState[client];
+      const state = ownValue(r.memberState, client);
       if (!state) return undefined;
       if (role) state.role = role;
       else if (input.value === null || input.value === undefined) delete state.properties?.[input.property];
@@ -415,34 +470,50 @@ export class RoomService {
       const carried = wanted.filter((t) => r.roomTags.includes(t));
       const every = !asked?.length || carried.length === wanted.length;
       if (carried.length === 0 && !every) continue;
-      const unread = await this.store.countMessagesAfter(actor.app.id, r.id, r.memberState[me.userId]?.lastRead);
+      const unread = await this.store.countMessagesAfter(actor.app.id, r.id, ownValue(r.memberState, me.userId)?.lastRead);
       for (const t of carried) data[t]! += unread;
       if (every) totalBadge += unread;
     }
     return { totalBadge, data };
   }
 
+  /**
+   * A room webhook's `toBotState` (bot mode only): moves the room's bot state and tells its
+   * members. False when the room is gone or not in bot mode.
+   */
+  async moveBotState(appId: string, roomId: string, state: string): Promise<boolean> {
+    let applied = false;
+    const updated = await this.store.updateRoom(appId, roomId, (r) => {
+      applied = r.botMode === true && r.botState !== state;
+      return applied ? { ...r, botState: state, updatedAt: this.clock.now() } : undefined;
+    });
+    if (updated && applied) await this.announce(appId, updated);
+    return applied;
+  }
+
   /** Applies a membership change atomically and tells every node and every client concerned. */
-  private async changeMembers(actor: Actor, room: RoomRecord, add: string[], remove: string[]): Promise<RoomRecord> {
+  private async changeMembers(actor: Actor, room: RoomRecord, add: string[], remove: string[], event?: MembershipEvent): Promise<RoomRecord> {
     if (add.length === 0 && remove.length === 0) return room;
     const now = this.clock.now();
+    // The room webhook's event is stored with the change itself (the outbox).
+    const outbox = event && (await this.delivery?.forMembership(actor.app.id, room, event, actorId(actor), event === 'DELETE_MEMBERS' ? remove : add));
     const updated = await this.store.updateRoom(actor.app.id, room.id, (r) => {
       for (const m of add) {
-        const state = r.memberState[m];
+        const state = ownValue(r.memberState, m);
         // Already here through a user group: now in person too.
         if (state?.viaGroups) state.direct = true;
         if (state) continue;
         r.members.push(m);
-        r.memberState[m] = { joinedAt: now };
+        setOwn(r.memberState, m, { joinedAt: now });
       }
       const gone = new Set(remove);
       r.members = r.members.filter((m) => !gone.has(m));
-      for (const m of remove) delete r.memberState[m];
+      for (const m of remove) if (Object.hasOwn(r.memberState, m)) delete r.memberState[m];
       r.managers = r.managers.filter((m) => !gone.has(m));
       if (r.owner && gone.has(r.owner)) r.owner = undefined;
       r.updatedAt = now;
       return r;
-    });
+    }, outbox);
     if (!updated) throw Errors.notFound('ROOM', room.id);
     // A banned user added back as a member still gets no events until unbanned.
     this.membershipChanged(actor.app.id, room.id, add.filter((m) => !isBanned(m, updated)), remove);
@@ -507,7 +578,7 @@ export class RoomService {
       .map((token) => {
         const desc = token.startsWith('-');
         const name = desc ? token.slice(1) : token;
-        const key = SORT_KEYS[name];
+        const key = Object.hasOwn(SORT_KEYS, name) ? SORT_KEYS[name] : undefined;
         if (!key) throw Errors.invalidInput(`sort: unknown key '${name}' (lastMessage, createdTime, updatedAt, name)`);
         return { key, desc };
       });

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ownValue } from './own.js';
 import type { Store } from '../store/store.js';
 import type { Actor } from './identity.js';
 import type { MessageRecord, RoomRecord } from './models.js';
@@ -131,7 +132,7 @@ export class SearchService {
 
   /** The reader's own deletions and superuser hiding apply to search as they do to history. */
   private async visible(actor: Actor, userId: string, room: RoomRecord, message: MessageRecord, cache: Map<string, Set<string>>): Promise<boolean> {
-    const clearedAt = room.memberState[userId]?.clearedAt;
+    const clearedAt = ownValue(room.memberState, userId)?.clearedAt;
     if (clearedAt !== undefined && message.createdAt <= clearedAt) return false;
     const hidden = message.fields.isHidden === true || (message.sender !== undefined && room.hiddenSenders?.includes(message.sender));
     if (hidden && !isSuperuser(actor, room)) return false;
@@ -149,11 +150,11 @@ export class SearchService {
         return rooms.filter((r) => r.roomTags.some(has));
       case 'roomPrefTags':
         return rooms.filter((r) => {
-          const tags = r.memberState[userId]?.pref?.tags;
+          const tags = ownValue(r.memberState, userId)?.pref?.tags;
           return Array.isArray(tags) && tags.some(has);
         });
       case 'roomPrefFolder':
-        return rooms.filter((r) => has(r.memberState[userId]?.pref?.folder));
+        return rooms.filter((r) => has(ownValue(r.memberState, userId)?.pref?.folder));
       case 'roomMember': {
         const others = [...new Set(rooms.flatMap((r) => r.members))].filter((m) => m !== userId);
         const users = await this.store.getUsers(appId, others);

@@ -77,7 +77,7 @@ export class TokenService {
    * The user a token acts as. INVALID_TOKEN when unknown, expired or revoked;
    * CLIENT_KEY_MISMATCH when it is one of our tokens but minted for another application.
    */
-  async verify(app: AppRecord, token: string): Promise<{ userId: string; hash: string }> {
+  async verify(app: AppRecord, token: string): Promise<{ userId: string; hash: string; expiresAt: number }> {
     // A signature, once checked, stays valid: remember it (expiry and revocation are still
     // decided by the stored record below, on every use).
     if (this.verifiedSignatures.get(token) !== app.id) {
@@ -96,7 +96,7 @@ export class TokenService {
     const hash = sha256(token);
     const record = await this.store.getToken(app.id, hash);
     if (!record || record.expiresAt <= this.clock.now()) throw Errors.invalidToken();
-    return { userId: record.userId, hash };
+    return { userId: record.userId, hash, expiresAt: record.expiresAt };
   }
 
   /** Revokes one token of the user, or all of them; live sockets using them are cut. */

@@ -55,6 +55,9 @@ export class UsageService {
     authorize(actor, 'usage.read');
     const end = range.end ?? this.clock.now();
     const start = range.start ?? end - HOUR;
+    // A bounded range: reading buckets costs one step per minute of it.
+    if (start > end) throw Errors.invalidInput('start: must not be after end');
+    if (end - start > this.retentionDays * 86_400_000) throw Errors.invalidInput(`the range may span at most the retention (${this.retentionDays} days)`);
     await this.meter.flush();
     const buckets = await this.sink.read(actor.app.id, Math.floor(start / 60_000), Math.floor(end / 60_000));
     const sum = (metric: string) => buckets.reduce((n, b) => n + (b.values[metric] ?? 0), 0);

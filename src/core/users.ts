@@ -9,12 +9,16 @@ import { parseUserQuery } from './user-query.js';
 import { asUser, authorize } from './permissions.js';
 import type { IssuedToken, TokenService } from './tokens.js';
 import { parseInput } from './validate.js';
+import { DEFAULT_SERVICE_LIMITS, encodeForStore, isValidId, type ServiceLimits } from './limits.js';
 import { requireUser } from './lookup.js';
 import type { Presenter } from './presenter.js';
 import { type ClientView, clientView } from './views.js';
 import { type Clock, systemClock } from './clock.js';
 
-const userId = z.string().trim().min(1).max(128);
+/** New user ids follow the documented id set (README: Ids). */
+const userId = z.string().trim().min(1).max(128).refine(isValidId, {
+  message: 'use 1-128 of A-Z a-z 0-9 _ . @ : + = - (not a name Object.prototype owns, such as __proto__ or constructor)',
+});
 const profile = {
   nickname: z.string().max(256).optional(),
   avatarUrl: z.string().max(2048).optional(),
@@ -40,6 +44,9 @@ const signSchema = z.looseObject({ id: userId, ...profile });
 const LIST_CHUNK = 1000;
 const revokeSchema = z.object({ token: z.string().min(1).max(4096).optional() }).optional();
 
+/** The request bodies this service validates, by operation (routes reference them for the protocol reference). */
+export const userInputs = { upsert: upsertSchema, updateMe: updateMeSchema, setToken: tokenSchema, revoke: revokeSchema };
+
 /** expirationDate as IMKIT sends it: epoch ms or an ISO date; must lie in the future. */
 function parseExpiry(value: number | string, now: number): number {
   const ms = typeof value === 'number' ? value : Date.parse(value);
@@ -52,6 +59,15 @@ function customFields(body: Record<string, unknown>, known: readonly string[]): 
   const custom: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(body)) if (!known.includes(k) && !RESERVED.has(k)) custom[k] = v;
   return custom;
+}
+
+/** IMKIT's `q` filter, or the dashboard's substring search (any case) on id and nickname. */
+function userFilter(filter: { q?: string; search?: string }): ((u: UserRecord) => boolean) | undefined {
+  const imkit = parseUserQuery(filter.q);
+  const needle = filter.search?.toLowerCase();
+  if (!needle) return imkit;
+  const contains = (u: UserRecord) => u.id.toLowerCase().includes(needle) || (u.nickname ?? '').toLowerCase().includes(needle);
+  return imkit ? (u) => imkit(u) && contains(u) : contains;
 }
 
 const tokenView = (t: IssuedToken) => ({
@@ -68,7 +84,18 @@ export class UserService {
     private tokens: TokenService,
     private present: Presenter,
     private clock: Clock = systemClock,
+    private limits: ServiceLimits = DEFAULT_SERVICE_LIMITS,
   ) {}
+
+  /** Custom profile fields after a change, refused past the configured count. */
+  private mergeCustom(existing: Record<string, unknown> | undefined, input: Record<string, unknown>): Record<string, unknown> {
+    const custom = { ...existing, ...customFields(input, Object.keys(profile)) };
+    if (Object.keys(custom).length > this.limits.maxCustomFields) {
+      throw Errors.inputLimit('TOO_MANY_FIELDS', `A profile may hold at most ${this.limits.maxCustomFields} custom fields`);
+    }
+    encodeForStore(custom, this.limits.maxMessageBytes);
+    return custom;
+  }
 
   /** `POST /admin/clients`: idempotent create-or-update, optionally issuing or assigning a token. */
   async upsert(actor: Actor, body: unknown): Promise<ClientView> {
@@ -82,14 +109,14 @@ export class UserService {
     }
     const now = this.clock.now();
     const expiry = input.token ? parseExpiry(input.expirationDate!, now) : undefined;
-    const custom = customFields(input, Object.keys(profile));
+    const custom = this.mergeCustom(undefined, input);
     // An update changes only what was sent: mute list, login times and the rest stay.
     let user = await this.store.updateUser(actor.app.id, input._id, (u) => ({
       ...u,
       nickname: input.nickname ?? u.nickname,
       avatarUrl: input.avatarUrl ?? u.avatarUrl,
       description: input.description ?? u.description,
-      custom: { ...u.custom, ...custom },
+      custom: this.mergeCustom(u.custom, input),
       updatedAt: now,
     }));
     if (!user) {
@@ -113,10 +140,19 @@ export class UserService {
     return { count: input.data.length };
   }
 
-  /** `GET /admin/clients?q=&skip=&limit=`: with `q`, the matching users (a pass over the user list). */
-  async list(actor: Actor, skip: number, limit: number, q?: string): Promise<{ totalCount: number; data: ClientView[] }> {
+  /**
+   * `GET /admin/clients`: users in creation order. `q` is IMKIT's filter (user-query.ts);
+   * `search` (the dashboard's) keeps those whose id or nickname contains it, in any case.
+   * A filtered list is a pass over the user list (API key only).
+   */
+  async list(
+    actor: Actor,
+    skip: number,
+    limit: number,
+    filter: { q?: string; search?: string } = {},
+  ): Promise<{ totalCount: number; data: ClientView[] }> {
     authorize(actor, 'users.manage');
-    const match = parseUserQuery(q);
+    const match = userFilter(filter);
     if (!match) {
       const { total, users } = await this.store.listUsers(actor.app.id, skip, limit);
       return { totalCount: total, data: await this.present.clientsWithStatus(actor.app.id, users.map((u) => u.id)) };
@@ -152,6 +188,25 @@ export class UserService {
       nickname: user.nickname ?? user.id,
       avatarUrl: user.avatarUrl ?? '',
       exp: Math.floor(issued.expiresAt / 1000),
+    };
+  }
+
+  /** The user's tokens as records (when issued, when they expire); tokens themselves are never stored. */
+  async tokenRecords(actor: Actor, id: string) {
+    authorize(actor, 'tokens.manage');
+    await requireUser(this.store, actor.app.id, id);
+    const now = Date.now();
+    const records = await this.store.listTokens(actor.app.id, id);
+    return {
+      totalCount: records.length,
+      data: records.map((t) => ({
+        issuedByServer: t.issued,
+        createdAt: new Date(t.createdAt).toISOString(),
+        createdAtMS: t.createdAt,
+        expirationDate: new Date(t.expiresAt).toISOString(),
+        expirationDateMS: t.expiresAt,
+        expired: t.expiresAt <= now,
+      })),
     };
   }
 
@@ -192,7 +247,7 @@ export class UserService {
       nickname: input.nickname ?? user.nickname,
       avatarUrl: input.avatarUrl ?? user.avatarUrl,
       description: input.description ?? user.description,
-      custom: { ...user.custom, ...customFields(input, Object.keys(profile)) },
+      custom: this.mergeCustom(user.custom, input),
       updatedAt: now,
     }));
     if (!updated) throw Errors.notFound('CLIENT', me.userId);

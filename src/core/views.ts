@@ -1,4 +1,5 @@
 import type { MessageRecord, RoomRecord, UserRecord } from './models.js';
+import { ownValue } from './own.js';
 
 /**
  * IMKIT wire shapes. Real SDKs depend on these details: `_id` and `id` on every object,
@@ -40,6 +41,7 @@ export function clientView(user: UserRecord | undefined, id: string): ClientView
   };
 }
 
+/** `pinned`: whether it is its room's pinned message (the room's `pinnedMessageId` decides). */
 export function messageView(
   msg: MessageRecord,
   sender: ClientView | null,
@@ -101,16 +103,21 @@ export function roomView({ room, members, owner, lastMessage, pinnedMessage, vie
     managers: room.managers,
     members,
     memberProperties: room.members.map((client) => ({
-      ...room.memberState[client]?.properties,
+      ...ownValue(room.memberState, client)?.properties,
       client,
-      lastRead: room.memberState[client]?.lastRead ?? null,
-      role: room.memberState[client]?.role ?? 'member',
+      lastRead: ownValue(room.memberState, client)?.lastRead ?? null,
+      role: ownValue(room.memberState, client)?.role ?? 'member',
     })),
     roomTags: room.roomTags,
     extParams: room.extParams ?? '',
     status: room.status,
+    isPublic: room.isPublic === true,
     systemMessage: room.systemMessage,
     invitationRequired: room.invitationRequired ?? false,
+    // IMKIT shows the webhook to members: a named key (see /admin/delivery) keeps a URL private.
+    webhook: room.webhook ?? null,
+    botMode: room.botMode ?? false,
+    botState: room.botState ?? null,
     lastMessage: lastMessage ?? null,
     pinnedMessage: pinnedMessage ?? null,
     createdTime: iso(room.createdAt),

@@ -5,7 +5,9 @@ import type { Actor } from '../core/identity.js';
 import { secretsEqual } from '../core/secrets.js';
 import { Lifecycle } from '../lifecycle.js';
 import type { Logger } from '../observability/logger.js';
+import { CORS_ALLOW_HEADERS, corsHeaders } from './cors.js';
 import { credentialsFromHeaders, normaliseToken } from '../credentials.js';
+import { isEngineIoPath } from '../realtime/protocol/engineio.js';
 import { fail, ok } from './envelope.js';
 import { type RouteContext, type RouteDef, parseJsonBody } from './route.js';
 import { Router } from './router.js';
@@ -22,33 +24,37 @@ import { operatorRoutes } from './routes/operator.js';
 import { prefRoutes } from './routes/prefs.js';
 import { roomRoutes } from './routes/rooms.js';
 import { searchRoutes } from './routes/search.js';
+import { referenceRoutes } from './routes/reference.js';
 import { usageRoutes } from './routes/usage.js';
 import { Members, Metric } from '../metering/meter.js';
 import { type HttpRequest, type HttpResponse, type HttpService, isStreamBody } from './types.js';
 import { randomBytes } from 'node:crypto';
 
-export const ALL_ROUTES: RouteDef[] = [...healthRoutes, ...operatorRoutes, ...adminRoutes, ...meRoutes, ...roomRoutes, ...moderationRoutes, ...monitoringRoutes, ...fileRoutes, ...usageRoutes, ...prefRoutes, ...messageActionRoutes, ...searchRoutes, ...invitationRoutes, ...adminOpRoutes];
+export const ALL_ROUTES: RouteDef[] = [
+  ...healthRoutes, ...operatorRoutes, ...adminRoutes, ...meRoutes, ...roomRoutes, ...moderationRoutes, ...monitoringRoutes, ...fileRoutes, ...usageRoutes,
+  ...prefRoutes, ...messageActionRoutes, ...searchRoutes, ...invitationRoutes, ...adminOpRoutes,
+  ...referenceRoutes(() => ALL_ROUTES),
+];
 
-const CORS_ALLOW_HEADERS =
-  'IM-Authorization, IM-Client-Key, IM-API-KEY, IM-Device-ID, IM-CLIENT-ID, x-timezone, accept-language, content-type, Authorization';
+/** Serves the Engine.IO path over plain HTTP (long-polling, realtime/polling.ts). */
+export interface EngineIoHttp {
+  handle(req: HttpRequest): HttpResponse | Promise<HttpResponse>;
+}
 
-/** Turns REST requests into core calls: CORS, credentials, routing, envelopes, errors. */
+/**
+ * Turns REST requests into core calls: CORS, credentials, routing, envelopes, errors. Requests
+ * on the Engine.IO path go to `engineIo` (CORS and preflight included), or 404 without it.
+ */
 export function createHttpService(
   core: Core,
   config: Config,
   log: Logger,
   routes: RouteDef[] = ALL_ROUTES,
   lifecycle: Lifecycle = new Lifecycle(),
+  engineIo?: EngineIoHttp,
 ): HttpService {
   const router = new Router<RouteDef>();
   for (const route of routes) router.add(route.method, route.path, route);
-
-  const corsHeaders = (req: HttpRequest): Record<string, string> => {
-    const origin = req.headers.origin;
-    if (config.corsOrigins.includes('*')) return { 'access-control-allow-origin': '*' };
-    if (origin && config.corsOrigins.includes(origin)) return { 'access-control-allow-origin': origin, vary: 'Origin' };
-    return {};
-  };
 
   const checkOperator = (req: HttpRequest): void => {
     if (!config.operatorSecret) throw Errors.operatorDisabled();
@@ -73,6 +79,7 @@ export function createHttpService(
         body: '',
       };
     }
+    if (engineIo && isEngineIoPath(req.path)) return engineIo.handle(req);
     const method = req.method === 'HEAD' ? 'GET' : req.method;
     const match = router.match(method, req.path);
     if (match === 'method') throw Errors.methodNotAllowed();
@@ -93,7 +100,7 @@ export function createHttpService(
       core,
       config,
       lifecycle,
-      body: () => (parsed ??= { value: parseJsonBody(req.body) }).value,
+      body: () => (parsed ??= { value: parseJsonBody(req.body, core.limits) }).value,
       authenticate,
     };
     let result: unknown;
@@ -113,6 +120,10 @@ export function createHttpService(
     return typeof match === 'object' && match.handler.streamBody === true;
   };
 
+  /** CORS for every answer, including those the adapters write themselves (413 before routing). */
+  const refusalHeaders = (req: HttpRequest): Record<string, string> =>
+    corsHeaders(config.corsOrigins, req.headers.origin, engineIo !== undefined && isEngineIoPath(req.path));
+
   const handle = (req: HttpRequest): Promise<HttpResponse> => lifecycle.track(() => handleOne(req));
 
   const handleOne = async (req: HttpRequest): Promise<HttpResponse> => {
@@ -131,7 +142,7 @@ export function createHttpService(
         res = fail(Errors.internal());
       }
     }
-    Object.assign(res.headers, corsHeaders(req));
+    Object.assign(res.headers, refusalHeaders(req));
     res.headers['x-request-id'] = requestId;
     // Draining: no keep-alive, so the client's next request opens a connection to another node.
     if (lifecycle.draining) res.headers.connection = 'close';
@@ -155,7 +166,7 @@ export function createHttpService(
     if (caller.kind === 'user') meter.member(appId, Members.activeUsers, caller.userId);
   };
 
-  return { handle, streamsBody };
+  return { handle, streamsBody, refusalHeaders };
 }
 
 /** A caller's X-Request-Id when it looks like an id (so it can be followed across hops), else a new one. */

@@ -15,6 +15,11 @@ export function fail(err: ImError): HttpResponse {
   return { status: err.status, headers, body: JSON.stringify(err.toEnvelope()) };
 }
 
+/** The response with `extra` headers added (CORS on answers written outside the service). */
+export function withHeaders(res: HttpResponse, extra: Record<string, string> | undefined): HttpResponse {
+  return extra ? { ...res, headers: { ...res.headers, ...extra } } : res;
+}
+
 export function json(status: number, value: unknown): HttpResponse {
   return { status, headers: { ...JSON_TYPE }, body: JSON.stringify(value) };
 }

@@ -1,7 +1,7 @@
 import http from 'node:http';
 import { pipeline } from 'node:stream';
 import { Errors } from '../core/errors.js';
-import { fail } from './envelope.js';
+import { fail, withHeaders } from './envelope.js';
 import { type HttpRequest, type HttpResponse, type HttpService, isStreamBody } from './types.js';
 
 /** Past this much of a refused body, the 413 is sent and the connection closed without reading on. */
@@ -15,7 +15,12 @@ export function createNodeServer(service: HttpService, maxBodyBytes: number): ht
 /** Serves `service` on a node http or https server (HTTPS is an http.Server subclass). */
 export function attachNodeHttp<S extends http.Server>(server: S, service: HttpService, maxBodyBytes: number): S {
   return server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
-    const url = new URL(req.url ?? '/', 'http://localhost');
+    const url = requestUrl(req.url);
+    if (!url) {
+      // An absolute-form or otherwise unparsable request target: answer, never throw.
+      send(req, res, fail(Errors.badRequest()), false, true);
+      return;
+    }
     const headers: Record<string, string> = {};
     for (const [name, value] of Object.entries(req.headers)) {
       if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(', ') : value;
@@ -28,6 +33,11 @@ export function attachNodeHttp<S extends http.Server>(server: S, service: HttpSe
       headers,
       body: Buffer.alloc(0),
       remoteAddress: req.socket.remoteAddress ?? '',
+      onAborted: (listener) => {
+        res.once('close', () => {
+          if (!res.writableFinished) listener();
+        });
+      },
     };
     const run = () => service.handle(request).then((response) => send(req, res, response, method === 'HEAD'));
 
@@ -41,7 +51,7 @@ export function attachNodeHttp<S extends http.Server>(server: S, service: HttpSe
     // Over the limit, the body is read to its end and dropped before the 413 goes out, as on
     // uWS: a client still writing when the connection closes sees EPIPE, not the answer.
     let refused = false;
-    const refuse = () => send(req, res, fail(Errors.bodyTooLarge(maxBodyBytes)), false, true);
+    const refuse = () => send(req, res, withHeaders(fail(Errors.bodyTooLarge(maxBodyBytes)), service.refusalHeaders?.(request)), false, true);
     req.on('data', (chunk: Buffer) => {
       size += chunk.length;
       if (refused) {
@@ -62,6 +72,19 @@ export function attachNodeHttp<S extends http.Server>(server: S, service: HttpSe
     });
     req.on('error', () => res.destroy());
   });
+}
+
+/**
+ * The request target as a URL: origin-form (`/path?query`, taken as a path even when it starts
+ * with `//`) or absolute-form (`http://host/path`); undefined when it does not parse.
+ */
+function requestUrl(target: string | undefined): URL | undefined {
+  try {
+    if (target === undefined || target === '') return new URL('http://localhost/');
+    return target.startsWith('/') ? new URL(`http://localhost${target}`) : new URL(target);
+  } catch {
+    return undefined;
+  }
 }
 
 function send(req: http.IncomingMessage, res: http.ServerResponse, response: HttpResponse, head: boolean, close = false): void {

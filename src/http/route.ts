@@ -1,9 +1,11 @@
+import type { z } from 'zod';
 import type { Config } from '../config.js';
 import type { Core } from '../core/core.js';
 import { Errors } from '../core/errors.js';
 import type { Actor } from '../core/identity.js';
 import type { Lifecycle } from '../lifecycle.js';
 import type { HttpRequest } from './types.js';
+import { checkJsonLimits, type InputLimits } from '../core/limits.js';
 
 /** What every route handler gets. */
 export interface RouteContext {
@@ -33,6 +35,15 @@ interface RouteBase {
   streamBody?: boolean;
   /** A usage metric counted for the caller's application each time the route succeeds. */
   meter?: string;
+  /** One line for the protocol reference (GET /openapi.json, /docs). */
+  summary: string;
+  /**
+   * The zod schema the handler validates its JSON body with (the OpenAPI request body is
+   * generated from it); `null` when the route reads no JSON body. Required on POST and PUT.
+   */
+  body?: z.ZodType | null;
+  /** Query parameters the handler reads: name → meaning. */
+  query?: Record<string, string>;
 }
 
 /** API key or client key + token, checked before the handler, which gets the caller. */
@@ -69,11 +80,15 @@ export function timeParam(query: URLSearchParams, name: string): number | undefi
   return ms;
 }
 
-export function parseJsonBody(body: Buffer): unknown {
+/** The JSON body, refused (4xx) when it does not parse or breaks a limit on depth, lengths or fields. */
+export function parseJsonBody(body: Buffer, limits: InputLimits): unknown {
   if (body.length === 0) return {};
+  let value: unknown;
   try {
-    return JSON.parse(body.toString('utf8'));
+    value = JSON.parse(body.toString('utf8'));
   } catch {
     throw Errors.malformedJson();
   }
+  checkJsonLimits(value, limits);
+  return value;
 }

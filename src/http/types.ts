@@ -13,6 +13,8 @@ export interface HttpRequest {
   /** The body as a stream, for routes that declared `streamBody` (uploads). */
   stream?: Readable;
   remoteAddress: string;
+  /** Registers a listener for the client going away before the response was written (long-polling). */
+  onAborted?(listener: () => void): void;
 }
 
 /** A body sent from a stream of known length (downloads). */
@@ -32,6 +34,8 @@ export interface HttpService {
   handle(req: HttpRequest): Promise<HttpResponse>;
   /** Whether this route takes its body as a stream; asked before any of the body is read. */
   streamsBody(method: string, path: string): boolean;
+  /** The headers (CORS) an answer the adapter writes itself (e.g. 413 before routing) must carry. */
+  refusalHeaders?(req: HttpRequest): Record<string, string>;
 }
 
 export const isStreamBody = (body: HttpResponse['body']): body is StreamBody =>

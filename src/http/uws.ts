@@ -2,10 +2,20 @@ import { STATUS_CODES } from 'node:http';
 import { Readable } from 'node:stream';
 import type { HttpResponse as UwsResponse, TemplatedApp } from '@trufflesuite/uws-js-unofficial';
 import { Errors } from '../core/errors.js';
-import { fail } from './envelope.js';
+import { fail, withHeaders } from './envelope.js';
 import { type HttpRequest, type HttpResponse, type HttpService, isStreamBody, type StreamBody } from './types.js';
 
 const BODYLESS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/** Per request: whether `res` may still be touched, and how to un-pause an unread body. */
+interface UwsState {
+  /** Aborted by the peer, or answered: uWS forbids any further access to `res`. */
+  aborted: boolean;
+  /** Resumes a paused request body (an answer must never leave uWS paused: it would stop reading). */
+  unpause?: () => void;
+  /** The route's abort listener (long-polling); uWS allows one abort handler per response. */
+  listener?: () => void;
+}
 
 /** The uWebSockets.js adapter (primary transport): every path not claimed by a WebSocket route. */
 export function registerUwsHttp(app: TemplatedApp, service: HttpService, maxBodyBytes: number): void {
@@ -19,11 +29,22 @@ export function registerUwsHttp(app: TemplatedApp, service: HttpService, maxBody
     const path = req.getUrl();
     const query = new URLSearchParams(req.getQuery() ?? '');
     const remoteAddress = Buffer.from(res.getRemoteAddressAsText()).toString();
-    const state = { aborted: false };
+    const state: UwsState = { aborted: false };
     res.onAborted(() => {
       state.aborted = true;
+      state.listener?.();
     });
-    const request: HttpRequest = { method, path, query, headers, body: Buffer.alloc(0), remoteAddress };
+    const request: HttpRequest = {
+      method,
+      path,
+      query,
+      headers,
+      body: Buffer.alloc(0),
+      remoteAddress,
+      onAborted: (listener) => {
+        state.listener = listener;
+      },
+    };
     const run = () => {
       service.handle(request).then((response) => write(res, state, response, method === 'HEAD', false));
     };
@@ -37,13 +58,13 @@ export function registerUwsHttp(app: TemplatedApp, service: HttpService, maxBody
       return run();
     }
     const declared = Number(headers['content-length']);
-    if (Number.isFinite(declared) && declared > maxBodyBytes) return refuseTooLarge(res, state, maxBodyBytes, 0);
+    if (Number.isFinite(declared) && declared > maxBodyBytes) return refuseTooLarge(res, state, maxBodyBytes, 0, false, service.refusalHeaders?.(request));
     const chunks: Buffer[] = [];
     let size = 0;
     res.onData((chunk, isLast) => {
       if (state.aborted) return;
       size += chunk.byteLength;
-      if (size > maxBodyBytes) return refuseTooLarge(res, state, maxBodyBytes, size, isLast);
+      if (size > maxBodyBytes) return refuseTooLarge(res, state, maxBodyBytes, size, isLast, service.refusalHeaders?.(request));
       chunks.push(copy(chunk));
       if (isLast) {
         request.body = Buffer.concat(chunks);
@@ -61,9 +82,16 @@ const MAX_DRAIN_BYTES = 64 * 1024 * 1024;
  * and dropped, as node's http does): closing while it still sends makes it fail with EPIPE
  * before it reads the 413. A body that goes on past MAX_DRAIN_BYTES is answered and cut off then.
  */
-function refuseTooLarge(res: UwsResponse, state: { aborted: boolean }, maxBodyBytes: number, seen: number, isLast = false): void {
+function refuseTooLarge(
+  res: UwsResponse,
+  state: { aborted: boolean },
+  maxBodyBytes: number,
+  seen: number,
+  isLast: boolean,
+  cors: Record<string, string> | undefined,
+): void {
   // `state.aborted` stays the client's: this onData replaces the reading one, so the handler never runs.
-  const answer = () => write(res, state, fail(Errors.bodyTooLarge(maxBodyBytes)), false, true);
+  const answer = () => write(res, state, withHeaders(fail(Errors.bodyTooLarge(maxBodyBytes)), cors), false, true);
   if (isLast) return answer();
   let drained = seen;
   let done = false;
@@ -81,8 +109,13 @@ function refuseTooLarge(res: UwsResponse, state: { aborted: boolean }, maxBodyBy
 const copy = (chunk: ArrayBuffer): Buffer => Buffer.from(new Uint8Array(chunk));
 
 /** The request body as a Readable, with backpressure mapped onto uWS pause/resume. */
-function bodyStream(res: UwsResponse, state: { aborted: boolean }): Readable {
+function bodyStream(res: UwsResponse, state: UwsState): Readable {
   let paused = false;
+  state.unpause = () => {
+    if (!paused || state.aborted) return;
+    paused = false;
+    res.resume();
+  };
   const stream = new Readable({
     read() {
       if (paused && !state.aborted) {
@@ -106,7 +139,7 @@ function bodyStream(res: UwsResponse, state: { aborted: boolean }): Readable {
   return stream;
 }
 
-function write(res: UwsResponse, state: { aborted: boolean }, response: HttpResponse, head: boolean, closeAfter: boolean): void {
+function write(res: UwsResponse, state: UwsState, response: HttpResponse, head: boolean, closeAfter: boolean): void {
   const body = response.body;
   // uWS closes only when told to at end(); a `connection: close` header alone is not enough.
   const close = closeAfter || response.headers.connection === 'close';
@@ -115,6 +148,7 @@ function write(res: UwsResponse, state: { aborted: boolean }, response: HttpResp
     return;
   }
   res.cork(() => {
+    state.unpause?.();
     res.writeStatus(`${response.status} ${STATUS_CODES[response.status] ?? ''}`);
     for (const [name, value] of Object.entries(response.headers)) res.writeHeader(name, value);
     if (!isStreamBody(body)) {
@@ -125,18 +159,24 @@ function write(res: UwsResponse, state: { aborted: boolean }, response: HttpResp
       res.endWithoutBody(body.length, close);
     }
   });
-  if (isStreamBody(body) && !head) streamOut(res, state, body);
+  if (isStreamBody(body) && !head) return streamOut(res, state, body);
+  // Answered: uWS forbids touching `res` again (an unread request body's pause/resume included).
+  state.aborted = true;
 }
 
 /** Streams a body of known length with uWS's tryEnd/onWritable backpressure protocol. */
-function streamOut(res: UwsResponse, state: { aborted: boolean }, { stream, length }: StreamBody): void {
+function streamOut(res: UwsResponse, state: UwsState, { stream, length }: StreamBody): void {
   if (length === 0) {
     res.cork(() => res.end());
+    state.aborted = true;
     stream.destroy();
     return;
   }
   let pending: { chunk: Buffer; offset: number } | undefined;
-  const finish = () => stream.destroy();
+  const finish = () => {
+    state.aborted = true; // done or gone: `res` must not be touched again
+    stream.destroy();
+  };
   res.onAborted(() => {
     state.aborted = true;
     finish();

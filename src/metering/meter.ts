@@ -21,7 +21,7 @@ export const Metric = {
 } as const;
 
 /** Distinct-member sets kept per bucket. */
-export const Members = { activeUsers: 'users.active', activeRooms: 'rooms.active' } as const;
+export const Members = { activeUsers: 'users.active', activeRooms: 'rooms.active', refusedOrigins: 'origins.refused' } as const;
 
 interface Pending {
   add: Map<string, number>;

@@ -1,11 +1,15 @@
 import { closeClient, connectClient, createRedisClient, guarded, LuaScript, type RedisClient } from '../cluster/redis-client.js';
 import type { Logger } from '../observability/logger.js';
+import { Members } from './meter.js';
 import type { Minute, UsageBucket, UsageDelta, UsageSink } from './sink.js';
 
 /** URI encoding plus `*`: an app id in a key has no `{}`, `:` or glob metacharacters. */
 function encodeKeyPart(value: string): string {
   return encodeURIComponent(value).replace(/\*/g, '%2A');
 }
+
+/** Every distinct-member set the meter keeps (read back per bucket). */
+const MEMBER_SETS: readonly string[] = Object.values(Members);
 
 // KEYS: the bucket hash   ARGV: ttl seconds, then (field, value) pairs: keep the larger value.
 const HMAX = new LuaScript(`
@@ -73,18 +77,17 @@ export class RedisUsageSink implements UsageSink {
       for (const m of minutes) {
         const key = this.key(appId, m);
         pipeline.hgetall(key);
-        pipeline.smembers(`${key}:m:users.active`);
-        pipeline.smembers(`${key}:m:rooms.active`);
+        for (const set of MEMBER_SETS) pipeline.smembers(`${key}:m:${set}`);
       }
       const replies = (await pipeline.exec()) ?? [];
+      const stride = 1 + MEMBER_SETS.length;
       const buckets: UsageBucket[] = [];
       minutes.forEach((minute, i) => {
-        const hash = (replies[i * 3]?.[1] ?? {}) as Record<string, string>;
-        const users = (replies[i * 3 + 1]?.[1] ?? []) as string[];
-        const rooms = (replies[i * 3 + 2]?.[1] ?? []) as string[];
-        if (Object.keys(hash).length === 0 && users.length === 0 && rooms.length === 0) return;
+        const hash = (replies[i * stride]?.[1] ?? {}) as Record<string, string>;
+        const members = Object.fromEntries(MEMBER_SETS.map((set, j) => [set, (replies[i * stride + 1 + j]?.[1] ?? []) as string[]]));
+        if (Object.keys(hash).length === 0 && Object.values(members).every((ids) => ids.length === 0)) return;
         const values = Object.fromEntries(Object.entries(hash).map(([k, v]) => [k, Number(v)]));
-        buckets.push({ minute, values, members: { 'users.active': users, 'rooms.active': rooms } });
+        buckets.push({ minute, values, members });
       });
       return buckets;
     });

@@ -27,6 +27,9 @@ export interface UsageAlert {
   at: string;
   atMS: number;
   count: number;
+  /** The subject: refusals by error code (burst), or the refused origins (foreign-origins). */
+  codes?: Record<string, number>;
+  origins?: string[];
   message: string;
 }
 
@@ -102,9 +105,11 @@ export function distinct(buckets: UsageBucket[], set: string): string[] {
  * the application's allow-list.
  */
 function alerts(buckets: UsageBucket[], windowMinutes: number): UsageAlert[] {
+  const origins = new Map<number, string[]>();
   const minutes = buckets.map((b) => {
     const p = emptyPoint(b.minute * 60_000);
     addBucket(p, b);
+    origins.set(p.tMS, b.members[Members.refusedOrigins] ?? []);
     return p;
   });
   const medianWithout = (p: UsagePoint): number => {
@@ -116,10 +121,20 @@ function alerts(buckets: UsageBucket[], windowMinutes: number): UsageAlert[] {
   const out: UsageAlert[] = [];
   for (const p of minutes) {
     if (p.handshakesRefused >= 20 && p.handshakesRefused >= 5 * Math.max(1, medianWithout(p))) {
-      out.push({ type: 'refused-handshakes-burst', at: p.t, atMS: p.tMS, count: p.handshakesRefused, message: `${p.handshakesRefused} refused handshakes in one minute` });
+      const codes = Object.entries(p.refusedByCode).sort((a, b) => b[1] - a[1]);
+      const detail = codes.map(([code, n]) => `${code} ×${n}`).join(', ');
+      out.push({
+        type: 'refused-handshakes-burst', at: p.t, atMS: p.tMS, count: p.handshakesRefused, codes: p.refusedByCode,
+        message: `${p.handshakesRefused} refused handshakes in one minute (${detail})`,
+      });
     }
     if (p.originRefused > 0) {
-      out.push({ type: 'foreign-origins', at: p.t, atMS: p.tMS, count: p.originRefused, message: `${p.originRefused} requests from origins outside the allow-list` });
+      const from = origins.get(p.tMS) ?? [];
+      const requests = p.originRefused === 1 ? '1 request' : `${p.originRefused} requests`;
+      out.push({
+        type: 'foreign-origins', at: p.t, atMS: p.tMS, count: p.originRefused, origins: from,
+        message: `${requests} from ${from.length ? from.join(', ') : 'an origin'} outside the allowed origins`,
+      });
     }
   }
   return out;

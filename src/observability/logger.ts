@@ -10,6 +10,10 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
   const options = {
     level,
     base: { service: 'roomcast' },
+    // Errors are logged by name, message, code and stack only: a client library's error may
+    // carry the command it failed on (ioredis: `command.args`, holding whole records with
+    // their secrets), and none of that may reach a log.
+    serializers: { err: describeError },
     redact: {
       paths: [
         'headers["im-api-key"]', 'headers["api_key"]', 'headers["im-authorization"]', 'headers.authorization',
@@ -20,4 +24,11 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
     },
   };
   return destination ? pino(options, destination) : pino(options);
+}
+
+/** What of an error may be logged: never its own properties beyond these. */
+export function describeError(err: unknown): { name: string; message: string; code?: string; stack?: string } {
+  if (!(err instanceof Error)) return { name: 'NonError', message: typeof err === 'string' ? err : typeof err };
+  const code = (err as NodeJS.ErrnoException).code;
+  return { name: err.name, message: err.message, ...(typeof code === 'string' ? { code } : {}), stack: err.stack };
 }

@@ -1,10 +1,22 @@
 /**
- * Transport-agnostic Socket.IO v4 server engine (Engine.IO 4 + Socket.IO 5, websocket
- * only, namespace "/" only). Adapters (uws.ts, ws.ts) feed it frames and closes through
- * EngineSocket; it owns the per-connection state machine and a shared heartbeat.
+ * Transport-agnostic Socket.IO v4 server engine (Engine.IO 4 + Socket.IO 5, namespace "/"
+ * only). Adapters (uws.ts, ws.ts for WebSocket, polling.ts for HTTP long-polling) feed it
+ * packets and closes through a LinkEndpoint; it owns the per-connection state machine, the
+ * polling → WebSocket upgrade and a shared heartbeat.
  */
 import { randomBytes } from 'node:crypto';
-import { checkUpgradeQuery, decodeEio, EIO_PING, openPacketEncoder } from './protocol/engineio.js';
+import {
+  checkOpenQuery,
+  decodeEio,
+  EIO_PING,
+  EIO_PROBE_PING,
+  EIO_PROBE_PONG,
+  EIO_UPGRADE,
+  EioError,
+  eioRefusal,
+  type HttpRefusal,
+  openPacketEncoder,
+} from './protocol/engineio.js';
 import {
   decodeSocketIo,
   encodeAck,
@@ -19,9 +31,11 @@ import type {
   EngineHooks,
   EngineOptions,
   HeartbeatTarget,
+  LinkEndpoint,
   RealtimeSocket,
   TransportLink,
   UpgradeDecision,
+  UpgradeRefusal,
   UpgradeRequest,
 } from './types.js';
 
@@ -30,10 +44,21 @@ export const DEFAULT_ENGINE_OPTIONS: Readonly<EngineOptions> = {
   pingTimeoutMs: 20_000,
   maxPayloadBytes: 1_000_000,
   connectTimeoutMs: 45_000,
+  upgradeTimeoutMs: 10_000,
+  maxConnectAttempts: 3,
 };
 
+/** Transports a session may open with; WebSocket also by upgrade from polling. */
+export type TransportName = 'websocket' | 'polling';
+const EMPTY_TOPICS: ReadonlySet<string> = new Set();
+
+/** The accepted upgrade of an existing polling session (the decision's context). */
+class UpgradeTicket {
+  constructor(readonly socket: EngineSocket) {}
+}
+
 const ACCEPT: UpgradeDecision = { accept: true };
-const DRAINING: UpgradeDecision = {
+const DRAINING: UpgradeRefusal = {
   accept: false,
   status: 503,
   body: JSON.stringify({ message: 'Server shutting down' }),
@@ -50,18 +75,21 @@ function isPromiseLike<T>(value: T | PromiseLike<T>): value is PromiseLike<T> {
 
 type Phase = 'open' | 'connecting' | 'connected' | 'closed';
 
-export class EngineSocket implements RealtimeSocket {
+export class EngineSocket implements RealtimeSocket, LinkEndpoint {
   state: Record<string, unknown> = {};
+  /** A websocket probing to take over this polling session. */
+  upgrading: UpgradeProbe | undefined;
   /** Heartbeat round of the last pong (or of the open); read by SocketEngine's sweep. */
   lastPongRound: number;
   readonly openedAt = performance.now();
   private phase: Phase = 'open';
   private readonly topicSet = new Set<string>();
   private deferredCloseReason = '';
+  private connectRefusals = 0;
 
   constructor(
     private readonly engine: SocketEngine,
-    private readonly link: TransportLink,
+    private link: TransportLink,
     readonly id: string,
     readonly remoteAddress: string,
     readonly upgradeContext: unknown,
@@ -116,7 +144,32 @@ export class EngineSocket implements RealtimeSocket {
     this.end(reason, false);
   }
 
-  /** Adapter entry: one websocket frame arrived. */
+  /** The client confirmed the upgrade over `next`: the session continues there. */
+  completeUpgrade(next: TransportLink): void {
+    this.upgrading = undefined;
+    this.engine.upgraded(this);
+    this.switchLink(next);
+  }
+
+  /** Moves the session onto `next`, with its topics and the frames not yet sent. */
+  private switchLink(next: TransportLink): void {
+    const previous = this.link;
+    for (const topic of this.topicSet) {
+      previous.unsubscribe(topic);
+      next.subscribe(topic);
+    }
+    const unsent = previous.retire?.() ?? [];
+    this.link = next;
+    next.joinHeartbeat();
+    for (const frame of unsent) next.send(frame);
+  }
+
+  /** A probe answered (true) or was given up (false): polls return at once only while probing. */
+  nudge(upgrading: boolean): void {
+    this.link.nudge?.(upgrading);
+  }
+
+  /** Adapter entry: one packet arrived (a websocket frame, or one packet of a polling body). */
   receive(frame: string, isBinary: boolean): void {
     if (this.closed) return;
     this.engine.countFrame(this, frame.length);
@@ -157,6 +210,7 @@ export class EngineSocket implements RealtimeSocket {
     const connecting = this.phase === 'connecting';
     this.phase = 'closed';
     this.engine.forget(this);
+    this.upgrading?.abandon();
     this.deferredCloseReason = reason;
     return !connecting;
   }
@@ -204,8 +258,9 @@ export class EngineSocket implements RealtimeSocket {
       this.engine.markConnected(this);
       this.link.send(encodeConnect(this.id));
     } else {
-      this.phase = 'open'; // the client may retry CONNECT on the same transport
+      this.phase = 'open'; // the client may retry CONNECT on the same transport, a few times
       this.link.send(encodeConnectError({ message: result.message, data: result.data }));
+      if (++this.connectRefusals >= this.engine.options.maxConnectAttempts) this.end('too many connect attempts', false);
     }
   }
 
@@ -229,7 +284,11 @@ export class SocketEngine {
   private readonly heartbeatTargets = new Set<HeartbeatTarget>();
   private pingTimer: NodeJS.Timeout | undefined;
   private readonly sweepTimers = new Set<NodeJS.Timeout>();
-  private readonly encodeOpen: (sid: string) => string;
+  /** Polling sessions by sid: the only ones a websocket may upgrade (WebSocket sessions pay nothing). */
+  private readonly upgradable = new Map<string, EngineSocket>();
+  private readonly encodeOpen: Record<TransportName, (sid: string) => string>;
+  /** Transports this engine opens sessions on; polling.ts adds 'polling' when attached. */
+  private readonly openTransports: TransportName[] = ['websocket'];
   private draining = false;
   /** Event handlings still running (hooks that returned a promise), awaited by drain(). */
   private readonly eventsInFlight = new Set<Promise<void>>();
@@ -239,7 +298,19 @@ export class SocketEngine {
     options: Partial<EngineOptions> = {},
   ) {
     this.options = { ...DEFAULT_ENGINE_OPTIONS, ...options };
-    this.encodeOpen = openPacketEncoder(this.options);
+    this.encodeOpen = {
+      websocket: openPacketEncoder(this.options, []),
+      polling: openPacketEncoder(this.options, ['websocket']),
+    };
+  }
+
+  get transports(): readonly TransportName[] {
+    return this.openTransports;
+  }
+
+  /** A transport adapter announces it can open sessions (polling.ts). */
+  allowTransport(name: TransportName): void {
+    if (!this.openTransports.includes(name)) this.openTransports.push(name);
   }
 
   /** Incremented by every ping broadcast; a pong records the round it answers. */
@@ -247,30 +318,87 @@ export class SocketEngine {
     return this.round;
   }
 
-  /** Query checks plus authorizeUpgrade; synchronous when the hook is. Never throws or rejects. */
+  /**
+   * A websocket upgrade request: a new session (query checks, then authorizeUpgrade), or with
+   * `sid` the upgrade of a polling session (authorized when it opened). Synchronous when the
+   * hook is. Never throws or rejects.
+   */
   decideUpgrade(req: UpgradeRequest): UpgradeDecision | Promise<UpgradeDecision> {
-    if (this.draining) return DRAINING;
-    const refusal = checkUpgradeQuery(req.query);
-    if (refusal) return { accept: false, ...refusal };
+    if (this.draining) return { ...DRAINING, headers: this.refusalHeaders(req) };
+    const sid = req.query.get('sid');
+    if (sid !== null) return this.decideSessionUpgrade(req, sid);
+    const refusal = checkOpenQuery(req.query, 'upgrade', this.transports);
+    if (refusal) return this.refuse(req, refusal);
+    return this.authorizeOpen(req);
+  }
+
+  /** The application's verdict on a new session (either transport). Never throws or rejects. */
+  authorizeOpen(req: UpgradeRequest): UpgradeDecision | Promise<UpgradeDecision> {
+    if (this.draining) return { ...DRAINING, headers: this.refusalHeaders(req) };
     if (!this.hooks.authorizeUpgrade) return ACCEPT;
+    const withHeaders = (decision: UpgradeDecision): UpgradeDecision =>
+      decision.accept ? decision : { ...decision, headers: { ...this.refusalHeaders(req), ...decision.headers } };
     try {
       const decision = this.hooks.authorizeUpgrade(req);
-      if (!isPromiseLike(decision)) return decision;
-      return Promise.resolve(decision).catch((err: unknown) => this.upgradeFailed(err));
+      if (!isPromiseLike(decision)) return withHeaders(decision);
+      return Promise.resolve(decision).then(withHeaders, (err: unknown) => withHeaders(this.upgradeFailed(err)));
     } catch (err) {
-      return this.upgradeFailed(err);
+      return withHeaders(this.upgradeFailed(err));
     }
   }
 
-  /** Adapter entry: a websocket was accepted. Sends the Engine.IO open packet. */
-  open(link: TransportLink, remoteAddress: string, upgradeContext: unknown): EngineSocket {
+  /** An Engine.IO refusal carrying the headers the application wants on every refusal (CORS). */
+  refuse(req: UpgradeRequest, refusal: HttpRefusal): UpgradeRefusal {
+    return { accept: false, ...refusal, headers: this.refusalHeaders(req) };
+  }
+
+  private refusalHeaders(req: UpgradeRequest): Record<string, string> {
+    if (!this.hooks.refusalHeaders) return {};
+    try {
+      return this.hooks.refusalHeaders(req);
+    } catch (err) {
+      this.reportError(err, 'refusalHeaders');
+      return {};
+    }
+  }
+
+  private decideSessionUpgrade(req: UpgradeRequest, sid: string): UpgradeDecision {
+    const socket = this.upgradable.get(sid);
+    if (!socket) return this.refuse(req, eioRefusal(EioError.UNKNOWN_SID));
+    if (req.query.get('transport') !== 'websocket' || req.query.get('EIO') !== '4' || socket.upgrading) {
+      return this.refuse(req, eioRefusal(EioError.BAD_REQUEST));
+    }
+    return { accept: true, context: new UpgradeTicket(socket) };
+  }
+
+  /**
+   * Adapter entry: a connection was accepted. A new session gets the Engine.IO open packet;
+   * an upgrade gets a probe that takes the session over once the client confirms.
+   */
+  open(link: TransportLink, remoteAddress: string, upgradeContext: unknown, transport: TransportName = 'websocket'): LinkEndpoint {
+    if (upgradeContext instanceof UpgradeTicket) return this.probe(upgradeContext.socket, link);
     const socket = new EngineSocket(this, link, randomBytes(15).toString('base64url'), remoteAddress, upgradeContext, this.round);
     this.sockets.add(socket);
     this.awaitingConnect.add(socket);
+    if (transport === 'polling') this.upgradable.set(socket.id, socket);
     this.armConnectTimer();
-    link.send(this.encodeOpen(socket.id));
+    link.joinHeartbeat();
+    link.send(this.encodeOpen[transport](socket.id));
     if (this.hooks.onOpen) this.guard('onOpen', () => this.hooks.onOpen!(socket));
     return socket;
+  }
+
+  private probe(socket: EngineSocket, link: TransportLink): LinkEndpoint {
+    const probe = new UpgradeProbe(socket, link, this.options.upgradeTimeoutMs);
+    // Raced by another probe, or the session closed while this one was being accepted.
+    if (socket.closed || socket.upgrading || !this.upgradable.has(socket.id)) probe.abandon();
+    else socket.upgrading = probe;
+    return probe;
+  }
+
+  /** The session now runs over WebSocket: it cannot be upgraded again. */
+  upgraded(socket: EngineSocket): void {
+    this.upgradable.delete(socket.id);
   }
 
   /**
@@ -367,6 +495,7 @@ export class SocketEngine {
 
   forget(socket: EngineSocket): void {
     this.sockets.delete(socket);
+    this.upgradable.delete(socket.id);
     this.awaitingConnect.delete(socket);
   }
 
@@ -421,5 +550,83 @@ export class SocketEngine {
       }
       this.armConnectTimer();
     }, delay).unref();
+  }
+}
+
+/**
+ * A websocket opened with the sid of a polling session (engine.io's upgrade): answers
+ * `2probe` with `3probe`, makes the session's waiting poll return, and on `5` moves the session
+ * onto the websocket. Anything else, or no `5` within the upgrade timeout, closes the probe and
+ * leaves the session on polling.
+ */
+class UpgradeProbe implements LinkEndpoint {
+  private upgraded = false;
+  private done = false;
+  /** `2probe` was answered: the session's polls are being cut short until the upgrade ends. */
+  private probed = false;
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly socket: EngineSocket,
+    private readonly link: TransportLink,
+    timeoutMs: number,
+  ) {
+    this.timer = setTimeout(() => this.abandon(), timeoutMs).unref();
+  }
+
+  get id(): string {
+    return this.socket.id;
+  }
+
+  receive(frame: string, isBinary: boolean): void {
+    if (this.upgraded) return this.socket.receive(frame, isBinary);
+    if (this.done) return;
+    if (frame === EIO_PROBE_PING && !isBinary) {
+      this.link.send(EIO_PROBE_PONG);
+      this.probed = true;
+      this.socket.nudge(true);
+      return;
+    }
+    if (frame === EIO_UPGRADE && !isBinary && !this.socket.closed) {
+      clearTimeout(this.timer);
+      this.upgraded = true;
+      this.socket.completeUpgrade(this.link);
+      return;
+    }
+    this.abandon();
+  }
+
+  transportClosed(reason?: string): void {
+    if (this.upgraded) return this.socket.transportClosed(reason);
+    this.release();
+  }
+
+  end(reason: string, hard: boolean): void {
+    if (this.upgraded) this.socket.end(reason, hard);
+    else this.abandon();
+  }
+
+  /** Only the session's own link answers pings until the upgrade is done. */
+  get owesPong(): boolean {
+    return this.upgraded && this.socket.owesPong;
+  }
+
+  topics(): ReadonlySet<string> {
+    return this.upgraded ? this.socket.topics() : EMPTY_TOPICS;
+  }
+
+  /** Gives up on this upgrade; the session stays on polling. */
+  abandon(): void {
+    if (this.upgraded || this.done) return;
+    this.release();
+    this.link.close(false);
+  }
+
+  private release(): void {
+    this.done = true;
+    clearTimeout(this.timer);
+    if (this.socket.upgrading !== this) return;
+    this.socket.upgrading = undefined;
+    if (this.probed && !this.socket.closed) this.socket.nudge(false); // polls wait again
   }
 }

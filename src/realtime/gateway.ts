@@ -5,13 +5,15 @@ import type { Core } from '../core/core.js';
 import { Errors, ImError, isImError } from '../core/errors.js';
 import type { Credentials, UserActor } from '../core/identity.js';
 import type { AppRecord } from '../core/models.js';
-import { type Bag, credentialsFrom, definedOnly, normaliseToken, requestHost } from '../credentials.js';
+import { type Bag, credentialsFrom, definedOnly, normaliseToken, requestHost, forwardedClientAddress } from '../credentials.js';
+import { corsHeaders } from '../http/cors.js';
 import type { Logger } from '../observability/logger.js';
 import { encodeEvent } from './protocol/socketio.js';
+import { jsonLimitError } from '../core/limits.js';
 import { type Encoding, ENCODINGS, encodeArg, engineTopic } from './encoding.js';
 import { Members, Metric } from '../metering/meter.js';
 import { LocalBlocks } from './local-blocks.js';
-import { WindowCounter } from './rate-limit.js';
+import { WindowCounter } from '../core/rate-limit.js';
 import { type ConnectResult, type EngineHooks, type RealtimeServer, type RealtimeSocket, SLOW_CONSUMER, type UpgradeDecision, type UpgradeRequest } from './types.js';
 
 /** Per-socket IMKIT session, kept in `socket.state.session`. */
@@ -31,7 +33,16 @@ interface Session {
   topics: Set<string>;
   /** Per-socket event rate limit, made on the first event (most sockets only listen). */
   events?: WindowCounter;
+  /** An auth2/auth is being checked: a second one at the same time is refused (no double bind). */
+  admitting?: boolean;
+  /** Closes the socket when its token expires. */
+  expiry?: NodeJS.Timeout;
 }
+
+/** Longest delay a node timer takes; later expiries re-arm. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+/** Credentials longer than this are refused unread (they would only grow tables and logs). */
+const MAX_CREDENTIAL_LENGTH = 8192;
 
 /** Who a socket log line is about: ids and addresses only, never a credential. */
 interface SocketLogFields {
@@ -50,6 +61,8 @@ interface UpgradeContext {
   creds: Credentials;
   clientAddress: string;
   actor?: UserActor;
+  /** The upgrade's credentials were refused: the CONNECT answer carries the envelope (see authorizeUpgrade). */
+  refusal?: ImError;
 }
 const isBag = (v: unknown): v is Bag => typeof v === 'object' && v !== null && !Array.isArray(v);
 const session = (socket: RealtimeSocket): Session => socket.state.session as Session;
@@ -70,6 +83,8 @@ export class Gateway implements EngineHooks {
   private blocks = new LocalBlocks();
   private handshakesByAddress: WindowCounter;
   private handshakesByKey: WindowCounter;
+  /** client address → its sockets not (yet) authenticated, capped per address. */
+  private unauthenticated = new Map<string, number>();
 
   constructor(
     private core: Core,
@@ -108,9 +123,11 @@ export class Gateway implements EngineHooks {
       host: requestHost(req.headers, this.config.trustProxy),
       origin: req.headers.origin,
     });
-    // Behind a trusted proxy, rate limits key on the client's address, not the proxy's.
-    const forwarded = this.config.trustProxy ? req.headers['x-forwarded-for']?.split(',')[0]?.trim() : undefined;
-    const context = { creds, clientAddress: forwarded || req.remoteAddress };
+    const context = { creds, clientAddress: forwardedClientAddress(req.headers, req.remoteAddress, this.config.trustProxy, this.config.trustProxyHops) };
+    if ((this.unauthenticated.get(context.clientAddress) ?? 0) >= this.config.maxUnauthenticatedSocketsPerAddress) {
+      const e = Errors.rateLimited('unauthenticated sockets from this address');
+      return { accept: false, status: e.status, body: JSON.stringify(e.toEnvelope()) };
+    }
     // Without a token the handshake completes in-band (auth2), reusing any client key given here.
     if (!creds.token) return { accept: true, context };
     try {
@@ -120,12 +137,32 @@ export class Gateway implements EngineHooks {
       const e = isImError(err) ? err : Errors.internal();
       if (!isImError(err)) this.log.error({ err }, 'socket upgrade failed');
       this.refused(e, creds, { transport: req.transport, remote: context.clientAddress });
-      return { accept: false, status: e.status, body: JSON.stringify(e.toEnvelope()) };
+      // Accepted, then refused in CONNECT_ERROR: an HTTP refusal of a websocket upgrade is
+      // unreadable in browsers and reaches socket.io-client only as "websocket error".
+      return { accept: true, context: { ...context, refusal: e } };
     }
   }
 
+  /** Engine.IO refusals (unknown sid, bad transport…) carry CORS so a browser can read them. */
+  refusalHeaders(req: UpgradeRequest): Record<string, string> {
+    return corsHeaders(this.config.corsOrigins, req.headers.origin, true);
+  }
+
+  /** Every socket counts against its address's cap until it authenticates or closes. */
   onOpen(socket: RealtimeSocket): void {
     if (this.log.isLevelEnabled('debug')) this.log.debug({ sid: socket.id, transport: socket.transport, remote: socket.remoteAddress }, 'socket opened');
+    const address = (socket.upgradeContext as UpgradeContext).clientAddress;
+    socket.state.pendingAddress = address;
+    this.unauthenticated.set(address, (this.unauthenticated.get(address) ?? 0) + 1);
+  }
+
+  private settlePending(socket: RealtimeSocket): void {
+    const address = socket.state.pendingAddress;
+    if (typeof address !== 'string') return;
+    socket.state.pendingAddress = undefined;
+    const n = (this.unauthenticated.get(address) ?? 1) - 1;
+    if (n <= 0) this.unauthenticated.delete(address);
+    else this.unauthenticated.set(address, n);
   }
 
   async onConnect(socket: RealtimeSocket, auth: unknown): Promise<ConnectResult> {
@@ -139,9 +176,15 @@ export class Gateway implements EngineHooks {
     };
     socket.state.session = s;
     const { clientKey, token, deviceId } = credentialsFrom([isBag(auth) ? auth : undefined]);
+    if (ctx.refusal && !token && !clientKey) {
+      // The upgrade's credentials were refused and CONNECT brings no new ones: say why.
+      return { ok: false, message: ctx.refusal.code, data: ctx.refusal.toEnvelope() };
+    }
     if (ctx.actor || clientKey || token) {
       try {
-        await this.admit(socket, { ...ctx.creds, ...definedOnly({ clientKey, token }) }, deviceId, ctx.actor);
+        // Credentials checked at upgrade are checked again now: a token or key revoked (or a
+        // user deleted) in between must not get a socket. The upgrade already counted them.
+        await this.admit(socket, { ...ctx.creds, ...definedOnly({ clientKey, token }) }, deviceId, ctx.actor !== undefined);
         return { ok: true };
       } catch (err) {
         const e = isImError(err) ? err : Errors.internal();
@@ -158,11 +201,11 @@ export class Gateway implements EngineHooks {
    * authenticate (unless the upgrade already did), apply the socket limits, bind. A refusal is
    * metered and rethrown as an ImError.
    */
-  private async admit(socket: RealtimeSocket, creds: Credentials, deviceId: string | undefined, authenticated?: UserActor): Promise<UserActor> {
+  private async admit(socket: RealtimeSocket, creds: Credentials, deviceId: string | undefined, counted = false): Promise<UserActor> {
     const s = session(socket);
-    let actor = authenticated;
+    let actor: UserActor | undefined;
     try {
-      actor ??= await this.authenticate(creds, s.clientAddress);
+      actor = await this.authenticate(creds, s.clientAddress, !counted);
       const limit = this.checkLimits(actor);
       if (limit) throw limit;
       s.deviceId = deviceId;
@@ -176,9 +219,11 @@ export class Gateway implements EngineHooks {
     }
   }
 
-  private async authenticate(creds: Credentials, address: string): Promise<UserActor> {
-    if (!this.handshakesByAddress.hit(address)) throw Errors.rateLimited('handshakes from this address');
-    if (creds.clientKey && !this.handshakesByKey.hit(creds.clientKey)) throw Errors.rateLimited('handshakes with this client key');
+  private async authenticate(creds: Credentials, address: string, count = true): Promise<UserActor> {
+    if ((creds.clientKey?.length ?? 0) > MAX_CREDENTIAL_LENGTH) throw Errors.invalidClientKey();
+    if ((creds.token?.length ?? 0) > MAX_CREDENTIAL_LENGTH) throw Errors.invalidToken();
+    if (count && !this.handshakesByAddress.hit(address)) throw Errors.rateLimited('handshakes from this address');
+    if (count && creds.clientKey && !this.handshakesByKey.hit(creds.clientKey)) throw Errors.rateLimited('handshakes with this client key');
     return this.core.identity.authenticateUser(creds);
   }
 
@@ -198,6 +243,8 @@ export class Gateway implements EngineHooks {
     const s = session(socket);
     clearTimeout(s.deadline);
     if (socket.closed) return; // it went away while its credentials were being checked
+    this.settlePending(socket);
+    this.armExpiry(socket, s, actor.expiresAt);
     // Idle sockets are most sockets: share one application record per app, drop what the
     // handshake no longer needs.
     s.actor = { ...actor, app: this.sharedApp(actor.app) };
@@ -221,6 +268,15 @@ export class Gateway implements EngineHooks {
     if (this.log.isLevelEnabled('debug')) {
       this.log.debug({ sid: socket.id, app: actor.app.id, user: actor.userId, transport: socket.transport, remote: s.clientAddress }, 'socket authenticated');
     }
+  }
+
+  /** The socket is cut when its token expires (timers re-arm past node's 24.8-day maximum). */
+  private armExpiry(socket: RealtimeSocket, s: Session, expiresAt: number): void {
+    clearTimeout(s.expiry);
+    const left = expiresAt - Date.now();
+    if (left <= 0) return this.cut(socket, Errors.invalidToken(), 'token expired');
+    s.expiry = setTimeout(() => this.armExpiry(socket, s, expiresAt), Math.min(left, MAX_TIMER_MS));
+    s.expiry.unref();
   }
 
   /** One record per application for all its sockets (a newer one, after a key change, replaces it). */
@@ -269,6 +325,11 @@ export class Gateway implements EngineHooks {
     s.events ??= new WindowCounter(this.config.socketEventsPerSecond, 1000);
     if (!s.events.hit('e')) {
       this.reply(socket, ack, Errors.rateLimited('socket events'));
+      return;
+    }
+    const tooBig = jsonLimitError(args, this.core.limits);
+    if (tooBig) {
+      this.reply(socket, ack, tooBig);
       return;
     }
     return this.handle(socket, s, event, args, ack).catch((err: unknown) => {
@@ -329,6 +390,16 @@ export class Gateway implements EngineHooks {
   /** `auth2(token, extra, ack?)` and legacy `auth(token, [deviceId], ack?)`. */
   private async auth(socket: RealtimeSocket, s: Session, args: unknown[], ack?: (...a: unknown[]) => void): Promise<void> {
     if (s.actor) return this.reply(socket, ack, undefined, this.authResult(s.actor));
+    if (s.admitting) return this.reply(socket, ack, Errors.authInProgress());
+    s.admitting = true;
+    try {
+      await this.authOnce(socket, s, args, ack);
+    } finally {
+      s.admitting = false;
+    }
+  }
+
+  private async authOnce(socket: RealtimeSocket, s: Session, args: unknown[], ack?: (...a: unknown[]) => void): Promise<void> {
     const extra = isBag(args[1]) ? args[1] : undefined;
     const fromExtra = credentialsFrom([extra]);
     const token = typeof args[0] === 'string' && args[0] !== '' ? normaliseToken(args[0]) : fromExtra.token;
@@ -361,6 +432,7 @@ export class Gateway implements EngineHooks {
   }
 
   onClose(socket: RealtimeSocket, reason: string): void {
+    this.settlePending(socket);
     const s = session(socket);
     if (this.log.isLevelEnabled('debug')) {
       const durationMs = Math.round(performance.now() - socket.openedAt);
@@ -368,6 +440,7 @@ export class Gateway implements EngineHooks {
     }
     if (!s) return;
     clearTimeout(s.deadline);
+    clearTimeout(s.expiry);
     for (const t of [...s.topics]) this.unlisten(socket, t);
     const actor = s.actor;
     if (reason === SLOW_CONSUMER) this.slowConsumerCut(socket, actor);
@@ -430,9 +503,14 @@ export class Gateway implements EngineHooks {
 
   // ---- delivery and control --------------------------------------------------------------
 
+  /** Nothing delivered from the bus may throw out of its callback: a bad event is logged and dropped. */
   private onBusMessage(topic: string, message: BusMessage): void {
-    if (message.kind === 'deliver') return this.deliver(topic, message);
-    this.control(message);
+    try {
+      if (message.kind === 'deliver') this.deliver(topic, message);
+      else this.control(message);
+    } catch (err) {
+      this.log.error({ err, topic, event: message.kind === 'deliver' ? message.event : message.kind }, 'could not deliver a bus event');
+    }
   }
 
   /**
@@ -443,6 +521,8 @@ export class Gateway implements EngineHooks {
   private deliver(topic: string, message: DeliveryMessage): void {
     const counts = this.listeners.get(topic);
     if (!counts) return;
+    // Encode first: a payload that cannot be encoded changes nothing (throws before any leave).
+    const frames = ENCODINGS.map((encoding, i) => (counts[i] === 0 ? '' : encodeEvent(message.event, [encodeArg(encoding, message.payload)])));
     const skipped = message.sender === undefined ? [] : this.blockersListening(topic, message.sender);
     // Recipients who blocked someone whose content the payload quotes get it without that content.
     const redacted = message.quoted === undefined ? NONE : this.quotedBlockers(topic, message.quoted, skipped);
@@ -450,23 +530,26 @@ export class Gateway implements EngineHooks {
     for (const socket of apart) socket.leave(engineTopic(topic, session(socket).encoding));
     let recipients = 0;
     let bytes = 0;
-    ENCODINGS.forEach((encoding, i) => {
-      if (counts[i] === 0) return;
-      const frame = encodeEvent(message.event, [encodeArg(encoding, message.payload)]);
-      for (const server of this.servers) server.publish(engineTopic(topic, encoding), frame);
-      const reached = counts[i]! - apart.filter((s) => session(s).encoding === encoding).length;
-      recipients += reached;
-      bytes += reached * frame.length;
-    });
-    for (const socket of redacted) {
-      socket.emit(message.event, encodeArg(session(socket).encoding, message.redacted));
-      recipients++;
+    try {
+      ENCODINGS.forEach((encoding, i) => {
+        if (counts[i] === 0) return;
+        const frame = frames[i]!;
+        for (const server of this.servers) server.publish(engineTopic(topic, encoding), frame);
+        const reached = counts[i]! - apart.filter((s) => session(s).encoding === encoding).length;
+        recipients += reached;
+        bytes += reached * frame.length;
+      });
+      for (const socket of redacted) {
+        socket.emit(message.event, encodeArg(session(socket).encoding, message.redacted));
+        recipients++;
+      }
+    } finally {
+      for (const socket of apart) socket.join(engineTopic(topic, session(socket).encoding));
     }
     const appId = topic.slice(0, topic.indexOf('/'));
     if (message.event === 'chat message') this.meter.member(appId, Members.activeRooms, topic.slice(topic.lastIndexOf('/') + 1));
     this.meter.count(appId, Metric.deliveries, recipients);
     this.meter.count(appId, Metric.bytesOut, bytes);
-    for (const socket of apart) socket.join(engineTopic(topic, session(socket).encoding));
   }
 
   /** Local sockets on `topic` whose user blocked one of `quoted` (and who still get the event). */

@@ -10,9 +10,8 @@ export interface UpgradeRequest {
   transport?: string;
 }
 
-export type UpgradeDecision =
-  | { accept: true; context?: unknown }
-  | { accept: false; status: number; body: string /* JSON text */ };
+export type UpgradeRefusal = { accept: false; status: number; body: string /* JSON text */; headers?: Record<string, string> };
+export type UpgradeDecision = { accept: true; context?: unknown } | UpgradeRefusal;
 
 export interface RealtimeSocket {
   /** Engine.IO sid (random, url-safe); also used as the Socket.IO socket id. */
@@ -64,6 +63,8 @@ export interface EngineHooks {
   onClose(socket: RealtimeSocket, reason: string): void;
   /** Every frame a socket sends, by size (usage metering); must be cheap. */
   onFrame?(socket: RealtimeSocket, bytes: number): void;
+  /** Headers every refusal of this request carries (CORS, so a browser can read the body). */
+  refusalHeaders?(req: UpgradeRequest): Record<string, string>;
   /** Errors thrown (or rejected) by the hooks above; defaults to console.error. */
   onError?(error: unknown, where: string): void;
 }
@@ -74,6 +75,10 @@ export interface EngineOptions {
   maxPayloadBytes: number;
   /** Close sockets that send no Socket.IO CONNECT within this time. */
   connectTimeoutMs: number;
+  /** How long a polling session may take to finish its upgrade to WebSocket (engine.io: 10 s). */
+  upgradeTimeoutMs: number;
+  /** Refused CONNECTs one socket may send before it is closed. */
+  maxConnectAttempts: number;
 }
 
 /** What a transport adapter gives back. */
@@ -85,15 +90,39 @@ export interface RealtimeServer {
   close(): Promise<void>;
 }
 
-/** One open websocket as the engine sees it; implemented by each adapter. */
+/** One connection (a websocket, or a long-polling session) as the engine sees it; one per adapter. */
 export interface TransportLink {
   /** Which stack this is (for logs): `uws`, `ws`, … */
   readonly transport: string;
   send(frame: string): void;
   subscribe(topic: string): void;
   unsubscribe(topic: string): void;
-  /** Graceful close (close frame) or, with `hard`, drop the connection at once. */
+  /** Graceful close (close frame / close packet) or, with `hard`, drop the connection at once. */
   close(hard: boolean): void;
+  /** The link now carries a session: it receives the engine's heartbeat pings from here on. */
+  joinHeartbeat(): void;
+  /**
+   * Polling only: while `upgrading`, polls are answered at once (a noop if nothing is queued) so
+   * the client can pause polling and finish its upgrade; `false` when the probe was given up.
+   */
+  nudge?(upgrading: boolean): void;
+  /** Polling only: the session moved to another link; leave every topic and hand back the frames not yet sent. */
+  retire?(): string[];
+}
+
+/** What the engine hands an adapter for each accepted connection: where its input goes. */
+export interface LinkEndpoint {
+  /** The Engine.IO sid of the session it serves. */
+  readonly id: string;
+  receive(frame: string, isBinary: boolean): void;
+  /** The connection is gone (peer close, error, backpressure drop, aborted poll); `reason` defaults to `transport close`. */
+  transportClosed(reason?: string): void;
+  /** Closes the session (gracefully, or at once with `hard`) and reports `reason`. */
+  end(reason: string, hard: boolean): void;
+  /** A ping of this session is still unanswered (how the transports tell a dead peer from a slow one). */
+  readonly owesPong: boolean;
+  /** The topics the link is subscribed to on behalf of its session. */
+  topics(): ReadonlySet<string>;
 }
 
 /** A transport registered with the engine so the heartbeat reaches its sockets. */

@@ -10,9 +10,8 @@ import type {
   us_socket_context_t,
   WebSocket,
 } from '@trufflesuite/uws-js-unofficial';
-import type { EngineSocket, SocketEngine } from './engine.js';
-import { engineIoPollingRefusal } from './protocol/engineio.js';
-import { type RealtimeServer, SLOW_CONSUMER, type TransportLink, type UpgradeDecision, type UpgradeRequest } from './types.js';
+import type { SocketEngine } from './engine.js';
+import { type LinkEndpoint, type RealtimeServer, SLOW_CONSUMER, type TransportLink, type UpgradeDecision, type UpgradeRequest } from './types.js';
 
 export interface UwsAttachOptions {
   /**
@@ -53,7 +52,7 @@ const SHUTTING_DOWN: UpgradeDecision = {
 interface SocketData {
   remoteAddress: string;
   context: unknown;
-  socket?: EngineSocket;
+  socket?: LinkEndpoint;
 }
 
 class UwsLink implements TransportLink {
@@ -76,17 +75,20 @@ class UwsLink implements TransportLink {
     if (hard) this.ws.close();
     else this.ws.end(1000);
   }
+
+  joinHeartbeat(): void {
+    this.ws.subscribe(HEARTBEAT_TOPIC);
+  }
 }
 
-function writeJson(res: HttpResponse, status: number, body: string): void {
-  res
-    .writeStatus(`${status} ${STATUS_CODES[status] ?? ''}`)
-    .writeHeader('content-type', 'application/json')
-    .end(body);
+function writeJson(res: HttpResponse, status: number, body: string, headers: Record<string, string> = {}): void {
+  res.writeStatus(`${status} ${STATUS_CODES[status] ?? ''}`).writeHeader('content-type', 'application/json');
+  for (const [name, value] of Object.entries(headers)) res.writeHeader(name, value);
+  res.end(body);
 }
 
 export function attachUws(app: TemplatedApp, engine: SocketEngine, opts: UwsAttachOptions = {}): RealtimeServer {
-  const live = new Set<EngineSocket>();
+  const live = new Set<LinkEndpoint>();
   let closed = false;
   const stopHeartbeat = engine.addHeartbeatTarget({
     broadcast: (frame) => write(() => app.publish(HEARTBEAT_TOPIC, frame, false)),
@@ -107,7 +109,7 @@ export function attachUws(app: TemplatedApp, engine: SocketEngine, opts: UwsAtta
       transport: 'uws',
     };
     const respond = (decision: UpgradeDecision): void => {
-      if (!decision.accept) return writeJson(res, decision.status, decision.body);
+      if (!decision.accept) return writeJson(res, decision.status, decision.body, decision.headers);
       const data: SocketData = { remoteAddress: request.remoteAddress, context: decision.context };
       res.upgrade(
         data,
@@ -141,7 +143,6 @@ export function attachUws(app: TemplatedApp, engine: SocketEngine, opts: UwsAtta
     open: (ws) => {
       try {
         const data = ws.getUserData();
-        ws.subscribe(HEARTBEAT_TOPIC);
         data.socket = engine.open(new UwsLink(ws), data.remoteAddress, data.context);
         live.add(data.socket);
       } catch (err) {
@@ -168,13 +169,7 @@ export function attachUws(app: TemplatedApp, engine: SocketEngine, opts: UwsAtta
     },
   });
 
-  // Plain HTTP on the Engine.IO path is a long-polling attempt: refuse it the Engine.IO way.
-  const refusePolling = (res: HttpResponse, req: HttpRequest): void => {
-    const refusal = engineIoPollingRefusal(new URLSearchParams(req.getQuery() ?? ''));
-    writeJson(res, refusal.status, refusal.body);
-  };
-  app.any('/socket.io', refusePolling);
-  app.any('/socket.io/*', refusePolling);
+  // Plain HTTP on the Engine.IO path (long-polling) falls through to the HTTP routes (polling.ts).
 
   return {
     publish: (topic, frame) => {

@@ -7,10 +7,11 @@ import { STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
-import type { EngineSocket, SocketEngine } from './engine.js';
+import { Errors } from '../core/errors.js';
+import type { SocketEngine } from './engine.js';
 import { isEngineIoPath } from './protocol/engineio.js';
 import { SLOW_CONSUMER } from './types.js';
-import type { RealtimeServer, TransportLink, UpgradeDecision, UpgradeRequest } from './types.js';
+import type { LinkEndpoint, RealtimeServer, TransportLink, UpgradeDecision, UpgradeRequest } from './types.js';
 
 export interface WsAttachOptions {
   /**
@@ -27,6 +28,8 @@ const SHUTTING_DOWN: UpgradeDecision = {
   status: 503,
   body: JSON.stringify({ message: 'Server shutting down' }),
 };
+
+const NOT_FOUND = JSON.stringify(Errors.notFound('ROUTE', 'websocket upgrade (served at /socket.io/ only)').toEnvelope());
 
 /** Write batching shared by all links of one adapter: one flush per event-loop turn. */
 class CorkBatch {
@@ -46,7 +49,7 @@ class CorkBatch {
 
 class WsLink implements TransportLink {
   readonly transport = 'ws';
-  socket: EngineSocket | undefined;
+  socket: LinkEndpoint | undefined;
   private readonly raw: Socket;
   private corked = false;
   private detached = false;
@@ -96,10 +99,15 @@ class WsLink implements TransportLink {
     else this.ws.close(1000);
   }
 
+  joinHeartbeat(): void {
+    this.hub.beating.add(this);
+  }
+
   /** Stops all output and leaves every topic; runs again harmlessly on the 'close' event. */
   detach(): void {
     if (this.detached) return;
     this.detached = true;
+    this.hub.beating.delete(this);
     if (this.socket) for (const topic of this.socket.topics()) this.unsubscribe(topic);
   }
 
@@ -111,6 +119,8 @@ class WsLink implements TransportLink {
 
 interface WsHub {
   readonly topics: Map<string, Set<WsLink>>;
+  /** Links carrying a session (not an upgrade probe): the heartbeat's recipients. */
+  readonly beating: Set<WsLink>;
   readonly batch: CorkBatch;
   readonly maxBackpressure: number;
 }
@@ -123,11 +133,15 @@ function headersOf(req: IncomingMessage): Record<string, string> {
   return headers;
 }
 
-function writeRawRefusal(socket: Duplex, status: number, body: string): void {
+function writeRawRefusal(socket: Duplex, status: number, body: string, headers: Record<string, string> = {}): void {
   socket.once('finish', () => socket.destroy());
+  const extra = Object.entries(headers)
+    .map(([name, value]) => `${name}: ${value}\r\n`)
+    .join('');
   socket.end(
     `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n` +
       'Content-Type: application/json\r\n' +
+      extra +
       `Content-Length: ${Buffer.byteLength(body)}\r\n` +
       'Connection: close\r\n\r\n' +
       body,
@@ -143,6 +157,7 @@ export function attachWs(server: Server, engine: SocketEngine, opts: WsAttachOpt
   });
   const hub: WsHub = {
     topics: new Map(),
+    beating: new Set(),
     batch: new CorkBatch(),
     maxBackpressure: opts.maxBackpressureBytes ?? 1024 * 1024,
   };
@@ -152,7 +167,7 @@ export function attachWs(server: Server, engine: SocketEngine, opts: WsAttachOpt
 
   const stopHeartbeat = engine.addHeartbeatTarget({
     broadcast: (frame) => {
-      for (const link of links) link.send(frame);
+      for (const link of hub.beating) link.send(frame);
     },
   });
 
@@ -184,8 +199,9 @@ export function attachWs(server: Server, engine: SocketEngine, opts: WsAttachOpt
   function onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const url = req.url ?? '/';
     const queryStart = url.indexOf('?');
-    if (!isEngineIoPath(queryStart === -1 ? url : url.slice(0, queryStart))) return;
     socket.on('error', () => undefined); // a peer reset while authorizing must not crash the process
+    // Any other path is answered and closed: an unanswered upgrade holds its connection forever.
+    if (!isEngineIoPath(queryStart === -1 ? url : url.slice(0, queryStart))) return writeRawRefusal(socket, 404, NOT_FOUND);
     const remoteAddress = req.socket.remoteAddress ?? '';
     const request: UpgradeRequest = {
       url,
@@ -196,7 +212,7 @@ export function attachWs(server: Server, engine: SocketEngine, opts: WsAttachOpt
     };
     const respond = (decision: UpgradeDecision): void => {
       if (socket.destroyed) return;
-      if (!decision.accept) return writeRawRefusal(socket, decision.status, decision.body);
+      if (!decision.accept) return writeRawRefusal(socket, decision.status, decision.body, decision.headers);
       wss.handleUpgrade(req, socket, head, (ws) => accept(ws, remoteAddress, decision.context));
     };
     const decision = closed ? SHUTTING_DOWN : engine.decideUpgrade(request);

@@ -2,6 +2,9 @@ import type { ControlMessage } from '../bus/bus.js';
 import type {
   AppRecord,
   BlockRecord,
+  DeviceRecord,
+  OutboxItem,
+  OutboxOutcome,
   FileRecord,
   InvitationRecord,
   MemberRoom,
@@ -20,6 +23,10 @@ export interface AppMessageQuery {
   batchID?: string;
   limit: number;
 }
+/** Settled (delivered or dead) outbox items kept per application for `/admin/deliveries`; older ones are dropped. */
+export const OUTBOX_KEEP_SETTLED = 1000;
+/** Settled items beyond OUTBOX_KEEP_SETTLED are dropped at least every this many settles (so a few more may be listed). */
+export const OUTBOX_PRUNE_EVERY = 100;
 
 /** Which way a history page walks from its anchor. */
 export type HistoryDirection = 'older' | 'newer';
@@ -68,12 +75,14 @@ export interface Store {
   listUsers(appId: string, skip: number, limit: number): Promise<{ total: number; users: UserRecord[] }>;
   /** Atomic read-modify-write, like `updateRoom`; undefined when the user does not exist. */
   updateUser(appId: string, userId: string, change: (u: UserRecord) => UserRecord | undefined): Promise<UserRecord | undefined>;
-  /** Removes the user and their tokens (room membership is the caller's business). */
+  /** Removes the user, their tokens and push devices (room membership is the caller's business). */
   deleteUser(appId: string, userId: string): Promise<boolean>;
 
   // User tokens, by hash
   putToken(appId: string, token: TokenRecord): Promise<void>;
   getToken(appId: string, hash: string): Promise<TokenRecord | undefined>;
+  /** The user's tokens (records only: tokens themselves are never stored), oldest first. */
+  listTokens(appId: string, userId: string): Promise<TokenRecord[]>;
   /** Deletes one token of the user (by hash) or, without a hash, all of them; returns what went. */
   deleteTokens(appId: string, userId: string, hash?: string): Promise<TokenRecord[]>;
 
@@ -96,6 +105,7 @@ export interface Store {
     appId: string,
     roomId: string,
     change: (room: RoomRecord) => RoomRecord | undefined,
+    outbox?: (before: RoomRecord, after: RoomRecord) => OutboxItem[],
   ): Promise<RoomRecord | undefined>;
   /** Records a member's last-read message (O(1)); false when the user is not a member. */
   setLastRead(appId: string, roomId: string, userId: string, messageId: string): Promise<boolean>;
@@ -111,8 +121,10 @@ export interface Store {
    * Appends to the room's history, makes it the room's last message and marks it read for
    * its sender (one's own message is never unread). Insert-only: resolves false and writes
    * nothing when the application already has a message with that id, or the room is gone.
+   * `outbox` items (webhook calls, push fan-out) are enqueued in the same atomic step, and
+   * only when the message is written.
    */
-  addMessage(appId: string, message: MessageRecord): Promise<boolean>;
+  addMessage(appId: string, message: MessageRecord, outbox?: OutboxItem[]): Promise<boolean>;
   getMessage(appId: string, messageId: string): Promise<MessageRecord | undefined>;
   /** Replaces a stored message (same id, same room); false if it is gone. */
   replaceMessage(appId: string, message: MessageRecord): Promise<boolean>;
@@ -177,6 +189,28 @@ export interface Store {
   listPrefs(appId: string, userId: string): Promise<PrefRecord[]>;
   putPref(appId: string, userId: string, pref: PrefRecord): Promise<void>;
   deletePref(appId: string, userId: string, key: string): Promise<boolean>;
+
+  // Push devices (IMKIT `POST /me/subscribe`)
+  /** Adds or replaces the user's device of that type and device id. */
+  putDevice(appId: string, device: DeviceRecord): Promise<void>;
+  /** Removes it; with `token`, only while it still has that token (a provider's "invalid token"). */
+  deleteDevice(appId: string, userId: string, type: string, deviceId: string, token?: string): Promise<boolean>;
+  /** Devices of the given users. */
+  listDevices(appId: string, userIds: readonly string[]): Promise<DeviceRecord[]>;
+
+  // Outbox: outgoing webhook calls and push notifications (see src/delivery/worker.ts)
+  /** Enqueues pending items; an id already present is left as it is. */
+  enqueueOutbox(appId: string, items: readonly OutboxItem[]): Promise<void>;
+  /**
+   * Atomically claims up to `limit` pending items of any application due at `now`: each gets
+   * a new `claim`, one more attempt and `nextAt = now + leaseMs`, so no other caller gets it
+   * until the lease ends. Claimed items are returned as they are now stored.
+   */
+  claimOutbox(now: number, limit: number, leaseMs: number): Promise<OutboxItem[]>;
+  /** Ends a claim; false (nothing written) when the item was reclaimed since or is gone. */
+  settleOutbox(appId: string, id: string, claim: string, outcome: OutboxOutcome, now: number): Promise<boolean>;
+  /** The application's most recently changed items, newest first. */
+  listOutbox(appId: string, limit: number): Promise<OutboxItem[]>;
 
   /**
    * Told of every control event this node receives (changes made on any node), so that an

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { AppRecord, MessageRecord, RoomRecord, UserRecord } from '../../src/core/models.js';
-import type { Store } from '../../src/store/store.js';
+import type { AppRecord, MessageRecord, OutboxItem, RoomRecord, UserRecord } from '../../src/core/models.js';
+import { OUTBOX_KEEP_SETTLED, OUTBOX_PRUNE_EVERY, type Store } from '../../src/store/store.js';
 
 /**
  * The behaviour every Store must have. The memory store runs it now; the Redis store must
@@ -99,7 +99,10 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
       await store.putToken(A, t('h2', 'u1'));
       await store.putToken(A, t('h3', 'u2'));
       expect((await store.getToken(A, 'h1'))?.userId).toBe('u1');
+      expect((await store.listTokens(A, 'u1')).map((x) => x.hash).sort()).toEqual(['h1', 'h2']);
+      expect(await store.listTokens(A, 'nobody')).toEqual([]);
       expect((await store.deleteTokens(A, 'u1', 'h1')).map((x) => x.hash)).toEqual(['h1']);
+      expect((await store.listTokens(A, 'u1')).map((x) => x.hash)).toEqual(['h2']);
       expect(await store.deleteTokens(A, 'u2', 'h1')).toEqual([]);
       expect((await store.deleteTokens(A, 'u1')).map((x) => x.hash)).toEqual(['h2']);
       expect(await store.getToken(A, 'h2')).toBeUndefined();
@@ -174,6 +177,34 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
       expect(r.memberState.u1!.lastRead).toBe('m1');
       expect(r.memberState.u2!.lastRead).toBeUndefined();
       expect(await store.countMessages(A, 'r1')).toBe(1);
+    });
+
+    it('addMessage is insert-only: an existing id (in any room) is refused and nothing changes', async () => {
+      await store.createRoom(A, room('r1', ['u1']));
+      await store.createRoom(A, room('r2', ['u2']));
+      expect(await store.addMessage(A, message('m1', 'r1'))).toBe(true);
+      const original = await store.getMessage(A, 'm1');
+      expect(await store.addMessage(A, { ...message('m1', 'r2', 'u2'), message: 'overwrite' })).toBe(false);
+      expect(await store.addMessage(A, { ...message('m1', 'r1'), message: 'again' })).toBe(false);
+      expect(await store.getMessage(A, 'm1')).toEqual(original);
+      expect(await store.countMessages(A, 'r1')).toBe(1);
+      expect(await store.countMessages(A, 'r2')).toBe(0);
+      expect((await store.getRoom(A, 'r2'))!.lastMessageId).toBeUndefined();
+      expect(await store.clearMessages(A, 'r2')).toBe(0);
+      expect(await store.getMessage(A, 'm1')).toEqual(original);
+    });
+
+    it('member lookups by user id see only own entries (Object.prototype names are not members)', async () => {
+      await store.createRoom(A, room('r1', ['u1']));
+      await store.addMessage(A, message('m1', 'r1'));
+      for (const id of ['constructor', '__proto__', 'toString', 'hasOwnProperty', 'valueOf']) {
+        const seen = (await store.getRoomForUser(A, 'r1', id))!;
+        expect(seen.member).toBeUndefined();
+        expect(await store.setLastRead(A, 'r1', id, 'm1')).toBe(false);
+        expect(await store.addMessage(A, message(`from-${id}`, 'r1', id))).toBe(true);
+      }
+      expect(({} as Record<string, unknown>).lastRead).toBeUndefined();
+      expect(Object.keys((await store.getRoom(A, 'r1'))!.memberState)).toEqual(['u1']);
     });
 
     it('pages history from either end and from an anchor, anchor included when asked', async () => {
@@ -432,6 +463,107 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
       expect(await store.listPrefs(A, 'u1')).toEqual([{ key: 'folders-meta', data: [{ key: 'f', name: 'F' }] }]);
       expect(await store.deletePref(A, 'u1', 'folders-meta')).toBe(true);
       expect(await store.listPrefs(A, 'u1')).toEqual([]);
+    });
+    it('stores push devices per user, type and device id; a token-checked delete spares a replaced token', async () => {
+      const d = (userId: string, deviceId: string, token: string) => ({ userId, type: 'fcm' as const, deviceId, token, createdAt: 1 });
+      await store.putDevice(A, d('u1', 'phone', 't1'));
+      await store.putDevice(A, d('u1', 'tablet', 't2'));
+      await store.putDevice(A, d('u2', 'phone', 't3'));
+      await store.putDevice(A, d('u1', 'phone', 't4')); // re-subscribed: replaces
+      expect((await store.listDevices(A, ['u1', 'u2', 'u1'])).map((x) => x.token).sort()).toEqual(['t2', 't3', 't4']);
+      expect(await store.listDevices(B, ['u1'])).toEqual([]);
+      expect(await store.deleteDevice(A, 'u1', 'fcm', 'phone', 't1')).toBe(false);
+      expect(await store.deleteDevice(A, 'u1', 'fcm', 'phone', 't4')).toBe(true);
+      expect(await store.deleteDevice(A, 'u1', 'fcm', 'tablet')).toBe(true);
+      expect(await store.deleteDevice(A, 'u1', 'fcm', 'tablet')).toBe(false);
+      expect((await store.listDevices(A, ['u1', 'u2'])).map((x) => x.token)).toEqual(['t3']);
+      await store.putUser(A, user('u2'));
+      await store.deleteUser(A, 'u2');
+      expect(await store.listDevices(A, ['u2'])).toEqual([]);
+    });
+
+    const item = (appId: string, id: string, nextAt = 0): OutboxItem => ({
+      id, appId, kind: 'webhook', payload: { url: 'http://127.0.0.1/x', list: [] }, status: 'pending', attempts: 0, nextAt, createdAt: 1, updatedAt: 1,
+    });
+
+    it('enqueues outbox items with a message and with a room change, atomically with them', async () => {
+      await store.putApp(app(A));
+      await store.createRoom(A, room('r1', ['u1']));
+      await store.addMessage(A, message('m1', 'r1'), [item(A, 'w1')]);
+      await store.updateRoom(A, 'r1', (r) => ({ ...r, members: [...r.members, 'u2'], memberState: { ...r.memberState, u2: { joinedAt: 2 } } }), (before, after) => [
+        item(A, `w-${before.members.length}-${after.members.length}`),
+      ]);
+      await store.updateRoom(A, 'r1', () => undefined, () => [item(A, 'never')]);
+      const claimed = await store.claimOutbox(10, 10, 1000);
+      expect(claimed.map((i) => i.id).sort()).toEqual(['w-1-2', 'w1']);
+      expect(claimed[0]!.payload).toEqual({ url: 'http://127.0.0.1/x', list: [] });
+    });
+
+    it('enqueues nothing with a message that is not written (an existing id)', async () => {
+      await store.putApp(app(A));
+      await store.createRoom(A, room('r1', ['u1']));
+      expect(await store.addMessage(A, message('m1', 'r1'), [item(A, 'first')])).toBe(true);
+      expect(await store.addMessage(A, message('m1', 'r1'), [item(A, 'again')])).toBe(false);
+      // The same id twice at once (one group commit): only the written one's items.
+      const m2 = message('m2', 'r1');
+      expect(await Promise.all([store.addMessage(A, m2, [item(A, 'x1')]), store.addMessage(A, m2, [item(A, 'x2')])])).toEqual([true, false]);
+      expect((await store.claimOutbox(10, 10, 1000)).map((i) => i.id).sort()).toEqual(['first', 'x1']);
+    });
+
+    it('claims due items once until their lease ends, settles only with the current claim, retries, dead-letters', async () => {
+      await store.putApp(app(A));
+      await store.putApp(app(B));
+      await store.enqueueOutbox(A, [item(A, 'a1'), item(A, 'a2', 4500)]);
+      await store.enqueueOutbox(B, [item(B, 'b1')]);
+      await store.enqueueOutbox(A, [{ ...item(A, 'a1'), payload: { changed: true } }]); // present: left alone
+      const first = await store.claimOutbox(100, 10, 1000);
+      expect(first.map((i) => i.id).sort()).toEqual(['a1', 'b1']);
+      expect(first.every((i) => i.attempts === 1 && i.nextAt === 1100 && typeof i.claim === 'string')).toBe(true);
+      expect(first.find((i) => i.id === 'a1')!.payload).toEqual({ url: 'http://127.0.0.1/x', list: [] });
+      expect(await store.claimOutbox(200, 10, 1000)).toEqual([]); // leased, a2 not due
+      const a1 = first.find((i) => i.id === 'a1')!;
+      const b1 = first.find((i) => i.id === 'b1')!;
+      // The lease ran out: another worker reclaims a1; the first claim can no longer settle it.
+      const reclaimed = await store.claimOutbox(1200, 10, 1000);
+      expect(reclaimed.map((i) => [i.id, i.attempts]).sort()).toEqual([['a1', 2], ['b1', 2]]);
+      const again = reclaimed.filter((i) => i.id === 'a1');
+      expect(await store.settleOutbox(B, 'b1', b1.claim!, { status: 'delivered' }, 1300)).toBe(false);
+      expect(await store.settleOutbox(A, 'a1', a1.claim!, { status: 'delivered' }, 1300)).toBe(false);
+      expect(await store.settleOutbox(A, 'a1', again[0]!.claim!, { status: 'pending', nextAt: 5000, error: 'HTTP 500', payload: { left: ['x'] } }, 1300)).toBe(true);
+      expect(await store.settleOutbox(A, 'a1', again[0]!.claim!, { status: 'delivered' }, 1300)).toBe(false);
+      expect(await store.settleOutbox(B, 'b1', reclaimed.find((i) => i.id === 'b1')!.claim!, { status: 'delivered' }, 1400)).toBe(true);
+      const a2 = await store.claimOutbox(4999, 10, 1000);
+      expect(a2.map((i) => i.id)).toEqual(['a2']);
+      expect(await store.settleOutbox(A, 'a2', a2[0]!.claim!, { status: 'delivered' }, 4999)).toBe(true);
+      const retried = await store.claimOutbox(5000, 10, 1000);
+      expect(retried.map((i) => [i.id, i.attempts, i.lastError, i.payload])).toEqual([['a1', 3, 'HTTP 500', { left: ['x'] }]]);
+      expect(await store.settleOutbox(A, 'a1', retried[0]!.claim!, { status: 'dead', error: 'gave up' }, 6000)).toBe(true);
+      expect(await store.claimOutbox(99_999, 10, 1000)).toEqual([]);
+      const listed = await store.listOutbox(A, 10);
+      expect(listed.map((i) => [i.id, i.status])).toEqual([['a1', 'dead'], ['a2', 'delivered']]);
+      expect(listed[0]).toMatchObject({ attempts: 3, lastError: 'gave up', kind: 'webhook', appId: A });
+      expect((await store.listOutbox(B, 10)).map((i) => [i.id, i.status])).toEqual([['b1', 'delivered']]);
+      expect(await store.listOutbox(A, 1)).toHaveLength(1);
+    });
+
+    it('keeps a bounded number of settled outbox items, the newest; deleting the application drops its outbox', async () => {
+      await store.putApp(app(A));
+      const n = OUTBOX_KEEP_SETTLED + OUTBOX_PRUNE_EVERY + 50;
+      await store.enqueueOutbox(A, Array.from({ length: n }, (_, i) => item(A, `i${i}`)));
+      const claimed = await store.claimOutbox(1, n, 1000);
+      expect(claimed).toHaveLength(n);
+      // Settled in time order, as a clock would.
+      claimed.sort((a, b) => Number(a.id.slice(1)) - Number(b.id.slice(1)));
+      for (const c of claimed) await store.settleOutbox(A, c.id, c.claim!, { status: 'delivered' }, 10 + Number(c.id.slice(1)));
+      const listed = await store.listOutbox(A, n);
+      expect(listed.length).toBeGreaterThanOrEqual(OUTBOX_KEEP_SETTLED);
+      expect(listed.length).toBeLessThanOrEqual(OUTBOX_KEEP_SETTLED + OUTBOX_PRUNE_EVERY);
+      expect(listed[0]!.id).toBe(`i${n - 1}`);
+      // What is kept is the newest, in order: no gap.
+      expect(listed.map((i) => Number(i.id.slice(1)))).toEqual(Array.from({ length: listed.length }, (_, k) => n - 1 - k));
+      await store.enqueueOutbox(A, [item(A, 'late')]);
+      await store.deleteApp(A);
+      expect(await store.claimOutbox(1_000_000, 10, 1000)).toEqual([]);
     });
   });
 }

@@ -164,6 +164,8 @@ describe('moving an installation: roomcast-admin export / import / backup', () =
     const app = await createApp(source.base);
     const tokens = { alice: await createUser(source.base, app, 'alice'), bob: await createUser(source.base, app, 'bob') };
     await admin(source.base, app).post('/rooms', { _id: 'r1', name: 'One', members: ['alice', 'bob'] });
+    // A push device (Flutter/Vue SDK body) moves with the data.
+    expect((await user(source.base, app, tokens.bob).post('/me/subscribe', { token: 'bob-fcm', type: 'fcm', deviceId: 'bob-phone' })).status).toBe(200);
     for (let i = 0; i < 30; i++) {
       const who = i % 2 ? 'bob' : 'alice';
       await user(source.base, app, tokens[who]).post('/rooms/r1/message', { roomId: 'r1', messageType: 'text', message: `m${i}`, reply: null, mentions: [] });
@@ -177,6 +179,9 @@ describe('moving an installation: roomcast-admin export / import / backup', () =
     const lines = exported.stdout.trim().split('\n');
     expect(JSON.parse(lines[0]!)).toMatchObject({ type: 'roomcast-export', version: 1 });
     expect(lines.filter((l) => l.includes('"type":"message"'))).toHaveLength(30);
+    expect(lines.filter((l) => l.includes('"type":"device"')).map((l) => JSON.parse(l).record)).toEqual([
+      { userId: 'bob', type: 'fcm', deviceId: 'bob-phone', token: 'bob-fcm', createdAt: expect.any(Number) },
+    ]);
 
     const schema = freshSchema();
     schemas.push(schema);

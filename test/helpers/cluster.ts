@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -106,7 +106,11 @@ export interface Balancer {
   stop(): Promise<void>;
 }
 
-export function haproxyConfig(port: number, servers: { id: string; port: number }[]): string {
+/**
+ * `sticky`: how long-polling sessions stay on their node. 'cookie' inserts a SERVERID cookie
+ * (deploy/haproxy.cfg), 'source' hashes the client address; WebSocket-only clients need neither.
+ */
+export function haproxyConfig(port: number, servers: { id: string; port: number }[], sticky?: 'cookie' | 'source'): string {
   return [
     'global',
     '  maxconn 4096',
@@ -122,27 +126,69 @@ export function haproxyConfig(port: number, servers: { id: string; port: number 
     `  bind 127.0.0.1:${port}`,
     '  default_backend nodes',
     'backend nodes',
-    '  balance roundrobin',
+    sticky === 'source' ? '  balance source' : '  balance roundrobin',
+    ...(sticky === 'cookie' ? ['  cookie SERVERID insert indirect nocache'] : []),
     // HTTP/1.1 with a Host header: uWebSockets.js does not answer a bare HTTP/1.0 request.
     '  option httpchk',
     '  http-check send meth GET uri /readyz ver HTTP/1.1 hdr Host roomcast',
     '  http-check expect status 200',
     '  default-server inter 250ms fall 2 rise 1',
-    ...servers.map((s) => `  server ${s.id} 127.0.0.1:${s.port} check`),
+    ...servers.map((s) => `  server ${s.id} 127.0.0.1:${s.port} check${sticky === 'cookie' ? ` cookie ${s.id}` : ''}`),
     '',
   ].join('\n');
 }
 
-export async function startHaproxy(servers: { id: string; port: number }[]): Promise<Balancer> {
+export async function startHaproxy(servers: { id: string; port: number }[], sticky?: 'cookie' | 'source'): Promise<Balancer> {
   const binary = requireBinary('haproxy', 'apt-get install haproxy');
   const port = await freePort();
   const dir = mkdtempSync(path.join(tmpdir(), 'roomcast-haproxy-'));
   const file = path.join(dir, 'haproxy.cfg');
-  writeFileSync(file, haproxyConfig(port, servers));
+  writeFileSync(file, haproxyConfig(port, servers, sticky));
   const child = track(spawn(binary, ['-f', file, '-db'], { stdio: ['ignore', 'ignore', 'pipe'] }));
   let err = '';
   child.stderr!.on('data', (d) => (err += d));
   const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`haproxy exited with ${code}:\n${err}`))));
+  exited.catch(() => {});
+  await Promise.race([waitForPort(port, 10_000), exited]);
+  return {
+    base: `http://127.0.0.1:${port}`,
+    async stop() {
+      await stop(child, 'SIGTERM');
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * A real nginx running deploy/nginx.conf as shipped, with its upstream servers and listen
+ * address swapped for the test's (ip_hash: every request of a client address reaches one node).
+ */
+export async function startNginx(servers: { id: string; port: number }[]): Promise<Balancer> {
+  const binary = requireBinary('nginx', 'apt-get install nginx-light');
+  const port = await freePort();
+  const dir = mkdtempSync(path.join(tmpdir(), 'roomcast-nginx-'));
+  const shipped = readFileSync(path.join(root, 'deploy/nginx.conf'), 'utf8');
+  const upstreams = servers.map((s) => `  server 127.0.0.1:${s.port} max_fails=2 fail_timeout=5s;`).join('\n');
+  const site = shipped
+    .replace(/^  server 127\.0\.0\.1:\d+ .*;\n?/gm, '')
+    .replace('  ip_hash;\n', `  ip_hash;\n${upstreams}\n`)
+    .replace(/listen 3100;/, `listen 127.0.0.1:${port};`);
+  if (!site.includes(`listen 127.0.0.1:${port};`) || !site.includes(upstreams)) throw new Error('deploy/nginx.conf changed shape: update startNginx');
+  writeFileSync(path.join(dir, 'site.conf'), site);
+  writeFileSync(
+    path.join(dir, 'nginx.conf'),
+    [
+      'daemon off;', 'worker_processes 1;', `pid ${dir}/nginx.pid;`, `error_log ${dir}/error.log warn;`,
+      'events { worker_connections 1024; }',
+      'http {', '  access_log off;', `  client_body_temp_path ${dir}/body;`, `  proxy_temp_path ${dir}/proxy;`,
+      `  fastcgi_temp_path ${dir}/fastcgi;`, `  uwsgi_temp_path ${dir}/uwsgi;`, `  scgi_temp_path ${dir}/scgi;`,
+      `  include ${dir}/site.conf;`, '}', '',
+    ].join('\n'),
+  );
+  const child = track(spawn(binary, ['-p', dir, '-c', path.join(dir, 'nginx.conf')], { stdio: ['ignore', 'ignore', 'pipe'] }));
+  let err = '';
+  child.stderr!.on('data', (d) => (err += d));
+  const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`nginx exited with ${code}:\n${err}`))));
   exited.catch(() => {});
   await Promise.race([waitForPort(port, 10_000), exited]);
   return {

@@ -71,6 +71,8 @@ describe.each(TRANSPORTS)('bad input over %s', (transport) => {
       expect({ status: r.status, code: r.body?.error?.code }).toEqual({ status, code });
       expect(r.body.RC).toBe(status);
       expect(typeof r.body.RM).toBe('string');
+      // Readable by a browser too: every refusal carries CORS, also the 413 the adapters write before routing.
+      expect(r.headers.get('access-control-allow-origin'), `${status} ${code}`).toBe('*');
     }
     expect(await snapshot()).toEqual(before);
   });

@@ -4,9 +4,13 @@ import type { us_listen_socket, us_socket } from '@trufflesuite/uws-js-unofficia
 import { io, type Socket as ClientSocket } from 'socket.io-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
+import { createNodeServer } from '../../src/http/node.js';
+import type { HttpService } from '../../src/http/types.js';
+import { registerUwsHttp } from '../../src/http/uws.js';
 import { loadUws, uwsAvailable } from '../../src/http/uws-native.js';
 import { SocketEngine } from '../../src/realtime/engine.js';
-import { engineIoPollingRefusal, isEngineIoPath } from '../../src/realtime/protocol/engineio.js';
+import { attachPolling, type PollingServer } from '../../src/realtime/polling.js';
+import { isEngineIoPath } from '../../src/realtime/protocol/engineio.js';
 import { encodeEvent } from '../../src/realtime/protocol/socketio.js';
 import type { EngineOptions, RealtimeServer, RealtimeSocket } from '../../src/realtime/types.js';
 import { attachUws } from '../../src/realtime/uws.js';
@@ -17,6 +21,7 @@ type Kind = 'uws' | 'ws';
 interface Harness {
   port: number;
   server: RealtimeServer;
+  polling: PollingServer;
   engine: SocketEngine;
   /** In hook order: "connect:<id>", "connected:<id>", "close:<id>:<reason>". */
   log: string[];
@@ -39,6 +44,11 @@ async function startHarness(kind: Kind, options: Partial<EngineOptions> = {}): P
   const log: string[] = [];
   const errors: Harness['errors'] = [];
   let server!: RealtimeServer;
+  let polling!: PollingServer;
+  const publish = (topic: string, frame: string) => {
+    server.publish(topic, frame);
+    polling.publish(topic, frame);
+  };
   const engine = new SocketEngine(
     {
       authorizeUpgrade(req) {
@@ -74,11 +84,11 @@ async function startHarness(kind: Kind, options: Partial<EngineOptions> = {}): P
             socket.leave(String(args[0]));
             return ack?.([...socket.topics()]);
           case 'pub':
-            server.publish(String(args[0]), encodeEvent('news', [args[1]]));
+            publish(String(args[0]), encodeEvent('news', [args[1]]));
             return ack?.();
           case 'flood': {
             const frame = encodeEvent('big', ['x'.repeat(Number(args[2]))]);
-            for (let i = 0; i < Number(args[1]); i++) server.publish(String(args[0]), frame);
+            for (let i = 0; i < Number(args[1]); i++) publish(String(args[0]), frame);
             return ack?.();
           }
           case 'kick':
@@ -98,41 +108,49 @@ async function startHarness(kind: Kind, options: Partial<EngineOptions> = {}): P
     },
     options,
   );
+  polling = attachPolling(engine, { closeTimeoutMs: 500, maxBufferedBytes: 64 * 1024 });
+  // Long-polling through the real HTTP adapters, as server.ts wires it.
+  const http: HttpService = {
+    handle: async (req) =>
+      isEngineIoPath(req.path) ? polling.handle(req) : { status: 404, headers: { 'content-type': 'application/json' }, body: '{}' },
+    streamsBody: () => false,
+  };
 
   if (kind === 'uws') {
     const uws = loadUws();
     const app = uws.App();
     server = attachUws(app, engine);
+    registerUwsHttp(app, http, 1024 * 1024);
     const listenSocket = await new Promise<us_listen_socket>((resolve, reject) =>
       app.listen('127.0.0.1', 0, (ls) => (ls ? resolve(ls) : reject(new Error('uWS listen failed')))),
     );
     return {
       port: uws.us_socket_local_port(listenSocket as us_socket),
       server,
+      polling,
       engine,
       log,
       errors,
       stop: async () => {
+        await polling.close();
         await server.close();
         uws.us_listen_socket_close(listenSocket);
       },
     };
   }
 
-  const httpServer = http.createServer((req, res) => {
-    const [path = '/', query = ''] = (req.url ?? '/').split('?');
-    const refusal = isEngineIoPath(path) ? engineIoPollingRefusal(new URLSearchParams(query)) : { status: 404, body: '{}' };
-    res.writeHead(refusal.status, { 'content-type': 'application/json' }).end(refusal.body);
-  });
+  const httpServer = createNodeServer(http, 1024 * 1024);
   server = attachWs(httpServer, engine);
   await new Promise<void>((resolve) => httpServer.listen(0, '127.0.0.1', resolve));
   return {
     port: (httpServer.address() as { port: number }).port,
     server,
+    polling,
     engine,
     log,
     errors,
     stop: async () => {
+      await polling.close();
       await server.close();
       httpServer.closeAllConnections();
       await new Promise((resolve) => httpServer.close(resolve));
@@ -198,6 +216,64 @@ function httpRequest(
     req.on('upgrade', () => reject(new Error('unexpectedly upgraded')));
     req.on('error', reject);
   });
+}
+
+/** One HTTP request on the long-polling path. */
+async function pollRequest(
+  port: number,
+  method: string,
+  path: string,
+  body?: string,
+  contentType = 'text/plain;charset=UTF-8',
+  signal?: AbortSignal,
+): Promise<{ status: number; contentType: string | null; cacheControl: string | null; body: string }> {
+  const res = await fetch(`http://127.0.0.1:${port}${path}`, {
+    method,
+    body,
+    headers: body === undefined ? {} : { 'content-type': contentType },
+    signal,
+  });
+  return { status: res.status, contentType: res.headers.get('content-type'), cacheControl: res.headers.get('cache-control'), body: await res.text() };
+}
+
+/** A long-polling client speaking the wire protocol by hand (one packet per array entry). */
+async function pollOpen(port: number) {
+  const openResponse = await pollRequest(port, 'GET', '/socket.io/?EIO=4&transport=polling&t=abc');
+  expect(openResponse.body[0]).toBe('0');
+  const handshake = JSON.parse(openResponse.body.slice(1)) as { sid: string };
+  const path = `/socket.io/?EIO=4&transport=polling&sid=${handshake.sid}`;
+  return {
+    sid: handshake.sid,
+    handshake,
+    openResponse,
+    get: async () => {
+      const res = await pollRequest(port, 'GET', path);
+      expect(res.status).toBe(200);
+      return res.body.split('\x1e');
+    },
+    post: (...packets: string[]) => pollRequest(port, 'POST', path, packets.join('\x1e')),
+  };
+}
+
+/** A websocket on the Engine.IO path with extra query (e.g. the sid of an upgrade). */
+async function rawWebSocket(port: number, query: string) {
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/socket.io/?EIO=4&transport=websocket&${query}`);
+  const queue: string[] = [];
+  ws.on('message', (data) => queue.push(String(data)));
+  const closed = new Promise<number>((resolve) => ws.on('close', (code) => resolve(code)));
+  await new Promise((resolve, reject) => {
+    ws.once('open', resolve);
+    ws.once('error', reject);
+  });
+  const next = async (timeoutMs = 2000): Promise<string> => {
+    const deadline = Date.now() + timeoutMs;
+    while (queue.length === 0) {
+      if (Date.now() > deadline) throw new Error('no frame in time');
+      await sleep(5);
+    }
+    return queue.shift()!;
+  };
+  return { ws, next, closed };
 }
 
 const upgradeHeaders = (extra: Record<string, string> = {}) => ({
@@ -317,20 +393,200 @@ describe.each<Kind>(uwsAvailable() ? ['uws', 'ws'] : ['ws'])('realtime engine ov
     expect(await httpRequest(h.port, '/socket.io/?EIO=3&transport=websocket', upgradeHeaders())).toEqual({
       status: 400,
       contentType: 'application/json',
-      body: '{"code":3,"message":"Bad request"}',
+      body: '{"code":5,"message":"Unsupported protocol version"}',
+    });
+    expect(await httpRequest(h.port, '/socket.io/?EIO=4&transport=websocket&sid=nope', upgradeHeaders())).toEqual({
+      status: 400,
+      contentType: 'application/json',
+      body: '{"code":1,"message":"Session ID unknown"}',
     });
     expect(h.server.socketCount()).toBe(0);
   });
 
-  it('refuses long-polling with an Engine.IO error', async () => {
+  it('opens a long-polling session and exchanges batched packets both ways', async () => {
+    const h = await start({ pingIntervalMs: 10_000 });
+    const p = await pollOpen(h.port);
+    expect(p.openResponse.status).toBe(200);
+    expect(p.openResponse.contentType).toBe('text/plain; charset=UTF-8');
+    expect(p.openResponse.cacheControl).toBe('no-store');
+    expect(p.handshake).toEqual({ sid: p.sid, upgrades: ['websocket'], pingInterval: 10_000, pingTimeout: 20_000, maxPayload: 1_000_000 });
+    const posted = await p.post('40');
+    expect([posted.status, posted.contentType, posted.body]).toEqual([200, 'text/html', 'ok']);
+    expect(await p.get()).toEqual([`40{"sid":"${p.sid}"}`]);
+    // A poll waits for packets; two events in one POST are answered in one response.
+    const waiting = p.get();
+    await p.post('421["echo","a"]', '422["echo","b\u00e9"]');
+    expect(await waiting).toEqual(['431["a"]', '432["b\u00e9"]']);
+    expect(h.polling.socketCount()).toBe(1);
+    expect(h.server.socketCount()).toBe(0);
+    // The client closes: its waiting poll is answered with a noop, and the session is gone.
+    const last = p.get();
+    await until(() => h.polling.heldPolls() === 1);
+    await p.post('1');
+    expect(await last).toEqual(['6']);
+    expect(closesOf(h.log)).toEqual([`close:${p.sid}:transport close`]);
+    const gone = await pollRequest(h.port, 'GET', `/socket.io/?EIO=4&transport=polling&sid=${p.sid}`);
+    expect([gone.status, gone.body]).toEqual([400, '{"code":1,"message":"Session ID unknown"}']);
+  });
+
+  it('answers Engine.IO errors over HTTP, with engine.io codes', async () => {
     const h = await start();
-    expect(await httpRequest(h.port, '/socket.io/?EIO=4&transport=polling&t=x')).toEqual({
-      status: 400,
-      contentType: 'application/json',
-      body: '{"code":0,"message":"Transport unknown"}',
+    const get = (query: string, method = 'GET') => pollRequest(h.port, method, `/socket.io/?${query}`, method === 'POST' ? '40' : undefined);
+    const error = async (query: string, method?: string) => {
+      const res = await get(query, method);
+      return [res.status, res.body];
+    };
+    expect(await error('EIO=4&transport=polling&sid=unknown')).toEqual([400, '{"code":1,"message":"Session ID unknown"}']);
+    expect(await error('EIO=4&transport=polling', 'POST')).toEqual([400, '{"code":2,"message":"Bad handshake method"}']);
+    expect(await error('EIO=4&transport=flash')).toEqual([400, '{"code":0,"message":"Transport unknown"}']);
+    expect(await error('EIO=3&transport=polling')).toEqual([400, '{"code":5,"message":"Unsupported protocol version"}']);
+    expect(await error('EIO=4&transport=websocket')).toEqual([400, '{"code":3,"message":"Bad request"}']);
+    const p = await pollOpen(h.port);
+    expect(await error(`EIO=4&transport=websocket&sid=${p.sid}`)).toEqual([400, '{"code":3,"message":"Bad request"}']);
+    // Binary bodies are not Engine.IO 4: the session is closed.
+    const binary = await pollRequest(h.port, 'POST', `/socket.io/?EIO=4&transport=polling&sid=${p.sid}`, '40', 'application/octet-stream');
+    expect([binary.status, binary.body]).toEqual([400, '{"code":3,"message":"Bad request"}']);
+    expect(await p.get()).toEqual(['1']);
+    expect(await error(`EIO=4&transport=polling&sid=${p.sid}`)).toEqual([400, '{"code":1,"message":"Session ID unknown"}']);
+    expect(h.polling.socketCount()).toBe(0);
+  });
+
+  it('pings in a poll, takes the pong in a POST, and closes a silent session', async () => {
+    const h = await start({ pingIntervalMs: 150, pingTimeoutMs: 150 });
+    const [live, silent] = await Promise.all([pollOpen(h.port), pollOpen(h.port)]);
+    for (const p of [live, silent]) {
+      await p.post('40');
+      expect(await p.get()).toHaveLength(1);
+    }
+    for (let i = 0; i < 3; i++) {
+      expect(await live.get()).toEqual(['2']);
+      await live.post('3');
+    }
+    // The silent one never answered: closed at once (a hard close drops the pings still queued).
+    await until(() => closesOf(h.log).length === 1);
+    expect(closesOf(h.log)).toEqual([`close:${silent.sid}:ping timeout`]);
+    expect(await silent.get()).toEqual(['1']);
+    await live.post('421["echo","alive"]');
+    expect(await live.get()).toContain('431["alive"]');
+  });
+
+  it('refuses an overlapping poll and closes the session; an aborted poll closes it too', async () => {
+    const h = await start();
+    const p = await pollOpen(h.port);
+    await p.post('40');
+    await p.get();
+    const first = p.get();
+    await until(() => h.polling.heldPolls() === 1);
+    const second = await pollRequest(h.port, 'GET', `/socket.io/?EIO=4&transport=polling&sid=${p.sid}`);
+    expect([second.status, second.body]).toEqual([400, '{"code":3,"message":"Bad request"}']);
+    expect(await first).toEqual(['1']);
+    expect(closesOf(h.log)).toEqual([`close:${p.sid}:transport close`]);
+
+    const q = await pollOpen(h.port);
+    await q.post('40');
+    await q.get();
+    const abort = new AbortController();
+    const aborted = pollRequest(h.port, 'GET', `/socket.io/?EIO=4&transport=polling&sid=${q.sid}`, undefined, undefined, abort.signal);
+    await until(() => h.polling.heldPolls() === 1);
+    abort.abort();
+    await expect(aborted).rejects.toThrow();
+    await until(() => closesOf(h.log).includes(`close:${q.sid}:transport close`));
+  });
+
+  it('cuts a polling session whose unpolled output passes the limit, as a slow consumer', async () => {
+    const h = await start();
+    const sender = await connected();
+    const p = await pollOpen(h.port);
+    await p.post('40');
+    await p.get();
+    await p.post('420["join","firehose"]');
+    expect(await p.get()).toEqual(['430[["firehose"]]']);
+    // The poller stops polling; 4 × 20 KB fit, the 5th passes 64 KB.
+    await sender.emitWithAck('flood', 'firehose', 5, 20_000);
+    await until(() => closesOf(h.log).includes(`close:${p.sid}:slow consumer`));
+    expect(await p.get()).toEqual(['1']); // what was queued is dropped, the close packet is left
+    expect(await sender.emitWithAck('echo', 'unaffected')).toBe('unaffected');
+  });
+
+  it('upgrades a polling session to WebSocket: probe, noop, upgrade; topics and queued frames follow', async () => {
+    const h = await start();
+    const p = await pollOpen(h.port);
+    await p.post('40');
+    await p.get();
+    await p.post('420["join","t1"]');
+    expect(await p.get()).toEqual(['430[["t1"]]']);
+    const parked = p.get();
+    const ws = await rawWebSocket(h.port, `sid=${p.sid}`);
+    ws.ws.send('2probe');
+    expect(await ws.next()).toBe('3probe');
+    expect(await parked).toEqual(['6']); // the waiting poll returns so the client can pause
+    expect(await p.get()).toEqual(['6']); // a poll during the upgrade returns at once
+    h.server.publish('t1', encodeEvent('news', ['during']));
+    h.polling.publish('t1', encodeEvent('news', ['during']));
+    ws.ws.send('5');
+    expect(await ws.next()).toBe('42["news","during"]');
+    h.server.publish('t1', encodeEvent('news', ['after']));
+    h.polling.publish('t1', encodeEvent('news', ['after']));
+    expect(await ws.next()).toBe('42["news","after"]');
+    ws.ws.send('421["echo","over ws"]');
+    expect(await ws.next()).toBe('431["over ws"]');
+    expect([h.server.socketCount(), h.polling.socketCount()]).toEqual([1, 0]);
+    // The session left polling and cannot be upgraded twice.
+    const stale = await pollRequest(h.port, 'GET', `/socket.io/?EIO=4&transport=polling&sid=${p.sid}`);
+    expect([stale.status, stale.body]).toEqual([400, '{"code":1,"message":"Session ID unknown"}']);
+    const again = await httpRequest(h.port, `/socket.io/?EIO=4&transport=websocket&sid=${p.sid}`, upgradeHeaders());
+    expect([again.status, again.body]).toEqual([400, '{"code":1,"message":"Session ID unknown"}']);
+    ws.ws.close();
+    await until(() => closesOf(h.log).includes(`close:${p.sid}:transport close`));
+  });
+
+  it('keeps the session on polling when a probe fails, before or after 2probe', async () => {
+    const h = await start();
+    const p = await pollOpen(h.port);
+    await p.post('40');
+    await p.get();
+    const ws = await rawWebSocket(h.port, `sid=${p.sid}`);
+    ws.ws.send('2notaprobe');
+    await ws.closed;
+    await p.post('421["echo","still polling"]');
+    expect(await p.get()).toEqual(['431["still polling"]']);
+    // A probe answered, then abandoned: polls are cut short only while it lasts, then wait again.
+    const probe = await rawWebSocket(h.port, `sid=${p.sid}`);
+    probe.ws.send('2probe');
+    expect(await probe.next()).toBe('3probe');
+    expect(await p.get()).toEqual(['6']);
+    probe.ws.send('4garbage');
+    await probe.closed;
+    const held = p.get();
+    await until(() => h.polling.heldPolls() === 1);
+    await p.post('422["echo","after the probe"]');
+    expect(await held).toEqual(['432["after the probe"]']);
+    expect(closesOf(h.log)).toEqual([]);
+  });
+
+  it('socket.io-client with default options connects by polling and upgrades; polling-only works too', async () => {
+    const h = await start();
+    const socket = client({ transports: undefined });
+    const upgraded = new Promise<string>((resolve) => socket.io.engine.once('upgrade', (t: { name: string }) => resolve(t.name)));
+    await new Promise<void>((resolve, reject) => {
+      socket.once('connect', resolve);
+      socket.once('connect_error', reject);
     });
-    const old = await httpRequest(h.port, '/socket.io/?EIO=3&transport=polling');
-    expect([old.status, old.body]).toEqual([400, '{"code":3,"message":"Bad request"}']);
+    expect(await upgraded).toBe('websocket');
+    expect(await socket.emitWithAck('join', 'x')).toEqual(['x']);
+
+    const poller = client({ transports: ['polling'] });
+    await new Promise<void>((resolve) => poller.once('connect', resolve));
+    expect(poller.io.engine.transport.name).toBe('polling');
+    expect(await poller.emitWithAck('join', 'x')).toEqual(['x']);
+    const heard = [socket, poller].map((s) => new Promise((resolve) => s.once('news', resolve)));
+    await poller.emitWithAck('pub', 'x', 'to both');
+    expect(await Promise.all(heard)).toEqual(['to both', 'to both']);
+    expect(await poller.emitWithAck('echo', 'é'.repeat(3))).toBe('ééé');
+    const reason = new Promise((resolve) => poller.once('disconnect', resolve));
+    poller.emit('kick');
+    expect(await reason).toBe('io server disconnect');
+    expect(h.polling.socketCount()).toBe(0);
   });
 
   it('publishes to exactly the sockets joined to a topic', async () => {

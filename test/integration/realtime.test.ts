@@ -84,49 +84,118 @@ describe.each(TRANSPORTS)('realtime over %s', (transport) => {
       ['query parameters', () => ({ query: { clientKey: app.clientKey, token: tokens.alice } })],
       ['the CONNECT auth object', () => ({ auth: { 'IM-CLIENT-KEY': app.clientKey, token: tokens.alice } })],
     ];
-    for (const [how, opts] of cases) {
-      it(`via ${how}: authenticated with no auth2`, async () => {
-        const s = track(connect(t.base, opts()));
-        await once(s, 'connect');
-        await until(() => sockets() === 1);
-        const arrived = once(s, 'chat message');
-        await send('bob', 'lobby', `via ${how}`);
-        expect((await arrived)[0]).toMatchObject({ message: `via ${how}` });
-      });
+    // websocket only (as IMKIT's SDKs configure it), and socket.io-client's defaults: polling, then the upgrade.
+    for (const transports of [['websocket'], ['polling', 'websocket']]) {
+      for (const [how, opts] of cases) {
+        it(`via ${how} (${transports.join(' → ')}): authenticated with no auth2`, async () => {
+          const s = track(connect(t.base, { ...opts(), transports }));
+          await once(s, 'connect');
+          await until(() => sockets() === 1);
+          if (transports.length === 2) await until(() => s.io.engine.transport.name === 'websocket');
+          const arrived = once(s, 'chat message');
+          await send('bob', 'lobby', `via ${how}`);
+          expect((await arrived)[0]).toMatchObject({ message: `via ${how}` });
+        });
+      }
     }
+
+    it('a polling-only client sends, receives and is told when it is disconnected', async () => {
+      const token = await t.createUser(app, 'pat');
+      await adm.post('/rooms', { _id: 'poll-room', members: ['pat'] });
+      const s = track(connect(t.base, { transports: ['polling'], auth: { clientKey: app.clientKey, token } }));
+      await once(s, 'connect');
+      await until(() => sockets() === 1);
+      const arrived = once(s, 'chat message');
+      const ack = await s.timeout(3000).emitWithAck('chat message', { room: 'poll-room', message: 'by polling' });
+      expect(ack).toMatchObject({ RC: 0, result: { message: 'by polling', sender: { id: 'pat' } } });
+      expect((await arrived)[0]).toMatchObject({ message: 'by polling' });
+      expect(s.io.engine.transport.name).toBe('polling');
+      // Revoking the token cuts the socket with the reason first, as over WebSocket.
+      const errorEvent = once(s, 'error');
+      const gone = once(s, 'disconnect');
+      await adm.del('/admin/clients/pat/token', { token });
+      expect((await errorEvent)[0]).toMatchObject({ error: { code: 'INVALID_TOKEN' } });
+      expect((await gone)[0]).toBe('io server disconnect');
+    });
   });
 
   describe('(d) handshake errors', () => {
-    /** A raw upgrade request: the refusal must be an HTTP status with the envelope, no WebSocket. */
-    function rawUpgrade(headers: Record<string, string>): Promise<{ status: number; body: any }> {
-      return new Promise((resolve, reject) => {
-        const req = http.request(`${t.base}/socket.io/?EIO=4&transport=websocket`, {
-          headers: { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', ...headers },
+    /**
+     * Refused credentials at upgrade (headers, query) and in CONNECT `auth` all reach the client the
+     * same way: the session opens, and the Socket.IO CONNECT is answered with CONNECT_ERROR carrying
+     * the IMKIT envelope (an HTTP refusal of a websocket upgrade is unreadable in a browser).
+     */
+    const refusals: [string, Record<string, string>, string][] = [
+      ['INVALID_CLIENT_KEY', { clientKey: 'garbage', token: 'x' }, ''],
+      ['MISSING_CLIENT_KEY', { token: 'x' }, ''],
+      ['INVALID_TOKEN', { clientKey: 'CK', token: 'nope' }, ''],
+      ['CLIENT_KEY_MISMATCH', { clientKey: 'CK', token: 'OTHER' }, ''],
+    ];
+    const fill = (creds: Record<string, string>) =>
+      Object.fromEntries(Object.entries(creds).map(([k, v]) => [k, v === 'CK' ? app.clientKey : v === 'OTHER' ? tokens.otherAlice! : v]));
+    const paths: [string, (c: Record<string, string>) => Record<string, unknown>][] = [
+      ['headers', (c) => ({ extraHeaders: { ...(c.clientKey ? { 'IM-CLIENT-KEY': c.clientKey } : {}), 'IM-Authorization': c.token! } })],
+      ['query', (c) => ({ query: c })],
+      ['CONNECT auth', (c) => ({ auth: c })],
+    ];
+    for (const transports of [['websocket'], ['polling', 'websocket']]) {
+      for (const [path, options] of paths) {
+        it(`via ${path} (${transports.join(' → ')}): connect_error with the code and the envelope`, async () => {
+          for (const [code, creds] of refusals) {
+            const s = track(connect(t.base, { ...options(fill(creds)), transports }));
+            const [err] = await once<Error & { data: any }>(s, 'connect_error');
+            expect([err.message, err.data?.error?.code, err.data?.RC]).toEqual([code, code, code === 'CLIENT_KEY_MISMATCH' ? 403 : 401]);
+            expect(err.data.error.message).toEqual(expect.any(String));
+            s.disconnect();
+          }
+          expect(sockets()).toBe(0);
         });
-        req.on('upgrade', () => reject(new Error('upgraded although refused')));
-        req.on('response', (res) => {
-          let text = '';
-          res.on('data', (c) => (text += c));
-          res.on('end', () => resolve({ status: res.statusCode!, body: JSON.parse(text) }));
+      }
+    }
+
+    it('a raw upgrade with refused credentials opens, answers CONNECT with CONNECT_ERROR, and is closed at the deadline', async () => {
+      const { WebSocket } = await import('ws');
+      const ws = new WebSocket(`${t.base.replace('http', 'ws')}/socket.io/?EIO=4&transport=websocket`, {
+        headers: { 'IM-CLIENT-KEY': app.clientKey, 'IM-Authorization': 'nope' },
+      });
+      const frames: string[] = [];
+      ws.on('message', (d) => frames.push(String(d)));
+      const closed = new Promise((resolve) => ws.on('close', resolve));
+      await until(() => frames.length === 1);
+      ws.send('40');
+      await until(() => frames.length === 2);
+      expect(frames[1]!.slice(0, 2)).toBe('44');
+      expect(JSON.parse(frames[1]!.slice(2))).toEqual({
+        message: 'INVALID_TOKEN',
+        data: { RC: 401, RM: 'The user token is invalid, expired or revoked', error: { code: 'INVALID_TOKEN', message: 'The user token is invalid, expired or revoked' } },
+      });
+      await closed;
+    });
+
+    it('Engine.IO refusals carry CORS headers, over polling and at upgrade', async () => {
+      const origin = { origin: 'http://chat.example' };
+      const unknown = await fetch(`${t.base}/socket.io/?EIO=4&transport=polling&sid=gone`, { headers: origin });
+      // The Engine.IO path names the origin and allows credentials (a balancer's sticky cookie, withCredentials).
+      expect([unknown.status, unknown.headers.get('access-control-allow-origin'), unknown.headers.get('access-control-allow-credentials')]).toEqual([
+        400,
+        'http://chat.example',
+        'true',
+      ]);
+      expect(await unknown.json()).toEqual({ code: 1, message: 'Session ID unknown' });
+      const preflight = await fetch(`${t.base}/socket.io/?EIO=4&transport=polling`, { method: 'OPTIONS', headers: { ...origin, 'access-control-request-headers': 'im-client-key' } });
+      expect(preflight.status).toBe(204);
+      expect(preflight.headers.get('access-control-allow-headers')).toMatch(/IM-Client-Key/i);
+      const upgrade = await new Promise<http.IncomingMessage>((resolve, reject) => {
+        const req = http.request(`${t.base}/socket.io/?EIO=3&transport=websocket`, {
+          headers: { ...origin, connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==' },
         });
+        req.on('upgrade', () => reject(new Error('upgraded')));
+        req.on('response', resolve);
         req.on('error', reject);
         req.end();
       });
-    }
-
-    it('at upgrade: 401/403 with the JSON envelope and no WebSocket', async () => {
-      const bad = await rawUpgrade({ 'IM-CLIENT-KEY': 'garbage', 'IM-Authorization': tokens.alice! });
-      expect(bad).toMatchObject({ status: 401, body: { RC: 401, error: { code: 'INVALID_CLIENT_KEY' } } });
-      const missing = await rawUpgrade({ 'IM-Authorization': tokens.alice! });
-      expect(missing).toMatchObject({ status: 401, body: { error: { code: 'MISSING_CLIENT_KEY' } } });
-      const badToken = await rawUpgrade({ 'IM-CLIENT-KEY': app.clientKey, 'IM-Authorization': 'nope' });
-      expect(badToken).toMatchObject({ status: 401, body: { error: { code: 'INVALID_TOKEN' } } });
-      const mismatch = await rawUpgrade({ 'IM-CLIENT-KEY': app.clientKey, 'IM-Authorization': tokens.otherAlice! });
-      expect(mismatch).toMatchObject({ status: 403, body: { error: { code: 'CLIENT_KEY_MISMATCH' } } });
-      // and the stock client reports a connect_error
-      const s = track(connect(t.base, { extraHeaders: { 'IM-CLIENT-KEY': 'garbage', 'IM-Authorization': tokens.alice } }));
-      await once(s, 'connect_error');
-      expect(sockets()).toBe(0);
+      expect([upgrade.statusCode, upgrade.headers['access-control-allow-origin']]).toEqual([400, 'http://chat.example']);
+      upgrade.resume();
     });
 
     it('in the CONNECT auth object: connect_error carrying the envelope', async () => {
@@ -296,9 +365,17 @@ describe.each(TRANSPORTS)('realtime over %s', (transport) => {
     }
   });
 
-  it('long-polling gets a clear Engine.IO error', async () => {
-    const res = await fetch(`${t.base}/socket.io/?EIO=4&transport=polling`);
-    expect(res.status).toBe(400);
-    expect(await res.json()).toEqual({ code: 0, message: 'Transport unknown' });
+  it('with ROOMCAST_POLLING=false, polling gets Engine.IO\'s "Transport unknown" and WebSocket still works', async () => {
+    const off = await startTestServer(transport, { polling: false });
+    try {
+      const res = await fetch(`${off.base}/socket.io/?EIO=4&transport=polling`);
+      expect(res.status).toBe(400);
+      expect(await res.json()).toEqual({ code: 0, message: 'Transport unknown' });
+      const a = await off.createApp();
+      const s = track(connect(off.base, { auth: { clientKey: a.clientKey, token: await off.createUser(a, 'zed') } }));
+      await once(s, 'connect');
+    } finally {
+      await off.close();
+    }
   });
 });

@@ -66,7 +66,7 @@ describe.each(TRANSPORTS)('IMKIT REST core over %s', (transport) => {
     let roomId: string;
 
     it('POST /rooms creates without joining the caller; members populated', async () => {
-      const r = await adm.post('/rooms', { _id: 'general', name: 'General', members: ['alice', 'bob'], roomTags: ['team'], extParams: { color: 'red' } });
+      const r = await adm.post('/rooms', { _id: 'general', name: 'General', members: ['alice', 'bob'], roomTags: ['team'], extParams: { color: 'red' }, isPublic: true });
       expect(r.status).toBe(200);
       roomId = r.body.result._id;
       expect(r.body.result).toMatchObject({

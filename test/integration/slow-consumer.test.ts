@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import type { Socket as NetSocket } from 'node:net';
 import path from 'node:path';
 import type { Socket } from 'socket.io-client';
@@ -9,12 +10,15 @@ import { OPERATOR_SECRET, TRANSPORTS, type Transport } from '../helpers/server.j
 import { connect, once, until } from '../helpers/sockets.js';
 
 const main = path.resolve(import.meta.dirname, '../../dist/main.js');
+const dirs: string[] = [];
 const LIMIT = 256 * 1024;
 const MESSAGES = 4000;
 const SIZE = 8 * 1024;
 
 /** The compiled server in a process of its own, so its memory is its own (read from /metrics). */
 async function startNode(transport: Transport, bufferLimit: number) {
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'roomcast-slow-'));
+  dirs.push(dataDir);
   const child = track(
     spawn(process.execPath, [main], {
       env: {
@@ -32,6 +36,12 @@ async function startNode(transport: Transport, bufferLimit: number) {
         ROOMCAST_PING_INTERVAL_MS: '200',
         ROOMCAST_PING_TIMEOUT_MS: '60000',
         ROOMCAST_REDIS_URL: '',
+        // 4000 messages from one sender: far past the per-user message quota this test is not about.
+        ROOMCAST_MESSAGES_PER_MINUTE_PER_USER: '100000',
+        ROOMCAST_DATABASE_URL: '',
+        // A file of its own: messages stored in memory would blur the node's memory figures.
+        ROOMCAST_DATABASE_PATH: path.join(dataDir, 'roomcast.db'),
+        ROOMCAST_FILES_DIR: path.join(dataDir, 'files'),
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     }),
@@ -105,6 +115,7 @@ describe.each(TRANSPORTS)('a slow consumer over %s', (transport) => {
   });
   afterEach(() => {
     for (const c of children.splice(0)) c.kill('SIGKILL');
+    for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
   });
 
   it('is cut at ROOMCAST_MAX_SOCKET_BUFFER_BYTES, logged and metered; the others keep their pace and the node its memory', { timeout: 120_000 }, async () => {

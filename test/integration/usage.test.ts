@@ -134,7 +134,10 @@ describe('key usage metering on one node', () => {
     s.disconnect();
     const usage = await totalsWhen(t.base, own, (x) => x.originRefused === 2);
     expect(usage.totals.originRefused).toBe(2);
-    expect(usage.alerts).toContainEqual(expect.objectContaining({ type: 'foreign-origins', count: 2 }));
+    // The alert names its subject: the refused origin.
+    expect(usage.alerts).toContainEqual(
+      expect.objectContaining({ type: 'foreign-origins', count: 2, origins: ['https://evil.example'], message: '2 requests from https://evil.example outside the allowed origins' }),
+    );
   });
 
   it('flags a burst of refused handshakes', async () => {
@@ -145,7 +148,9 @@ describe('key usage metering on one node', () => {
       s.disconnect();
     }
     const usage = await totalsWhen(t.base, own, (x) => x.handshakesRefused === 25);
-    expect(usage.alerts).toContainEqual(expect.objectContaining({ type: 'refused-handshakes-burst', count: 25 }));
+    expect(usage.alerts).toContainEqual(
+      expect.objectContaining({ type: 'refused-handshakes-burst', count: 25, codes: { INVALID_TOKEN: 25 }, message: '25 refused handshakes in one minute (INVALID_TOKEN ×25)' }),
+    );
   });
 
   it('/metrics is off unless enabled', async () => {

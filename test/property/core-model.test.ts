@@ -93,6 +93,8 @@ interface Sent {
   room: RoomId;
   sender: UserId | undefined;
   texts: string[];
+  /** Deleted: sending with its id again makes a new message (IMKIT's send-with-_id). */
+  deleted?: boolean;
 }
 
 /** One sequence: a fresh application, its users' sockets, and what the test saw. */
@@ -191,7 +193,12 @@ class World {
         if (!m) return undefined;
         const text = this.text();
         const r = await this.as(op.who).post(`/rooms/${m.room}/message`, { _id: m.id, message: text, messageType: 'text' });
-        if (r.status === 200) m.texts.push(text);
+        if (r.status === 200 && m.deleted) {
+          // The id names a new message now, by this sender (what was deleted is gone for good).
+          Object.assign(m, { sender: op.who, texts: [text], deleted: false });
+          this.recalled.delete(m.id);
+          this.expectDelivered(m.id, m.room, op.who);
+        } else if (r.status === 200) m.texts.push(text);
         return r;
       }
       case 'recall': {
@@ -204,7 +211,9 @@ class World {
       case 'delete': {
         const m = this.pick(op.msg);
         if (!m) return undefined;
-        return this.as(op.who).del(`/rooms/${m.room}/messages/${m.id}`);
+        const r = await this.as(op.who).del(`/rooms/${m.room}/messages/${m.id}`);
+        if (r.status === 200) m.deleted = true;
+        return r;
       }
       case 'pin':
       case 'unpin': {

@@ -1,8 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import {
-  checkUpgradeQuery,
+  checkOpenQuery,
+  decodePayload,
+  encodePayload,
+  eioRefusal,
   decodeEio,
-  engineIoPollingRefusal,
   isEngineIoPath,
   openPacketEncoder,
 } from '../../src/realtime/protocol/engineio.js';
@@ -36,7 +38,7 @@ describe('engine.io codec', () => {
   });
 
   it('encodes the open packet', () => {
-    const open = openPacketEncoder({ pingIntervalMs: 25000, pingTimeoutMs: 20000, maxPayloadBytes: 1e6 })('abc_-1');
+    const open = openPacketEncoder({ pingIntervalMs: 25000, pingTimeoutMs: 20000, maxPayloadBytes: 1e6 }, [])('abc_-1');
     expect(open.startsWith('0')).toBe(true);
     expect(JSON.parse(open.slice(1))).toEqual({
       sid: 'abc_-1',
@@ -47,21 +49,27 @@ describe('engine.io codec', () => {
     });
   });
 
-  it('checks upgrade queries', () => {
+  it('checks the query of a session-opening request in engine.io order', () => {
     const q = (s: string) => new URLSearchParams(s);
-    expect(checkUpgradeQuery(q('EIO=4&transport=websocket'))).toBeUndefined();
-    expect(checkUpgradeQuery(q('EIO=4&transport=websocket&b64=1&foo=bar'))).toBeUndefined();
-    expect(checkUpgradeQuery(q('EIO=3&transport=websocket'))).toEqual({ status: 400, body: '{"code":3,"message":"Bad request"}' });
-    expect(checkUpgradeQuery(q('transport=websocket'))?.status).toBe(400);
-    expect(checkUpgradeQuery(q('EIO=4&transport=polling'))).toEqual({ status: 400, body: '{"code":0,"message":"Transport unknown"}' });
-    expect(checkUpgradeQuery(q('EIO=4&transport=websocket&sid=x'))).toEqual({ status: 400, body: '{"code":1,"message":"Session ID unknown"}' });
+    const both = ['websocket', 'polling'];
+    const err = (code: number, message: string) => ({ status: 400, body: JSON.stringify({ code, message }) });
+    expect(checkOpenQuery(q('EIO=4&transport=websocket'), 'upgrade', both)).toBeUndefined();
+    expect(checkOpenQuery(q('EIO=4&transport=websocket&b64=1&foo=bar'), 'upgrade', both)).toBeUndefined();
+    expect(checkOpenQuery(q('EIO=4&transport=polling&t=abc'), 'http', both)).toBeUndefined();
+    expect(checkOpenQuery(q('EIO=3&transport=websocket'), 'upgrade', both)).toEqual(err(5, 'Unsupported protocol version'));
+    expect(checkOpenQuery(q('transport=polling'), 'http', both)).toEqual(err(5, 'Unsupported protocol version'));
+    expect(checkOpenQuery(q('EIO=4&transport=polling'), 'http', ['websocket'])).toEqual(err(0, 'Transport unknown'));
+    expect(checkOpenQuery(q('EIO=4&transport=flash'), 'http', both)).toEqual(err(0, 'Transport unknown'));
+    expect(checkOpenQuery(q('EIO=4&transport=polling'), 'http', both, 'POST')).toEqual(err(2, 'Bad handshake method'));
+    expect(checkOpenQuery(q('EIO=4&transport=websocket'), 'http', both)).toEqual(err(3, 'Bad request'));
+    expect(checkOpenQuery(q('EIO=4&transport=polling'), 'upgrade', both)).toEqual(err(3, 'Bad request'));
+    expect(eioRefusal(4)).toEqual({ status: 403, body: '{"code":4,"message":"Forbidden"}' });
   });
 
-  it('refuses polling with Engine.IO errors', () => {
-    const q = (s: string) => new URLSearchParams(s);
-    expect(engineIoPollingRefusal(q('EIO=4&transport=polling&t=abc'))).toEqual({ status: 400, body: '{"code":0,"message":"Transport unknown"}' });
-    expect(engineIoPollingRefusal(q('EIO=3&transport=polling'))).toEqual({ status: 400, body: '{"code":3,"message":"Bad request"}' });
-    expect(engineIoPollingRefusal(q(''))).toEqual({ status: 400, body: '{"code":3,"message":"Bad request"}' });
+  it('joins and splits long-polling payloads with the record separator', () => {
+    expect(encodePayload(['0{"sid":"a"}', '40', '2'])).toBe('0{"sid":"a"}\x1e40\x1e2');
+    expect(decodePayload('40\x1e42["x","a\x1fb"]')).toEqual(['40', '42["x","a\x1fb"]']);
+    expect(decodePayload('3')).toEqual(['3']);
   });
 
   it('recognises the Engine.IO path', () => {

@@ -10,16 +10,17 @@ import type { AppRecord, FileRecord } from '../../core/models.js';
 import { requestHost } from '../../credentials.js';
 import { ok } from '../envelope.js';
 import type { RouteDef } from '../route.js';
+import { checkJsonLimits, type InputLimits } from '../../core/limits.js';
 import type { HttpRequest, HttpResponse } from '../types.js';
 
 /** Uploads (multipart `file` + `extra`), downloads (headers or a signed link), metadata, delete. */
 export const fileRoutes: RouteDef[] = [
   {
-    method: 'POST', path: '/files/:bucket', auth: 'actor', streamBody: true,
+    method: 'POST', path: '/files/:bucket', summary: 'Upload a file (multipart/form-data, part `file`); returns a signed link', body: null, auth: 'actor', streamBody: true,
     handle: async ({ core, actor, params, req }) => fileView(await receiveUpload(core, actor, params.bucket!, req)),
   },
   {
-    method: 'GET', path: '/files/:bucket/:id', auth: 'public', raw: true,
+    method: 'GET', path: '/files/:bucket/:id', summary: 'Download a file (signed link, or client key + token)', query: { exp: 'signed link expiry (epoch s)', sig: 'signed link signature' }, auth: 'public', raw: true,
     handle: async ({ core, params, req, authenticate, config }) => {
       if (req.query.has('sig')) {
         const { app, file } = await core.files.verifySigned(params.bucket!, params.id!, req.query);
@@ -35,11 +36,11 @@ export const fileRoutes: RouteDef[] = [
     },
   },
   {
-    method: 'GET', path: '/files/:bucket/:id/metadata', auth: 'actor',
+    method: 'GET', path: '/files/:bucket/:id/metadata', summary: "A file's metadata", auth: 'actor',
     handle: async ({ core, actor, params }) => fileView(await core.files.metadata(actor, params.bucket!, params.id!)),
   },
   {
-    method: 'DELETE', path: '/files/:bucket/:id', auth: 'actor',
+    method: 'DELETE', path: '/files/:bucket/:id', summary: 'Delete a file (uploader or room owner)', auth: 'actor',
     handle: async ({ core, actor, params }) => {
       await core.files.remove(actor, params.bucket!, params.id!);
       return { n: 1, ok: 1 };
@@ -47,13 +48,20 @@ export const fileRoutes: RouteDef[] = [
   },
 ];
 
+/** Types a browser shows without running anything: raster images, audio, video, PDF, plain text. */
+const PASSIVE = /^(image\/(png|jpeg|gif|webp|avif|bmp)|audio\/[\w.+-]+|video\/[\w.+-]+|application\/pdf|text\/plain)$/i;
+const isPassive = (mimetype: string): boolean => PASSIVE.test(mimetype.split(';')[0]!.trim());
+
 async function download(core: Core, app: AppRecord, file: FileRecord): Promise<HttpResponse> {
   const stream = await core.files.open(app, file);
   return {
     status: 200,
     headers: {
       'content-type': file.mimetype,
-      'content-disposition': `inline; filename*=UTF-8''${encodeURIComponent(file.filename)}`,
+      // Only passive media render inline; anything that could run script (SVG, HTML, XML, …)
+      // is a download, and no file may load or run anything from the API's origin either way.
+      'content-disposition': `${isPassive(file.mimetype) ? 'inline' : 'attachment'}; filename*=UTF-8''${encodeURIComponent(file.filename)}`,
+      'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; sandbox",
       'x-content-type-options': 'nosniff',
       'cache-control': 'private, max-age=300',
       etag: `"${file.md5}"`,
@@ -69,7 +77,7 @@ function origin(req: HttpRequest, trustProxy: boolean): string {
   return `${proto === 'https' ? 'https' : 'http'}://${host ?? requestHost(req.headers, trustProxy) ?? 'localhost'}`;
 }
 
-function parseExtra(value: string): Record<string, unknown> {
+function parseExtra(value: string, limits: InputLimits): Record<string, unknown> {
   let parsed: unknown;
   try {
     parsed = JSON.parse(value);
@@ -79,6 +87,7 @@ function parseExtra(value: string): Record<string, unknown> {
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
     throw Errors.invalidInput('extra: must be a JSON object string');
   }
+  checkJsonLimits(parsed, limits);
   return parsed as Record<string, unknown>;
 }
 
@@ -114,7 +123,7 @@ function receiveUpload(core: Core, actor: Actor, bucket: string, req: HttpReques
     parser.on('field', (name, value) => {
       if (name !== 'extra') return;
       try {
-        extra = parseExtra(value);
+        extra = parseExtra(value, core.limits);
       } catch (err) {
         extraError = err;
       }

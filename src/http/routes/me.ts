@@ -1,24 +1,35 @@
 import { Errors } from '../../core/errors.js';
 import { credentialsFromHeaders } from '../../credentials.js';
 import type { RouteDef } from '../route.js';
+import { userInputs } from '../../core/users.js';
+import { deliveryInputs } from '../../core/delivery.js';
 
 /** The user's own account: client key + token. */
 export const meRoutes: RouteDef[] = [
-  { method: 'GET', path: '/me', auth: 'actor', handle: ({ core, actor }) => core.users.me(actor) },
-  { method: 'POST', path: '/me', auth: 'actor', handle: ({ core, actor, body }) => core.users.updateMe(actor, body()) },
+  { method: 'GET', path: '/me', summary: 'The signed-in user', auth: 'actor', handle: ({ core, actor }) => core.users.me(actor) },
+  { method: 'POST', path: '/me', summary: 'Update your profile', body: userInputs.updateMe, auth: 'actor', handle: ({ core, actor, body }) => core.users.updateMe(actor, body()) },
   {
-    method: 'GET', path: '/me/badge', auth: 'actor',
+    method: 'GET', path: '/me/badge', summary: 'Unread count over your rooms', query: { roomTags: 'only rooms with this tag (repeatable)' }, auth: 'actor',
     handle: ({ core, actor, req }) => core.rooms.badge(actor, req.query.getAll('roomTags')),
   },
-  { method: 'POST', path: '/badges/byRoomTags', auth: 'actor', handle: ({ core, actor, body }) => core.rooms.badgesByTags(actor, body()) },
+  { method: 'POST', path: '/badges/byRoomTags', summary: 'Unread counts by room tag (AND total)', auth: 'actor', handle: ({ core, actor, body }) => core.rooms.badgesByTags(actor, body()) },
   {
     // IMKIT: the API key, or (sandbox, off unless the operator enables it) the client key alone.
-    method: 'POST', path: '/auths/sign/v2', auth: 'public',
+    method: 'POST', path: '/auths/sign/v2', summary: 'Sign in and get a token (API key; client key alone in sandbox mode)', auth: 'public',
     handle: async ({ core, req, body, config, authenticate }) => {
       const creds = credentialsFromHeaders(req.headers, config.trustProxy);
       if (creds.apiKey) return core.users.sandboxSignIn((await authenticate()).app, body());
       if (!config.sandboxSignIn) throw Errors.sandboxDisabled();
       return core.users.sandboxSignIn(await core.identity.authenticateClientKey(creds), body());
     },
+  },
+  // Push devices; with the API key, `clientId` names the user.
+  {
+    method: 'POST', path: '/me/subscribe', summary: 'Register a push device token (with the API key: for clientId)', body: deliveryInputs.subscribe, auth: 'actor',
+    handle: ({ core, actor, body }) => core.delivery.subscribe(actor, body()),
+  },
+  {
+    method: 'POST', path: '/me/unsubscribe', summary: 'Remove a push device (or every device of that type)', body: deliveryInputs.unsubscribe, auth: 'actor',
+    handle: ({ core, actor, body }) => core.delivery.unsubscribe(actor, body()),
   },
 ];

@@ -9,7 +9,7 @@ import type { RouteDef } from '../route.js';
  */
 export const monitoringRoutes: RouteDef[] = [
   {
-    method: 'GET', path: '/admin/connection-count', auth: 'actor',
+    method: 'GET', path: '/admin/connection-count', summary: 'Authenticated sockets of the application or one user', query: { client: 'one user id', scope: 'cluster (default) or node' }, auth: 'actor',
     handle: ({ core, actor, req }) =>
       core.usage.connectionCount(actor, { userId: req.query.get('client') || undefined, scope: req.query.get('scope') || 'cluster' }),
   },

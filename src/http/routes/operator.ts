@@ -10,7 +10,7 @@ const createAppSchema = z.object({
 /** Operator endpoints: applications (tenants). Guarded by `Authorization: Bearer <operator secret>`. */
 export const operatorRoutes: RouteDef[] = [
   {
-    method: 'POST', path: '/operator/apps', auth: 'operator',
+    method: 'POST', path: '/operator/apps', summary: 'Create an application (tenant); returns its API key and client key once', body: createAppSchema, auth: 'operator',
     handle: async ({ core, body }) => {
       const input = parseInput(createAppSchema, body());
       const { app, apiKey, clientKey } = await core.apps.createApp(input);
@@ -18,7 +18,7 @@ export const operatorRoutes: RouteDef[] = [
     },
   },
   {
-    method: 'GET', path: '/operator/apps', auth: 'operator',
+    method: 'GET', path: '/operator/apps', summary: 'List applications', auth: 'operator',
     handle: async ({ core }) => ({
       data: (await core.apps.listApps()).map((app) => ({
         id: app.id,
@@ -30,7 +30,7 @@ export const operatorRoutes: RouteDef[] = [
     }),
   },
   {
-    method: 'DELETE', path: '/operator/apps/:id', auth: 'operator',
+    method: 'DELETE', path: '/operator/apps/:id', summary: 'Delete an application and everything in it', auth: 'operator',
     handle: async ({ core, params }) => {
       await core.apps.deleteApp(params.id!);
       return { deleted: params.id };

@@ -1,16 +1,23 @@
 import { Errors } from '../../core/errors.js';
 import { Metric } from '../../metering/meter.js';
 import { intParam, type RouteDef, timeParam } from '../route.js';
+import { z } from 'zod';
+import { messageInputs } from '../../core/messages.js';
+import { roomInputs } from '../../core/rooms.js';
+import { parseInput } from '../../core/validate.js';
+
+/** POST /rooms/:id/typing: the indicator text, if any. */
+const typingSchema = z.looseObject({ message: z.unknown().optional() });
 
 /** Rooms, members and room messages. */
 export const roomRoutes: RouteDef[] = [
-  { method: 'POST', path: '/rooms', auth: 'actor', handle: ({ core, actor, body }) => core.rooms.create(actor, body(), false) },
+  { method: 'POST', path: '/rooms', summary: 'Create a room', body: roomInputs.create, auth: 'actor', handle: ({ core, actor, body }) => core.rooms.create(actor, body(), false) },
   {
-    method: 'POST', path: '/rooms/createAndJoin', auth: 'actor',
+    method: 'POST', path: '/rooms/createAndJoin', summary: 'Create a room, or join it when it exists', body: roomInputs.create, auth: 'actor',
     handle: ({ core, actor, body }) => core.rooms.create(actor, body(), true),
   },
   {
-    method: 'GET', path: '/rooms', auth: 'actor',
+    method: 'GET', path: '/rooms', summary: 'Your rooms (API key: all rooms)', query: { skip: 'rooms to skip', limit: 'page size (0: all)', sort: 'e.g. -lastMessage', q: 'JSON filter: {"members":…,"roomTags":…} with $in/$all', sortUnreadFirst: '1: rooms with unread messages first' }, auth: 'actor',
     handle: ({ core, actor, req }) =>
       core.rooms.list(actor, {
         skip: intParam(req.query, 'skip', 0, 0, 1e9),
@@ -21,31 +28,31 @@ export const roomRoutes: RouteDef[] = [
         updatedAfter: timeParam(req.query, 'updatedAfter'),
       }),
   },
-  { method: 'GET', path: '/rooms/:id', auth: 'actor', handle: ({ core, actor, params }) => core.rooms.get(actor, params.id!) },
+  { method: 'GET', path: '/rooms/:id', summary: 'One room', auth: 'actor', handle: ({ core, actor, params }) => core.rooms.get(actor, params.id!) },
   {
-    method: 'PUT', path: '/rooms/:id', auth: 'actor',
+    method: 'PUT', path: '/rooms/:id', summary: 'Update a room', body: roomInputs.update, auth: 'actor',
     handle: ({ core, actor, params, body }) => core.rooms.update(actor, params.id!, body()),
   },
-  { method: 'DELETE', path: '/rooms/:id', auth: 'actor', handle: ({ core, actor, params }) => core.rooms.remove(actor, params.id!) },
-  { method: 'POST', path: '/rooms/:id/join', auth: 'actor', handle: ({ core, actor, params }) => core.rooms.join(actor, params.id!) },
+  { method: 'DELETE', path: '/rooms/:id', summary: 'Delete a room', auth: 'actor', handle: ({ core, actor, params }) => core.rooms.remove(actor, params.id!) },
+  { method: 'POST', path: '/rooms/:id/join', summary: 'Join a room', body: null, auth: 'actor', handle: ({ core, actor, params }) => core.rooms.join(actor, params.id!) },
   {
-    method: 'POST', path: '/rooms/:id/members', auth: 'actor',
+    method: 'POST', path: '/rooms/:id/members', summary: 'Add members', body: roomInputs.addMembers, auth: 'actor',
     handle: ({ core, actor, params, body }) => core.rooms.addMembers(actor, params.id!, body()),
   },
   {
-    method: 'POST', path: '/rooms/:id/delete/members', auth: 'actor',
+    method: 'POST', path: '/rooms/:id/delete/members', summary: 'Remove members', body: roomInputs.removeMembers, auth: 'actor',
     handle: ({ core, actor, params, body }) => core.rooms.removeMembers(actor, params.id!, body()),
   },
   {
-    method: 'PUT', path: '/rooms/:id/member/:client', auth: 'actor',
+    method: 'PUT', path: '/rooms/:id/member/:client', summary: "Set a member's role", body: roomInputs.memberProperty, auth: 'actor',
     handle: ({ core, actor, params, body }) => core.rooms.setMemberProperty(actor, params.id!, params.client!, body()),
   },
   {
-    method: 'POST', path: '/rooms/:id/message', auth: 'actor', meter: Metric.messagesRest,
+    method: 'POST', path: '/rooms/:id/message', summary: 'Send a message (also recall and edit)', body: messageInputs.send, auth: 'actor', meter: Metric.messagesRest,
     handle: ({ core, actor, params, body }) => core.messages.send(actor, params.id!, body()),
   },
   {
-    method: 'GET', path: '/rooms/:id/messages/v3', auth: 'actor',
+    method: 'GET', path: '/rooms/:id/messages/v3', summary: 'Message history, newest first', query: { limit: '1–1000 (default 20)', beforeMessage: 'page before this message id', afterMessage: 'page after this message id (oldest first)', sortOrder: 'asc or desc' }, auth: 'actor',
     handle: ({ core, actor, params, req }) => {
       const sortOrder = req.query.get('sortOrder') ?? undefined;
       if (sortOrder !== undefined && sortOrder !== 'asc' && sortOrder !== 'desc') {
@@ -60,14 +67,11 @@ export const roomRoutes: RouteDef[] = [
     },
   },
   {
-    method: 'POST', path: '/rooms/:id/typing', auth: 'actor',
-    handle: ({ core, actor, params, body }) => {
-      const b = body();
-      return core.rooms.typing(actor, params.id!, typeof b === 'object' && b !== null ? (b as { message?: unknown }).message : undefined);
-    },
+    method: 'POST', path: '/rooms/:id/typing', summary: 'Typing indicator to the room', body: typingSchema, auth: 'actor',
+    handle: ({ core, actor, params, body }) => core.rooms.typing(actor, params.id!, parseInput(typingSchema, body()).message),
   },
   {
-    method: 'PUT', path: '/rooms/:id/lastRead', auth: 'actor',
+    method: 'PUT', path: '/rooms/:id/lastRead', summary: 'Mark messages read up to one', body: roomInputs.lastRead, auth: 'actor',
     handle: ({ core, actor, params, body }) => core.rooms.markRead(actor, params.id!, body()),
   },
 ];

@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { z } from 'zod';
 import { parseInput } from '../../core/validate.js';
 import { Errors } from '../../core/errors.js';
@@ -9,7 +10,8 @@ import type { RouteDef } from '../route.js';
 function time(raw: string | null, name: string): number | undefined {
   if (raw === null || raw === '') return undefined;
   const ms = /^\d+$/.test(raw) ? Number(raw) : Date.parse(raw);
-  if (!Number.isFinite(ms)) throw Errors.invalidInput(`${name}: epoch milliseconds or an ISO 8601 date`);
+  // Only instants a Date can hold (|ms| <= 8.64e15): anything else is not a date.
+  if (!Number.isFinite(ms) || Math.abs(ms) > 8.64e15) throw Errors.invalidInput(`${name}: epoch milliseconds or an ISO 8601 date`);
   return ms;
 }
 
@@ -28,10 +30,23 @@ const settingsView = (app: { id: string; name: string; domains: string[]; allowe
 
 let dashboardPage: Promise<string> | undefined;
 
+/** The dashboard's charting library (uPlot, MIT), served from node_modules: the page needs no CDN. */
+const VENDOR: Record<string, { file: string; type: string }> = {
+  'uplot.min.js': { file: 'uPlot.iife.min.js', type: 'text/javascript; charset=utf-8' },
+  'uplot.min.css': { file: 'uPlot.min.css', type: 'text/css; charset=utf-8' },
+};
+const vendorFiles = new Map<string, Promise<string>>();
+const vendorFile = (name: string): Promise<string> => {
+  let file = vendorFiles.get(name);
+  if (!file) vendorFiles.set(name, (file = readFile(createRequire(import.meta.url).resolve(`uplot/dist/${VENDOR[name]!.file}`), 'utf8')));
+  return file;
+};
+
 /** Key usage metering, IMKIT's stats, application settings, Prometheus and the dashboard. */
 export const usageRoutes: RouteDef[] = [
   {
-    method: 'GET', path: '/admin/usage', auth: 'actor',
+    method: 'GET', path: '/admin/usage', summary: 'Key usage series and alerts', auth: 'actor',
+    query: { from: 'epoch ms or ISO 8601 (default: an hour before to)', to: 'epoch ms or ISO 8601 (default: now)', granularity: 'minute, hour or day' },
     handle: ({ core, actor, req }) =>
       core.usage.report(actor, {
         from: time(req.query.get('from'), 'from'),
@@ -40,20 +55,20 @@ export const usageRoutes: RouteDef[] = [
       }),
   },
   {
-    method: 'GET', path: '/admin/stats', auth: 'actor',
+    method: 'GET', path: '/admin/stats', summary: "IMKIT's usage statistics", query: { start: 'epoch ms or ISO 8601', end: 'epoch ms or ISO 8601' }, auth: 'actor',
     handle: ({ core, actor, req }) =>
       core.usage.stats(actor, { start: time(req.query.get('start'), 'start'), end: time(req.query.get('end'), 'end') }),
   },
   {
-    method: 'GET', path: '/admin/settings', auth: 'actor',
+    method: 'GET', path: '/admin/settings', summary: 'Application name, domains and allowed origins', auth: 'actor',
     handle: async ({ core, actor }) => settingsView(await core.apps.settingsOf(actor)),
   },
   {
-    method: 'PUT', path: '/admin/settings', auth: 'actor',
+    method: 'PUT', path: '/admin/settings', summary: 'Edit name, domains and allowed origins', body: settingsSchema, auth: 'actor',
     handle: async ({ core, actor, body }) => settingsView(await core.apps.changeSettings(actor, parseInput(settingsSchema, body()))),
   },
   {
-    method: 'GET', path: '/metrics', auth: 'public', raw: true,
+    method: 'GET', path: '/metrics', summary: 'Prometheus metrics (ROOMCAST_METRICS=true)', auth: 'public', raw: true,
     handle: async ({ core, config }) => {
       if (!config.metrics) throw Errors.notFound('ROUTE', 'GET /metrics (enable with ROOMCAST_METRICS=true)');
       const { contentType, text } = await renderMetrics(core);
@@ -61,17 +76,25 @@ export const usageRoutes: RouteDef[] = [
     },
   },
   {
-    method: 'GET', path: '/dashboard', auth: 'public', raw: true,
+    method: 'GET', path: '/dashboard', summary: 'The dashboard page', auth: 'public', raw: true,
     handle: async () => ({
       status: 200,
       headers: {
         'content-type': 'text/html; charset=utf-8',
         // The page only talks to this server; the API key never leaves it but in headers.
-        'content-security-policy': "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:",
+        'content-security-policy': "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; connect-src 'self'; img-src 'self' data:",
         'cache-control': 'no-store',
         'referrer-policy': 'no-referrer',
       },
       body: await (dashboardPage ??= readFile(new URL('../../../static/dashboard.html', import.meta.url), 'utf8')),
     }),
+  },
+  {
+    method: 'GET', path: '/vendor/:file', summary: "The dashboard's charting library (uplot.min.js, uplot.min.css)", auth: 'public', raw: true,
+    handle: async ({ params }) => {
+      const entry = VENDOR[params.file!];
+      if (!entry || !Object.hasOwn(VENDOR, params.file!)) throw Errors.notFound('ROUTE', `GET /vendor/${params.file}`);
+      return { status: 200, headers: { 'content-type': entry.type, 'cache-control': 'public, max-age=86400' }, body: await vendorFile(params.file!) };
+    },
   },
 ];

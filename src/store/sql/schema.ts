@@ -35,8 +35,23 @@ const MIGRATIONS: { version: number; statements: (engine: Engine) => string[] }[
     ],
   },
   {
-    // The SDK features (issue 14): files shared by message, delete-for-me, room invitations.
+    // Offline delivery: push devices, and the outbox of webhook calls and push notifications.
     version: 2,
+    statements: () => [
+      `CREATE TABLE devices (app TEXT NOT NULL, user_id TEXT NOT NULL, type TEXT NOT NULL, device_id TEXT NOT NULL,
+        token TEXT NOT NULL, created_at BIGINT NOT NULL, PRIMARY KEY (app, user_id, type, device_id))`,
+      `CREATE TABLE outbox (app TEXT NOT NULL, id TEXT NOT NULL, kind TEXT NOT NULL, payload TEXT NOT NULL,
+        status TEXT NOT NULL, attempts INTEGER NOT NULL, next_at BIGINT NOT NULL, claim TEXT, last_error TEXT,
+        created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL, PRIMARY KEY (app, id))`,
+      // What the workers' claim scans: only pending rows, by due time.
+      `CREATE INDEX outbox_due ON outbox (next_at) WHERE status = 'pending'`,
+      // The deliveries list and the pruning of settled rows.
+      `CREATE INDEX outbox_recent ON outbox (app, updated_at)`,
+    ],
+  },
+  {
+    // The SDK features (issue 14): files shared by message, delete-for-me, room invitations.
+    version: 3,
     statements: () => [
       `CREATE TABLE file_rooms (app TEXT NOT NULL, file TEXT NOT NULL, room TEXT NOT NULL, PRIMARY KEY (app, file, room))`,
       `CREATE TABLE user_deleted (app TEXT NOT NULL, user_id TEXT NOT NULL, room TEXT NOT NULL, message TEXT NOT NULL,

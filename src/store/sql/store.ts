@@ -1,18 +1,22 @@
 import type {
   AppRecord,
   BlockRecord,
+  DeviceRecord,
   FileRecord,
   InvitationRecord,
   MemberRoom,
   MemberState,
   MessageRecord,
+  OutboxItem,
+  OutboxOutcome,
   PrefRecord,
   RoomRecord,
   TokenRecord,
   UserRecord,
 } from '../../core/models.js';
 import type { ControlMessage } from '../../bus/bus.js';
-import { type AppMessageQuery, byInvitationOrder, type HistoryQuery, matchesAppQuery, type Store } from '../store.js';
+import { newId } from '../../core/secrets.js';
+import { type AppMessageQuery, byInvitationOrder, type HistoryQuery, matchesAppQuery, OUTBOX_KEEP_SETTLED, OUTBOX_PRUNE_EVERY, type Store } from '../store.js';
 import { type Db, marks, type Param, type Queryer } from './db.js';
 import { migrate } from './schema.js';
 
@@ -33,11 +37,39 @@ interface PendingMessage {
   appId: string;
   message: MessageRecord;
   doc: string;
+  /** Outbox items written with the message (only if it is). */
+  outbox: readonly OutboxItem[];
   resolve(inserted: boolean): void;
   reject(err: unknown): void;
 }
 
 const parse = <T>(json: string): T => JSON.parse(json) as T;
+
+interface OutboxRow {
+  app: string;
+  id: string;
+  kind: string;
+  payload: string;
+  status: string;
+  attempts: number | string;
+  next_at: number | string;
+  claim: string | null;
+  last_error: string | null;
+  created_at: number | string;
+  updated_at: number | string;
+}
+const OUTBOX_COLUMNS = 'app, id, kind, payload, status, attempts, next_at, claim, last_error, created_at, updated_at';
+
+function outboxItem(r: OutboxRow): OutboxItem {
+  const item: OutboxItem = {
+    id: r.id, appId: r.app, kind: r.kind as OutboxItem['kind'], payload: parse<Record<string, unknown>>(r.payload),
+    status: r.status as OutboxItem['status'], attempts: Number(r.attempts), nextAt: Number(r.next_at),
+    createdAt: Number(r.created_at), updatedAt: Number(r.updated_at),
+  };
+  if (r.claim !== null) item.claim = r.claim;
+  if (r.last_error !== null) item.lastError = r.last_error;
+  return item;
+}
 
 /**
  * Records the auth path reads on every request, kept for a few seconds. Changes made through
@@ -147,6 +179,8 @@ export class SqlStore implements Store {
   /** app\0user id → user, for `getUsers` (the views: a message's sender, member lists) only. */
   private userCache = new RecordCache<UserRecord>(CACHE_MS);
   private pending: PendingMessage[] = [];
+  /** Per application: settles since the last outbox pruning, and its time. */
+  private outboxPrunes = new Map<string, { settles: number; at: number }>();
   private flushScheduled = false;
   private flushing = false;
 
@@ -187,7 +221,9 @@ export class SqlStore implements Store {
     return row && parse<AppRecord>(row.doc);
   }
   async listApps(): Promise<AppRecord[]> {
-    return (await this.db.all<{ doc: string }>(`SELECT doc FROM apps ORDER BY id`)).map((r) => parse<AppRecord>(r.doc));
+    // Creation order (ids are random): the operator's list reads as the applications were made.
+    const apps = (await this.db.all<{ doc: string }>(`SELECT doc FROM apps ORDER BY id`)).map((r) => parse<AppRecord>(r.doc));
+    return apps.sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
   async updateApp(appId: string, change: (a: AppRecord) => AppRecord | undefined): Promise<AppRecord | undefined> {
     this.appCache.delete(appId);
@@ -203,7 +239,7 @@ export class SqlStore implements Store {
   }
   async deleteApp(appId: string): Promise<boolean> {
     const gone = await this.db.tx(async (q) => {
-      for (const table of ['users', 'tokens', 'rooms', 'members', 'messages', 'blocks', 'files', 'prefs', 'file_rooms', 'user_deleted', 'invitations']) {
+      for (const table of ['users', 'tokens', 'rooms', 'members', 'messages', 'blocks', 'files', 'prefs', 'file_rooms', 'user_deleted', 'invitations', 'devices', 'outbox']) {
         await q.run(`DELETE FROM ${table} WHERE app = ?`, [appId]);
       }
       return q.run(`DELETE FROM apps WHERE id = ?`, [appId]);
@@ -317,6 +353,7 @@ export class SqlStore implements Store {
     return this.db.tx(async (q) => {
       await q.run(`DELETE FROM tokens WHERE app = ? AND user_id = ?`, [appId, userId]);
       await q.run(`DELETE FROM prefs WHERE app = ? AND user_id = ?`, [appId, userId]);
+      await q.run(`DELETE FROM devices WHERE app = ? AND user_id = ?`, [appId, userId]);
       return (await q.run(`DELETE FROM users WHERE app = ? AND id = ?`, [appId, userId])) > 0;
     });
   }
@@ -337,6 +374,10 @@ export class SqlStore implements Store {
     const token = row && parse<TokenRecord>(row.doc);
     if (token) this.tokenCache.set(key, token);
     return token;
+  }
+  async listTokens(appId: string, userId: string): Promise<TokenRecord[]> {
+    const rows = await this.db.all<{ doc: string }>(`SELECT doc FROM tokens WHERE app = ? AND user_id = ?`, [appId, userId]);
+    return rows.map((r) => parse<TokenRecord>(r.doc)).sort((a, b) => a.createdAt - b.createdAt);
   }
   async deleteTokens(appId: string, userId: string, hash?: string): Promise<TokenRecord[]> {
     this.tokenCache.deleteWhere((key, t) => key.startsWith(`${appId}\0`) && t.userId === userId);
@@ -432,6 +473,7 @@ export class SqlStore implements Store {
     appId: string,
     roomId: string,
     change: (room: RoomRecord) => RoomRecord | undefined,
+    outbox?: (before: RoomRecord, after: RoomRecord) => OutboxItem[],
   ): Promise<RoomRecord | undefined> {
     return this.db.tx(async (q) => {
       const [row] = await q.all<RoomRow>(
@@ -452,6 +494,7 @@ export class SqlStore implements Store {
         [docJson, version, next.lastMessageId ?? null, next.lastActivityAt, appId, roomId],
       );
       await this.writeMembers(q, appId, roomId, new Map(rows.map((m) => [m.user_id, m])), next.members, memberState);
+      if (outbox) await this.insertOutbox(q, appId, outbox(copy(current), copy(next)));
       return parse<RoomRecord>(JSON.stringify(next));
     });
   }
@@ -518,9 +561,9 @@ export class SqlStore implements Store {
    * message with that id, or the room is gone. Stored with the other messages of this
    * event-loop turn in one transaction (group commit); resolves once that is committed.
    */
-  addMessage(appId: string, message: MessageRecord): Promise<boolean> {
+  addMessage(appId: string, message: MessageRecord, outbox: readonly OutboxItem[] = []): Promise<boolean> {
     return new Promise((resolve, reject) => {
-      this.pending.push({ appId, message, doc: JSON.stringify(message), resolve, reject });
+      this.pending.push({ appId, message, doc: JSON.stringify(message), outbox, resolve, reject });
       this.scheduleFlush();
     });
   }
@@ -539,8 +582,15 @@ export class SqlStore implements Store {
     this.pending = [];
     this.flushing = true;
     try {
+      // Outbox items go in with their messages, in the same statement or transaction.
       const inserted =
-        this.db.engine === 'postgres' ? await this.insertMessagesInOneStatement(batch) : await this.db.tx((q) => this.insertMessages(q, batch));
+        this.db.engine === 'postgres'
+          ? await this.insertMessagesInOneStatement(batch)
+          : await this.db.tx(async (q) => {
+              const done = await this.insertMessages(q, batch);
+              for (const [i, p] of batch.entries()) if (done[i] && p.outbox.length > 0) await this.insertOutbox(q, p.appId, p.outbox);
+              return done;
+            });
       batch.forEach((p, i) => p.resolve(inserted[i]!));
     } catch (err) {
       for (const p of batch) p.reject(err);
@@ -551,13 +601,27 @@ export class SqlStore implements Store {
   }
 
   /**
-   * PostgreSQL: the same three changes as `insertMessages` in one statement (data-modifying
-   * CTEs, atomic on their own), so a batch costs one round trip instead of five (BEGIN, three
-   * statements, COMMIT): on the send path the database's round trips, not its work, dominate.
+   * PostgreSQL: the same three changes as `insertMessages`, and the outbox items of the
+   * messages written, in one statement (data-modifying CTEs, atomic on their own), so a batch
+   * costs one round trip instead of five (BEGIN, three statements, COMMIT): on the send path
+   * the database's round trips, not its work, dominate.
    */
   private async insertMessagesInOneStatement(batch: readonly PendingMessage[]): Promise<boolean[]> {
     const insertedIds = new Set<string>();
     for (const part of chunks(batch.map((p, i) => [p, i] as const))) {
+      // The outbox items of the messages written (their first occurrence in the batch, like `fresh`).
+      const items = part.flatMap(([p, i]) => p.outbox.map((o) => [p, i, o] as const));
+      const outbox = items.length === 0 ? '' : `,
+         queued AS (
+           INSERT INTO outbox (${OUTBOX_COLUMNS})
+           SELECT o.app, o.id, o.kind, o.payload, o.status, CAST(o.attempts AS INTEGER), o.next_at, NULL, NULL, o.created_at, o.updated_at
+           FROM (VALUES ${items.map(() => '(?, ?, CAST(? AS BIGINT), ?, ?, ?, ?, CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT))').join(', ')})
+             AS o (app, msg, ord, id, kind, payload, status, attempts, next_at, created_at, updated_at)
+           JOIN fresh f ON f.app = o.app AND f.id = o.msg AND f.ord = o.ord
+           ON CONFLICT (app, id) DO NOTHING)`;
+      const outboxParams = items.flatMap(([p, i, o]) => [
+        p.appId, p.message.id, i, o.id, o.kind, JSON.stringify(o.payload), o.status, o.attempts, o.nextAt, o.createdAt, o.updatedAt,
+      ]);
       const rows = await this.db.all<{ app: string; id: string }>(
         `WITH v (app, id, room, doc, ord, sender, at) AS (
            VALUES ${part.map(() => '(?, ?, ?, ?, CAST(? AS BIGINT), ?, CAST(? AS BIGINT))').join(', ')}),
@@ -576,9 +640,9 @@ export class SqlStore implements Store {
          reads AS (SELECT DISTINCT ON (app, room, sender) app, room, sender, id FROM fresh WHERE sender IS NOT NULL ORDER BY app, room, sender, ord DESC),
          marked AS (
            UPDATE members SET last_read = reads.id FROM reads
-           WHERE members.app = reads.app AND members.room = reads.room AND members.user_id = reads.sender AND members.state <> ?)
+           WHERE members.app = reads.app AND members.room = reads.room AND members.user_id = reads.sender AND members.state <> ?)${outbox}
          SELECT app, id FROM ins`,
-        [...part.flatMap(([p, i]) => [p.appId, p.message.id, p.message.room, p.doc, i, p.message.sender ?? null, p.message.createdAt]), NO_STATE],
+        [...part.flatMap(([p, i]) => [p.appId, p.message.id, p.message.room, p.doc, i, p.message.sender ?? null, p.message.createdAt]), NO_STATE, ...outboxParams],
       );
       for (const r of rows) insertedIds.add(`${r.app}\0${r.id}`);
     }
@@ -869,6 +933,111 @@ export class SqlStore implements Store {
   }
   async deletePref(appId: string, userId: string, key: string): Promise<boolean> {
     return (await this.db.run(`DELETE FROM prefs WHERE app = ? AND user_id = ? AND pref_key = ?`, [appId, userId, key])) > 0;
+  }
+
+  // ---- push devices ------------------------------------------------------------------------
+
+  async putDevice(appId: string, device: DeviceRecord): Promise<void> {
+    await this.db.run(
+      `INSERT INTO devices (app, user_id, type, device_id, token, created_at) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT (app, user_id, type, device_id) DO UPDATE SET token = excluded.token, created_at = excluded.created_at`,
+      [appId, device.userId, device.type, device.deviceId, device.token, device.createdAt],
+    );
+  }
+  async deleteDevice(appId: string, userId: string, type: string, deviceId: string, token?: string): Promise<boolean> {
+    const sql = `DELETE FROM devices WHERE app = ? AND user_id = ? AND type = ? AND device_id = ?${token === undefined ? '' : ' AND token = ?'}`;
+    return (await this.db.run(sql, [appId, userId, type, deviceId, ...(token === undefined ? [] : [token])])) > 0;
+  }
+  async listDevices(appId: string, userIds: readonly string[]): Promise<DeviceRecord[]> {
+    const out: DeviceRecord[] = [];
+    for (const part of chunks([...new Set(userIds)])) {
+      const rows = await this.db.all<{ user_id: string; type: string; device_id: string; token: string; created_at: number | string }>(
+        `SELECT user_id, type, device_id, token, created_at FROM devices WHERE app = ? AND user_id IN (${marks(part.length)})`,
+        [appId, ...part],
+      );
+      for (const r of rows) out.push({ userId: r.user_id, type: r.type as DeviceRecord['type'], deviceId: r.device_id, token: r.token, createdAt: Number(r.created_at) });
+    }
+    return out;
+  }
+
+  // ---- outbox ------------------------------------------------------------------------------
+
+  async enqueueOutbox(appId: string, items: readonly OutboxItem[]): Promise<void> {
+    if (items.length > 0) await this.insertOutbox(this.db, appId, items);
+  }
+  /** Inserts items; an id already present is left as it is. */
+  private async insertOutbox(q: Queryer, appId: string, items: readonly OutboxItem[]): Promise<void> {
+    for (const part of chunks(items)) {
+      await q.run(
+        `INSERT INTO outbox (${OUTBOX_COLUMNS}) VALUES ${part.map(() => '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').join(', ')}
+         ON CONFLICT (app, id) DO NOTHING`,
+        part.flatMap((i) => [appId, i.id, i.kind, JSON.stringify(i.payload), i.status, i.attempts, i.nextAt, i.claim ?? null, i.lastError ?? null, i.createdAt, i.updatedAt]),
+      );
+    }
+  }
+  /**
+   * One statement: the due rows get a claim, an attempt and a lease. On PostgreSQL the rows
+   * are picked `FOR UPDATE SKIP LOCKED`, so nodes claiming at once take different rows and
+   * never wait for each other; SQLite runs one writer at a time anyway.
+   */
+  async claimOutbox(now: number, limit: number, leaseMs: number): Promise<OutboxItem[]> {
+    const lock = this.db.engine === 'postgres' ? ' FOR UPDATE SKIP LOCKED' : '';
+    const rows = await this.db.all<OutboxRow>(
+      `UPDATE outbox SET claim = ? || id, attempts = attempts + 1, next_at = CAST(? AS BIGINT), updated_at = CAST(? AS BIGINT)
+       WHERE (app, id) IN (SELECT app, id FROM outbox WHERE status = 'pending' AND next_at <= ? ORDER BY next_at LIMIT ?${lock})
+       RETURNING ${OUTBOX_COLUMNS}`,
+      [`${newId()}:`, now + leaseMs, now, now, limit],
+    );
+    return rows.map(outboxItem);
+  }
+  async settleOutbox(appId: string, id: string, claim: string, outcome: OutboxOutcome, now: number): Promise<boolean> {
+    const error = outcome.status === 'delivered' ? (outcome.note ?? null) : outcome.error;
+    const sets = ['status = ?', 'claim = NULL', 'updated_at = ?', 'last_error = COALESCE(?, last_error)'];
+    const params: Param[] = [outcome.status, now, error];
+    if (outcome.status === 'pending') {
+      sets.push('next_at = ?');
+      params.push(outcome.nextAt);
+      if (outcome.payload) {
+        sets.push('payload = ?');
+        params.push(JSON.stringify(outcome.payload));
+      }
+    }
+    const changed = await this.db.run(
+      `UPDATE outbox SET ${sets.join(', ')} WHERE app = ? AND id = ? AND status = 'pending' AND claim = ?`,
+      [...params, appId, id, claim],
+    );
+    if (changed === 0) return false;
+    if (outcome.status !== 'pending' && this.pruneDue(appId, now)) await this.pruneOutbox(appId);
+    return true;
+  }
+  /** Pruning costs an index walk of OUTBOX_KEEP_SETTLED rows: once per 100 settles or 10 s per application. */
+  private pruneDue(appId: string, now: number): boolean {
+    const p = this.outboxPrunes.get(appId) ?? { settles: 0, at: now };
+    p.settles++;
+    const due = p.settles >= OUTBOX_PRUNE_EVERY || now - p.at >= 10_000;
+    if (due) Object.assign(p, { settles: 0, at: now });
+    if (this.outboxPrunes.size > 10_000) this.outboxPrunes.clear();
+    this.outboxPrunes.set(appId, p);
+    return due;
+  }
+  /** Keeps the newest OUTBOX_KEEP_SETTLED settled rows of the application. */
+  private async pruneOutbox(appId: string): Promise<void> {
+    const [edge] = await this.db.all<{ updated_at: number | string; id: string }>(
+      `SELECT updated_at, id FROM outbox WHERE app = ? AND status <> 'pending' ORDER BY updated_at DESC, id DESC LIMIT 1 OFFSET ?`,
+      [appId, OUTBOX_KEEP_SETTLED],
+    );
+    if (!edge) return;
+    await this.db.run(
+      `DELETE FROM outbox WHERE app = ? AND status <> 'pending' AND (updated_at < ? OR (updated_at = ? AND id <= ?))`,
+      [appId, Number(edge.updated_at), Number(edge.updated_at), edge.id],
+    );
+  }
+  async listOutbox(appId: string, limit: number): Promise<OutboxItem[]> {
+    const rows = await this.db.all<OutboxRow>(
+      `SELECT ${OUTBOX_COLUMNS} FROM outbox WHERE app = ? ORDER BY updated_at DESC, id DESC LIMIT ?`,
+      [appId, limit],
+    );
+    return rows.map(outboxItem);
   }
 
   ready(): boolean {

@@ -1,10 +1,12 @@
 import type {
   AppRecord,
   BlockRecord,
+  DeviceRecord,
   FileRecord,
   InvitationRecord,
   MemberState,
   MessageRecord,
+  OutboxItem,
   PrefRecord,
   RoomRecord,
   TokenRecord,
@@ -30,7 +32,10 @@ export type ExportLine =
   | { type: 'pref'; app: string; user: string; record: PrefRecord }
   | { type: 'file-room'; app: string; record: { file: string; room: string } }
   | { type: 'user-deleted'; app: string; record: { user: string; room: string; message: string } }
-  | { type: 'invitation'; app: string; record: InvitationRecord };
+  | { type: 'invitation'; app: string; record: InvitationRecord }
+  | { type: 'device'; app: string; record: DeviceRecord }
+  /** Deliveries still to make (settled ones are history and stay behind). */
+  | { type: 'outbox'; app: string; record: OutboxItem };
 
 const PAGE = 500;
 
@@ -74,6 +79,20 @@ export async function* exportData(db: Db): AsyncGenerator<ExportLine> {
   }
   for await (const r of pages<{ app: string; doc: string }>(db, 'invitations', 'app, room, invitee, doc', ['app', 'room', 'invitee'])) {
     yield { type: 'invitation', app: r.app, record: JSON.parse(r.doc) };
+  }
+  type DeviceRow = { app: string; user_id: string; type: DeviceRecord['type']; device_id: string; token: string; created_at: number };
+  for await (const r of pages<DeviceRow>(db, 'devices', 'app, user_id, type, device_id, token, created_at', ['app', 'user_id', 'type', 'device_id'])) {
+    yield { type: 'device', app: r.app, record: { userId: r.user_id, type: r.type, deviceId: r.device_id, token: r.token, createdAt: Number(r.created_at) } };
+  }
+  type OutboxRow = { app: string; id: string; kind: OutboxItem['kind']; payload: string; status: string; attempts: number; next_at: number; last_error: string | null; created_at: number; updated_at: number };
+  for await (const r of pages<OutboxRow>(db, 'outbox', 'app, id, kind, payload, status, attempts, next_at, last_error, created_at, updated_at', ['app', 'id'])) {
+    if (r.status !== 'pending') continue;
+    const record: OutboxItem = {
+      id: r.id, appId: r.app, kind: r.kind, payload: JSON.parse(r.payload), status: 'pending', attempts: Number(r.attempts),
+      nextAt: Number(r.next_at), createdAt: Number(r.created_at), updatedAt: Number(r.updated_at),
+    };
+    if (r.last_error !== null) record.lastError = r.last_error;
+    yield { type: 'outbox', app: r.app, record };
   }
   type RoomRow = { app: string; id: string; doc: string; last_message_id: string | null; last_activity_at: number };
   for await (const r of pages<RoomRow>(db, 'rooms', 'app, id, doc, last_message_id, last_activity_at', ['app', 'id'])) {
@@ -143,7 +162,7 @@ export async function importData(db: Db, openLines: () => AsyncIterable<string>)
   return counts;
 }
 
-const KNOWN = new Set(['app', 'user', 'token', 'room', 'message', 'block', 'file', 'pref', 'file-room', 'user-deleted', 'invitation']);
+const KNOWN = new Set(['app', 'user', 'token', 'room', 'message', 'block', 'file', 'pref', 'file-room', 'user-deleted', 'invitation', 'device', 'outbox']);
 
 async function writeLines(q: Queryer, lines: readonly ExportLine[]): Promise<void> {
   for (const line of lines) {
@@ -177,6 +196,19 @@ async function writeLines(q: Queryer, lines: readonly ExportLine[]): Promise<voi
           line.app, line.record.room, line.record.invitee, line.record.createdAt, JSON.stringify(line.record),
         ]);
         break;
+      case 'device':
+        await q.run(`INSERT INTO devices (app, user_id, type, device_id, token, created_at) VALUES (?, ?, ?, ?, ?, ?)`, [
+          line.app, line.record.userId, line.record.type, line.record.deviceId, line.record.token, line.record.createdAt,
+        ]);
+        break;
+      case 'outbox': {
+        const o = line.record;
+        await q.run(
+          `INSERT INTO outbox (app, id, kind, payload, status, attempts, next_at, claim, last_error, created_at, updated_at) VALUES (?, ?, ?, ?, 'pending', ?, ?, NULL, ?, ?, ?)`,
+          [line.app, o.id, o.kind, JSON.stringify(o.payload), o.attempts, o.nextAt, o.lastError ?? null, o.createdAt, o.updatedAt],
+        );
+        break;
+      }
       case 'room': {
         const { memberState, lastMessageId, lastActivityAt, ...doc } = line.record;
         await q.run(
