@@ -1,7 +1,9 @@
+import { z } from 'zod';
 import type { Store } from '../store/store.js';
 import { Errors } from './errors.js';
 import type { Actor } from './identity.js';
 import { authorize } from './permissions.js';
+import { parseInput } from './validate.js';
 
 /** How long a node trusts its copy of an application's censored words (other nodes' changes show within this). */
 const CENSOR_CACHE_MS = 2_000;
@@ -15,6 +17,9 @@ const MAX_KEYWORDS = 1_000;
  * (`DELETE /config/:key`). `censorship.keywords` is enforced on send: each occurrence in a
  * text message is masked with `*` (IMKIT documents the list, not the enforcement).
  */
+/** `POST /config`: an object of configuration keys, merged into the application's configuration. */
+const configSchema = z.record(z.string(), z.unknown());
+
 export class ConfigService {
   private censors = new Map<string, { at: number; mask: (text: string) => string }>();
 
@@ -28,13 +33,13 @@ export class ConfigService {
   /** Merges the body's top-level keys into the configuration (compare-and-set on the app record). */
   async update(actor: Actor, body: unknown): Promise<Record<string, unknown>> {
     authorize(actor, 'app.settings');
-    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw Errors.invalidInput('body: a JSON object of configuration keys');
-    for (const key of Object.keys(body)) {
+    const input = parseInput(configSchema, body);
+    for (const key of Object.keys(input)) {
       if (key === '__proto__' || key === 'constructor' || key === 'prototype') throw Errors.invalidInput(`${key}: not a configuration key`);
     }
-    checkCensorship((body as Record<string, unknown>).censorship);
+    checkCensorship(input.censorship);
     const app = await this.store.updateApp(actor.app.id, (a) => {
-      const config = { ...a.config, ...body };
+      const config = { ...a.config, ...input };
       if (Buffer.byteLength(JSON.stringify(config)) > MAX_CONFIG_BYTES) throw Errors.invalidInput(`body: the configuration may be at most ${MAX_CONFIG_BYTES} bytes`);
       return { ...a, config };
     });
@@ -92,3 +97,6 @@ function masker(keywords: string[]): (text: string) => string {
   const pattern = new RegExp(escaped.join('|'), 'giu');
   return (text) => text.replace(pattern, (word) => '*'.repeat([...word].length));
 }
+
+/** The request bodies this service validates (routes reference them for the protocol reference). */
+export const configInputs = { update: configSchema };

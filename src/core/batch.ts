@@ -127,3 +127,6 @@ function substitute(value: unknown, para: Record<string, string>): unknown {
   }
   return value;
 }
+
+/** The request bodies this service validates (routes reference them for the protocol reference). */
+export const batchInputs = { send: batchSchema };

@@ -152,3 +152,6 @@ function groupView(group: UserRecord) {
   const { mute: _mute, ...view } = clientView(group, group.id);
   return { ...view, members: group.group?.members ?? [] };
 }
+
+/** The request bodies this service validates (routes reference them for the protocol reference). */
+export const groupInputs = { upsert: groupSchema };

@@ -134,3 +134,6 @@ export class InvitationService {
     });
   }
 }
+
+/** The request bodies this service validates (routes reference them for the protocol reference). */
+export const invitationInputs = { cancel: cancelSchema };

@@ -17,6 +17,7 @@ const id = z.string().trim().min(1).max(128);
 const reactionSchema = z.looseObject({ reaction: z.string().trim().min(1).max(64) });
 const userDeleteSchema = z.looseObject({ room: id, messages: z.array(id).min(1).max(1000) });
 const roomSchema = z.looseObject({ room: id });
+const senderInRoomSchema = z.looseObject({ room: id, sender: id });
 
 interface Reaction {
   client: string;
@@ -87,7 +88,7 @@ export class MessageActionService {
    * members' history and search. One room field, so it costs nothing per message.
    */
   async setSenderHidden(actor: Actor, body: unknown, hidden: boolean) {
-    const input = parseInput(z.looseObject({ room: id, sender: id }), body);
+    const input = parseInput(senderInRoomSchema, body);
     authorize(actor, 'messages.hide', await requireRoomFor(this.store, actor, input.room));
     const updated = await this.store.updateRoom(actor.app.id, input.room, (r) => {
       const current = new Set(r.hiddenSenders ?? []);
@@ -173,3 +174,6 @@ export class MessageActionService {
 function withReactions(m: MessageRecord, reactions: Reaction[]): MessageRecord {
   return { ...m, fields: { ...m.fields, reactions, reactionCount: reactions.length }, updatedAt: Date.now() };
 }
+
+/** The request bodies this service validates (routes reference them for the protocol reference). */
+export const messageActionInputs = { react: reactionSchema, senderInRoom: senderInRoomSchema, userDelete: userDeleteSchema, room: roomSchema };

@@ -127,3 +127,6 @@ export class PrefService {
     return payload;
   }
 }
+
+/** The request bodies this service validates (routes reference them for the protocol reference); a user pref's body is any JSON value. */
+export const prefInputs = { pref: z.unknown(), roomPref: roomPrefSchema };

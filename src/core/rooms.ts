@@ -26,6 +26,7 @@ const chosenRoomId = id.refine((v) => isValidId(v) && !v.startsWith(DIRECT_PREFI
   message: 'use 1-128 of A-Z a-z 0-9 _ . @ : + = - (ids starting with dm: are reserved for direct rooms)',
 });
 const tags = z.array(z.string().max(128)).max(100);
+const badgeTagsSchema = z.looseObject({ tags: tags.optional() });
 /** IMKIT keeps extParams as a JSON string; accept an object too and store its JSON. */
 const extParams = z.union([z.string().max(16_384), z.record(z.string(), z.unknown())]).transform((v) =>
   typeof v === 'string' ? v : JSON.stringify(v),
@@ -80,6 +81,7 @@ type FilterValue = z.infer<typeof filterValue>;
 
 /** The request bodies this service validates, by operation (routes reference them for the protocol reference). */
 export const roomInputs = {
+  badgesByTags: badgeTagsSchema,
   create: createSchema,
   update: updateSchema,
   addMembers: addMembersSchema,
@@ -459,7 +461,7 @@ export class RoomService {
    */
   async badgesByTags(actor: Actor, body: unknown): Promise<{ totalBadge: number; data: Record<string, number> }> {
     const me = asUser(actor, 'me.read');
-    const asked = parseInput(z.looseObject({ tags: tags.optional() }), body).tags;
+    const asked = parseInput(badgeTagsSchema, body).tags;
     const rooms = (await this.store.getRooms(actor.app.id, await this.store.userRoomIds(actor.app.id, me.userId))).filter(
       (r): r is RoomRecord => r !== undefined && !isBanned(me.userId, r),
     );

@@ -166,3 +166,6 @@ export class SearchService {
     }
   }
 }
+
+/** The request bodies this service validates (routes reference them for the protocol reference). */
+export const searchInputs = { search: searchSchema };

@@ -40,12 +40,13 @@ const tokenSchema = z.object({
   expirationDate: z.union([z.number(), z.string()]),
 });
 const signSchema = z.looseObject({ id: userId, ...profile });
+const upsertManySchema = z.looseObject({ data: z.array(z.looseObject({ _id: userId, ...profile })).min(1).max(1000) });
 /** Users read per store call while filtering the user list. */
 const LIST_CHUNK = 1000;
 const revokeSchema = z.object({ token: z.string().min(1).max(4096).optional() }).optional();
 
 /** The request bodies this service validates, by operation (routes reference them for the protocol reference). */
-export const userInputs = { upsert: upsertSchema, updateMe: updateMeSchema, setToken: tokenSchema, revoke: revokeSchema };
+export const userInputs = { upsert: upsertSchema, updateMe: updateMeSchema, setToken: tokenSchema, revoke: revokeSchema, upsertMany: upsertManySchema, signIn: signSchema };
 
 /** expirationDate as IMKIT sends it: epoch ms or an ISO date; must lie in the future. */
 function parseExpiry(value: number | string, now: number): number {
@@ -133,7 +134,7 @@ export class UserService {
   /** `POST /admin/clients/list {data: [{_id, nickname, avatarUrl, …}]}`: upserts each (no tokens) → `{count}`. */
   async upsertMany(actor: Actor, body: unknown): Promise<{ count: number }> {
     authorize(actor, 'users.manage');
-    const input = parseInput(z.looseObject({ data: z.array(z.looseObject({ _id: userId, ...profile })).min(1).max(1000) }), body);
+    const input = parseInput(upsertManySchema, body);
     const tokenFields = input.data.findIndex((u) => 'token' in u || 'issueAccessToken' in u);
     if (tokenFields >= 0) throw Errors.invalidInput(`data.${tokenFields}: the list upsert issues no tokens (use POST /admin/clients)`);
     for (const entry of input.data) await this.upsert(actor, entry);

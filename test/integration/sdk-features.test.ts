@@ -275,8 +275,8 @@ describe.each(TRANSPORTS)('SDK features over %s', (transport) => {
     expect((await dave.del('/rooms/club/invitations')).status).toBe(200);
     expect(code(await dave.del('/rooms/club/invitations'))).toBe('INVITATION_NOT_FOUND');
     expect(code(await dave.post('/rooms/club/join'))).toBe('INVITATION_REQUIRED');
-    // An ordinary room is joined without one.
-    await admin(t.base, app).post('/rooms', { _id: 'open', members: ['alice'] });
+    // A public room is joined without one (other rooms are closed to strangers: ROOM_NOT_PUBLIC).
+    await admin(t.base, app).post('/rooms', { _id: 'open', members: ['alice'], isPublic: true });
     expect((await dave.post('/rooms/open/join')).status).toBe(200);
   });
 
