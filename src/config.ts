@@ -113,6 +113,11 @@ const SETTINGS = {
   sqliteSynchronous: { env: 'ROOMCAST_SQLITE_SYNCHRONOUS', schema: z.enum(['normal', 'full']), default: 'normal' },
   /** Unsent output a socket may hold before it is cut as a slow consumer (logged and metered). */
   maxSocketBufferBytes: { env: 'ROOMCAST_MAX_SOCKET_BUFFER_BYTES', schema: int(16 * 1024, 256 * 1024 * 1024), default: 1024 * 1024 },
+  // IMKIT's sandbox sign-in (`POST /auths/sign/v2` with the client key alone): development only.
+  sandboxSignIn: { env: 'ROOMCAST_SANDBOX_SIGN_IN', schema: bool, default: false },
+  // REST rate limits per minute (IMKIT: 1000 per API key); 0 = no limit. Cluster-wide in cluster mode.
+  restRequestsPerMinutePerApiKey: { env: 'ROOMCAST_REST_REQUESTS_PER_MINUTE_PER_API_KEY', schema: int(0, 100_000_000), default: 1000 },
+  restRequestsPerMinutePerUser: { env: 'ROOMCAST_REST_REQUESTS_PER_MINUTE_PER_USER', schema: int(0, 100_000_000), default: 1000 },
   // Engine.IO long-polling (socket.io-client's default first transport); behind a balancer it needs sticky sessions.
   polling: { env: 'ROOMCAST_POLLING', schema: bool, default: true },
   // Offline delivery: the outbox worker, webhooks and push providers (README: Webhooks and push).

@@ -24,6 +24,8 @@ import { registerUwsHttp } from './http/uws.js';
 import { loadUws, uwsUnavailableReason } from './http/uws-native.js';
 import { Lifecycle } from './lifecycle.js';
 import type { Logger } from './observability/logger.js';
+import { MemoryRateLimiter } from './ratelimit/limiter.js';
+import { RedisRateLimiter } from './ratelimit/redis.js';
 import { SocketEngine } from './realtime/engine.js';
 import { Gateway } from './realtime/gateway.js';
 import { attachPolling, POLLING_OFF } from './realtime/polling.js';
@@ -147,7 +149,16 @@ async function assemble(config: Config, log: Logger, ports: Ports, opened: Closa
     log,
   );
   opened.push(meter);
+  const rateLimiter = config.redisUrl
+    ? await RedisRateLimiter.open(config.redisUrl, { prefix: config.redisPrefix, nodeId: config.nodeId, log })
+    : new MemoryRateLimiter();
+  opened.push(rateLimiter);
   const core = await createCore(store, bus, {
+    rateLimits: {
+      limiter: rateLimiter,
+      perApiKeyPerMinute: config.restRequestsPerMinutePerApiKey,
+      perUserPerMinute: config.restRequestsPerMinutePerUser,
+    },
     tokenTtlMs: config.tokenTtlDays * 86_400_000,
     limits: config,
     files: {
@@ -157,6 +168,7 @@ async function assemble(config: Config, log: Logger, ports: Ports, opened: Closa
       signedUrlTtlMs: config.signedUrlTtlSeconds * 1000,
     },
     presence,
+    onBackgroundError: (err) => log.warn({ err }, 'batch send: a recipient was skipped'),
     usage: {
       meter,
       sink: usageSink,

@@ -5,16 +5,25 @@ import type { FileStorage } from '../files/storage.js';
 import { Members, Metric, type UsageMeter } from '../metering/meter.js';
 import type { PrometheusExporter } from '../metering/prometheus.js';
 import type { UsageSink } from '../metering/sink.js';
+import { ConfigService } from './app-config.js';
 import { AppService } from './apps.js';
+import { BatchService } from './batch.js';
 import { type Clock, systemClock } from './clock.js';
 import { DeliveryService } from './delivery.js';
 import { type FileOptions, FileService } from './files.js';
+import { GroupService } from './groups.js';
 import { IdentityService } from './identity.js';
+import { InvitationService } from './invitations.js';
+import { MessageActionService } from './message-actions.js';
 import { DEFAULT_SERVICE_LIMITS, type ServiceLimits } from './limits.js';
 import { MessageService } from './messages.js';
 import { ModerationService } from './moderation.js';
+import { PrefService } from './prefs.js';
 import { Presenter } from './presenter.js';
+import { type RateLimitOptions, RateLimitService } from './rate-limits.js';
 import { RoomService } from './rooms.js';
+import { SearchIndex } from './search-index.js';
+import { SearchService } from './search.js';
 import { SessionService } from './sessions.js';
 import { TokenService } from './tokens.js';
 import { UsageService } from './usage.js';
@@ -32,6 +41,10 @@ export interface CoreOptions {
   usageRetentionDays: number;
   /** The system clock unless a test moves time itself. */
   clock?: Clock;
+  /** REST rate limits (the limiter: memory, or Redis in cluster mode). */
+  rateLimits: RateLimitOptions;
+  /** Told of failures in background work (batch sends), for the log. */
+  onBackgroundError?: (err: unknown) => void;
 }
 
 /** Key usage metering: the in-memory meter and the sink its batches go to. */
@@ -48,16 +61,24 @@ export interface Usage {
  */
 export interface Core {
   apps: AppService;
+  config: ConfigService;
   tokens: TokenService;
   identity: IdentityService;
   users: UserService;
   rooms: RoomService;
+  invitations: InvitationService;
+  groups: GroupService;
   messages: MessageService;
+  messageActions: MessageActionService;
+  search: SearchService;
+  batches: BatchService;
   moderation: ModerationService;
   files: FileService;
+  prefs: PrefService;
   delivery: DeliveryService;
   usage: UsageService;
   sessions: SessionService;
+  rateLimits: RateLimitService;
   clock: Clock;
   /** Sizes and quotas on untrusted input (src/config.ts). */
   limits: ServiceLimits;
@@ -78,12 +99,29 @@ export async function createCore(store: Store, bus: Bus, options: CoreOptions): 
   const present = new Presenter(store, options.presence, clock);
   const limits = options.limits ?? DEFAULT_SERVICE_LIMITS;
   const users = new UserService(store, bus, tokens, present, clock, limits);
-  const delivery = new DeliveryService(store, bus, present, options.presence, clock);
-  const messages = new MessageService(store, bus, present, clock, limits, delivery);
-  const rooms = new RoomService(store, bus, present, messages, clock, delivery);
-  const moderation = new ModerationService(store, bus, present, clock);
   const files = new FileService(store, options.files.storage, options.files, clock, limits);
+  const index = new SearchIndex();
+  const config = new ConfigService(store);
+  const delivery = new DeliveryService(store, bus, present, options.presence, clock);
+  const messages = new MessageService(store, bus, present, clock, limits, delivery, {
+    files,
+    index,
+    censor: (appId, text) => config.censor(appId, text),
+  });
+  const invitations = new InvitationService(store, bus, present, messages);
+  const rooms = new RoomService(store, bus, present, messages, clock, delivery, invitations);
+  const groups = new GroupService(store, rooms);
+  rooms.useGroups(groups);
+  const moderation = new ModerationService(store, bus, present, clock);
+  const prefs = new PrefService(store, bus);
+  const messageActions = new MessageActionService(store, bus, present, messages);
+  const search = new SearchService(store, present, index);
+  const batches = new BatchService(store, messages, rooms, present, options.onBackgroundError ?? (() => undefined));
   const usage = new UsageService(meter, options.usage.sink, options.presence, store, clock, options.usageRetentionDays, options.usage.exporter);
   const sessions = new SessionService(store, bus, options.presence, users);
-  return { apps, tokens, identity, users, rooms, messages, moderation, files, delivery, usage, sessions, clock, limits };
+  const rateLimits = new RateLimitService(options.rateLimits);
+  return {
+    apps, config, tokens, identity, users, rooms, invitations, groups, messages, messageActions, search, batches,
+    moderation, files, prefs, delivery, usage, sessions, rateLimits, clock, limits,
+  };
 }

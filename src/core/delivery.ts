@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { ownValue } from './own.js';
 import { importPKCS8 } from 'jose';
 import { z } from 'zod';
 import { type Bus, CONTROL_TOPIC } from '../bus/bus.js';
@@ -303,7 +304,7 @@ export class DeliveryService {
   async badge(appId: string, userId: string): Promise<number> {
     const rooms = await this.store.getRooms(appId, await this.store.userRoomIds(appId, userId));
     let total = 0;
-    for (const r of rooms) if (r) total += await this.store.countMessagesAfter(appId, r.id, r.memberState[userId]?.lastRead);
+    for (const r of rooms) if (r) total += await this.store.countMessagesAfter(appId, r.id, ownValue(r.memberState, userId)?.lastRead);
     return total;
   }
 

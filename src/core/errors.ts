@@ -7,14 +7,16 @@ export class ImError extends Error {
     readonly status: number,
     readonly code: string,
     message: string,
+    /** Extra machine-readable fields of the error object (e.g. `retryAfter`). */
+    readonly details?: Readonly<Record<string, string | number>>,
   ) {
     super(message);
     this.name = 'ImError';
   }
 
-  /** IMKIT's envelope for an error: `{RC, RM, error:{code, message}}`. */
+  /** IMKIT's envelope for an error: `{RC, RM, error:{code, message, …details}}`. */
   toEnvelope(): { RC: number; RM: string; error: { code: string; message: string } } {
-    return { RC: this.status, RM: this.message, error: { code: this.code, message: this.message } };
+    return { RC: this.status, RM: this.message, error: { ...this.details, code: this.code, message: this.message } };
   }
 }
 
@@ -65,6 +67,19 @@ export const Errors = {
     ),
   rateLimited: (what: string) => new ImError(429, 'RATE_LIMITED', `Too many ${what}; slow down`),
   internal: () => new ImError(500, 'INTERNAL_ERROR', 'Internal server error'),
+  tokenConflict: () => new ImError(409, 'TOKEN_CONFLICT', 'That token is already assigned to another user'),
+  alreadyBlocked: (where: 'list' | 'room') =>
+    new ImError(409, 'USER_ALREADY_BLOCKED', where === 'list' ? 'This user is already in your block list' : 'This user is already banned from this room'),
+  // The SDK features (issue 14).
+  prefNotFound: (key: string) => new ImError(404, 'PREF_NOT_FOUND', `pref '${key}' not found`),
+  clientExists: (id: string) => new ImError(409, 'CLIENT_EXISTS', `'${id}' is a user, not a group`),
+  invitationRequired: () => new ImError(403, 'INVITATION_REQUIRED', 'This room can be joined only with an invitation'),
+  invitationNotFound: (roomId: string) => new ImError(404, 'INVITATION_NOT_FOUND', `You have no invitation to room '${roomId}'`),
+  notInviter: () => new ImError(403, 'NOT_INVITER', "Only the inviter or the room's owner or admins may withdraw an invitation"),
+  sandboxDisabled: () =>
+    new ImError(403, 'SANDBOX_DISABLED', 'Sign-in with the client key alone is disabled: use the API key, or set ROOMCAST_SANDBOX_SIGN_IN=true (development only)'),
+  rateLimitExceeded: (retryAfterSeconds: number) =>
+    new ImError(429, 'RATE_LIMIT_EXCEEDED', `Too many requests; retry after ${retryAfterSeconds} s`, { retryAfter: retryAfterSeconds }),
   inputLimit: (code: 'JSON_TOO_DEEP' | 'ARRAY_TOO_LONG' | 'STRING_TOO_LONG' | 'TOO_MANY_FIELDS', message: string) =>
     new ImError(400, code, message),
   messageTooLarge: (limit: number) =>
@@ -85,7 +100,6 @@ export const Errors = {
     new ImError(403, 'NOT_MESSAGE_SENDER', orSuperuser ? "Only the sender or the room's owner or admins may do this" : 'Only the sender may do this to a message'),
   notUploader: () => new ImError(403, 'NOT_UPLOADER', 'Only the uploader (or the API key) may do this'),
   originNotAllowed: (origin: string) => new ImError(403, 'ORIGIN_NOT_ALLOWED', `Origin '${origin}' may not use this client key`),
-  tokenConflict: () => new ImError(403, 'TOKEN_CONFLICT', 'That token is already assigned to another user'),
   roomFrozen: () => new ImError(403, 'ROOM_FROZEN', 'This room is frozen: only its owner and admins may post'),
   blocked: () => new ImError(403, 'BLOCKED', 'Messages between these users are blocked'),
   cannotBanOwner: () => new ImError(403, 'CANNOT_BAN_OWNER', "The room's owner cannot be banned"),

@@ -7,7 +7,7 @@ import type { Actor } from './identity.js';
 import type { AppRecord, FileRecord, MemberRoom } from './models.js';
 import { type Clock, systemClock } from './clock.js';
 import { requireRoomFor } from './lookup.js';
-import { authorize } from './permissions.js';
+import { authorize, isMember } from './permissions.js';
 import { DEFAULT_SERVICE_LIMITS, type ServiceLimits } from './limits.js';
 import { WindowCounter } from './rate-limit.js';
 import { newId } from './secrets.js';
@@ -109,9 +109,43 @@ export class FileService {
   /** The file's record, if the actor may read it. */
   async metadata(actor: Actor, bucket: string, id: string): Promise<FileRecord> {
     const file = await this.load(actor.app.id, bucket, id);
-    const room = file.room ? await this.store.getRoom(actor.app.id, file.room) : undefined;
-    authorize(actor, 'files.read', room, { sender: file.client });
+    authorize(actor, 'files.read', await this.readableThrough(actor, file), { sender: file.client });
     return file;
+  }
+
+  /**
+   * The room that gives the actor access to the file: the one it was uploaded to, or one in
+   * which a message referencing it was sent, whichever the actor is a member of. Otherwise the
+   * first of them (so the refusal names membership), or none (only the uploader may read it).
+   */
+  private async readableThrough(actor: Actor, file: FileRecord): Promise<MemberRoom | undefined> {
+    const roomIds = [...new Set([...(file.room ? [file.room] : []), ...(file.sharedIn ?? [])])];
+    if (roomIds.length === 0 || actor.kind === 'admin' || actor.userId === file.client) return undefined;
+    // A file sent to many rooms (a broadcast) is checked against the reader's own rooms, not room by room.
+    const mine = roomIds.length > 1 ? new Set(await this.store.userRoomIds(actor.app.id, actor.userId)) : undefined;
+    for (const roomId of mine ? roomIds.filter((r) => mine.has(r)) : roomIds) {
+      const room = await this.store.getRoomForUser(actor.app.id, roomId, actor.userId);
+      if (room && isMember(actor, room)) return room;
+    }
+    return this.store.getRoomForUser(actor.app.id, roomIds[0]!, actor.userId);
+  }
+
+  /**
+   * A message was sent to `room` with these fields: every uploaded file its URLs name, and
+   * that the sender may read, becomes readable by the room's members. A URL naming a file the
+   * sender cannot read grants nothing.
+   */
+  async shareReferenced(actor: Actor, roomId: string, fields: Record<string, unknown>): Promise<void> {
+    for (const ref of fileReferences(fields)) {
+      const file = await this.store.getFile(actor.app.id, ref.id);
+      if (!file || file.bucket !== ref.bucket || file.room === roomId || file.sharedIn?.includes(roomId)) continue;
+      try {
+        authorize(actor, 'files.read', await this.readableThrough(actor, file), { sender: file.client });
+      } catch {
+        continue;
+      }
+      await this.store.shareFile(actor.app.id, file.id, roomId);
+    }
   }
 
   async open(app: AppRecord, file: FileRecord): Promise<Readable> {
@@ -197,4 +231,31 @@ export function fileView(file: FileRecord) {
     uploadDate: iso(file.uploadedAt),
     uploadDateMS: file.uploadedAt,
   };
+}
+
+/** `/files/<bucket>/<id>` in a URL, absolute or relative, before any query. */
+const FILE_URL = /\/files\/([A-Za-z0-9][A-Za-z0-9._-]{0,127})\/([A-Za-z0-9][A-Za-z0-9._-]{0,127})(?=$|[/?#])/;
+/** Most references one message may carry (an album is a few dozen at most). */
+const MAX_REFERENCES = 64;
+
+/** The uploaded files a message's URL fields name (originalUrl, thumbnailUrl, url, images[], file.url, video.url). */
+export function fileReferences(fields: Record<string, unknown>): { bucket: string; id: string }[] {
+  const urls: unknown[] = [fields.originalUrl, fields.thumbnailUrl, fields.url];
+  if (Array.isArray(fields.images)) {
+    for (const image of fields.images) {
+      if (image && typeof image === 'object') urls.push((image as Record<string, unknown>).originalUrl, (image as Record<string, unknown>).thumbnailUrl);
+    }
+  }
+  for (const key of ['file', 'video']) {
+    const nested = fields[key];
+    if (nested && typeof nested === 'object' && !Array.isArray(nested)) urls.push((nested as Record<string, unknown>).url);
+  }
+  const seen = new Map<string, { bucket: string; id: string }>();
+  for (const url of urls) {
+    if (typeof url !== 'string') continue;
+    const match = FILE_URL.exec(url);
+    if (match && !seen.has(match[2]!)) seen.set(match[2]!, { bucket: match[1]!, id: match[2]! });
+    if (seen.size >= MAX_REFERENCES) break;
+  }
+  return [...seen.values()];
 }

@@ -56,13 +56,19 @@ export class IdentityService {
 
   /** Client key + token only (sockets act as users; the API key has no socket identity). */
   async authenticateUser(creds: Credentials): Promise<UserActor> {
+    const app = await this.authenticateClientKey(creds);
+    if (!creds.token) throw Errors.missingToken();
+    const { userId, hash, expiresAt } = await this.tokens.verify(app, creds.token);
+    return { kind: 'user', app, userId, tokenHash: hash, expiresAt };
+  }
+
+  /** The client key alone (host and origin checked): the application, with no user (sandbox sign-in). */
+  async authenticateClientKey(creds: Credentials): Promise<AppRecord> {
     if (!creds.clientKey) throw Errors.missingClientKey();
     const app = await this.apps.verifyClientKey(creds.clientKey);
     this.checkHost(app, creds.host);
     this.checkOrigin(app, creds.origin);
-    if (!creds.token) throw Errors.missingToken();
-    const { userId, hash, expiresAt } = await this.tokens.verify(app, creds.token);
-    return { kind: 'user', app, userId, tokenHash: hash, expiresAt };
+    return app;
   }
 
   /** A browser origin outside the application's allow-list (when it has one) is refused. */

@@ -14,14 +14,10 @@ import { parseInput } from './validate.js';
 import { DEFAULT_SERVICE_LIMITS, encodeForStore, isValidId, type ServiceLimits } from './limits.js';
 import { WindowCounter } from './rate-limit.js';
 import type { MessageView } from './views.js';
+import { checkRequiredFields, FIELD_SHAPES, OPTIONAL_FIELDS } from './message-types.js';
+import type { SearchIndex } from './search-index.js';
 
 const id = z.string().trim().min(1).max(128);
-
-/** Optional IMKIT message fields stored as sent (§3.10 of the protocol notes). */
-const OPTIONAL_FIELDS = [
-  'originalUrl', 'thumbnailUrl', 'width', 'height', 'images', 'duration', 'latitude', 'longitude',
-  'url', 'reply', 'sticker', 'extra', 'template', 'contents', 'mentions',
-] as const;
 
 export const RECALL = 'recall';
 
@@ -32,6 +28,7 @@ const messageBody = {
   reply: id.nullish(),
   mentions: z.array(z.string().max(128)).max(1000).nullish(),
   extra: z.unknown().optional(),
+  ...FIELD_SHAPES,
   /** IMKIT's `push` flag: false sends no push notification for this message. */
   push: z.boolean().optional(),
 };
@@ -61,6 +58,16 @@ export interface SystemMessages {
   ): Promise<void>;
 }
 
+/** What sending also does, provided by other services (all optional). */
+export interface SendHooks {
+  /** Makes files a message references readable in its room (FileService). */
+  files?: { shareReferenced(actor: Actor, roomId: string, fields: Record<string, unknown>): Promise<void> };
+  /** Keeps message text searchable (SearchIndex). */
+  index?: SearchIndex;
+  /** Masks the application's censored words in a text message (ConfigService). */
+  censor?: (appId: string, text: string) => Promise<string>;
+}
+
 /** The outbox items (webhook call, push fan-out) a new message produces; written with it. */
 export interface MessageOutbox {
   forMessage(appId: string, room: Pick<RoomRecord, 'id' | 'webhook' | 'botState'>, message: MessageRecord, view: MessageView, options: { push: boolean; webhook: boolean }): Promise<OutboxItem[]>;
@@ -77,6 +84,7 @@ export class MessageService implements SystemMessages {
     private clock: Clock = systemClock,
     private limits: ServiceLimits = DEFAULT_SERVICE_LIMITS,
     private outbox?: MessageOutbox,
+    private hooks: SendHooks = {},
   ) {
     this.sent = new WindowCounter(limits.messagesPerMinutePerUser, 60_000);
   }
@@ -101,7 +109,7 @@ export class MessageService implements SystemMessages {
     }
     const sender = actor.kind === 'user' ? actor.userId : undefined;
     await this.checkCanPost(actor, room, sender);
-    return this.create(actor.app.id, room, sender, input, input._id);
+    return this.create(actor, room, sender, input, input._id);
   }
 
   /** `POST /messages`: the administrator sends as any existing user. */
@@ -110,7 +118,7 @@ export class MessageService implements SystemMessages {
     const input = parseInput(sendAsSchema, body);
     const room = await requireRoomFor(this.store, actor, input.room);
     await requireUser(this.store, actor.app.id, input.sender);
-    return this.create(actor.app.id, room, input.sender, input);
+    return this.create(actor, room, input.sender, input);
   }
 
   /**
@@ -170,18 +178,21 @@ export class MessageService implements SystemMessages {
     const anchor = params.beforeMessage ?? params.afterMessage;
     const direction = params.afterMessage !== undefined ? 'newer' : 'older';
     const hidden = await this.hiddenSenders(actor, room);
+    const view = await this.readerView(actor, room, hidden);
     const page: MessageRecord[] = [];
     let bytes = 0;
     let full = false;
     let from = anchor;
     let includeAnchor = anchor !== undefined;
-    // Messages from users the reader blocked are left out (group rooms), the anchor too;
-    // keep reading until the page is full.
-    for (;;) {
+    // Messages the reader may not see are left out (blocked senders, deleted for them, hidden),
+    // the anchor too; keep reading until the page is full.
+    outer: for (;;) {
       const batch = await this.store.listMessages(actor.app.id, roomId, { anchor: from, direction, includeAnchor, limit: params.limit });
       if (!batch) throw Errors.notFound('MESSAGE', anchor);
       for (const m of batch) {
-        if (m.sender && hidden.has(m.sender)) continue;
+        // Walking back past "delete all for me": nothing older is visible.
+        if (direction === 'older' && view.clearedAt !== undefined && m.createdAt <= view.clearedAt) break outer;
+        if (!view.visible(m)) continue;
         // A page stops at its byte budget (one message at least), whatever the limit asked.
         bytes += JSON.stringify(m).length;
         if (bytes > this.limits.maxPageBytes && page.length > 0) {
@@ -191,7 +202,7 @@ export class MessageService implements SystemMessages {
         page.push(m);
         if (page.length === params.limit) break;
       }
-      if (full || page.length === params.limit || batch.length < params.limit || hidden.size === 0) break;
+      if (full || page.length === params.limit || batch.length < params.limit || !view.filters) break;
       from = batch.at(-1)!.id;
       includeAnchor = false;
     }
@@ -201,7 +212,30 @@ export class MessageService implements SystemMessages {
     return {
       totalCount: await this.store.countMessages(actor.app.id, roomId),
       data: await this.present.messages(actor.app.id, page, { pinnedId: room.pinnedMessageId, hidden }),
-      userDeletedIDs: [] as string[],
+      userDeletedIDs: view.deletedIds,
+    };
+  }
+
+  /**
+   * What one reader sees of a room's history: not messages from senders they blocked (group
+   * rooms), not messages they deleted for themselves or sent before their "delete all", and
+   * not messages a superuser hid (unless the reader is a superuser).
+   */
+  private async readerView(actor: Actor, room: MemberRoom, hiddenSenders: Set<string>) {
+    const userId = actor.kind === 'user' ? actor.userId : undefined;
+    const deletedIds = userId ? await this.store.listUserDeletedMessages(actor.app.id, userId, room.id) : [];
+    const deleted = new Set(deletedIds);
+    const clearedAt = userId ? room.member?.clearedAt : undefined;
+    const seesHidden = isSuperuser(actor, room);
+    return {
+      deletedIds,
+      clearedAt,
+      filters: hiddenSenders.size > 0 || deleted.size > 0 || clearedAt !== undefined || !seesHidden,
+      visible: (m: MessageRecord) =>
+        !(m.sender && hiddenSenders.has(m.sender)) &&
+        !deleted.has(m.id) &&
+        !(clearedAt !== undefined && m.createdAt <= clearedAt) &&
+        (seesHidden || (m.fields.isHidden !== true && !(m.sender !== undefined && room.hiddenSenders?.includes(m.sender)))),
     };
   }
 
@@ -258,8 +292,10 @@ export class MessageService implements SystemMessages {
     let deletedCount: number;
     if (messageId === '_all') {
       deletedCount = await this.store.clearMessages(actor.app.id, roomId);
+      this.hooks.index?.removeRoom(actor.app.id, roomId);
     } else {
       if (!(await this.store.deleteMessage(actor.app.id, roomId, messageId))) throw Errors.notFound('MESSAGE', messageId);
+      this.hooks.index?.remove(actor.app.id, messageId);
       deletedCount = 1;
     }
     // Decided on the room as it is now, not as read above: a pin set meanwhile is seen.
@@ -294,28 +330,31 @@ export class MessageService implements SystemMessages {
     return room;
   }
 
-  private async create(appId: string, room: MemberRoom, sender: string | undefined, input: SendInput, requestedId?: string): Promise<MessageView> {
-    if (input.message === undefined) throw Errors.invalidInput('message: required');
+  private async create(actor: Actor, room: MemberRoom, sender: string | undefined, input: SendInput, requestedId?: string): Promise<MessageView> {
+    const appId = actor.app.id;
     if (input.messageType === RECALL) throw Errors.invalidInput('messageType recall needs the _id of an existing message');
+    const messageType = input.messageType ?? 'text';
+    checkRequiredFields(messageType, input);
     if (input.reply) await requireMessage(this.store, appId, input.reply, room.id);
     const now = this.clock.now();
     const message: MessageRecord = {
       id: requestedId ?? newId(),
       room: room.id,
       sender,
-      messageType: input.messageType ?? 'text',
-      message: input.message,
+      messageType,
+      message: await this.censored(appId, input.message),
       fields: pickFields(input),
       createdAt: now,
       updatedAt: now,
     };
-    return this.persistAndPublish(appId, room, message, { push: input.push ?? true, webhook: true });
+    return this.persistAndPublish(appId, room, message, { push: input.push ?? true, webhook: true }, actor);
   }
 
   /** Only the sender edits; the update keeps its `_id` and is delivered again. Never undoes a recall. */
   private async edit(actor: Actor, room: MemberRoom, existing: MessageRecord, input: SendInput): Promise<MessageView> {
     authorize(actor, 'messages.edit', room, existing);
     const now = this.clock.now();
+    const text = input.message === undefined ? undefined : await this.censored(actor.app.id, input.message);
     let recalled = false;
     const updated = await this.store.updateMessage(actor.app.id, existing.id, (m) => {
       recalled = m.messageType === RECALL;
@@ -323,7 +362,7 @@ export class MessageService implements SystemMessages {
       const next = {
         ...m,
         messageType: input.messageType ?? m.messageType,
-        message: input.message ?? m.message,
+        message: text ?? m.message,
         fields: { ...m.fields, ...pickFields(input) },
         updatedAt: now,
         editedAt: now,
@@ -333,6 +372,7 @@ export class MessageService implements SystemMessages {
     });
     if (!updated) throw Errors.notFound('MESSAGE', existing.id);
     if (recalled) throw Errors.messageRecalled('edited');
+    await this.afterStore(actor.app.id, updated, actor);
     return this.publishMessage(actor.app.id, updated, room.pinnedMessageId);
   }
 
@@ -352,6 +392,7 @@ export class MessageService implements SystemMessages {
     });
     if (!updated) throw Errors.notFound('MESSAGE', existing.id);
     if (already) return this.present.message(actor.app.id, updated);
+    this.hooks.index?.add(actor.app.id, updated);
     await this.clearPin(actor.app.id, room.id, existing.id);
     return this.publishMessage(actor.app.id, updated, undefined);
   }
@@ -362,7 +403,13 @@ export class MessageService implements SystemMessages {
    * Its webhook call and push fan-out are stored in the same step (the outbox); nothing on
    * this path waits for a receiver.
    */
-  private async persistAndPublish(appId: string, room: Pick<RoomRecord, 'id' | 'webhook' | 'botState'>, message: MessageRecord, options: { push: boolean; webhook: boolean }): Promise<MessageView> {
+  private async persistAndPublish(
+    appId: string,
+    room: Pick<RoomRecord, 'id' | 'webhook' | 'botState'>,
+    message: MessageRecord,
+    options: { push: boolean; webhook: boolean },
+    author?: Actor,
+  ): Promise<MessageView> {
     encodeForStore(message, this.limits.maxMessageBytes);
     const view = await this.present.message(appId, message, { pinnedId: undefined });
     const outbox = this.outbox ? await this.outbox.forMessage(appId, room, message, view, options) : [];
@@ -370,8 +417,28 @@ export class MessageService implements SystemMessages {
       if (!(await this.store.getRoom(appId, message.room))) throw Errors.notFound('ROOM', message.room);
       throw Errors.messageExists(message.id);
     }
+    await this.afterStore(appId, message, author);
     this.bus.publish(roomTopic(appId, message.room), { kind: 'deliver', event: 'chat message', payload: view, sender: message.sender, ...quotes(view) });
     return view;
+  }
+
+  /**
+   * Stored first, indexed and shared next, delivered last: a member who gets the message can
+   * read its files. System messages (no author) share nothing.
+   */
+  private async afterStore(appId: string, message: MessageRecord, author?: Actor): Promise<void> {
+    this.hooks.index?.add(appId, message);
+    if (author) await this.hooks.files?.shareReferenced(author, message.room, message.fields);
+  }
+
+  /** Text as it may be stored: the application's censored words masked. */
+  private async censored(appId: string, message: unknown): Promise<unknown> {
+    return typeof message === 'string' && message !== '' && this.hooks.censor ? this.hooks.censor(appId, message) : message;
+  }
+
+  /** Delivers a message changed elsewhere (reactions, hiding) to its room, as edits are. */
+  async republish(appId: string, message: MessageRecord, pinnedId: string | undefined): Promise<MessageView> {
+    return this.publishMessage(appId, message, pinnedId);
   }
 
   private async publishMessage(appId: string, message: MessageRecord, pinnedId: string | undefined): Promise<MessageView> {

@@ -31,6 +31,8 @@ export interface AppRecord {
   clientKey: ClientKeyRecord | null;
   /** Web origins allowed to use the client key (browser requests); empty or absent = any. */
   allowedOrigins?: string[];
+  /** IMKIT runtime configuration (`/config`): announcement, censorship keywords, flags. */
+  config?: Record<string, unknown>;
   /** Webhooks and push providers (absent until first configured). */
   delivery?: DeliverySettings;
   createdAt: number;
@@ -47,6 +49,8 @@ export interface UserRecord {
   lastActiveAt?: number;
   /** Custom fields sent on upsert (anything not modelled above). */
   custom: Record<string, unknown>;
+  /** Set on a user group (`/admin/groups`): a virtual client whose members share its rooms. */
+  group?: { members: string[] };
   createdAt: number;
   updatedAt: number;
 }
@@ -68,6 +72,16 @@ export interface MemberState {
   lastRead?: string;
   role?: 'admin' | 'member';
   joinedAt: number;
+  /** Custom member properties (`PUT /rooms/:id/member/:client`), shown in `memberProperties`. */
+  properties?: Record<string, unknown>;
+  /** The member's own room preference (`POST /roomPrefs/:room`), shown only to them as `pref`. */
+  pref?: Record<string, unknown>;
+  /** "Delete all for me": messages sent up to this time are gone from this member's history. */
+  clearedAt?: number;
+  /** User groups in the room through which this user is a member (absent: added in person). */
+  viaGroups?: string[];
+  /** With `viaGroups`: also added in person, so staying when the groups go. */
+  direct?: boolean;
 }
 
 export interface RoomRecord {
@@ -92,6 +106,10 @@ export interface RoomRecord {
   lastMessageId?: string;
   /** The room's one pinned message. */
   pinnedMessageId?: string;
+  /** Senders whose messages a superuser hid from the other members (`hide-by-sender-in-room`). */
+  hiddenSenders?: string[];
+  /** Joining needs an invitation (`invitationRequired`); adding members invites them instead. */
+  invitationRequired?: boolean;
   /** Members banned from the room (kept as members, but without access): user id → ban. */
   banned?: Record<string, { by?: string; at: number }>;
   /** IMKIT room webhook: a URL, or the key of one of the application's named webhooks. */
@@ -158,6 +176,20 @@ export interface FileRecord {
   room?: string;
   extra: Record<string, unknown>;
   uploadedAt: number;
+  /**
+   * Rooms in which a message referencing the file was sent (`Store.shareFile`): their members
+   * may read it too. Filled in by the store on read; not written by `putFile`.
+   */
+  sharedIn?: string[];
+}
+
+/** A pending invitation to a room (`invitationRequired`); accepted by joining. */
+export interface InvitationRecord {
+  room: string;
+  invitee: string;
+  /** Who invited; undefined for the API key. */
+  inviter?: string;
+  createdAt: number;
 }
 
 /** The push services a device token belongs to, as IMKIT's `POST /me/subscribe` names them. */

@@ -1,4 +1,5 @@
 import type { Bus } from '../bus/bus.js';
+import { ownValue } from './own.js';
 import { CONTROL_TOPIC, userTopic } from '../bus/bus.js';
 import type { Store } from '../store/store.js';
 import { Errors } from './errors.js';
@@ -32,12 +33,11 @@ export class ModerationService {
     const me = asUser(actor, 'me.block');
     if (blockee === me.userId) throw Errors.selfBlock('block');
     await requireUser(this.store, actor.app.id, blockee);
-    let record = await this.store.getBlock(actor.app.id, me.userId, blockee);
-    if (!record) {
-      record = { blocker: me.userId, blockee, createdAt: this.clock.now() };
-      await this.store.putBlock(actor.app.id, record);
-      this.bus.publish(CONTROL_TOPIC, { kind: 'blocks-changed', appId: actor.app.id, blocker: me.userId, blockee, blocked: true });
-    }
+    // IMKIT answers a repeated block with 409 (api-doc moderation/block-user/block-a-user.md).
+    if (await this.store.getBlock(actor.app.id, me.userId, blockee)) throw Errors.alreadyBlocked('list');
+    const record: BlockRecord = { blocker: me.userId, blockee, createdAt: this.clock.now() };
+    await this.store.putBlock(actor.app.id, record);
+    this.bus.publish(CONTROL_TOPIC, { kind: 'blocks-changed', appId: actor.app.id, blocker: me.userId, blockee, blocked: true });
     return this.blockView(actor.app.id, record);
   }
 
@@ -59,18 +59,32 @@ export class ModerationService {
       return this.blockView(actor.app.id, record);
     }
     const records = await this.store.listBlocks(actor.app.id, me.userId);
-    return { totalCount: records.length, data: await Promise.all(records.map((r) => this.blockView(actor.app.id, r))) };
+    return { totalCount: records.length, data: await Promise.all(records.map((r) => this.blockView(actor.app.id, r, true))) };
   }
 
-  private async blockView(appId: string, record: BlockRecord) {
+  /**
+   * IMKIT's BlockStatus (api-doc moderation/block-user/*.md): `blockee` populated, `blocker` an id,
+   * `room` the pair's direct room id, or in lists a room summary.
+   */
+  private async blockView(appId: string, record: BlockRecord, inList = false) {
     const [blockee] = await this.present.clients(appId, [record.blockee]);
+    const roomId = directRoomId(record.blocker, record.blockee);
     return {
+      appID: appId,
       blocker: record.blocker,
       blockee,
-      room: directRoomId(record.blocker, record.blockee),
+      room: inList ? await this.roomSummary(appId, roomId, 'direct') : roomId,
       createdAt: iso(record.createdAt),
       createdAtMS: record.createdAt,
+      updatedAt: iso(record.createdAt),
+      updatedAtMS: record.createdAt,
     };
+  }
+
+  /** The `room` of a listed block or ban: `{_id, id, roomType, createdTimeMS}`. */
+  private async roomSummary(appId: string, roomId: string, fallbackType: string, known?: RoomRecord) {
+    const room = known ?? (await this.store.getRoom(appId, roomId));
+    return { _id: roomId, id: roomId, roomType: room?.roomType ?? fallbackType, createdTimeMS: room?.createdAt ?? null };
   }
 
   // ---- room bans (`/blockStatus/room/:roomID`) ----
@@ -84,13 +98,17 @@ export class ModerationService {
     await requireUser(this.store, actor.app.id, blockee);
     const by = actor.kind === 'user' ? actor.userId : undefined;
     const now = this.clock.now();
+    let already = false;
     const updated = await this.store.updateRoom(actor.app.id, roomId, (r) => {
-      if (isBanned(blockee, r)) return undefined;
+      already = isBanned(blockee, r);
+      if (already) return undefined;
       r.banned = { ...r.banned, [blockee]: { by, at: now } };
       r.updatedAt = now;
       return r;
     });
     if (!updated) throw Errors.notFound('ROOM', roomId);
+    // A repeated ban is a 409, as IMKIT documents (moderation/ban-member/ban-a-member.md).
+    if (already) throw Errors.alreadyBlocked('room');
     this.bus.publish(CONTROL_TOPIC, { kind: 'membership', appId: actor.app.id, roomId, added: [], removed: [blockee] });
     return this.banView(actor.app.id, updated, blockee);
   }
@@ -108,7 +126,7 @@ export class ModerationService {
       r.updatedAt = now;
       return r;
     });
-    if (updated?.memberState[blockee]) {
+    if (ownValue(updated?.memberState, blockee)) {
       this.bus.publish(CONTROL_TOPIC, { kind: 'membership', appId: actor.app.id, roomId, added: [blockee], removed: [] });
     }
     return view;
@@ -122,18 +140,26 @@ export class ModerationService {
       return this.banView(actor.app.id, room, blockee);
     }
     const ids = Object.keys(room.banned ?? {});
-    return { totalCount: ids.length, data: await Promise.all(ids.map((id) => this.banView(actor.app.id, room, id))) };
+    return { totalCount: ids.length, data: await Promise.all(ids.map((id) => this.banView(actor.app.id, room, id, true))) };
   }
 
-  private async banView(appId: string, room: RoomRecord, blockee: string) {
+  /**
+   * A ban as IMKIT shows it (api-doc moderation/ban-member/*.md): on ban/unban `blocker` is an id
+   * and `room` the room id; in lists both are populated (`blocker` a client, `room` a summary).
+   */
+  private async banView(appId: string, room: RoomRecord, blockee: string, inList = false) {
     const ban = room.banned && isBanned(blockee, room) ? room.banned[blockee] : undefined;
     const [blockeeView, blockerView] = await this.present.clients(appId, [blockee, ...(ban?.by ? [ban.by] : [])]);
+    const at = ban ? iso(ban.at) : null;
     return {
-      room: room.id,
+      appID: appId,
+      room: inList ? await this.roomSummary(appId, room.id, room.roomType, room) : room.id,
       blockee: blockeeView,
-      blocker: blockerView ?? null,
-      createdAt: ban ? iso(ban.at) : null,
+      blocker: inList ? (blockerView ?? null) : (ban?.by ?? null),
+      createdAt: at,
       createdAtMS: ban?.at ?? null,
+      updatedAt: at,
+      updatedAtMS: ban?.at ?? null,
     };
   }
 

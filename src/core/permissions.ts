@@ -45,8 +45,13 @@ export const PERMISSIONS = {
   'usage.read': 'admin',
   'connections.read': 'admin',
   'messages.crossRoom': 'admin',
-  'messages.batch': 'admin',
+  /** Batch send into rooms: the API key anywhere; a user only into rooms they may post to (each checked as a send). */
+  'messages.batch': 'user',
+  /** Batch send with `sender` or `receiver`, as IMKIT's docs describe it: the API key. */
+  'messages.batchAsAnyone': 'admin',
   'messages.sendAsAnyone': 'admin',
+  /** `GET /config`: the runtime configuration is readable by users (writes are `app.settings`). */
+  'config.read': 'user',
   // A user's own account
   'me.read': 'self',
   'me.update': 'self',
@@ -68,6 +73,8 @@ export const PERMISSIONS = {
   'members.removeOthers': 'superuser',
   'members.leave': 'member',
   'members.setRole': 'superuser',
+  /** Custom member properties: the member themselves, or a superuser. */
+  'members.setProperty': 'authorOrSuperuser',
   'members.ban': 'superuser',
   // Messages
   'messages.send': 'member',
@@ -80,6 +87,9 @@ export const PERMISSIONS = {
   'messages.recall': 'authorOrSuperuser',
   'messages.pin': 'superuser',
   'messages.delete': 'superuser',
+  'messages.react': 'member',
+  /** Hiding a message from the other members (`isHidden`). */
+  'messages.hide': 'superuser',
   // Files
   'files.upload': 'user',
   'files.uploadToRoom': 'member',
@@ -191,7 +201,7 @@ const DESCRIPTIONS: Partial<Record<Operation, string>> = {
   'usage.read': 'Reading key usage',
   'connections.read': 'Connection counts',
   'messages.crossRoom': 'Reading message history across rooms',
-  'messages.batch': 'Batch sending',
+  'messages.batchAsAnyone': 'Batch sending as another user or to receivers',
   'messages.sendAsAnyone': 'Sending as another user',
   'push.send': 'Sending push notifications',
   'rooms.webhook': "Setting a room's webhook or bot mode",

@@ -1,4 +1,5 @@
 import type { Store } from '../store/store.js';
+import { ownValue } from './own.js';
 import type { Presence } from '../presence/presence.js';
 import { type Clock, systemClock } from './clock.js';
 import type { MessageRecord, RoomRecord, UserRecord } from './models.js';
@@ -124,9 +125,10 @@ export class Presenter {
     const id = viewer.userId;
     if (!id) return { unread: 0, isSuperuser: viewer.isSuperuser, muted: false };
     const fields: ViewerFields = {
-      unread: await this.store.countMessagesAfter(appId, room.id, room.memberState[id]?.lastRead, [...(viewer.hidden ?? NONE)]),
+      unread: await this.store.countMessagesAfter(appId, room.id, ownValue(room.memberState, id)?.lastRead, [...(viewer.hidden ?? NONE)]),
       isSuperuser: viewer.isSuperuser,
       muted: viewer.mute?.includes(room.id) ?? false,
+      pref: ownValue(room.memberState, id)?.pref,
     };
     const peer = room.roomType === 'direct' ? room.members.find((m) => m !== id) : undefined;
     if (peer) {

@@ -26,6 +26,7 @@ const chosenRoomId = id.refine((v) => isValidId(v) && !v.startsWith(DIRECT_PREFI
   message: 'use 1-128 of A-Z a-z 0-9 _ . @ : + = - (ids starting with dm: are reserved for direct rooms)',
 });
 const tags = z.array(z.string().max(128)).max(100);
+const badgeTagsSchema = z.looseObject({ tags: tags.optional() });
 /** IMKIT keeps extParams as a JSON string; accept an object too and store its JSON. */
 const extParams = z.union([z.string().max(16_384), z.record(z.string(), z.unknown())]).transform((v) =>
   typeof v === 'string' ? v : JSON.stringify(v),
@@ -51,6 +52,7 @@ const createSchema = z.looseObject({
   members: ids.optional(),
   owner: id.optional(),
   invitee: z.union([id, ids]).optional(),
+  invitationRequired: z.boolean().optional(),
   ...roomFields,
 });
 const updateSchema = z.looseObject({
@@ -59,9 +61,13 @@ const updateSchema = z.looseObject({
   managers: ids.optional(),
   status: z.union([z.literal(0), z.literal(1)]).optional(),
 });
-const addMembersSchema = z.looseObject({ invitees: ids.min(1), systemMessage: z.boolean().optional() });
+const addMembersSchema = z.looseObject({ invitees: ids.min(1), systemMessage: z.boolean().optional(), invitationRequired: z.boolean().optional() });
 const removeMembersSchema = z.looseObject({ members: ids.min(1), systemMessage: z.boolean().optional() });
-const memberPropertySchema = z.object({ property: z.literal('role'), value: z.enum(['admin', 'member']) });
+/** `role` is the one property with a meaning; any other name is a custom property (api-doc update-member-property.md). */
+const memberPropertySchema = z.object({ property: z.string().trim().min(1).max(64), value: z.unknown() });
+const roleValue = z.enum(['admin', 'member']);
+/** Names a custom property may not take: the fields `memberProperties` already has, and prototype keys. */
+const RESERVED_PROPERTIES = new Set(['client', 'lastRead', 'role', 'joinedAt', 'pref', 'clearedAt', '__proto__', 'constructor', 'prototype']);
 const lastReadSchema = z.looseObject({ message: id });
 
 /** `q` filter values SDKs send: a plain value, `{$in:[…]}` or `{$all:[…]}`. */
@@ -75,6 +81,7 @@ type FilterValue = z.infer<typeof filterValue>;
 
 /** The request bodies this service validates, by operation (routes reference them for the protocol reference). */
 export const roomInputs = {
+  badgesByTags: badgeTagsSchema,
   create: createSchema,
   update: updateSchema,
   addMembers: addMembersSchema,
@@ -89,6 +96,8 @@ export interface ListQuery {
   sort?: string;
   q?: string;
   sortUnreadFirst?: boolean;
+  /** Only rooms with a message, a change or a creation after this time (ms). */
+  updatedAfter?: number;
 }
 
 const DIRECT_PREFIX = 'dm:';
@@ -116,6 +125,19 @@ const SORT_KEYS: Record<string, (r: RoomRecord) => number | string> = {
   name: (r) => r.name ?? '',
 };
 
+/** Invitations to invitation-only rooms (InvitationService). */
+export interface Invitations {
+  invite(actor: Actor, room: RoomRecord, invitees: readonly string[]): Promise<void>;
+  admit(appId: string, room: RoomRecord, userId: string): Promise<boolean>;
+  roomDeleted(appId: string, roomId: string): Promise<void>;
+}
+
+/** User groups in rooms (GroupService): a group joining or leaving brings or takes its users. */
+export interface GroupMembership {
+  roomGained(actor: Actor, roomId: string, memberIds: readonly string[]): Promise<void>;
+  roomLost(actor: Actor, roomId: string, memberIds: readonly string[]): Promise<void>;
+}
+
 /** Rooms and their membership. Messages live in MessageService. */
 export class RoomService {
   constructor(
@@ -125,7 +147,15 @@ export class RoomService {
     private system: MessageService,
     private clock: Clock = systemClock,
     private delivery?: DeliveryService,
+    private invitations?: Invitations,
   ) {}
+
+  private groups?: GroupMembership;
+
+  /** Set after construction: GroupService needs this service to apply its changes. */
+  useGroups(groups: GroupMembership): void {
+    this.groups = groups;
+  }
 
   /**
    * The room as the actor sees it (`mute`: the viewer's muted rooms; `blocked`: whom they
@@ -149,11 +179,13 @@ export class RoomService {
     const invitees = input.invitee === undefined ? [] : typeof input.invitee === 'string' ? [input.invitee] : input.invitee;
     const roomType = input.roomType ?? (typeof input.invitee === 'string' ? 'direct' : 'group');
     const me = actor.kind === 'user' ? actor.userId : undefined;
-    const members = [...new Set([...(join && me ? [me] : []), ...(input.members ?? []), ...invitees])];
+    // `invitationRequired`: invitees are invited, not added (group rooms).
+    const inviteOnly = input.invitationRequired === true && roomType === 'group' && this.invitations !== undefined;
+    const members = [...new Set([...(join && me ? [me] : []), ...(input.members ?? []), ...(inviteOnly ? [] : invitees)])];
     if (roomType === 'direct' && members.length !== 2) {
       throw Errors.invalidInput('a direct room has exactly two members');
     }
-    await this.requireUsers(actor.app.id, members);
+    await this.requireUsers(actor.app.id, inviteOnly ? [...members, ...invitees] : members);
     const roomId = roomType === 'direct' ? directRoomId(members[0]!, members[1]!) : (input._id ?? newId());
     if (roomType === 'direct' && input._id !== undefined && input._id !== roomId) {
       throw Errors.invalidInput("_id: a direct room's id is derived from its two members; leave it out");
@@ -177,6 +209,7 @@ export class RoomService {
       botState: input.botState ?? undefined,
       status: 1,
       systemMessage: input.systemMessage ?? false,
+      ...(inviteOnly ? { invitationRequired: true } : {}),
       lastActivityAt: now,
       createdAt: now,
       updatedAt: now,
@@ -192,6 +225,8 @@ export class RoomService {
     }
     this.membershipChanged(actor.app.id, roomId, members, []);
     await this.announce(actor.app.id, room);
+    await this.groups?.roomGained(actor, roomId, members);
+    if (inviteOnly) await this.invitations!.invite(actor, room, invitees);
     return this.view(actor, room);
   }
 
@@ -204,6 +239,8 @@ export class RoomService {
     );
     if (filter.members) rooms = rooms.filter((r) => matches(r.members, filter.members!));
     if (filter.roomTags) rooms = rooms.filter((r) => matches(r.roomTags, filter.roomTags!));
+    const after = query.updatedAfter;
+    if (after !== undefined) rooms = rooms.filter((r) => r.lastActivityAt > after || r.updatedAt > after || r.createdAt > after);
     rooms.sort(this.comparator(query.sort ?? '-lastMessage'));
     const mute = (await this.store.getUser(actor.app.id, me.userId))?.mute ?? [];
     const blocked = await this.system.hiddenSenders(actor, { roomType: 'group' });
@@ -259,6 +296,7 @@ export class RoomService {
     const room = await requireRoom(this.store, actor.app.id, roomId);
     authorize(actor, 'rooms.delete', room);
     await this.store.deleteRoom(actor.app.id, roomId);
+    await this.invitations?.roomDeleted(actor.app.id, roomId);
     this.bus.publish(CONTROL_TOPIC, { kind: 'room-deleted', appId: actor.app.id, roomId, members: room.members });
     return { n: 1, ok: 1 };
   }
@@ -274,7 +312,11 @@ export class RoomService {
     if (isBanned(me.userId, room)) throw Errors.bannedFromRoom();
     if (ownValue(room.memberState, me.userId)) return this.view(actor, room);
     if (room.roomType === 'direct') throw Errors.directRoomClosed('join');
-    if (room.isPublic !== true) throw Errors.roomClosed();
+    // An invitation admits to any group room (an invitation-only room needs one); without one,
+    // only a public room can be joined.
+    const invited = this.invitations ? await this.invitations.admit(actor.app.id, room, me.userId) : false;
+    if (!invited && room.invitationRequired) throw Errors.invitationRequired();
+    if (!invited && room.isPublic !== true) throw Errors.roomClosed();
     const updated = await this.changeMembers(actor, room, [me.userId], [], 'JOIN_ROOM');
     if (updated.systemMessage) await this.system.post(actor.app.id, updated, me.userId, 'joinRoom', '', {});
     return this.view(actor, updated);
@@ -286,8 +328,21 @@ export class RoomService {
     authorize(actor, 'members.add', room);
     if (room.roomType === 'direct') throw Errors.directRoomClosed('members');
     const clients = await this.requireUsers(actor.app.id, input.invitees);
+    if ((room.invitationRequired || input.invitationRequired) && this.invitations) {
+      await this.invitations.invite(actor, room, input.invitees);
+      return this.view(actor, room);
+    }
     const added = input.invitees.filter((m) => !ownValue(room.memberState, m));
-    const updated = await this.changeMembers(actor, room, added, [], 'ADD_MEMBERS');
+    // Members so far only through a user group become members in person.
+    const inPerson = input.invitees.filter((m) => {
+      const state = ownValue(room.memberState, m);
+      return state?.viaGroups && !state.direct;
+    });
+    let updated = await this.changeMembers(actor, room, [...added, ...inPerson], [], 'ADD_MEMBERS');
+    if (this.groups && added.length > 0) {
+      await this.groups.roomGained(actor, roomId, added);
+      updated = await requireRoom(this.store, actor.app.id, roomId);
+    }
     if (added.length > 0 && (input.systemMessage ?? false)) {
       const invitees = clients.filter((c) => added.includes(c.id));
       await this.system.post(actor.app.id, updated, actorId(actor), 'addMembers', invitees.map((c) => c.nickname).join(', '), {
@@ -305,31 +360,46 @@ export class RoomService {
     const others = input.members.filter((m) => m !== me);
     authorize(actor, others.length > 0 ? 'members.removeOthers' : 'members.leave', room);
     const removed = input.members.filter((m) => ownValue(room.memberState, m));
+    // A user group leaving takes the users who were here only through it.
+    await this.groups?.roomLost(actor, roomId, removed);
     const updated = await this.changeMembers(actor, room, [], removed, 'DELETE_MEMBERS');
     if (removed.length > 0 && (input.systemMessage ?? false)) {
-      const leaving = others.length === 0;
       const members = await this.present.clients(actor.app.id, removed);
-      await this.system.post(actor.app.id, updated, me, leaving ? 'leaveRoom' : 'deleteMembers', '', {
-        extra: { members },
-      });
+      if (others.length === 0) {
+        await this.system.post(actor.app.id, updated, me, 'leaveRoom', '', { extra: { members } });
+      } else {
+        // One `deleteMember` per member, the notice both SDKs render (Flutter reads extra.members[0]).
+        for (const member of members) {
+          await this.system.post(actor.app.id, updated, me, 'deleteMember', String(member.nickname), { extra: { members: [member] } });
+        }
+      }
     }
     return this.view(actor, updated);
   }
 
+  /**
+   * `PUT /rooms/:id/member/:client {property, value}`: `role` (owner/admins) makes or unmakes an
+   * admin; any other property is custom data a member may set on themselves and superusers on anyone.
+   */
   async setMemberProperty(actor: Actor, roomId: string, client: string, body: unknown): Promise<RoomView> {
     const input = parseInput(memberPropertySchema, body);
     const room = await requireRoom(this.store, actor.app.id, roomId);
-    authorize(actor, 'members.setRole', room);
+    const isRole = input.property === 'role';
+    const role = isRole ? parseInput(z.object({ value: roleValue }), { value: input.value }).value : undefined;
+    if (!isRole && RESERVED_PROPERTIES.has(input.property)) throw Errors.invalidInput(`property: '${input.property}' is reserved`);
+    authorize(actor, isRole ? 'members.setRole' : 'members.setProperty', room, { sender: client });
     if (!ownValue(room.memberState, client)) throw Errors.invalidInput(`'${client}' is not a member of this room`);
     const updated = await this.store.updateRoom(actor.app.id, roomId, (r) => {
       const state = ownValue(r.memberState, client);
       if (!state) return undefined;
-      state.role = input.value;
+      if (role) state.role = role;
+      else if (input.value === null || input.value === undefined) delete state.properties?.[input.property];
+      else state.properties = { ...state.properties, [input.property]: input.value };
       r.updatedAt = this.clock.now();
       return r;
     });
     if (!updated) throw Errors.notFound('ROOM', roomId);
-    if (input.value === 'admin' && updated.systemMessage) {
+    if (role === 'admin' && updated.systemMessage) {
       const [member] = await this.present.clients(actor.app.id, [client]);
       await this.system.post(actor.app.id, updated, actorId(actor), 'assignAdmin', '', { member });
     }
@@ -385,6 +455,31 @@ export class RoomService {
   }
 
   /**
+   * `POST /badges/byRoomTags {tags}`: unread per tag over the caller's rooms carrying it, and a
+   * total over the rooms carrying every tag (AND; all rooms when no tag is given). Rooms the
+   * caller is banned from do not count.
+   */
+  async badgesByTags(actor: Actor, body: unknown): Promise<{ totalBadge: number; data: Record<string, number> }> {
+    const me = asUser(actor, 'me.read');
+    const asked = parseInput(badgeTagsSchema, body).tags;
+    const rooms = (await this.store.getRooms(actor.app.id, await this.store.userRoomIds(actor.app.id, me.userId))).filter(
+      (r): r is RoomRecord => r !== undefined && !isBanned(me.userId, r),
+    );
+    const wanted = asked && asked.length > 0 ? [...new Set(asked)] : [...new Set(rooms.flatMap((r) => r.roomTags))];
+    const data: Record<string, number> = Object.fromEntries(wanted.map((t) => [t, 0]));
+    let totalBadge = 0;
+    for (const r of rooms) {
+      const carried = wanted.filter((t) => r.roomTags.includes(t));
+      const every = !asked?.length || carried.length === wanted.length;
+      if (carried.length === 0 && !every) continue;
+      const unread = await this.store.countMessagesAfter(actor.app.id, r.id, ownValue(r.memberState, me.userId)?.lastRead);
+      for (const t of carried) data[t]! += unread;
+      if (every) totalBadge += unread;
+    }
+    return { totalBadge, data };
+  }
+
+  /**
    * A room webhook's `toBotState` (bot mode only): moves the room's bot state and tells its
    * members. False when the room is gone or not in bot mode.
    */
@@ -406,7 +501,10 @@ export class RoomService {
     const outbox = event && (await this.delivery?.forMembership(actor.app.id, room, event, actorId(actor), event === 'DELETE_MEMBERS' ? remove : add));
     const updated = await this.store.updateRoom(actor.app.id, room.id, (r) => {
       for (const m of add) {
-        if (ownValue(r.memberState, m)) continue;
+        const state = ownValue(r.memberState, m);
+        // Already here through a user group: now in person too.
+        if (state?.viaGroups) state.direct = true;
+        if (state) continue;
         r.members.push(m);
         setOwn(r.memberState, m, { joinedAt: now });
       }
@@ -423,6 +521,23 @@ export class RoomService {
     this.membershipChanged(actor.app.id, room.id, add.filter((m) => !isBanned(m, updated)), remove);
     await this.announce(actor.app.id, updated, remove);
     return updated;
+  }
+
+  /**
+   * A membership change computed on the stored room by `edit` (user groups), applied atomically
+   * and told to every node and client like any other. `edit` may run more than once (CAS retry).
+   */
+  async editMembers(actor: Actor, roomId: string, edit: (r: RoomRecord) => { added: string[]; removed: string[] }): Promise<void> {
+    let change = { added: [] as string[], removed: [] as string[] };
+    const updated = await this.store.updateRoom(actor.app.id, roomId, (r) => {
+      change = edit(r);
+      if (change.added.length === 0 && change.removed.length === 0) return undefined;
+      r.updatedAt = this.clock.now();
+      return r;
+    });
+    if (!updated || (change.added.length === 0 && change.removed.length === 0)) return;
+    this.membershipChanged(actor.app.id, roomId, change.added.filter((m) => !isBanned(m, updated)), change.removed);
+    await this.announce(actor.app.id, updated, change.removed);
   }
 
   private membershipChanged(appId: string, roomId: string, added: string[], removed: string[]): void {

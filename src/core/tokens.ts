@@ -49,19 +49,31 @@ export class TokenService {
       .setExpirationTime(expiresAt / 1000)
       .setJti(newId())
       .sign(this.apps.signingKey(app));
-    await this.store.putToken(app.id, { hash: sha256(token), userId, expiresAt, issued: true, createdAt: now });
+    await this.replaceTokens(app, { hash: sha256(token), userId, expiresAt, issued: true, createdAt: now });
     return { token, expiresAt };
   }
 
   async assign(app: AppRecord, userId: string, token: string, expiresAt: number): Promise<IssuedToken> {
     const hash = sha256(token);
     const existing = await this.store.getToken(app.id, hash);
-    if (existing && existing.userId !== userId) {
-      throw Errors.tokenConflict();
-    }
-    const record: TokenRecord = { hash, userId, expiresAt, issued: false, createdAt: this.clock.now() };
-    await this.store.putToken(app.id, record);
+    if (existing && existing.userId !== userId) throw Errors.tokenConflict();
+    await this.replaceTokens(app, { hash, userId, expiresAt, issued: false, createdAt: this.clock.now() });
     return { token, expiresAt };
+  }
+
+  /**
+   * A new token replaces the user's older ones (IMKIT: "the old token will be invalidated"):
+   * they are deleted before the new one is stored, and sockets that used them are cut.
+   */
+  private async replaceTokens(app: AppRecord, record: TokenRecord): Promise<void> {
+    const gone = (await this.store.deleteTokens(app.id, record.userId)).filter((t) => t.hash !== record.hash);
+    await this.store.putToken(app.id, record);
+    this.announceRevoked(app, record.userId, gone);
+  }
+
+  private announceRevoked(app: AppRecord, userId: string, gone: TokenRecord[]): void {
+    if (gone.length === 0) return;
+    this.bus.publish(CONTROL_TOPIC, { kind: 'tokens-revoked', appId: app.id, userId, hashes: gone.map((t) => t.hash) });
   }
 
   /**
@@ -94,14 +106,7 @@ export class TokenService {
   /** Revokes one token of the user, or all of them; live sockets using them are cut. */
   async revoke(app: AppRecord, userId: string, token?: string): Promise<TokenRecord[]> {
     const gone = await this.store.deleteTokens(app.id, userId, token === undefined ? undefined : sha256(token));
-    if (gone.length > 0) {
-      this.bus.publish(CONTROL_TOPIC, {
-        kind: 'tokens-revoked',
-        appId: app.id,
-        userId,
-        hashes: gone.map((t) => t.hash),
-      });
-    }
+    this.announceRevoked(app, userId, gone);
     return gone;
   }
 }

@@ -4,6 +4,8 @@ import { CONTROL_TOPIC, roomTopic } from '../bus/bus.js';
 import type { Store } from '../store/store.js';
 import { Errors } from './errors.js';
 import type { Actor } from './identity.js';
+import type { AppRecord, UserRecord } from './models.js';
+import { parseUserQuery } from './user-query.js';
 import { asUser, authorize } from './permissions.js';
 import type { IssuedToken, TokenService } from './tokens.js';
 import { parseInput } from './validate.js';
@@ -37,10 +39,14 @@ const tokenSchema = z.object({
   token: z.string().min(8).max(4096),
   expirationDate: z.union([z.number(), z.string()]),
 });
+const signSchema = z.looseObject({ id: userId, ...profile });
+const upsertManySchema = z.looseObject({ data: z.array(z.looseObject({ _id: userId, ...profile })).min(1).max(1000) });
+/** Users read per store call while filtering the user list. */
+const LIST_CHUNK = 1000;
 const revokeSchema = z.object({ token: z.string().min(1).max(4096).optional() }).optional();
 
 /** The request bodies this service validates, by operation (routes reference them for the protocol reference). */
-export const userInputs = { upsert: upsertSchema, updateMe: updateMeSchema, setToken: tokenSchema, revoke: revokeSchema };
+export const userInputs = { upsert: upsertSchema, updateMe: updateMeSchema, setToken: tokenSchema, revoke: revokeSchema, upsertMany: upsertManySchema, signIn: signSchema };
 
 /** expirationDate as IMKIT sends it: epoch ms or an ISO date; must lie in the future. */
 function parseExpiry(value: number | string, now: number): number {
@@ -56,8 +62,14 @@ function customFields(body: Record<string, unknown>, known: readonly string[]): 
   return custom;
 }
 
-/** How many users a search reads (GET /admin/clients?search=). */
-const SEARCH_SCAN = 10_000;
+/** IMKIT's `q` filter, or the dashboard's substring search (any case) on id and nickname. */
+function userFilter(filter: { q?: string; search?: string }): ((u: UserRecord) => boolean) | undefined {
+  const imkit = parseUserQuery(filter.q);
+  const needle = filter.search?.toLowerCase();
+  if (!needle) return imkit;
+  const contains = (u: UserRecord) => u.id.toLowerCase().includes(needle) || (u.nickname ?? '').toLowerCase().includes(needle);
+  return imkit ? (u) => imkit(u) && contains(u) : contains;
+}
 
 const tokenView = (t: IssuedToken) => ({
   token: t.token,
@@ -119,21 +131,65 @@ export class UserService {
     return view;
   }
 
-  /**
-   * Users, in creation order. `search` keeps those whose id or nickname contains it (any case);
-   * it reads at most SEARCH_SCAN users, enough for the dashboard, not for a directory service.
-   */
-  async list(actor: Actor, skip: number, limit: number, search?: string): Promise<{ totalCount: number; data: ClientView[] }> {
+  /** `POST /admin/clients/list {data: [{_id, nickname, avatarUrl, …}]}`: upserts each (no tokens) → `{count}`. */
+  async upsertMany(actor: Actor, body: unknown): Promise<{ count: number }> {
     authorize(actor, 'users.manage');
-    if (!search) {
+    const input = parseInput(upsertManySchema, body);
+    const tokenFields = input.data.findIndex((u) => 'token' in u || 'issueAccessToken' in u);
+    if (tokenFields >= 0) throw Errors.invalidInput(`data.${tokenFields}: the list upsert issues no tokens (use POST /admin/clients)`);
+    for (const entry of input.data) await this.upsert(actor, entry);
+    return { count: input.data.length };
+  }
+
+  /**
+   * `GET /admin/clients`: users in creation order. `q` is IMKIT's filter (user-query.ts);
+   * `search` (the dashboard's) keeps those whose id or nickname contains it, in any case.
+   * A filtered list is a pass over the user list (API key only).
+   */
+  async list(
+    actor: Actor,
+    skip: number,
+    limit: number,
+    filter: { q?: string; search?: string } = {},
+  ): Promise<{ totalCount: number; data: ClientView[] }> {
+    authorize(actor, 'users.manage');
+    const match = userFilter(filter);
+    if (!match) {
       const { total, users } = await this.store.listUsers(actor.app.id, skip, limit);
       return { totalCount: total, data: await this.present.clientsWithStatus(actor.app.id, users.map((u) => u.id)) };
     }
-    const needle = search.toLowerCase();
-    const { users } = await this.store.listUsers(actor.app.id, 0, SEARCH_SCAN);
-    const found = users.filter((u) => u.id.toLowerCase().includes(needle) || (u.nickname ?? '').toLowerCase().includes(needle));
-    const page = found.slice(skip, skip + limit).map((u) => u.id);
-    return { totalCount: found.length, data: await this.present.clientsWithStatus(actor.app.id, page) };
+    const matched: string[] = [];
+    for (let from = 0; ; from += LIST_CHUNK) {
+      const { users } = await this.store.listUsers(actor.app.id, from, LIST_CHUNK);
+      for (const u of users) if (match(u)) matched.push(u.id);
+      if (users.length < LIST_CHUNK) break;
+    }
+    return { totalCount: matched.length, data: await this.present.clientsWithStatus(actor.app.id, matched.slice(skip, skip + limit)) };
+  }
+
+  /**
+   * `POST /auths/sign/v2 {id, nickname?, avatarUrl?}`: a token for a user, creating them if
+   * needed. With the API key always; with the client key alone only when the operator enabled
+   * the sandbox (the Flutter SDK signs in this way when it has no token).
+   */
+  async sandboxSignIn(app: AppRecord, body: unknown) {
+    const input = parseInput(signSchema, body);
+    const existing = await this.store.getUser(app.id, input.id);
+    const now = Date.now();
+    const user: UserRecord = existing
+      ? { ...existing, nickname: input.nickname ?? existing.nickname, avatarUrl: input.avatarUrl ?? existing.avatarUrl, updatedAt: now }
+      : { id: input.id, nickname: input.nickname, avatarUrl: input.avatarUrl, custom: {}, createdAt: now, updatedAt: now };
+    await this.store.putUser(app.id, user);
+    const issued = await this.tokens.issue(app, user.id);
+    return {
+      authType: 'Standalone JWT',
+      token: issued.token,
+      expirationDate: new Date(issued.expiresAt).toISOString(),
+      id: user.id,
+      nickname: user.nickname ?? user.id,
+      avatarUrl: user.avatarUrl ?? '',
+      exp: Math.floor(issued.expiresAt / 1000),
+    };
   }
 
   /** The user's tokens as records (when issued, when they expire); tokens themselves are never stored. */
@@ -207,9 +263,10 @@ export class UserService {
   async setToken(actor: Actor, id: string, body: unknown) {
     authorize(actor, 'tokens.manage');
     const input = parseInput(tokenSchema, body);
-    await requireUser(this.store, actor.app.id, id);
+    const user = await requireUser(this.store, actor.app.id, id);
     const issued = await this.tokens.assign(actor.app, id, input.token, parseExpiry(input.expirationDate, this.clock.now()));
-    return { client: id, ...tokenView(issued) };
+    // The old docs answer {token, client, expirationDate(MS)}; the new ones the client with its token: both.
+    return { ...clientView(user, id), client: id, issueAccessToken: false, ...tokenView(issued), updatedAt: new Date(this.clock.now()).toISOString() };
   }
 
   async revokeTokens(actor: Actor, id: string, body: unknown) {
@@ -218,7 +275,10 @@ export class UserService {
     await requireUser(this.store, actor.app.id, id);
     const gone = await this.tokens.revoke(actor.app, id, input?.token);
     if (input?.token && gone.length === 0) throw Errors.tokenNotFound();
+    // The new docs' {success, message, revokedTokens}, and the old docs' `data` list.
     return {
+      success: true,
+      message: input?.token ? 'Token revoked successfully' : 'All tokens revoked successfully',
       revokedTokens: gone.length,
       data: gone.map((t) => ({
         expirationDate: new Date(t.expiresAt).toISOString(),
@@ -238,11 +298,6 @@ export class UserService {
   async recordActivity(appId: string, userId: string): Promise<void> {
     const now = this.clock.now();
     await this.store.updateUser(appId, userId, (u) => ({ ...u, lastActiveAt: now }));
-  }
-
-  async prefs(actor: Actor) {
-    const me = asUser(actor, 'me.read');
-    return this.store.listPrefs(actor.app.id, me.userId);
   }
 
 }

@@ -32,7 +32,8 @@ export function clientView(user: UserRecord | undefined, id: string): ClientView
     nickname: user.nickname ?? user.id,
     avatarUrl: user.avatarUrl ?? '',
     description: user.description ?? '',
-    clientType: 'user',
+    clientType: user.group ? 'group' : 'user',
+    ...(user.group ? { members: user.group.members } : {}),
     mute: user.mute ?? [],
     createdAt: iso(user.createdAt),
     updatedAt: iso(user.updatedAt),
@@ -83,6 +84,8 @@ export interface ViewerFields {
   unread: number;
   isSuperuser: boolean;
   muted: boolean;
+  /** The viewer's own room preference (`/roomPrefs`). */
+  pref?: Record<string, unknown>;
   /** Direct rooms: when the viewer blocked the peer, and when the peer blocked the viewer. */
   didBlockAt?: number;
   wasBlockedAt?: number;
@@ -100,6 +103,7 @@ export function roomView({ room, members, owner, lastMessage, pinnedMessage, vie
     managers: room.managers,
     members,
     memberProperties: room.members.map((client) => ({
+      ...ownValue(room.memberState, client)?.properties,
       client,
       lastRead: ownValue(room.memberState, client)?.lastRead ?? null,
       role: ownValue(room.memberState, client)?.role ?? 'member',
@@ -109,6 +113,7 @@ export function roomView({ room, members, owner, lastMessage, pinnedMessage, vie
     status: room.status,
     isPublic: room.isPublic === true,
     systemMessage: room.systemMessage,
+    invitationRequired: room.invitationRequired ?? false,
     // IMKIT shows the webhook to members: a named key (see /admin/delivery) keeps a URL private.
     webhook: room.webhook ?? null,
     botMode: room.botMode ?? false,
@@ -128,6 +133,7 @@ function viewerFields(v: ViewerFields): Record<string, unknown> {
     unread: v.unread,
     isSuperuser: v.isSuperuser,
     muted: v.muted,
+    pref: v.pref ?? {},
     ...(v.didBlockAt !== undefined ? { didBlockAt: iso(v.didBlockAt), didBlockAtMS: v.didBlockAt } : {}),
     ...(v.wasBlockedAt !== undefined ? { wasBlockedAt: iso(v.wasBlockedAt), wasBlockedAtMS: v.wasBlockedAt } : {}),
   };

@@ -12,13 +12,18 @@ import { fail, ok } from './envelope.js';
 import { type RouteContext, type RouteDef, parseJsonBody } from './route.js';
 import { Router } from './router.js';
 import { adminRoutes } from './routes/admin.js';
+import { adminOpRoutes } from './routes/admin-ops.js';
 import { fileRoutes } from './routes/files.js';
 import { healthRoutes } from './routes/health.js';
+import { invitationRoutes } from './routes/invitations.js';
 import { meRoutes } from './routes/me.js';
+import { messageActionRoutes } from './routes/message-actions.js';
 import { moderationRoutes } from './routes/moderation.js';
 import { monitoringRoutes } from './routes/monitoring.js';
 import { operatorRoutes } from './routes/operator.js';
+import { prefRoutes } from './routes/prefs.js';
 import { roomRoutes } from './routes/rooms.js';
+import { searchRoutes } from './routes/search.js';
 import { referenceRoutes } from './routes/reference.js';
 import { usageRoutes } from './routes/usage.js';
 import { Members, Metric } from '../metering/meter.js';
@@ -26,6 +31,7 @@ import { type HttpRequest, type HttpResponse, type HttpService, isStreamBody } f
 
 export const ALL_ROUTES: RouteDef[] = [
   ...healthRoutes, ...operatorRoutes, ...adminRoutes, ...meRoutes, ...roomRoutes, ...moderationRoutes, ...monitoringRoutes, ...fileRoutes, ...usageRoutes,
+  ...prefRoutes, ...messageActionRoutes, ...searchRoutes, ...invitationRoutes, ...adminOpRoutes,
   ...referenceRoutes(() => ALL_ROUTES),
 ];
 
@@ -82,6 +88,8 @@ export function createHttpService(
     const authenticate = async () => {
       const who = await core.identity.authenticate(credentialsFromHeaders(req.headers, config.trustProxy));
       callers.set(req, who);
+      // Per API key (IMKIT: 1000/min by default) and per user.
+      await core.rateLimits.check(who);
       return who;
     };
     let parsed: { value: unknown } | undefined;

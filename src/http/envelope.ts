@@ -10,7 +10,9 @@ export function ok(result: unknown): HttpResponse {
 
 /** IMKIT's error envelope, HTTP status = RC. */
 export function fail(err: ImError): HttpResponse {
-  return { status: err.status, headers: { ...JSON_TYPE }, body: JSON.stringify(err.toEnvelope()) };
+  const retryAfter = err.details?.retryAfter;
+  const headers: Record<string, string> = { ...JSON_TYPE, ...(retryAfter !== undefined ? { 'retry-after': String(retryAfter) } : {}) };
+  return { status: err.status, headers, body: JSON.stringify(err.toEnvelope()) };
 }
 
 /** The response with `extra` headers added (CORS on answers written outside the service). */

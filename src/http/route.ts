@@ -71,6 +71,15 @@ export function intParam(query: URLSearchParams, name: string, fallback: number,
   return value;
 }
 
+/** A time as IMKIT clients send it: epoch ms or an ISO 8601 date; absent = undefined. */
+export function timeParam(query: URLSearchParams, name: string): number | undefined {
+  const raw = query.get(name);
+  if (raw === null || raw === '') return undefined;
+  const ms = /^\d+$/.test(raw) ? Number(raw) : Date.parse(raw);
+  if (!Number.isFinite(ms)) throw Errors.invalidInput(`${name}: not a time (epoch ms or ISO 8601)`);
+  return ms;
+}
+
 /** The JSON body, refused (4xx) when it does not parse or breaks a limit on depth, lengths or fields. */
 export function parseJsonBody(body: Buffer, limits: InputLimits): unknown {
   if (body.length === 0) return {};

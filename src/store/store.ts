@@ -6,6 +6,7 @@ import type {
   OutboxItem,
   OutboxOutcome,
   FileRecord,
+  InvitationRecord,
   MemberRoom,
   MessageRecord,
   PrefRecord,
@@ -14,6 +15,14 @@ import type {
   UserRecord,
 } from '../core/models.js';
 
+/** `listAppMessages`: a time window (creation ms, inclusive), optionally one batch's messages. */
+export interface AppMessageQuery {
+  from?: number;
+  to?: number;
+  /** Only messages carrying this `batchID` (`GET /messages/batch`). */
+  batchID?: string;
+  limit: number;
+}
 /** Settled (delivered or dead) outbox items kept per application for `/admin/deliveries`; older ones are dropped. */
 export const OUTBOX_KEEP_SETTLED = 1000;
 /** Settled items beyond OUTBOX_KEEP_SETTLED are dropped at least every this many settles (so a few more may be listed). */
@@ -128,6 +137,12 @@ export interface Store {
   listMessages(appId: string, roomId: string, query: HistoryQuery): Promise<MessageRecord[] | undefined>;
   countMessages(appId: string, roomId: string): Promise<number>;
   /**
+   * The application's messages across rooms, newest first (by creation time), with creation time
+   * in [from, to] and the batch id when given, and how many match. An administrator's query (`GET /admin/messages`):
+   * implementations may scan.
+   */
+  listAppMessages(appId: string, query: AppMessageQuery): Promise<{ total: number; messages: MessageRecord[] }>;
+  /**
    * Removes one message from its room's history; false if it is not there. Members whose
    * last-read message it was now point at the message before it (so their unread count stays).
    */
@@ -140,6 +155,19 @@ export interface Store {
    */
   countMessagesAfter(appId: string, roomId: string, messageId: string | undefined, exceptSenders?: readonly string[]): Promise<number>;
 
+  /** Marks messages as deleted for one user only ("delete for me"); repeats change nothing. */
+  addUserDeletedMessages(appId: string, userId: string, roomId: string, messageIds: readonly string[]): Promise<void>;
+  /** The ids `addUserDeletedMessages` recorded for the user in the room (any order). */
+  listUserDeletedMessages(appId: string, userId: string, roomId: string): Promise<string[]>;
+
+  // Room invitations (one per room and invitee)
+  /** Adds or refreshes invitations. */
+  putInvitations(appId: string, invitations: readonly InvitationRecord[]): Promise<void>;
+  /** Removes the room's invitations of these invitees (all of the room's without a list); returns what went. */
+  deleteInvitations(appId: string, roomId: string, invitees?: readonly string[]): Promise<InvitationRecord[]>;
+  /** A room's pending invitations, or a user's, oldest first (ties by room, then invitee). */
+  listInvitations(appId: string, by: { room: string } | { invitee: string }): Promise<InvitationRecord[]>;
+
   // Personal blocks
   putBlock(appId: string, block: BlockRecord): Promise<void>;
   getBlock(appId: string, blocker: string, blockee: string): Promise<BlockRecord | undefined>;
@@ -151,6 +179,11 @@ export interface Store {
   putFile(appId: string, file: FileRecord): Promise<void>;
   getFile(appId: string, fileId: string): Promise<FileRecord | undefined>;
   deleteFile(appId: string, fileId: string): Promise<boolean>;
+  /**
+   * Adds a room to the file's `sharedIn` set (a message referencing it was sent there);
+   * adding it again changes nothing. false when there is no such file.
+   */
+  shareFile(appId: string, fileId: string, roomId: string): Promise<boolean>;
 
   // Per-user preferences
   listPrefs(appId: string, userId: string): Promise<PrefRecord[]>;
@@ -188,4 +221,14 @@ export interface Store {
   /** Health of the backing service (false while the database cannot be reached). */
   ready(): boolean;
   close(): Promise<void>;
+}
+
+/** The `listAppMessages` filter, shared by implementations that filter in process. */
+export function matchesAppQuery(m: MessageRecord, q: AppMessageQuery): boolean {
+  return (q.from === undefined || m.createdAt >= q.from) && (q.to === undefined || m.createdAt <= q.to) && (q.batchID === undefined || m.fields.batchID === q.batchID);
+}
+
+/** The order `listInvitations` answers in. */
+export function byInvitationOrder(a: InvitationRecord, b: InvitationRecord): number {
+  return a.createdAt - b.createdAt || (a.room < b.room ? -1 : a.room > b.room ? 1 : 0) || (a.invitee < b.invitee ? -1 : a.invitee > b.invitee ? 1 : 0);
 }

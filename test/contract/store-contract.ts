@@ -383,6 +383,80 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
       expect(await store.getFile(A, 'f1')).toBeUndefined();
     });
 
+    it('listAppMessages: across rooms, newest first, by time window and batch', async () => {
+      await store.createRoom(A, room('xr1', ['u1']));
+      await store.createRoom(A, room('xr2', ['u1']));
+      const m = (id: string, room: string, at: number, batchID?: string) => ({
+        id, room, sender: 'u1', messageType: 'text', message: id, fields: batchID ? { batchID } : {}, createdAt: at, updatedAt: at,
+      });
+      await store.addMessage(A, m('x1', 'xr1', 1000));
+      await store.addMessage(A, m('x2', 'xr2', 2000, 'b1'));
+      await store.addMessage(A, m('x3', 'xr1', 3000, 'b1'));
+      const all = await store.listAppMessages(A, { from: 1000, limit: 10 });
+      expect(all.messages.filter((x) => x.id.startsWith('x')).map((x) => x.id)).toEqual(['x3', 'x2', 'x1']);
+      const window = await store.listAppMessages(A, { from: 1500, to: 2500, limit: 10 });
+      expect(window.messages.map((x) => x.id)).toEqual(['x2']);
+      expect(window.total).toBe(1);
+      const batch = await store.listAppMessages(A, { batchID: 'b1', limit: 1 });
+      expect({ total: batch.total, ids: batch.messages.map((x) => x.id) }).toEqual({ total: 2, ids: ['x3'] });
+      expect((await store.listAppMessages(B, { batchID: 'b1', limit: 10 })).total).toBe(0);
+    });
+
+    it('user-deleted messages are a set per user and room', async () => {
+      expect(await store.listUserDeletedMessages(A, 'u1', 'r1')).toEqual([]);
+      await store.addUserDeletedMessages(A, 'u1', 'r1', ['m1', 'm2']);
+      await store.addUserDeletedMessages(A, 'u1', 'r1', ['m2', 'm3']);
+      await store.addUserDeletedMessages(A, 'u1', 'r1', []);
+      expect((await store.listUserDeletedMessages(A, 'u1', 'r1')).sort()).toEqual(['m1', 'm2', 'm3']);
+      expect(await store.listUserDeletedMessages(A, 'u1', 'r2')).toEqual([]);
+      expect(await store.listUserDeletedMessages(A, 'u2', 'r1')).toEqual([]);
+      expect(await store.listUserDeletedMessages(B, 'u1', 'r1')).toEqual([]);
+      // A user id with ':' cannot collide with another (user, room) pair.
+      await store.addUserDeletedMessages(A, 'a:b', 'c', ['x']);
+      expect(await store.listUserDeletedMessages(A, 'a', 'b:c')).toEqual([]);
+    });
+
+    it('invitations: put, list by room or invitee, delete some or all', async () => {
+      await store.putInvitations(A, [
+        { room: 'r1', invitee: 'u1', inviter: 'o', createdAt: 1 },
+        { room: 'r1', invitee: 'u2', createdAt: 2 },
+        { room: 'r2', invitee: 'u1', inviter: 'o', createdAt: 3 },
+      ]);
+      expect(await store.listInvitations(A, { room: 'r1' })).toEqual([
+        { room: 'r1', invitee: 'u1', inviter: 'o', createdAt: 1 },
+        { room: 'r1', invitee: 'u2', createdAt: 2 },
+      ]);
+      expect((await store.listInvitations(A, { invitee: 'u1' })).map((i) => i.room)).toEqual(['r1', 'r2']);
+      expect(await store.listInvitations(B, { invitee: 'u1' })).toEqual([]);
+      await store.putInvitations(A, [{ room: 'r1', invitee: 'u1', inviter: 'p', createdAt: 5 }]);
+      expect((await store.listInvitations(A, { room: 'r1' })).find((i) => i.invitee === 'u1')?.inviter).toBe('p');
+      expect(await store.deleteInvitations(A, 'r1', ['u1', 'nobody'])).toEqual([{ room: 'r1', invitee: 'u1', inviter: 'p', createdAt: 5 }]);
+      expect(await store.deleteInvitations(A, 'r1', ['u1'])).toEqual([]);
+      expect((await store.listInvitations(A, { invitee: 'u1' })).map((i) => i.room)).toEqual(['r2']);
+      expect((await store.deleteInvitations(A, 'r2')).map((i) => i.invitee)).toEqual(['u1']);
+      expect(await store.listInvitations(A, { invitee: 'u1' })).toEqual([]);
+      expect(await store.deleteInvitations(A, 'r1')).toEqual([{ room: 'r1', invitee: 'u2', createdAt: 2 }]);
+      expect(await store.listInvitations(A, { room: 'r1' })).toEqual([]);
+    });
+
+    it('shareFile adds rooms to a file as a set, survives putFile, and goes with the file', async () => {
+      const file = { id: 'f2', bucket: 'b', filename: 'a.png', mimetype: 'image/png', length: 3, md5: 'x', client: 'u1', extra: {}, uploadedAt: 7 };
+      expect(await store.shareFile(A, 'f2', 'r1')).toBe(false);
+      await store.putFile(A, file);
+      expect((await store.getFile(A, 'f2'))?.sharedIn ?? []).toEqual([]);
+      expect(await store.shareFile(A, 'f2', 'r2')).toBe(true);
+      expect(await store.shareFile(A, 'f2', 'r1')).toBe(true);
+      expect(await store.shareFile(A, 'f2', 'r2')).toBe(true);
+      expect((await store.getFile(A, 'f2'))?.sharedIn?.slice().sort()).toEqual(['r1', 'r2']);
+      expect(await store.getFile(B, 'f2')).toBeUndefined();
+      await store.putFile(A, { ...file, filename: 'renamed.png' });
+      expect((await store.getFile(A, 'f2'))?.sharedIn?.slice().sort()).toEqual(['r1', 'r2']);
+      expect(await store.deleteFile(A, 'f2')).toBe(true);
+      expect(await store.shareFile(A, 'f2', 'r3')).toBe(false);
+      await store.putFile(A, file);
+      expect((await store.getFile(A, 'f2'))?.sharedIn ?? []).toEqual([]);
+    });
+
     it('stores per-user preferences', async () => {
       expect(await store.listPrefs(A, 'u1')).toEqual([]);
       await store.putPref(A, 'u1', { key: 'folders-meta', data: [{ key: 'f', name: 'F' }] });

@@ -214,29 +214,43 @@ describe.each(TRANSPORTS)('credentials over %s', (transport) => {
       expect(r.body.result.expirationDateMS).toBe(payload.exp * 1000);
     });
 
-    it('assigned tokens work, revoke one or all, unknown token to revoke is 404', async () => {
+    it('a newly bound token replaces the older ones; revoke one or all; unknown token to revoke is 404', async () => {
       const a = admin(t.base, app);
       await a.post('/admin/clients', { _id: 'erin', token: 'erin-token-one', expirationDate: new Date(Date.now() + 3_600_000).toISOString() });
-      const put = await a.put('/admin/clients/erin/token', { token: 'erin-token-two', expirationDate: Date.now() + 3_600_000 });
-      expect(put.status).toBe(200);
-      expect(put.body.result).toMatchObject({ client: 'erin', token: 'erin-token-two' });
       const c = (tok: string) => api(t.base, { 'IM-CLIENT-KEY': app.clientKey, 'IM-Authorization': tok });
       expect((await c('erin-token-one').get('/me')).status).toBe(200);
-      expect((await c('erin-token-two').get('/me')).status).toBe(200);
-      const one = await a.del('/admin/clients/erin/token', { token: 'erin-token-one' });
-      expect(one.body.result.revokedTokens).toBe(1);
+      // Body as api-doc user/user-token/update-token.md sends it.
+      const put = await a.put('/admin/clients/erin/token', { token: 'erin-token-two', expirationDate: new Date(Date.now() + 3_600_000).toISOString() });
+      expect(put.status).toBe(200);
+      expect(put.body.result).toMatchObject({ _id: 'erin', client: 'erin', token: 'erin-token-two', issueAccessToken: false, expirationDate: expect.any(String), expirationDateMS: expect.any(Number) });
+      // "the old token will be invalidated" (update-token.md)
       expect(code(await c('erin-token-one').get('/me'))).toBe('INVALID_TOKEN');
       expect((await c('erin-token-two').get('/me')).status).toBe(200);
+      // Binding the same token again keeps it working.
+      await a.put('/admin/clients/erin/token', { token: 'erin-token-two', expirationDate: Date.now() + 3_600_000 });
+      expect((await c('erin-token-two').get('/me')).status).toBe(200);
+      expect(code(await a.del('/admin/clients/erin/token', { token: 'erin-token-one' }))).toBe('TOKEN_NOT_FOUND');
       expect(code(await a.del('/admin/clients/erin/token', { token: 'never-issued' }))).toBe('TOKEN_NOT_FOUND');
-      await a.del('/admin/clients/erin/token');
+      const one = await a.del('/admin/clients/erin/token', { token: 'erin-token-two' });
+      expect(one.body.result).toMatchObject({ success: true, revokedTokens: 1 });
       expect(code(await c('erin-token-two').get('/me'))).toBe('INVALID_TOKEN');
+      // An issued token replaces an assigned one too.
+      await a.post('/admin/clients', { _id: 'erin', token: 'erin-token-three', expirationDate: Date.now() + 3_600_000 });
+      const issued = await a.post('/admin/clients', { _id: 'erin', issueAccessToken: true });
+      expect(code(await c('erin-token-three').get('/me'))).toBe('INVALID_TOKEN');
+      expect((await c(issued.body.result.token).get('/me')).status).toBe(200);
+      const all = await a.del('/admin/clients/erin/token');
+      expect(all.body.result).toMatchObject({ success: true, message: 'All tokens revoked successfully', revokedTokens: 1 });
+      expect(code(await c(issued.body.result.token).get('/me'))).toBe('INVALID_TOKEN');
     });
 
     it('a token assigned to one user cannot be assigned to another', async () => {
       const a = admin(t.base, app);
       await a.post('/admin/clients', { _id: 'f1', token: 'shared-token-x', expirationDate: Date.now() + 60_000 });
       const r = await a.post('/admin/clients', { _id: 'f2', token: 'shared-token-x', expirationDate: Date.now() + 60_000 });
-      expect(code(r)).toBe('TOKEN_CONFLICT');
+      expect({ status: r.status, code: code(r) }).toEqual({ status: 409, code: 'TOKEN_CONFLICT' });
+      const put = await a.put('/admin/clients/f2/token', { token: 'shared-token-x', expirationDate: Date.now() + 60_000 });
+      expect({ status: put.status, code: code(put) }).toEqual({ status: 409, code: 'TOKEN_CONFLICT' });
     });
   });
 

@@ -152,8 +152,13 @@ describe.each(TRANSPORTS)('per-user operations over %s', (transport) => {
       expect(code(await as('alice').post('/blockStatus/my/alice'))).toBe('SELF_BLOCK_FORBIDDEN');
       expect(code(await as('alice').post('/blockStatus/my/ghost'))).toBe('CLIENT_NOT_FOUND');
       const b = await as('alice').post('/blockStatus/my/bob');
-      expect(b.body.result).toMatchObject({ blocker: 'alice', blockee: { id: 'bob' }, room: direct });
+      // Shapes as api-doc moderation/block-user/block-a-user.md and list-blocked-users.md show them.
+      expect(b.body.result).toMatchObject({ appID: expect.any(String), blocker: 'alice', blockee: { id: 'bob' }, room: direct, createdAt: expect.any(String), updatedAt: expect.any(String) });
+      // A repeated block is 409 USER_ALREADY_BLOCKED (api-doc moderation/block-user/block-a-user.md).
+      const again = await as('alice').post('/blockStatus/my/bob');
+      expect({ status: again.status, code: code(again) }).toEqual({ status: 409, code: 'USER_ALREADY_BLOCKED' });
       expect((await as('alice').get('/blockStatus/my')).body.result.data.map((x: any) => x.blockee.id)).toEqual(['bob']);
+      expect((await as('alice').get('/blockStatus/my')).body.result.data[0].room).toMatchObject({ _id: direct, roomType: 'direct' });
       expect((await as('alice').get('/blockStatus/my/bob')).status).toBe(200);
       expect(code(await as('alice').get('/blockStatus/my/carol'))).toBe('BLOCK_NOT_FOUND');
       expect(code(await as('bob').post(`/rooms/${direct}/message`, { message: 'hi' }))).toBe('BLOCKED');
@@ -209,7 +214,11 @@ describe.each(TRANSPORTS)('per-user operations over %s', (transport) => {
       expect(code(await as('mod').post(`/blockStatus/room/${r}/owner`))).toBe('CANNOT_BAN_OWNER');
       expect(code(await as('mod').post(`/blockStatus/room/${r}/mod`))).toBe('SELF_BLOCK_FORBIDDEN');
       const ban = await as('mod').post(`/blockStatus/room/${r}/carol`);
-      expect(ban.body.result).toMatchObject({ room: r, blockee: { id: 'carol' }, blocker: { id: 'mod' } });
+      // A repeated ban is 409 USER_ALREADY_BLOCKED (api-doc moderation/ban-member/ban-a-member.md).
+      const again = await as('mod').post(`/blockStatus/room/${r}/carol`);
+      expect({ status: again.status, code: code(again) }).toEqual({ status: 409, code: 'USER_ALREADY_BLOCKED' });
+      // Shapes as api-doc moderation/ban-member/ban-a-member.md and list-banned-members.md show them.
+      expect(ban.body.result).toMatchObject({ appID: expect.any(String), room: r, blockee: { id: 'carol' }, blocker: 'mod', createdAt: expect.any(String), updatedAt: expect.any(String) });
       await send('alice', r, 'after ban');
       expect(code(await as('carol').post(`/rooms/${r}/message`, { message: 'let me' }))).toBe('BANNED_FROM_ROOM');
       expect(code(await as('carol').get(`/rooms/${r}`))).toBe('BANNED_FROM_ROOM');
@@ -220,6 +229,7 @@ describe.each(TRANSPORTS)('per-user operations over %s', (transport) => {
       expect((await as('carol').get('/rooms')).body.result.data.map((x: any) => x._id)).not.toContain(r);
       const list = await as('owner').get(`/blockStatus/room/${r}`);
       expect(list.body.result.data.map((x: any) => x.blockee.id)).toEqual(['carol']);
+      expect(list.body.result.data[0]).toMatchObject({ blocker: { id: 'mod' }, room: { _id: r, id: r, roomType: 'group', createdTimeMS: expect.any(Number) } });
       expect(code(await as('alice').get(`/blockStatus/room/${r}`))).toBe('NOT_ROOM_SUPERUSER');
       await drainSocket(t.base, app, carol, 'carol');
       expect(carolSaw).toEqual([]);

@@ -124,15 +124,17 @@ class World {
     const adm = this.as('api');
     expect((await adm.post('/rooms', { _id: 'r0', name: 'r0', owner: 'u0', members: ['u0', 'u1', 'u2'] })).status).toBe(200);
     expect((await adm.post('/rooms', { _id: 'r1', name: 'r1', owner: 'u1', members: ['u1', 'u2', 'u3'] })).status).toBe(200);
-    await Promise.all(
-      USERS.map(async (u) => {
-        const s = connect(this.t.base, { auth: { clientKey: this.app.clientKey, token: this.tokens[u] } });
-        this.sockets[u] = s;
-        this.events[u] = [];
-        for (const event of ['chat message', 'room', 'client', 'messageDeleted']) s.on(event, (payload: any) => this.events[u].push({ event, payload }));
-        await once(s, 'connect');
-      }),
-    );
+    await Promise.all(USERS.map((u) => this.connectUser(u)));
+  }
+
+  /** The user's socket, on their current token (a reissued token cuts the old one's sockets). */
+  async connectUser(u: UserId): Promise<void> {
+    this.sockets[u]?.disconnect();
+    const s = connect(this.t.base, { auth: { clientKey: this.app.clientKey, token: this.tokens[u] } });
+    this.sockets[u] = s;
+    this.events[u] = [];
+    for (const event of ['chat message', 'room', 'client', 'messageDeleted']) s.on(event, (payload: any) => this.events[u].push({ event, payload }));
+    await once(s, 'connect');
   }
 
   close(): void {
@@ -244,7 +246,11 @@ class World {
       }
       case 'reissue': {
         const r = await this.as('api').post('/admin/clients', { _id: op.target, issueAccessToken: true });
-        if (r.status === 200) this.tokens[op.target] = r.body.result.token;
+        if (r.status === 200) {
+          // A new token replaces the older ones (IMKIT): the old socket is cut; the user reconnects.
+          this.tokens[op.target] = r.body.result.token;
+          await this.connectUser(op.target);
+        }
         return r;
       }
       case 'upsert':
@@ -376,7 +382,12 @@ describe.each(STORES)('core properties on %s', (storeKind) => {
       store = await SqlStore.open(
         storeKind === 'sqlite' ? new SqliteDb(path.join(dir, `${transport}.db`)) : new PostgresDb(SHARED_DATABASE_URL, { schema: freshSchema() }),
       );
-      t = await startTestServer(transport, { socketEventsPerSecond: 100_000, handshakesPerMinutePerAddress: 1_000_000 }, { store });
+      // The sequences drive one API key far past IMKIT's 1000 requests a minute on purpose.
+      t = await startTestServer(
+        transport,
+        { socketEventsPerSecond: 100_000, handshakesPerMinutePerAddress: 1_000_000, restRequestsPerMinutePerApiKey: 0, restRequestsPerMinutePerUser: 0 },
+        { store },
+      );
     });
     afterAll(async () => {
       await t?.close();

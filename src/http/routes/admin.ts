@@ -12,9 +12,17 @@ export const adminRoutes: RouteDef[] = [
   },
   {
     method: 'GET', path: '/admin/clients', summary: 'List or search users', auth: 'actor',
-    query: { skip: 'users to skip (default 0)', limit: 'page size, 1–1000 (default 50)', search: 'only users whose id or nickname contains this (any case)' },
+    query: {
+      skip: 'users to skip (default 0)',
+      limit: 'page size, 1–1000 (default 50)',
+      q: "IMKIT's user filter (a JSON condition on _id/nickname; regexes matched as literal text)",
+      search: 'only users whose id or nickname contains this (any case)',
+    },
     handle: ({ core, actor, req }) =>
-      core.users.list(actor, intParam(req.query, 'skip', 0, 0, 1e9), intParam(req.query, 'limit', 50, 1, 1000), req.query.get('search')?.trim() || undefined),
+      core.users.list(actor, intParam(req.query, 'skip', 0, 0, 1e9), intParam(req.query, 'limit', 50, 1, 1000), {
+        q: req.query.get('q') ?? undefined,
+        search: req.query.get('search')?.trim() || undefined,
+      }),
   },
   {
     method: 'GET', path: '/admin/clients/:id/tokens', summary: "A user's tokens: when issued, when they expire (never the tokens)", auth: 'actor',

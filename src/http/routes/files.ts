@@ -1,5 +1,7 @@
 import type { Readable } from 'node:stream';
+import { Readable as ReadableStream } from 'node:stream';
 import busboy from 'busboy';
+import { isGenericType, SNIFF_BYTES, sniffType } from '../../files/sniff.js';
 import type { Core } from '../../core/core.js';
 import { Errors } from '../../core/errors.js';
 import { fileView } from '../../core/files.js';
@@ -135,12 +137,21 @@ function receiveUpload(core: Core, actor: Actor, bucket: string, req: HttpReques
       }
       upload = (async () => {
         if (extraError) throw extraError;
-        await core.files.precheck(actor, bucket, info.mimeType, extra);
+        const filename = info.filename || 'file';
+        // A part typed application/octet-stream (the Flutter SDK's dio does so) is typed from its bytes.
+        let content: Readable = file;
+        let mimetype = info.mimeType;
+        if (isGenericType(mimetype)) {
+          const peeked = await peek(file, SNIFF_BYTES);
+          content = peeked.content;
+          mimetype = sniffType(peeked.head, filename) ?? 'application/octet-stream';
+        }
+        await core.files.precheck(actor, bucket, mimetype, extra);
         return core.files.upload(actor, {
           bucket,
-          filename: info.filename || 'file',
-          mimetype: info.mimeType,
-          content: file,
+          filename,
+          mimetype,
+          content,
           extra: ended.then(() => {
             if (extraError) throw extraError;
             return extra ?? {};
@@ -169,3 +180,34 @@ function receiveUpload(core: Core, actor: Actor, bucket: string, req: HttpReques
   });
 }
 
+/**
+ * Reads up to `bytes` leading bytes of a stream without losing them: the head, and a stream
+ * that yields the head and then the rest (with the source's backpressure and errors).
+ */
+function peek(source: Readable, bytes: number): Promise<{ head: Buffer; content: Readable }> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let length = 0;
+    const done = () => {
+      source.off('data', onData);
+      source.off('end', done);
+      source.off('error', onError);
+      source.pause();
+      const head = Buffer.concat(chunks);
+      async function* replay() {
+        if (head.length > 0) yield head;
+        for await (const chunk of source) yield chunk as Buffer;
+      }
+      resolve({ head: head.subarray(0, bytes), content: ReadableStream.from(replay(), { objectMode: false }) });
+    };
+    const onData = (chunk: Buffer) => {
+      chunks.push(chunk);
+      length += chunk.length;
+      if (length >= bytes) done();
+    };
+    const onError = (err: unknown) => reject(err);
+    source.on('data', onData);
+    source.once('end', done);
+    source.once('error', onError);
+  });
+}

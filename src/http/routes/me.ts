@@ -1,3 +1,6 @@
+import { roomInputs } from '../../core/rooms.js';
+import { Errors } from '../../core/errors.js';
+import { credentialsFromHeaders } from '../../credentials.js';
 import type { RouteDef } from '../route.js';
 import { userInputs } from '../../core/users.js';
 import { deliveryInputs } from '../../core/delivery.js';
@@ -6,10 +9,20 @@ import { deliveryInputs } from '../../core/delivery.js';
 export const meRoutes: RouteDef[] = [
   { method: 'GET', path: '/me', summary: 'The signed-in user', auth: 'actor', handle: ({ core, actor }) => core.users.me(actor) },
   { method: 'POST', path: '/me', summary: 'Update your profile', body: userInputs.updateMe, auth: 'actor', handle: ({ core, actor, body }) => core.users.updateMe(actor, body()) },
-  { method: 'GET', path: '/me/pref', summary: 'Your preferences (muted rooms)', auth: 'actor', handle: ({ core, actor }) => core.users.prefs(actor) },
   {
     method: 'GET', path: '/me/badge', summary: 'Unread count over your rooms', query: { roomTags: 'only rooms with this tag (repeatable)' }, auth: 'actor',
     handle: ({ core, actor, req }) => core.rooms.badge(actor, req.query.getAll('roomTags')),
+  },
+  { method: 'POST', path: '/badges/byRoomTags', summary: 'Unread counts by room tag (AND total)', body: roomInputs.badgesByTags, auth: 'actor', handle: ({ core, actor, body }) => core.rooms.badgesByTags(actor, body()) },
+  {
+    // IMKIT: the API key, or (sandbox, off unless the operator enables it) the client key alone.
+    method: 'POST', path: '/auths/sign/v2', summary: 'Sign in and get a token (API key; client key alone in sandbox mode)', body: userInputs.signIn, auth: 'public',
+    handle: async ({ core, req, body, config, authenticate }) => {
+      const creds = credentialsFromHeaders(req.headers, config.trustProxy);
+      if (creds.apiKey) return core.users.sandboxSignIn((await authenticate()).app, body());
+      if (!config.sandboxSignIn) throw Errors.sandboxDisabled();
+      return core.users.sandboxSignIn(await core.identity.authenticateClientKey(creds), body());
+    },
   },
   // Push devices; with the API key, `clientId` names the user.
   {

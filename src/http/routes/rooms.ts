@@ -1,6 +1,6 @@
 import { Errors } from '../../core/errors.js';
 import { Metric } from '../../metering/meter.js';
-import { intParam, type RouteDef } from '../route.js';
+import { intParam, type RouteDef, timeParam } from '../route.js';
 import { z } from 'zod';
 import { messageInputs } from '../../core/messages.js';
 import { roomInputs } from '../../core/rooms.js';
@@ -25,6 +25,7 @@ export const roomRoutes: RouteDef[] = [
         sort: req.query.get('sort') ?? undefined,
         q: req.query.get('q') ?? undefined,
         sortUnreadFirst: intParam(req.query, 'sortUnreadFirst', 0, 0, 1) === 1,
+        updatedAfter: timeParam(req.query, 'updatedAfter'),
       }),
   },
   { method: 'GET', path: '/rooms/:id', summary: 'One room', auth: 'actor', handle: ({ core, actor, params }) => core.rooms.get(actor, params.id!) },

@@ -49,6 +49,18 @@ const MIGRATIONS: { version: number; statements: (engine: Engine) => string[] }[
       `CREATE INDEX outbox_recent ON outbox (app, updated_at)`,
     ],
   },
+  {
+    // The SDK features (issue 14): files shared by message, delete-for-me, room invitations.
+    version: 3,
+    statements: () => [
+      `CREATE TABLE file_rooms (app TEXT NOT NULL, file TEXT NOT NULL, room TEXT NOT NULL, PRIMARY KEY (app, file, room))`,
+      `CREATE TABLE user_deleted (app TEXT NOT NULL, user_id TEXT NOT NULL, room TEXT NOT NULL, message TEXT NOT NULL,
+        PRIMARY KEY (app, user_id, room, message))`,
+      `CREATE TABLE invitations (app TEXT NOT NULL, room TEXT NOT NULL, invitee TEXT NOT NULL, created_at BIGINT NOT NULL,
+        doc TEXT NOT NULL, PRIMARY KEY (app, room, invitee))`,
+      `CREATE INDEX invitations_by_invitee ON invitations (app, invitee)`,
+    ],
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.at(-1)!.version;

@@ -3,6 +3,7 @@ import type {
   BlockRecord,
   DeviceRecord,
   FileRecord,
+  InvitationRecord,
   MemberRoom,
   MemberState,
   MessageRecord,
@@ -15,7 +16,7 @@ import type {
 } from '../../core/models.js';
 import type { ControlMessage } from '../../bus/bus.js';
 import { newId } from '../../core/secrets.js';
-import { OUTBOX_KEEP_SETTLED, OUTBOX_PRUNE_EVERY, type HistoryQuery, type Store } from '../store.js';
+import { type AppMessageQuery, byInvitationOrder, type HistoryQuery, matchesAppQuery, OUTBOX_KEEP_SETTLED, OUTBOX_PRUNE_EVERY, type Store } from '../store.js';
 import { type Db, marks, type Param, type Queryer } from './db.js';
 import { migrate } from './schema.js';
 
@@ -238,7 +239,7 @@ export class SqlStore implements Store {
   }
   async deleteApp(appId: string): Promise<boolean> {
     const gone = await this.db.tx(async (q) => {
-      for (const table of ['users', 'tokens', 'rooms', 'members', 'messages', 'blocks', 'files', 'prefs', 'devices', 'outbox']) {
+      for (const table of ['users', 'tokens', 'rooms', 'members', 'messages', 'blocks', 'files', 'prefs', 'file_rooms', 'user_deleted', 'invitations', 'devices', 'outbox']) {
         await q.run(`DELETE FROM ${table} WHERE app = ?`, [appId]);
       }
       return q.run(`DELETE FROM apps WHERE id = ?`, [appId]);
@@ -540,6 +541,7 @@ export class SqlStore implements Store {
     return this.db.tx(async (q) => {
       await q.run(`DELETE FROM messages WHERE app = ? AND room = ?`, [appId, roomId]);
       await q.run(`DELETE FROM members WHERE app = ? AND room = ?`, [appId, roomId]);
+      await q.run(`DELETE FROM user_deleted WHERE app = ? AND room = ?`, [appId, roomId]);
       return (await q.run(`DELETE FROM rooms WHERE app = ? AND id = ?`, [appId, roomId])) > 0;
     });
   }
@@ -817,16 +819,102 @@ export class SqlStore implements Store {
   }
 
   async putFile(appId: string, file: FileRecord): Promise<void> {
+    // sharedIn lives in file_rooms (shareFile), not in the document.
+    const { sharedIn: _rows, ...doc } = file;
     await this.db.run(`INSERT INTO files (app, id, doc) VALUES (?, ?, ?) ON CONFLICT (app, id) DO UPDATE SET doc = excluded.doc`, [
-      appId, file.id, JSON.stringify(file),
+      appId, file.id, JSON.stringify(doc),
     ]);
   }
   async getFile(appId: string, fileId: string): Promise<FileRecord | undefined> {
     const [row] = await this.db.all<{ doc: string }>(`SELECT doc FROM files WHERE app = ? AND id = ?`, [appId, fileId]);
-    return row && parse<FileRecord>(row.doc);
+    if (!row) return undefined;
+    const file = parse<FileRecord>(row.doc);
+    const rooms = await this.db.all<{ room: string }>(`SELECT room FROM file_rooms WHERE app = ? AND file = ? ORDER BY room`, [appId, fileId]);
+    if (rooms.length > 0) file.sharedIn = rooms.map((r) => r.room);
+    return file;
   }
   async deleteFile(appId: string, fileId: string): Promise<boolean> {
-    return (await this.db.run(`DELETE FROM files WHERE app = ? AND id = ?`, [appId, fileId])) > 0;
+    return this.db.tx(async (q) => {
+      await q.run(`DELETE FROM file_rooms WHERE app = ? AND file = ?`, [appId, fileId]);
+      return (await q.run(`DELETE FROM files WHERE app = ? AND id = ?`, [appId, fileId])) > 0;
+    });
+  }
+  async shareFile(appId: string, fileId: string, roomId: string): Promise<boolean> {
+    return this.db.tx(async (q) => {
+      const [row] = await q.all<{ id: string }>(`SELECT id FROM files WHERE app = ? AND id = ?${this.db.forUpdate}`, [appId, fileId]);
+      if (!row) return false;
+      await q.run(`INSERT INTO file_rooms (app, file, room) VALUES (?, ?, ?) ON CONFLICT (app, file, room) DO NOTHING`, [appId, fileId, roomId]);
+      return true;
+    });
+  }
+
+  // ---- delete-for-me, invitations, cross-room listing ----------------------------------------
+
+  async addUserDeletedMessages(appId: string, userId: string, roomId: string, messageIds: readonly string[]): Promise<void> {
+    if (messageIds.length === 0) return;
+    await this.db.tx(async (q) => {
+      for (const id of new Set(messageIds)) {
+        await q.run(
+          `INSERT INTO user_deleted (app, user_id, room, message) VALUES (?, ?, ?, ?) ON CONFLICT (app, user_id, room, message) DO NOTHING`,
+          [appId, userId, roomId, id],
+        );
+      }
+    });
+  }
+  async listUserDeletedMessages(appId: string, userId: string, roomId: string): Promise<string[]> {
+    const rows = await this.db.all<{ message: string }>(
+      `SELECT message FROM user_deleted WHERE app = ? AND user_id = ? AND room = ?`,
+      [appId, userId, roomId],
+    );
+    return rows.map((r) => r.message);
+  }
+
+  async putInvitations(appId: string, invitations: readonly InvitationRecord[]): Promise<void> {
+    if (invitations.length === 0) return;
+    await this.db.tx(async (q) => {
+      for (const inv of invitations) {
+        await q.run(
+          `INSERT INTO invitations (app, room, invitee, created_at, doc) VALUES (?, ?, ?, ?, ?)
+           ON CONFLICT (app, room, invitee) DO UPDATE SET created_at = excluded.created_at, doc = excluded.doc`,
+          [appId, inv.room, inv.invitee, inv.createdAt, JSON.stringify(inv)],
+        );
+      }
+    });
+  }
+  async deleteInvitations(appId: string, roomId: string, invitees?: readonly string[]): Promise<InvitationRecord[]> {
+    if (invitees?.length === 0) return [];
+    const only = invitees ? ` AND invitee IN (${marks(invitees.length)})` : '';
+    const params: Param[] = [appId, roomId, ...(invitees ?? [])];
+    return this.db.tx(async (q) => {
+      const rows = await q.all<{ doc: string }>(`SELECT doc FROM invitations WHERE app = ? AND room = ?${only}${this.db.forUpdate}`, params);
+      if (rows.length > 0) await q.run(`DELETE FROM invitations WHERE app = ? AND room = ?${only}`, params);
+      return rows.map((r) => parse<InvitationRecord>(r.doc)).sort(byInvitationOrder);
+    });
+  }
+  async listInvitations(appId: string, by: { room: string } | { invitee: string }): Promise<InvitationRecord[]> {
+    const [column, value] = 'room' in by ? ['room', by.room] : ['invitee', by.invitee];
+    const rows = await this.db.all<{ doc: string }>(`SELECT doc FROM invitations WHERE app = ? AND ${column} = ?`, [appId, value]);
+    return rows.map((r) => parse<InvitationRecord>(r.doc)).sort(byInvitationOrder);
+  }
+
+  /** An administrator's query: reads the application's messages newest first and filters them. */
+  async listAppMessages(appId: string, query: AppMessageQuery): Promise<{ total: number; messages: MessageRecord[] }> {
+    const matching: MessageRecord[] = [];
+    let before: number | undefined;
+    for (;;) {
+      const rows = await this.db.all<{ seq: number; doc: string }>(
+        `SELECT seq, doc FROM messages WHERE app = ?${before === undefined ? '' : ' AND seq < ?'} ORDER BY seq DESC LIMIT 1000`,
+        before === undefined ? [appId] : [appId, before],
+      );
+      for (const r of rows) {
+        const m = parse<MessageRecord>(r.doc);
+        if (matchesAppQuery(m, query)) matching.push(m);
+      }
+      if (rows.length < 1000) break;
+      before = Number(rows.at(-1)!.seq);
+    }
+    matching.sort((a, b) => b.createdAt - a.createdAt);
+    return { total: matching.length, messages: matching.slice(0, query.limit) };
   }
 
   async listPrefs(appId: string, userId: string): Promise<PrefRecord[]> {

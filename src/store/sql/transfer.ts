@@ -3,6 +3,7 @@ import type {
   BlockRecord,
   DeviceRecord,
   FileRecord,
+  InvitationRecord,
   MemberState,
   MessageRecord,
   OutboxItem,
@@ -29,6 +30,9 @@ export type ExportLine =
   | { type: 'block'; app: string; record: BlockRecord }
   | { type: 'file'; app: string; record: FileRecord }
   | { type: 'pref'; app: string; user: string; record: PrefRecord }
+  | { type: 'file-room'; app: string; record: { file: string; room: string } }
+  | { type: 'user-deleted'; app: string; record: { user: string; room: string; message: string } }
+  | { type: 'invitation'; app: string; record: InvitationRecord }
   | { type: 'device'; app: string; record: DeviceRecord }
   /** Deliveries still to make (settled ones are history and stay behind). */
   | { type: 'outbox'; app: string; record: OutboxItem };
@@ -66,6 +70,15 @@ export async function* exportData(db: Db): AsyncGenerator<ExportLine> {
   }
   for await (const r of pages<{ app: string; user_id: string; pref_key: string; data: string }>(db, 'prefs', 'app, user_id, pref_key, data', ['app', 'user_id', 'pref_key'])) {
     yield { type: 'pref', app: r.app, user: r.user_id, record: { key: r.pref_key, data: JSON.parse(r.data) } };
+  }
+  for await (const r of pages<{ app: string; file: string; room: string }>(db, 'file_rooms', 'app, file, room', ['app', 'file', 'room'])) {
+    yield { type: 'file-room', app: r.app, record: { file: r.file, room: r.room } };
+  }
+  for await (const r of pages<{ app: string; user_id: string; room: string; message: string }>(db, 'user_deleted', 'app, user_id, room, message', ['app', 'user_id', 'room', 'message'])) {
+    yield { type: 'user-deleted', app: r.app, record: { user: r.user_id, room: r.room, message: r.message } };
+  }
+  for await (const r of pages<{ app: string; doc: string }>(db, 'invitations', 'app, room, invitee, doc', ['app', 'room', 'invitee'])) {
+    yield { type: 'invitation', app: r.app, record: JSON.parse(r.doc) };
   }
   type DeviceRow = { app: string; user_id: string; type: DeviceRecord['type']; device_id: string; token: string; created_at: number };
   for await (const r of pages<DeviceRow>(db, 'devices', 'app, user_id, type, device_id, token, created_at', ['app', 'user_id', 'type', 'device_id'])) {
@@ -149,7 +162,7 @@ export async function importData(db: Db, openLines: () => AsyncIterable<string>)
   return counts;
 }
 
-const KNOWN = new Set(['app', 'user', 'token', 'room', 'message', 'block', 'file', 'pref', 'device', 'outbox']);
+const KNOWN = new Set(['app', 'user', 'token', 'room', 'message', 'block', 'file', 'pref', 'file-room', 'user-deleted', 'invitation', 'device', 'outbox']);
 
 async function writeLines(q: Queryer, lines: readonly ExportLine[]): Promise<void> {
   for (const line of lines) {
@@ -171,6 +184,17 @@ async function writeLines(q: Queryer, lines: readonly ExportLine[]): Promise<voi
         break;
       case 'pref':
         await q.run(`INSERT INTO prefs (app, user_id, pref_key, data) VALUES (?, ?, ?, ?)`, [line.app, line.user, line.record.key, JSON.stringify(line.record.data ?? null)]);
+        break;
+      case 'file-room':
+        await q.run(`INSERT INTO file_rooms (app, file, room) VALUES (?, ?, ?)`, [line.app, line.record.file, line.record.room]);
+        break;
+      case 'user-deleted':
+        await q.run(`INSERT INTO user_deleted (app, user_id, room, message) VALUES (?, ?, ?, ?)`, [line.app, line.record.user, line.record.room, line.record.message]);
+        break;
+      case 'invitation':
+        await q.run(`INSERT INTO invitations (app, room, invitee, created_at, doc) VALUES (?, ?, ?, ?, ?)`, [
+          line.app, line.record.room, line.record.invitee, line.record.createdAt, JSON.stringify(line.record),
+        ]);
         break;
       case 'device':
         await q.run(`INSERT INTO devices (app, user_id, type, device_id, token, created_at) VALUES (?, ?, ?, ?, ?, ?)`, [
