@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HttpReceiver } from '../helpers/receivers.js';
-import { admin, startTestServer, type TestApp, type TestServer, user } from '../helpers/server.js';
+import { admin, startTestServer, type TestApp, type TestServer, TRANSPORTS, user } from '../helpers/server.js';
 import { until } from '../helpers/sockets.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -18,7 +18,7 @@ describe('the dashboard lists webhook and push deliveries', () => {
     if (!existsSync(CHROMIUM)) throw new Error(`Chromium is required at ${CHROMIUM} (Debian package 'chromium'; .ci/run installs it)`);
     await receiver.start();
     receiver.answer = (r) => (r.body?.data?.message === 'refused' ? { status: 500 } : { status: 200, body: {} });
-    t = await startTestServer('uws', { outboxPollMs: 20, outboxMaxAttempts: 1 });
+    t = await startTestServer(TRANSPORTS[0]!, { outboxPollMs: 20, outboxMaxAttempts: 1 });
     app = await t.createApp('dash');
     const alice = await t.createUser(app, 'alice');
     await admin(t.base, app).post('/rooms', { _id: 'lobby', members: ['alice'], webhook: receiver.url });

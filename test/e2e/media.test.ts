@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { admin, startTestServer, type TestApp, type TestServer } from '../helpers/server.js';
+import { admin, startTestServer, type TestApp, type TestServer, TRANSPORTS } from '../helpers/server.js';
 import { until } from '../helpers/sockets.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -26,7 +26,7 @@ describe('a media message in real browsers', () => {
 
   beforeAll(async () => {
     if (!existsSync(CHROMIUM)) throw new Error(`Chromium is required at ${CHROMIUM} (Debian package 'chromium'; .ci/run installs it)`);
-    t = await startTestServer('uws', { filesDir: mkdtempSync(path.join(tmpdir(), 'roomcast-e2e-media-')) });
+    t = await startTestServer(TRANSPORTS[0]!, { filesDir: mkdtempSync(path.join(tmpdir(), 'roomcast-e2e-media-')) });
     app = await t.createApp('media');
     for (const id of ['alice', 'bob']) tokens[id] = await t.createUser(app, id);
     await admin(t.base, app).post('/rooms', { _id: 'pics', members: ['alice', 'bob'] });

@@ -14,6 +14,8 @@ export type Transport = 'uws' | 'node';
  * machine's primary Node without the native build, so the uws runs cannot silently vanish there.
  */
 export const TRANSPORTS: readonly Transport[] = uwsAvailable() ? ['uws', 'node'] : ['node'];
+/** Two cluster nodes: one on each transport where both run here, else both on `node`. */
+export const TWO_NODES: readonly [Transport, Transport] = [TRANSPORTS[0]!, TRANSPORTS[TRANSPORTS.length - 1]!];
 
 export interface TestApp {
   appId: string;

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryRateLimiter } from '../../src/ratelimit/limiter.js';
-import { admin, startTestServer, type TestApp, type TestServer, TRANSPORTS, user } from '../helpers/server.js';
+import { admin, startTestServer, type TestApp, type TestServer, TRANSPORTS, TWO_NODES, user } from '../helpers/server.js';
 import { freshSchema, SHARED_DATABASE_URL } from '../helpers/postgres.js';
 import { type RedisProcess, startRedis } from '../helpers/redis.js';
 import { until } from '../helpers/sockets.js';
@@ -64,7 +64,7 @@ describe('REST rate limits across a cluster (two nodes, one PostgreSQL, one Redi
     // A cluster: one PostgreSQL schema for data, one Redis for bus, presence and the rate counts.
     const schema = freshSchema();
     nodes = [];
-    for (const transport of TRANSPORTS) {
+    for (const transport of TWO_NODES) {
       nodes.push(await startTestServer(transport, { redisUrl: redis.url, redisPrefix: prefix, databaseUrl: SHARED_DATABASE_URL, databaseSchema: schema, restRequestsPerMinutePerApiKey: LIMIT }));
     }
     app = await nodes[0]!.createApp();

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freshSchema, SHARED_DATABASE_URL } from '../helpers/postgres.js';
 import { startRedis, type RedisProcess } from '../helpers/redis.js';
-import { admin, startTestServer, type TestApp, type TestServer, TRANSPORTS, user } from '../helpers/server.js';
+import { admin, startTestServer, type TestApp, type TestServer, TWO_NODES, user } from '../helpers/server.js';
 
 /**
  * Search over messages stored through another node (or before this node started): each node
@@ -20,7 +20,7 @@ describe('POST /search across a cluster', () => {
 
   beforeAll(async () => {
     redis = await startRedis();
-    nodes.push(await startTestServer(TRANSPORTS[0], cluster()));
+    nodes.push(await startTestServer(TWO_NODES[0], cluster()));
     app = await nodes[0]!.createApp();
     for (const id of ['alice', 'bob']) tokens[id] = await nodes[0]!.createUser(app, id);
     await admin(nodes[0]!.base, app).post('/rooms', { _id: 'shared', members: ['alice', 'bob'] });
@@ -36,7 +36,7 @@ describe('POST /search across a cluster', () => {
   it('finds messages another node stored, before and after this node started', async () => {
     const early = (await user(nodes[0]!.base, app, tokens.alice!).post('/rooms/shared/message', { message: 'kickoff meeting notes' })).body.result._id;
     // A node started later has never seen that message.
-    nodes.push(await startTestServer(TRANSPORTS[1], cluster()));
+    nodes.push(await startTestServer(TWO_NODES[1], cluster()));
     expect(await search(nodes[1]!, 'bob', 'kickoff')).toEqual([early]);
     // New messages through node 0 are found through node 1 (caught up from its watermark), and back.
     const later = (await user(nodes[0]!.base, app, tokens.alice!).post('/rooms/shared/message', { message: 'kickoff moved to Friday' })).body.result._id;
