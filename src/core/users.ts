@@ -174,12 +174,19 @@ export class UserService {
    */
   async sandboxSignIn(app: AppRecord, body: unknown) {
     const input = parseInput(signSchema, body);
-    const existing = await this.store.getUser(app.id, input.id);
-    const now = Date.now();
-    const user: UserRecord = existing
-      ? { ...existing, nickname: input.nickname ?? existing.nickname, avatarUrl: input.avatarUrl ?? existing.avatarUrl, updatedAt: now }
-      : { id: input.id, nickname: input.nickname, avatarUrl: input.avatarUrl, custom: {}, createdAt: now, updatedAt: now };
-    await this.store.putUser(app.id, user);
+    const now = this.clock.now();
+    // As upsert: an atomic update of what was sent (mute list and login times stay), else a new user.
+    let user = await this.store.updateUser(app.id, input.id, (u) => ({
+      ...u,
+      nickname: input.nickname ?? u.nickname,
+      avatarUrl: input.avatarUrl ?? u.avatarUrl,
+      updatedAt: now,
+    }));
+    if (!user) {
+      user = { id: input.id, nickname: input.nickname, avatarUrl: input.avatarUrl, custom: {}, createdAt: now, updatedAt: now };
+      await this.store.putUser(app.id, user);
+    }
+    this.announceChanged(app.id, user.id);
     const issued = await this.tokens.issue(app, user.id);
     return {
       authType: 'Standalone JWT',
