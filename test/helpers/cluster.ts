@@ -144,19 +144,7 @@ export async function startHaproxy(servers: { id: string; port: number }[], stic
   const dir = mkdtempSync(path.join(tmpdir(), 'roomcast-haproxy-'));
   const file = path.join(dir, 'haproxy.cfg');
   writeFileSync(file, haproxyConfig(port, servers, sticky));
-  const child = track(spawn(binary, ['-f', file, '-db'], { stdio: ['ignore', 'ignore', 'pipe'] }));
-  let err = '';
-  child.stderr!.on('data', (d) => (err += d));
-  const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`haproxy exited with ${code}:\n${err}`))));
-  exited.catch(() => {});
-  await Promise.race([waitForPort(port, 10_000), exited]);
-  return {
-    base: `http://127.0.0.1:${port}`,
-    async stop() {
-      await stop(child, 'SIGTERM');
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
+  return runBalancer('haproxy', binary, ['-f', file, '-db'], port, dir);
 }
 
 /**
@@ -185,10 +173,15 @@ export async function startNginx(servers: { id: string; port: number }[]): Promi
       `  include ${dir}/site.conf;`, '}', '',
     ].join('\n'),
   );
-  const child = track(spawn(binary, ['-p', dir, '-c', path.join(dir, 'nginx.conf')], { stdio: ['ignore', 'ignore', 'pipe'] }));
+  return runBalancer('nginx', binary, ['-p', dir, '-c', path.join(dir, 'nginx.conf')], port, dir);
+}
+
+/** Starts a balancer process, waits for its port (or its early exit, with its stderr), and stops it. */
+async function runBalancer(name: string, binary: string, args: string[], port: number, dir: string): Promise<Balancer> {
+  const child = track(spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe'] }));
   let err = '';
   child.stderr!.on('data', (d) => (err += d));
-  const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`nginx exited with ${code}:\n${err}`))));
+  const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`${name} exited with ${code}:\n${err}`))));
   exited.catch(() => {});
   await Promise.race([waitForPort(port, 10_000), exited]);
   return {
