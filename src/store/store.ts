@@ -23,6 +23,15 @@ export interface AppMessageQuery {
   batchID?: string;
   limit: number;
 }
+/** `searchMessages`: which messages, how many, and where a previous page stopped. */
+export interface MessageSearchQuery {
+  /** At most this many messages. */
+  limit: number;
+  /** Only messages of these types (e.g. the file-like ones); any type when absent. */
+  messageTypes?: readonly string[];
+  /** Continue after the page that returned this cursor. */
+  cursor?: string;
+}
 /** Settled (delivered or dead) outbox items kept per application for `/admin/deliveries`; older ones are dropped. */
 export const OUTBOX_KEEP_SETTLED = 1000;
 /** Settled items beyond OUTBOX_KEEP_SETTLED are dropped at least every this many settles (so a few more may be listed). */
@@ -142,6 +151,13 @@ export interface Store {
    * implementations may scan.
    */
   listAppMessages(appId: string, query: AppMessageQuery): Promise<{ total: number; messages: MessageRecord[] }>;
+  /**
+   * Messages of the given rooms whose searchable text contains the keyword (both normalised,
+   * core/search-text.ts: a substring match, CJK included), newest first, answered from a
+   * full-text index kept in step with every write of a message (send, edit, recall, delete,
+   * room deletion), so every node finds the same. `cursor` is set when more may follow.
+   */
+  searchMessages(appId: string, roomIds: readonly string[], keyword: string, query: MessageSearchQuery): Promise<{ messages: MessageRecord[]; cursor?: string }>;
   /**
    * Removes one message from its room's history; false if it is not there. Members whose
    * last-read message it was now point at the message before it (so their unread count stays).

@@ -565,5 +565,89 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
       await store.deleteApp(A);
       expect(await store.claimOutbox(1_000_000, 10, 1000)).toEqual([]);
     });
+
+    it('searchMessages: normalised substrings (CJK of any length) in the given rooms only, newest first, per application', async () => {
+      for (const r of ['r1', 'r2', 'r3']) await store.createRoom(A, room(r, ['u1']));
+      await store.createRoom(B, room('r1', ['u1']));
+      const text = (id: string, roomId: string, body: string, fields: Record<string, unknown> = {}, messageType = 'text') =>
+        store.addMessage(A, { ...message(id, roomId), message: body, fields, messageType });
+      await text('m1', 'r1', 'The Launch  plan is ready');
+      await text('m2', 'r2', 'launch codes');
+      await text('m3', 'r1', '明天開會討論設計');
+      await text('m4', 'r1', '', { extra: { fileName: 'Launch-Budget.pdf' } }, 'file');
+      await text('m5', 'r3', 'launch party');
+      await text('m6', 'r1', 'ab ba');
+      await store.addMessage(B, { ...message('b1', 'r1'), message: 'launch elsewhere' });
+      const ids = async (keyword: string, rooms = ['r1', 'r2'], messageTypes?: string[]) =>
+        (await store.searchMessages(A, rooms, keyword, { limit: 10, messageTypes })).messages.map((m) => m.id);
+      expect(await ids('LAUNCH')).toEqual(['m4', 'm2', 'm1']);
+      expect(await ids('launch', ['r3'])).toEqual(['m5']);
+      expect(await ids('launch', [])).toEqual([]);
+      expect(await ids('launch', ['r1'], ['file', 'image'])).toEqual(['m4']);
+      expect(await ids('設計')).toEqual(['m3']);
+      expect(await ids('設')).toEqual(['m3']);
+      expect(await ids('會討論')).toEqual(['m3']);
+      expect(await ids('設會')).toEqual([]);
+      expect(await ids('plan is r')).toEqual(['m1']);
+      expect(await ids('launch plan')).toEqual(['m1']);
+      expect(await ids('plan ready')).toEqual([]);
+      // Every gram of 'aba' is in 'ab ba', the substring is not.
+      expect(await ids('aba')).toEqual([]);
+      expect(await ids('zebra')).toEqual([]);
+      expect((await store.searchMessages(B, ['r1'], 'launch', { limit: 10 })).messages.map((m) => m.id)).toEqual(['b1']);
+    });
+
+    it('searchMessages follows edits, recalls, deletions and room deletion', async () => {
+      for (const r of ['r1', 'r2']) await store.createRoom(A, room(r, ['u1']));
+      await store.addMessage(A, { ...message('m1', 'r1'), message: 'launch plan' });
+      await store.addMessage(A, { ...message('m2', 'r1'), message: 'launch 設計' });
+      await store.addMessage(A, { ...message('m3', 'r2'), message: 'launch day' });
+      const ids = async (keyword: string) => (await store.searchMessages(A, ['r1', 'r2'], keyword, { limit: 10 })).messages.map((m) => m.id);
+      // An edit: the old text is no longer found, the new one is.
+      await store.updateMessage(A, 'm1', (m) => ({ ...m, message: 'postponed 會議' }));
+      expect(await ids('launch')).toEqual(['m3', 'm2']);
+      expect(await ids('會議')).toEqual(['m1']);
+      // A change that leaves the text (a reaction) keeps it found.
+      await store.updateMessage(A, 'm2', (m) => ({ ...m, fields: { reactions: [{ key: 'like' }] } }));
+      expect(await ids('設計')).toEqual(['m2']);
+      // A recall: its text is never found again.
+      await store.updateMessage(A, 'm2', (m) => ({ ...m, messageType: 'recall', message: '', fields: {} }));
+      expect(await ids('設計')).toEqual([]);
+      expect(await ids('launch')).toEqual(['m3']);
+      await store.replaceMessage(A, { ...message('m3', 'r2'), message: 'replaced text' });
+      expect(await ids('launch')).toEqual([]);
+      expect(await ids('replaced')).toEqual(['m3']);
+      expect(await store.deleteMessage(A, 'r2', 'm3')).toBe(true);
+      expect(await ids('replaced')).toEqual([]);
+      await store.addMessage(A, { ...message('m4', 'r2'), message: 'cleared soon' });
+      await store.clearMessages(A, 'r2');
+      expect(await ids('cleared')).toEqual([]);
+      await store.deleteRoom(A, 'r1');
+      expect(await ids('會議')).toEqual([]);
+      // A room of the same id made again starts with nothing to find.
+      await store.createRoom(A, room('r1', ['u1']));
+      await store.addMessage(A, { ...message('m5', 'r1'), message: 'fresh start' });
+      expect(await ids('會議')).toEqual([]);
+      expect(await ids('fresh')).toEqual(['m5']);
+    });
+
+    it('searchMessages stops at the limit, newest first, and a cursor continues where it stopped', async () => {
+      await store.createRoom(A, room('r1', ['u1']));
+      await store.createRoom(A, room('r2', ['u1']));
+      // Sent together (one group commit where the store batches), in two rooms, half of them matching.
+      await Promise.all(
+        Array.from({ length: 160 }, (_, i) =>
+          store.addMessage(A, { ...message(`m${String(i).padStart(3, '0')}`, i % 4 < 2 ? 'r1' : 'r2'), message: i % 2 === 0 ? `needle ${i}` : `hay ${i}` }),
+        ),
+      );
+      const needles = Array.from({ length: 80 }, (_, k) => `m${String(158 - 2 * k).padStart(3, '0')}`);
+      const first = await store.searchMessages(A, ['r1', 'r2'], 'needle', { limit: 60 });
+      expect(first.messages.map((m) => m.id)).toEqual(needles.slice(0, 60));
+      expect(first.cursor).toBeDefined();
+      const rest = await store.searchMessages(A, ['r1', 'r2'], 'needle', { limit: 60, cursor: first.cursor });
+      expect(rest.messages.map((m) => m.id)).toEqual(needles.slice(60));
+      expect(rest.cursor).toBeUndefined();
+      expect((await store.searchMessages(A, ['r2'], 'needle', { limit: 3 })).messages.map((m) => m.id)).toEqual(['m158', 'm154', 'm150']);
+    });
   });
 }

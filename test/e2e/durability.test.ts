@@ -199,6 +199,10 @@ describe('moving an installation: roomcast-admin export / import / backup', () =
     const history = await user(moved.base, app, tokens.alice).get('/rooms/r1/messages/v3?limit=100');
     expect(history.body.result.totalCount).toBe(30);
     expect(history.body.result.data.map((m: { message: string }) => m.message)).toEqual(Array.from({ length: 30 }, (_, i) => `m${29 - i}`));
+    // The imported messages are indexed for search (Vue: searchRoomsByKeyword → POST /search {type, keyword}).
+    const idOf = new Map(history.body.result.data.map((m: { _id: string; message: string }) => [m.message, m._id]));
+    const found = await user(moved.base, app, tokens.alice).post('/search', { type: ['messages'], keyword: 'M1' });
+    expect(found.body.result.messages[0].messages).toEqual(['m19', 'm18', 'm17', 'm16', 'm15', 'm14', 'm13', 'm12', 'm11', 'm10', 'm1'].map((t) => idOf.get(t)));
     await moved.kill('SIGTERM');
 
     const restored = await start('restored', { ...sqliteEnv, ROOMCAST_DATABASE_PATH: backup });

@@ -1,4 +1,8 @@
-import { type Db, type Engine, identityColumn } from './db.js';
+import { type Db, type Engine, identityColumn, type Queryer } from './db.js';
+import { backfillSearchIndex } from './search.js';
+
+/** A migration step: a statement, or work that needs code (a back-fill computed in JS). */
+type Step = string | ((q: Queryer, engine: Engine) => Promise<void>);
 
 /**
  * Versioned migrations, applied in order at start under the database-wide migration lock.
@@ -6,7 +10,7 @@ import { type Db, type Engine, identityColumn } from './db.js';
  * beside the columns the hot queries filter or sort on; see docs/architecture.md for the
  * cost of each hot query against these indexes.
  */
-const MIGRATIONS: { version: number; statements: (engine: Engine) => string[] }[] = [
+const MIGRATIONS: { version: number; statements: (engine: Engine) => Step[] }[] = [
   {
     version: 1,
     statements: (engine) => [
@@ -61,6 +65,26 @@ const MIGRATIONS: { version: number; statements: (engine: Engine) => string[] }[
       `CREATE INDEX invitations_by_invitee ON invitations (app, invitee)`,
     ],
   },
+  {
+    // Message search in the database (issue 14): each message's character grams (search.ts),
+    // kept in step with its text by the store's writes. SQLite: a contentless FTS5 table keyed
+    // by the message's seq, emptied of a message's row by a trigger whatever deletes it.
+    // PostgreSQL: a text[] column of the message row under a GIN index. Filled for the
+    // messages already stored before the index is built.
+    version: 4,
+    statements: (engine) =>
+      engine === 'sqlite'
+        ? [
+            `CREATE VIRTUAL TABLE message_grams USING fts5(grams, content='', contentless_delete=1, detail=none, tokenize='ascii')`,
+            `CREATE TRIGGER messages_unindex AFTER DELETE ON messages BEGIN DELETE FROM message_grams WHERE rowid = old.seq; END`,
+            backfillSearchIndex,
+          ]
+        : [
+            `ALTER TABLE messages ADD COLUMN search_grams TEXT[]`,
+            backfillSearchIndex,
+            `CREATE INDEX messages_search ON messages USING GIN (search_grams)`,
+          ],
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.at(-1)!.version;
@@ -70,9 +94,10 @@ export class SchemaTooNewError extends Error {}
 /**
  * Brings the database to SCHEMA_VERSION. Safe when several nodes start at once (they take
  * the migration lock in turn; the later ones find nothing to do). Refuses a database whose
- * schema is newer than this code knows: an older node must not write to it.
+ * schema is newer than this code knows: an older node must not write to it. `target` stops
+ * at an older version (tests of a migration's back-fill).
  */
-export async function migrate(db: Db): Promise<{ from: number; to: number }> {
+export async function migrate(db: Db, target = SCHEMA_VERSION): Promise<{ from: number; to: number }> {
   return db.withMigrationLock(async (q) => {
     await q.run(`CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)`);
     const [row] = await q.all<{ v: number | null }>(`SELECT MAX(version) AS v FROM schema_migrations`);
@@ -83,10 +108,13 @@ export async function migrate(db: Db): Promise<{ from: number; to: number }> {
       );
     }
     for (const m of MIGRATIONS) {
-      if (m.version <= from) continue;
-      for (const sql of m.statements(db.engine)) await q.run(sql);
+      if (m.version <= from || m.version > target) continue;
+      for (const step of m.statements(db.engine)) {
+        if (typeof step === 'string') await q.run(step);
+        else await step(q, db.engine);
+      }
       await q.run(`INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, [m.version, Date.now()]);
     }
-    return { from, to: SCHEMA_VERSION };
+    return { from, to: Math.max(from, target) };
   });
 }

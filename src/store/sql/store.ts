@@ -16,9 +16,20 @@ import type {
 } from '../../core/models.js';
 import type { ControlMessage } from '../../bus/bus.js';
 import { newId } from '../../core/secrets.js';
-import { type AppMessageQuery, byInvitationOrder, type HistoryQuery, matchesAppQuery, OUTBOX_KEEP_SETTLED, OUTBOX_PRUNE_EVERY, type Store } from '../store.js';
+import { matchesKeyword, normalise, searchableText } from '../../core/search-text.js';
+import {
+  type AppMessageQuery,
+  byInvitationOrder,
+  type HistoryQuery,
+  matchesAppQuery,
+  type MessageSearchQuery,
+  OUTBOX_KEEP_SETTLED,
+  OUTBOX_PRUNE_EVERY,
+  type Store,
+} from '../store.js';
 import { type Db, marks, type Param, type Queryer } from './db.js';
 import { migrate } from './schema.js';
+import { gramsParam, indexNewSqlite, indexSqlite, PG_GRAMS, searchCandidates } from './search.js';
 
 /** The room document as stored: the record without what lives in columns and member rows. */
 type RoomDoc = Omit<RoomRecord, 'memberState' | 'lastMessageId' | 'lastActivityAt'>;
@@ -623,11 +634,11 @@ export class SqlStore implements Store {
         p.appId, p.message.id, i, o.id, o.kind, JSON.stringify(o.payload), o.status, o.attempts, o.nextAt, o.createdAt, o.updatedAt,
       ]);
       const rows = await this.db.all<{ app: string; id: string }>(
-        `WITH v (app, id, room, doc, ord, sender, at) AS (
-           VALUES ${part.map(() => '(?, ?, ?, ?, CAST(? AS BIGINT), ?, CAST(? AS BIGINT))').join(', ')}),
+        `WITH v (app, id, room, doc, ord, sender, at, grams) AS (
+           VALUES ${part.map(() => '(?, ?, ?, ?, CAST(? AS BIGINT), ?, CAST(? AS BIGINT), CAST(? AS TEXT))').join(', ')}),
          ins AS (
-           INSERT INTO messages (app, id, room, doc)
-           SELECT v.app, v.id, v.room, v.doc FROM v JOIN rooms r ON r.app = v.app AND r.id = v.room
+           INSERT INTO messages (app, id, room, doc, search_grams)
+           SELECT v.app, v.id, v.room, v.doc, string_to_array(v.grams, ' ') FROM v JOIN rooms r ON r.app = v.app AND r.id = v.room
            ORDER BY v.ord
            ON CONFLICT (app, id) DO NOTHING RETURNING app, id),
          fresh AS (SELECT DISTINCT ON (v.app, v.id) v.* FROM v JOIN ins ON ins.app = v.app AND ins.id = v.id ORDER BY v.app, v.id, v.ord),
@@ -642,29 +653,43 @@ export class SqlStore implements Store {
            UPDATE members SET last_read = reads.id FROM reads
            WHERE members.app = reads.app AND members.room = reads.room AND members.user_id = reads.sender AND members.state <> ?)${outbox}
          SELECT app, id FROM ins`,
-        [...part.flatMap(([p, i]) => [p.appId, p.message.id, p.message.room, p.doc, i, p.message.sender ?? null, p.message.createdAt]), NO_STATE, ...outboxParams],
+        [
+          ...part.flatMap(([p, i]) => [
+            p.appId, p.message.id, p.message.room, p.doc, i, p.message.sender ?? null, p.message.createdAt, gramsParam('postgres', p.message),
+          ]),
+          NO_STATE,
+          ...outboxParams,
+        ],
       );
       for (const r of rows) insertedIds.add(`${r.app}\0${r.id}`);
     }
     return firstOccurrences(batch, insertedIds);
   }
 
-  /** Three statements per batch whatever its size: insert, move the rooms' pointers, mark senders' reads. */
+  /** Four statements per batch whatever its size: insert, index for search, move the rooms' pointers, mark senders' reads. */
   private async insertMessages(q: Queryer, batch: readonly PendingMessage[]): Promise<boolean[]> {
     const insertedIds = new Set<string>();
+    const seqs = new Map<string, number>();
     for (const part of chunks(batch.map((p, i) => [p, i] as const))) {
-      const rows = await q.all<{ app: string; id: string }>(
+      const rows = await q.all<{ app: string; id: string; seq: number }>(
         `INSERT INTO messages (app, id, room, doc)
          SELECT v.column1, v.column2, v.column3, v.column4
          FROM (VALUES ${part.map(() => '(?, ?, ?, ?, CAST(? AS BIGINT))').join(', ')}) AS v
          JOIN rooms r ON r.app = v.column1 AND r.id = v.column3
          WHERE true ORDER BY v.column5
-         ON CONFLICT (app, id) DO NOTHING RETURNING app, id`,
+         ON CONFLICT (app, id) DO NOTHING RETURNING app, id, seq`,
         part.flatMap(([p, i]) => [p.appId, p.message.id, p.message.room, p.doc, i]),
       );
-      for (const r of rows) insertedIds.add(`${r.app}\0${r.id}`);
+      for (const r of rows) {
+        insertedIds.add(`${r.app}\0${r.id}`);
+        seqs.set(`${r.app}\0${r.id}`, Number(r.seq));
+      }
     }
     const inserted = firstOccurrences(batch, insertedIds);
+    await indexNewSqlite(
+      q,
+      batch.flatMap((p, i) => (inserted[i] ? [{ seq: seqs.get(`${p.appId}\0${p.message.id}`)!, message: p.message }] : [])),
+    );
     const rooms = new Map<string, { appId: string; room: string; last: MessageRecord; count: number }>();
     const reads = new Map<string, { appId: string; room: string; sender: string; id: string }>();
     batch.forEach((p, i) => {
@@ -702,10 +727,24 @@ export class SqlStore implements Store {
     return row && parse<MessageRecord>(row.doc);
   }
   async replaceMessage(appId: string, message: MessageRecord): Promise<boolean> {
-    const changed = await this.db.run(`UPDATE messages SET doc = ? WHERE app = ? AND id = ? AND room = ?`, [
-      JSON.stringify(message), appId, message.id, message.room,
-    ]);
-    return changed > 0;
+    return this.db.tx(async (q) => {
+      const [row] = await q.all<{ seq: number }>(`SELECT seq FROM messages WHERE app = ? AND id = ? AND room = ?`, [appId, message.id, message.room]);
+      if (!row) return false;
+      await this.writeMessage(q, Number(row.seq), message, true);
+      return true;
+    });
+  }
+
+  /** Rewrites a stored message's document and, when its searchable text changed, its search index entry. */
+  private async writeMessage(q: Queryer, seq: number, message: MessageRecord, reindex: boolean): Promise<void> {
+    const doc = JSON.stringify(message);
+    if (!reindex) await q.run(`UPDATE messages SET doc = ? WHERE seq = ?`, [doc, seq]);
+    else if (this.db.engine === 'postgres') {
+      await q.run(`UPDATE messages SET doc = ?, search_grams = ${PG_GRAMS} WHERE seq = ?`, [doc, gramsParam('postgres', message), seq]);
+    } else {
+      await q.run(`UPDATE messages SET doc = ? WHERE seq = ?`, [doc, seq]);
+      await indexSqlite(q, [{ seq, message }]);
+    }
   }
   async updateMessage(
     appId: string,
@@ -713,15 +752,48 @@ export class SqlStore implements Store {
     change: (m: MessageRecord) => MessageRecord | undefined,
   ): Promise<MessageRecord | undefined> {
     return this.db.tx(async (q) => {
-      const [row] = await q.all<{ doc: string }>(`SELECT doc FROM messages WHERE app = ? AND id = ?${this.db.forUpdate}`, [appId, messageId]);
+      const [row] = await q.all<{ seq: number; doc: string }>(`SELECT seq, doc FROM messages WHERE app = ? AND id = ?${this.db.forUpdate}`, [appId, messageId]);
       if (!row) return undefined;
       const current = parse<MessageRecord>(row.doc);
       const next = change(parse<MessageRecord>(row.doc));
       if (!next) return current;
-      const doc = JSON.stringify({ ...next, id: messageId, room: current.room });
-      await q.run(`UPDATE messages SET doc = ? WHERE app = ? AND id = ?`, [doc, appId, messageId]);
-      return parse<MessageRecord>(doc);
+      const stored = parse<MessageRecord>(JSON.stringify({ ...next, id: messageId, room: current.room }));
+      // Reactions and hiding leave the text as it was: no index write for them.
+      await this.writeMessage(q, Number(row.seq), stored, searchableText(stored) !== searchableText(current));
+      return stored;
     });
+  }
+
+  /**
+   * Candidates from the index, a page at a time, confirmed by substring (the grams of a
+   * keyword can all occur apart) and type; stops once `limit` are found. The cursor is the
+   * seq of the last candidate examined.
+   */
+  async searchMessages(
+    appId: string,
+    roomIds: readonly string[],
+    keyword: string,
+    query: MessageSearchQuery,
+  ): Promise<{ messages: MessageRecord[]; cursor?: string }> {
+    const wanted = normalise(keyword);
+    const limit = Math.max(0, query.limit);
+    if (limit === 0) return { messages: [] };
+    const types = query.messageTypes && new Set(query.messageTypes);
+    const page = Math.min(Math.max(limit, 50), 500);
+    const found: MessageRecord[] = [];
+    let before = query.cursor !== undefined && /^\d+$/.test(query.cursor) ? Number(query.cursor) : Number.MAX_SAFE_INTEGER;
+    while (found.length < limit) {
+      const rows = await searchCandidates(this.db, this.db.engine, appId, roomIds, wanted, before, page);
+      for (const r of rows) {
+        before = Number(r.seq);
+        const m = parse<MessageRecord>(r.doc);
+        if (!matchesKeyword(m, wanted) || (types && !types.has(m.messageType))) continue;
+        found.push(m);
+        if (found.length === limit) return { messages: found, cursor: String(before) };
+      }
+      if (rows.length < page) return { messages: found };
+    }
+    return { messages: found, cursor: String(before) };
   }
 
   /** The anchor's position in its room (undefined when it is not a message of that room). */

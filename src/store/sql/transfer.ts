@@ -12,8 +12,9 @@ import type {
   TokenRecord,
   UserRecord,
 } from '../../core/models.js';
-import { type Db, marks, type Param, type Queryer } from './db.js';
+import { type Db, type Engine, marks, type Param, type Queryer } from './db.js';
 import { SCHEMA_VERSION } from './schema.js';
+import { gramsParam, indexNewSqlite, PG_GRAMS } from './search.js';
 
 /**
  * Export and import as JSON lines, streamed both ways, to move an installation between
@@ -135,7 +136,7 @@ export async function importData(db: Db, openLines: () => AsyncIterable<string>)
   const flush = async () => {
     const todo = batch;
     batch = [];
-    if (todo.length > 0) await db.tx((q) => writeLines(q, todo));
+    if (todo.length > 0) await db.tx((q) => writeLines(q, db.engine, todo));
   };
   for await (const text of lines) {
     lineNo++;
@@ -164,7 +165,18 @@ export async function importData(db: Db, openLines: () => AsyncIterable<string>)
 
 const KNOWN = new Set(['app', 'user', 'token', 'room', 'message', 'block', 'file', 'pref', 'file-room', 'user-deleted', 'invitation', 'device', 'outbox']);
 
-async function writeLines(q: Queryer, lines: readonly ExportLine[]): Promise<void> {
+/** A message row and its search index entry (search.ts). */
+async function writeMessage(q: Queryer, engine: Engine, appId: string, message: MessageRecord): Promise<void> {
+  const params = [appId, message.id, message.room, JSON.stringify(message)];
+  if (engine === 'postgres') {
+    await q.run(`INSERT INTO messages (app, id, room, doc, search_grams) VALUES (?, ?, ?, ?, ${PG_GRAMS})`, [...params, gramsParam(engine, message)]);
+    return;
+  }
+  const [row] = await q.all<{ seq: number }>(`INSERT INTO messages (app, id, room, doc) VALUES (?, ?, ?, ?) RETURNING seq`, params);
+  await indexNewSqlite(q, [{ seq: Number(row!.seq), message }]);
+}
+
+async function writeLines(q: Queryer, engine: Engine, lines: readonly ExportLine[]): Promise<void> {
   for (const line of lines) {
     switch (line.type) {
       case 'app':
@@ -225,7 +237,7 @@ async function writeLines(q: Queryer, lines: readonly ExportLine[]): Promise<voi
         break;
       }
       case 'message':
-        await q.run(`INSERT INTO messages (app, id, room, doc) VALUES (?, ?, ?, ?)`, [line.app, line.record.id, line.record.room, JSON.stringify(line.record)]);
+        await writeMessage(q, engine, line.app, line.record);
         break;
     }
   }
