@@ -147,8 +147,8 @@ export interface Store {
   countMessages(appId: string, roomId: string): Promise<number>;
   /**
    * The application's messages across rooms, newest first (by creation time), with creation time
-   * in [from, to] and the batch id when given, and how many match. An administrator's query (`GET /admin/messages`):
-   * implementations may scan.
+   * in [from, to] and the batch id when given, and how many match (`GET /admin/messages`,
+   * `GET /messages/batch`): an index range, not a scan of history.
    */
   listAppMessages(appId: string, query: AppMessageQuery): Promise<{ total: number; messages: MessageRecord[] }>;
   /**
@@ -237,11 +237,6 @@ export interface Store {
   /** Health of the backing service (false while the database cannot be reached). */
   ready(): boolean;
   close(): Promise<void>;
-}
-
-/** The `listAppMessages` filter, shared by implementations that filter in process. */
-export function matchesAppQuery(m: MessageRecord, q: AppMessageQuery): boolean {
-  return (q.from === undefined || m.createdAt >= q.from) && (q.to === undefined || m.createdAt <= q.to) && (q.batchID === undefined || m.fields.batchID === q.batchID);
 }
 
 /** The order `listInvitations` answers in. */

@@ -179,7 +179,7 @@ export function sqlStoreChecks(name: string, newDatabase: () => () => Db): void 
       const docs = [
         { ...message('m1', 'r1'), message: '舊訊息：設計稿' },
         { ...message('m2', 'r1'), message: 'Old Launch notes' },
-        { ...message('m3', 'r2'), message: 'launch elsewhere' },
+        { ...message('m3', 'r2'), message: 'launch elsewhere', fields: { batchID: 'b9' } },
         { ...message('m4', 'r1'), messageType: 'recall', message: '' },
       ];
       for (const m of docs) await old.run(`INSERT INTO messages (app, id, room, doc) VALUES (?, ?, ?, ?)`, [A, m.id, m.room, JSON.stringify(m)]);
@@ -189,6 +189,10 @@ export function sqlStoreChecks(name: string, newDatabase: () => () => Db): void 
         expect(await ids('設計')).toEqual(['m1']);
         expect(await ids('launch')).toEqual(['m2']);
         expect(await ids('launch', ['r1', 'r2'])).toEqual(['m3', 'm2']);
+        // The listing columns are filled too.
+        const listed = await store.listAppMessages(A, { from: docs[1]!.createdAt, limit: 10 });
+        expect({ total: listed.total, ids: listed.messages.map((m) => m.id) }).toEqual({ total: 3, ids: ['m4', 'm3', 'm2'] });
+        expect((await store.listAppMessages(A, { batchID: 'b9', limit: 10 })).messages.map((m) => m.id)).toEqual(['m3']);
         // Kept in step afterwards like any message.
         await store.updateMessage(A, 'm1', (m) => ({ ...m, message: 'edited' }));
         expect(await ids('設計')).toEqual([]);

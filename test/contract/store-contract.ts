@@ -392,8 +392,15 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
       await store.addMessage(A, m('x1', 'xr1', 1000));
       await store.addMessage(A, m('x2', 'xr2', 2000, 'b1'));
       await store.addMessage(A, m('x3', 'xr1', 3000, 'b1'));
+      // Stored last, created earlier (another node's clock): listed by creation time.
+      await store.addMessage(A, m('x0', 'xr2', 1200));
       const all = await store.listAppMessages(A, { from: 1000, limit: 10 });
-      expect(all.messages.filter((x) => x.id.startsWith('x')).map((x) => x.id)).toEqual(['x3', 'x2', 'x1']);
+      expect(all.messages.filter((x) => x.id.startsWith('x')).map((x) => x.id)).toEqual(['x3', 'x2', 'x0', 'x1']);
+      expect((await store.listAppMessages(A, { from: 1000, limit: 2 })).messages.map((x) => x.id)).toEqual(['x3', 'x2']);
+      // An edit keeps its place and batch.
+      await store.updateMessage(A, 'x2', (x) => ({ ...x, message: 'edited', updatedAt: 9000 }));
+      expect((await store.listAppMessages(A, { batchID: 'b1', limit: 10 })).messages.map((x) => x.id)).toEqual(['x3', 'x2']);
+      await store.deleteMessage(A, 'xr2', 'x0');
       const window = await store.listAppMessages(A, { from: 1500, to: 2500, limit: 10 });
       expect(window.messages.map((x) => x.id)).toEqual(['x2']);
       expect(window.total).toBe(1);

@@ -1,5 +1,5 @@
 import { type Db, type Engine, identityColumn, type Queryer } from './db.js';
-import { backfillSearchIndex } from './search.js';
+import { backfillMessageColumns } from './search.js';
 
 /** A migration step: a statement, or work that needs code (a back-fill computed in JS). */
 type Step = string | ((q: Queryer, engine: Engine) => Promise<void>);
@@ -70,20 +70,24 @@ const MIGRATIONS: { version: number; statements: (engine: Engine) => Step[] }[] 
     // kept in step with its text by the store's writes. SQLite: a contentless FTS5 table keyed
     // by the message's seq, emptied of a message's row by a trigger whatever deletes it.
     // PostgreSQL: a text[] column of the message row under a GIN index. Filled for the
-    // messages already stored before the index is built.
+    // messages already stored before the indexes are built.
+    // The administrator's cross-room listing (`GET /admin/messages`, `GET /messages/batch`)
+    // gets columns of its own: creation time and batch id, each indexed.
     version: 4,
-    statements: (engine) =>
-      engine === 'sqlite'
+    statements: (engine) => [
+      `ALTER TABLE messages ADD COLUMN created_at BIGINT`,
+      `ALTER TABLE messages ADD COLUMN batch_id TEXT`,
+      ...(engine === 'sqlite'
         ? [
             `CREATE VIRTUAL TABLE message_grams USING fts5(grams, content='', contentless_delete=1, detail=none, tokenize='ascii')`,
             `CREATE TRIGGER messages_unindex AFTER DELETE ON messages BEGIN DELETE FROM message_grams WHERE rowid = old.seq; END`,
-            backfillSearchIndex,
           ]
-        : [
-            `ALTER TABLE messages ADD COLUMN search_grams TEXT[]`,
-            backfillSearchIndex,
-            `CREATE INDEX messages_search ON messages USING GIN (search_grams)`,
-          ],
+        : [`ALTER TABLE messages ADD COLUMN search_grams TEXT[]`]),
+      backfillMessageColumns,
+      ...(engine === 'sqlite' ? [] : [`CREATE INDEX messages_search ON messages USING GIN (search_grams)`]),
+      `CREATE INDEX messages_by_time ON messages (app, created_at, seq)`,
+      `CREATE INDEX messages_by_batch ON messages (app, batch_id) WHERE batch_id IS NOT NULL`,
+    ],
   },
 ];
 

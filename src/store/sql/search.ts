@@ -87,25 +87,26 @@ export async function searchCandidates(
   );
 }
 
-/** Migration 4: indexes the messages stored before the index existed, a page at a time. */
-export async function backfillSearchIndex(q: Queryer, engine: Engine): Promise<void> {
+/** The columns a message's document decides besides its grams: creation time, batch id (`listAppMessages`). */
+export function listingParams(message: MessageRecord): [number, string | null] {
+  return [message.createdAt, typeof message.fields.batchID === 'string' ? message.fields.batchID : null];
+}
+
+/** Migration 4: fills the new columns and the search index for the messages already stored, a page at a time. */
+export async function backfillMessageColumns(q: Queryer, engine: Engine): Promise<void> {
   let after = 0;
   for (;;) {
     const rows = await q.all<{ seq: number; doc: string }>(`SELECT seq, doc FROM messages WHERE seq > ? ORDER BY seq LIMIT 500`, [after]);
     if (rows.length === 0) return;
     const parsed = rows.map((r) => ({ seq: Number(r.seq), message: JSON.parse(r.doc) as MessageRecord }));
+    const grams = engine === 'postgres' ? `, search_grams = string_to_array(v.column4, ' ')` : '';
+    await q.run(
+      `UPDATE messages SET created_at = v.column2, batch_id = v.column3${grams}
+       FROM (VALUES ${parsed.map(() => '(CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS TEXT))').join(', ')}) AS v
+       WHERE messages.seq = v.column1`,
+      parsed.flatMap((r) => [r.seq, ...listingParams(r.message), engine === 'postgres' ? gramsParam(engine, r.message) : null]),
+    );
     if (engine === 'sqlite') await indexNewSqlite(q, parsed);
-    else {
-      const values = parsed.map((r) => [r.seq, gramsParam('postgres', r.message)] as const).filter(([, g]) => g !== null);
-      if (values.length > 0) {
-        await q.run(
-          `UPDATE messages SET search_grams = string_to_array(v.grams, ' ')
-           FROM (VALUES ${values.map(() => '(CAST(? AS BIGINT), CAST(? AS TEXT))').join(', ')}) AS v (seq, grams)
-           WHERE messages.seq = v.seq`,
-          values.flat(),
-        );
-      }
-    }
     after = parsed.at(-1)!.seq;
   }
 }

@@ -21,7 +21,6 @@ import {
   type AppMessageQuery,
   byInvitationOrder,
   type HistoryQuery,
-  matchesAppQuery,
   type MessageSearchQuery,
   OUTBOX_KEEP_SETTLED,
   OUTBOX_PRUNE_EVERY,
@@ -29,7 +28,7 @@ import {
 } from '../store.js';
 import { type Db, marks, type Param, type Queryer } from './db.js';
 import { migrate } from './schema.js';
-import { gramsParam, indexNewSqlite, indexSqlite, PG_GRAMS, searchCandidates } from './search.js';
+import { gramsParam, indexNewSqlite, indexSqlite, listingParams, PG_GRAMS, searchCandidates } from './search.js';
 
 /** The room document as stored: the record without what lives in columns and member rows. */
 type RoomDoc = Omit<RoomRecord, 'memberState' | 'lastMessageId' | 'lastActivityAt'>;
@@ -634,11 +633,11 @@ export class SqlStore implements Store {
         p.appId, p.message.id, i, o.id, o.kind, JSON.stringify(o.payload), o.status, o.attempts, o.nextAt, o.createdAt, o.updatedAt,
       ]);
       const rows = await this.db.all<{ app: string; id: string }>(
-        `WITH v (app, id, room, doc, ord, sender, at, grams) AS (
-           VALUES ${part.map(() => '(?, ?, ?, ?, CAST(? AS BIGINT), ?, CAST(? AS BIGINT), CAST(? AS TEXT))').join(', ')}),
+        `WITH v (app, id, room, doc, ord, sender, at, batch, grams) AS (
+           VALUES ${part.map(() => '(?, ?, ?, ?, CAST(? AS BIGINT), ?, CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS TEXT))').join(', ')}),
          ins AS (
-           INSERT INTO messages (app, id, room, doc, search_grams)
-           SELECT v.app, v.id, v.room, v.doc, string_to_array(v.grams, ' ') FROM v JOIN rooms r ON r.app = v.app AND r.id = v.room
+           INSERT INTO messages (app, id, room, doc, created_at, batch_id, search_grams)
+           SELECT v.app, v.id, v.room, v.doc, v.at, v.batch, string_to_array(v.grams, ' ') FROM v JOIN rooms r ON r.app = v.app AND r.id = v.room
            ORDER BY v.ord
            ON CONFLICT (app, id) DO NOTHING RETURNING app, id),
          fresh AS (SELECT DISTINCT ON (v.app, v.id) v.* FROM v JOIN ins ON ins.app = v.app AND ins.id = v.id ORDER BY v.app, v.id, v.ord),
@@ -655,7 +654,7 @@ export class SqlStore implements Store {
          SELECT app, id FROM ins`,
         [
           ...part.flatMap(([p, i]) => [
-            p.appId, p.message.id, p.message.room, p.doc, i, p.message.sender ?? null, p.message.createdAt, gramsParam('postgres', p.message),
+            p.appId, p.message.id, p.message.room, p.doc, i, p.message.sender ?? null, ...listingParams(p.message), gramsParam('postgres', p.message),
           ]),
           NO_STATE,
           ...outboxParams,
@@ -672,13 +671,13 @@ export class SqlStore implements Store {
     const seqs = new Map<string, number>();
     for (const part of chunks(batch.map((p, i) => [p, i] as const))) {
       const rows = await q.all<{ app: string; id: string; seq: number }>(
-        `INSERT INTO messages (app, id, room, doc)
-         SELECT v.column1, v.column2, v.column3, v.column4
-         FROM (VALUES ${part.map(() => '(?, ?, ?, ?, CAST(? AS BIGINT))').join(', ')}) AS v
+        `INSERT INTO messages (app, id, room, doc, created_at, batch_id)
+         SELECT v.column1, v.column2, v.column3, v.column4, v.column6, v.column7
+         FROM (VALUES ${part.map(() => '(?, ?, ?, ?, CAST(? AS BIGINT), CAST(? AS BIGINT), ?)').join(', ')}) AS v
          JOIN rooms r ON r.app = v.column1 AND r.id = v.column3
          WHERE true ORDER BY v.column5
          ON CONFLICT (app, id) DO NOTHING RETURNING app, id, seq`,
-        part.flatMap(([p, i]) => [p.appId, p.message.id, p.message.room, p.doc, i]),
+        part.flatMap(([p, i]) => [p.appId, p.message.id, p.message.room, p.doc, i, ...listingParams(p.message)]),
       );
       for (const r of rows) {
         insertedIds.add(`${r.app}\0${r.id}`);
@@ -735,16 +734,17 @@ export class SqlStore implements Store {
     });
   }
 
-  /** Rewrites a stored message's document and, when its searchable text changed, its search index entry. */
+  /** Rewrites a stored message's document and columns and, when its searchable text changed, its search index entry. */
   private async writeMessage(q: Queryer, seq: number, message: MessageRecord, reindex: boolean): Promise<void> {
-    const doc = JSON.stringify(message);
-    if (!reindex) await q.run(`UPDATE messages SET doc = ? WHERE seq = ?`, [doc, seq]);
-    else if (this.db.engine === 'postgres') {
-      await q.run(`UPDATE messages SET doc = ?, search_grams = ${PG_GRAMS} WHERE seq = ?`, [doc, gramsParam('postgres', message), seq]);
-    } else {
-      await q.run(`UPDATE messages SET doc = ? WHERE seq = ?`, [doc, seq]);
-      await indexSqlite(q, [{ seq, message }]);
+    const params = [JSON.stringify(message), ...listingParams(message)];
+    if (reindex && this.db.engine === 'postgres') {
+      await q.run(`UPDATE messages SET doc = ?, created_at = ?, batch_id = ?, search_grams = ${PG_GRAMS} WHERE seq = ?`, [
+        ...params, gramsParam('postgres', message), seq,
+      ]);
+      return;
     }
+    await q.run(`UPDATE messages SET doc = ?, created_at = ?, batch_id = ? WHERE seq = ?`, [...params, seq]);
+    if (reindex && this.db.engine === 'sqlite') await indexSqlite(q, [{ seq, message }]);
   }
   async updateMessage(
     appId: string,
@@ -969,24 +969,19 @@ export class SqlStore implements Store {
     return rows.map((r) => parse<InvitationRecord>(r.doc)).sort(byInvitationOrder);
   }
 
-  /** An administrator's query: reads the application's messages newest first and filters them. */
+  /** An administrator's query: `messages_by_time` (or `messages_by_batch`) range, newest first, `LIMIT`; the count over the same range. */
   async listAppMessages(appId: string, query: AppMessageQuery): Promise<{ total: number; messages: MessageRecord[] }> {
-    const matching: MessageRecord[] = [];
-    let before: number | undefined;
-    for (;;) {
-      const rows = await this.db.all<{ seq: number; doc: string }>(
-        `SELECT seq, doc FROM messages WHERE app = ?${before === undefined ? '' : ' AND seq < ?'} ORDER BY seq DESC LIMIT 1000`,
-        before === undefined ? [appId] : [appId, before],
-      );
-      for (const r of rows) {
-        const m = parse<MessageRecord>(r.doc);
-        if (matchesAppQuery(m, query)) matching.push(m);
-      }
-      if (rows.length < 1000) break;
-      before = Number(rows.at(-1)!.seq);
-    }
-    matching.sort((a, b) => b.createdAt - a.createdAt);
-    return { total: matching.length, messages: matching.slice(0, query.limit) };
+    const where = ['app = ?'];
+    const params: Param[] = [appId];
+    if (query.batchID !== undefined) where.push('batch_id = ?'), params.push(query.batchID);
+    if (query.from !== undefined) where.push('created_at >= ?'), params.push(query.from);
+    if (query.to !== undefined) where.push('created_at <= ?'), params.push(query.to);
+    const filter = where.join(' AND ');
+    const [count] = await this.db.all<{ n: number }>(`SELECT COUNT(*) AS n FROM messages WHERE ${filter}`, params);
+    const rows = await this.db.all<{ doc: string }>(`SELECT doc FROM messages WHERE ${filter} ORDER BY created_at DESC, seq DESC LIMIT ?`, [
+      ...params, Math.max(0, query.limit),
+    ]);
+    return { total: Number(count?.n ?? 0), messages: rows.map((r) => parse<MessageRecord>(r.doc)) };
   }
 
   async listPrefs(appId: string, userId: string): Promise<PrefRecord[]> {

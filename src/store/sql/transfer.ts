@@ -14,7 +14,7 @@ import type {
 } from '../../core/models.js';
 import { type Db, type Engine, marks, type Param, type Queryer } from './db.js';
 import { SCHEMA_VERSION } from './schema.js';
-import { gramsParam, indexNewSqlite, PG_GRAMS } from './search.js';
+import { gramsParam, indexNewSqlite, listingParams, PG_GRAMS } from './search.js';
 
 /**
  * Export and import as JSON lines, streamed both ways, to move an installation between
@@ -165,14 +165,16 @@ export async function importData(db: Db, openLines: () => AsyncIterable<string>)
 
 const KNOWN = new Set(['app', 'user', 'token', 'room', 'message', 'block', 'file', 'pref', 'file-room', 'user-deleted', 'invitation', 'device', 'outbox']);
 
-/** A message row and its search index entry (search.ts). */
+/** A message row, its listing columns and its search index entry (search.ts). */
 async function writeMessage(q: Queryer, engine: Engine, appId: string, message: MessageRecord): Promise<void> {
-  const params = [appId, message.id, message.room, JSON.stringify(message)];
+  const params = [appId, message.id, message.room, JSON.stringify(message), ...listingParams(message)];
   if (engine === 'postgres') {
-    await q.run(`INSERT INTO messages (app, id, room, doc, search_grams) VALUES (?, ?, ?, ?, ${PG_GRAMS})`, [...params, gramsParam(engine, message)]);
+    await q.run(`INSERT INTO messages (app, id, room, doc, created_at, batch_id, search_grams) VALUES (?, ?, ?, ?, ?, ?, ${PG_GRAMS})`, [
+      ...params, gramsParam(engine, message),
+    ]);
     return;
   }
-  const [row] = await q.all<{ seq: number }>(`INSERT INTO messages (app, id, room, doc) VALUES (?, ?, ?, ?) RETURNING seq`, params);
+  const [row] = await q.all<{ seq: number }>(`INSERT INTO messages (app, id, room, doc, created_at, batch_id) VALUES (?, ?, ?, ?, ?, ?) RETURNING seq`, params);
   await indexNewSqlite(q, [{ seq: Number(row!.seq), message }]);
 }
 
