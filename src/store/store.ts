@@ -82,6 +82,8 @@ export interface Store {
   /** Same order as `userIds`; unknown ids give undefined. */
   getUsers(appId: string, userIds: readonly string[]): Promise<(UserRecord | undefined)[]>;
   listUsers(appId: string, skip: number, limit: number): Promise<{ total: number; users: UserRecord[] }>;
+  /** The application's user groups (users with `group`), oldest first, at most `limit`, and how many there are. */
+  listGroups(appId: string, limit: number): Promise<{ total: number; users: UserRecord[] }>;
   /** Atomic read-modify-write, like `updateRoom`; undefined when the user does not exist. */
   updateUser(appId: string, userId: string, change: (u: UserRecord) => UserRecord | undefined): Promise<UserRecord | undefined>;
   /** Removes the user, their tokens and push devices (room membership is the caller's business). */

@@ -171,7 +171,7 @@ export function sqlStoreChecks(name: string, newDatabase: () => () => Db): void 
       await expect(SqlStore.open(open())).rejects.toThrow(/newer than this roomcast knows/);
     });
 
-    it('migration 4 indexes the messages stored before it for search (CJK included)', async () => {
+    it('migration 4 indexes the messages stored before it for search (CJK included) and for listing, and flags groups', async () => {
       const open = newDatabase();
       const old = open();
       await migrate(old, 3);
@@ -183,6 +183,9 @@ export function sqlStoreChecks(name: string, newDatabase: () => () => Db): void 
         { ...message('m4', 'r1'), messageType: 'recall', message: '' },
       ];
       for (const m of docs) await old.run(`INSERT INTO messages (app, id, room, doc) VALUES (?, ?, ?, ?)`, [A, m.id, m.room, JSON.stringify(m)]);
+      for (const u of [user('plain'), { ...user('team'), group: { members: ['plain'] } }]) {
+        await old.run(`INSERT INTO users (app, id, created_at, doc) VALUES (?, ?, ?, ?)`, [A, u.id, u.createdAt, JSON.stringify(u)]);
+      }
       await old.close();
       await withStoreOn(open, async (store) => {
         const ids = async (keyword: string, rooms = ['r1']) => (await store.searchMessages(A, rooms, keyword, { limit: 10 })).messages.map((m) => m.id);
@@ -193,6 +196,7 @@ export function sqlStoreChecks(name: string, newDatabase: () => () => Db): void 
         const listed = await store.listAppMessages(A, { from: docs[1]!.createdAt, limit: 10 });
         expect({ total: listed.total, ids: listed.messages.map((m) => m.id) }).toEqual({ total: 3, ids: ['m4', 'm3', 'm2'] });
         expect((await store.listAppMessages(A, { batchID: 'b9', limit: 10 })).messages.map((m) => m.id)).toEqual(['m3']);
+        expect((await store.listGroups(A, 10)).users.map((u) => u.id)).toEqual(['team']);
         // Kept in step afterwards like any message.
         await store.updateMessage(A, 'm1', (m) => ({ ...m, message: 'edited' }));
         expect(await ids('設計')).toEqual([]);

@@ -82,6 +82,25 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
       expect(await store.getRoom(A, 'r1')).toBeUndefined();
     });
 
+    it('lists user groups apart, oldest first, as users become and stop being groups', async () => {
+      const group = (id: string, createdAt: number): UserRecord => ({ ...user(id), createdAt, group: { members: ['u1'] } });
+      await store.putUser(A, user('u1'));
+      await store.putUser(A, group('g2', 20));
+      await store.putUser(A, group('g1', 10));
+      await store.putUser(B, group('gb', 5));
+      await store.putUser(A, user('g3'));
+      await store.updateUser(A, 'g3', (u) => ({ ...u, createdAt: 30, group: { members: [] } }));
+      const ids = async (limit = 10) => (await store.listGroups(A, limit)).users.map((u) => u.id);
+      expect(await ids()).toEqual(['g1', 'g2', 'g3']);
+      expect(await store.listGroups(A, 1)).toMatchObject({ total: 3, users: [{ id: 'g1', group: { members: ['u1'] } }] });
+      await store.updateUser(A, 'g2', ({ group: _g, ...u }) => u);
+      await store.putUser(A, user('g1'));
+      expect(await ids()).toEqual(['g3']);
+      await store.deleteUser(A, 'g3');
+      expect(await store.listGroups(A, 10)).toEqual({ total: 0, users: [] });
+      expect((await store.listGroups(B, 10)).users.map((u) => u.id)).toEqual(['gb']);
+    });
+
     it('lists users with skip and limit, and gets several in order', async () => {
       for (const id of ['u1', 'u2', 'u3']) await store.putUser(A, user(id));
       const page = await store.listUsers(A, 1, 1);

@@ -72,7 +72,7 @@ const MIGRATIONS: { version: number; statements: (engine: Engine) => Step[] }[] 
     // PostgreSQL: a text[] column of the message row under a GIN index. Filled for the
     // messages already stored before the indexes are built.
     // The administrator's cross-room listing (`GET /admin/messages`, `GET /messages/batch`)
-    // gets columns of its own: creation time and batch id, each indexed.
+    // gets columns of its own: creation time and batch id, each indexed. And user groups a flag.
     version: 4,
     statements: (engine) => [
       `ALTER TABLE messages ADD COLUMN created_at BIGINT`,
@@ -87,6 +87,12 @@ const MIGRATIONS: { version: number; statements: (engine: Engine) => Step[] }[] 
       ...(engine === 'sqlite' ? [] : [`CREATE INDEX messages_search ON messages USING GIN (search_grams)`]),
       `CREATE INDEX messages_by_time ON messages (app, created_at, seq)`,
       `CREATE INDEX messages_by_batch ON messages (app, batch_id) WHERE batch_id IS NOT NULL`,
+      // User groups (`GET /admin/groups`) are users with a `group`: flagged, and indexed apart.
+      `ALTER TABLE users ADD COLUMN is_group INTEGER NOT NULL DEFAULT 0`,
+      engine === 'sqlite'
+        ? `UPDATE users SET is_group = 1 WHERE json_type(doc, '$.group') = 'object'`
+        : `UPDATE users SET is_group = 1 WHERE json_typeof(CAST(doc AS json) -> 'group') = 'object'`,
+      `CREATE INDEX users_groups ON users (app, created_at, id) WHERE is_group = 1`,
     ],
   },
 ];

@@ -54,6 +54,8 @@ interface PendingMessage {
 }
 
 const parse = <T>(json: string): T => JSON.parse(json) as T;
+/** `users.is_group`: 1 for a user group (`/admin/groups`). */
+export const isGroup = (user: UserRecord): number => (user.group ? 1 : 0);
 
 interface OutboxRow {
   app: string;
@@ -294,9 +296,9 @@ export class SqlStore implements Store {
   async putUser(appId: string, user: UserRecord): Promise<void> {
     this.userCache.delete(`${appId}\0${user.id}`);
     await this.db.run(
-      `INSERT INTO users (app, id, created_at, doc) VALUES (?, ?, ?, ?)
-       ON CONFLICT (app, id) DO UPDATE SET created_at = excluded.created_at, doc = excluded.doc`,
-      [appId, user.id, user.createdAt, JSON.stringify(user)],
+      `INSERT INTO users (app, id, created_at, doc, is_group) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (app, id) DO UPDATE SET created_at = excluded.created_at, doc = excluded.doc, is_group = excluded.is_group`,
+      [appId, user.id, user.createdAt, JSON.stringify(user), isGroup(user)],
     );
   }
   async getUser(appId: string, userId: string): Promise<UserRecord | undefined> {
@@ -345,6 +347,14 @@ export class SqlStore implements Store {
     );
     return { total: Number(count?.n ?? 0), users: rows.map((r) => parse<UserRecord>(r.doc)) };
   }
+  /** `users_groups`, a partial index of the application's groups in creation order. */
+  async listGroups(appId: string, limit: number): Promise<{ total: number; users: UserRecord[] }> {
+    const [count] = await this.db.all<{ n: number }>(`SELECT COUNT(*) AS n FROM users WHERE app = ? AND is_group = 1`, [appId]);
+    const rows = await this.db.all<{ doc: string }>(`SELECT doc FROM users WHERE app = ? AND is_group = 1 ORDER BY created_at, id LIMIT ?`, [
+      appId, Math.max(0, limit),
+    ]);
+    return { total: Number(count?.n ?? 0), users: rows.map((r) => parse<UserRecord>(r.doc)) };
+  }
   async updateUser(appId: string, userId: string, change: (u: UserRecord) => UserRecord | undefined): Promise<UserRecord | undefined> {
     this.userCache.delete(`${appId}\0${userId}`);
     return this.db.tx(async (q) => {
@@ -353,7 +363,7 @@ export class SqlStore implements Store {
       const next = change(parse<UserRecord>(row.doc));
       if (!next) return parse<UserRecord>(row.doc);
       const doc = JSON.stringify({ ...next, id: userId });
-      await q.run(`UPDATE users SET created_at = ?, doc = ? WHERE app = ? AND id = ?`, [next.createdAt, doc, appId, userId]);
+      await q.run(`UPDATE users SET created_at = ?, doc = ?, is_group = ? WHERE app = ? AND id = ?`, [next.createdAt, doc, isGroup(next), appId, userId]);
       return parse<UserRecord>(doc);
     });
   }

@@ -15,6 +15,7 @@ import type {
 import { type Db, type Engine, marks, type Param, type Queryer } from './db.js';
 import { SCHEMA_VERSION } from './schema.js';
 import { gramsParam, indexNewSqlite, listingParams, PG_GRAMS } from './search.js';
+import { isGroup } from './store.js';
 
 /**
  * Export and import as JSON lines, streamed both ways, to move an installation between
@@ -185,7 +186,9 @@ async function writeLines(q: Queryer, engine: Engine, lines: readonly ExportLine
         await q.run(`INSERT INTO apps (id, api_key_hash, doc) VALUES (?, ?, ?)`, [line.record.id, line.record.apiKeyHash, JSON.stringify(line.record)]);
         break;
       case 'user':
-        await q.run(`INSERT INTO users (app, id, created_at, doc) VALUES (?, ?, ?, ?)`, [line.app, line.record.id, line.record.createdAt, JSON.stringify(line.record)]);
+        await q.run(`INSERT INTO users (app, id, created_at, doc, is_group) VALUES (?, ?, ?, ?, ?)`, [
+          line.app, line.record.id, line.record.createdAt, JSON.stringify(line.record), isGroup(line.record),
+        ]);
         break;
       case 'token':
         await q.run(`INSERT INTO tokens (app, hash, user_id, doc) VALUES (?, ?, ?, ?)`, [line.app, line.record.hash, line.record.userId, JSON.stringify(line.record)]);
