@@ -23,6 +23,20 @@ export interface AppMessageQuery {
   batchID?: string;
   limit: number;
 }
+/** A condition on one text field of a user (`listUsers`): `nickname` reads as the id when absent. */
+export interface UserCondition {
+  field: 'id' | 'nickname' | 'description';
+  /** The field is one of these values (exactly). */
+  oneOf?: readonly string[];
+  /** The field contains this literal text: anywhere, at its start or end, or as a whole; in any case when `foldCase` (`value` then in lower case). */
+  text?: { value: string; at: 'anywhere' | 'start' | 'end' | 'whole'; foldCase: boolean };
+}
+/** `listUsers`' filter: every condition of `all`, and one of `any` when given. */
+export interface UserFilter {
+  all: readonly UserCondition[];
+  any?: readonly UserCondition[];
+}
+
 /** `searchMessages`: which messages, how many, and where a previous page stopped. */
 export interface MessageSearchQuery {
   /** At most this many messages. */
@@ -81,7 +95,12 @@ export interface Store {
   updateUser(appId: string, userId: string, change: (u: UserRecord) => UserRecord | undefined): Promise<UserRecord | undefined>;
   /** Same order as `userIds`; unknown ids give undefined. */
   getUsers(appId: string, userIds: readonly string[]): Promise<(UserRecord | undefined)[]>;
-  listUsers(appId: string, skip: number, limit: number): Promise<{ total: number; users: UserRecord[] }>;
+  /**
+   * Users in creation order (ties by id), `skip`ped and `limit`ed, and how many match. A filter
+   * is answered by the database (the id conditions by primary key; text conditions a pass over
+   * the application's users in SQL, never records parsed in process).
+   */
+  listUsers(appId: string, skip: number, limit: number, filter?: UserFilter): Promise<{ total: number; users: UserRecord[] }>;
   /** The application's user groups (users with `group`), oldest first, at most `limit`, and how many there are. */
   listGroups(appId: string, limit: number): Promise<{ total: number; users: UserRecord[] }>;
   /** Atomic read-modify-write, like `updateRoom`; undefined when the user does not exist. */

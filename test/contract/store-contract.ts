@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { AppRecord, MessageRecord, OutboxItem, RoomRecord, UserRecord } from '../../src/core/models.js';
-import { OUTBOX_KEEP_SETTLED, OUTBOX_PRUNE_EVERY, type Store } from '../../src/store/store.js';
+import { OUTBOX_KEEP_SETTLED, OUTBOX_PRUNE_EVERY, type Store, type UserFilter } from '../../src/store/store.js';
 
 /**
  * The behaviour every Store must have. The memory store runs it now; the Redis store must
@@ -80,6 +80,42 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
       await store.deleteApp(A);
       expect(await store.getUser(A, 'u1')).toBeUndefined();
       expect(await store.getRoom(A, 'r1')).toBeUndefined();
+    });
+
+    it('lists users by a filter: ids, exact values, literal text anywhere, at the start or end, whole, in any case (Unicode)', async () => {
+      const u = (id: string, createdAt: number, nickname?: string, description?: string): UserRecord => ({
+        id, createdAt, updatedAt: 1, custom: {}, ...(nickname === undefined ? {} : { nickname }), ...(description === undefined ? {} : { description }),
+      });
+      await store.putUser(A, u('u1', 1, 'ÉLODIE Martin', 'likes 設計'));
+      await store.putUser(A, u('u2', 2, 'élodie', 'x.y*z'));
+      await store.putUser(A, u('u3', 3, undefined, 'no nickname'));
+      await store.putUser(A, u('u4', 4, 'Bob'));
+      await store.putUser(B, u('u9', 1, 'élodie'));
+      const ids = async (filter: UserFilter, skip = 0, limit = 10) => {
+        const r = await store.listUsers(A, skip, limit, filter);
+        return { total: r.total, ids: r.users.map((x) => x.id) };
+      };
+      const text = (value: string, at: 'anywhere' | 'start' | 'end' | 'whole', foldCase = false) => ({ value, at, foldCase });
+      expect(await ids({ all: [{ field: 'id', oneOf: ['u3', 'u1', 'zz'] }] })).toEqual({ total: 2, ids: ['u1', 'u3'] });
+      expect(await ids({ all: [{ field: 'id', oneOf: [] }] })).toEqual({ total: 0, ids: [] });
+      expect(await ids({ all: [{ field: 'nickname', oneOf: ['élodie'] }] })).toEqual({ total: 1, ids: ['u2'] });
+      // Without a nickname, the id stands for it.
+      expect(await ids({ all: [{ field: 'nickname', oneOf: ['u3'] }] })).toEqual({ total: 1, ids: ['u3'] });
+      expect(await ids({ all: [{ field: 'nickname', text: text('élodie', 'anywhere', true) }] })).toEqual({ total: 2, ids: ['u1', 'u2'] });
+      expect(await ids({ all: [{ field: 'nickname', text: text('élodie', 'anywhere') }] })).toEqual({ total: 1, ids: ['u2'] });
+      expect(await ids({ all: [{ field: 'nickname', text: text('élodie', 'start', true) }] })).toEqual({ total: 2, ids: ['u1', 'u2'] });
+      expect(await ids({ all: [{ field: 'nickname', text: text('martin', 'end', true) }] })).toEqual({ total: 1, ids: ['u1'] });
+      expect(await ids({ all: [{ field: 'nickname', text: text('Martin', 'start') }] })).toEqual({ total: 0, ids: [] });
+      expect(await ids({ all: [{ field: 'nickname', text: text('élodie', 'whole', true) }] })).toEqual({ total: 1, ids: ['u2'] });
+      expect(await ids({ all: [{ field: 'description', text: text('設計', 'anywhere') }] })).toEqual({ total: 1, ids: ['u1'] });
+      expect(await ids({ all: [{ field: 'description', text: text('x.y*z', 'whole') }] })).toEqual({ total: 1, ids: ['u2'] });
+      expect(await ids({ all: [{ field: 'description', text: text('', 'anywhere') }] })).toEqual({ total: 3, ids: ['u1', 'u2', 'u3'] });
+      // Every condition of `all`, one of `any` (the dashboard's search on id or nickname).
+      const search = (value: string): UserFilter => ({ all: [], any: [{ field: 'id', text: text(value, 'anywhere', true) }, { field: 'nickname', text: text(value, 'anywhere', true) }] });
+      expect(await ids(search('u3'))).toEqual({ total: 1, ids: ['u3'] });
+      expect(await ids(search('o'))).toEqual({ total: 3, ids: ['u1', 'u2', 'u4'] });
+      expect(await ids(search('o'), 1, 1)).toEqual({ total: 3, ids: ['u2'] });
+      expect(await ids({ ...search('o'), all: [{ field: 'id', oneOf: ['u4', 'u3'] }] })).toEqual({ total: 1, ids: ['u4'] });
     });
 
     it('lists user groups apart, oldest first, as users become and stop being groups', async () => {

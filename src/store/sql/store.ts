@@ -25,9 +25,11 @@ import {
   OUTBOX_KEEP_SETTLED,
   OUTBOX_PRUNE_EVERY,
   type Store,
+  type UserFilter,
 } from '../store.js';
 import { type Db, marks, type Param, type Queryer } from './db.js';
 import { migrate } from './schema.js';
+import { userFilterSql } from './user-filter.js';
 import { gramsParam, indexNewSqlite, indexSqlite, listingParams, PG_GRAMS, searchCandidates } from './search.js';
 
 /** The room document as stored: the record without what lives in columns and member rows. */
@@ -339,11 +341,12 @@ export class SqlStore implements Store {
       return user;
     });
   }
-  async listUsers(appId: string, skip: number, limit: number): Promise<{ total: number; users: UserRecord[] }> {
-    const [count] = await this.db.all<{ n: number }>(`SELECT COUNT(*) AS n FROM users WHERE app = ?`, [appId]);
+  async listUsers(appId: string, skip: number, limit: number, filter?: UserFilter): Promise<{ total: number; users: UserRecord[] }> {
+    const where = userFilterSql(this.db.engine, filter);
+    const [count] = await this.db.all<{ n: number }>(`SELECT COUNT(*) AS n FROM users WHERE app = ?${where.sql}`, [appId, ...where.params]);
     const rows = await this.db.all<{ doc: string }>(
-      `SELECT doc FROM users WHERE app = ? ORDER BY created_at, id LIMIT ? OFFSET ?`,
-      [appId, Math.max(0, limit), Math.max(0, skip)],
+      `SELECT doc FROM users WHERE app = ?${where.sql} ORDER BY created_at, id LIMIT ? OFFSET ?`,
+      [appId, ...where.params, Math.max(0, limit), Math.max(0, skip)],
     );
     return { total: Number(count?.n ?? 0), users: rows.map((r) => parse<UserRecord>(r.doc)) };
   }
