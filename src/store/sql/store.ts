@@ -538,13 +538,17 @@ export class SqlStore implements Store {
    */
   private async recordQuits(q: Queryer, appId: string, roomId: string, before: Map<string, MemberRow>, members: readonly string[], at: number): Promise<void> {
     const kept = new Set(members);
+    const quits: Param[][] = [];
     for (const [userId, row] of before) {
       if (kept.has(userId)) continue;
       const pref = row.state === NO_STATE ? {} : (parse<MemberState>(row.state).pref ?? {});
+      quits.push([appId, userId, roomId, at, JSON.stringify(pref)]);
+    }
+    for (const part of chunks(quits)) {
       await q.run(
-        `INSERT INTO quitted_rooms (app, user_id, room, quitted_at, pref) VALUES (?, ?, ?, ?, ?)
+        `INSERT INTO quitted_rooms (app, user_id, room, quitted_at, pref) VALUES ${part.map(() => '(?, ?, ?, ?, ?)').join(', ')}
          ON CONFLICT (app, user_id, room) DO UPDATE SET quitted_at = excluded.quitted_at, pref = excluded.pref`,
-        [appId, userId, roomId, at, JSON.stringify(pref)],
+        part.flat(),
       );
     }
     const joined = members.filter((m) => !before.has(m));
