@@ -252,5 +252,24 @@ export function sqlStoreChecks(name: string, newDatabase: () => () => Db): void 
         expect(await ids('設計')).toEqual([]);
       });
     });
+
+    it('applies a migration missing below the newest applied one (versions shipped out of order)', async () => {
+      const open = newDatabase();
+      const old = open();
+      await migrate(old, 3);
+      // As if the newest version had shipped (and been applied) before version 4.
+      await old.run(`INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, [SCHEMA_VERSION, Date.now()]);
+      await old.run(`INSERT INTO messages (app, id, room, doc) VALUES (?, ?, ?, ?)`, [A, 'm1', 'r1', JSON.stringify({ ...message('m1', 'r1'), message: '找得到' })]);
+      await old.close();
+      const db = open();
+      expect(await migrate(db)).toEqual({ from: SCHEMA_VERSION, to: SCHEMA_VERSION });
+      const versions = await db.all<{ version: number }>(`SELECT version FROM schema_migrations ORDER BY version`);
+      expect(versions.map((v) => Number(v.version))).toContain(4);
+      await db.close();
+      await withStoreOn(open, async (store) => {
+        expect((await store.searchMessages(A, ['r1'], '找到', { limit: 10 })).messages).toEqual([]);
+        expect((await store.searchMessages(A, ['r1'], '得到', { limit: 10 })).messages.map((m) => m.id)).toEqual(['m1']);
+      });
+    });
   });
 }

@@ -95,6 +95,20 @@ const MIGRATIONS: { version: number; statements: (engine: Engine) => Step[] }[] 
       `CREATE INDEX users_groups ON users (app, created_at, id) WHERE is_group = 1`,
     ],
   },
+  {
+    // Rooms a user left or was removed from (`GET /rooms/quitted`), with the room preference they
+    // had, and room preferences shared by a group (`/roomPrefs/:room/group/:group`). Self-contained:
+    // renumbering this version touches nothing else.
+    version: 5,
+    statements: () => [
+      `CREATE TABLE quitted_rooms (app TEXT NOT NULL, user_id TEXT NOT NULL, room TEXT NOT NULL, quitted_at BIGINT NOT NULL,
+        pref TEXT NOT NULL, PRIMARY KEY (app, user_id, room))`,
+      `CREATE INDEX quitted_rooms_by_room ON quitted_rooms (app, room)`,
+      `CREATE TABLE group_room_prefs (app TEXT NOT NULL, grp TEXT NOT NULL, room TEXT NOT NULL, data TEXT NOT NULL,
+        PRIMARY KEY (app, grp, room))`,
+      `CREATE INDEX group_room_prefs_by_room ON group_room_prefs (app, room)`,
+    ],
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.at(-1)!.version;
@@ -110,21 +124,23 @@ export class SchemaTooNewError extends Error {}
 export async function migrate(db: Db, target = SCHEMA_VERSION): Promise<{ from: number; to: number }> {
   return db.withMigrationLock(async (q) => {
     await q.run(`CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)`);
-    const [row] = await q.all<{ v: number | null }>(`SELECT MAX(version) AS v FROM schema_migrations`);
-    const from = Number(row?.v ?? 0);
+    const applied = new Set((await q.all<{ version: number }>(`SELECT version FROM schema_migrations`)).map((r) => Number(r.version)));
+    const from = Math.max(0, ...applied);
     if (from > SCHEMA_VERSION) {
       throw new SchemaTooNewError(
         `the database schema is at version ${from}, newer than this roomcast knows (${SCHEMA_VERSION}); run a newer roomcast`,
       );
     }
     for (const m of MIGRATIONS) {
-      if (m.version <= from || m.version > target) continue;
+      // Each version not yet applied, even below the newest applied one: versions developed
+      // apart may ship in either order (each migration stands on its own).
+      if (applied.has(m.version) || m.version > target) continue;
       for (const step of m.statements(db.engine)) {
         if (typeof step === 'string') await q.run(step);
         else await step(q, db.engine);
       }
       await q.run(`INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, [m.version, Date.now()]);
     }
-    return { from, to: Math.max(from, target) };
+    return { from, to: Math.max(from, Math.min(target, SCHEMA_VERSION)) };
   });
 }

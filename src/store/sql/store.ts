@@ -10,6 +10,7 @@ import type {
   OutboxItem,
   OutboxOutcome,
   PrefRecord,
+  QuittedRoom,
   RoomRecord,
   TokenRecord,
   UserRecord,
@@ -283,7 +284,7 @@ export class SqlStore implements Store {
   }
   async deleteApp(appId: string): Promise<boolean> {
     const gone = await this.db.tx(async (q) => {
-      for (const table of ['users', 'tokens', 'rooms', 'members', 'messages', 'blocks', 'files', 'prefs', 'file_rooms', 'user_deleted', 'invitations', 'devices', 'outbox']) {
+      for (const table of ['users', 'tokens', 'rooms', 'members', 'messages', 'blocks', 'files', 'prefs', 'file_rooms', 'user_deleted', 'invitations', 'devices', 'outbox', 'quitted_rooms', 'group_room_prefs']) {
         await q.run(`DELETE FROM ${table} WHERE app = ?`, [appId]);
       }
       return q.run(`DELETE FROM apps WHERE id = ?`, [appId]);
@@ -556,7 +557,9 @@ export class SqlStore implements Store {
           `UPDATE rooms SET doc = ?, version = ?, last_message_id = ?, last_activity_at = ? WHERE app = ? AND id = ?`,
           [docJson, version, next.lastMessageId ?? null, next.lastActivityAt, appId, roomId],
         );
-        await this.writeMembers(q, appId, roomId, new Map(rows.map((m) => [m.user_id, m])), next.members, memberState);
+        const before = new Map(rows.map((m) => [m.user_id, m]));
+        await this.writeMembers(q, appId, roomId, before, next.members, memberState);
+        await this.recordQuits(q, appId, roomId, before, next.members, next.updatedAt);
         if (outbox) await this.insertOutbox(q, appId, outbox(copy(current), copy(next)));
         return parse<RoomRecord>(JSON.stringify(next));
       }),
@@ -593,6 +596,31 @@ export class SqlStore implements Store {
     }
   }
 
+  /**
+   * Members who left in this change are recorded as having quitted the room (with the
+   * preference they had, at the change's `updatedAt`); members who (re)joined are not any more.
+   */
+  private async recordQuits(q: Queryer, appId: string, roomId: string, before: Map<string, MemberRow>, members: readonly string[], at: number): Promise<void> {
+    const kept = new Set(members);
+    const quits: Param[][] = [];
+    for (const [userId, row] of before) {
+      if (kept.has(userId)) continue;
+      const pref = row.state === NO_STATE ? {} : (parse<MemberState>(row.state).pref ?? {});
+      quits.push([appId, userId, roomId, at, JSON.stringify(pref)]);
+    }
+    for (const part of chunks(quits)) {
+      await q.run(
+        `INSERT INTO quitted_rooms (app, user_id, room, quitted_at, pref) VALUES ${part.map(() => '(?, ?, ?, ?, ?)').join(', ')}
+         ON CONFLICT (app, user_id, room) DO UPDATE SET quitted_at = excluded.quitted_at, pref = excluded.pref`,
+        part.flat(),
+      );
+    }
+    const joined = members.filter((m) => !before.has(m));
+    for (const part of chunks(joined)) {
+      await q.run(`DELETE FROM quitted_rooms WHERE app = ? AND room = ? AND user_id IN (${marks(part.length)})`, [appId, roomId, ...part]);
+    }
+  }
+
   async setLastRead(appId: string, roomId: string, userId: string, messageId: string): Promise<boolean> {
     const changed = await this.db.run(
       `UPDATE members SET last_read = ? WHERE app = ? AND room = ? AND user_id = ? AND state <> ?`,
@@ -608,6 +636,8 @@ export class SqlStore implements Store {
         await q.run(`DELETE FROM messages WHERE app = ? AND room = ?`, [appId, roomId]);
         await q.run(`DELETE FROM members WHERE app = ? AND room = ?`, [appId, roomId]);
         await q.run(`DELETE FROM user_deleted WHERE app = ? AND room = ?`, [appId, roomId]);
+        await q.run(`DELETE FROM quitted_rooms WHERE app = ? AND room = ?`, [appId, roomId]);
+        await q.run(`DELETE FROM group_room_prefs WHERE app = ? AND room = ?`, [appId, roomId]);
         return (await q.run(`DELETE FROM rooms WHERE app = ? AND id = ?`, [appId, roomId])) > 0;
       }),
     );
@@ -1065,6 +1095,36 @@ export class SqlStore implements Store {
   }
   async deletePref(appId: string, userId: string, key: string): Promise<boolean> {
     return (await this.db.run(`DELETE FROM prefs WHERE app = ? AND user_id = ? AND pref_key = ?`, [appId, userId, key])) > 0;
+  }
+
+  // ---- group room preferences, quitted rooms ------------------------------------------------
+
+  async updateGroupRoomPref(
+    appId: string,
+    group: string,
+    roomId: string,
+    change: (pref: Record<string, unknown>) => Record<string, unknown>,
+  ): Promise<Record<string, unknown>> {
+    return this.db.tx(async (q) => {
+      // The row exists before it is locked, so two first writers also take turns.
+      await q.run(`INSERT INTO group_room_prefs (app, grp, room, data) VALUES (?, ?, ?, '{}') ON CONFLICT (app, grp, room) DO NOTHING`, [appId, group, roomId]);
+      const [row] = await q.all<{ data: string }>(`SELECT data FROM group_room_prefs WHERE app = ? AND grp = ? AND room = ?${this.db.forUpdate}`, [appId, group, roomId]);
+      const next = change(parse<Record<string, unknown>>(row?.data ?? '{}'));
+      await q.run(`UPDATE group_room_prefs SET data = ? WHERE app = ? AND grp = ? AND room = ?`, [JSON.stringify(next), appId, group, roomId]);
+      return next;
+    });
+  }
+  async listGroupRoomPrefs(appId: string, group: string): Promise<{ room: string; pref: Record<string, unknown> }[]> {
+    const rows = await this.db.all<{ room: string; data: string }>(`SELECT room, data FROM group_room_prefs WHERE app = ? AND grp = ? ORDER BY room`, [appId, group]);
+    return rows.map((r) => ({ room: r.room, pref: parse<Record<string, unknown>>(r.data) }));
+  }
+
+  async listQuittedRooms(appId: string, userId: string): Promise<QuittedRoom[]> {
+    const rows = await this.db.all<{ room: string; quitted_at: number; pref: string }>(
+      `SELECT room, quitted_at, pref FROM quitted_rooms WHERE app = ? AND user_id = ? ORDER BY quitted_at DESC, room`,
+      [appId, userId],
+    );
+    return rows.map((r) => ({ roomId: r.room, quittedAt: Number(r.quitted_at), pref: parse<Record<string, unknown>>(r.pref) }));
   }
 
   // ---- push devices ------------------------------------------------------------------------
