@@ -30,8 +30,9 @@ export interface UwsAttachOptions {
  * limit is cut there with its exact figure; it holds at most the limit plus one turn's frames.
  */
 class BacklogCheck {
-  private readonly links = new Set<UwsLink>();
-  private readonly topics = new Set<string>();
+  private links = new Set<UwsLink>();
+  private topics = new Set<string>();
+  private everyone = false;
   private scheduled = false;
 
   constructor(
@@ -52,23 +53,34 @@ class BacklogCheck {
 
   /** The heartbeat reaches every socket: all are checked. */
   all(): void {
-    for (const link of this.hub.links) this.links.add(link);
+    this.everyone = true;
     this.schedule();
   }
 
+  /**
+   * Takes this turn's writes at the first hop and checks at the second; whatever is written in
+   * between waits for the next round. Members are read at the check, without copying: a socket
+   * in two of the topics is read twice, which costs less than building a set of them.
+   */
   private schedule(): void {
     if (this.scheduled) return;
     this.scheduled = true;
-    setImmediate(() => setImmediate(() => this.run()));
-  }
-
-  private run(): void {
-    this.scheduled = false;
-    for (const topic of this.topics) for (const link of this.hub.topics.get(topic) ?? []) this.links.add(link);
-    this.topics.clear();
-    const due = [...this.links];
-    this.links.clear();
-    for (const link of due) link.checkBacklog(this.limit);
+    setImmediate(() => {
+      this.scheduled = false;
+      const { links, topics, everyone } = this;
+      this.links = new Set();
+      this.topics = new Set();
+      this.everyone = false;
+      setImmediate(() => {
+        const limit = this.limit;
+        for (const link of everyone ? this.hub.links : links) link.checkBacklog(limit);
+        if (everyone) return;
+        for (const topic of topics) {
+          const members = this.hub.topics.get(topic);
+          if (members) for (const link of members) link.checkBacklog(limit);
+        }
+      });
+    });
   }
 }
 
@@ -96,7 +108,6 @@ interface SocketData {
 
 class UwsLink implements TransportLink {
   readonly transport = 'uws';
-  private readonly joined = new Set<string>();
   /** uWS invalidates the websocket before its close handler runs: nothing may touch it after. */
   private gone = false;
   /** The buffer as last read (what bufferedBytes reports once the websocket is gone). */
@@ -118,7 +129,6 @@ class UwsLink implements TransportLink {
   subscribe(topic: string): void {
     if (this.gone) return;
     this.ws.subscribe(topic);
-    this.joined.add(topic);
     let members = this.hub.topics.get(topic);
     if (!members) this.hub.topics.set(topic, (members = new Set()));
     members.add(this);
@@ -153,15 +163,15 @@ class UwsLink implements TransportLink {
     else this.close(true);
   }
 
-  /** The websocket closed: forget it (uWS already dropped its subscriptions). */
+  /** The websocket closed: forget it (uWS already dropped its subscriptions; the session knows its topics). */
   detach(): void {
     this.gone = true;
     this.hub.links.delete(this);
-    for (const topic of this.joined) this.leave(topic);
+    const endpoint = this.ws.getUserData().socket;
+    if (endpoint) for (const topic of endpoint.topics()) this.leave(topic);
   }
 
   private leave(topic: string): void {
-    this.joined.delete(topic);
     const members = this.hub.topics.get(topic);
     if (!members?.delete(this)) return;
     if (members.size === 0) this.hub.topics.delete(topic);
