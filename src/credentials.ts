@@ -60,14 +60,38 @@ export function requestHost(headers: Record<string, string>, trustProxy: boolean
   return colon > 0 && first.indexOf(':') === colon ? first.slice(0, colon) : first;
 }
 
-/** A REST request's credentials: its headers, plus the host and browser origin it came with. */
-export function credentialsFromHeaders(headers: Record<string, string>, trustProxy: boolean): Credentials {
-  const { deviceId: _device, ...creds } = credentialsFrom([headers]);
-  return definedOnly({ ...creds, host: requestHost(headers, trustProxy), origin: headers.origin });
+/** First non-empty header under one of `names`: both HTTP stacks hand header names in lower case. */
+function header(headers: Record<string, string>, names: readonly string[]): string | undefined {
+  for (const name of names) {
+    const value = Object.hasOwn(headers, name) ? headers[name] : undefined;
+    if (value) return value;
+  }
+  return undefined;
 }
 
+/**
+ * A REST request's credentials: its headers, plus the host and browser origin it came with.
+ * The same names as `credentialsFrom`, looked up directly (this runs on every request).
+ */
+export function credentialsFromHeaders(headers: Record<string, string>, trustProxy: boolean): Credentials {
+  const creds: Credentials = {};
+  const apiKey = header(headers, CREDENTIAL_NAMES.apiKey);
+  if (apiKey !== undefined) creds.apiKey = apiKey;
+  const clientKey = header(headers, CREDENTIAL_NAMES.clientKey);
+  if (clientKey !== undefined) creds.clientKey = clientKey;
+  const token = normaliseToken(header(headers, CREDENTIAL_NAMES.token));
+  if (token !== undefined) creds.token = token;
+  const host = requestHost(headers, trustProxy);
+  if (host !== undefined) creds.host = host;
+  if (headers.origin !== undefined) creds.origin = headers.origin;
+  return creds;
+}
+
+/** The object without its undefined properties. */
 export function definedOnly<T extends object>(value: T): T {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
+  const out: Record<string, unknown> = {};
+  for (const [key, v] of Object.entries(value)) if (v !== undefined) out[key] = v;
+  return out as T;
 }
 
 /**

@@ -8,7 +8,7 @@ function label(cf) {
 }
 
 /** fromUs/toUs: CLOCK_MONOTONIC microseconds (the clock V8 stamps profiles with on Linux). */
-export function summarizeProfile(file, fromUs, toUs, top = 15) {
+export function summarizeProfile(file, fromUs, toUs, top = Number(process.env.BENCH_PROFILE_TOP ?? 15)) {
   const p = JSON.parse(readFileSync(file, 'utf8'));
   const nodes = new Map(p.nodes.map((n) => [n.id, n]));
   const parent = new Map();

@@ -106,7 +106,7 @@ export const Errors = {
   directRoomClosed: (what: 'join' | 'members') =>
     new ImError(403, 'DIRECT_ROOM_CLOSED', what === 'join' ? 'A direct room cannot be joined' : 'A direct room has fixed members'),
   messageRecalled: (what: 'pinned' | 'edited') => new ImError(409, 'MESSAGE_RECALLED', `A recalled message cannot be ${what}`),
-  invalidQuery: (message: string) => new ImError(400, 'INVALID_QUERY', `q: ${message}`),
+  invalidQuery: (message: string, param = 'q') => new ImError(400, 'INVALID_QUERY', `${param}: ${message}`),
   invalidPath: (kind: string, value: string) =>
     new ImError(400, 'INVALID_PATH', `${kind} '${value}' is not a plain name (letters, digits, . _ -)`),
   unsupportedMediaType: (mimetype: string) => new ImError(415, 'UNSUPPORTED_MEDIA_TYPE', `Files of type '${mimetype}' are not accepted`),

@@ -1,5 +1,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
+import { placeholderPng } from '../files/placeholder.js';
+import { probeVideo } from '../files/video-probe.js';
 import { ContentTooLarge, type FileStorage } from '../files/storage.js';
 import type { Store } from '../store/store.js';
 import { Errors } from './errors.js';
@@ -146,6 +148,40 @@ export class FileService {
       }
       await this.store.shareFile(actor.app.id, file.id, roomId);
     }
+  }
+
+  /**
+   * `POST /files/video-info` after the upload: the video's size and duration read from its
+   * container (MP4/MOV family; null for others), and a thumbnail — a placeholder of the video's
+   * aspect ratio stored beside it, since taking a frame needs a video decoder roomcast does
+   * not ship. URLs are `/files/<bucket>/<id>` paths, which the Vue SDK signs before use.
+   */
+  async videoInfo(actor: Actor, video: FileRecord) {
+    if (!video.mimetype.toLowerCase().startsWith('video/')) {
+      await this.store.deleteFile(actor.app.id, video.id);
+      await this.storage.delete(this.key(actor.app.id, video.bucket, video.id));
+      throw Errors.unsupportedMediaType(video.mimetype);
+    }
+    const info = await probeVideo(await this.open(actor.app, video));
+    const thumbnail = await this.upload(actor, {
+      bucket: video.bucket,
+      filename: `${video.filename}.thumbnail.png`,
+      mimetype: 'image/png',
+      content: Readable.from([placeholderPng(info?.width ?? 16, info?.height ?? 9)]),
+      extra: Promise.resolve(video.extra ?? {}),
+    });
+    return {
+      originalId: video.id,
+      originalUrl: `/files/${video.bucket}/${video.id}`,
+      thumbnailId: thumbnail.id,
+      thumbnailUrl: `/files/${thumbnail.bucket}/${thumbnail.id}`,
+      thumbnailIsPlaceholder: true,
+      mimetype: video.mimetype,
+      bytes: video.length,
+      width: info?.width ?? null,
+      height: info?.height ?? null,
+      duration: info?.duration ?? null,
+    };
   }
 
   async open(app: AppRecord, file: FileRecord): Promise<Readable> {

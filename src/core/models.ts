@@ -84,6 +84,14 @@ export interface MemberState {
   direct?: boolean;
 }
 
+/** A room a user left or was removed from (`GET /rooms/quitted`). */
+export interface QuittedRoom {
+  roomId: string;
+  quittedAt: number;
+  /** The user's own room preference when they left. */
+  pref: Record<string, unknown>;
+}
+
 export interface RoomRecord {
   id: string;
   name?: string;

@@ -103,6 +103,46 @@ export class PrefService {
     return { totalCount: data.length, data };
   }
 
+  /**
+   * `POST /roomPrefs/:room/group/:group` (config/RoomPrefGroup-Create-or-Update.md): merges into
+   * the preference a group shares for a room. Any member of the room may set it; the Vue SDK
+   * names the group by the room tag it is showing. No socket event: IMKIT documents none, and
+   * `roomPref` carries a user's own preference, which this must not overwrite on their devices.
+   */
+  async setGroupRoomPref(actor: Actor, roomId: string, group: string, body: unknown): Promise<Record<string, unknown>> {
+    asUser(actor, 'me.update');
+    const input = parseInput(roomPrefSchema, body);
+    const groupId = parseInput(prefKey, group);
+    await this.memberRoom(actor, roomId);
+    const change: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(input)) if (!RESERVED.has(k) && v !== undefined) change[k] = v;
+    const pref = await this.store.updateGroupRoomPref(actor.app.id, groupId, roomId, (p) => ({ ...p, ...change }));
+    return { ...pref, room: roomId };
+  }
+
+  /** `DELETE /roomPrefs/:room/group/:group/:key` (config/RoomPrefGroup-Unset-a-key.md). */
+  async unsetGroupRoomPref(actor: Actor, roomId: string, group: string, key: string): Promise<Record<string, unknown>> {
+    asUser(actor, 'me.update');
+    const groupId = parseInput(prefKey, group);
+    await this.memberRoom(actor, roomId);
+    const pref = await this.store.updateGroupRoomPref(actor.app.id, groupId, roomId, (p) => {
+      const { [key]: _gone, ...rest } = p;
+      return rest;
+    });
+    return { ...pref, room: roomId };
+  }
+
+  /** `GET /roomPrefs/group/:group` (config/RoomPrefGroup-List.md): the group's preferences for the caller's rooms. */
+  async listGroupRoomPrefs(actor: Actor, group: string): Promise<{ totalCount: number; data: Record<string, unknown>[] }> {
+    const me = asUser(actor, 'me.read');
+    const groupId = parseInput(prefKey, group);
+    const mine = new Set(await this.store.userRoomIds(actor.app.id, me.userId));
+    const data = (await this.store.listGroupRoomPrefs(actor.app.id, groupId))
+      .filter((p) => mine.has(p.room))
+      .map((p) => ({ ...p.pref, room: p.room }));
+    return { totalCount: data.length, data };
+  }
+
   private async memberRoom(actor: Actor, roomId: string): Promise<void> {
     authorize(actor, 'rooms.read', await requireRoomFor(this.store, actor, roomId));
   }

@@ -16,8 +16,9 @@ import type { DeliveryService, MembershipEvent } from './delivery.js';
 import { requireMessage, requireRoom, requireRoomFor } from './lookup.js';
 import { parseInput } from './validate.js';
 import { isValidId } from './limits.js';
-import { type RoomView, clientView } from './views.js';
+import { type RoomView, clientView, quittedRoomView } from './views.js';
 import { ownValue, setOwn } from './own.js';
+import { parsePrefFilter, prefMatches } from './pref-filter.js';
 
 const id = z.string().trim().min(1).max(128);
 const ids = z.array(id).max(1000);
@@ -98,6 +99,8 @@ export interface ListQuery {
   sortUnreadFirst?: boolean;
   /** Only rooms with a message, a change or a creation after this time (ms). */
   updatedAfter?: number;
+  /** JSON filter on the caller's own room preference (`pref=`). */
+  pref?: string;
 }
 
 const DIRECT_PREFIX = 'dm:';
@@ -233,12 +236,14 @@ export class RoomService {
   async list(actor: Actor, query: ListQuery): Promise<{ totalCount: number; data: RoomView[] }> {
     const me = asUser(actor, 'rooms.list');
     const filter = this.parseFilter(query.q);
+    const prefFilter = parsePrefFilter(query.pref);
     const ids = await this.store.userRoomIds(actor.app.id, me.userId);
     let rooms = (await this.store.getRooms(actor.app.id, ids)).filter(
       (r): r is RoomRecord => r !== undefined && !isBanned(me.userId, r),
     );
     if (filter.members) rooms = rooms.filter((r) => matches(r.members, filter.members!));
     if (filter.roomTags) rooms = rooms.filter((r) => matches(r.roomTags, filter.roomTags!));
+    if (prefFilter) rooms = rooms.filter((r) => prefMatches(ownValue(r.memberState, me.userId)?.pref, prefFilter));
     const after = query.updatedAfter;
     if (after !== undefined) rooms = rooms.filter((r) => r.lastActivityAt > after || r.updatedAt > after || r.createdAt > after);
     rooms.sort(this.comparator(query.sort ?? '-lastMessage'));
@@ -250,6 +255,22 @@ export class RoomService {
     }
     const page = query.limit === 0 ? views.slice(query.skip) : views.slice(query.skip, query.skip + query.limit);
     return { totalCount: views.length, data: page };
+  }
+
+  /**
+   * `GET /rooms/quitted`: the rooms the caller left or was removed from and has not rejoined,
+   * with limited room information (no members, no messages) and `pref.quittedAt`.
+   */
+  async quitted(actor: Actor): Promise<{ data: Record<string, unknown>[] }> {
+    const me = asUser(actor, 'rooms.list');
+    const quits = await this.store.listQuittedRooms(actor.app.id, me.userId);
+    const rooms = await this.store.getRooms(actor.app.id, quits.map((q) => q.roomId));
+    const data: Record<string, unknown>[] = [];
+    quits.forEach((q, i) => {
+      const room = rooms[i];
+      if (room) data.push(quittedRoomView(room, q));
+    });
+    return { data };
   }
 
   async get(actor: Actor, roomId: string): Promise<RoomView> {

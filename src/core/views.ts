@@ -1,4 +1,4 @@
-import type { MessageRecord, RoomRecord, UserRecord } from './models.js';
+import type { MessageRecord, QuittedRoom, RoomRecord, UserRecord } from './models.js';
 import { ownValue } from './own.js';
 
 /**
@@ -125,6 +125,22 @@ export function roomView({ room, members, owner, lastMessage, pinnedMessage, vie
     updatedAt: iso(room.updatedAt),
     updatedAtMS: room.updatedAt,
     ...(viewer ? viewerFields(viewer) : {}),
+  };
+}
+
+/** A room the viewer quitted (`GET /rooms/quitted`, room/Room-List-quitted-rooms.md): no members or messages. */
+export function quittedRoomView(room: RoomRecord, quit: QuittedRoom): Record<string, unknown> {
+  return {
+    _id: room.id,
+    id: room.id,
+    name: room.name ?? '',
+    cover: room.cover ?? '',
+    description: room.description ?? '',
+    roomType: room.roomType,
+    roomTags: room.roomTags,
+    encrypted: false,
+    pref: { ...quit.pref, quittedAt: iso(quit.quittedAt), quittedAtMS: quit.quittedAt },
+    createdTimeMS: room.createdAt,
   };
 }
 

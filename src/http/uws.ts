@@ -77,6 +77,14 @@ export function registerUwsHttp(app: TemplatedApp, service: HttpService, maxBody
   });
 }
 
+const STATUS_LINES = new Map<number, string>();
+/** `200 OK`, built once per status. */
+function statusLine(status: number): string {
+  let line = STATUS_LINES.get(status);
+  if (line === undefined) STATUS_LINES.set(status, (line = `${status} ${STATUS_CODES[status] ?? ''}`));
+  return line;
+}
+
 /** Past this much of a refused body, the connection is closed instead of read to the end. */
 const MAX_DRAIN_BYTES = 64 * 1024 * 1024;
 
@@ -152,8 +160,9 @@ function write(res: UwsResponse, state: UwsState, response: HttpResponse, head: 
   }
   res.cork(() => {
     state.unpause?.();
-    res.writeStatus(`${response.status} ${STATUS_CODES[response.status] ?? ''}`);
-    for (const [name, value] of Object.entries(response.headers)) res.writeHeader(name, value);
+    res.writeStatus(statusLine(response.status));
+    const headers = response.headers;
+    for (const name in headers) res.writeHeader(name, headers[name]!);
     if (!isStreamBody(body)) {
       if (head) res.endWithoutBody(Buffer.byteLength(body), close);
       else res.end(body, close);

@@ -10,6 +10,7 @@ import type {
   MemberRoom,
   MessageRecord,
   PrefRecord,
+  QuittedRoom,
   RoomRecord,
   TokenRecord,
   UserRecord,
@@ -189,6 +190,27 @@ export interface Store {
   listPrefs(appId: string, userId: string): Promise<PrefRecord[]>;
   putPref(appId: string, userId: string, pref: PrefRecord): Promise<void>;
   deletePref(appId: string, userId: string, key: string): Promise<boolean>;
+
+  // Room preferences shared by a group (`/roomPrefs/:room/group/:group`)
+  /**
+   * Atomic read-modify-write of a group's preference for a room: `change` gets a copy of the
+   * stored one (`{}` when none) and returns the new one, which is stored and returned.
+   */
+  updateGroupRoomPref(
+    appId: string,
+    group: string,
+    roomId: string,
+    change: (pref: Record<string, unknown>) => Record<string, unknown>,
+  ): Promise<Record<string, unknown>>;
+  /** A group's room preferences, by room id. */
+  listGroupRoomPrefs(appId: string, group: string): Promise<{ room: string; pref: Record<string, unknown> }[]>;
+
+  /**
+   * Rooms the user left or was removed from and has not joined again, most recent first: what
+   * `updateRoom` recorded when they stopped being a member (the time is the room's `updatedAt`
+   * of that change, the preference theirs at the time). `deleteRoom` forgets the room's entries.
+   */
+  listQuittedRooms(appId: string, userId: string): Promise<QuittedRoom[]>;
 
   // Push devices (IMKIT `POST /me/subscribe`)
   /** Adds or replaces the user's device of that type and device id. */

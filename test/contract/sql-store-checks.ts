@@ -119,6 +119,56 @@ export function sqlStoreChecks(name: string, newDatabase: () => () => Db): void 
       }
     });
 
+    it("a member's room read follows every write: sends, read receipts, member changes, deletions, other connections", async () => {
+      const open = newDatabase();
+      const one = await SqlStore.open(open());
+      const two = await SqlStore.open(open());
+      const read = (store: SqlStore, user = 'u2') => store.getRoomForUser(A, 'r1', user);
+      try {
+        await one.createRoom(A, room('r1', ['u1', 'u2']));
+        expect((await read(one))!.lastMessageId).toBeUndefined();
+        expect((await read(one, 'u3'))!.member).toBeUndefined();
+        // A send moves the room's last message and the sender's last read, nobody else's.
+        await one.addMessage(A, message('m1', 'r1', 'u2'));
+        expect(await read(one)).toMatchObject({ lastMessageId: 'm1', lastActivityAt: clock, member: { lastRead: 'm1' } });
+        expect((await read(one, 'u1'))!.member!.lastRead).toBeUndefined();
+        await one.addMessage(A, message('m2', 'r1', 'u1'));
+        expect((await read(one, 'u1'))!.member!.lastRead).toBe('m2');
+        expect((await read(one))!.member!.lastRead).toBe('m1');
+        expect(await one.setLastRead(A, 'r1', 'u2', 'm2')).toBe(true);
+        expect((await read(one))!.member!.lastRead).toBe('m2');
+        // What a caller does to its copy stays its own.
+        const mine = (await read(one))!;
+        mine.members.push('intruder');
+        mine.member!.role = 'admin';
+        expect((await read(one))!.members).toEqual(['u1', 'u2']);
+        expect((await read(one))!.member!.role).toBeUndefined();
+        // Member changes and message deletions through this store.
+        await one.updateRoom(A, 'r1', (r) => ({ ...r, members: ['u1', 'u3'], memberState: { u1: r.memberState.u1!, u3: { joinedAt: 2 } } }));
+        expect((await read(one))!.member).toBeUndefined();
+        expect((await read(one, 'u3'))!.member).toMatchObject({ joinedAt: 2 });
+        await one.deleteMessage(A, 'r1', 'm2');
+        expect((await read(one, 'u1'))).toMatchObject({ lastMessageId: 'm1', member: { lastRead: 'm1' } });
+        // A read that was under way while a write committed is not kept.
+        const during = read(one, 'u3');
+        await one.updateRoom(A, 'r1', (r) => ({ ...r, name: 'renamed' }));
+        await during;
+        expect((await read(one, 'u3'))!.name).toBe('renamed');
+        // Writes through another connection to the same database.
+        await two.addMessage(A, message('m3', 'r1', 'u3'));
+        expect(await read(one, 'u3')).toMatchObject({ lastMessageId: 'm3', member: { lastRead: 'm3' } });
+        await two.setLastRead(A, 'r1', 'u1', 'm3');
+        expect((await read(one, 'u1'))!.member!.lastRead).toBe('m3');
+        await two.clearMessages(A, 'r1');
+        expect((await read(one, 'u1'))!.lastMessageId).toBeUndefined();
+        await two.deleteRoom(A, 'r1');
+        expect(await read(one, 'u1')).toBeUndefined();
+      } finally {
+        await one.close();
+        await two.close();
+      }
+    });
+
     it('cached records (views, auth) are dropped by local writes and by control events from other nodes', async () => {
       const open = newDatabase();
       const one = await SqlStore.open(open());

@@ -464,6 +464,36 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
       expect(await store.deletePref(A, 'u1', 'folders-meta')).toBe(true);
       expect(await store.listPrefs(A, 'u1')).toEqual([]);
     });
+    it('group room preferences: an atomic read-modify-write per group and room, listed by group, gone with the room', async () => {
+      await store.createRoom(A, room('r1', ['u1']));
+      await store.createRoom(A, room('r2', ['u1']));
+      // 30 concurrent merges of one record: none is lost.
+      await Promise.all(Array.from({ length: 30 }, (_, i) => store.updateGroupRoomPref(A, 'g', 'r1', (p) => ({ ...p, [`k${i}`]: i }))));
+      const [first] = await store.listGroupRoomPrefs(A, 'g');
+      expect(Object.keys(first!.pref)).toHaveLength(30);
+      expect(await store.updateGroupRoomPref(A, 'g', 'r2', (p) => ({ ...p, tags: ['x'] }))).toEqual({ tags: ['x'] });
+      await store.updateGroupRoomPref(A, 'other', 'r2', () => ({ folder: 'f' }));
+      expect((await store.listGroupRoomPrefs(A, 'g')).map((p) => p.room)).toEqual(['r1', 'r2']);
+      expect(await store.listGroupRoomPrefs(B, 'g')).toEqual([]);
+      await store.deleteRoom(A, 'r1');
+      expect(await store.listGroupRoomPrefs(A, 'g')).toEqual([{ room: 'r2', pref: { tags: ['x'] } }]);
+    });
+
+    it('updateRoom records members who leave as having quitted (with their pref, at updatedAt); rejoining or deleting the room clears it', async () => {
+      const r = room('r1', ['u1', 'u2', 'u3']);
+      r.memberState.u2!.pref = { tags: ['old'] };
+      await store.createRoom(A, r);
+      await store.updateRoom(A, 'r1', (x) => ({ ...x, members: ['u1'], memberState: { u1: x.memberState.u1! }, updatedAt: 5000 }));
+      expect(await store.listQuittedRooms(A, 'u2')).toEqual([{ roomId: 'r1', quittedAt: 5000, pref: { tags: ['old'] } }]);
+      expect(await store.listQuittedRooms(A, 'u3')).toEqual([{ roomId: 'r1', quittedAt: 5000, pref: {} }]);
+      expect(await store.listQuittedRooms(A, 'u1')).toEqual([]);
+      await store.updateRoom(A, 'r1', (x) => ({ ...x, members: ['u1', 'u2'], memberState: { ...x.memberState, u2: { joinedAt: 6000 } }, updatedAt: 6000 }));
+      expect(await store.listQuittedRooms(A, 'u2')).toEqual([]);
+      expect(await store.listQuittedRooms(B, 'u3')).toEqual([]);
+      await store.deleteRoom(A, 'r1');
+      expect(await store.listQuittedRooms(A, 'u3')).toEqual([]);
+    });
+
     it('stores push devices per user, type and device id; a token-checked delete spares a replaced token', async () => {
       const d = (userId: string, deviceId: string, token: string) => ({ userId, type: 'fcm' as const, deviceId, token, createdAt: 1 });
       await store.putDevice(A, d('u1', 'phone', 't1'));

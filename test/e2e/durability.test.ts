@@ -170,6 +170,10 @@ describe('moving an installation: roomcast-admin export / import / backup', () =
       const who = i % 2 ? 'bob' : 'alice';
       await user(source.base, app, tokens[who]).post('/rooms/r1/message', { roomId: 'r1', messageType: 'text', message: `m${i}`, reply: null, mentions: [] });
     }
+    // A quitted room and a group's room preference move too (GET /rooms/quitted, /roomPrefs/:room/group/:group).
+    await admin(source.base, app).post('/rooms', { _id: 'r2', name: 'Two', members: ['alice', 'bob'] });
+    await user(source.base, app, tokens.alice).post('/roomPrefs/r2/group/team', { tags: ['t'] });
+    expect((await user(source.base, app, tokens.bob).post('/rooms/r2/delete/members', { systemMessage: false, members: ['bob'] })).status).toBe(200);
     // Online backup while the server runs, then the export from the stopped server.
     const backup = path.join(dir, 'backup.db');
     expect((await runCli(['backup', '--out', backup], sqliteEnv)).code).toBe(0);
@@ -179,6 +183,7 @@ describe('moving an installation: roomcast-admin export / import / backup', () =
     const lines = exported.stdout.trim().split('\n');
     expect(JSON.parse(lines[0]!)).toMatchObject({ type: 'roomcast-export', version: 1 });
     expect(lines.filter((l) => l.includes('"type":"message"'))).toHaveLength(30);
+    expect(lines.filter((l) => /"type":"(quitted-room|group-room-pref)"/.test(l)).map((l) => JSON.parse(l).type).sort()).toEqual(['group-room-pref', 'quitted-room']);
     expect(lines.filter((l) => l.includes('"type":"device"')).map((l) => JSON.parse(l).record)).toEqual([
       { userId: 'bob', type: 'fcm', deviceId: 'bob-phone', token: 'bob-fcm', createdAt: expect.any(Number) },
     ]);
@@ -199,6 +204,8 @@ describe('moving an installation: roomcast-admin export / import / backup', () =
     const history = await user(moved.base, app, tokens.alice).get('/rooms/r1/messages/v3?limit=100');
     expect(history.body.result.totalCount).toBe(30);
     expect(history.body.result.data.map((m: { message: string }) => m.message)).toEqual(Array.from({ length: 30 }, (_, i) => `m${29 - i}`));
+    expect((await user(moved.base, app, tokens.bob).get('/rooms/quitted')).body.result.data.map((r: { _id: string }) => r._id)).toEqual(['r2']);
+    expect((await user(moved.base, app, tokens.alice).get('/roomPrefs/group/team')).body.result.data).toEqual([{ room: 'r2', tags: ['t'] }]);
     await moved.kill('SIGTERM');
 
     const restored = await start('restored', { ...sqliteEnv, ROOMCAST_DATABASE_PATH: backup });

@@ -20,6 +20,11 @@ export const fileRoutes: RouteDef[] = [
     handle: async ({ core, actor, params, req }) => fileView(await receiveUpload(core, actor, params.bucket!, req)),
   },
   {
+    // The Vue SDK's fallback for a video its browser cannot open (FetchVideoInfo): parts `file` and `autoUpload` ({bucket, extra}).
+    method: 'POST', path: '/files/video-info', summary: "Upload a video and read its size and duration (MP4/MOV); the thumbnail is a placeholder (no decoder)", body: null, auth: 'actor', streamBody: true,
+    handle: async ({ core, actor, req }) => core.files.videoInfo(actor, await receiveUpload(core, actor, VIDEO_INFO_BUCKET, req, 'autoUpload')),
+  },
+  {
     method: 'GET', path: '/files/:bucket/:id', summary: 'Download a file (signed link, or client key + token)', query: { exp: 'signed link expiry (epoch s)', sig: 'signed link signature' }, auth: 'public', raw: true,
     handle: async ({ core, params, req, authenticate, config }) => {
       if (req.query.has('sig')) {
@@ -91,12 +96,26 @@ function parseExtra(value: string, limits: InputLimits): Record<string, unknown>
   return parsed as Record<string, unknown>;
 }
 
+/** Where `/files/video-info` keeps a video whose `autoUpload.bucket` arrives after the file (the Vue SDK's order): the bucket the SDK names. */
+const VIDEO_INFO_BUCKET = 'chat';
+
+/** `autoUpload` ({bucket, extra}, `/files/video-info`): the `extra` inside, and the bucket if it is a plain string. */
+function parseAutoUpload(value: string, limits: InputLimits): { extra: Record<string, unknown>; bucket?: string } {
+  const auto = parseExtra(value, limits);
+  const extra = auto.extra === undefined ? {} : auto.extra;
+  if (typeof extra !== 'object' || extra === null || Array.isArray(extra)) throw Errors.invalidInput('autoUpload.extra: must be an object');
+  return { extra: { ...extra }, bucket: typeof auto.bucket === 'string' ? auto.bucket : undefined };
+}
+
 /**
  * Reads a multipart upload: the `file` part is streamed straight to storage (never held in
- * memory); `extra` may come before or after it. On any refusal the rest of the body is
- * drained and no file remains.
+ * memory); `extra` may come before or after it. With `extraField: 'autoUpload'` the extra is
+ * that part's `extra`, and its `bucket` replaces `bucket` when it arrives before the file (the
+ * file is being written by the time a later one arrives). On any refusal the rest of the body
+ * is drained and no file remains.
  */
-function receiveUpload(core: Core, actor: Actor, bucket: string, req: HttpRequest): Promise<FileRecord> {
+function receiveUpload(core: Core, actor: Actor, defaultBucket: string, req: HttpRequest, extraField: 'extra' | 'autoUpload' = 'extra'): Promise<FileRecord> {
+  let bucket = defaultBucket;
   const body = req.stream as Readable;
   return new Promise<FileRecord>((resolve, reject) => {
     let parser: busboy.Busboy;
@@ -121,9 +140,15 @@ function receiveUpload(core: Core, actor: Actor, bucket: string, req: HttpReques
     let upload: Promise<FileRecord> | undefined;
 
     parser.on('field', (name, value) => {
-      if (name !== 'extra') return;
+      if (name !== extraField) return;
       try {
-        extra = parseExtra(value, core.limits);
+        if (extraField === 'extra') {
+          extra = parseExtra(value, core.limits);
+        } else {
+          const auto = parseAutoUpload(value, core.limits);
+          extra = auto.extra;
+          if (auto.bucket && !upload) bucket = auto.bucket;
+        }
       } catch (err) {
         extraError = err;
       }

@@ -1,9 +1,18 @@
 import { roomInputs } from '../../core/rooms.js';
 import { Errors } from '../../core/errors.js';
 import { credentialsFromHeaders } from '../../credentials.js';
-import type { RouteDef } from '../route.js';
+import type { RouteContext, RouteDef } from '../route.js';
+import { json } from '../envelope.js';
 import { userInputs } from '../../core/users.js';
 import { deliveryInputs } from '../../core/delivery.js';
+
+/** Sandbox sign-in, v1 and v2: the API key, or the client key alone when the operator enabled it. */
+async function signIn({ core, req, body, config, authenticate }: RouteContext) {
+  const creds = credentialsFromHeaders(req.headers, config.trustProxy);
+  if (creds.apiKey) return core.users.sandboxSignIn((await authenticate()).app, body());
+  if (!config.sandboxSignIn) throw Errors.sandboxDisabled();
+  return core.users.sandboxSignIn(await core.identity.authenticateClientKey(creds), body());
+}
 
 /** The user's own account: client key + token. */
 export const meRoutes: RouteDef[] = [
@@ -17,12 +26,12 @@ export const meRoutes: RouteDef[] = [
   {
     // IMKIT: the API key, or (sandbox, off unless the operator enables it) the client key alone.
     method: 'POST', path: '/auths/sign/v2', summary: 'Sign in and get a token (API key; client key alone in sandbox mode)', body: userInputs.signIn, auth: 'public',
-    handle: async ({ core, req, body, config, authenticate }) => {
-      const creds = credentialsFromHeaders(req.headers, config.trustProxy);
-      if (creds.apiKey) return core.users.sandboxSignIn((await authenticate()).app, body());
-      if (!config.sandboxSignIn) throw Errors.sandboxDisabled();
-      return core.users.sandboxSignIn(await core.identity.authenticateClientKey(creds), body());
-    },
+    handle: (ctx) => signIn(ctx),
+  },
+  {
+    // v1 (admin/Admin-Create-Access-Token.md): the same sign-in, answered as the bare result, without IMKIT's envelope.
+    method: 'POST', path: '/auths/sign', summary: 'Sign in and get a token, v1: the result without the envelope (API key; client key alone in sandbox mode)', body: userInputs.signIn, auth: 'public', raw: true,
+    handle: async (ctx) => json(200, await signIn(ctx)),
   },
   // Push devices; with the API key, `clientId` names the user.
   {

@@ -22,4 +22,17 @@ export const prefRoutes: RouteDef[] = [
     method: 'DELETE', path: '/roomPrefs/:room/:key', summary: 'Remove a room preference', auth: 'actor',
     handle: ({ core, actor, params }) => core.prefs.unsetRoomPref(actor, params.room!, params.key!),
   },
+  // A group's shared preference for a room (the Vue SDK's `updateRoomPrefs` with a room tag).
+  {
+    method: 'GET', path: '/roomPrefs/group/:group', summary: "A group's room preferences, for the rooms you are in", auth: 'actor',
+    handle: ({ core, actor, params }) => core.prefs.listGroupRoomPrefs(actor, params.group!),
+  },
+  {
+    method: 'POST', path: '/roomPrefs/:room/group/:group', summary: "Set a group's preferences for a room", body: prefInputs.roomPref, auth: 'actor',
+    handle: ({ core, actor, params, body }) => core.prefs.setGroupRoomPref(actor, params.room!, params.group!, body()),
+  },
+  {
+    method: 'DELETE', path: '/roomPrefs/:room/group/:group/:key', summary: "Remove a key of a group's room preference", auth: 'actor',
+    handle: ({ core, actor, params }) => core.prefs.unsetGroupRoomPref(actor, params.room!, params.group!, params.key!),
+  },
 ];

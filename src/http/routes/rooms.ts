@@ -17,7 +17,7 @@ export const roomRoutes: RouteDef[] = [
     handle: ({ core, actor, body }) => core.rooms.create(actor, body(), true),
   },
   {
-    method: 'GET', path: '/rooms', summary: 'Your rooms (API key: all rooms)', query: { skip: 'rooms to skip', limit: 'page size (0: all)', sort: 'e.g. -lastMessage', q: 'JSON filter: {"members":…,"roomTags":…} with $in/$all', sortUnreadFirst: '1: rooms with unread messages first' }, auth: 'actor',
+    method: 'GET', path: '/rooms', summary: 'Your rooms (API key: all rooms)', query: { skip: 'rooms to skip', limit: 'page size (0: all)', sort: 'e.g. -lastMessage', q: 'JSON filter: {"members":…,"roomTags":…} with $in/$all', pref: 'JSON filter on your room preference, e.g. {"tags":{"$in":["demo"]}}', updatedAfter: 'only rooms changed after (epoch ms or ISO 8601)', sortUnreadFirst: '1: rooms with unread messages first' }, auth: 'actor',
     handle: ({ core, actor, req }) =>
       core.rooms.list(actor, {
         skip: intParam(req.query, 'skip', 0, 0, 1e9),
@@ -26,8 +26,10 @@ export const roomRoutes: RouteDef[] = [
         q: req.query.get('q') ?? undefined,
         sortUnreadFirst: intParam(req.query, 'sortUnreadFirst', 0, 0, 1) === 1,
         updatedAfter: timeParam(req.query, 'updatedAfter'),
+        pref: req.query.get('pref') ?? undefined,
       }),
   },
+  { method: 'GET', path: '/rooms/quitted', summary: 'Rooms you left or were removed from', auth: 'actor', handle: ({ core, actor }) => core.rooms.quitted(actor) },
   { method: 'GET', path: '/rooms/:id', summary: 'One room', auth: 'actor', handle: ({ core, actor, params }) => core.rooms.get(actor, params.id!) },
   {
     method: 'PUT', path: '/rooms/:id', summary: 'Update a room', body: roomInputs.update, auth: 'actor',

@@ -27,6 +27,12 @@ export interface Db extends Queryer {
    * advisory lock; SQLite's write lock), so nodes starting together migrate one at a time.
    */
   withMigrationLock<T>(fn: (q: Queryer) => Promise<T>): Promise<T>;
+  /**
+   * Whether another connection or process committed a change since the last call: SQLite
+   * only. Absent where other nodes write the same database all the time (PostgreSQL), so the
+   * store keeps no cache that needs it.
+   */
+  changedElsewhere?(): boolean;
   /** false while the database cannot be reached (PostgreSQL); requests then fail with 503. */
   ready(): boolean;
   close(): Promise<void>;

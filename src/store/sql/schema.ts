@@ -61,6 +61,20 @@ const MIGRATIONS: { version: number; statements: (engine: Engine) => string[] }[
       `CREATE INDEX invitations_by_invitee ON invitations (app, invitee)`,
     ],
   },
+  {
+    // Rooms a user left or was removed from (`GET /rooms/quitted`), with the room preference they
+    // had, and room preferences shared by a group (`/roomPrefs/:room/group/:group`). Self-contained:
+    // renumbering this version touches nothing else.
+    version: 5,
+    statements: () => [
+      `CREATE TABLE quitted_rooms (app TEXT NOT NULL, user_id TEXT NOT NULL, room TEXT NOT NULL, quitted_at BIGINT NOT NULL,
+        pref TEXT NOT NULL, PRIMARY KEY (app, user_id, room))`,
+      `CREATE INDEX quitted_rooms_by_room ON quitted_rooms (app, room)`,
+      `CREATE TABLE group_room_prefs (app TEXT NOT NULL, grp TEXT NOT NULL, room TEXT NOT NULL, data TEXT NOT NULL,
+        PRIMARY KEY (app, grp, room))`,
+      `CREATE INDEX group_room_prefs_by_room ON group_room_prefs (app, room)`,
+    ],
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.at(-1)!.version;

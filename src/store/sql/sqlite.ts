@@ -49,6 +49,8 @@ export class SqliteDb implements Db {
   private statements = new Map<string, Database.Statement>();
   private gate: Gate;
   private direct: Queryer;
+  private dataVersion: Database.Statement;
+  private lastDataVersion: unknown;
 
   constructor(readonly file: string, options: SqliteOptions = {}) {
     if (file !== ':memory:') mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
@@ -61,6 +63,8 @@ export class SqliteDb implements Db {
     this.db.pragma('journal_mode = WAL');
     this.db.pragma(`synchronous = ${options.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
     this.db.pragma('busy_timeout = 5000');
+    this.dataVersion = this.db.prepare('PRAGMA data_version').pluck();
+    this.lastDataVersion = this.dataVersion.get();
     this.direct = { all: async (sql, params) => this.allNow(sql, params), run: async (sql, params) => this.runNow(sql, params) };
   }
 
@@ -107,6 +111,14 @@ export class SqliteDb implements Db {
     } finally {
       this.release();
     }
+  }
+
+  /** SQLite's data_version moves on every commit by another connection, never on this one's own. */
+  changedElsewhere(): boolean {
+    const now = this.dataVersion.get();
+    if (now === this.lastDataVersion) return false;
+    this.lastDataVersion = now;
+    return true;
   }
 
   /** BEGIN IMMEDIATE takes SQLite's file-wide write lock: one migrating process at a time. */

@@ -10,6 +10,7 @@ import type {
   OutboxItem,
   OutboxOutcome,
   PrefRecord,
+  QuittedRoom,
   RoomRecord,
   TokenRecord,
   UserRecord,
@@ -19,6 +20,7 @@ import { newId } from '../../core/secrets.js';
 import { type AppMessageQuery, byInvitationOrder, type HistoryQuery, matchesAppQuery, OUTBOX_KEEP_SETTLED, OUTBOX_PRUNE_EVERY, type Store } from '../store.js';
 import { type Db, marks, type Param, type Queryer } from './db.js';
 import { migrate } from './schema.js';
+import { type CachedMember, type CachedRoom, RoomCache } from './room-cache.js';
 
 /** The room document as stored: the record without what lives in columns and member rows. */
 type RoomDoc = Omit<RoomRecord, 'memberState' | 'lastMessageId' | 'lastActivityAt'>;
@@ -146,6 +148,31 @@ function memberStateJson(state: MemberState | undefined): { state: string; lastR
   return { state: JSON.stringify(rest), lastRead: lastRead ?? null };
 }
 
+/**
+ * One user's view of a room from its (shared, cached) document: the mutable parts are copies,
+ * so a caller changing its room never changes the cache.
+ */
+function memberRoom(
+  doc: RoomDoc,
+  columns: Pick<CachedRoom<RoomDoc>, 'lastMessageId' | 'lastActivityAt'>,
+  member: CachedMember | null,
+  userId: string,
+): MemberRoom {
+  const row = { doc: null, version: 0, last_message_id: columns.lastMessageId, last_activity_at: columns.lastActivityAt };
+  const rows: MemberRow[] = member === null ? [] : [{ user_id: userId, state: member.state, last_read: member.lastRead }];
+  const { memberState, ...room } = assembleRoom(doc, row, rows);
+  const scoped: MemberRoom = {
+    ...room,
+    members: doc.members.slice(),
+    managers: doc.managers.slice(),
+    roomTags: doc.roomTags.slice(),
+    viewer: userId,
+    member: Object.hasOwn(memberState, userId) ? memberState[userId] : undefined,
+  };
+  if (doc.banned) scoped.banned = copy(doc.banned);
+  return scoped;
+}
+
 function assembleRoom(doc: RoomDoc, row: RoomRow, members: readonly MemberRow[]): RoomRecord {
   const memberState: Record<string, MemberState> = {};
   for (const m of members) {
@@ -173,6 +200,8 @@ function assembleRoom(doc: RoomDoc, row: RoomRow, members: readonly MemberRow[])
 export class SqlStore implements Store {
   /** app\0room → the room document at a version (see getRoomForUser). */
   private roomDocs = new Map<string, { version: number; doc: RoomDoc }>();
+  /** SQLite only (see RoomCache): the send path's room reads, kept exact by this store's writes. */
+  private roomCache?: RoomCache<RoomDoc>;
   private appCache = new RecordCache<AppRecord>(CACHE_MS);
   /** app\0token hash → token */
   private tokenCache = new RecordCache<TokenRecord>(CACHE_MS);
@@ -184,7 +213,9 @@ export class SqlStore implements Store {
   private flushScheduled = false;
   private flushing = false;
 
-  private constructor(readonly db: Db) {}
+  private constructor(readonly db: Db) {
+    if (db.changedElsewhere) this.roomCache = new RoomCache<RoomDoc>(() => db.changedElsewhere!(), NO_STATE);
+  }
 
   /** Opens the store, applying any migrations first. */
   static async open(db: Db): Promise<SqlStore> {
@@ -239,7 +270,7 @@ export class SqlStore implements Store {
   }
   async deleteApp(appId: string): Promise<boolean> {
     const gone = await this.db.tx(async (q) => {
-      for (const table of ['users', 'tokens', 'rooms', 'members', 'messages', 'blocks', 'files', 'prefs', 'file_rooms', 'user_deleted', 'invitations', 'devices', 'outbox']) {
+      for (const table of ['users', 'tokens', 'rooms', 'members', 'messages', 'blocks', 'files', 'prefs', 'file_rooms', 'user_deleted', 'invitations', 'devices', 'outbox', 'quitted_rooms', 'group_room_prefs']) {
         await q.run(`DELETE FROM ${table} WHERE app = ?`, [appId]);
       }
       return q.run(`DELETE FROM apps WHERE id = ?`, [appId]);
@@ -253,6 +284,19 @@ export class SqlStore implements Store {
     this.tokenCache.deleteWhere((key) => key.startsWith(`${appId}\0`));
     this.userCache.deleteWhere((key) => key.startsWith(`${appId}\0`));
     for (const key of this.roomDocs.keys()) if (key.startsWith(`${appId}\0`)) this.roomDocs.delete(key);
+    this.roomCache?.clear();
+  }
+
+  /**
+   * Runs a write to a room's rows that the room cache does not mirror: the cached room is
+   * dropped when the write ends (committed or not), and no read from before fills it again.
+   */
+  private async changingRoom<T>(appId: string, roomId: string, write: () => Promise<T>): Promise<T> {
+    try {
+      return await write();
+    } finally {
+      this.roomCache?.drop(`${appId}\0${roomId}`);
+    }
   }
 
   /** Drops what a change made on another node (a control event) makes stale here. */
@@ -392,16 +436,18 @@ export class SqlStore implements Store {
 
   async createRoom(appId: string, room: RoomRecord): Promise<boolean> {
     const { doc, memberState } = splitRoom(room);
-    return this.db.tx(async (q) => {
-      const created = await q.run(
-        `INSERT INTO rooms (app, id, doc, version, last_message_id, last_activity_at, message_count)
-         VALUES (?, ?, ?, 1, ?, ?, 0) ON CONFLICT (app, id) DO NOTHING`,
-        [appId, room.id, JSON.stringify(doc), room.lastMessageId ?? null, room.lastActivityAt],
-      );
-      if (created === 0) return false;
-      await this.writeMembers(q, appId, room.id, new Map(), room.members, memberState);
-      return true;
-    });
+    return this.changingRoom(appId, room.id, () =>
+      this.db.tx(async (q) => {
+        const created = await q.run(
+          `INSERT INTO rooms (app, id, doc, version, last_message_id, last_activity_at, message_count)
+           VALUES (?, ?, ?, 1, ?, ?, 0) ON CONFLICT (app, id) DO NOTHING`,
+          [appId, room.id, JSON.stringify(doc), room.lastMessageId ?? null, room.lastActivityAt],
+        );
+        if (created === 0) return false;
+        await this.writeMembers(q, appId, room.id, new Map(), room.members, memberState);
+        return true;
+      }),
+    );
   }
 
   async getRoom(appId: string, roomId: string): Promise<RoomRecord | undefined> {
@@ -431,6 +477,9 @@ export class SqlStore implements Store {
 
   async getRoomForUser(appId: string, roomId: string, userId: string): Promise<MemberRoom | undefined> {
     const key = `${appId}\0${roomId}`;
+    const hit = this.roomCache?.lookup(key, userId);
+    if (hit) return memberRoom(hit.room.doc, hit.room, hit.member, userId);
+    const mark = this.roomCache?.mark();
     const cached = this.roomDocs.get(key);
     const [row] = await this.db.all<RoomRow & { state: string | null; last_read: string | null }>(
       `SELECT r.version, CASE WHEN r.version = ? THEN NULL ELSE r.doc END AS doc, r.last_message_id, r.last_activity_at,
@@ -449,19 +498,10 @@ export class SqlStore implements Store {
       doc = parse<RoomDoc>(row.doc!);
       this.cacheRoomDoc(key, Number(row.version), doc);
     }
-    const member: MemberRow[] = row.state === null ? [] : [{ user_id: userId, state: row.state, last_read: row.last_read }];
-    // The cached document is shared: hand out copies of its mutable parts.
-    const { memberState, ...room } = assembleRoom(doc, row, member);
-    const scoped: MemberRoom = {
-      ...room,
-      members: doc.members.slice(),
-      managers: doc.managers.slice(),
-      roomTags: doc.roomTags.slice(),
-      viewer: userId,
-      member: Object.hasOwn(memberState, userId) ? memberState[userId] : undefined,
-    };
-    if (doc.banned) scoped.banned = copy(doc.banned);
-    return scoped;
+    const columns = { version: Number(row.version), doc, lastMessageId: row.last_message_id, lastActivityAt: Number(row.last_activity_at) };
+    const member = row.state === null ? null : { state: row.state, lastRead: row.last_read };
+    if (mark !== undefined) this.roomCache!.fill(mark, key, columns, userId, member);
+    return memberRoom(doc, columns, member, userId);
   }
 
   private cacheRoomDoc(key: string, version: number, doc: RoomDoc): void {
@@ -475,28 +515,32 @@ export class SqlStore implements Store {
     change: (room: RoomRecord) => RoomRecord | undefined,
     outbox?: (before: RoomRecord, after: RoomRecord) => OutboxItem[],
   ): Promise<RoomRecord | undefined> {
-    return this.db.tx(async (q) => {
-      const [row] = await q.all<RoomRow>(
-        `SELECT doc, version, last_message_id, last_activity_at FROM rooms WHERE app = ? AND id = ?${this.db.forUpdate}`,
-        [appId, roomId],
-      );
-      if (!row) return undefined;
-      const rows = await q.all<MemberRow>(`SELECT user_id, state, last_read FROM members WHERE app = ? AND room = ?`, [appId, roomId]);
-      const current = assembleRoom(parse<RoomDoc>(row.doc!), row, rows);
-      const next = change(copy(current));
-      if (!next) return current;
-      next.id = roomId;
-      const { doc, memberState } = splitRoom(next);
-      const docJson = JSON.stringify(doc);
-      const version = docJson === row.doc ? row.version : Number(row.version) + 1;
-      await q.run(
-        `UPDATE rooms SET doc = ?, version = ?, last_message_id = ?, last_activity_at = ? WHERE app = ? AND id = ?`,
-        [docJson, version, next.lastMessageId ?? null, next.lastActivityAt, appId, roomId],
-      );
-      await this.writeMembers(q, appId, roomId, new Map(rows.map((m) => [m.user_id, m])), next.members, memberState);
-      if (outbox) await this.insertOutbox(q, appId, outbox(copy(current), copy(next)));
-      return parse<RoomRecord>(JSON.stringify(next));
-    });
+    return this.changingRoom(appId, roomId, () =>
+      this.db.tx(async (q) => {
+        const [row] = await q.all<RoomRow>(
+          `SELECT doc, version, last_message_id, last_activity_at FROM rooms WHERE app = ? AND id = ?${this.db.forUpdate}`,
+          [appId, roomId],
+        );
+        if (!row) return undefined;
+        const rows = await q.all<MemberRow>(`SELECT user_id, state, last_read FROM members WHERE app = ? AND room = ?`, [appId, roomId]);
+        const current = assembleRoom(parse<RoomDoc>(row.doc!), row, rows);
+        const next = change(copy(current));
+        if (!next) return current;
+        next.id = roomId;
+        const { doc, memberState } = splitRoom(next);
+        const docJson = JSON.stringify(doc);
+        const version = docJson === row.doc ? row.version : Number(row.version) + 1;
+        await q.run(
+          `UPDATE rooms SET doc = ?, version = ?, last_message_id = ?, last_activity_at = ? WHERE app = ? AND id = ?`,
+          [docJson, version, next.lastMessageId ?? null, next.lastActivityAt, appId, roomId],
+        );
+        const before = new Map(rows.map((m) => [m.user_id, m]));
+        await this.writeMembers(q, appId, roomId, before, next.members, memberState);
+        await this.recordQuits(q, appId, roomId, before, next.members, next.updatedAt);
+        if (outbox) await this.insertOutbox(q, appId, outbox(copy(current), copy(next)));
+        return parse<RoomRecord>(JSON.stringify(next));
+      }),
+    );
   }
 
   /** Brings the room's member rows from `before` to `members` + `memberState`, touching only what changed. */
@@ -529,21 +573,51 @@ export class SqlStore implements Store {
     }
   }
 
+  /**
+   * Members who left in this change are recorded as having quitted the room (with the
+   * preference they had, at the change's `updatedAt`); members who (re)joined are not any more.
+   */
+  private async recordQuits(q: Queryer, appId: string, roomId: string, before: Map<string, MemberRow>, members: readonly string[], at: number): Promise<void> {
+    const kept = new Set(members);
+    const quits: Param[][] = [];
+    for (const [userId, row] of before) {
+      if (kept.has(userId)) continue;
+      const pref = row.state === NO_STATE ? {} : (parse<MemberState>(row.state).pref ?? {});
+      quits.push([appId, userId, roomId, at, JSON.stringify(pref)]);
+    }
+    for (const part of chunks(quits)) {
+      await q.run(
+        `INSERT INTO quitted_rooms (app, user_id, room, quitted_at, pref) VALUES ${part.map(() => '(?, ?, ?, ?, ?)').join(', ')}
+         ON CONFLICT (app, user_id, room) DO UPDATE SET quitted_at = excluded.quitted_at, pref = excluded.pref`,
+        part.flat(),
+      );
+    }
+    const joined = members.filter((m) => !before.has(m));
+    for (const part of chunks(joined)) {
+      await q.run(`DELETE FROM quitted_rooms WHERE app = ? AND room = ? AND user_id IN (${marks(part.length)})`, [appId, roomId, ...part]);
+    }
+  }
+
   async setLastRead(appId: string, roomId: string, userId: string, messageId: string): Promise<boolean> {
     const changed = await this.db.run(
       `UPDATE members SET last_read = ? WHERE app = ? AND room = ? AND user_id = ? AND state <> ?`,
       [messageId, appId, roomId, userId, NO_STATE],
     );
+    if (changed > 0) this.roomCache?.lastReadSet(`${appId}\0${roomId}`, userId, messageId);
     return changed > 0;
   }
   async deleteRoom(appId: string, roomId: string): Promise<boolean> {
     this.roomDocs.delete(`${appId}\0${roomId}`);
-    return this.db.tx(async (q) => {
-      await q.run(`DELETE FROM messages WHERE app = ? AND room = ?`, [appId, roomId]);
-      await q.run(`DELETE FROM members WHERE app = ? AND room = ?`, [appId, roomId]);
-      await q.run(`DELETE FROM user_deleted WHERE app = ? AND room = ?`, [appId, roomId]);
-      return (await q.run(`DELETE FROM rooms WHERE app = ? AND id = ?`, [appId, roomId])) > 0;
-    });
+    return this.changingRoom(appId, roomId, () =>
+      this.db.tx(async (q) => {
+        await q.run(`DELETE FROM messages WHERE app = ? AND room = ?`, [appId, roomId]);
+        await q.run(`DELETE FROM members WHERE app = ? AND room = ?`, [appId, roomId]);
+        await q.run(`DELETE FROM user_deleted WHERE app = ? AND room = ?`, [appId, roomId]);
+        await q.run(`DELETE FROM quitted_rooms WHERE app = ? AND room = ?`, [appId, roomId]);
+        await q.run(`DELETE FROM group_room_prefs WHERE app = ? AND room = ?`, [appId, roomId]);
+        return (await q.run(`DELETE FROM rooms WHERE app = ? AND id = ?`, [appId, roomId])) > 0;
+      }),
+    );
   }
   async countRooms(appId: string): Promise<number> {
     const [row] = await this.db.all<{ n: number }>(`SELECT COUNT(*) AS n FROM rooms WHERE app = ?`, [appId]);
@@ -591,6 +665,10 @@ export class SqlStore implements Store {
               for (const [i, p] of batch.entries()) if (done[i] && p.outbox.length > 0) await this.insertOutbox(q, p.appId, p.outbox);
               return done;
             });
+      // Mirrored in the room cache before anyone hears of them (the same changes the statements made).
+      batch.forEach((p, i) => {
+        if (inserted[i]) this.roomCache?.messageStored(`${p.appId}\0${p.message.room}`, p.message.id, p.message.createdAt, p.message.sender);
+      });
       batch.forEach((p, i) => p.resolve(inserted[i]!));
     } catch (err) {
       for (const p of batch) p.reject(err);
@@ -763,32 +841,36 @@ export class SqlStore implements Store {
     return Number(row?.n ?? 0);
   }
   async deleteMessage(appId: string, roomId: string, messageId: string): Promise<boolean> {
-    return this.db.tx(async (q) => {
-      const seq = await this.seqOf(q, appId, roomId, messageId);
-      if (seq === undefined) return false;
-      // Members who had read up to it now have read up to the one before (their unread count stays).
-      const [before] = await q.all<{ id: string }>(`SELECT id FROM messages WHERE app = ? AND room = ? AND seq < ? ORDER BY seq DESC LIMIT 1`, [
-        appId, roomId, seq,
-      ]);
-      await q.run(`UPDATE members SET last_read = ? WHERE app = ? AND room = ? AND last_read = ?`, [before?.id ?? null, appId, roomId, messageId]);
-      const gone = await q.run(`DELETE FROM messages WHERE app = ? AND id = ? AND room = ?`, [appId, messageId, roomId]);
-      if (gone === 0) return false;
-      await q.run(
-        `UPDATE rooms SET message_count = message_count - 1,
-           last_message_id = CASE WHEN last_message_id = ?
-             THEN (SELECT id FROM messages WHERE app = ? AND room = ? ORDER BY seq DESC LIMIT 1) ELSE last_message_id END
-         WHERE app = ? AND id = ?`,
-        [messageId, appId, roomId, appId, roomId],
-      );
-      return true;
-    });
+    return this.changingRoom(appId, roomId, () =>
+      this.db.tx(async (q) => {
+        const seq = await this.seqOf(q, appId, roomId, messageId);
+        if (seq === undefined) return false;
+        // Members who had read up to it now have read up to the one before (their unread count stays).
+        const [before] = await q.all<{ id: string }>(`SELECT id FROM messages WHERE app = ? AND room = ? AND seq < ? ORDER BY seq DESC LIMIT 1`, [
+          appId, roomId, seq,
+        ]);
+        await q.run(`UPDATE members SET last_read = ? WHERE app = ? AND room = ? AND last_read = ?`, [before?.id ?? null, appId, roomId, messageId]);
+        const gone = await q.run(`DELETE FROM messages WHERE app = ? AND id = ? AND room = ?`, [appId, messageId, roomId]);
+        if (gone === 0) return false;
+        await q.run(
+          `UPDATE rooms SET message_count = message_count - 1,
+             last_message_id = CASE WHEN last_message_id = ?
+               THEN (SELECT id FROM messages WHERE app = ? AND room = ? ORDER BY seq DESC LIMIT 1) ELSE last_message_id END
+           WHERE app = ? AND id = ?`,
+          [messageId, appId, roomId, appId, roomId],
+        );
+        return true;
+      }),
+    );
   }
   async clearMessages(appId: string, roomId: string): Promise<number> {
-    return this.db.tx(async (q) => {
-      const gone = await q.run(`DELETE FROM messages WHERE app = ? AND room = ?`, [appId, roomId]);
-      await q.run(`UPDATE rooms SET message_count = 0, last_message_id = NULL WHERE app = ? AND id = ?`, [appId, roomId]);
-      return gone;
-    });
+    return this.changingRoom(appId, roomId, () =>
+      this.db.tx(async (q) => {
+        const gone = await q.run(`DELETE FROM messages WHERE app = ? AND room = ?`, [appId, roomId]);
+        await q.run(`UPDATE rooms SET message_count = 0, last_message_id = NULL WHERE app = ? AND id = ?`, [appId, roomId]);
+        return gone;
+      }),
+    );
   }
 
   // ---- blocks, files, preferences ----------------------------------------------------------
@@ -933,6 +1015,36 @@ export class SqlStore implements Store {
   }
   async deletePref(appId: string, userId: string, key: string): Promise<boolean> {
     return (await this.db.run(`DELETE FROM prefs WHERE app = ? AND user_id = ? AND pref_key = ?`, [appId, userId, key])) > 0;
+  }
+
+  // ---- group room preferences, quitted rooms ------------------------------------------------
+
+  async updateGroupRoomPref(
+    appId: string,
+    group: string,
+    roomId: string,
+    change: (pref: Record<string, unknown>) => Record<string, unknown>,
+  ): Promise<Record<string, unknown>> {
+    return this.db.tx(async (q) => {
+      // The row exists before it is locked, so two first writers also take turns.
+      await q.run(`INSERT INTO group_room_prefs (app, grp, room, data) VALUES (?, ?, ?, '{}') ON CONFLICT (app, grp, room) DO NOTHING`, [appId, group, roomId]);
+      const [row] = await q.all<{ data: string }>(`SELECT data FROM group_room_prefs WHERE app = ? AND grp = ? AND room = ?${this.db.forUpdate}`, [appId, group, roomId]);
+      const next = change(parse<Record<string, unknown>>(row?.data ?? '{}'));
+      await q.run(`UPDATE group_room_prefs SET data = ? WHERE app = ? AND grp = ? AND room = ?`, [JSON.stringify(next), appId, group, roomId]);
+      return next;
+    });
+  }
+  async listGroupRoomPrefs(appId: string, group: string): Promise<{ room: string; pref: Record<string, unknown> }[]> {
+    const rows = await this.db.all<{ room: string; data: string }>(`SELECT room, data FROM group_room_prefs WHERE app = ? AND grp = ? ORDER BY room`, [appId, group]);
+    return rows.map((r) => ({ room: r.room, pref: parse<Record<string, unknown>>(r.data) }));
+  }
+
+  async listQuittedRooms(appId: string, userId: string): Promise<QuittedRoom[]> {
+    const rows = await this.db.all<{ room: string; quitted_at: number; pref: string }>(
+      `SELECT room, quitted_at, pref FROM quitted_rooms WHERE app = ? AND user_id = ? ORDER BY quitted_at DESC, room`,
+      [appId, userId],
+    );
+    return rows.map((r) => ({ roomId: r.room, quittedAt: Number(r.quitted_at), pref: parse<Record<string, unknown>>(r.pref) }));
   }
 
   // ---- push devices ------------------------------------------------------------------------

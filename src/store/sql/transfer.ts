@@ -8,6 +8,7 @@ import type {
   MessageRecord,
   OutboxItem,
   PrefRecord,
+  QuittedRoom,
   RoomRecord,
   TokenRecord,
   UserRecord,
@@ -33,6 +34,8 @@ export type ExportLine =
   | { type: 'file-room'; app: string; record: { file: string; room: string } }
   | { type: 'user-deleted'; app: string; record: { user: string; room: string; message: string } }
   | { type: 'invitation'; app: string; record: InvitationRecord }
+  | { type: 'quitted-room'; app: string; user: string; record: QuittedRoom }
+  | { type: 'group-room-pref'; app: string; record: { group: string; room: string; pref: Record<string, unknown> } }
   | { type: 'device'; app: string; record: DeviceRecord }
   /** Deliveries still to make (settled ones are history and stay behind). */
   | { type: 'outbox'; app: string; record: OutboxItem };
@@ -79,6 +82,12 @@ export async function* exportData(db: Db): AsyncGenerator<ExportLine> {
   }
   for await (const r of pages<{ app: string; doc: string }>(db, 'invitations', 'app, room, invitee, doc', ['app', 'room', 'invitee'])) {
     yield { type: 'invitation', app: r.app, record: JSON.parse(r.doc) };
+  }
+  for await (const r of pages<{ app: string; user_id: string; room: string; quitted_at: number; pref: string }>(db, 'quitted_rooms', 'app, user_id, room, quitted_at, pref', ['app', 'user_id', 'room'])) {
+    yield { type: 'quitted-room', app: r.app, user: r.user_id, record: { roomId: r.room, quittedAt: Number(r.quitted_at), pref: JSON.parse(r.pref) } };
+  }
+  for await (const r of pages<{ app: string; grp: string; room: string; data: string }>(db, 'group_room_prefs', 'app, grp, room, data', ['app', 'grp', 'room'])) {
+    yield { type: 'group-room-pref', app: r.app, record: { group: r.grp, room: r.room, pref: JSON.parse(r.data) } };
   }
   type DeviceRow = { app: string; user_id: string; type: DeviceRecord['type']; device_id: string; token: string; created_at: number };
   for await (const r of pages<DeviceRow>(db, 'devices', 'app, user_id, type, device_id, token, created_at', ['app', 'user_id', 'type', 'device_id'])) {
@@ -162,7 +171,7 @@ export async function importData(db: Db, openLines: () => AsyncIterable<string>)
   return counts;
 }
 
-const KNOWN = new Set(['app', 'user', 'token', 'room', 'message', 'block', 'file', 'pref', 'file-room', 'user-deleted', 'invitation', 'device', 'outbox']);
+const KNOWN = new Set(['app', 'user', 'token', 'room', 'message', 'block', 'file', 'pref', 'file-room', 'user-deleted', 'invitation', 'quitted-room', 'group-room-pref', 'device', 'outbox']);
 
 async function writeLines(q: Queryer, lines: readonly ExportLine[]): Promise<void> {
   for (const line of lines) {
@@ -195,6 +204,14 @@ async function writeLines(q: Queryer, lines: readonly ExportLine[]): Promise<voi
         await q.run(`INSERT INTO invitations (app, room, invitee, created_at, doc) VALUES (?, ?, ?, ?, ?)`, [
           line.app, line.record.room, line.record.invitee, line.record.createdAt, JSON.stringify(line.record),
         ]);
+        break;
+      case 'quitted-room':
+        await q.run(`INSERT INTO quitted_rooms (app, user_id, room, quitted_at, pref) VALUES (?, ?, ?, ?, ?)`, [
+          line.app, line.user, line.record.roomId, line.record.quittedAt, JSON.stringify(line.record.pref),
+        ]);
+        break;
+      case 'group-room-pref':
+        await q.run(`INSERT INTO group_room_prefs (app, grp, room, data) VALUES (?, ?, ?, ?)`, [line.app, line.record.group, line.record.room, JSON.stringify(line.record.pref)]);
         break;
       case 'device':
         await q.run(`INSERT INTO devices (app, user_id, type, device_id, token, created_at) VALUES (?, ?, ?, ?, ?, ?)`, [
