@@ -187,8 +187,8 @@ function writeJson(res: HttpResponse, status: number, body: string, headers: Rec
 export function attachUws(app: TemplatedApp, engine: SocketEngine, opts: UwsAttachOptions = {}): RealtimeServer {
   const live = new Set<LinkEndpoint>();
   let closed = false;
-  const links = { topics: new Map<string, Set<UwsLink>>(), links: new Set<UwsLink>() };
-  const hub: UwsHub = { ...links, check: new BacklogCheck(links, opts.maxBackpressureBytes ?? 1024 * 1024) };
+  const membership = { topics: new Map<string, Set<UwsLink>>(), links: new Set<UwsLink>() };
+  const hub: UwsHub = { ...membership, check: new BacklogCheck(membership, opts.maxBackpressureBytes ?? 1024 * 1024) };
   const stopHeartbeat = engine.addHeartbeatTarget({
     broadcast: (frame) => {
       app.publish(HEARTBEAT_TOPIC, frame, false);
@@ -265,7 +265,7 @@ export function attachUws(app: TemplatedApp, engine: SocketEngine, opts: UwsAtta
       if (!socket) return;
       live.delete(socket);
       try {
-        // uWS has no limit of its own (BacklogCheck cuts), so any close it reports is the peer's.
+        // uWS has no limit of its own (BacklogCheck cuts through `end`), so a close not asked for is the peer's.
         socket.transportClosed();
       } catch (err) {
         engine.reportError(err, 'close');
