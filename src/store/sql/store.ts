@@ -16,6 +16,7 @@ import type {
   UserRecord,
 } from '../../core/models.js';
 import type { ControlMessage } from '../../bus/bus.js';
+import { setOwn } from '../../core/own.js';
 import { newId } from '../../core/secrets.js';
 import { matchesKeyword, normalise, searchableText } from '../../core/search-text.js';
 import {
@@ -172,28 +173,33 @@ function memberRoom(
   member: CachedMember | null,
   userId: string,
 ): MemberRoom {
-  const row = { doc: null, version: 0, last_message_id: columns.lastMessageId, last_activity_at: columns.lastActivityAt };
-  const rows: MemberRow[] = member === null ? [] : [{ user_id: userId, state: member.state, last_read: member.lastRead }];
-  const { memberState, ...room } = assembleRoom(doc, row, rows);
+  // Built in one object: this runs for every message sent.
   const scoped: MemberRoom = {
-    ...room,
+    ...doc,
     members: doc.members.slice(),
     managers: doc.managers.slice(),
     roomTags: doc.roomTags.slice(),
+    lastActivityAt: Number(columns.lastActivityAt),
     viewer: userId,
-    member: Object.hasOwn(memberState, userId) ? memberState[userId] : undefined,
+    member: member === null || member.state === NO_STATE ? undefined : stateOf(member.state, member.lastRead),
   };
+  if (columns.lastMessageId !== null) scoped.lastMessageId = columns.lastMessageId;
   if (doc.banned) scoped.banned = copy(doc.banned);
   return scoped;
+}
+
+function stateOf(json: string, lastRead: string | null): MemberState {
+  const state = parse<MemberState>(json);
+  if (lastRead !== null) state.lastRead = lastRead;
+  return state;
 }
 
 function assembleRoom(doc: RoomDoc, row: RoomRow, members: readonly MemberRow[]): RoomRecord {
   const memberState: Record<string, MemberState> = {};
   for (const m of members) {
     if (m.state === NO_STATE) continue;
-    const state = parse<MemberState>(m.state);
-    if (m.last_read !== null) state.lastRead = m.last_read;
-    memberState[m.user_id] = state;
+    // As data even for a user id like `__proto__`.
+    setOwn(memberState, m.user_id, stateOf(m.state, m.last_read));
   }
   const room: RoomRecord = { ...doc, memberState, lastActivityAt: Number(row.last_activity_at) };
   if (row.last_message_id !== null) room.lastMessageId = row.last_message_id;
