@@ -16,9 +16,18 @@ import type { Engine, Param, Queryer } from './db.js';
  * Either way the grams only narrow to candidates: the store confirms each by substring.
  */
 
+/** Tokens of grams seen so far: chat text repeats its characters, so most grams are met again. */
+const TOKENS = new Map<string, string>();
+const MAX_CACHED_TOKENS = 200_000;
+
 /** One FTS5 token per gram: its code points in hex, joined by `x`. */
 function token(gram: string): string {
-  return [...gram].map((c) => c.codePointAt(0)!.toString(16)).join('x');
+  let t = TOKENS.get(gram);
+  if (t === undefined) {
+    t = [...gram].map((c) => c.codePointAt(0)!.toString(16)).join('x');
+    if (TOKENS.size < MAX_CACHED_TOKENS) TOKENS.set(gram, t);
+  }
+  return t;
 }
 
 /** The grams of a message as the statement parameter: space-separated, null when it has no searchable text. */
