@@ -111,18 +111,19 @@ export class UserService {
     const expiry = input.token ? parseExpiry(input.expirationDate!, now) : undefined;
     const custom = this.mergeCustom(undefined, input);
     // An update changes only what was sent: mute list, login times and the rest stay.
-    let user = await this.store.updateUser(actor.app.id, input._id, (u) => ({
-      ...u,
-      nickname: input.nickname ?? u.nickname,
-      avatarUrl: input.avatarUrl ?? u.avatarUrl,
-      description: input.description ?? u.description,
-      custom: this.mergeCustom(u.custom, input),
-      updatedAt: now,
-    }));
-    if (!user) {
-      user = { id: input._id, nickname: input.nickname, avatarUrl: input.avatarUrl, description: input.description, custom, createdAt: now, updatedAt: now };
-      await this.store.putUser(actor.app.id, user);
-    }
+    const user = await this.store.upsertUser(
+      actor.app.id,
+      input._id,
+      (u) => ({
+        ...u,
+        nickname: input.nickname ?? u.nickname,
+        avatarUrl: input.avatarUrl ?? u.avatarUrl,
+        description: input.description ?? u.description,
+        custom: this.mergeCustom(u.custom, input),
+        updatedAt: now,
+      }),
+      () => ({ id: input._id, nickname: input.nickname, avatarUrl: input.avatarUrl, description: input.description, custom, createdAt: now, updatedAt: now }),
+    );
     this.announceChanged(actor.app.id, user.id);
     const view = clientView(user, user.id);
     if (input.issueAccessToken) return { ...view, ...tokenView(await this.tokens.issue(actor.app, user.id)) };
@@ -165,16 +166,12 @@ export class UserService {
     const input = parseInput(signSchema, body);
     const now = this.clock.now();
     // As upsert: an atomic update of what was sent (mute list and login times stay), else a new user.
-    let user = await this.store.updateUser(app.id, input.id, (u) => ({
-      ...u,
-      nickname: input.nickname ?? u.nickname,
-      avatarUrl: input.avatarUrl ?? u.avatarUrl,
-      updatedAt: now,
-    }));
-    if (!user) {
-      user = { id: input.id, nickname: input.nickname, avatarUrl: input.avatarUrl, custom: {}, createdAt: now, updatedAt: now };
-      await this.store.putUser(app.id, user);
-    }
+    const user = await this.store.upsertUser(
+      app.id,
+      input.id,
+      (u) => ({ ...u, nickname: input.nickname ?? u.nickname, avatarUrl: input.avatarUrl ?? u.avatarUrl, updatedAt: now }),
+      () => ({ id: input.id, nickname: input.nickname, avatarUrl: input.avatarUrl, custom: {}, createdAt: now, updatedAt: now }),
+    );
     this.announceChanged(app.id, user.id);
     const issued = await this.tokens.issue(app, user.id);
     return {

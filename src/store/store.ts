@@ -94,6 +94,11 @@ export interface Store {
   getUser(appId: string, userId: string): Promise<UserRecord | undefined>;
   /** Atomic read-modify-write of a user (same contract as `updateApp`); undefined when missing. */
   updateUser(appId: string, userId: string, change: (u: UserRecord) => UserRecord | undefined): Promise<UserRecord | undefined>;
+  /**
+   * `updateUser`, or when there is no such user, creates the one `create` returns; a user
+   * created concurrently by another request gets `change` instead, so an upsert loses no write.
+   */
+  upsertUser(appId: string, userId: string, change: (u: UserRecord) => UserRecord | undefined, create: () => UserRecord): Promise<UserRecord>;
   /** Same order as `userIds`; unknown ids give undefined. */
   getUsers(appId: string, userIds: readonly string[]): Promise<(UserRecord | undefined)[]>;
   /**

@@ -105,6 +105,17 @@ export function sqlStoreChecks(name: string, newDatabase: () => () => Db): void 
         expect((await store.getRoom(A, 'r1'))!.roomTags).toHaveLength(20);
       }));
 
+    it('concurrent first upserts of one user lose no write: one creates, the others change it', () =>
+      withStore(async (store) => {
+        const results = await Promise.all(
+          Array.from({ length: 20 }, (_, i) =>
+            store.upsertUser(A, 'fresh', (u) => ({ ...u, custom: { ...u.custom, [`k${i}`]: i } }), () => ({ ...user('fresh'), custom: { [`k${i}`]: i } })),
+          ),
+        );
+        expect(results.every((u) => u.id === 'fresh')).toBe(true);
+        expect(Object.keys((await store.getUser(A, 'fresh'))!.custom).sort()).toEqual(Array.from({ length: 20 }, (_, i) => `k${i}`).sort());
+      }));
+
     it('a node never serves a room document another node changed', async () => {
       const open = newDatabase();
       const one = await SqlStore.open(open());

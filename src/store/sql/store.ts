@@ -408,10 +408,36 @@ export class SqlStore implements Store {
     ]);
     return { total: Number(count?.n ?? 0), users: rows.map((r) => parse<UserRecord>(r.doc)) };
   }
-  async updateUser(appId: string, userId: string, change: (u: UserRecord) => UserRecord | undefined): Promise<UserRecord | undefined> {
+  updateUser(appId: string, userId: string, change: (u: UserRecord) => UserRecord | undefined): Promise<UserRecord | undefined> {
+    return this.changeUser(appId, userId, change, undefined);
+  }
+  async upsertUser(appId: string, userId: string, change: (u: UserRecord) => UserRecord | undefined, create: () => UserRecord): Promise<UserRecord> {
+    const user = await this.changeUser(appId, userId, change, create);
+    if (!user) throw new Error(`upsertUser: '${userId}' neither updated nor created`); // unreachable: see changeUser
+    return user;
+  }
+  /** One transaction: the row locked and changed, or (with `create`) inserted when missing. */
+  private async changeUser(
+    appId: string,
+    userId: string,
+    change: (u: UserRecord) => UserRecord | undefined,
+    create: (() => UserRecord) | undefined,
+  ): Promise<UserRecord | undefined> {
     this.userCache.delete(`${appId}\0${userId}`);
     return this.db.tx(async (q) => {
-      const [row] = await q.all<{ doc: string }>(`SELECT doc FROM users WHERE app = ? AND id = ?${this.db.forUpdate}`, [appId, userId]);
+      const read = () => q.all<{ doc: string }>(`SELECT doc FROM users WHERE app = ? AND id = ?${this.db.forUpdate}`, [appId, userId]);
+      let [row] = await read();
+      if (!row && create) {
+        const user = { ...create(), id: userId };
+        const doc = JSON.stringify(user);
+        const added = await q.run(
+          `INSERT INTO users (app, id, created_at, doc, is_group) VALUES (?, ?, ?, ?, ?) ON CONFLICT (app, id) DO NOTHING`,
+          [appId, userId, user.createdAt, doc, isGroup(user)],
+        );
+        if (added > 0) return parse<UserRecord>(doc);
+        // Created by a concurrent transaction that committed meanwhile (PostgreSQL): change theirs.
+        [row] = await read();
+      }
       if (!row) return undefined;
       const next = change(parse<UserRecord>(row.doc));
       if (!next) return parse<UserRecord>(row.doc);
@@ -420,6 +446,7 @@ export class SqlStore implements Store {
       return parse<UserRecord>(doc);
     });
   }
+
   async deleteUser(appId: string, userId: string): Promise<boolean> {
     this.userCache.delete(`${appId}\0${userId}`);
     this.tokenCache.deleteWhere((key, t) => key.startsWith(`${appId}\0`) && t.userId === userId);
