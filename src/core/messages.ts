@@ -404,10 +404,10 @@ export class MessageService implements SystemMessages {
     options: { push: boolean; webhook: boolean },
     author?: Actor,
   ): Promise<MessageView> {
-    encodeForStore(message, this.limits.maxMessageBytes);
+    const encoded = encodeForStore(message, this.limits.maxMessageBytes);
     const view = await this.present.message(appId, message, { pinnedId: undefined });
     const outbox = this.outbox ? await this.outbox.forMessage(appId, room, message, view, options) : [];
-    if (!(await this.store.addMessage(appId, message, outbox))) {
+    if (!(await this.store.addMessage(appId, message, outbox, encoded))) {
       if (!(await this.store.getRoom(appId, message.room))) throw Errors.notFound('ROOM', message.room);
       throw Errors.messageExists(message.id);
     }

@@ -158,9 +158,10 @@ export interface Store {
    * its sender (one's own message is never unread). Insert-only: resolves false and writes
    * nothing when the application already has a message with that id, or the room is gone.
    * `outbox` items (webhook calls, push fan-out) are enqueued in the same atomic step, and
-   * only when the message is written.
+   * only when the message is written. `encoded`: `JSON.stringify(message)` when the caller
+   * already made it (the core does, to check the size), so it is not encoded twice.
    */
-  addMessage(appId: string, message: MessageRecord, outbox?: OutboxItem[]): Promise<boolean>;
+  addMessage(appId: string, message: MessageRecord, outbox?: OutboxItem[], encoded?: string): Promise<boolean>;
   getMessage(appId: string, messageId: string): Promise<MessageRecord | undefined>;
   /** Replaces a stored message (same id, same room); false if it is gone. */
   replaceMessage(appId: string, message: MessageRecord): Promise<boolean>;

@@ -691,9 +691,9 @@ export class SqlStore implements Store {
    * message with that id, or the room is gone. Stored with the other messages of this
    * event-loop turn in one transaction (group commit); resolves once that is committed.
    */
-  addMessage(appId: string, message: MessageRecord, outbox: readonly OutboxItem[] = []): Promise<boolean> {
+  addMessage(appId: string, message: MessageRecord, outbox: readonly OutboxItem[] = [], encoded?: string): Promise<boolean> {
     return new Promise((resolve, reject) => {
-      this.pending.push({ appId, message, doc: JSON.stringify(message), outbox, resolve, reject });
+      this.pending.push({ appId, message, doc: encoded ?? JSON.stringify(message), outbox, resolve, reject });
       this.scheduleFlush();
     });
   }
