@@ -193,6 +193,8 @@ describe.each(TRANSPORTS)('IMKIT routes of api-doc only, over %s', (transport) =
     expect(listed.status).toBe(200);
     expect(listed.body.result.totalCount).toBe(1);
     expect(listed.body.result.data).toEqual([expect.objectContaining({ _id: m._id, message: 'remember this', pinned: true, isPined: true, sender: expect.objectContaining({ _id: 'bob' }) })]);
+    // The page's request sample: GET /rooms/:id/messages/pined-messages — the same answer.
+    expect((await as('bob').get('/rooms/pins/messages/pined-messages')).body.result).toEqual(listed.body.result);
     expect((await as('carol').post('/blockStatus/my/bob')).status).toBe(200);
     expect((await as('carol').get('/rooms/pins/pined-messages')).body.result).toEqual({ totalCount: 0, data: [] });
     expect(code(await as('dave').get('/rooms/pins/pined-messages'))).toEqual({ status: 403, code: 'NOT_ROOM_MEMBER' });

@@ -43,6 +43,11 @@ export const roomRoutes: RouteDef[] = [
     method: 'GET', path: '/rooms/:id/pined-messages', summary: "The room's pinned message, as a list (one pin per room)", auth: 'actor',
     handle: ({ core, actor, params }) => core.messages.pinnedMessages(actor, params.id!),
   },
+  {
+    // The same page's request sample uses this path.
+    method: 'GET', path: '/rooms/:id/messages/pined-messages', summary: 'Same as /rooms/:id/pined-messages (the path of api-doc\'s request sample)', auth: 'actor',
+    handle: ({ core, actor, params }) => core.messages.pinnedMessages(actor, params.id!),
+  },
   { method: 'GET', path: '/rooms/quitted', summary: 'Rooms you left or were removed from', auth: 'actor', handle: ({ core, actor }) => core.rooms.quitted(actor) },
   { method: 'GET', path: '/rooms/:id', summary: 'One room', auth: 'actor', handle: ({ core, actor, params }) => core.rooms.get(actor, params.id!) },
   {
