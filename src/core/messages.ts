@@ -73,6 +73,13 @@ export interface MessageOutbox {
   forMessage(appId: string, room: Pick<RoomRecord, 'id' | 'webhook' | 'botState'>, message: MessageRecord, view: MessageView, options: { push: boolean; webhook: boolean }): Promise<OutboxItem[]>;
 }
 
+/**
+ * How far a room's activity time may trail its newest message: it is the creation time of the
+ * message stored last, and concurrent sends (or two nodes' clocks) can store a message created
+ * a moment earlier after one created later.
+ */
+const ACTIVITY_SLACK_MS = 5_000;
+
 /** What one reader may see of a room's history (`MessageService.readerView`). */
 interface ReaderView {
   /** Ids they deleted for themselves. */
@@ -281,7 +288,7 @@ export class MessageService implements SystemMessages {
    * `GET /messages/recent?limit=` (message/Message-Query-recent.md): the newest messages
    * across the caller's rooms that they may read, newest first, as `{count, data}`. Rooms are
    * visited from the most recently active; a room whose last activity is older than the page's
-   * oldest message cannot add to it, so the walk stops there.
+   * oldest message (by more than ACTIVITY_SLACK_MS) cannot add to it, so the walk stops there.
    */
   async recent(actor: Actor, limit: number): Promise<{ count: number; data: MessageView[] }> {
     const me = asUser(actor, 'messages.recent');
@@ -293,7 +300,7 @@ export class MessageService implements SystemMessages {
     const shown = new Map<string, { pinnedId?: string; hidden: Set<string> }>();
     let newest: MessageRecord[] = [];
     for (const whole of rooms) {
-      if (newest.length === limit && whole.lastActivityAt < newest.at(-1)!.createdAt) break;
+      if (newest.length === limit && whole.lastActivityAt + ACTIVITY_SLACK_MS < newest.at(-1)!.createdAt) break;
       const room = await this.store.getRoomForUser(appId, whole.id, me.userId);
       if (!room || !allows(actor, 'messages.read', room)) continue;
       const hidden = room.roomType === 'direct' ? new Set<string>() : blocked;
