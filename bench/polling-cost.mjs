@@ -14,7 +14,7 @@ if (process.env.POLLING_COST_CHILD) {
   const { createLogger } = await import('../dist/observability/logger.js');
   const { startServer } = await import('../dist/server.js');
   // No credentials at handshake: sessions wait for auth2 (the auth deadline is pushed out of the way).
-  const config = loadConfig({}, { port: 0, transport, logLevel: 'silent', demo: false, databasePath: ':memory:', authTimeoutMs: 600_000, handshakesPerMinutePerAddress: 10_000_000 });
+  const config = loadConfig({}, { port: 0, transport, logLevel: 'silent', demo: false, databasePath: ':memory:', authTimeoutMs: 600_000, handshakesPerMinutePerAddress: 10_000_000, maxUnauthenticatedSocketsPerAddress: 10_000_000 });
   const server = await startServer(config, createLogger('silent'));
   process.send({ port: server.port });
   process.on('message', () => {

@@ -111,7 +111,11 @@ const SETTINGS = {
   databaseSchema: { env: 'ROOMCAST_DATABASE_SCHEMA', schema: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,62}$/), default: 'public' },
   databasePoolSize: { env: 'ROOMCAST_DATABASE_POOL_SIZE', schema: int(1, 1000), default: 10 },
   sqliteSynchronous: { env: 'ROOMCAST_SQLITE_SYNCHRONOUS', schema: z.enum(['normal', 'full']), default: 'normal' },
-  /** Unsent output a socket may hold before it is cut as a slow consumer (logged and metered). */
+  /**
+   * Unsent output a socket may hold before it is cut as a slow consumer (logged with what it held,
+   * and metered). "Unsent": accepted by the node, not yet handed to the kernel; it may pass this by
+   * one event-loop turn's frames before the cut. /metrics: roomcast_socket_buffered_bytes.
+   */
   maxSocketBufferBytes: { env: 'ROOMCAST_MAX_SOCKET_BUFFER_BYTES', schema: int(16 * 1024, 256 * 1024 * 1024), default: 1024 * 1024 },
   // IMKIT's sandbox sign-in (`POST /auths/sign/v2` with the client key alone): development only.
   sandboxSignIn: { env: 'ROOMCAST_SANDBOX_SIGN_IN', schema: bool, default: false },

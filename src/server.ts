@@ -31,6 +31,7 @@ import { Gateway } from './realtime/gateway.js';
 import { attachPolling, POLLING_OFF } from './realtime/polling.js';
 import { attachUws } from './realtime/uws.js';
 import { attachWs } from './realtime/ws.js';
+import type { SocketBuffers } from './realtime/types.js';
 import { openStore } from './store/open.js';
 import type { Store } from './store/store.js';
 
@@ -79,6 +80,8 @@ function probeListen(host: string, port: number): Promise<string | undefined> {
   });
 }
 
+/** Before the gateway exists no socket holds anything. */
+const NO_BUFFERS: SocketBuffers = { total: 0, max: 0 };
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 export interface Ports {
@@ -172,7 +175,9 @@ async function assemble(config: Config, log: Logger, ports: Ports, opened: Closa
     usage: {
       meter,
       sink: usageSink,
-      exporter: config.metrics ? new PrometheusExporter(meter, localConnections) : undefined,
+      exporter: config.metrics
+        ? new PrometheusExporter(meter, { connectionsByApp: localConnections, socketBuffers: () => gateway?.socketBuffers() ?? NO_BUFFERS })
+        : undefined,
     },
     usageRetentionDays: config.usageRetentionDays,
     clock: ports.clock,

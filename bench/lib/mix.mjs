@@ -113,8 +113,11 @@ async function rampOn(nodes, serverPids, cfg, common, clientCpu) {
       await sleep(cfg.settleMs);
       await client.request({ cmd: 'rate', rate, pad: common.pad }, 'rate-set'); // zero the counters
       const s0 = serverPids.map((pid) => snapshot(pid));
+      const c0 = snapshot(client.child.pid);
       await sleep(cfg.stepMs);
       const cpu = serverPids.map((pid, i) => since(s0[i], pid));
+      // The load clients share one core: a step they cannot keep up with says nothing of the server.
+      const clientUtil = since(c0, client.child.pid).util;
       const r = await client.request({ cmd: 'report' }, 'report');
       const h = hdr.decodeFromCompressedBase64(r.hist);
       const secs = r.elapsedUs / 1e6;
@@ -133,11 +136,12 @@ async function rampOn(nodes, serverPids, cfg, common, clientCpu) {
         reconnects: r.reconnects,
         reconnectFailed: r.reconnectFailed,
         serverUtil: cpu.reduce((a, x) => a + x.util, 0),
+        clientUtil,
         cpuUsPerMessage: r.sent > 0 ? cpu.reduce((a, x) => a + x.cpuUs, 0) / r.sent : null,
       };
       step.sustained = step.p99Ms !== null && step.p99Ms <= P99_LIMIT_MS && r.skipped <= 0.01 * Math.max(1, r.sent) && r.httpErrors === 0 && step.messagesPerSec >= 0.97 * rate;
       steps.push(step);
-      console.log(`      mix ${rate.toFixed(0)} msg/s: ${step.messagesPerSec.toFixed(0)} sent, p50 ${step.p50Ms?.toFixed(1)} ms, p99 ${step.p99Ms?.toFixed(1)} ms (${step.samples} samples), server ${(step.serverUtil * 100).toFixed(0)}%, ${step.cpuUsPerMessage?.toFixed(0)} µs CPU/msg, skipped ${r.skipped}, http errors ${r.httpErrors}${step.sustained ? '' : '  (not sustained)'}`);
+      console.log(`      mix ${rate.toFixed(0)} msg/s: ${step.messagesPerSec.toFixed(0)} sent, p50 ${step.p50Ms?.toFixed(1)} ms, p99 ${step.p99Ms?.toFixed(1)} ms (${step.samples} samples), server ${(step.serverUtil * 100).toFixed(0)}%, load client ${(clientUtil * 100).toFixed(0)}%, ${step.cpuUsPerMessage?.toFixed(0)} µs CPU/msg, skipped ${r.skipped}, http errors ${r.httpErrors}${step.sustained ? '' : '  (not sustained)'}`);
       if (!step.sustained) break;
       rate *= cfg.factor;
     }
@@ -147,6 +151,7 @@ async function rampOn(nodes, serverPids, cfg, common, clientCpu) {
       p99Ms: best?.p99Ms ?? null,
       p50Ms: best?.p50Ms ?? null,
       serverUtil: best?.serverUtil ?? null,
+      clientUtil: best?.clientUtil ?? null,
       cpuUsPerMessage: best?.cpuUsPerMessage ?? null,
       eventsDeliveredPerSec: best?.eventsDeliveredPerSec ?? null,
       httpPerSec: best?.httpPerSec ?? null,

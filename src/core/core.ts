@@ -22,7 +22,6 @@ import { PrefService } from './prefs.js';
 import { Presenter } from './presenter.js';
 import { type RateLimitOptions, RateLimitService } from './rate-limits.js';
 import { RoomService } from './rooms.js';
-import { SearchIndex } from './search-index.js';
 import { SearchService } from './search.js';
 import { SessionService } from './sessions.js';
 import { TokenService } from './tokens.js';
@@ -101,11 +100,9 @@ export async function createCore(store: Store, bus: Bus, options: CoreOptions): 
   const delivery = new DeliveryService(store, bus, present, options.presence, clock);
   const users = new UserService(store, bus, tokens, present, delivery, clock, limits);
   const files = new FileService(store, options.files.storage, options.files, clock, limits);
-  const index = new SearchIndex();
   const config = new ConfigService(store);
   const messages = new MessageService(store, bus, present, clock, limits, delivery, {
     files,
-    index,
     censor: (appId, text) => config.censor(appId, text),
   });
   const invitations = new InvitationService(store, bus, present, messages);
@@ -115,7 +112,7 @@ export async function createCore(store: Store, bus: Bus, options: CoreOptions): 
   const moderation = new ModerationService(store, bus, present, clock);
   const prefs = new PrefService(store, bus);
   const messageActions = new MessageActionService(store, bus, present, messages);
-  const search = new SearchService(store, present, index);
+  const search = new SearchService(store, present);
   const batches = new BatchService(store, messages, rooms, present, options.onBackgroundError ?? (() => undefined));
   const usage = new UsageService(meter, options.usage.sink, options.presence, store, clock, options.usageRetentionDays, options.usage.exporter);
   const sessions = new SessionService(store, bus, options.presence, users);

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { Errors } from './errors.js';
+import { ownValue } from './own.js';
 
 /**
  * IMKIT's message types and what each one must carry (api-doc `message/Message-Format.md`, and
@@ -74,7 +75,8 @@ const CONTENT_KEYS = ['message', ...OPTIONAL_FIELDS.filter((k) => k !== 'reply' 
 /** Throws a 400 naming what a new message of this type lacks. */
 export function checkRequiredFields(messageType: string, body: Body): void {
   if (FREE_FORM.has(messageType)) return;
-  const rule = REQUIRED[messageType];
+  // Own entries only: a type named like an Object.prototype member ('hasOwnProperty') is a custom type.
+  const rule = ownValue(REQUIRED, messageType);
   if (rule) {
     const missing = rule(body);
     if (missing) throw Errors.invalidInput(`${missing}: required for messageType '${messageType}'`);

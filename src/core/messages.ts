@@ -15,7 +15,6 @@ import { DEFAULT_SERVICE_LIMITS, encodeForStore, isValidId, type ServiceLimits }
 import { WindowCounter } from './rate-limit.js';
 import type { MessageView } from './views.js';
 import { checkRequiredFields, FIELD_SHAPES, OPTIONAL_FIELDS } from './message-types.js';
-import type { SearchIndex } from './search-index.js';
 
 const id = z.string().trim().min(1).max(128);
 
@@ -62,8 +61,6 @@ export interface SystemMessages {
 export interface SendHooks {
   /** Makes files a message references readable in its room (FileService). */
   files?: { shareReferenced(actor: Actor, roomId: string, fields: Record<string, unknown>): Promise<void> };
-  /** Keeps message text searchable (SearchIndex). */
-  index?: SearchIndex;
   /** Masks the application's censored words in a text message (ConfigService). */
   censor?: (appId: string, text: string) => Promise<string>;
 }
@@ -394,10 +391,8 @@ export class MessageService implements SystemMessages {
     let deletedCount: number;
     if (messageId === '_all') {
       deletedCount = await this.store.clearMessages(actor.app.id, roomId);
-      this.hooks.index?.removeRoom(actor.app.id, roomId);
     } else {
       if (!(await this.store.deleteMessage(actor.app.id, roomId, messageId))) throw Errors.notFound('MESSAGE', messageId);
-      this.hooks.index?.remove(actor.app.id, messageId);
       deletedCount = 1;
     }
     // Decided on the room as it is now, not as read above: a pin set meanwhile is seen.
@@ -494,7 +489,6 @@ export class MessageService implements SystemMessages {
     });
     if (!updated) throw Errors.notFound('MESSAGE', existing.id);
     if (already) return this.present.message(actor.app.id, updated);
-    this.hooks.index?.add(actor.app.id, updated);
     await this.clearPin(actor.app.id, room.id, existing.id);
     return this.publishMessage(actor.app.id, updated, undefined);
   }
@@ -525,11 +519,10 @@ export class MessageService implements SystemMessages {
   }
 
   /**
-   * Stored first, indexed and shared next, delivered last: a member who gets the message can
-   * read its files. System messages (no author) share nothing.
+   * Stored (and indexed for search, in the same write) first, shared next, delivered last: a
+   * member who gets the message can read its files. System messages (no author) share nothing.
    */
   private async afterStore(appId: string, message: MessageRecord, author?: Actor): Promise<void> {
-    this.hooks.index?.add(appId, message);
     if (author) await this.hooks.files?.shareReferenced(author, message.room, message.fields);
   }
 

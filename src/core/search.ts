@@ -5,7 +5,7 @@ import type { Actor } from './identity.js';
 import type { MessageRecord, RoomRecord } from './models.js';
 import { asUser, isBanned, isSuperuser } from './permissions.js';
 import type { Presenter } from './presenter.js';
-import { normalise, searchableText, type SearchIndex } from './search-index.js';
+import { normalise } from './search-text.js';
 import { parseInput } from './validate.js';
 import type { RoomView } from './views.js';
 
@@ -21,22 +21,20 @@ const searchSchema = z.looseObject({
   limit: z.number().int().min(1).max(500).optional(),
 });
 
-const FILE_TYPES = new Set(['file', 'image', 'video', 'audio']);
-/** A room this node has not indexed yet is back-filled with this many of its latest messages. */
-const BACKFILL = 2_000;
-/** Messages read per store call while catching a room up. */
-const PAGE = 500;
+const FILE_TYPES = ['file', 'image', 'video', 'audio'];
+/** Pages of store hits read per search at most (each up to `limit`): bounds a search whose hits the reader mostly may not see. */
+const MAX_PAGES = 10;
 
 /**
- * Keyword search over the caller's own rooms: message text through the inverted index
- * (`SearchIndex`), room names, members, tags and the caller's room preferences from the
- * caller's room list. Every requested type is answered with an array (the Vue SDK iterates each).
+ * Keyword search over the caller's own rooms: message text through the store's full-text
+ * index (`Store.searchMessages`), room names, members, tags and the caller's room preferences
+ * from the caller's room list. Every requested type is answered with an array (the Vue SDK
+ * iterates each).
  */
 export class SearchService {
   constructor(
     private store: Store,
     private present: Presenter,
-    private index: SearchIndex,
   ) {}
 
   async search(actor: Actor, body: unknown): Promise<Record<string, unknown[]>> {
@@ -60,7 +58,6 @@ export class SearchService {
     const result: Record<string, unknown[]> = {};
     for (const type of new Set<SearchType>(types)) {
       if (type === 'messages' || type === 'files') {
-        await this.catchUp(actor.app.id, byId.values());
         const hits = await this.messageHits(actor, me.userId, keyword, byId, limit, type === 'files');
         result[type] = await Promise.all([...hits].map(async ([roomId, ids]) => ({ room: await view(byId.get(roomId)!), messages: ids })));
       } else {
@@ -72,73 +69,51 @@ export class SearchService {
   }
 
   /**
-   * Brings the index up to each room's last message: what other nodes stored, or this node before
-   * a restart. Reads only messages newer than the room's watermark (a back-fill of the latest
-   * BACKFILL the first time), so a search never scans history.
+   * room id → matching message ids (newest first, rooms in the order of their newest hit), at
+   * most `limit` in all, each visible to the reader as in their history.
    */
-  private async catchUp(appId: string, rooms: Iterable<RoomRecord>): Promise<void> {
-    for (const room of rooms) {
-      const mark = this.index.watermark(appId, room.id);
-      if (room.lastMessageId === undefined || mark === room.lastMessageId) continue;
-      let from = mark;
-      let read = 0;
-      if (from !== undefined) {
-        // Newer than the watermark, page by page, up to the room's last message.
-        for (;;) {
-          const page = await this.store.listMessages(appId, room.id, { anchor: from, direction: 'newer', includeAnchor: false, limit: PAGE });
-          if (!page) {
-            from = undefined; // the watermark message was deleted: back-fill instead
-            break;
-          }
-          for (const m of page) this.index.add(appId, m);
-          read += page.length;
-          if (page.length < PAGE) break;
-          if (read >= BACKFILL) {
-            from = undefined; // far behind: take the latest instead of the oldest of the gap
-            break;
-          }
-          from = page.at(-1)!.id;
-        }
-      }
-      if (from === undefined) {
-        const latest = await this.store.listMessages(appId, room.id, { direction: 'older', includeAnchor: false, limit: BACKFILL });
-        // Oldest first, so the index's insertion order stays send order (newest hits first).
-        for (const m of [...(latest ?? [])].reverse()) this.index.add(appId, m);
-      }
-      this.index.setWatermark(appId, room.id, room.lastMessageId);
-    }
-  }
-
-  /** room id → matching message ids (newest first), confirmed against the stored messages and the reader's view. */
   private async messageHits(actor: Actor, userId: string, keyword: string, rooms: Map<string, RoomRecord>, limit: number, filesOnly: boolean) {
     const hits = new Map<string, string[]>();
-    // Over-fetch a little: some candidates are false positives or no longer visible.
-    const candidates = this.index.candidates(actor.app.id, keyword, new Set(rooms.keys()), limit * 4);
-    const deleted = new Map<string, Set<string>>();
+    const view = await this.readerView(actor, userId);
     let count = 0;
-    for (const { id, room } of candidates) {
-      if (count >= limit) break;
-      const message = await this.store.getMessage(actor.app.id, id);
-      if (!message || message.room !== room || !normalise(searchableText(message)).includes(keyword)) continue;
-      if (filesOnly && !FILE_TYPES.has(message.messageType)) continue;
-      if (!(await this.visible(actor, userId, rooms.get(room)!, message, deleted))) continue;
-      let list = hits.get(room);
-      if (!list) hits.set(room, (list = []));
-      list.push(id);
-      count++;
+    let cursor: string | undefined;
+    for (let page = 0; page < MAX_PAGES; page++) {
+      const found = await this.store.searchMessages(actor.app.id, [...rooms.keys()], keyword, {
+        limit,
+        messageTypes: filesOnly ? FILE_TYPES : undefined,
+        cursor,
+      });
+      for (const message of found.messages) {
+        if (!(await view(rooms.get(message.room)!, message))) continue;
+        let list = hits.get(message.room);
+        if (!list) hits.set(message.room, (list = []));
+        list.push(message.id);
+        if (++count === limit) return hits;
+      }
+      if (found.cursor === undefined) break;
+      cursor = found.cursor;
     }
     return hits;
   }
 
-  /** The reader's own deletions and superuser hiding apply to search as they do to history. */
-  private async visible(actor: Actor, userId: string, room: RoomRecord, message: MessageRecord, cache: Map<string, Set<string>>): Promise<boolean> {
-    const clearedAt = ownValue(room.memberState, userId)?.clearedAt;
-    if (clearedAt !== undefined && message.createdAt <= clearedAt) return false;
-    const hidden = message.fields.isHidden === true || (message.sender !== undefined && room.hiddenSenders?.includes(message.sender));
-    if (hidden && !isSuperuser(actor, room)) return false;
-    let deleted = cache.get(room.id);
-    if (!deleted) cache.set(room.id, (deleted = new Set(await this.store.listUserDeletedMessages(actor.app.id, userId, room.id))));
-    return !deleted.has(message.id);
+  /**
+   * What the reader sees, as in their history (`MessageService.readerView`): not what they
+   * deleted for themselves or before their "delete all", not what a superuser hid (unless they
+   * are one), not, in group rooms, what senders they blocked wrote.
+   */
+  private async readerView(actor: Actor, userId: string) {
+    const blocked = new Set((await this.store.listBlocks(actor.app.id, userId)).map((b) => b.blockee));
+    const deletedByRoom = new Map<string, Set<string>>();
+    return async (room: RoomRecord, message: MessageRecord): Promise<boolean> => {
+      const clearedAt = ownValue(room.memberState, userId)?.clearedAt;
+      if (clearedAt !== undefined && message.createdAt <= clearedAt) return false;
+      if (room.roomType !== 'direct' && message.sender !== undefined && blocked.has(message.sender)) return false;
+      const hidden = message.fields.isHidden === true || (message.sender !== undefined && room.hiddenSenders?.includes(message.sender));
+      if (hidden && !isSuperuser(actor, room)) return false;
+      let deleted = deletedByRoom.get(room.id);
+      if (!deleted) deletedByRoom.set(room.id, (deleted = new Set(await this.store.listUserDeletedMessages(actor.app.id, userId, room.id))));
+      return !deleted.has(message.id);
+    };
   }
 
   private async roomMatches(appId: string, userId: string, type: SearchType, keyword: string, rooms: RoomRecord[]): Promise<RoomRecord[]> {

@@ -1,22 +1,22 @@
 import { z } from 'zod';
 import { Errors } from './errors.js';
-import type { UserRecord } from './models.js';
+import type { UserCondition } from '../store/store.js';
 
 /**
  * The subset of IMKIT's Mongo `q` on `GET /admin/clients` (api-doc admin/Admin-Client-List-&-Search.md):
  * fields `_id`/`id`, `nickname`, `description`; a value, `{$in: [...]}` or `{$regex, $options}`.
  * A `$regex` is taken only as a literal text with optional `^`, `$` and `.*` around it, matched
- * as plain text: a user-supplied regular expression is never run (no ReDoS).
+ * as plain text: a user-supplied regular expression is never run (no ReDoS). The conditions
+ * are answered by the store in SQL (`listUsers`).
  */
 const regexSchema = z.strictObject({ $regex: z.string().max(256), $options: z.string().regex(/^[imsx]*$/).optional() });
 const valueSchema = z.union([z.string().max(256), z.strictObject({ $in: z.array(z.string().max(256)).max(1000) }), regexSchema]);
 const querySchema = z.strictObject({ _id: valueSchema.optional(), id: valueSchema.optional(), nickname: valueSchema.optional(), description: valueSchema.optional() });
 
-export type UserPredicate = (user: UserRecord) => boolean;
-
 const bad = (message: string) => Errors.invalidQuery(message);
 
-export function parseUserQuery(q: string | undefined): UserPredicate | undefined {
+/** The conditions `q` sets (all must hold), for the store's `listUsers`; undefined without a filter. */
+export function parseUserQuery(q: string | undefined): UserCondition[] | undefined {
   if (q === undefined || q === '') return undefined;
   let parsed: unknown;
   try {
@@ -26,30 +26,22 @@ export function parseUserQuery(q: string | undefined): UserPredicate | undefined
   }
   const result = querySchema.safeParse(parsed);
   if (!result.success) throw bad('supported: _id, nickname, description as a value, {$in: [...]} or {$regex: "text"}');
-  const tests: UserPredicate[] = [];
-  for (const [field, value] of Object.entries(result.data)) {
+  const conditions: UserCondition[] = [];
+  for (const [name, value] of Object.entries(result.data)) {
     if (value === undefined) continue;
-    const read = (u: UserRecord): string | undefined => (field === '_id' || field === 'id' ? u.id : field === 'nickname' ? (u.nickname ?? u.id) : u.description);
-    const match = matcher(value);
-    tests.push((u) => match(read(u)));
+    const field = name === '_id' || name === 'id' ? 'id' : name === 'nickname' ? 'nickname' : 'description';
+    conditions.push({ field, ...condition(value) });
   }
-  return (u) => tests.every((t) => t(u));
+  return conditions;
 }
 
-function matcher(value: z.infer<typeof valueSchema>): (text: string | undefined) => boolean {
-  if (typeof value === 'string') return (text) => text === value;
-  if ('$in' in value) return (text) => text !== undefined && value.$in.includes(text);
+function condition(value: z.infer<typeof valueSchema>): Omit<UserCondition, 'field'> {
+  if (typeof value === 'string') return { oneOf: [value] };
+  if ('$in' in value) return { oneOf: value.$in };
   const literal = literalPattern(value.$regex);
-  const fold = value.$options?.includes('i') ?? false;
-  const needle = fold ? literal.text.toLowerCase() : literal.text;
-  return (text) => {
-    if (text === undefined) return false;
-    const hay = fold ? text.toLowerCase() : text;
-    if (literal.start && literal.end) return hay === needle;
-    if (literal.start) return hay.startsWith(needle);
-    if (literal.end) return hay.endsWith(needle);
-    return hay.includes(needle);
-  };
+  const foldCase = value.$options?.includes('i') ?? false;
+  const at = literal.start && literal.end ? 'whole' : literal.start ? 'start' : literal.end ? 'end' : 'anywhere';
+  return { text: { value: foldCase ? literal.text.toLowerCase() : literal.text, at, foldCase } };
 }
 
 /** `^?(.*)?text(.*)?$?` with `text` free of regex metacharacters (a `\` escapes one). */

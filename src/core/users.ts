@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { Bus } from '../bus/bus.js';
 import { CONTROL_TOPIC, roomTopic } from '../bus/bus.js';
-import type { Store } from '../store/store.js';
+import type { Store, UserFilter } from '../store/store.js';
 import { Errors } from './errors.js';
 import type { Actor } from './identity.js';
 import type { AppRecord, UserRecord } from './models.js';
@@ -43,7 +43,6 @@ const tokenSchema = z.object({
 const signSchema = z.looseObject({ id: userId, ...profile });
 const upsertManySchema = z.looseObject({ data: z.array(z.looseObject({ _id: userId, ...profile })).min(1).max(1000) });
 /** Users read per store call while filtering the user list. */
-const LIST_CHUNK = 1000;
 const revokeSchema = z.object({ token: z.string().min(1).max(4096).optional() }).optional();
 
 /** The request bodies this service validates, by operation (routes reference them for the protocol reference). */
@@ -63,13 +62,13 @@ function customFields(body: Record<string, unknown>, known: readonly string[]): 
   return custom;
 }
 
-/** IMKIT's `q` filter, or the dashboard's substring search (any case) on id and nickname. */
-function userFilter(filter: { q?: string; search?: string }): ((u: UserRecord) => boolean) | undefined {
+/** IMKIT's `q` filter, and the dashboard's substring search (any case) on id or nickname. */
+function userFilter(filter: { q?: string; search?: string }): UserFilter | undefined {
   const imkit = parseUserQuery(filter.q);
   const needle = filter.search?.toLowerCase();
-  if (!needle) return imkit;
-  const contains = (u: UserRecord) => u.id.toLowerCase().includes(needle) || (u.nickname ?? '').toLowerCase().includes(needle);
-  return imkit ? (u) => imkit(u) && contains(u) : contains;
+  if (!needle) return imkit && { all: imkit };
+  const text = { value: needle, at: 'anywhere' as const, foldCase: true };
+  return { all: imkit ?? [], any: [{ field: 'id', text }, { field: 'nickname', text }] };
 }
 
 const tokenView = (t: IssuedToken) => ({
@@ -151,7 +150,7 @@ export class UserService {
   /**
    * `GET /admin/clients`: users in creation order. `q` is IMKIT's filter (user-query.ts);
    * `search` (the dashboard's) keeps those whose id or nickname contains it, in any case.
-   * A filtered list is a pass over the user list (API key only).
+   * The store filters, counts and pages in SQL.
    */
   async list(
     actor: Actor,
@@ -160,18 +159,8 @@ export class UserService {
     filter: { q?: string; search?: string } = {},
   ): Promise<{ totalCount: number; data: ClientView[] }> {
     authorize(actor, 'users.manage');
-    const match = userFilter(filter);
-    if (!match) {
-      const { total, users } = await this.store.listUsers(actor.app.id, skip, limit);
-      return { totalCount: total, data: await this.present.clientsWithStatus(actor.app.id, users.map((u) => u.id)) };
-    }
-    const matched: string[] = [];
-    for (let from = 0; ; from += LIST_CHUNK) {
-      const { users } = await this.store.listUsers(actor.app.id, from, LIST_CHUNK);
-      for (const u of users) if (match(u)) matched.push(u.id);
-      if (users.length < LIST_CHUNK) break;
-    }
-    return { totalCount: matched.length, data: await this.present.clientsWithStatus(actor.app.id, matched.slice(skip, skip + limit)) };
+    const { total, users } = await this.store.listUsers(actor.app.id, skip, limit, userFilter(filter));
+    return { totalCount: total, data: await this.present.clientsWithStatus(actor.app.id, users.map((u) => u.id)) };
   }
 
   /**

@@ -86,6 +86,8 @@ export class EngineSocket implements RealtimeSocket, LinkEndpoint {
   private readonly topicSet = new Set<string>();
   private deferredCloseReason = '';
   private connectRefusals = 0;
+  /** What the link held when the socket closed (read before the close discards it). */
+  private bufferedAtClose = 0;
 
   constructor(
     private readonly engine: SocketEngine,
@@ -108,6 +110,10 @@ export class EngineSocket implements RealtimeSocket, LinkEndpoint {
 
   get closed(): boolean {
     return this.phase === 'closed';
+  }
+
+  get bufferedBytes(): number {
+    return this.closed ? this.bufferedAtClose : this.link.bufferedBytes();
   }
 
   /** The peer has not answered the latest heartbeat ping (it is gone, or not reading). */
@@ -191,8 +197,9 @@ export class EngineSocket implements RealtimeSocket, LinkEndpoint {
     }
   }
 
-  /** Adapter entry: the websocket is gone (peer close, error, or `slow consumer`: a backpressure drop). */
-  transportClosed(reason = 'transport close'): void {
+  /** Adapter entry: the connection is gone by the peer's doing (close, error, aborted poll). */
+  transportClosed(): void {
+    const reason = 'transport close';
     if (!this.closed && this.markClosed(reason)) this.engine.notifyClose(this, reason);
   }
 
@@ -208,6 +215,7 @@ export class EngineSocket implements RealtimeSocket, LinkEndpoint {
   /** Returns whether onClose may run now; while onConnect is pending it runs after it settles. */
   private markClosed(reason: string): boolean {
     const connecting = this.phase === 'connecting';
+    this.bufferedAtClose = this.link.bufferedBytes();
     this.phase = 'closed';
     this.engine.forget(this);
     this.upgrading?.abandon();
@@ -596,8 +604,8 @@ class UpgradeProbe implements LinkEndpoint {
     this.abandon();
   }
 
-  transportClosed(reason?: string): void {
-    if (this.upgraded) return this.socket.transportClosed(reason);
+  transportClosed(): void {
+    if (this.upgraded) return this.socket.transportClosed();
     this.release();
   }
 

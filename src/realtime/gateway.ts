@@ -14,7 +14,7 @@ import { type Encoding, ENCODINGS, encodeArg, engineTopic } from './encoding.js'
 import { Members, Metric } from '../metering/meter.js';
 import { LocalBlocks } from './local-blocks.js';
 import { WindowCounter } from '../core/rate-limit.js';
-import { type ConnectResult, type EngineHooks, type RealtimeServer, type RealtimeSocket, SLOW_CONSUMER, type UpgradeDecision, type UpgradeRequest } from './types.js';
+import { type ConnectResult, type EngineHooks, type RealtimeServer, type RealtimeSocket, SLOW_CONSUMER, type SocketBuffers, type UpgradeDecision, type UpgradeRequest } from './types.js';
 
 /** Per-socket IMKIT session, kept in `socket.state.session`. */
 interface Session {
@@ -104,6 +104,22 @@ export class Gateway implements EngineHooks {
   /** This node's authenticated sockets per application. */
   connectionsByApp(): Map<string, number> {
     return this.perApp;
+  }
+
+  /** Unsent output held for this node's authenticated sockets: in all, and by the fullest one. */
+  socketBuffers(): SocketBuffers {
+    let total = 0;
+    let max = 0;
+    for (const users of this.byUser.values()) {
+      for (const sockets of users.values()) {
+        for (const socket of sockets) {
+          const bytes = socket.bufferedBytes;
+          total += bytes;
+          if (bytes > max) max = bytes;
+        }
+      }
+    }
+    return { total, max };
   }
 
   connectionCount(appId?: string): number {
@@ -461,7 +477,7 @@ export class Gateway implements EngineHooks {
   /** The transport cut a socket that stopped reading (ROOMCAST_MAX_SOCKET_BUFFER_BYTES unsent): say so. */
   private slowConsumerCut(socket: RealtimeSocket, actor: UserActor | undefined): void {
     this.log.warn(
-      { socket: socket.id, app: actor?.app.id, user: actor?.userId, limitBytes: this.config.maxSocketBufferBytes },
+      { socket: socket.id, app: actor?.app.id, user: actor?.userId, transport: socket.transport, bufferedBytes: socket.bufferedBytes, limitBytes: this.config.maxSocketBufferBytes },
       'socket cut: it stopped reading and its unsent output passed the limit',
     );
     if (actor) this.meter.count(actor.app.id, Metric.slowConsumerCuts);

@@ -97,6 +97,11 @@ class PollingLink implements TransportLink {
     this.hub.beating.add(this);
   }
 
+  /** The queue no poll has taken yet (counted in characters, as the limit is). */
+  bufferedBytes(): number {
+    return this.queued;
+  }
+
   nudge(upgrading: boolean): void {
     this.upgrading = upgrading;
     if (!upgrading) return;

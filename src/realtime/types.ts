@@ -38,6 +38,11 @@ export interface RealtimeSocket {
   readonly connected: boolean;
   /** True once the socket is closed, whatever closed it. */
   readonly closed: boolean;
+  /**
+   * Output this node holds for the socket, not yet handed to the kernel (what
+   * ROOMCAST_MAX_SOCKET_BUFFER_BYTES bounds); once closed, what it held at the close.
+   */
+  readonly bufferedBytes: number;
 }
 
 export type ConnectResult = { ok: true } | { ok: false; message: string; data?: unknown };
@@ -101,6 +106,8 @@ export interface TransportLink {
   close(hard: boolean): void;
   /** The link now carries a session: it receives the engine's heartbeat pings from here on. */
   joinHeartbeat(): void;
+  /** Output accepted and not yet handed to the kernel (the stack's buffer plus any queue of the adapter's own). */
+  bufferedBytes(): number;
   /**
    * Polling only: while `upgrading`, polls are answered at once (a noop if nothing is queued) so
    * the client can pause polling and finish its upgrade; `false` when the probe was given up.
@@ -115,8 +122,11 @@ export interface LinkEndpoint {
   /** The Engine.IO sid of the session it serves. */
   readonly id: string;
   receive(frame: string, isBinary: boolean): void;
-  /** The connection is gone (peer close, error, backpressure drop, aborted poll); `reason` defaults to `transport close`. */
-  transportClosed(reason?: string): void;
+  /**
+   * The connection is gone by the peer's doing (close, error, aborted poll): reason `transport
+   * close`. A transport that cuts a socket itself (slow consumer) calls `end` with its reason.
+   */
+  transportClosed(): void;
   /** Closes the session (gracefully, or at once with `hard`) and reports `reason`. */
   end(reason: string, hard: boolean): void;
   /** A ping of this session is still unanswered (how the transports tell a dead peer from a slow one). */
@@ -129,6 +139,13 @@ export interface LinkEndpoint {
 export interface HeartbeatTarget {
   /** Sends `frame` to every socket of this transport. */
   broadcast(frame: string): void;
+}
+
+/** Output a node holds for its sockets and has not yet handed to the kernel, in bytes. */
+export interface SocketBuffers {
+  total: number;
+  /** What the socket holding the most holds. */
+  max: number;
 }
 
 /** The close reason of a socket a transport cut because it stopped reading (backpressure limit). */

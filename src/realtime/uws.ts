@@ -15,30 +15,80 @@ import { type LinkEndpoint, type RealtimeServer, SLOW_CONSUMER, type TransportLi
 
 export interface UwsAttachOptions {
   /**
-   * A socket whose unsent output exceeds this is cut (reason `slow consumer`). Default 1 MiB;
-   * the server passes ROOMCAST_MAX_SOCKET_BUFFER_BYTES.
+   * A socket whose unsent output exceeds this once a turn's frames are sent is cut (reason
+   * `slow consumer`, see BacklogCheck). Default 1 MiB; the server passes ROOMCAST_MAX_SOCKET_BUFFER_BYTES.
    */
   maxBackpressureBytes?: number;
 }
 
 /**
- * uWS closes a socket over its backpressure limit itself and reports code 1006, like any
- * abrupt close. Inside one of our writes (a direct send, or a publish of a frame of 16 KiB or
- * more, which uWS sends at once) such a close is that cut, never the peer going away. Small
- * published frames are sent from uWS's own loop hook, where the close cannot be told apart
- * from a peer that vanished: there an abrupt close of a socket that has not answered the
- * latest heartbeat ping (it stopped reading) is counted as the cut.
+ * The buffer limit is enforced here, not by uWS: uWS cuts a socket over its `maxBackpressure`
+ * from its own loop hook (where small published frames are sent) and reports it as an abrupt
+ * close (1006), the same as a peer that vanished, with the socket no longer readable. So uWS
+ * is given no limit, and every socket written to in a turn has its buffer checked once uWS has
+ * sent that turn's frames (two setImmediate hops: after its next loop hook). A socket over the
+ * limit is cut there with its exact figure; it holds at most the limit plus one turn's frames.
  */
-const writing = { depth: 0 };
-/** WebSocket close code for a connection closed without a close frame. */
-const ABRUPT = 1006;
-function write<T>(action: () => T): T {
-  writing.depth++;
-  try {
-    return action();
-  } finally {
-    writing.depth--;
+class BacklogCheck {
+  private links = new Set<UwsLink>();
+  private topics = new Set<string>();
+  private everyone = false;
+  private scheduled = false;
+
+  constructor(
+    private readonly hub: Pick<UwsHub, 'topics' | 'links'>,
+    private readonly limit: number,
+  ) {}
+
+  link(link: UwsLink): void {
+    this.links.add(link);
+    this.schedule();
   }
+
+  topic(topic: string): void {
+    if (!this.hub.topics.has(topic)) return;
+    this.topics.add(topic);
+    this.schedule();
+  }
+
+  /** The heartbeat reaches every socket: all are checked. */
+  all(): void {
+    this.everyone = true;
+    this.schedule();
+  }
+
+  /**
+   * Takes this turn's writes at the first hop and checks at the second; whatever is written in
+   * between waits for the next round. Members are read at the check, without copying: a socket
+   * in two of the topics is read twice, which costs less than building a set of them.
+   */
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      const { links, topics, everyone } = this;
+      this.links = new Set();
+      this.topics = new Set();
+      this.everyone = false;
+      setImmediate(() => {
+        const limit = this.limit;
+        for (const link of everyone ? this.hub.links : links) link.checkBacklog(limit);
+        if (everyone) return;
+        for (const topic of topics) {
+          const members = this.hub.topics.get(topic);
+          if (members) for (const link of members) link.checkBacklog(limit);
+        }
+      });
+    });
+  }
+}
+
+interface UwsHub {
+  /** Topic → the links subscribed to it (uWS keeps its own copy for the native fan-out). */
+  readonly topics: Map<string, Set<UwsLink>>;
+  readonly links: Set<UwsLink>;
+  readonly check: BacklogCheck;
 }
 
 /** NUL-prefixed so it cannot clash with application topic names. */
@@ -53,31 +103,78 @@ interface SocketData {
   remoteAddress: string;
   context: unknown;
   socket?: LinkEndpoint;
+  link?: UwsLink;
 }
 
 class UwsLink implements TransportLink {
   readonly transport = 'uws';
-  constructor(private readonly ws: WebSocket<SocketData>) {}
+  /** uWS invalidates the websocket before its close handler runs: nothing may touch it after. */
+  private gone = false;
+  /** The buffer as last read (what bufferedBytes reports once the websocket is gone). */
+  private lastBuffered = 0;
+
+  constructor(
+    private readonly ws: WebSocket<SocketData>,
+    private readonly hub: UwsHub,
+  ) {
+    hub.links.add(this);
+  }
 
   send(frame: string): void {
-    write(() => this.ws.send(frame, false));
+    if (this.gone) return;
+    this.ws.send(frame, false);
+    this.hub.check.link(this);
   }
 
   subscribe(topic: string): void {
+    if (this.gone) return;
     this.ws.subscribe(topic);
+    let members = this.hub.topics.get(topic);
+    if (!members) this.hub.topics.set(topic, (members = new Set()));
+    members.add(this);
   }
 
   unsubscribe(topic: string): void {
+    if (this.gone) return;
     this.ws.unsubscribe(topic);
+    this.leave(topic);
   }
 
   close(hard: boolean): void {
+    if (this.gone) return;
     if (hard) this.ws.close();
     else this.ws.end(1000);
   }
 
   joinHeartbeat(): void {
-    this.ws.subscribe(HEARTBEAT_TOPIC);
+    if (!this.gone) this.ws.subscribe(HEARTBEAT_TOPIC);
+  }
+
+  bufferedBytes(): number {
+    if (!this.gone) this.lastBuffered = this.ws.getBufferedAmount();
+    return this.lastBuffered;
+  }
+
+  /** Cuts the socket if the peer left more than `limit` unread (see BacklogCheck). */
+  checkBacklog(limit: number): void {
+    if (this.gone || this.bufferedBytes() <= limit) return;
+    const endpoint = this.ws.getUserData().socket;
+    if (endpoint) endpoint.end(SLOW_CONSUMER, true);
+    else this.close(true);
+  }
+
+  /** The websocket closed: forget it (uWS already dropped its subscriptions; the session knows its topics). */
+  detach(): void {
+    this.gone = true;
+    this.hub.links.delete(this);
+    const endpoint = this.ws.getUserData().socket;
+    if (endpoint) for (const topic of endpoint.topics()) this.leave(topic);
+  }
+
+  private leave(topic: string): void {
+    const members = this.hub.topics.get(topic);
+    if (!members?.delete(this)) return;
+    if (members.size === 0) this.hub.topics.delete(topic);
   }
 }
 
@@ -90,8 +187,13 @@ function writeJson(res: HttpResponse, status: number, body: string, headers: Rec
 export function attachUws(app: TemplatedApp, engine: SocketEngine, opts: UwsAttachOptions = {}): RealtimeServer {
   const live = new Set<LinkEndpoint>();
   let closed = false;
+  const membership = { topics: new Map<string, Set<UwsLink>>(), links: new Set<UwsLink>() };
+  const hub: UwsHub = { ...membership, check: new BacklogCheck(membership, opts.maxBackpressureBytes ?? 1024 * 1024) };
   const stopHeartbeat = engine.addHeartbeatTarget({
-    broadcast: (frame) => write(() => app.publish(HEARTBEAT_TOPIC, frame, false)),
+    broadcast: (frame) => {
+      app.publish(HEARTBEAT_TOPIC, frame, false);
+      hub.check.all();
+    },
   });
 
   function upgrade(res: HttpResponse, req: HttpRequest, context: us_socket_context_t): void {
@@ -137,13 +239,14 @@ export function attachUws(app: TemplatedApp, engine: SocketEngine, opts: UwsAtta
     maxPayloadLength: engine.options.maxPayloadBytes,
     idleTimeout: 0, // the Engine.IO heartbeat detects dead peers
     sendPingsAutomatically: false,
-    maxBackpressure: opts.maxBackpressureBytes ?? 1024 * 1024,
-    closeOnBackpressureLimit: 1,
+    maxBackpressure: 0, // no limit of uWS's own: BacklogCheck enforces ours
+    closeOnBackpressureLimit: 0,
     upgrade,
     open: (ws) => {
       try {
         const data = ws.getUserData();
-        data.socket = engine.open(new UwsLink(ws), data.remoteAddress, data.context);
+        data.link = new UwsLink(ws, hub);
+        data.socket = engine.open(data.link, data.remoteAddress, data.context);
         live.add(data.socket);
       } catch (err) {
         engine.reportError(err, 'open');
@@ -156,13 +259,14 @@ export function attachUws(app: TemplatedApp, engine: SocketEngine, opts: UwsAtta
         engine.reportError(err, 'message');
       }
     },
-    close: (ws, code) => {
-      const socket = ws.getUserData().socket;
+    close: (ws) => {
+      const { socket, link } = ws.getUserData();
+      link?.detach();
       if (!socket) return;
       live.delete(socket);
       try {
-        const cut = code === ABRUPT && (writing.depth > 0 || socket.owesPong);
-        socket.transportClosed(cut ? SLOW_CONSUMER : undefined);
+        // uWS has no limit of its own (BacklogCheck cuts through `end`), so a close not asked for is the peer's.
+        socket.transportClosed();
       } catch (err) {
         engine.reportError(err, 'close');
       }
@@ -173,7 +277,8 @@ export function attachUws(app: TemplatedApp, engine: SocketEngine, opts: UwsAtta
 
   return {
     publish: (topic, frame) => {
-      write(() => app.publish(topic, frame, false));
+      app.publish(topic, frame, false);
+      hub.check.topic(topic);
     },
     socketCount: () => live.size,
     close: async () => {

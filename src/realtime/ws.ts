@@ -103,6 +103,11 @@ class WsLink implements TransportLink {
     this.hub.beating.add(this);
   }
 
+  /** ws's figure covers both the net socket's buffer and the frames its sender queues itself. */
+  bufferedBytes(): number {
+    return this.ws.bufferedAmount;
+  }
+
   /** Stops all output and leaves every topic; runs again harmlessly on the 'close' event. */
   detach(): void {
     if (this.detached) return;

@@ -24,6 +24,29 @@ export interface AppMessageQuery {
   batchID?: string;
   limit: number;
 }
+/** A condition on one text field of a user (`listUsers`): `nickname` reads as the id when absent. */
+export interface UserCondition {
+  field: 'id' | 'nickname' | 'description';
+  /** The field is one of these values (exactly). */
+  oneOf?: readonly string[];
+  /** The field contains this literal text: anywhere, at its start or end, or as a whole; in any case when `foldCase` (`value` then in lower case). */
+  text?: { value: string; at: 'anywhere' | 'start' | 'end' | 'whole'; foldCase: boolean };
+}
+/** `listUsers`' filter: every condition of `all`, and one of `any` when given. */
+export interface UserFilter {
+  all: readonly UserCondition[];
+  any?: readonly UserCondition[];
+}
+
+/** `searchMessages`: which messages, how many, and where a previous page stopped. */
+export interface MessageSearchQuery {
+  /** At most this many messages. */
+  limit: number;
+  /** Only messages of these types (e.g. the file-like ones); any type when absent. */
+  messageTypes?: readonly string[];
+  /** Continue after the page that returned this cursor. */
+  cursor?: string;
+}
 /** Settled (delivered or dead) outbox items kept per application for `/admin/deliveries`; older ones are dropped. */
 export const OUTBOX_KEEP_SETTLED = 1000;
 /** Settled items beyond OUTBOX_KEEP_SETTLED are dropped at least every this many settles (so a few more may be listed). */
@@ -73,7 +96,14 @@ export interface Store {
   updateUser(appId: string, userId: string, change: (u: UserRecord) => UserRecord | undefined): Promise<UserRecord | undefined>;
   /** Same order as `userIds`; unknown ids give undefined. */
   getUsers(appId: string, userIds: readonly string[]): Promise<(UserRecord | undefined)[]>;
-  listUsers(appId: string, skip: number, limit: number): Promise<{ total: number; users: UserRecord[] }>;
+  /**
+   * Users in creation order (ties by id), `skip`ped and `limit`ed, and how many match. A filter
+   * is answered by the database (the id conditions by primary key; text conditions a pass over
+   * the application's users in SQL, never records parsed in process).
+   */
+  listUsers(appId: string, skip: number, limit: number, filter?: UserFilter): Promise<{ total: number; users: UserRecord[] }>;
+  /** The application's user groups (users with `group`), oldest first, at most `limit`, and how many there are. */
+  listGroups(appId: string, limit: number): Promise<{ total: number; users: UserRecord[] }>;
   /** Atomic read-modify-write, like `updateRoom`; undefined when the user does not exist. */
   updateUser(appId: string, userId: string, change: (u: UserRecord) => UserRecord | undefined): Promise<UserRecord | undefined>;
   /** Removes the user, their tokens and push devices (room membership is the caller's business). */
@@ -144,10 +174,17 @@ export interface Store {
   countMessagesChangedSince(appId: string, roomId: string, since: number): Promise<number>;
   /**
    * The application's messages across rooms, newest first (by creation time), with creation time
-   * in [from, to] and the batch id when given, and how many match. An administrator's query (`GET /admin/messages`):
-   * implementations may scan.
+   * in [from, to] and the batch id when given, and how many match (`GET /admin/messages`,
+   * `GET /messages/batch`): an index range, not a scan of history.
    */
   listAppMessages(appId: string, query: AppMessageQuery): Promise<{ total: number; messages: MessageRecord[] }>;
+  /**
+   * Messages of the given rooms whose searchable text contains the keyword (both normalised,
+   * core/search-text.ts: a substring match, CJK included), newest first, answered from a
+   * full-text index kept in step with every write of a message (send, edit, recall, delete,
+   * room deletion), so every node finds the same. `cursor` is set when more may follow.
+   */
+  searchMessages(appId: string, roomIds: readonly string[], keyword: string, query: MessageSearchQuery): Promise<{ messages: MessageRecord[]; cursor?: string }>;
   /**
    * Removes one message from its room's history; false if it is not there. Members whose
    * last-read message it was now point at the message before it (so their unread count stays).
@@ -248,11 +285,6 @@ export interface Store {
   /** Health of the backing service (false while the database cannot be reached). */
   ready(): boolean;
   close(): Promise<void>;
-}
-
-/** The `listAppMessages` filter, shared by implementations that filter in process. */
-export function matchesAppQuery(m: MessageRecord, q: AppMessageQuery): boolean {
-  return (q.from === undefined || m.createdAt >= q.from) && (q.to === undefined || m.createdAt <= q.to) && (q.batchID === undefined || m.fields.batchID === q.batchID);
 }
 
 /** The order `listInvitations` answers in. */

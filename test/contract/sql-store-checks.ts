@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { MessageRecord, RoomRecord, UserRecord } from '../../src/core/models.js';
 import type { Db } from '../../src/store/sql/db.js';
-import { SCHEMA_VERSION } from '../../src/store/sql/schema.js';
+import { migrate, SCHEMA_VERSION } from '../../src/store/sql/schema.js';
 import { SqlStore } from '../../src/store/sql/store.js';
 
 /**
@@ -25,7 +25,10 @@ export function sqlStoreChecks(name: string, newDatabase: () => () => Db): void 
     const user = (id: string): UserRecord => ({ id, nickname: id, custom: {}, createdAt: 1, updatedAt: 1 });
 
     async function withStore<T>(fn: (store: SqlStore) => Promise<T>): Promise<T> {
-      const store = await SqlStore.open(newDatabase()());
+      return withStoreOn(newDatabase(), fn);
+    }
+    async function withStoreOn<T>(open: () => Db, fn: (store: SqlStore) => Promise<T>): Promise<T> {
+      const store = await SqlStore.open(open());
       try {
         return await fn(store);
       } finally {
@@ -216,6 +219,57 @@ export function sqlStoreChecks(name: string, newDatabase: () => () => Db): void 
       await stores[0]!.db.run(`INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, [SCHEMA_VERSION + 1, Date.now()]);
       await Promise.all(stores.map((s) => s.close()));
       await expect(SqlStore.open(open())).rejects.toThrow(/newer than this roomcast knows/);
+    });
+
+    it('migration 4 indexes the messages stored before it for search (CJK included) and for listing, and flags groups', async () => {
+      const open = newDatabase();
+      const old = open();
+      await migrate(old, 3);
+      // Rows as a version-3 store wrote them (messages at schema 3 carried no search data).
+      const docs = [
+        { ...message('m1', 'r1'), message: '舊訊息：設計稿' },
+        { ...message('m2', 'r1'), message: 'Old Launch notes' },
+        { ...message('m3', 'r2'), message: 'launch elsewhere', fields: { batchID: 'b9' } },
+        { ...message('m4', 'r1'), messageType: 'recall', message: '' },
+      ];
+      for (const m of docs) await old.run(`INSERT INTO messages (app, id, room, doc) VALUES (?, ?, ?, ?)`, [A, m.id, m.room, JSON.stringify(m)]);
+      for (const u of [user('plain'), { ...user('team'), group: { members: ['plain'] } }]) {
+        await old.run(`INSERT INTO users (app, id, created_at, doc) VALUES (?, ?, ?, ?)`, [A, u.id, u.createdAt, JSON.stringify(u)]);
+      }
+      await old.close();
+      await withStoreOn(open, async (store) => {
+        const ids = async (keyword: string, rooms = ['r1']) => (await store.searchMessages(A, rooms, keyword, { limit: 10 })).messages.map((m) => m.id);
+        expect(await ids('設計')).toEqual(['m1']);
+        expect(await ids('launch')).toEqual(['m2']);
+        expect(await ids('launch', ['r1', 'r2'])).toEqual(['m3', 'm2']);
+        // The listing columns are filled too.
+        const listed = await store.listAppMessages(A, { from: docs[1]!.createdAt, limit: 10 });
+        expect({ total: listed.total, ids: listed.messages.map((m) => m.id) }).toEqual({ total: 3, ids: ['m4', 'm3', 'm2'] });
+        expect((await store.listAppMessages(A, { batchID: 'b9', limit: 10 })).messages.map((m) => m.id)).toEqual(['m3']);
+        expect((await store.listGroups(A, 10)).users.map((u) => u.id)).toEqual(['team']);
+        // Kept in step afterwards like any message.
+        await store.updateMessage(A, 'm1', (m) => ({ ...m, message: 'edited' }));
+        expect(await ids('設計')).toEqual([]);
+      });
+    });
+
+    it('applies a migration missing below the newest applied one (versions shipped out of order)', async () => {
+      const open = newDatabase();
+      const old = open();
+      await migrate(old, 3);
+      // As if the newest version had shipped (and been applied) before version 4.
+      await old.run(`INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, [SCHEMA_VERSION, Date.now()]);
+      await old.run(`INSERT INTO messages (app, id, room, doc) VALUES (?, ?, ?, ?)`, [A, 'm1', 'r1', JSON.stringify({ ...message('m1', 'r1'), message: '找得到' })]);
+      await old.close();
+      const db = open();
+      expect(await migrate(db)).toEqual({ from: SCHEMA_VERSION, to: SCHEMA_VERSION });
+      const versions = await db.all<{ version: number }>(`SELECT version FROM schema_migrations ORDER BY version`);
+      expect(versions.map((v) => Number(v.version))).toContain(4);
+      await db.close();
+      await withStoreOn(open, async (store) => {
+        expect((await store.searchMessages(A, ['r1'], '找到', { limit: 10 })).messages).toEqual([]);
+        expect((await store.searchMessages(A, ['r1'], '得到', { limit: 10 })).messages.map((m) => m.id)).toEqual(['m1']);
+      });
     });
   });
 }

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { AppRecord, MessageRecord, OutboxItem, RoomRecord, UserRecord } from '../../src/core/models.js';
-import { OUTBOX_KEEP_SETTLED, OUTBOX_PRUNE_EVERY, type Store } from '../../src/store/store.js';
+import { OUTBOX_KEEP_SETTLED, OUTBOX_PRUNE_EVERY, type Store, type UserFilter } from '../../src/store/store.js';
 
 /**
  * The behaviour every Store must have. The memory store runs it now; the Redis store must
@@ -80,6 +80,61 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
       await store.deleteApp(A);
       expect(await store.getUser(A, 'u1')).toBeUndefined();
       expect(await store.getRoom(A, 'r1')).toBeUndefined();
+    });
+
+    it('lists users by a filter: ids, exact values, literal text anywhere, at the start or end, whole, in any case (Unicode)', async () => {
+      const u = (id: string, createdAt: number, nickname?: string, description?: string): UserRecord => ({
+        id, createdAt, updatedAt: 1, custom: {}, ...(nickname === undefined ? {} : { nickname }), ...(description === undefined ? {} : { description }),
+      });
+      await store.putUser(A, u('u1', 1, 'ÉLODIE Martin', 'likes 設計'));
+      await store.putUser(A, u('u2', 2, 'élodie', 'x.y*z'));
+      await store.putUser(A, u('u3', 3, undefined, 'no nickname'));
+      await store.putUser(A, u('u4', 4, 'Bob'));
+      await store.putUser(B, u('u9', 1, 'élodie'));
+      const ids = async (filter: UserFilter, skip = 0, limit = 10) => {
+        const r = await store.listUsers(A, skip, limit, filter);
+        return { total: r.total, ids: r.users.map((x) => x.id) };
+      };
+      const text = (value: string, at: 'anywhere' | 'start' | 'end' | 'whole', foldCase = false) => ({ value, at, foldCase });
+      expect(await ids({ all: [{ field: 'id', oneOf: ['u3', 'u1', 'zz'] }] })).toEqual({ total: 2, ids: ['u1', 'u3'] });
+      expect(await ids({ all: [{ field: 'id', oneOf: [] }] })).toEqual({ total: 0, ids: [] });
+      expect(await ids({ all: [{ field: 'nickname', oneOf: ['élodie'] }] })).toEqual({ total: 1, ids: ['u2'] });
+      // Without a nickname, the id stands for it.
+      expect(await ids({ all: [{ field: 'nickname', oneOf: ['u3'] }] })).toEqual({ total: 1, ids: ['u3'] });
+      expect(await ids({ all: [{ field: 'nickname', text: text('élodie', 'anywhere', true) }] })).toEqual({ total: 2, ids: ['u1', 'u2'] });
+      expect(await ids({ all: [{ field: 'nickname', text: text('élodie', 'anywhere') }] })).toEqual({ total: 1, ids: ['u2'] });
+      expect(await ids({ all: [{ field: 'nickname', text: text('élodie', 'start', true) }] })).toEqual({ total: 2, ids: ['u1', 'u2'] });
+      expect(await ids({ all: [{ field: 'nickname', text: text('martin', 'end', true) }] })).toEqual({ total: 1, ids: ['u1'] });
+      expect(await ids({ all: [{ field: 'nickname', text: text('Martin', 'start') }] })).toEqual({ total: 0, ids: [] });
+      expect(await ids({ all: [{ field: 'nickname', text: text('élodie', 'whole', true) }] })).toEqual({ total: 1, ids: ['u2'] });
+      expect(await ids({ all: [{ field: 'description', text: text('設計', 'anywhere') }] })).toEqual({ total: 1, ids: ['u1'] });
+      expect(await ids({ all: [{ field: 'description', text: text('x.y*z', 'whole') }] })).toEqual({ total: 1, ids: ['u2'] });
+      expect(await ids({ all: [{ field: 'description', text: text('', 'anywhere') }] })).toEqual({ total: 3, ids: ['u1', 'u2', 'u3'] });
+      // Every condition of `all`, one of `any` (the dashboard's search on id or nickname).
+      const search = (value: string): UserFilter => ({ all: [], any: [{ field: 'id', text: text(value, 'anywhere', true) }, { field: 'nickname', text: text(value, 'anywhere', true) }] });
+      expect(await ids(search('u3'))).toEqual({ total: 1, ids: ['u3'] });
+      expect(await ids(search('o'))).toEqual({ total: 3, ids: ['u1', 'u2', 'u4'] });
+      expect(await ids(search('o'), 1, 1)).toEqual({ total: 3, ids: ['u2'] });
+      expect(await ids({ ...search('o'), all: [{ field: 'id', oneOf: ['u4', 'u3'] }] })).toEqual({ total: 1, ids: ['u4'] });
+    });
+
+    it('lists user groups apart, oldest first, as users become and stop being groups', async () => {
+      const group = (id: string, createdAt: number): UserRecord => ({ ...user(id), createdAt, group: { members: ['u1'] } });
+      await store.putUser(A, user('u1'));
+      await store.putUser(A, group('g2', 20));
+      await store.putUser(A, group('g1', 10));
+      await store.putUser(B, group('gb', 5));
+      await store.putUser(A, user('g3'));
+      await store.updateUser(A, 'g3', (u) => ({ ...u, createdAt: 30, group: { members: [] } }));
+      const ids = async (limit = 10) => (await store.listGroups(A, limit)).users.map((u) => u.id);
+      expect(await ids()).toEqual(['g1', 'g2', 'g3']);
+      expect(await store.listGroups(A, 1)).toMatchObject({ total: 3, users: [{ id: 'g1', group: { members: ['u1'] } }] });
+      await store.updateUser(A, 'g2', ({ group: _g, ...u }) => u);
+      await store.putUser(A, user('g1'));
+      expect(await ids()).toEqual(['g3']);
+      await store.deleteUser(A, 'g3');
+      expect(await store.listGroups(A, 10)).toEqual({ total: 0, users: [] });
+      expect((await store.listGroups(B, 10)).users.map((u) => u.id)).toEqual(['gb']);
     });
 
     it('lists users with skip and limit, and gets several in order', async () => {
@@ -407,8 +462,15 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
       await store.addMessage(A, m('x1', 'xr1', 1000));
       await store.addMessage(A, m('x2', 'xr2', 2000, 'b1'));
       await store.addMessage(A, m('x3', 'xr1', 3000, 'b1'));
+      // Stored last, created earlier (another node's clock): listed by creation time.
+      await store.addMessage(A, m('x0', 'xr2', 1200));
       const all = await store.listAppMessages(A, { from: 1000, limit: 10 });
-      expect(all.messages.filter((x) => x.id.startsWith('x')).map((x) => x.id)).toEqual(['x3', 'x2', 'x1']);
+      expect(all.messages.filter((x) => x.id.startsWith('x')).map((x) => x.id)).toEqual(['x3', 'x2', 'x0', 'x1']);
+      expect((await store.listAppMessages(A, { from: 1000, limit: 2 })).messages.map((x) => x.id)).toEqual(['x3', 'x2']);
+      // An edit keeps its place and batch.
+      await store.updateMessage(A, 'x2', (x) => ({ ...x, message: 'edited', updatedAt: 9000 }));
+      expect((await store.listAppMessages(A, { batchID: 'b1', limit: 10 })).messages.map((x) => x.id)).toEqual(['x3', 'x2']);
+      await store.deleteMessage(A, 'xr2', 'x0');
       const window = await store.listAppMessages(A, { from: 1500, to: 2500, limit: 10 });
       expect(window.messages.map((x) => x.id)).toEqual(['x2']);
       expect(window.total).toBe(1);
@@ -609,6 +671,90 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
       await store.enqueueOutbox(A, [item(A, 'late')]);
       await store.deleteApp(A);
       expect(await store.claimOutbox(1_000_000, 10, 1000)).toEqual([]);
+    });
+
+    it('searchMessages: normalised substrings (CJK of any length) in the given rooms only, newest first, per application', async () => {
+      for (const r of ['r1', 'r2', 'r3']) await store.createRoom(A, room(r, ['u1']));
+      await store.createRoom(B, room('r1', ['u1']));
+      const text = (id: string, roomId: string, body: string, fields: Record<string, unknown> = {}, messageType = 'text') =>
+        store.addMessage(A, { ...message(id, roomId), message: body, fields, messageType });
+      await text('m1', 'r1', 'The Launch  plan is ready');
+      await text('m2', 'r2', 'launch codes');
+      await text('m3', 'r1', '明天開會討論設計');
+      await text('m4', 'r1', '', { extra: { fileName: 'Launch-Budget.pdf' } }, 'file');
+      await text('m5', 'r3', 'launch party');
+      await text('m6', 'r1', 'ab ba');
+      await store.addMessage(B, { ...message('b1', 'r1'), message: 'launch elsewhere' });
+      const ids = async (keyword: string, rooms = ['r1', 'r2'], messageTypes?: string[]) =>
+        (await store.searchMessages(A, rooms, keyword, { limit: 10, messageTypes })).messages.map((m) => m.id);
+      expect(await ids('LAUNCH')).toEqual(['m4', 'm2', 'm1']);
+      expect(await ids('launch', ['r3'])).toEqual(['m5']);
+      expect(await ids('launch', [])).toEqual([]);
+      expect(await ids('launch', ['r1'], ['file', 'image'])).toEqual(['m4']);
+      expect(await ids('設計')).toEqual(['m3']);
+      expect(await ids('設')).toEqual(['m3']);
+      expect(await ids('會討論')).toEqual(['m3']);
+      expect(await ids('設會')).toEqual([]);
+      expect(await ids('plan is r')).toEqual(['m1']);
+      expect(await ids('launch plan')).toEqual(['m1']);
+      expect(await ids('plan ready')).toEqual([]);
+      // Every gram of 'aba' is in 'ab ba', the substring is not.
+      expect(await ids('aba')).toEqual([]);
+      expect(await ids('zebra')).toEqual([]);
+      expect((await store.searchMessages(B, ['r1'], 'launch', { limit: 10 })).messages.map((m) => m.id)).toEqual(['b1']);
+    });
+
+    it('searchMessages follows edits, recalls, deletions and room deletion', async () => {
+      for (const r of ['r1', 'r2']) await store.createRoom(A, room(r, ['u1']));
+      await store.addMessage(A, { ...message('m1', 'r1'), message: 'launch plan' });
+      await store.addMessage(A, { ...message('m2', 'r1'), message: 'launch 設計' });
+      await store.addMessage(A, { ...message('m3', 'r2'), message: 'launch day' });
+      const ids = async (keyword: string) => (await store.searchMessages(A, ['r1', 'r2'], keyword, { limit: 10 })).messages.map((m) => m.id);
+      // An edit: the old text is no longer found, the new one is.
+      await store.updateMessage(A, 'm1', (m) => ({ ...m, message: 'postponed 會議' }));
+      expect(await ids('launch')).toEqual(['m3', 'm2']);
+      expect(await ids('會議')).toEqual(['m1']);
+      // A change that leaves the text (a reaction) keeps it found.
+      await store.updateMessage(A, 'm2', (m) => ({ ...m, fields: { reactions: [{ key: 'like' }] } }));
+      expect(await ids('設計')).toEqual(['m2']);
+      // A recall: its text is never found again.
+      await store.updateMessage(A, 'm2', (m) => ({ ...m, messageType: 'recall', message: '', fields: {} }));
+      expect(await ids('設計')).toEqual([]);
+      expect(await ids('launch')).toEqual(['m3']);
+      await store.replaceMessage(A, { ...message('m3', 'r2'), message: 'replaced text' });
+      expect(await ids('launch')).toEqual([]);
+      expect(await ids('replaced')).toEqual(['m3']);
+      expect(await store.deleteMessage(A, 'r2', 'm3')).toBe(true);
+      expect(await ids('replaced')).toEqual([]);
+      await store.addMessage(A, { ...message('m4', 'r2'), message: 'cleared soon' });
+      await store.clearMessages(A, 'r2');
+      expect(await ids('cleared')).toEqual([]);
+      await store.deleteRoom(A, 'r1');
+      expect(await ids('會議')).toEqual([]);
+      // A room of the same id made again starts with nothing to find.
+      await store.createRoom(A, room('r1', ['u1']));
+      await store.addMessage(A, { ...message('m5', 'r1'), message: 'fresh start' });
+      expect(await ids('會議')).toEqual([]);
+      expect(await ids('fresh')).toEqual(['m5']);
+    });
+
+    it('searchMessages stops at the limit, newest first, and a cursor continues where it stopped', async () => {
+      await store.createRoom(A, room('r1', ['u1']));
+      await store.createRoom(A, room('r2', ['u1']));
+      // Sent together (one group commit where the store batches), in two rooms, half of them matching.
+      await Promise.all(
+        Array.from({ length: 160 }, (_, i) =>
+          store.addMessage(A, { ...message(`m${String(i).padStart(3, '0')}`, i % 4 < 2 ? 'r1' : 'r2'), message: i % 2 === 0 ? `needle ${i}` : `hay ${i}` }),
+        ),
+      );
+      const needles = Array.from({ length: 80 }, (_, k) => `m${String(158 - 2 * k).padStart(3, '0')}`);
+      const first = await store.searchMessages(A, ['r1', 'r2'], 'needle', { limit: 60 });
+      expect(first.messages.map((m) => m.id)).toEqual(needles.slice(0, 60));
+      expect(first.cursor).toBeDefined();
+      const rest = await store.searchMessages(A, ['r1', 'r2'], 'needle', { limit: 60, cursor: first.cursor });
+      expect(rest.messages.map((m) => m.id)).toEqual(needles.slice(60));
+      expect(rest.cursor).toBeUndefined();
+      expect((await store.searchMessages(A, ['r2'], 'needle', { limit: 3 })).messages.map((m) => m.id)).toEqual(['m158', 'm154', 'm150']);
     });
   });
 }

@@ -204,6 +204,10 @@ describe('moving an installation: roomcast-admin export / import / backup', () =
     const history = await user(moved.base, app, tokens.alice).get('/rooms/r1/messages/v3?limit=100');
     expect(history.body.result.totalCount).toBe(30);
     expect(history.body.result.data.map((m: { message: string }) => m.message)).toEqual(Array.from({ length: 30 }, (_, i) => `m${29 - i}`));
+    // The imported messages are indexed for search (Vue: searchRoomsByKeyword → POST /search {type, keyword}).
+    const idOf = new Map(history.body.result.data.map((m: { _id: string; message: string }) => [m.message, m._id]));
+    const found = await user(moved.base, app, tokens.alice).post('/search', { type: ['messages'], keyword: 'M1' });
+    expect(found.body.result.messages[0].messages).toEqual(['m19', 'm18', 'm17', 'm16', 'm15', 'm14', 'm13', 'm12', 'm11', 'm10', 'm1'].map((t) => idOf.get(t)));
     expect((await user(moved.base, app, tokens.bob).get('/rooms/quitted')).body.result.data.map((r: { _id: string }) => r._id)).toEqual(['r2']);
     expect((await user(moved.base, app, tokens.alice).get('/roomPrefs/group/team')).body.result.data).toEqual([{ room: 'r2', tags: ['t'] }]);
     await moved.kill('SIGTERM');

@@ -1,10 +1,10 @@
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { chownSync, existsSync, mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { freePort, track, waitForPort } from './redis.js';
+import { freePort, type ServerProcess, startSupervised, waitForPort } from './redis.js';
 
 /**
  * PostgreSQL for tests. Two kinds:
@@ -36,15 +36,8 @@ export async function dropSchemas(url = SHARED_DATABASE_URL, names?: string[]): 
   }
 }
 
-export interface PostgresProcess {
-  url: string;
-  port: number;
-  /** Stops it: SIGKILL is a crash, SIGINT a fast shutdown (clients are disconnected). */
-  kill(signal?: NodeJS.Signals): Promise<void>;
-  /** Starts it again on the same port and data directory. */
-  restart(): Promise<void>;
-  stop(): Promise<void>;
-}
+/** A private PostgreSQL server: `kill('SIGKILL')` is a crash, `kill('SIGINT')` a fast shutdown (clients are disconnected). */
+export type PostgresProcess = ServerProcess;
 
 function postgresBinDir(): string {
   const root = '/usr/lib/postgresql';
@@ -72,42 +65,24 @@ export async function startPostgres(): Promise<PostgresProcess> {
     ...who,
     stdio: 'ignore',
   });
-  let child: ChildProcess | undefined;
-  const launch = async () => {
-    const c = track(
+  const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
+  return startSupervised({
+    url,
+    port,
+    dir,
+    spawn: () =>
       spawn(
         path.join(bin, 'postgres'),
         ['-D', data, '-p', String(port), '-k', dir, '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=on', '-c', 'max_connections=50'],
         { ...who, stdio: 'ignore' },
       ),
-    );
-    child = c;
-    await Promise.race([
-      waitForPort(port, 20_000),
-      new Promise((_, reject) => c.once('exit', (code) => reject(new Error(`postgres exited with ${code}`)))),
-    ]);
-    await waitForQuery(`postgres://postgres@127.0.0.1:${port}/postgres`, 20_000);
-  };
-  const kill = async (signal: NodeJS.Signals = 'SIGKILL') => {
-    const c = child;
-    child = undefined;
-    if (!c || c.exitCode !== null || c.signalCode !== null) return;
-    await new Promise<void>((resolve) => {
-      c.once('exit', () => resolve());
-      c.kill(signal);
-    });
-  };
-  await launch();
-  return {
-    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
-    port,
-    kill,
-    restart: launch,
-    async stop() {
-      await kill('SIGINT');
-      rmSync(dir, { recursive: true, force: true });
+    ready: async () => {
+      await waitForPort(port, 20_000);
+      await waitForQuery(url, 20_000);
     },
-  };
+    exited: (code) => `postgres exited with ${code}`,
+    stopSignal: 'SIGINT',
+  });
 }
 
 async function waitForQuery(url: string, timeoutMs: number): Promise<void> {

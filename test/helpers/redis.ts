@@ -4,22 +4,24 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
-/**
- * A real redis-server for one test file: its own free loopback port and data directory,
- * started and stopped by the test (never one somebody else started). A missing binary is
- * an error, never a skip (.ci/run installs redis-server).
- */
-export interface RedisProcess {
+/** A server process started and stopped by one test file: its own free loopback port and data directory. */
+export interface ServerProcess {
   url: string;
   port: number;
   dir: string;
-  /** Kills it (SIGKILL by default: a crash, not a clean shutdown). */
+  /** Kills it (SIGKILL by default: a crash, not a clean shutdown) and waits for its exit. */
   kill(signal?: NodeJS.Signals): Promise<void>;
   /** Starts it again on the same port and data directory (after `kill`). */
   restart(): Promise<void>;
   /** Stops it for good and removes its data directory. */
   stop(): Promise<void>;
 }
+
+/**
+ * A real redis-server for one test file, started and stopped by the test (never one somebody
+ * else started). A missing binary is an error, never a skip (.ci/run installs redis-server).
+ */
+export type RedisProcess = ServerProcess;
 
 export interface RedisProcessOptions {
   /** AOF persistence (default on, fsync on every write: what the README prescribes). */
@@ -49,6 +51,51 @@ export function track(child: ChildProcess): ChildProcess {
     });
   }
   return child;
+}
+
+export interface SupervisedOptions {
+  url: string;
+  port: number;
+  /** Its data directory, removed by `stop`. */
+  dir: string;
+  spawn(): ChildProcess;
+  /** Resolves once it serves. */
+  ready(): Promise<void>;
+  /** Words the failure when it exits before it is ready (e.g. where its log is). */
+  exited(code: number | null): string;
+  /** How `stop` ends it (a fast clean shutdown, or SIGKILL when nothing needs saving). */
+  stopSignal: NodeJS.Signals;
+}
+
+/** Starts a server process and hands back its controls (kill, restart, stop). */
+export async function startSupervised(options: SupervisedOptions): Promise<ServerProcess> {
+  let child: ChildProcess | undefined;
+  const launch = async () => {
+    const c = track(options.spawn());
+    child = c;
+    await Promise.race([options.ready(), new Promise((_, reject) => c.once('exit', (code) => reject(new Error(options.exited(code)))))]);
+  };
+  const kill = async (signal: NodeJS.Signals = 'SIGKILL') => {
+    const c = child;
+    child = undefined;
+    if (!c || c.exitCode !== null || c.signalCode !== null) return;
+    await new Promise<void>((resolve) => {
+      c.once('exit', () => resolve());
+      c.kill(signal);
+    });
+  };
+  await launch();
+  return {
+    url: options.url,
+    port: options.port,
+    dir: options.dir,
+    kill,
+    restart: launch,
+    async stop() {
+      await kill(options.stopSignal);
+      rmSync(options.dir, { recursive: true, force: true });
+    },
+  };
 }
 
 export function requireBinary(name: string, hint: string): string {
@@ -116,37 +163,17 @@ export async function startRedis(options: RedisProcessOptions = {}): Promise<Red
     ...(options.cluster ? ['--cluster-enabled', 'yes', '--cluster-announce-ip', '127.0.0.1', '--cluster-config-file', path.join(dir, 'nodes.conf')] : []),
     ...(options.extraArgs ?? []),
   ];
-  let child: ChildProcess | undefined;
-  const launch = async () => {
-    const c = track(spawn(binary, args, { stdio: 'ignore' }));
-    child = c;
-    await Promise.race([
-      waitForPort(port, 10_000, true),
-      new Promise((_, reject) => c.once('exit', (code) => reject(new Error(`redis-server exited with ${code} (see ${dir}/redis.log)`)))),
-    ]);
-  };
-  const kill = async (signal: NodeJS.Signals = 'SIGKILL') => {
-    const c = child;
-    child = undefined;
-    if (!c || c.exitCode !== null || c.signalCode !== null) return;
-    await new Promise<void>((resolve) => {
-      c.once('exit', () => resolve());
-      c.kill(signal);
-    });
-  };
-  await launch();
-  if (options.cluster) await claimAllSlots(port);
-  return {
+  const redis = await startSupervised({
     url: options.cluster ? `redis-cluster://127.0.0.1:${port}` : `redis://127.0.0.1:${port}`,
     port,
     dir,
-    kill,
-    restart: launch,
-    async stop() {
-      await kill('SIGKILL');
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
+    spawn: () => spawn(binary, args, { stdio: 'ignore' }),
+    ready: () => waitForPort(port, 10_000, true),
+    exited: (code) => `redis-server exited with ${code} (see ${dir}/redis.log)`,
+    stopSignal: 'SIGKILL',
+  });
+  if (options.cluster) await claimAllSlots(port);
+  return redis;
 }
 
 /** Makes a fresh cluster-enabled server a one-node cluster serving every slot. */

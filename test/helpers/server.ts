@@ -30,6 +30,9 @@ export interface TestServer {
   createApp(name?: string, domains?: string[]): Promise<TestApp>;
   /** Upserts a user with an issued token (API key). */
   createUser(app: TestApp, id: string, nickname?: string): Promise<string>;
+  /** Stops the server and removes its directory; its PostgreSQL schema stays (a restart on it finds the data). */
+  stop(): Promise<void>;
+  /** Stops it and drops its PostgreSQL schema. */
   close(): Promise<void>;
 }
 
@@ -91,9 +94,12 @@ export async function startTestServer(transport: Transport, overrides: Partial<C
       if (res.status !== 200) throw new Error(`createUser: ${res.status} ${JSON.stringify(body)}`);
       return body.result.token;
     },
-    async close() {
+    async stop() {
       await server.close();
       rmSync(dir, { recursive: true, force: true });
+    },
+    async close() {
+      await this.stop();
       if (config.databaseUrl && config.databaseSchema !== 'public') await dropSchemas(config.databaseUrl, [config.databaseSchema]);
     },
   };

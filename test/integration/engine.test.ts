@@ -101,6 +101,7 @@ async function startHarness(kind: Kind, options: Partial<EngineOptions> = {}): P
       },
       onClose(socket, reason) {
         log.push(`close:${socket.id}:${reason}`);
+        if (reason === 'slow consumer') log.push(`held:${socket.id}:${socket.bufferedBytes}`);
       },
       onError(error, where) {
         errors.push({ where, message: (error as Error).message });
@@ -156,6 +157,12 @@ async function startHarness(kind: Kind, options: Partial<EngineOptions> = {}): P
       await new Promise((resolve) => httpServer.close(resolve));
     },
   };
+}
+
+/** What a socket cut as a slow consumer held when cut (its bufferedBytes). */
+function heldAt(log: string[], sid: string): number {
+  const entry = log.find((e) => e.startsWith(`held:${sid}:`));
+  return Number(entry?.slice(`held:${sid}:`.length) ?? NaN);
 }
 
 function closesOf(log: string[]): string[] {
@@ -504,6 +511,10 @@ describe.each<Kind>(uwsAvailable() ? ['uws', 'ws'] : ['ws'])('realtime engine ov
     // The poller stops polling; 4 × 20 KB fit, the 5th passes 64 KB.
     await sender.emitWithAck('flood', 'firehose', 5, 20_000);
     await until(() => closesOf(h.log).includes(`close:${p.sid}:slow consumer`));
+    // What it held when cut: the frames that fit under the limit (the one that did not is dropped).
+    const held = heldAt(h.log, p.sid);
+    expect(held).toBeLessThanOrEqual(64 * 1024);
+    expect(held).toBeGreaterThan(64 * 1024 - 20_100);
     expect(await p.get()).toEqual(['1']); // what was queued is dropped, the close packet is left
     expect(await sender.emitWithAck('echo', 'unaffected')).toBe('unaffected');
   });
@@ -708,10 +719,13 @@ describe.each<Kind>(uwsAvailable() ? ['uws', 'ws'] : ['ws'])('realtime engine ov
     for (let i = 0; i < 10 && h.server.socketCount() > 1; i++) {
       await sender.emitWithAck('flood', 'firehose', 8, 500_000);
     }
-    // ws names the cut; uWS cuts by itself and reports an abrupt close (the adapter names it a
-    // slow consumer only inside our writes or when a heartbeat pong is owed, see realtime/uws.ts).
-    await until(() => closesOf(h.log).some((c) => c === `close:${victim.sid}:slow consumer` || c === `close:${victim.sid}:transport close`));
-    if (kind === 'ws') expect(closesOf(h.log)).toContain(`close:${victim.sid}:slow consumer`);
+    // Both transports name the cut, with no heartbeat involved (uWS once reported it as an abrupt close).
+    await until(() => closesOf(h.log).some((c) => c.startsWith(`close:${victim.sid}:`)));
+    expect(closesOf(h.log)).toContain(`close:${victim.sid}:slow consumer`);
+    // Held at the cut: past the 1 MiB default, by at most one turn's frames (one flood).
+    const held = heldAt(h.log, victim.sid);
+    expect(held).toBeGreaterThan(1024 * 1024);
+    expect(held).toBeLessThanOrEqual(1024 * 1024 + 8 * 500_100);
     expect(h.server.socketCount()).toBe(1);
     expect(await sender.emitWithAck('echo', 'unaffected')).toBe('unaffected');
   });

@@ -236,6 +236,32 @@ describe.each(TRANSPORTS)('SDK features over %s', (transport) => {
     expect(code(await as('alice').post('/search', { type: ['messages'] }))).toBe('INVALID_INPUT');
   });
 
+  it('POST /search finds what the reader\'s history shows: not deleted for them, hidden or from senders they blocked; never a recalled text', async () => {
+    await admin(t.base, app).post('/rooms', { _id: 'views', members: ['alice', 'bob', 'carol'], owner: 'alice' });
+    const send = async (who: string, message: string) => (await as(who).post('/rooms/views/message', { message })).body.result._id as string;
+    const c1 = await send('carol', 'quartz one');
+    const b1 = await send('bob', 'quartz two');
+    const b2 = await send('bob', 'quartz three');
+    const a1 = await send('alice', 'quartz four');
+    const c2 = await send('carol', 'quartz 機密');
+    // Flutter: recallMessage (lib/services/data/managers/im_message_data_manager.dart) → POST /rooms/:id/message {_id, messageType: 'recall'}
+    expect((await as('carol').post('/rooms/views/message', { _id: c2, messageType: 'recall' })).body.result.messageType).toBe('recall');
+    expect((await as('alice').post(`/messages/${b2}/hidden`)).status).toBe(200);
+    // Vue: hideMessage({roomId, messageIds}) → POST /messages/user-delete {room, messages}
+    expect((await as('bob').post('/messages/user-delete', { room: 'views', messages: [a1] })).status).toBe(200);
+    expect((await as('bob').post('/blockStatus/my/carol')).status).toBe(200);
+    const found = async (who: string, keyword: string, limit?: number) =>
+      (await as(who).post('/search', { type: ['messages'], keyword, room: 'views', limit })).body.result.messages.flatMap((h: { messages: string[] }) => h.messages);
+    expect(await found('alice', 'quartz')).toEqual([a1, b2, b1, c1]);
+    expect(await found('bob', 'quartz')).toEqual([b1]);
+    // The hits bob may not see are skipped, not counted: a limit of one still finds his.
+    expect(await found('bob', 'quartz', 1)).toEqual([b1]);
+    expect(await found('carol', 'quartz')).toEqual([a1, b1, c1]);
+    expect(await found('carol', '機密')).toEqual([]);
+    await as('bob').del('/blockStatus/my/carol');
+    expect(await found('bob', 'quartz')).toEqual([b1, c1]);
+  });
+
   it('invitations: invitationRequired invites instead of adding; invitation / cancelInvitation events; join accepts', async () => {
     const bob = await flutterSocketOf('bob');
     const carol = await flutterSocketOf('carol');

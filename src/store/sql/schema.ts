@@ -1,4 +1,8 @@
-import { type Db, type Engine, identityColumn } from './db.js';
+import { type Db, type Engine, identityColumn, type Queryer } from './db.js';
+import { backfillMessageColumns } from './search.js';
+
+/** A migration step: a statement, or work that needs code (a back-fill computed in JS). */
+type Step = string | ((q: Queryer, engine: Engine) => Promise<void>);
 
 /**
  * Versioned migrations, applied in order at start under the database-wide migration lock.
@@ -6,7 +10,7 @@ import { type Db, type Engine, identityColumn } from './db.js';
  * beside the columns the hot queries filter or sort on; see docs/architecture.md for the
  * cost of each hot query against these indexes.
  */
-const MIGRATIONS: { version: number; statements: (engine: Engine) => string[] }[] = [
+const MIGRATIONS: { version: number; statements: (engine: Engine) => Step[] }[] = [
   {
     version: 1,
     statements: (engine) => [
@@ -62,6 +66,36 @@ const MIGRATIONS: { version: number; statements: (engine: Engine) => string[] }[
     ],
   },
   {
+    // Message search in the database (issue 14): each message's character grams (search.ts),
+    // kept in step with its text by the store's writes. SQLite: a contentless FTS5 table keyed
+    // by the message's seq, emptied of a message's row by a trigger whatever deletes it.
+    // PostgreSQL: a text[] column of the message row under a GIN index. Filled for the
+    // messages already stored before the indexes are built.
+    // The administrator's cross-room listing (`GET /admin/messages`, `GET /messages/batch`)
+    // gets columns of its own: creation time and batch id, each indexed. And user groups a flag.
+    version: 4,
+    statements: (engine) => [
+      `ALTER TABLE messages ADD COLUMN created_at BIGINT`,
+      `ALTER TABLE messages ADD COLUMN batch_id TEXT`,
+      ...(engine === 'sqlite'
+        ? [
+            `CREATE VIRTUAL TABLE message_grams USING fts5(grams, content='', contentless_delete=1, detail=none, tokenize='ascii')`,
+            `CREATE TRIGGER messages_unindex AFTER DELETE ON messages BEGIN DELETE FROM message_grams WHERE rowid = old.seq; END`,
+          ]
+        : [`ALTER TABLE messages ADD COLUMN search_grams TEXT[]`]),
+      backfillMessageColumns,
+      ...(engine === 'sqlite' ? [] : [`CREATE INDEX messages_search ON messages USING GIN (search_grams)`]),
+      `CREATE INDEX messages_by_time ON messages (app, created_at, seq)`,
+      `CREATE INDEX messages_by_batch ON messages (app, batch_id) WHERE batch_id IS NOT NULL`,
+      // User groups (`GET /admin/groups`) are users with a `group`: flagged, and indexed apart.
+      `ALTER TABLE users ADD COLUMN is_group INTEGER NOT NULL DEFAULT 0`,
+      engine === 'sqlite'
+        ? `UPDATE users SET is_group = 1 WHERE json_type(doc, '$.group') = 'object'`
+        : `UPDATE users SET is_group = 1 WHERE json_typeof(CAST(doc AS json) -> 'group') = 'object'`,
+      `CREATE INDEX users_groups ON users (app, created_at, id) WHERE is_group = 1`,
+    ],
+  },
+  {
     // Rooms a user left or was removed from (`GET /rooms/quitted`), with the room preference they
     // had, and room preferences shared by a group (`/roomPrefs/:room/group/:group`). Self-contained:
     // renumbering this version touches nothing else.
@@ -84,23 +118,29 @@ export class SchemaTooNewError extends Error {}
 /**
  * Brings the database to SCHEMA_VERSION. Safe when several nodes start at once (they take
  * the migration lock in turn; the later ones find nothing to do). Refuses a database whose
- * schema is newer than this code knows: an older node must not write to it.
+ * schema is newer than this code knows: an older node must not write to it. `target` stops
+ * at an older version (tests of a migration's back-fill).
  */
-export async function migrate(db: Db): Promise<{ from: number; to: number }> {
+export async function migrate(db: Db, target = SCHEMA_VERSION): Promise<{ from: number; to: number }> {
   return db.withMigrationLock(async (q) => {
     await q.run(`CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)`);
-    const [row] = await q.all<{ v: number | null }>(`SELECT MAX(version) AS v FROM schema_migrations`);
-    const from = Number(row?.v ?? 0);
+    const applied = new Set((await q.all<{ version: number }>(`SELECT version FROM schema_migrations`)).map((r) => Number(r.version)));
+    const from = Math.max(0, ...applied);
     if (from > SCHEMA_VERSION) {
       throw new SchemaTooNewError(
         `the database schema is at version ${from}, newer than this roomcast knows (${SCHEMA_VERSION}); run a newer roomcast`,
       );
     }
     for (const m of MIGRATIONS) {
-      if (m.version <= from) continue;
-      for (const sql of m.statements(db.engine)) await q.run(sql);
+      // Each version not yet applied, even below the newest applied one: versions developed
+      // apart may ship in either order (each migration stands on its own).
+      if (applied.has(m.version) || m.version > target) continue;
+      for (const step of m.statements(db.engine)) {
+        if (typeof step === 'string') await q.run(step);
+        else await step(q, db.engine);
+      }
       await q.run(`INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, [m.version, Date.now()]);
     }
-    return { from, to: SCHEMA_VERSION };
+    return { from, to: Math.max(from, Math.min(target, SCHEMA_VERSION)) };
   });
 }

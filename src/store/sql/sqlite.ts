@@ -63,6 +63,9 @@ export class SqliteDb implements Db {
     this.db.pragma('journal_mode = WAL');
     this.db.pragma(`synchronous = ${options.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
     this.db.pragma('busy_timeout = 5000');
+    // Full Unicode lower case for queries (user-filter.ts); SQLite's own lower() folds ASCII only.
+    // Used by queries only, never by the schema, so the file stays readable by any SQLite.
+    this.db.function('unicode_lower', { deterministic: true }, (text: unknown) => (typeof text === 'string' ? text.toLowerCase() : text));
     this.dataVersion = this.db.prepare('PRAGMA data_version').pluck();
     this.lastDataVersion = this.dataVersion.get();
     this.direct = { all: async (sql, params) => this.allNow(sql, params), run: async (sql, params) => this.runNow(sql, params) };

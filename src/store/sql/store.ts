@@ -16,10 +16,23 @@ import type {
   UserRecord,
 } from '../../core/models.js';
 import type { ControlMessage } from '../../bus/bus.js';
+import { setOwn } from '../../core/own.js';
 import { newId } from '../../core/secrets.js';
-import { type AppMessageQuery, byInvitationOrder, type HistoryQuery, matchesAppQuery, OUTBOX_KEEP_SETTLED, OUTBOX_PRUNE_EVERY, type Store } from '../store.js';
+import { matchesKeyword, normalise, searchableText } from '../../core/search-text.js';
+import {
+  type AppMessageQuery,
+  byInvitationOrder,
+  type HistoryQuery,
+  type MessageSearchQuery,
+  OUTBOX_KEEP_SETTLED,
+  OUTBOX_PRUNE_EVERY,
+  type Store,
+  type UserFilter,
+} from '../store.js';
 import { type Db, marks, type Param, type Queryer } from './db.js';
 import { migrate } from './schema.js';
+import { userFilterSql } from './user-filter.js';
+import { gramsParam, indexNewSqlite, indexSqlite, listingParams, PG_GRAMS, searchCandidates } from './search.js';
 import { type CachedMember, type CachedRoom, RoomCache } from './room-cache.js';
 
 /** The room document as stored: the record without what lives in columns and member rows. */
@@ -46,6 +59,8 @@ interface PendingMessage {
 }
 
 const parse = <T>(json: string): T => JSON.parse(json) as T;
+/** `users.is_group`: 1 for a user group (`/admin/groups`). */
+export const isGroup = (user: UserRecord): number => (user.group ? 1 : 0);
 
 interface OutboxRow {
   app: string;
@@ -158,28 +173,33 @@ function memberRoom(
   member: CachedMember | null,
   userId: string,
 ): MemberRoom {
-  const row = { doc: null, version: 0, last_message_id: columns.lastMessageId, last_activity_at: columns.lastActivityAt };
-  const rows: MemberRow[] = member === null ? [] : [{ user_id: userId, state: member.state, last_read: member.lastRead }];
-  const { memberState, ...room } = assembleRoom(doc, row, rows);
+  // Built in one object: this runs for every message sent.
   const scoped: MemberRoom = {
-    ...room,
+    ...doc,
     members: doc.members.slice(),
     managers: doc.managers.slice(),
     roomTags: doc.roomTags.slice(),
+    lastActivityAt: Number(columns.lastActivityAt),
     viewer: userId,
-    member: Object.hasOwn(memberState, userId) ? memberState[userId] : undefined,
+    member: member === null || member.state === NO_STATE ? undefined : stateOf(member.state, member.lastRead),
   };
+  if (columns.lastMessageId !== null) scoped.lastMessageId = columns.lastMessageId;
   if (doc.banned) scoped.banned = copy(doc.banned);
   return scoped;
+}
+
+function stateOf(json: string, lastRead: string | null): MemberState {
+  const state = parse<MemberState>(json);
+  if (lastRead !== null) state.lastRead = lastRead;
+  return state;
 }
 
 function assembleRoom(doc: RoomDoc, row: RoomRow, members: readonly MemberRow[]): RoomRecord {
   const memberState: Record<string, MemberState> = {};
   for (const m of members) {
     if (m.state === NO_STATE) continue;
-    const state = parse<MemberState>(m.state);
-    if (m.last_read !== null) state.lastRead = m.last_read;
-    memberState[m.user_id] = state;
+    // As data even for a user id like `__proto__`.
+    setOwn(memberState, m.user_id, stateOf(m.state, m.last_read));
   }
   const room: RoomRecord = { ...doc, memberState, lastActivityAt: Number(row.last_activity_at) };
   if (row.last_message_id !== null) room.lastMessageId = row.last_message_id;
@@ -328,9 +348,9 @@ export class SqlStore implements Store {
   async putUser(appId: string, user: UserRecord): Promise<void> {
     this.userCache.delete(`${appId}\0${user.id}`);
     await this.db.run(
-      `INSERT INTO users (app, id, created_at, doc) VALUES (?, ?, ?, ?)
-       ON CONFLICT (app, id) DO UPDATE SET created_at = excluded.created_at, doc = excluded.doc`,
-      [appId, user.id, user.createdAt, JSON.stringify(user)],
+      `INSERT INTO users (app, id, created_at, doc, is_group) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (app, id) DO UPDATE SET created_at = excluded.created_at, doc = excluded.doc, is_group = excluded.is_group`,
+      [appId, user.id, user.createdAt, JSON.stringify(user), isGroup(user)],
     );
   }
   async getUser(appId: string, userId: string): Promise<UserRecord | undefined> {
@@ -371,12 +391,21 @@ export class SqlStore implements Store {
       return user;
     });
   }
-  async listUsers(appId: string, skip: number, limit: number): Promise<{ total: number; users: UserRecord[] }> {
-    const [count] = await this.db.all<{ n: number }>(`SELECT COUNT(*) AS n FROM users WHERE app = ?`, [appId]);
+  async listUsers(appId: string, skip: number, limit: number, filter?: UserFilter): Promise<{ total: number; users: UserRecord[] }> {
+    const where = userFilterSql(this.db.engine, filter);
+    const [count] = await this.db.all<{ n: number }>(`SELECT COUNT(*) AS n FROM users WHERE app = ?${where.sql}`, [appId, ...where.params]);
     const rows = await this.db.all<{ doc: string }>(
-      `SELECT doc FROM users WHERE app = ? ORDER BY created_at, id LIMIT ? OFFSET ?`,
-      [appId, Math.max(0, limit), Math.max(0, skip)],
+      `SELECT doc FROM users WHERE app = ?${where.sql} ORDER BY created_at, id LIMIT ? OFFSET ?`,
+      [appId, ...where.params, Math.max(0, limit), Math.max(0, skip)],
     );
+    return { total: Number(count?.n ?? 0), users: rows.map((r) => parse<UserRecord>(r.doc)) };
+  }
+  /** `users_groups`, a partial index of the application's groups in creation order. */
+  async listGroups(appId: string, limit: number): Promise<{ total: number; users: UserRecord[] }> {
+    const [count] = await this.db.all<{ n: number }>(`SELECT COUNT(*) AS n FROM users WHERE app = ? AND is_group = 1`, [appId]);
+    const rows = await this.db.all<{ doc: string }>(`SELECT doc FROM users WHERE app = ? AND is_group = 1 ORDER BY created_at, id LIMIT ?`, [
+      appId, Math.max(0, limit),
+    ]);
     return { total: Number(count?.n ?? 0), users: rows.map((r) => parse<UserRecord>(r.doc)) };
   }
   async updateUser(appId: string, userId: string, change: (u: UserRecord) => UserRecord | undefined): Promise<UserRecord | undefined> {
@@ -387,7 +416,7 @@ export class SqlStore implements Store {
       const next = change(parse<UserRecord>(row.doc));
       if (!next) return parse<UserRecord>(row.doc);
       const doc = JSON.stringify({ ...next, id: userId });
-      await q.run(`UPDATE users SET created_at = ?, doc = ? WHERE app = ? AND id = ?`, [next.createdAt, doc, appId, userId]);
+      await q.run(`UPDATE users SET created_at = ?, doc = ?, is_group = ? WHERE app = ? AND id = ?`, [next.createdAt, doc, isGroup(next), appId, userId]);
       return parse<UserRecord>(doc);
     });
   }
@@ -701,11 +730,11 @@ export class SqlStore implements Store {
         p.appId, p.message.id, i, o.id, o.kind, JSON.stringify(o.payload), o.status, o.attempts, o.nextAt, o.createdAt, o.updatedAt,
       ]);
       const rows = await this.db.all<{ app: string; id: string }>(
-        `WITH v (app, id, room, doc, ord, sender, at) AS (
-           VALUES ${part.map(() => '(?, ?, ?, ?, CAST(? AS BIGINT), ?, CAST(? AS BIGINT))').join(', ')}),
+        `WITH v (app, id, room, doc, ord, sender, at, batch, grams) AS (
+           VALUES ${part.map(() => '(?, ?, ?, ?, CAST(? AS BIGINT), ?, CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS TEXT))').join(', ')}),
          ins AS (
-           INSERT INTO messages (app, id, room, doc)
-           SELECT v.app, v.id, v.room, v.doc FROM v JOIN rooms r ON r.app = v.app AND r.id = v.room
+           INSERT INTO messages (app, id, room, doc, created_at, batch_id, search_grams)
+           SELECT v.app, v.id, v.room, v.doc, v.at, v.batch, string_to_array(v.grams, ' ') FROM v JOIN rooms r ON r.app = v.app AND r.id = v.room
            ORDER BY v.ord
            ON CONFLICT (app, id) DO NOTHING RETURNING app, id),
          fresh AS (SELECT DISTINCT ON (v.app, v.id) v.* FROM v JOIN ins ON ins.app = v.app AND ins.id = v.id ORDER BY v.app, v.id, v.ord),
@@ -720,29 +749,43 @@ export class SqlStore implements Store {
            UPDATE members SET last_read = reads.id FROM reads
            WHERE members.app = reads.app AND members.room = reads.room AND members.user_id = reads.sender AND members.state <> ?)${outbox}
          SELECT app, id FROM ins`,
-        [...part.flatMap(([p, i]) => [p.appId, p.message.id, p.message.room, p.doc, i, p.message.sender ?? null, p.message.createdAt]), NO_STATE, ...outboxParams],
+        [
+          ...part.flatMap(([p, i]) => [
+            p.appId, p.message.id, p.message.room, p.doc, i, p.message.sender ?? null, ...listingParams(p.message), gramsParam('postgres', p.message),
+          ]),
+          NO_STATE,
+          ...outboxParams,
+        ],
       );
       for (const r of rows) insertedIds.add(`${r.app}\0${r.id}`);
     }
     return firstOccurrences(batch, insertedIds);
   }
 
-  /** Three statements per batch whatever its size: insert, move the rooms' pointers, mark senders' reads. */
+  /** Four statements per batch whatever its size: insert, index for search, move the rooms' pointers, mark senders' reads. */
   private async insertMessages(q: Queryer, batch: readonly PendingMessage[]): Promise<boolean[]> {
     const insertedIds = new Set<string>();
+    const seqs = new Map<string, number>();
     for (const part of chunks(batch.map((p, i) => [p, i] as const))) {
-      const rows = await q.all<{ app: string; id: string }>(
-        `INSERT INTO messages (app, id, room, doc)
-         SELECT v.column1, v.column2, v.column3, v.column4
-         FROM (VALUES ${part.map(() => '(?, ?, ?, ?, CAST(? AS BIGINT))').join(', ')}) AS v
+      const rows = await q.all<{ app: string; id: string; seq: number }>(
+        `INSERT INTO messages (app, id, room, doc, created_at, batch_id)
+         SELECT v.column1, v.column2, v.column3, v.column4, v.column6, v.column7
+         FROM (VALUES ${part.map(() => '(?, ?, ?, ?, CAST(? AS BIGINT), CAST(? AS BIGINT), ?)').join(', ')}) AS v
          JOIN rooms r ON r.app = v.column1 AND r.id = v.column3
          WHERE true ORDER BY v.column5
-         ON CONFLICT (app, id) DO NOTHING RETURNING app, id`,
-        part.flatMap(([p, i]) => [p.appId, p.message.id, p.message.room, p.doc, i]),
+         ON CONFLICT (app, id) DO NOTHING RETURNING app, id, seq`,
+        part.flatMap(([p, i]) => [p.appId, p.message.id, p.message.room, p.doc, i, ...listingParams(p.message)]),
       );
-      for (const r of rows) insertedIds.add(`${r.app}\0${r.id}`);
+      for (const r of rows) {
+        insertedIds.add(`${r.app}\0${r.id}`);
+        seqs.set(`${r.app}\0${r.id}`, Number(r.seq));
+      }
     }
     const inserted = firstOccurrences(batch, insertedIds);
+    await indexNewSqlite(
+      q,
+      batch.flatMap((p, i) => (inserted[i] ? [{ seq: seqs.get(`${p.appId}\0${p.message.id}`)!, message: p.message }] : [])),
+    );
     const rooms = new Map<string, { appId: string; room: string; last: MessageRecord; count: number }>();
     const reads = new Map<string, { appId: string; room: string; sender: string; id: string }>();
     batch.forEach((p, i) => {
@@ -780,10 +823,25 @@ export class SqlStore implements Store {
     return row && parse<MessageRecord>(row.doc);
   }
   async replaceMessage(appId: string, message: MessageRecord): Promise<boolean> {
-    const changed = await this.db.run(`UPDATE messages SET doc = ? WHERE app = ? AND id = ? AND room = ?`, [
-      JSON.stringify(message), appId, message.id, message.room,
-    ]);
-    return changed > 0;
+    return this.db.tx(async (q) => {
+      const [row] = await q.all<{ seq: number }>(`SELECT seq FROM messages WHERE app = ? AND id = ? AND room = ?`, [appId, message.id, message.room]);
+      if (!row) return false;
+      await this.writeMessage(q, Number(row.seq), message, true);
+      return true;
+    });
+  }
+
+  /** Rewrites a stored message's document and columns and, when its searchable text changed, its search index entry. */
+  private async writeMessage(q: Queryer, seq: number, message: MessageRecord, reindex: boolean): Promise<void> {
+    const params = [JSON.stringify(message), ...listingParams(message)];
+    if (reindex && this.db.engine === 'postgres') {
+      await q.run(`UPDATE messages SET doc = ?, created_at = ?, batch_id = ?, search_grams = ${PG_GRAMS} WHERE seq = ?`, [
+        ...params, gramsParam('postgres', message), seq,
+      ]);
+      return;
+    }
+    await q.run(`UPDATE messages SET doc = ?, created_at = ?, batch_id = ? WHERE seq = ?`, [...params, seq]);
+    if (reindex && this.db.engine === 'sqlite') await indexSqlite(q, [{ seq, message }]);
   }
   async updateMessage(
     appId: string,
@@ -791,15 +849,48 @@ export class SqlStore implements Store {
     change: (m: MessageRecord) => MessageRecord | undefined,
   ): Promise<MessageRecord | undefined> {
     return this.db.tx(async (q) => {
-      const [row] = await q.all<{ doc: string }>(`SELECT doc FROM messages WHERE app = ? AND id = ?${this.db.forUpdate}`, [appId, messageId]);
+      const [row] = await q.all<{ seq: number; doc: string }>(`SELECT seq, doc FROM messages WHERE app = ? AND id = ?${this.db.forUpdate}`, [appId, messageId]);
       if (!row) return undefined;
       const current = parse<MessageRecord>(row.doc);
       const next = change(parse<MessageRecord>(row.doc));
       if (!next) return current;
-      const doc = JSON.stringify({ ...next, id: messageId, room: current.room });
-      await q.run(`UPDATE messages SET doc = ? WHERE app = ? AND id = ?`, [doc, appId, messageId]);
-      return parse<MessageRecord>(doc);
+      const stored = parse<MessageRecord>(JSON.stringify({ ...next, id: messageId, room: current.room }));
+      // Reactions and hiding leave the text as it was: no index write for them.
+      await this.writeMessage(q, Number(row.seq), stored, searchableText(stored) !== searchableText(current));
+      return stored;
     });
+  }
+
+  /**
+   * Candidates from the index, a page at a time, confirmed by substring (the grams of a
+   * keyword can all occur apart) and type; stops once `limit` are found. The cursor is the
+   * seq of the last candidate examined.
+   */
+  async searchMessages(
+    appId: string,
+    roomIds: readonly string[],
+    keyword: string,
+    query: MessageSearchQuery,
+  ): Promise<{ messages: MessageRecord[]; cursor?: string }> {
+    const wanted = normalise(keyword);
+    const limit = Math.max(0, query.limit);
+    if (limit === 0) return { messages: [] };
+    const types = query.messageTypes && new Set(query.messageTypes);
+    const page = Math.min(Math.max(limit, 50), 500);
+    const found: MessageRecord[] = [];
+    let before = query.cursor !== undefined && /^\d+$/.test(query.cursor) ? Number(query.cursor) : Number.MAX_SAFE_INTEGER;
+    while (found.length < limit) {
+      const rows = await searchCandidates(this.db, this.db.engine, appId, roomIds, wanted, before, page);
+      for (const r of rows) {
+        before = Number(r.seq);
+        const m = parse<MessageRecord>(r.doc);
+        if (!matchesKeyword(m, wanted) || (types && !types.has(m.messageType))) continue;
+        found.push(m);
+        if (found.length === limit) return { messages: found, cursor: String(before) };
+      }
+      if (rows.length < page) return { messages: found };
+    }
+    return { messages: found, cursor: String(before) };
   }
 
   /** The anchor's position in its room (undefined when it is not a message of that room). */
@@ -985,24 +1076,19 @@ export class SqlStore implements Store {
     return rows.map((r) => parse<InvitationRecord>(r.doc)).sort(byInvitationOrder);
   }
 
-  /** An administrator's query: reads the application's messages newest first and filters them. */
+  /** An administrator's query: `messages_by_time` (or `messages_by_batch`) range, newest first, `LIMIT`; the count over the same range. */
   async listAppMessages(appId: string, query: AppMessageQuery): Promise<{ total: number; messages: MessageRecord[] }> {
-    const matching: MessageRecord[] = [];
-    let before: number | undefined;
-    for (;;) {
-      const rows = await this.db.all<{ seq: number; doc: string }>(
-        `SELECT seq, doc FROM messages WHERE app = ?${before === undefined ? '' : ' AND seq < ?'} ORDER BY seq DESC LIMIT 1000`,
-        before === undefined ? [appId] : [appId, before],
-      );
-      for (const r of rows) {
-        const m = parse<MessageRecord>(r.doc);
-        if (matchesAppQuery(m, query)) matching.push(m);
-      }
-      if (rows.length < 1000) break;
-      before = Number(rows.at(-1)!.seq);
-    }
-    matching.sort((a, b) => b.createdAt - a.createdAt);
-    return { total: matching.length, messages: matching.slice(0, query.limit) };
+    const where = ['app = ?'];
+    const params: Param[] = [appId];
+    if (query.batchID !== undefined) where.push('batch_id = ?'), params.push(query.batchID);
+    if (query.from !== undefined) where.push('created_at >= ?'), params.push(query.from);
+    if (query.to !== undefined) where.push('created_at <= ?'), params.push(query.to);
+    const filter = where.join(' AND ');
+    const [count] = await this.db.all<{ n: number }>(`SELECT COUNT(*) AS n FROM messages WHERE ${filter}`, params);
+    const rows = await this.db.all<{ doc: string }>(`SELECT doc FROM messages WHERE ${filter} ORDER BY created_at DESC, seq DESC LIMIT ?`, [
+      ...params, Math.max(0, query.limit),
+    ]);
+    return { total: Number(count?.n ?? 0), messages: rows.map((r) => parse<MessageRecord>(r.doc)) };
   }
 
   async listPrefs(appId: string, userId: string): Promise<PrefRecord[]> {

@@ -13,8 +13,10 @@ import type {
   TokenRecord,
   UserRecord,
 } from '../../core/models.js';
-import { type Db, marks, type Param, type Queryer } from './db.js';
+import { type Db, type Engine, marks, type Param, type Queryer } from './db.js';
 import { SCHEMA_VERSION } from './schema.js';
+import { gramsParam, indexNewSqlite, listingParams, PG_GRAMS } from './search.js';
+import { isGroup } from './store.js';
 
 /**
  * Export and import as JSON lines, streamed both ways, to move an installation between
@@ -144,7 +146,7 @@ export async function importData(db: Db, openLines: () => AsyncIterable<string>)
   const flush = async () => {
     const todo = batch;
     batch = [];
-    if (todo.length > 0) await db.tx((q) => writeLines(q, todo));
+    if (todo.length > 0) await db.tx((q) => writeLines(q, db.engine, todo));
   };
   for await (const text of lines) {
     lineNo++;
@@ -173,14 +175,29 @@ export async function importData(db: Db, openLines: () => AsyncIterable<string>)
 
 const KNOWN = new Set(['app', 'user', 'token', 'room', 'message', 'block', 'file', 'pref', 'file-room', 'user-deleted', 'invitation', 'quitted-room', 'group-room-pref', 'device', 'outbox']);
 
-async function writeLines(q: Queryer, lines: readonly ExportLine[]): Promise<void> {
+/** A message row, its listing columns and its search index entry (search.ts). */
+async function writeMessage(q: Queryer, engine: Engine, appId: string, message: MessageRecord): Promise<void> {
+  const params = [appId, message.id, message.room, JSON.stringify(message), ...listingParams(message)];
+  if (engine === 'postgres') {
+    await q.run(`INSERT INTO messages (app, id, room, doc, created_at, batch_id, search_grams) VALUES (?, ?, ?, ?, ?, ?, ${PG_GRAMS})`, [
+      ...params, gramsParam(engine, message),
+    ]);
+    return;
+  }
+  const [row] = await q.all<{ seq: number }>(`INSERT INTO messages (app, id, room, doc, created_at, batch_id) VALUES (?, ?, ?, ?, ?, ?) RETURNING seq`, params);
+  await indexNewSqlite(q, [{ seq: Number(row!.seq), message }]);
+}
+
+async function writeLines(q: Queryer, engine: Engine, lines: readonly ExportLine[]): Promise<void> {
   for (const line of lines) {
     switch (line.type) {
       case 'app':
         await q.run(`INSERT INTO apps (id, api_key_hash, doc) VALUES (?, ?, ?)`, [line.record.id, line.record.apiKeyHash, JSON.stringify(line.record)]);
         break;
       case 'user':
-        await q.run(`INSERT INTO users (app, id, created_at, doc) VALUES (?, ?, ?, ?)`, [line.app, line.record.id, line.record.createdAt, JSON.stringify(line.record)]);
+        await q.run(`INSERT INTO users (app, id, created_at, doc, is_group) VALUES (?, ?, ?, ?, ?)`, [
+          line.app, line.record.id, line.record.createdAt, JSON.stringify(line.record), isGroup(line.record),
+        ]);
         break;
       case 'token':
         await q.run(`INSERT INTO tokens (app, hash, user_id, doc) VALUES (?, ?, ?, ?)`, [line.app, line.record.hash, line.record.userId, JSON.stringify(line.record)]);
@@ -242,7 +259,7 @@ async function writeLines(q: Queryer, lines: readonly ExportLine[]): Promise<voi
         break;
       }
       case 'message':
-        await q.run(`INSERT INTO messages (app, id, room, doc) VALUES (?, ?, ?, ?)`, [line.app, line.record.id, line.record.room, JSON.stringify(line.record)]);
+        await writeMessage(q, engine, line.app, line.record);
         break;
     }
   }
