@@ -87,6 +87,11 @@ export function credentialsFromHeaders(headers: Record<string, string>, trustPro
   return creds;
 }
 
+/** The device a REST request says it comes from (`IM-Device-ID`, client/Me-Logout.md), if any. */
+export function deviceIdFromHeaders(headers: Record<string, string>): string | undefined {
+  return header(headers, CREDENTIAL_NAMES.deviceId);
+}
+
 /** The object without its undefined properties. */
 export function definedOnly<T extends object>(value: T): T {
   const out: Record<string, unknown> = {};

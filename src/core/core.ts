@@ -97,10 +97,10 @@ export async function createCore(store: Store, bus: Bus, options: CoreOptions): 
   });
   const present = new Presenter(store, options.presence, clock);
   const limits = options.limits ?? DEFAULT_SERVICE_LIMITS;
-  const users = new UserService(store, bus, tokens, present, clock, limits);
+  const delivery = new DeliveryService(store, bus, present, options.presence, clock);
+  const users = new UserService(store, bus, tokens, present, delivery, clock, limits);
   const files = new FileService(store, options.files.storage, options.files, clock, limits);
   const config = new ConfigService(store);
-  const delivery = new DeliveryService(store, bus, present, options.presence, clock);
   const messages = new MessageService(store, bus, present, clock, limits, delivery, {
     files,
     censor: (appId, text) => config.censor(appId, text),

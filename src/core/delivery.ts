@@ -11,7 +11,7 @@ import type { Store } from '../store/store.js';
 import { Errors } from './errors.js';
 import type { Actor } from './identity.js';
 import { type Clock, systemClock } from './clock.js';
-import type { AppRecord, DeliverySettings, DeviceRecord, DeviceType, MessageRecord, OutboxItem, OutboxOutcome, RoomRecord } from './models.js';
+import type { AppRecord, DeliverySettings, DeviceRecord, DeviceType, MessageRecord, OutboxItem, OutboxOutcome, RoomRecord, UserRecord } from './models.js';
 import { authorize, isBanned } from './permissions.js';
 import type { Presenter } from './presenter.js';
 import { randomBase64Url } from './secrets.js';
@@ -133,6 +133,21 @@ export class DeliveryService {
     return { n, ok: 1 };
   }
 
+  /**
+   * Logging out (`/me/logout`, `/me/logout-others`): removes the user's devices registered
+   * under `deviceId` (`only`), or every other one (`except`; all of them without a device id).
+   * Returns how many went.
+   */
+  async forgetDevices(appId: string, userId: string, which: { only: string | undefined } | { except: string | undefined }): Promise<number> {
+    const devices = await this.store.listDevices(appId, [userId]);
+    const targets = 'only' in which
+      ? devices.filter((d) => which.only !== undefined && d.deviceId === which.only)
+      : devices.filter((d) => d.deviceId !== which.except);
+    let n = 0;
+    for (const d of targets) if (await this.store.deleteDevice(appId, userId, d.type, d.deviceId)) n++;
+    return n;
+  }
+
   private async deviceOwner(actor: Actor, clientId: string | undefined): Promise<string> {
     if (actor.kind === 'user') return actor.userId;
     if (clientId === undefined) throw Errors.invalidInput('clientId: required with the API key');
@@ -241,7 +256,8 @@ export class DeliveryService {
 
   /**
    * A new message's push job: the members to notify (not the sender, not banned, no live
-   * socket anywhere in the cluster, room not muted, sender not blocked), in batches of
+   * socket anywhere in the cluster, room not muted, notifications not disabled with
+   * `/me/notification/disable`, sender not blocked), in batches of
    * `batchSize`, each an outbox item of its own (ids derived from the job's, so a retry
    * enqueues nothing twice). `reachable` says whether a device can be sent to (a provider is
    * configured for it); without an external push endpoint, users with no such device are left out.
@@ -271,7 +287,7 @@ export class DeliveryService {
       // Who blocked the sender hears nothing from them (as live and in history).
       sender ? Promise.all(userIds.map(async (u) => (await this.store.getBlock(appId, u, sender)) !== undefined)) : userIds.map(() => false),
     ]);
-    return userIds.filter((u, i) => !online[i] && !blocked[i] && !users[i]?.mute?.includes(roomId));
+    return userIds.filter((u, i) => !online[i] && !blocked[i] && wantsPush(users[i], roomId));
   }
 
   /**
@@ -359,6 +375,9 @@ function webhookItem(appId: string, room: Pick<RoomRecord, 'id' | 'botState'>, t
   const body = { appID: appId, clientID: clientId ?? null, roomID: room.id, event, botState: room.botState ?? null, data };
   return newOutboxItem(appId, 'webhook', { target, roomId: room.id, event, body }, undefined, now);
 }
+
+/** The user's own switches: notifications on (`/me/notification/*`) and the room not muted. */
+const wantsPush = (user: UserRecord | undefined, roomId: string) => user?.notificationDisabled !== true && !user?.mute?.includes(roomId);
 
 const hasPush = (s: DeliverySettings) => s.externalPush !== undefined || s.fcm !== undefined || s.apns !== undefined;
 

@@ -1,12 +1,12 @@
 import { z } from 'zod';
 import type { Bus } from '../bus/bus.js';
 import { roomTopic } from '../bus/bus.js';
-import type { Store } from '../store/store.js';
+import type { HistoryQuery, Store } from '../store/store.js';
 import { Errors } from './errors.js';
 import type { Actor } from './identity.js';
 import type { MemberRoom, MessageRecord, OutboxItem, RoomRecord } from './models.js';
 import { type Clock, systemClock } from './clock.js';
-import { authorize, isSuperuser } from './permissions.js';
+import { allows, asUser, authorize, isSuperuser } from './permissions.js';
 import type { Presenter } from './presenter.js';
 import { newId } from './secrets.js';
 import { requireMessage, requireRoomFor, requireUser } from './lookup.js';
@@ -68,6 +68,24 @@ export interface SendHooks {
 /** The outbox items (webhook call, push fan-out) a new message produces; written with it. */
 export interface MessageOutbox {
   forMessage(appId: string, room: Pick<RoomRecord, 'id' | 'webhook' | 'botState'>, message: MessageRecord, view: MessageView, options: { push: boolean; webhook: boolean }): Promise<OutboxItem[]>;
+}
+
+/**
+ * How far a room's activity time may trail its newest message: it is the creation time of the
+ * message stored last, and concurrent sends (or two nodes' clocks) can store a message created
+ * a moment earlier after one created later.
+ */
+const ACTIVITY_SLACK_MS = 5_000;
+
+/** What one reader may see of a room's history (`MessageService.readerView`). */
+interface ReaderView {
+  /** Ids they deleted for themselves. */
+  deletedIds: string[];
+  /** Their "delete all for me" time. */
+  clearedAt?: number;
+  /** Whether anything is left out for them at all. */
+  filters: boolean;
+  visible(m: MessageRecord): boolean;
 }
 
 /** Sending, editing, recalling, pinning, deleting and reading messages. */
@@ -176,33 +194,7 @@ export class MessageService implements SystemMessages {
     const direction = params.afterMessage !== undefined ? 'newer' : 'older';
     const hidden = await this.hiddenSenders(actor, room);
     const view = await this.readerView(actor, room, hidden);
-    const page: MessageRecord[] = [];
-    let bytes = 0;
-    let full = false;
-    let from = anchor;
-    let includeAnchor = anchor !== undefined;
-    // Messages the reader may not see are left out (blocked senders, deleted for them, hidden),
-    // the anchor too; keep reading until the page is full.
-    outer: for (;;) {
-      const batch = await this.store.listMessages(actor.app.id, roomId, { anchor: from, direction, includeAnchor, limit: params.limit });
-      if (!batch) throw Errors.notFound('MESSAGE', anchor);
-      for (const m of batch) {
-        // Walking back past "delete all for me": nothing older is visible.
-        if (direction === 'older' && view.clearedAt !== undefined && m.createdAt <= view.clearedAt) break outer;
-        if (!view.visible(m)) continue;
-        // A page stops at its byte budget (one message at least), whatever the limit asked.
-        bytes += JSON.stringify(m).length;
-        if (bytes > this.limits.maxPageBytes && page.length > 0) {
-          full = true;
-          break;
-        }
-        page.push(m);
-        if (page.length === params.limit) break;
-      }
-      if (full || page.length === params.limit || batch.length < params.limit || !view.filters) break;
-      from = batch.at(-1)!.id;
-      includeAnchor = false;
-    }
+    const page = await this.visiblePage(actor.app.id, roomId, view, { anchor, direction, includeAnchor: anchor !== undefined, limit: params.limit });
     // The store walks away from the anchor; sortOrder may flip that.
     const natural = direction === 'older' ? 'desc' : 'asc';
     if (params.sortOrder && params.sortOrder !== natural) page.reverse();
@@ -214,11 +206,121 @@ export class MessageService implements SystemMessages {
   }
 
   /**
+   * Up to `limit` messages the reader may see, walking from the anchor as the store does.
+   * Messages the reader may not see are left out (blocked senders, deleted for them, hidden),
+   * the anchor too; the walk goes on until the page is full or history ends. A page also
+   * stops at its byte budget (one message at least), whatever the limit asked.
+   */
+  private async visiblePage(appId: string, roomId: string, view: ReaderView, query: HistoryQuery): Promise<MessageRecord[]> {
+    const page: MessageRecord[] = [];
+    if (query.limit === 0) return page;
+    let bytes = 0;
+    let from = query.anchor;
+    let includeAnchor = query.includeAnchor;
+    for (;;) {
+      const batch = await this.store.listMessages(appId, roomId, { anchor: from, direction: query.direction, includeAnchor, limit: query.limit });
+      if (!batch) throw Errors.notFound('MESSAGE', query.anchor);
+      for (const m of batch) {
+        // Walking back past "delete all for me": nothing older is visible.
+        if (query.direction === 'older' && view.clearedAt !== undefined && m.createdAt <= view.clearedAt) return page;
+        if (!view.visible(m)) continue;
+        bytes += JSON.stringify(m).length;
+        if (bytes > this.limits.maxPageBytes && page.length > 0) return page;
+        page.push(m);
+        if (page.length === query.limit) return page;
+      }
+      if (batch.length < query.limit || !view.filters) return page;
+      from = batch.at(-1)!.id;
+      includeAnchor = false;
+    }
+  }
+
+  /**
+   * `GET /rooms/:id/messages/:messageID?before=&after=` (room/Room-List-Room-Messages-Around.md):
+   * up to `before` messages older than the anchor, the anchor (when the reader may see it) and
+   * up to `after` newer ones, newest first as the page's sample shows; `totalCount` counts them.
+   */
+  async around(actor: Actor, roomId: string, messageId: string, counts: { before: number; after: number }) {
+    const room = await requireRoomFor(this.store, actor, roomId);
+    authorize(actor, 'messages.read', room);
+    const hidden = await this.hiddenSenders(actor, room);
+    const view = await this.readerView(actor, room, hidden);
+    const appId = actor.app.id;
+    // The anchor and what is older (a missing anchor is 404 here), then what is newer.
+    const older = await this.visiblePage(appId, roomId, view, { anchor: messageId, direction: 'older', includeAnchor: true, limit: counts.before + 1 });
+    const anchorSeen = older[0]?.id === messageId;
+    const newer = await this.visiblePage(appId, roomId, view, { anchor: messageId, direction: 'newer', includeAnchor: false, limit: counts.after });
+    const page = [...newer.reverse(), ...(anchorSeen ? older : older.slice(0, counts.before))];
+    return { totalCount: page.length, data: await this.present.messages(appId, page, { pinnedId: room.pinnedMessageId, hidden }) };
+  }
+
+  /**
+   * `GET /rooms/:id/pined-messages` (room/Room-List-pined-messages.md, IMKIT's spelling): the
+   * room's pinned messages, which in roomcast is at most one, unless the reader may not see it.
+   */
+  async pinnedMessages(actor: Actor, roomId: string) {
+    const room = await requireRoomFor(this.store, actor, roomId);
+    authorize(actor, 'messages.read', room);
+    const pinned = room.pinnedMessageId ? await this.store.getMessage(actor.app.id, room.pinnedMessageId) : undefined;
+    const hidden = await this.hiddenSenders(actor, room);
+    const visible = pinned !== undefined && pinned.room === room.id && (await this.readerView(actor, room, hidden)).visible(pinned);
+    const data = visible ? await this.present.messages(actor.app.id, [pinned], { pinnedId: room.pinnedMessageId, hidden }) : [];
+    return { totalCount: data.length, data };
+  }
+
+  /**
+   * `GET /rooms/:id/count[?timeInMS=]` (room/Room-Count-messages.md): messages created or
+   * changed after the time; without it, every message of the room (O(1)).
+   */
+  async count(actor: Actor, roomId: string, since: number | undefined): Promise<{ count: number }> {
+    const room = await requireRoomFor(this.store, actor, roomId);
+    authorize(actor, 'messages.read', room);
+    const count = since === undefined
+      ? await this.store.countMessages(actor.app.id, roomId)
+      : await this.store.countMessagesChangedSince(actor.app.id, roomId, since);
+    return { count };
+  }
+
+  /**
+   * `GET /messages/recent?limit=` (message/Message-Query-recent.md): the newest messages
+   * across the caller's rooms that they may read, newest first, as `{count, data}`. Rooms are
+   * visited from the most recently active; a room whose last activity is older than the page's
+   * oldest message (by more than ACTIVITY_SLACK_MS) cannot add to it, so the walk stops there.
+   */
+  async recent(actor: Actor, limit: number): Promise<{ count: number; data: MessageView[] }> {
+    const me = asUser(actor, 'messages.recent');
+    const appId = actor.app.id;
+    const rooms = (await this.store.getRooms(appId, await this.store.userRoomIds(appId, me.userId)))
+      .filter((r): r is RoomRecord => r !== undefined)
+      .sort((a, b) => b.lastActivityAt - a.lastActivityAt);
+    const blocked = await this.hiddenSenders(actor, { roomType: 'group' });
+    const shown = new Map<string, { pinnedId?: string; hidden: Set<string> }>();
+    let newest: MessageRecord[] = [];
+    for (const whole of rooms) {
+      if (newest.length === limit && whole.lastActivityAt + ACTIVITY_SLACK_MS < newest.at(-1)!.createdAt) break;
+      const room = await this.store.getRoomForUser(appId, whole.id, me.userId);
+      if (!room || !allows(actor, 'messages.read', room)) continue;
+      const hidden = room.roomType === 'direct' ? new Set<string>() : blocked;
+      shown.set(room.id, { pinnedId: room.pinnedMessageId, hidden });
+      const page = await this.visiblePage(appId, room.id, await this.readerView(actor, room, hidden), { direction: 'older', includeAnchor: false, limit });
+      newest = [...newest, ...page].sort((a, b) => b.createdAt - a.createdAt).slice(0, limit);
+    }
+    // Shown as its room's history shows it (that room's pin, whose quotes are left out).
+    const views = new Map<string, MessageView>();
+    for (const [roomId, context] of shown) {
+      const ofRoom = newest.filter((m) => m.room === roomId);
+      if (ofRoom.length > 0) for (const v of await this.present.messages(appId, ofRoom, context)) views.set(v.id, v);
+    }
+    const data = newest.map((m) => views.get(m.id)!);
+    return { count: data.length, data };
+  }
+
+  /**
    * What one reader sees of a room's history: not messages from senders they blocked (group
    * rooms), not messages they deleted for themselves or sent before their "delete all", and
    * not messages a superuser hid (unless the reader is a superuser).
    */
-  private async readerView(actor: Actor, room: MemberRoom, hiddenSenders: Set<string>) {
+  private async readerView(actor: Actor, room: MemberRoom, hiddenSenders: Set<string>): Promise<ReaderView> {
     const userId = actor.kind === 'user' ? actor.userId : undefined;
     const deletedIds = userId ? await this.store.listUserDeletedMessages(actor.app.id, userId, room.id) : [];
     const deleted = new Set(deletedIds);

@@ -45,6 +45,8 @@ export interface UserRecord {
   description?: string;
   /** Rooms whose notifications the user muted. */
   mute?: string[];
+  /** `/me/notification/disable`: no push notification of messages at all (absent: enabled). */
+  notificationDisabled?: boolean;
   lastLoginAt?: number;
   lastActiveAt?: number;
   /** Custom fields sent on upsert (anything not modelled above). */

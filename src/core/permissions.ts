@@ -56,12 +56,18 @@ export const PERMISSIONS = {
   'me.read': 'self',
   'me.update': 'self',
   'me.block': 'self',
+  /** `/me/logout`, `/me/logout-others`: the caller's own tokens and push devices. */
+  'me.logout': 'self',
+  /** `/me/notification/enable|disable`: the caller's own push switch. */
+  'me.notification': 'self',
   // Rooms
   'rooms.create': 'user',
   'rooms.list': 'self',
   /** Joining makes the caller a member: only a user can be one (the API key is nobody). */
   'rooms.join': 'self',
   'rooms.read': 'member',
+  /** `GET /rooms/:id/exists`: any user may ask (a direct room is reported only to whom may read it). */
+  'rooms.exists': 'user',
   'rooms.update': 'superuser',
   'rooms.updateOwnership': 'superuser',
   'rooms.freeze': 'superuser',
@@ -81,6 +87,8 @@ export const PERMISSIONS = {
   /** Sending into a frozen room. */
   'messages.sendFrozen': 'superuser',
   'messages.read': 'member',
+  /** `GET /messages/recent`: the newest messages of the caller's own rooms. */
+  'messages.recent': 'self',
   'messages.markRead': 'self',
   'messages.typing': 'member',
   'messages.edit': 'author',

@@ -273,6 +273,28 @@ export class RoomService {
     return { data };
   }
 
+  /**
+   * `GET /rooms/ids?skip=&limit=` (room/Room-List-Room-IDs.md): the ids of the caller's rooms
+   * (as `GET /rooms` lists them: not those they are banned from), in id order; limit 0 = all.
+   */
+  async ids(actor: Actor, skip: number, limit: number): Promise<{ totalCount: number; data: string[] }> {
+    const me = asUser(actor, 'rooms.list');
+    const rooms = await this.store.getRooms(actor.app.id, await this.store.userRoomIds(actor.app.id, me.userId));
+    const ids = rooms.flatMap((r) => (r && !isBanned(me.userId, r) ? [r.id] : []));
+    return { totalCount: ids.length, data: limit === 0 ? ids.slice(skip) : ids.slice(skip, skip + limit) };
+  }
+
+  /**
+   * `GET /rooms/:id/exists` (room/Room-Check-exists.md). A direct room's id is derived from
+   * its pair, so anyone could ask whether two users talk: it exists only for whom may read it.
+   */
+  async exists(actor: Actor, roomId: string): Promise<{ exists: boolean }> {
+    authorize(actor, 'rooms.exists');
+    const room = await this.store.getRoomForUser(actor.app.id, roomId, actor.kind === 'user' ? actor.userId : '');
+    if (!room) return { exists: false };
+    return { exists: room.roomType !== 'direct' || allows(actor, 'rooms.read', room) };
+  }
+
   async get(actor: Actor, roomId: string): Promise<RoomView> {
     const room = await requireRoom(this.store, actor.app.id, roomId);
     authorize(actor, 'rooms.read', room);

@@ -103,6 +103,26 @@ export class TokenService {
     return { userId: record.userId, hash, expiresAt: record.expiresAt };
   }
 
+  /**
+   * Revokes the user's tokens but one (`keep`, a hash): `/me/logout-others`. Tokens are
+   * deleted one by one, so a token issued meanwhile replaces the kept one as usual.
+   */
+  async revokeAllBut(app: AppRecord, userId: string, keep: string): Promise<TokenRecord[]> {
+    const gone: TokenRecord[] = [];
+    for (const t of await this.store.listTokens(app.id, userId)) {
+      if (t.hash !== keep) gone.push(...(await this.store.deleteTokens(app.id, userId, t.hash)));
+    }
+    this.announceRevoked(app, userId, gone);
+    return gone;
+  }
+
+  /** Revokes one token by its hash (`/me/logout`: the caller's own); its sockets are cut. */
+  async revokeHash(app: AppRecord, userId: string, hash: string): Promise<TokenRecord[]> {
+    const gone = await this.store.deleteTokens(app.id, userId, hash);
+    this.announceRevoked(app, userId, gone);
+    return gone;
+  }
+
   /** Revokes one token of the user, or all of them; live sockets using them are cut. */
   async revoke(app: AppRecord, userId: string, token?: string): Promise<TokenRecord[]> {
     const gone = await this.store.deleteTokens(app.id, userId, token === undefined ? undefined : sha256(token));

@@ -4,7 +4,7 @@ import { CONTROL_TOPIC, roomTopic } from '../bus/bus.js';
 import type { Store, UserFilter } from '../store/store.js';
 import { Errors } from './errors.js';
 import type { Actor } from './identity.js';
-import type { AppRecord } from './models.js';
+import type { AppRecord, UserRecord } from './models.js';
 import { parseUserQuery } from './user-query.js';
 import { asUser, authorize } from './permissions.js';
 import type { IssuedToken, TokenService } from './tokens.js';
@@ -12,7 +12,8 @@ import { parseInput } from './validate.js';
 import { DEFAULT_SERVICE_LIMITS, encodeForStore, isValidId, type ServiceLimits } from './limits.js';
 import { requireUser } from './lookup.js';
 import type { Presenter } from './presenter.js';
-import { type ClientView, clientView } from './views.js';
+import { type ClientView, clientView, ownAccountFields, revokedTokenView } from './views.js';
+import { sha256 } from './secrets.js';
 import { type Clock, systemClock } from './clock.js';
 
 /** New user ids follow the documented id set (README: Ids). */
@@ -76,6 +77,11 @@ const tokenView = (t: IssuedToken) => ({
   expirationDateMS: t.expiresAt,
 });
 
+/** The push devices a logout removes (DeliveryService owns them). */
+export interface DeviceRegistry {
+  forgetDevices(appId: string, userId: string, which: { only: string | undefined } | { except: string | undefined }): Promise<number>;
+}
+
 /** Users (IMKIT "clients"), their profiles and their tokens. */
 export class UserService {
   constructor(
@@ -83,6 +89,7 @@ export class UserService {
     private bus: Bus,
     private tokens: TokenService,
     private present: Presenter,
+    private devices: DeviceRegistry,
     private clock: Clock = systemClock,
     private limits: ServiceLimits = DEFAULT_SERVICE_LIMITS,
   ) {}
@@ -226,9 +233,54 @@ export class UserService {
   }
 
   async me(actor: Actor): Promise<ClientView> {
-    const user = asUser(actor, 'me.read');
-    await requireUser(this.store, actor.app.id, user.userId);
-    return (await this.present.clientsWithStatus(actor.app.id, [user.userId]))[0]!;
+    const me = asUser(actor, 'me.read');
+    const user = await requireUser(this.store, actor.app.id, me.userId);
+    return { ...(await this.present.clientsWithStatus(actor.app.id, [me.userId]))[0]!, ...ownAccountFields(user) };
+  }
+
+  /**
+   * `POST /me/logout` (client/Me-Logout.md): revokes the token the request was made with (its
+   * sockets are cut) and the push device registered under `deviceId` (`IM-Device-ID`), if
+   * any. Answers the revoked token; `token` echoes the one presented.
+   */
+  async logout(actor: Actor, presented: { token?: string; deviceId?: string }) {
+    const me = asUser(actor, 'me.logout');
+    const [gone] = await this.tokens.revokeHash(actor.app, me.userId, me.tokenHash);
+    await this.devices.forgetDevices(actor.app.id, me.userId, { only: presented.deviceId });
+    if (!gone) throw Errors.invalidToken();
+    const echoed = presented.token !== undefined && sha256(presented.token) === me.tokenHash ? presented.token : undefined;
+    return revokedTokenView(gone, echoed);
+  }
+
+  /**
+   * `POST /me/logout-others` (client/Me-Logout-Others.md): revokes every other token of the
+   * user (their sockets are cut) and every push device but the one registered under
+   * `deviceId` (all of them when no device id is sent). Answers `{data: [revoked tokens]}`.
+   */
+  async logoutOthers(actor: Actor, presented: { deviceId?: string }) {
+    const me = asUser(actor, 'me.logout');
+    const gone = await this.tokens.revokeAllBut(actor.app, me.userId, me.tokenHash);
+    await this.devices.forgetDevices(actor.app.id, me.userId, { except: presented.deviceId });
+    return { data: gone.map((t) => revokedTokenView(t)) };
+  }
+
+  /**
+   * `POST /me/notification/enable|disable` (client/Me-Enable-Notification.md): the user's
+   * push switch, honoured by the push fan-out (DeliveryService). Answers the user as `GET /me`.
+   */
+  async setNotification(actor: Actor, enabled: boolean): Promise<ClientView> {
+    const me = asUser(actor, 'me.notification');
+    const now = this.clock.now();
+    const updated = await this.store.updateUser(actor.app.id, me.userId, (u) => {
+      const next: UserRecord = { ...u, updatedAt: now };
+      if (enabled) delete next.notificationDisabled;
+      else next.notificationDisabled = true;
+      return next;
+    });
+    if (!updated) throw Errors.notFound('CLIENT', me.userId);
+    // Other nodes' cached copies (read by the push fan-out) go at once.
+    this.announceChanged(actor.app.id, me.userId);
+    return { ...(await this.present.clientsWithStatus(actor.app.id, [me.userId]))[0]!, ...ownAccountFields(updated) };
   }
 
   /** `POST /me`: profile update, announced to the rooms the user is in. */

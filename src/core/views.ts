@@ -1,4 +1,4 @@
-import type { MessageRecord, QuittedRoom, RoomRecord, UserRecord } from './models.js';
+import type { MessageRecord, QuittedRoom, RoomRecord, TokenRecord, UserRecord } from './models.js';
 import { ownValue } from './own.js';
 
 /**
@@ -38,6 +38,26 @@ export function clientView(user: UserRecord | undefined, id: string): ClientView
     createdAt: iso(user.createdAt),
     updatedAt: iso(user.updatedAt),
     updatedAtMS: user.updatedAt,
+  };
+}
+
+/** What only the user sees of their own account (`GET /me`, client/Me-Get.md): the push switch. */
+export function ownAccountFields(user: UserRecord | undefined): { notificationEnabled: boolean } {
+  return { notificationEnabled: user?.notificationDisabled !== true };
+}
+
+/**
+ * A revoked token as `/me/logout` and `/me/logout-others` answer it (client/Me-Logout.md):
+ * `token` only when the caller presented it (tokens are stored as hashes). Tokens are never
+ * changed after they are made, so `updatedAt` is their creation time.
+ */
+export function revokedTokenView(t: TokenRecord, token?: string): Record<string, unknown> {
+  return {
+    ...(token !== undefined ? { token } : {}),
+    updatedAt: iso(t.createdAt),
+    createdAt: iso(t.createdAt),
+    expirationDate: iso(t.expiresAt),
+    expirationDateMS: t.expiresAt,
   };
 }
 

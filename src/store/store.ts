@@ -174,6 +174,11 @@ export interface Store {
   listMessages(appId: string, roomId: string, query: HistoryQuery): Promise<MessageRecord[] | undefined>;
   countMessages(appId: string, roomId: string): Promise<number>;
   /**
+   * Messages of the room created or changed (edit, recall, reaction, hiding) after `since`
+   * (`GET /rooms/:id/count?timeInMS=`). Reads each message of the room: O(n).
+   */
+  countMessagesChangedSince(appId: string, roomId: string, since: number): Promise<number>;
+  /**
    * The application's messages across rooms, newest first (by creation time), with creation time
    * in [from, to] and the batch id when given, and how many match (`GET /admin/messages`,
    * `GET /messages/batch`): an index range, not a scan of history.

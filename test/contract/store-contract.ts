@@ -292,6 +292,21 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
       expect(await store.countMessagesAfter(A, 'r1', 'm3')).toBe(0);
     });
 
+    it('counts messages created or changed after a time (GET /rooms/:id/count)', async () => {
+      await store.createRoom(A, room('r1', ['u1']));
+      await store.createRoom(A, room('r2', ['u1']));
+      const [m1, m2, m3] = [message('m1', 'r1'), message('m2', 'r1'), message('m3', 'r1')];
+      for (const m of [m1, m2, m3]) await store.addMessage(A, m);
+      await store.addMessage(A, message('elsewhere', 'r2'));
+      expect(await store.countMessagesChangedSince(A, 'r1', m1.createdAt - 1)).toBe(3);
+      expect(await store.countMessagesChangedSince(A, 'r1', m2.createdAt)).toBe(1);
+      // An edit moves updatedAt: the oldest message counts again.
+      await store.updateMessage(A, 'm1', (m) => ({ ...m, message: 'edited', updatedAt: m3.createdAt + 10 }));
+      expect(await store.countMessagesChangedSince(A, 'r1', m2.createdAt)).toBe(2);
+      expect(await store.countMessagesChangedSince(A, 'r1', m3.createdAt + 10)).toBe(0);
+      expect(await store.countMessagesChangedSince(A, 'nope', 0)).toBe(0);
+    });
+
     it('counts messages after a given one leaving out blocked senders', async () => {
       await store.createRoom(A, room('r1', ['u1', 'u2', 'u3']));
       for (const [id, sender] of [['m1', 'u1'], ['m2', 'u2'], ['m3', 'u3'], ['m4', 'u2']] as const) await store.addMessage(A, message(id, 'r1', sender));

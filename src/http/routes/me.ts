@@ -1,6 +1,6 @@
 import { roomInputs } from '../../core/rooms.js';
 import { Errors } from '../../core/errors.js';
-import { credentialsFromHeaders } from '../../credentials.js';
+import { credentialsFromHeaders, deviceIdFromHeaders } from '../../credentials.js';
 import type { RouteContext, RouteDef } from '../route.js';
 import { json } from '../envelope.js';
 import { userInputs } from '../../core/users.js';
@@ -32,6 +32,25 @@ export const meRoutes: RouteDef[] = [
     // v1 (admin/Admin-Create-Access-Token.md): the same sign-in, answered as the bare result, without IMKIT's envelope.
     method: 'POST', path: '/auths/sign', summary: 'Sign in and get a token, v1: the result without the envelope (API key; client key alone in sandbox mode)', body: userInputs.signIn, auth: 'public', raw: true,
     handle: async (ctx) => json(200, await signIn(ctx)),
+  },
+  // Logging out (client/Me-Logout.md, Me-Logout-Others.md): tokens and push devices; `IM-Device-ID` names the caller's device.
+  {
+    method: 'POST', path: '/me/logout', summary: 'Revoke the token of this request (its sockets are cut) and the push device named by IM-Device-ID', body: null, auth: 'actor',
+    handle: ({ core, actor, req, config }) =>
+      core.users.logout(actor, { token: credentialsFromHeaders(req.headers, config.trustProxy).token, deviceId: deviceIdFromHeaders(req.headers) }),
+  },
+  {
+    method: 'POST', path: '/me/logout-others', summary: "Revoke your other tokens and every push device but IM-Device-ID's", body: null, auth: 'actor',
+    handle: ({ core, actor, req }) => core.users.logoutOthers(actor, { deviceId: deviceIdFromHeaders(req.headers) }),
+  },
+  // The user's push switch (client/Me-Enable-Notification.md, Me-Disable-Notification.md): empty bodies.
+  {
+    method: 'POST', path: '/me/notification/enable', summary: 'Turn your push notifications on', body: null, auth: 'actor',
+    handle: ({ core, actor }) => core.users.setNotification(actor, true),
+  },
+  {
+    method: 'POST', path: '/me/notification/disable', summary: 'Turn your push notifications off (no message push reaches you)', body: null, auth: 'actor',
+    handle: ({ core, actor }) => core.users.setNotification(actor, false),
   },
   // Push devices; with the API key, `clientId` names the user.
   {

@@ -29,6 +29,25 @@ export const roomRoutes: RouteDef[] = [
         pref: req.query.get('pref') ?? undefined,
       }),
   },
+  {
+    method: 'GET', path: '/rooms/ids', summary: 'The ids of your rooms', query: { skip: 'ids to skip', limit: 'page size (0: all)' }, auth: 'actor',
+    handle: ({ core, actor, req }) => core.rooms.ids(actor, intParam(req.query, 'skip', 0, 0, 1e9), intParam(req.query, 'limit', 0, 0, 1e9)),
+  },
+  { method: 'GET', path: '/rooms/:id/exists', summary: 'Whether a room exists (a direct room: only for its members)', auth: 'actor', handle: ({ core, actor, params }) => core.rooms.exists(actor, params.id!) },
+  {
+    method: 'GET', path: '/rooms/:id/count', summary: 'How many messages the room has, or how many were created or changed after timeInMS', query: { timeInMS: 'count messages created or changed after this time (epoch ms)' }, auth: 'actor',
+    handle: ({ core, actor, params, req }) => core.messages.count(actor, params.id!, timeParam(req.query, 'timeInMS')),
+  },
+  {
+    // IMKIT's spelling (room/Room-List-pined-messages.md).
+    method: 'GET', path: '/rooms/:id/pined-messages', summary: "The room's pinned message, as a list (one pin per room)", auth: 'actor',
+    handle: ({ core, actor, params }) => core.messages.pinnedMessages(actor, params.id!),
+  },
+  {
+    // The same page's request sample uses this path.
+    method: 'GET', path: '/rooms/:id/messages/pined-messages', summary: 'Same as /rooms/:id/pined-messages (the path of api-doc\'s request sample)', auth: 'actor',
+    handle: ({ core, actor, params }) => core.messages.pinnedMessages(actor, params.id!),
+  },
   { method: 'GET', path: '/rooms/quitted', summary: 'Rooms you left or were removed from', auth: 'actor', handle: ({ core, actor }) => core.rooms.quitted(actor) },
   { method: 'GET', path: '/rooms/:id', summary: 'One room', auth: 'actor', handle: ({ core, actor, params }) => core.rooms.get(actor, params.id!) },
   {
@@ -67,6 +86,15 @@ export const roomRoutes: RouteDef[] = [
         sortOrder,
       });
     },
+  },
+  {
+    method: 'GET', path: '/messages/recent', summary: 'The newest messages across your rooms, newest first', query: { limit: '1–100 (default 20)' }, auth: 'actor',
+    handle: ({ core, actor, req }) => core.messages.recent(actor, intParam(req.query, 'limit', 20, 1, 100)),
+  },
+  {
+    method: 'GET', path: '/rooms/:id/messages/:messageId', summary: 'Messages around one message, newest first', query: { before: 'older messages, 0–500 (default 10)', after: 'newer messages, 0–500 (default 10)' }, auth: 'actor',
+    handle: ({ core, actor, params, req }) =>
+      core.messages.around(actor, params.id!, params.messageId!, { before: intParam(req.query, 'before', 10, 0, 500), after: intParam(req.query, 'after', 10, 0, 500) }),
   },
   {
     method: 'POST', path: '/rooms/:id/typing', summary: 'Typing indicator to the room', body: typingSchema, auth: 'actor',

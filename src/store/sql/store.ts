@@ -945,6 +945,12 @@ export class SqlStore implements Store {
     const [row] = await this.db.all<{ n: number }>(`SELECT message_count AS n FROM rooms WHERE app = ? AND id = ?`, [appId, roomId]);
     return Number(row?.n ?? 0);
   }
+  async countMessagesChangedSince(appId: string, roomId: string, since: number): Promise<number> {
+    // updatedAt is set at creation and moved by every change, so one field answers both.
+    const updated = this.db.engine === 'postgres' ? `CAST(doc::json->>'updatedAt' AS BIGINT)` : `json_extract(doc, '$.updatedAt')`;
+    const [row] = await this.db.all<{ n: number }>(`SELECT COUNT(*) AS n FROM messages WHERE app = ? AND room = ? AND ${updated} > ?`, [appId, roomId, since]);
+    return Number(row?.n ?? 0);
+  }
   async countMessagesAfter(appId: string, roomId: string, messageId: string | undefined, exceptSenders: readonly string[] = []): Promise<number> {
     const from = messageId === undefined ? undefined : await this.seqOf(this.db, appId, roomId, messageId);
     if (from === undefined && exceptSenders.length === 0) return this.countMessages(appId, roomId);
