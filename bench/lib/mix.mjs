@@ -112,12 +112,17 @@ async function rampOn(nodes, serverPids, cfg, common, clientCpu) {
       await client.request({ cmd: 'rate', rate, pad: common.pad }, 'rate-set');
       await sleep(cfg.settleMs);
       await client.request({ cmd: 'rate', rate, pad: common.pad }, 'rate-set'); // zero the counters
+      await Promise.all(nodes.map(eventLoopLag)); // zeroes each node's lag histogram
       const s0 = serverPids.map((pid) => snapshot(pid));
       const c0 = snapshot(client.child.pid);
       await sleep(cfg.stepMs);
       const cpu = serverPids.map((pid, i) => since(s0[i], pid));
       // The load clients share one core: a step they cannot keep up with says nothing of the server.
       const clientUtil = since(c0, client.child.pid).util;
+      // The worst event-loop stall on any node during the step: a p99 over the limit with a
+      // small stall is the network or the client, a large one the server's own.
+      const lag = await Promise.all(nodes.map(eventLoopLag));
+      const lagMaxMs = Math.max(...lag.map((l) => l.maxMs));
       const r = await client.request({ cmd: 'report' }, 'report');
       const h = hdr.decodeFromCompressedBase64(r.hist);
       const secs = r.elapsedUs / 1e6;
@@ -137,11 +142,12 @@ async function rampOn(nodes, serverPids, cfg, common, clientCpu) {
         reconnectFailed: r.reconnectFailed,
         serverUtil: cpu.reduce((a, x) => a + x.util, 0),
         clientUtil,
+        lagMaxMs,
         cpuUsPerMessage: r.sent > 0 ? cpu.reduce((a, x) => a + x.cpuUs, 0) / r.sent : null,
       };
       step.sustained = step.p99Ms !== null && step.p99Ms <= P99_LIMIT_MS && r.skipped <= 0.01 * Math.max(1, r.sent) && r.httpErrors === 0 && step.messagesPerSec >= 0.97 * rate;
       steps.push(step);
-      console.log(`      mix ${rate.toFixed(0)} msg/s: ${step.messagesPerSec.toFixed(0)} sent, p50 ${step.p50Ms?.toFixed(1)} ms, p99 ${step.p99Ms?.toFixed(1)} ms (${step.samples} samples), server ${(step.serverUtil * 100).toFixed(0)}%, load client ${(clientUtil * 100).toFixed(0)}%, ${step.cpuUsPerMessage?.toFixed(0)} µs CPU/msg, skipped ${r.skipped}, http errors ${r.httpErrors}${step.sustained ? '' : '  (not sustained)'}`);
+      console.log(`      mix ${rate.toFixed(0)} msg/s: ${step.messagesPerSec.toFixed(0)} sent, p50 ${step.p50Ms?.toFixed(1)} ms, p99 ${step.p99Ms?.toFixed(1)} ms (${step.samples} samples), server ${(step.serverUtil * 100).toFixed(0)}%, load client ${(clientUtil * 100).toFixed(0)}%, longest server stall ${lagMaxMs.toFixed(0)} ms, ${step.cpuUsPerMessage?.toFixed(0)} µs CPU/msg, skipped ${r.skipped}, http errors ${r.httpErrors}${step.sustained ? '' : '  (not sustained)'}`);
       if (!step.sustained) break;
       rate *= cfg.factor;
     }
@@ -164,9 +170,16 @@ async function rampOn(nodes, serverPids, cfg, common, clientCpu) {
   }
 }
 
+/** The node's event-loop delay since the last read (prom-client resets it on every scrape of /metrics). */
+async function eventLoopLag(node) {
+  const text = await (await fetch(`${node.base}/metrics`)).text();
+  const max = /^roomcast_nodejs_eventloop_lag_max_seconds (\S+)$/m.exec(text);
+  return { maxMs: max ? Number(max[1]) * 1000 : NaN };
+}
+
 /** The embedded default: one node, SQLite file. */
 export async function runMix(variant, cfg, common, { SERVER_CPU, CLIENT_CPU }) {
-  const server = new ServerProc(variant, { cpu: SERVER_CPU });
+  const server = new ServerProc(variant, { cpu: SERVER_CPU, extraEnv: { ROOMCAST_METRICS: 'true' } });
   await server.start();
   try {
     return await rampOn([server], [server.pid], cfg, common, CLIENT_CPU);
@@ -183,7 +196,7 @@ export async function runMixCluster(cfg, common, { SERVER_CPU, CLIENT_CPU }) {
   redis.stdout.on('data', (d) => (out = (out + d).slice(-2000)));
   const redisExit = new Promise((r) => redis.on('exit', r));
   const schema = freshSchema();
-  const extraEnv = { ROOMCAST_REDIS_URL: `redis://127.0.0.1:${redisPort}`, ROOMCAST_DATABASE_URL: BENCH_DATABASE_URL, ROOMCAST_DATABASE_SCHEMA: schema };
+  const extraEnv = { ROOMCAST_METRICS: 'true', ROOMCAST_REDIS_URL: `redis://127.0.0.1:${redisPort}`, ROOMCAST_DATABASE_URL: BENCH_DATABASE_URL, ROOMCAST_DATABASE_SCHEMA: schema };
   const a = new ServerProc('roomcast', { cpu: SERVER_CPU, extraEnv });
   const b = new ServerProc('roomcast', { cpu: SERVER_CPU, extraEnv });
   try {

@@ -282,7 +282,7 @@ export class DeliveryService {
 
   private async offlineUnmuted(appId: string, roomId: string, sender: string | undefined, userIds: string[]): Promise<string[]> {
     const [online, users, blocked] = await Promise.all([
-      Promise.all(userIds.map((u) => this.presence.isUserConnected(appId, u))),
+      this.presence.usersConnected(appId, userIds),
       this.store.getUsers(appId, userIds),
       // Who blocked the sender hears nothing from them (as live and in history).
       sender ? Promise.all(userIds.map(async (u) => (await this.store.getBlock(appId, u, sender)) !== undefined)) : userIds.map(() => false),

@@ -3,7 +3,7 @@ import { ownValue } from './own.js';
 import type { Presence } from '../presence/presence.js';
 import { type Clock, systemClock } from './clock.js';
 import type { MessageRecord, RoomRecord, UserRecord } from './models.js';
-import { type ClientView, type MessageView, type RoomView, type ViewerFields, clientView, messageView, roomView } from './views.js';
+import { type ClientView, type MessageView, type RoomView, type ViewerFields, clientView, iso, messageView, roomView } from './views.js';
 
 /** Live status; while connected the user is active now, otherwise as of their last socket. */
 function statusFields(user: UserRecord | undefined, connected: boolean, now: number) {
@@ -11,9 +11,9 @@ function statusFields(user: UserRecord | undefined, connected: boolean, now: num
   return {
     isSocketConnected: connected,
     lastLoginTimeMS: user?.lastLoginAt ?? null,
-    lastLoginTime: user?.lastLoginAt ? new Date(user.lastLoginAt).toISOString() : null,
+    lastLoginTime: user?.lastLoginAt ? iso(user.lastLoginAt) : null,
     lastActiveTimeMS: lastActive ?? null,
-    lastActiveTime: lastActive ? new Date(lastActive).toISOString() : null,
+    lastActiveTime: lastActive ? iso(lastActive) : null,
   };
 }
 
@@ -38,7 +38,7 @@ const NONE: ReadonlySet<string> = new Set();
 export class Presenter {
   constructor(
     private store: Store,
-    private presence: Pick<Presence, 'isUserConnected'>,
+    private presence: Pick<Presence, 'usersConnected'>,
     private clock: Clock = systemClock,
   ) {}
 
@@ -54,7 +54,8 @@ export class Presenter {
   async clientsWithStatus(appId: string, ids: readonly string[]): Promise<ClientView[]> {
     const [users, connected] = await Promise.all([
       this.store.getUsers(appId, ids),
-      Promise.all(ids.map((id) => this.presence.isUserConnected(appId, id).catch(() => false))),
+      // Presence unavailable (Redis away): shown offline rather than failing the list.
+      this.presence.usersConnected(appId, ids).catch(() => ids.map(() => false)),
     ]);
     const now = this.clock.now();
     return ids.map((id, i) => ({ ...clientView(users[i], id), ...statusFields(users[i], connected[i]!, now) }));

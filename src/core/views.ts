@@ -13,7 +13,7 @@ export type RoomView = Record<string, unknown> & { _id: string; id: string };
 
 /** ISO dates, memoised: the same few timestamps are formatted for every view of a message. */
 const isoCache = new Map<number, string>();
-function iso(ms: number): string {
+export function iso(ms: number): string {
   let text = isoCache.get(ms);
   if (text === undefined) {
     if (isoCache.size >= 4096) isoCache.clear();

@@ -16,6 +16,8 @@ export interface Presence {
   /** Sockets of the user on every node. */
   userConnectionCount(appId: string, userId: string): Promise<number>;
   isUserConnected(appId: string, userId: string): Promise<boolean>;
+  /** `isUserConnected` for many users at once (one read, not one per user: member lists). */
+  usersConnected(appId: string, userIds: readonly string[]): Promise<boolean[]>;
   /** Sockets on this node only (of the app, or of one user). */
   localConnectionCount(appId: string, userId?: string): number;
   close(): Promise<void>;
@@ -63,6 +65,10 @@ export class LocalPresence implements Presence {
   async isUserConnected(appId: string, userId: string): Promise<boolean> {
     return this.localConnectionCount(appId, userId) > 0;
   }
+  async usersConnected(appId: string, userIds: readonly string[]): Promise<boolean[]> {
+    return userIds.map((id) => this.local.get(userField(appId, id)) > 0);
+  }
+
   async close(): Promise<void> {}
 }
 

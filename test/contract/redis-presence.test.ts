@@ -40,6 +40,7 @@ describe('cluster-wide connection counts', () => {
     p.onSocketClosed('app', 'alice');
     expect(await counts(p)).toEqual([1, 1, 0]);
     expect(await p.isUserConnected('app', 'bob')).toBe(false);
+    expect(await p.usersConnected('app', ['bob', 'alice', 'carol'])).toEqual([false, true, false]);
   });
 
   it('sums every node, per application and per user, read from any node', async () => {
@@ -54,6 +55,10 @@ describe('cluster-wide connection counts', () => {
     await until(async () => (await counts(a!)).join() === '2,1,1');
     expect(await c!.connectionCount('other')).toBe(1);
     expect(await a!.isUserConnected('app', 'bob')).toBe(true);
+    // Many at once (member lists), in the order asked: another node's socket, none, this node's own.
+    a!.onSocketBound('app', 'dave');
+    expect(await a!.usersConnected('app', ['bob', 'carol', 'dave'])).toEqual([true, false, true]);
+    expect(await a!.usersConnected('app', [])).toEqual([]);
     expect(b!.localConnectionCount('app')).toBe(1);
   });
 
