@@ -285,9 +285,9 @@ export class DeliveryService {
       this.presence.usersConnected(appId, userIds),
       this.store.getUsers(appId, userIds),
       // Who blocked the sender hears nothing from them (as live and in history).
-      sender ? Promise.all(userIds.map(async (u) => (await this.store.getBlock(appId, u, sender)) !== undefined)) : userIds.map(() => false),
+      sender ? this.store.blockersAmong(appId, sender, userIds) : new Set<string>(),
     ]);
-    return userIds.filter((u, i) => !online[i] && !blocked[i] && wantsPush(users[i], roomId));
+    return userIds.filter((u, i) => !online[i] && !blocked.has(u) && wantsPush(users[i], roomId));
   }
 
   /**

@@ -223,6 +223,8 @@ export interface Store {
   deleteBlock(appId: string, blocker: string, blockee: string): Promise<boolean>;
   /** Everyone `blocker` has blocked. */
   listBlocks(appId: string, blocker: string): Promise<BlockRecord[]>;
+  /** Which of `users` blocked `blockee` (one query for a room's members, not one per member). */
+  blockersAmong(appId: string, blockee: string, users: readonly string[]): Promise<Set<string>>;
 
   // Uploaded files' metadata
   putFile(appId: string, file: FileRecord): Promise<void>;

@@ -439,6 +439,9 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
       expect(await store.getBlock(A, 'u2', 'u1')).toBeUndefined();
       expect((await store.listBlocks(A, 'u1')).map((b) => b.blockee).sort()).toEqual(['u2', 'u3']);
       expect(await store.listBlocks(B, 'u1')).toEqual([]);
+      expect([...(await store.blockersAmong(A, 'u2', ['u1', 'u3', 'u2', 'u1']))]).toEqual(['u1']);
+      expect((await store.blockersAmong(B, 'u2', ['u1'])).size).toBe(0);
+      expect((await store.blockersAmong(A, 'u2', [])).size).toBe(0);
       expect(await store.deleteBlock(A, 'u1', 'u2')).toBe(true);
       expect(await store.deleteBlock(A, 'u1', 'u2')).toBe(false);
       expect((await store.listBlocks(A, 'u1')).map((b) => b.blockee)).toEqual(['u3']);

@@ -1006,6 +1006,17 @@ export class SqlStore implements Store {
       [appId, block.blocker, block.blockee, block.createdAt],
     );
   }
+  async blockersAmong(appId: string, blockee: string, users: readonly string[]): Promise<Set<string>> {
+    const found = new Set<string>();
+    for (const part of chunks([...new Set(users)])) {
+      const rows = await this.db.all<{ blocker: string }>(
+        `SELECT blocker FROM blocks WHERE app = ? AND blockee = ? AND blocker IN (${marks(part.length)})`,
+        [appId, blockee, ...part],
+      );
+      for (const r of rows) found.add(r.blocker);
+    }
+    return found;
+  }
   async getBlock(appId: string, blocker: string, blockee: string): Promise<BlockRecord | undefined> {
     const [row] = await this.db.all<{ created_at: number }>(
       `SELECT created_at FROM blocks WHERE app = ? AND blocker = ? AND blockee = ?`,
