@@ -1,7 +1,7 @@
 // Starts the servers under test as child processes pinned to the server core.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -125,6 +125,8 @@ export class ServerProc {
     });
     const keep = (d) => {
       this.output = (this.output + d.toString()).slice(-4000);
+      // BENCH_SERVER_LOG=path keeps all of it (e.g. with BENCH_SERVER_NODE_ARGS=--trace-gc).
+      if (process.env.BENCH_SERVER_LOG) appendFileSync(process.env.BENCH_SERVER_LOG, d);
     };
     this.child.stdout.on('data', keep);
     this.child.stderr.on('data', keep);
