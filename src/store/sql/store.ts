@@ -121,6 +121,9 @@ const CACHE_MS = 5000;
 /** Rows per multi-row statement: far under SQLite's 32,766 and PostgreSQL's 65,535 parameters. */
 const CHUNK = 200;
 const NO_STATE = 'null';
+/** Group commit: a batch below SMALL_BATCH waits one more turn when the last commit began within BUSY_WITHIN_MS. */
+const SMALL_BATCH = 32;
+const BUSY_WITHIN_MS = 2;
 
 function chunks<T>(items: readonly T[], size = CHUNK): T[][] {
   const out: T[][] = [];
@@ -231,6 +234,7 @@ export class SqlStore implements Store {
   /** Per application: settles since the last outbox pruning, and its time. */
   private outboxPrunes = new Map<string, { settles: number; at: number }>();
   private flushScheduled = false;
+  private lastFlushAt = -Infinity;
   private flushing = false;
 
   private constructor(readonly db: Db) {
@@ -701,10 +705,18 @@ export class SqlStore implements Store {
   private scheduleFlush(): void {
     if (this.flushScheduled || this.flushing) return;
     this.flushScheduled = true;
+    // Under load (the last commit was moments ago) a small batch waits one more turn for the
+    // requests still arriving: a commit costs about as much for 5 messages as for 50.
+    const busy = performance.now() - this.lastFlushAt < BUSY_WITHIN_MS;
     setImmediate(() => {
-      this.flushScheduled = false;
-      void this.flush();
+      if (busy && this.pending.length < SMALL_BATCH) return setImmediate(() => this.startFlush());
+      this.startFlush();
     });
+  }
+  private startFlush(): void {
+    this.flushScheduled = false;
+    this.lastFlushAt = performance.now();
+    void this.flush();
   }
 
   private async flush(): Promise<void> {
