@@ -5,6 +5,19 @@ export function connect(base: string, opts: Record<string, unknown> = {}): Socke
   return io(base, { transports: ['websocket'], forceNew: true, reconnection: false, ...opts });
 }
 
+/**
+ * A socket signed in as the SDKs do it: connect, then `auth2` with the user's token and the
+ * client key; resolves once the ack says RC 0. Pushed onto `track` (when given) for closing.
+ */
+export async function signedIn(base: string, token: string, clientKey: string, track?: Socket[]): Promise<Socket> {
+  const s = connect(base);
+  track?.push(s);
+  await once(s, 'connect');
+  const ack = (await s.timeout(5000).emitWithAck('auth2', token, { 'IM-CLIENT-KEY': clientKey })) as { RC: number };
+  if (ack.RC !== 0) throw new Error(`auth2 refused: ${JSON.stringify(ack)}`);
+  return s;
+}
+
 export function once<T = unknown>(socket: Socket, event: string, timeoutMs = 10_000): Promise<T[]> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no '${event}' within ${timeoutMs} ms`)), timeoutMs);

@@ -1,7 +1,7 @@
 import type { Socket } from 'socket.io-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { admin, startTestServer, type TestApp, type TestServer, TRANSPORTS, user } from '../helpers/server.js';
-import { collect, connect, decodeB64, once, until } from '../helpers/sockets.js';
+import { collect, connect, decodeB64, once, signedIn, until } from '../helpers/sockets.js';
 
 /**
  * User-facing features the official SDKs call, with their socket events. Request bodies copy
@@ -28,14 +28,7 @@ describe.each(TRANSPORTS)('SDK features over %s', (transport) => {
   });
   afterAll(() => t.close());
 
-  async function socketOf(who: string): Promise<Socket> {
-    const s = connect(t.base);
-    open.push(s);
-    await once(s, 'connect');
-    const ack = (await s.timeout(5000).emitWithAck('auth2', tokens[who], { 'IM-CLIENT-KEY': app.clientKey })) as { RC: number };
-    expect(ack.RC).toBe(0);
-    return s;
-  }
+  const socketOf = (who: string): Promise<Socket> => signedIn(t.base, tokens[who]!, app.clientKey, open);
 
   /**
    * The Flutter SDK's socket (imkit-flutter-sdk lib/services/network/socket/im_socket_client.dart):

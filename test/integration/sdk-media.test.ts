@@ -2,7 +2,7 @@ import type { Socket } from 'socket.io-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { makePng } from '../helpers/png.js';
 import { admin, startTestServer, type TestApp, type TestServer, TRANSPORTS, user } from '../helpers/server.js';
-import { connect, once, until } from '../helpers/sockets.js';
+import { once, signedIn, until } from '../helpers/sockets.js';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -39,14 +39,7 @@ describe.each(TRANSPORTS)('SDK message types and attachments over %s', (transpor
   });
   afterAll(() => t.close());
 
-  async function socketOf(who: string): Promise<Socket> {
-    const s = connect(t.base);
-    open.push(s);
-    await once(s, 'connect');
-    const ack = (await s.timeout(5000).emitWithAck('auth2', tokens[who], { 'IM-CLIENT-KEY': app.clientKey })) as { RC: number };
-    expect(ack.RC).toBe(0);
-    return s;
-  }
+  const socketOf = (who: string): Promise<Socket> => signedIn(t.base, tokens[who]!, app.clientKey, open);
 
   const fileUrl = (id: string) => `${t.base}/files/chatserver-upload/${id}`;
 

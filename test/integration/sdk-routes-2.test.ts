@@ -2,7 +2,7 @@ import type { Socket } from 'socket.io-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { HttpReceiver } from '../helpers/receivers.js';
 import { admin, startTestServer, type TestApp, type TestServer, TRANSPORTS, user } from '../helpers/server.js';
-import { connect, once, until } from '../helpers/sockets.js';
+import { once, signedIn, until } from '../helpers/sockets.js';
 
 /**
  * IMKIT routes that only api-doc names (neither official SDK calls them): logging out, the
@@ -40,14 +40,7 @@ describe.each(TRANSPORTS)('IMKIT routes of api-doc only, over %s', (transport) =
     await external.stop();
   });
 
-  async function socketOf(who: string): Promise<Socket> {
-    const s = connect(t.base);
-    open.push(s);
-    await once(s, 'connect');
-    const ack = (await s.timeout(5000).emitWithAck('auth2', tokens[who], { 'IM-CLIENT-KEY': app.clientKey })) as { RC: number };
-    expect(ack.RC).toBe(0);
-    return s;
-  }
+  const socketOf = (who: string): Promise<Socket> => signedIn(t.base, tokens[who]!, app.clientKey, open);
 
   /** Vue SDK send shape: POST /rooms/:id/message {message, messageType}. */
   async function send(who: string, room: string, message: string): Promise<{ _id: string; createdAtMS: number }> {

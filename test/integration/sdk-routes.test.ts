@@ -1,7 +1,7 @@
 import type { Socket } from 'socket.io-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { admin, api, startTestServer, type TestApp, type TestServer, TRANSPORTS, user } from '../helpers/server.js';
-import { collect, connect, once } from '../helpers/sockets.js';
+import { collect, once, signedIn } from '../helpers/sockets.js';
 
 /**
  * IMKIT routes the SDKs and api-doc name that roomcast lacked: group room preferences, the v1
@@ -67,14 +67,7 @@ describe.each(TRANSPORTS)('IMKIT routes the SDKs call, over %s', (transport) => 
     await sandbox.close();
   });
 
-  async function socketOf(who: string): Promise<Socket> {
-    const s = connect(t.base);
-    open.push(s);
-    await once(s, 'connect');
-    const ack = (await s.timeout(5000).emitWithAck('auth2', tokens[who], { 'IM-CLIENT-KEY': app.clientKey })) as { RC: number };
-    expect(ack.RC).toBe(0);
-    return s;
-  }
+  const socketOf = (who: string): Promise<Socket> => signedIn(t.base, tokens[who]!, app.clientKey, open);
 
   it("group room prefs: POST /roomPrefs/:room/group/:group merges a group's pref, listed for members only, key unset by DELETE", async () => {
     const aliceRoomPrefs = collect(await socketOf('alice'), 'roomPref');
