@@ -10,10 +10,14 @@ export function placeholderPng(width: number, height: number): Buffer {
   const h = Math.max(1, Math.round(height * scale));
   const row = Buffer.alloc(w * 3 + 1, 0x30);
   row[0] = 0; // filter: none
-  const raw = Buffer.concat(Array.from({ length: h }, () => row));
+  return encodeRgbPng(w, h, Buffer.concat(Array.from({ length: h }, () => row)));
+}
+
+/** A PNG of 8-bit RGB rows as given (`raw`: each row a filter byte, then width × 3 bytes). */
+export function encodeRgbPng(width: number, height: number, raw: Buffer): Buffer {
   const header = Buffer.alloc(13);
-  header.writeUInt32BE(w, 0);
-  header.writeUInt32BE(h, 4);
+  header.writeUInt32BE(width, 0);
+  header.writeUInt32BE(height, 4);
   header[8] = 8; // bit depth
   header[9] = 2; // colour type: RGB
   return Buffer.concat([
