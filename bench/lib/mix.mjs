@@ -9,7 +9,7 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { since, snapshot } from './procstat.mjs';
 import { provisionRoomcast } from './provision.mjs';
-import { BENCH_DATABASE_URL, dropSchema, freePort, freshSchema, pinnedSpawn, ServerProc, sleep } from './servers.mjs';
+import { clusterBackends, ServerProc, sleep } from './servers.mjs';
 
 const require = createRequire(import.meta.url);
 const hdr = require('hdr-histogram-js');
@@ -190,28 +190,18 @@ export async function runMix(variant, cfg, common, { SERVER_CPU, CLIENT_CPU }) {
 
 /** Two nodes, data in PostgreSQL (not pinned), bus and presence through Redis (pinned with the nodes). */
 export async function runMixCluster(cfg, common, { SERVER_CPU, CLIENT_CPU }) {
-  const redisPort = await freePort();
-  const redis = pinnedSpawn(SERVER_CPU, ['/usr/bin/redis-server', '--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  redis.stdout.on('data', (d) => (out = (out + d).slice(-2000)));
-  const redisExit = new Promise((r) => redis.on('exit', r));
-  const schema = freshSchema();
-  const extraEnv = { ROOMCAST_METRICS: 'true', ROOMCAST_REDIS_URL: `redis://127.0.0.1:${redisPort}`, ROOMCAST_DATABASE_URL: BENCH_DATABASE_URL, ROOMCAST_DATABASE_SCHEMA: schema };
+  const backends = await clusterBackends(SERVER_CPU);
+  const extraEnv = { ROOMCAST_METRICS: 'true', ...backends.env };
   const a = new ServerProc('roomcast', { cpu: SERVER_CPU, extraEnv });
   const b = new ServerProc('roomcast', { cpu: SERVER_CPU, extraEnv });
   try {
-    for (let t = 0; !out.includes('Ready to accept connections'); t++) {
-      if (t > 200) throw new Error(`redis-server did not start: ${out}`);
-      await sleep(25);
-    }
+    await backends.ready();
     await a.start();
     await b.start();
-    return await rampOn([a, b], [a.pid, b.pid, redis.pid], cfg, common, CLIENT_CPU);
+    return await rampOn([a, b], [a.pid, b.pid, backends.pid], cfg, common, CLIENT_CPU);
   } finally {
     await a.stop();
     await b.stop();
-    redis.kill('SIGTERM');
-    await Promise.race([redisExit, sleep(3000)]);
-    await dropSchema(schema).catch(() => {});
+    await backends.stop();
   }
 }

@@ -5,7 +5,7 @@ import { ClientGroup } from './clients.mjs';
 import { since, snapshot } from './procstat.mjs';
 import { provisionRoomcast } from './provision.mjs';
 import { nowUs } from './wire.mjs';
-import { BENCH_DATABASE_URL, dropSchema, freePort, freshSchema, pinnedSpawn, ServerProc, sleep, VARIANTS } from './servers.mjs';
+import { clusterBackends, ServerProc, sleep, VARIANTS } from './servers.mjs';
 import { summarizeProfile } from './profile.mjs';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -331,15 +331,8 @@ export async function runRest(variant, cfg, common) {
  * the publishers are on node A.
  */
 export async function runRedisPair(cfg, common) {
-  const redisPort = await freePort();
-  const redis = pinnedSpawn(SERVER_CPU, ['/usr/bin/redis-server', '--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let redisOut = '';
-  redis.stdout.on('data', (d) => (redisOut = (redisOut + d).slice(-2000)));
-  const redisExit = new Promise((r) => redis.on('exit', r));
-  const schema = freshSchema();
-  const extraEnv = { ROOMCAST_REDIS_URL: `redis://127.0.0.1:${redisPort}`, ROOMCAST_DATABASE_URL: BENCH_DATABASE_URL, ROOMCAST_DATABASE_SCHEMA: schema };
+  const backends = await clusterBackends(SERVER_CPU);
+  const extraEnv = backends.env;
   const profDir = (name) => (profileDir ? path.join(profileDir, `redis-${name}-${Date.now()}`) : undefined);
   const dirA = profDir('a');
   const dirB = profDir('b');
@@ -348,7 +341,7 @@ export async function runRedisPair(cfg, common) {
   const b = new ServerProc('roomcast', { cpu: SERVER_CPU, extraEnv, nodeArgs: profArgs(dirB) });
   let result;
   try {
-    await waitFor(() => redisOut.includes('Ready to accept connections'), 5000, () => `redis-server did not start: ${redisOut}`);
+    await backends.ready();
     await a.start();
     await b.start();
     const size = cfg.sockets / cfg.rooms;
@@ -366,16 +359,14 @@ export async function runRedisPair(cfg, common) {
       const setupB = await groupB.setup('127.0.0.1', b.port, specsB);
       if (setupB.failed > 0) throw new Error(`node B: ${setupB.failed} sockets failed: ${setupB.firstError}`);
       await groupB.start({ mode: 'idle' });
-      result = await driveWithSecond(a, specsA, common, cfg, groupB, [b.pid, redis.pid]);
+      result = await driveWithSecond(a, specsA, common, cfg, groupB, [b.pid, backends.pid]);
     } finally {
       await groupB.stop();
     }
   } finally {
     await a.stop();
     await b.stop();
-    redis.kill('SIGTERM');
-    await Promise.race([redisExit, sleep(3000)]);
-    await dropSchema(schema).catch(() => {});
+    await backends.stop();
   }
   for (const [node, dir] of [['A', dirA], ['B', dirB]]) {
     const file = dir && existsSync(dir) ? readdirSync(dir).find((f) => f.endsWith('.cpuprofile')) : undefined;
@@ -424,10 +415,3 @@ async function driveWithSecond(a, specsA, common, cfg, groupB, extraPids) {
   }
 }
 
-async function waitFor(check, ms, message) {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(message());
-    await sleep(25);
-  }
-}

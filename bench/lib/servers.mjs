@@ -193,3 +193,33 @@ function rssOf(pid) {
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * What a two-node run shares: a redis-server pinned to `cpu` (bus and presence) and a fresh
+ * schema of the machine's PostgreSQL (data). `env` is for both nodes; `stop` removes both.
+ */
+export async function clusterBackends(cpu) {
+  const port = await freePort();
+  const redis = pinnedSpawn(cpu, ['/usr/bin/redis-server', '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  redis.stdout.on('data', (d) => (out = (out + d).slice(-2000)));
+  const exited = new Promise((r) => redis.on('exit', r));
+  const schema = freshSchema();
+  return {
+    pid: redis.pid,
+    env: { ROOMCAST_REDIS_URL: `redis://127.0.0.1:${port}`, ROOMCAST_DATABASE_URL: BENCH_DATABASE_URL, ROOMCAST_DATABASE_SCHEMA: schema },
+    async ready() {
+      for (let t = 0; !out.includes('Ready to accept connections'); t++) {
+        if (t > 200) throw new Error(`redis-server did not start: ${out}`);
+        await sleep(25);
+      }
+    },
+    async stop() {
+      redis.kill('SIGTERM');
+      await Promise.race([exited, sleep(3000)]);
+      await dropSchema(schema).catch(() => {});
+    },
+  };
+}
