@@ -95,6 +95,22 @@ export class UserService {
   ) {}
 
   /** Custom profile fields after a change, refused past the configured count. */
+  /** The user with the profile fields that were sent (the rest, mute list and login times included, stays). */
+  private withProfile(
+    user: UserRecord,
+    input: Record<string, unknown> & { nickname?: string; avatarUrl?: string; description?: string },
+    now: number,
+  ): UserRecord {
+    return {
+      ...user,
+      nickname: input.nickname ?? user.nickname,
+      avatarUrl: input.avatarUrl ?? user.avatarUrl,
+      description: input.description ?? user.description,
+      custom: this.mergeCustom(user.custom, input),
+      updatedAt: now,
+    };
+  }
+
   private mergeCustom(existing: Record<string, unknown> | undefined, input: Record<string, unknown>): Record<string, unknown> {
     const custom = { ...existing, ...customFields(input, Object.keys(profile)) };
     if (Object.keys(custom).length > this.limits.maxCustomFields) {
@@ -121,14 +137,7 @@ export class UserService {
     const user = await this.store.upsertUser(
       actor.app.id,
       input._id,
-      (u) => ({
-        ...u,
-        nickname: input.nickname ?? u.nickname,
-        avatarUrl: input.avatarUrl ?? u.avatarUrl,
-        description: input.description ?? u.description,
-        custom: this.mergeCustom(u.custom, input),
-        updatedAt: now,
-      }),
+      (u) => this.withProfile(u, input, now),
       () => ({ id: input._id, nickname: input.nickname, avatarUrl: input.avatarUrl, description: input.description, custom, createdAt: now, updatedAt: now }),
     );
     this.announceChanged(actor.app.id, user.id);
@@ -288,14 +297,7 @@ export class UserService {
     const me = asUser(actor, 'me.update');
     const input = parseInput(updateMeSchema, body);
     const now = this.clock.now();
-    const updated = await this.store.updateUser(actor.app.id, me.userId, (user) => ({
-      ...user,
-      nickname: input.nickname ?? user.nickname,
-      avatarUrl: input.avatarUrl ?? user.avatarUrl,
-      description: input.description ?? user.description,
-      custom: this.mergeCustom(user.custom, input),
-      updatedAt: now,
-    }));
+    const updated = await this.store.updateUser(actor.app.id, me.userId, (user) => this.withProfile(user, input, now));
     if (!updated) throw Errors.notFound('CLIENT', me.userId);
     this.announceChanged(actor.app.id, updated.id);
     const view = clientView(updated, updated.id);

@@ -111,7 +111,8 @@ export interface ViewerFields {
   wasBlockedAt?: number;
 }
 
-export function roomView({ room, members, owner, lastMessage, pinnedMessage, viewer }: RoomViewParts): RoomView {
+/** What every room shape starts with: its ids, name, cover, description and type. */
+function roomIdentity(room: RoomRecord) {
   return {
     _id: room.id,
     id: room.id,
@@ -119,6 +120,12 @@ export function roomView({ room, members, owner, lastMessage, pinnedMessage, vie
     cover: room.cover ?? '',
     description: room.description ?? '',
     roomType: room.roomType,
+  };
+}
+
+export function roomView({ room, members, owner, lastMessage, pinnedMessage, viewer }: RoomViewParts): RoomView {
+  return {
+    ...roomIdentity(room),
     owner: owner ?? null,
     managers: room.managers,
     members,
@@ -151,12 +158,7 @@ export function roomView({ room, members, owner, lastMessage, pinnedMessage, vie
 /** A room the viewer quitted (`GET /rooms/quitted`, room/Room-List-quitted-rooms.md): no members or messages. */
 export function quittedRoomView(room: RoomRecord, quit: QuittedRoom): Record<string, unknown> {
   return {
-    _id: room.id,
-    id: room.id,
-    name: room.name ?? '',
-    cover: room.cover ?? '',
-    description: room.description ?? '',
-    roomType: room.roomType,
+    ...roomIdentity(room),
     roomTags: room.roomTags,
     encrypted: false,
     pref: { ...quit.pref, quittedAt: iso(quit.quittedAt), quittedAtMS: quit.quittedAt },
