@@ -96,6 +96,11 @@ describe.each(TRANSPORTS)('a node on PostgreSQL + Redis, over %s', (transport) =
     // The data is in PostgreSQL: the message is stored and acknowledged; only its live fan-out is lost.
     const during = await send('bob', 'while redis is down');
     expect(during.status).toBe(200);
+    // A member list still answers: presence cannot be read, so members are shown offline.
+    const room = await user(t.base, app, tokens.bob!).get('/rooms/lobby');
+    expect(room.status).toBe(200);
+    expect(room.body.result.members.length).toBeGreaterThan(0);
+    expect(room.body.result.members.map((m: { isSocketConnected: boolean }) => m.isSocketConnected)).not.toContain(true);
     // Still connected: the socket answers while Redis is down.
     expect(await s.timeout(2000).emitWithAck('conf', {})).toMatchObject({ RC: 0 });
     await redis.restart();
