@@ -5,6 +5,10 @@
 // the bench's REST figure is the transport (parsing, copies, system calls) and the delivery.
 //
 //   node bench/rest-path.mjs [--builds dist,dist-other] [--batch 16] [--requests 20000] [--reps 3] [--cpu-prof]
+//   node bench/rest-path.mjs --database-url postgres://postgres@127.0.0.1:5432/postgres …
+//
+// With --database-url the data is in PostgreSQL (a fresh schema per run, dropped after), and
+// the figure is this process's CPU only, not the database server's.
 //
 // Builds alternate within each repetition, each on a new server and file; the figure is the
 // process CPU time per request over the run, median and range.
@@ -25,6 +29,7 @@ const { values } = parseArgs({
     requests: { type: 'string', default: '20000' },
     reps: { type: 'string', default: '3' },
     'cpu-prof': { type: 'boolean', default: false },
+    'database-url': { type: 'string' },
   },
 });
 const builds = values.builds.split(',');
@@ -45,10 +50,13 @@ async function loadBuild(dir) {
 
 async function runOnce(build, label, rep) {
   const dir = mkdtempSync(path.join(tmpdir(), 'roomcast-rest-path-'));
+  const url = values['database-url'];
+  const schema = `rest_path_${process.pid}_${rep}_${label}`.replace(/[^A-Za-z0-9_]/g, '_');
   const config = build.loadConfig({}, {
     port: 0, host: '127.0.0.1', operatorSecret: OPERATOR_SECRET, logLevel: 'silent', demo: false,
     databasePath: path.join(dir, 'roomcast.db'), filesDir: path.join(dir, 'files'),
     restRequestsPerMinutePerApiKey: 100_000_000, restRequestsPerMinutePerUser: 100_000_000, messagesPerMinutePerUser: 10_000_000,
+    ...(url ? { databaseUrl: url, databaseSchema: schema } : {}),
   });
   const log = build.createLogger('silent');
   const server = await build.startServer(config, log);
@@ -97,7 +105,16 @@ async function runOnce(build, label, rep) {
   } finally {
     await server.close();
     rmSync(dir, { recursive: true, force: true });
+    if (url) await dropSchema(url, schema);
   }
+}
+
+async function dropSchema(url, schema) {
+  const pg = (await import('pg')).default;
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+  await client.end();
 }
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -106,7 +123,7 @@ const results = builds.map(() => []);
 for (let rep = 0; rep < reps; rep++) {
   for (const [b, build] of loaded.entries()) results[b].push(await runOnce(build, builds[b].replaceAll('/', '_'), rep));
 }
-console.log(`REST send path in-process: CPU µs per request, ${batch} per turn, ${total} requests, median (min–max) of ${reps}`);
+console.log(`REST send path in-process (${values['database-url'] ? 'PostgreSQL, this process only' : 'SQLite file'}): CPU µs per request, ${batch} per turn, ${total} requests, median (min–max) of ${reps}`);
 for (const [b, xs] of results.entries()) {
   console.log(`${builds[b]}\t${median(xs).toFixed(1)} (${Math.min(...xs).toFixed(1)}–${Math.max(...xs).toFixed(1)})`);
 }

@@ -3,6 +3,11 @@
 // group commit sees (REST at 32 connections: ~10–20 per commit; S2: ~500).
 //
 //   node bench/store-cost.mjs [--builds dist,dist-other] [--batches 1,16,512] [--messages 20000] [--reps 3]
+//   node bench/store-cost.mjs --database-url postgres://postgres@127.0.0.1:5432/postgres …
+//
+// With --database-url the store is PostgreSQL (a fresh schema per run, dropped after): the
+// figure is then this process's CPU only (the driver, the statements' text and parameters),
+// not the database server's.
 //
 // Each configuration runs --reps times, builds alternating, each run on a new file; the figure
 // is the process CPU time (user + system, all threads) per message over the run, median and
@@ -20,6 +25,7 @@ const { values } = parseArgs({
     messages: { type: 'string', default: '20000' },
     rooms: { type: 'string', default: '100' },
     reps: { type: 'string', default: '3' },
+    'database-url': { type: 'string' },
   },
 });
 const builds = values.builds.split(',');
@@ -44,13 +50,17 @@ async function loadBuild(dir) {
   const at = (p) => pathToFileURL(path.resolve(root, dir, p)).href;
   const { SqlStore } = await import(at('store/sql/store.js'));
   const { SqliteDb } = await import(at('store/sql/sqlite.js'));
+  const { PostgresDb } = await import(at('store/sql/postgres.js'));
   const { newMessageId } = await import(at('core/secrets.js'));
-  return { SqlStore, SqliteDb, newMessageId };
+  return { SqlStore, SqliteDb, PostgresDb, newMessageId };
 }
 
 async function runOnce(build, batch) {
   const dir = mkdtempSync(path.join(tmpdir(), 'roomcast-store-cost-'));
-  const store = await build.SqlStore.open(new build.SqliteDb(path.join(dir, 'bench.db')));
+  const url = values['database-url'];
+  const schema = `store_cost_${process.pid}_${Date.now()}`;
+  const db = url ? new build.PostgresDb(url, { schema }) : new build.SqliteDb(path.join(dir, 'bench.db'));
+  const store = await build.SqlStore.open(db);
   try {
     for (let r = 0; r < roomCount; r++) {
       const members = Array.from({ length: 10 }, (_, k) => `u${(r * 10 + k) % 1000}`);
@@ -80,7 +90,16 @@ async function runOnce(build, batch) {
   } finally {
     await store.close();
     rmSync(dir, { recursive: true, force: true });
+    if (url) await dropSchema(url, schema);
   }
+}
+
+async function dropSchema(url, schema) {
+  const pg = (await import('pg')).default;
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+  await client.end();
 }
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -95,7 +114,7 @@ for (let rep = 0; rep < reps; rep++) {
     }
   }
 }
-console.log(`store cost: CPU µs per message, ${total} messages over ${roomCount} rooms, median (min–max) of ${reps}`);
+console.log(`store cost (${values['database-url'] ? 'PostgreSQL, this process only' : 'SQLite file'}): CPU µs per message, ${total} messages over ${roomCount} rooms, median (min–max) of ${reps}`);
 console.log('build\tbatch\tµs/message');
 for (const [key, xs] of results) {
   console.log(`${key}\t${median(xs).toFixed(1)} (${Math.min(...xs).toFixed(1)}–${Math.max(...xs).toFixed(1)})`);

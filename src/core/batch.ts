@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { Store } from '../store/store.js';
-import { Errors, ImError } from './errors.js';
+import { Errors, isRoomExists } from './errors.js';
 import type { Actor } from './identity.js';
 import type { RoomRecord } from './models.js';
 import type { MessageService } from './messages.js';
@@ -92,7 +92,7 @@ export class BatchService {
     try {
       await this.rooms.create(actor, { roomType: 'direct', members: [sender, receiver] }, false);
     } catch (err) {
-      if (!(err instanceof ImError && err.code === 'ROOM_EXISTS')) throw err;
+      if (!isRoomExists(err)) throw err;
     }
     const room = await this.store.getRoom(actor.app.id, roomId);
     if (!room) throw Errors.notFound('ROOM', roomId);

@@ -121,9 +121,15 @@ export const Errors = {
   notAuthenticated: () =>
     new ImError(401, 'NOT_AUTHENTICATED', 'Authenticate first with auth2(token, {"IM-CLIENT-KEY": …})'),
   messageExists: (id: string) => new ImError(409, 'MESSAGE_EXISTS', `A message with the id '${id}' already exists`),
+  /** The store refused a send checked against a room version that has moved on (read again, retry). */
+  roomChanged: (id: string) => new ImError(409, 'ROOM_CHANGED', `Room '${id}' changed while the message was being sent; send it again`),
   unsupportedEncoding: () => new ImError(400, 'UNSUPPORTED_ENCODING', "encoding must be 'base64' (or 'none')"),
 } as const;
 
 export function isImError(err: unknown): err is ImError {
   return err instanceof ImError;
 }
+
+/** Refusals the server reacts to itself, told apart here so that no caller spells their codes. */
+export const isRoomChanged = (err: unknown): boolean => isImError(err) && err.code === 'ROOM_CHANGED';
+export const isRoomExists = (err: unknown): boolean => isImError(err) && err.code === 'ROOM_EXISTS';

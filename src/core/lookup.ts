@@ -28,6 +28,16 @@ export async function requireRoomFor(store: Store, actor: Actor, roomId: string)
   return room;
 }
 
+/**
+ * `requireRoomFor` for a new message: perhaps from the store's cache, with the room version the
+ * store checks when it stores the message (Store.getRoomForSend).
+ */
+export async function requireRoomForSend(store: Store, actor: Actor, roomId: string): Promise<{ room: MemberRoom; version?: number }> {
+  const read = await store.getRoomForSend(actor.app.id, roomId, actor.kind === 'user' ? actor.userId : '');
+  if (!read) throw Errors.notFound('ROOM', roomId);
+  return read;
+}
+
 /** A message, optionally required to belong to a given room. */
 export async function requireMessage(store: Store, appId: string, messageId: string, roomId?: string): Promise<MessageRecord> {
   const message = await store.getMessage(appId, messageId);

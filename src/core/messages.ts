@@ -2,14 +2,14 @@ import { z } from 'zod';
 import type { Bus } from '../bus/bus.js';
 import { roomTopic } from '../bus/bus.js';
 import type { HistoryQuery, Store } from '../store/store.js';
-import { Errors } from './errors.js';
+import { Errors, isRoomChanged } from './errors.js';
 import type { Actor } from './identity.js';
 import type { MemberRoom, MessageRecord, OutboxItem, RoomRecord } from './models.js';
 import { type Clock, systemClock } from './clock.js';
 import { allows, asUser, authorize, isSuperuser } from './permissions.js';
 import type { Presenter } from './presenter.js';
 import { newMessageId } from './secrets.js';
-import { requireMessage, requireRoomFor, requireUser } from './lookup.js';
+import { requireMessage, requireRoomFor, requireRoomForSend, requireUser } from './lookup.js';
 import { parseInput } from './validate.js';
 import { DEFAULT_SERVICE_LIMITS, encodeForStore, isValidId, type ServiceLimits } from './limits.js';
 import { WindowCounter } from './rate-limit.js';
@@ -110,7 +110,38 @@ export class MessageService implements SystemMessages {
    */
   async send(actor: Actor, roomId: string, body: unknown): Promise<MessageView> {
     const input = parseInput(sendSchema, body);
-    const room = await requireRoomFor(this.store, actor, roomId);
+    const afresh = async () => this.sendTo(actor, await requireRoomFor(this.store, actor, roomId), input);
+    // An edit or a recall (or a client-chosen id) is checked on the room as it is now.
+    if (input._id !== undefined) return afresh();
+    try {
+      return await this.sendNew(actor, roomId, input, afresh);
+    } catch (err) {
+      // The room changed on another node after this node cached it: check the send again on a fresh read.
+      if (isRoomChanged(err)) return afresh();
+      throw err;
+    }
+  }
+
+  /**
+   * A new message checked on the room as the store may have it cached (Store.getRoomForSend):
+   * the store then takes the message only if the room is still at the version checked, and a
+   * refusal by a cached room is decided again on a fresh read (`afresh`).
+   */
+  private async sendNew(actor: Actor, roomId: string, input: SendInput, afresh: () => Promise<MessageView>): Promise<MessageView> {
+    const { room, version } = await requireRoomForSend(this.store, actor, roomId);
+    const sender = actor.kind === 'user' ? actor.userId : undefined;
+    try {
+      authorize(actor, 'messages.send', room);
+      await this.checkCanPost(actor, room, sender);
+    } catch (err) {
+      if (version === undefined) throw err;
+      return afresh();
+    }
+    return this.create(actor, room, sender, input, undefined, version);
+  }
+
+  /** A send checked on a room as read: a new message, or an edit or recall of the message `_id` names. */
+  private async sendTo(actor: Actor, room: MemberRoom, input: SendInput): Promise<MessageView> {
     authorize(actor, 'messages.send', room);
     if (input._id !== undefined) {
       const existing = await this.store.getMessage(actor.app.id, input._id);
@@ -427,7 +458,14 @@ export class MessageService implements SystemMessages {
     return room;
   }
 
-  private async create(actor: Actor, room: MemberRoom, sender: string | undefined, input: SendInput, requestedId?: string): Promise<MessageView> {
+  private async create(
+    actor: Actor,
+    room: MemberRoom,
+    sender: string | undefined,
+    input: SendInput,
+    requestedId?: string,
+    roomVersion?: number,
+  ): Promise<MessageView> {
     const appId = actor.app.id;
     if (input.messageType === RECALL) throw Errors.invalidInput('messageType recall needs the _id of an existing message');
     const messageType = input.messageType ?? 'text';
@@ -444,7 +482,7 @@ export class MessageService implements SystemMessages {
       createdAt: now,
       updatedAt: now,
     };
-    return this.persistAndPublish(appId, room, message, { push: input.push ?? true, webhook: true }, actor);
+    return this.persistAndPublish(appId, room, message, { push: input.push ?? true, webhook: true }, actor, roomVersion);
   }
 
   /** Only the sender edits; the update keeps its `_id` and is delivered again. Never undoes a recall. */
@@ -505,11 +543,12 @@ export class MessageService implements SystemMessages {
     message: MessageRecord,
     options: { push: boolean; webhook: boolean },
     author?: Actor,
+    roomVersion?: number,
   ): Promise<MessageView> {
     const encoded = encodeForStore(message, this.limits.maxMessageBytes);
     const view = await this.present.message(appId, message, { pinnedId: undefined });
     const outbox = this.outbox ? await this.outbox.forMessage(appId, room, message, view, options) : [];
-    if (!(await this.store.addMessage(appId, message, outbox, encoded))) {
+    if (!(await this.store.addMessage(appId, message, outbox, encoded, roomVersion))) {
       if (!(await this.store.getRoom(appId, message.room))) throw Errors.notFound('ROOM', message.room);
       throw Errors.messageExists(message.id);
     }

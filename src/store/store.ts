@@ -134,6 +134,14 @@ export interface Store {
    */
   getRoomForUser(appId: string, roomId: string, userId: string): Promise<MemberRoom | undefined>;
   /**
+   * The room as `getRoomForUser` gives it, for sending a message into it. It may come from
+   * this node's cache without a query (PostgreSQL, where other nodes write); `version` is then
+   * the room's version when it was read, and `addMessage` given it stores the message only if
+   * the room is still at that version, else fails with ROOM_CHANGED: read again and retry.
+   * Its last-message and last-read fields may be behind other nodes' sends.
+   */
+  getRoomForSend(appId: string, roomId: string, userId: string): Promise<{ room: MemberRoom; version?: number } | undefined>;
+  /**
    * Atomic read-modify-write. `change` gets a copy and returns the new record, or undefined to
    * leave the room as it is. Resolves to the stored record afterwards (undefined if no room).
    */
@@ -161,7 +169,7 @@ export interface Store {
    * only when the message is written. `encoded`: `JSON.stringify(message)` when the caller
    * already made it (the core does, to check the size), so it is not encoded twice.
    */
-  addMessage(appId: string, message: MessageRecord, outbox?: OutboxItem[], encoded?: string): Promise<boolean>;
+  addMessage(appId: string, message: MessageRecord, outbox?: OutboxItem[], encoded?: string, roomVersion?: number): Promise<boolean>;
   getMessage(appId: string, messageId: string): Promise<MessageRecord | undefined>;
   /** Replaces a stored message (same id, same room); false if it is gone. */
   replaceMessage(appId: string, message: MessageRecord): Promise<boolean>;

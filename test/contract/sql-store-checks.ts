@@ -133,6 +133,54 @@ export function sqlStoreChecks(name: string, newDatabase: () => () => Db): void 
       }
     });
 
+    it('a send checked against a room another node changed is not stored: the cached read is refused by version', async () => {
+      const open = newDatabase();
+      const one = await SqlStore.open(open());
+      const two = await SqlStore.open(open());
+      try {
+        await one.createRoom(A, room('r1', ['u1', 'u2']));
+        const first = (await one.getRoomForSend(A, 'r1', 'u2'))!;
+        expect(first.room.member).toMatchObject({ joinedAt: 1 });
+        // SQLite's cache is exact (every connection's writes are seen): nothing to check at insert.
+        if (one.db.engine === 'sqlite') expect(first.version).toBeUndefined();
+        else expect(first.version).toEqual(expect.any(Number));
+        expect(await one.addMessage(A, message('m1', 'r1', 'u2'), [], undefined, first.version)).toBe(true);
+        // Another node removes u2.
+        await two.updateRoom(A, 'r1', (r) => ({ ...r, members: ['u1'], memberState: { u1: r.memberState.u1! } }));
+        const second = await one.getRoomForSend(A, 'r1', 'u2');
+        if (one.db.engine === 'sqlite') {
+          expect(second!.room.member).toBeUndefined();
+        } else {
+          // Served from this node's cache, so still the old room, and refused when stored.
+          expect(second).toMatchObject({ version: first.version, room: { member: { joinedAt: 1 } } });
+          await expect(one.addMessage(A, message('m2', 'r1', 'u2'), [], undefined, second!.version)).rejects.toMatchObject({ code: 'ROOM_CHANGED' });
+          expect(await one.getMessage(A, 'm2')).toBeUndefined();
+          // The refusal dropped the cached room: the next read is the database's.
+          const third = (await one.getRoomForSend(A, 'r1', 'u2'))!;
+          expect(third.room.member).toBeUndefined();
+          expect(third.version).not.toBe(first.version);
+        }
+        // A member's state alone (no document change) is a new version too.
+        const before = (await two.getRoomForSend(A, 'r1', 'u1'))!;
+        await one.updateRoom(A, 'r1', (r) => ({ ...r, memberState: { u1: { ...r.memberState.u1!, role: 'admin' } } }));
+        if (one.db.engine === 'postgres') {
+          await expect(two.addMessage(A, message('m3', 'r1', 'u1'), [], undefined, before.version)).rejects.toMatchObject({ code: 'ROOM_CHANGED' });
+        }
+        // A room deleted and created again under its id does not repeat the version a node cached.
+        const cached = (await two.getRoomForSend(A, 'r1', 'u1'))!;
+        await one.deleteRoom(A, 'r1');
+        await one.createRoom(A, room('r1', ['u1']));
+        if (one.db.engine === 'postgres') {
+          await expect(two.addMessage(A, message('m4', 'r1', 'u1'), [], undefined, cached.version)).rejects.toMatchObject({ code: 'ROOM_CHANGED' });
+        }
+        const now = (await two.getRoomForSend(A, 'r1', 'u1'))!;
+        expect(await two.addMessage(A, message('m5', 'r1', 'u1'), [], undefined, now.version)).toBe(true);
+      } finally {
+        await one.close();
+        await two.close();
+      }
+    });
+
     it("a member's room read follows every write: sends, read receipts, member changes, deletions, other connections", async () => {
       const open = newDatabase();
       const one = await SqlStore.open(open());

@@ -1,3 +1,4 @@
+import { Errors } from '../../core/errors.js';
 import type {
   AppRecord,
   BlockRecord,
@@ -54,6 +55,8 @@ interface PendingMessage {
   doc: string;
   /** Outbox items written with the message (only if it is). */
   outbox: readonly OutboxItem[];
+  /** The room version the send was checked against (`getRoomForSend` from the cache), if any. */
+  roomVersion?: number;
   resolve(inserted: boolean): void;
   reject(err: unknown): void;
 }
@@ -155,6 +158,12 @@ function firstOccurrences(batch: readonly PendingMessage[], insertedIds: Readonl
   });
 }
 
+/**
+ * A new room's first version: random, so that a room deleted and created again under its id
+ * never repeats a version another node has cached (the send check and `roomDocs` compare them).
+ */
+const firstRoomVersion = (): number => 1 + Math.floor(Math.random() * 2 ** 40);
+
 function splitRoom(room: RoomRecord): { doc: RoomDoc; memberState: Record<string, MemberState> } {
   const { memberState, lastMessageId: _last, lastActivityAt: _at, ...doc } = room;
   return { doc, memberState };
@@ -223,8 +232,13 @@ function assembleRoom(doc: RoomDoc, row: RoomRow, members: readonly MemberRow[])
 export class SqlStore implements Store {
   /** app\0room → the room document at a version (see getRoomForUser). */
   private roomDocs = new Map<string, { version: number; doc: RoomDoc }>();
-  /** SQLite only (see RoomCache): the send path's room reads, kept exact by this store's writes. */
-  private roomCache?: RoomCache<RoomDoc>;
+  /**
+   * Member rooms as read (see RoomCache). SQLite: exact (this store's writes, `data_version`
+   * for any other connection's), so every `getRoomForUser` uses it. PostgreSQL, where other
+   * nodes write: only `getRoomForSend` uses it, and the insert checks the room's version.
+   */
+  private roomCache: RoomCache<RoomDoc>;
+  private readonly roomCacheExact: boolean;
   private appCache = new RecordCache<AppRecord>(CACHE_MS);
   /** app\0token hash → token */
   private tokenCache = new RecordCache<TokenRecord>(CACHE_MS);
@@ -238,7 +252,9 @@ export class SqlStore implements Store {
   private flushing = false;
 
   private constructor(readonly db: Db) {
-    if (db.changedElsewhere) this.roomCache = new RoomCache<RoomDoc>(() => db.changedElsewhere!(), NO_STATE);
+    const changedElsewhere = db.changedElsewhere?.bind(db);
+    this.roomCacheExact = changedElsewhere !== undefined;
+    this.roomCache = new RoomCache<RoomDoc>(changedElsewhere ?? (() => false), NO_STATE);
   }
 
   /** Opens the store, applying any migrations first. */
@@ -308,7 +324,7 @@ export class SqlStore implements Store {
     this.tokenCache.deleteWhere((key) => key.startsWith(`${appId}\0`));
     this.userCache.deleteWhere((key) => key.startsWith(`${appId}\0`));
     for (const key of this.roomDocs.keys()) if (key.startsWith(`${appId}\0`)) this.roomDocs.delete(key);
-    this.roomCache?.clear();
+    this.roomCache.clear();
   }
 
   /**
@@ -319,7 +335,7 @@ export class SqlStore implements Store {
     try {
       return await write();
     } finally {
-      this.roomCache?.drop(`${appId}\0${roomId}`);
+      this.roomCache.drop(`${appId}\0${roomId}`);
     }
   }
 
@@ -500,8 +516,8 @@ export class SqlStore implements Store {
       this.db.tx(async (q) => {
         const created = await q.run(
           `INSERT INTO rooms (app, id, doc, version, last_message_id, last_activity_at, message_count)
-           VALUES (?, ?, ?, 1, ?, ?, 0) ON CONFLICT (app, id) DO NOTHING`,
-          [appId, room.id, JSON.stringify(doc), room.lastMessageId ?? null, room.lastActivityAt],
+           VALUES (?, ?, ?, ?, ?, ?, 0) ON CONFLICT (app, id) DO NOTHING`,
+          [appId, room.id, JSON.stringify(doc), firstRoomVersion(), room.lastMessageId ?? null, room.lastActivityAt],
         );
         if (created === 0) return false;
         await this.writeMembers(q, appId, room.id, new Map(), room.members, memberState);
@@ -536,32 +552,43 @@ export class SqlStore implements Store {
   }
 
   async getRoomForUser(appId: string, roomId: string, userId: string): Promise<MemberRoom | undefined> {
+    return (await this.readMemberRoom(appId, roomId, userId, this.roomCacheExact))?.room;
+  }
+
+  async getRoomForSend(appId: string, roomId: string, userId: string): Promise<{ room: MemberRoom; version?: number } | undefined> {
+    const read = await this.readMemberRoom(appId, roomId, userId, true);
+    // An exact cache needs no check at insert.
+    return read && (this.roomCacheExact ? { room: read.room } : read);
+  }
+
+  /** The room (and one member's row) from the cache when `cached` allows and it has it, else one query. */
+  private async readMemberRoom(appId: string, roomId: string, userId: string, cached: boolean): Promise<{ room: MemberRoom; version: number } | undefined> {
     const key = `${appId}\0${roomId}`;
-    const hit = this.roomCache?.lookup(key, userId);
-    if (hit) return memberRoom(hit.room.doc, hit.room, hit.member, userId);
-    const mark = this.roomCache?.mark();
-    const cached = this.roomDocs.get(key);
+    const hit = cached ? this.roomCache.lookup(key, userId) : undefined;
+    if (hit) return { room: memberRoom(hit.room.doc, hit.room, hit.member, userId), version: hit.room.version };
+    const mark = this.roomCache.mark();
+    const known = this.roomDocs.get(key);
     const [row] = await this.db.all<RoomRow & { state: string | null; last_read: string | null }>(
       `SELECT r.version, CASE WHEN r.version = ? THEN NULL ELSE r.doc END AS doc, r.last_message_id, r.last_activity_at,
               m.state, m.last_read
        FROM rooms r LEFT JOIN members m ON m.app = r.app AND m.room = r.id AND m.user_id = ?
        WHERE r.app = ? AND r.id = ?`,
-      [cached?.version ?? -1, userId, appId, roomId],
+      [known?.version ?? -1, userId, appId, roomId],
     );
     if (!row) {
       this.roomDocs.delete(key);
       return undefined;
     }
     let doc: RoomDoc;
-    if (row.doc === null && cached) doc = cached.doc;
+    if (row.doc === null && known) doc = known.doc;
     else {
       doc = parse<RoomDoc>(row.doc!);
       this.cacheRoomDoc(key, Number(row.version), doc);
     }
     const columns = { version: Number(row.version), doc, lastMessageId: row.last_message_id, lastActivityAt: Number(row.last_activity_at) };
     const member = row.state === null ? null : { state: row.state, lastRead: row.last_read };
-    if (mark !== undefined) this.roomCache!.fill(mark, key, columns, userId, member);
-    return memberRoom(doc, columns, member, userId);
+    this.roomCache.fill(mark, key, columns, userId, member);
+    return { room: memberRoom(doc, columns, member, userId), version: columns.version };
   }
 
   private cacheRoomDoc(key: string, version: number, doc: RoomDoc): void {
@@ -589,13 +616,14 @@ export class SqlStore implements Store {
         next.id = roomId;
         const { doc, memberState } = splitRoom(next);
         const docJson = JSON.stringify(doc);
-        const version = docJson === row.doc ? row.version : Number(row.version) + 1;
+        const before = new Map(rows.map((m) => [m.user_id, m]));
+        const membersChanged = await this.writeMembers(q, appId, roomId, before, next.members, memberState);
+        // A new version for any change a send is checked against: the document or a member's state.
+        const version = docJson === row.doc && !membersChanged ? row.version : Number(row.version) + 1;
         await q.run(
           `UPDATE rooms SET doc = ?, version = ?, last_message_id = ?, last_activity_at = ? WHERE app = ? AND id = ?`,
           [docJson, version, next.lastMessageId ?? null, next.lastActivityAt, appId, roomId],
         );
-        const before = new Map(rows.map((m) => [m.user_id, m]));
-        await this.writeMembers(q, appId, roomId, before, next.members, memberState);
         await this.recordQuits(q, appId, roomId, before, next.members, next.updatedAt);
         if (outbox) await this.insertOutbox(q, appId, outbox(copy(current), copy(next)));
         return parse<RoomRecord>(JSON.stringify(next));
@@ -603,7 +631,7 @@ export class SqlStore implements Store {
     );
   }
 
-  /** Brings the room's member rows from `before` to `members` + `memberState`, touching only what changed. */
+  /** Brings the room's member rows from `before` to `members` + `memberState`, touching only what changed; whether anything did. */
   private async writeMembers(
     q: Queryer,
     appId: string,
@@ -611,7 +639,7 @@ export class SqlStore implements Store {
     before: Map<string, MemberRow>,
     members: readonly string[],
     memberState: Record<string, MemberState>,
-  ): Promise<void> {
+  ): Promise<boolean> {
     const kept = new Set(members);
     const gone = [...before.keys()].filter((id) => !kept.has(id));
     for (const part of chunks(gone)) {
@@ -631,6 +659,7 @@ export class SqlStore implements Store {
         part.flat(),
       );
     }
+    return gone.length > 0 || writes.length > 0;
   }
 
   /**
@@ -663,7 +692,7 @@ export class SqlStore implements Store {
       `UPDATE members SET last_read = ? WHERE app = ? AND room = ? AND user_id = ? AND state <> ?`,
       [messageId, appId, roomId, userId, NO_STATE],
     );
-    if (changed > 0) this.roomCache?.lastReadSet(`${appId}\0${roomId}`, userId, messageId);
+    if (changed > 0) this.roomCache.lastReadSet(`${appId}\0${roomId}`, userId, messageId);
     return changed > 0;
   }
   async deleteRoom(appId: string, roomId: string): Promise<boolean> {
@@ -695,9 +724,9 @@ export class SqlStore implements Store {
    * message with that id, or the room is gone. Stored with the other messages of this
    * event-loop turn in one transaction (group commit); resolves once that is committed.
    */
-  addMessage(appId: string, message: MessageRecord, outbox: readonly OutboxItem[] = [], encoded?: string): Promise<boolean> {
+  addMessage(appId: string, message: MessageRecord, outbox: readonly OutboxItem[] = [], encoded?: string, roomVersion?: number): Promise<boolean> {
     return new Promise((resolve, reject) => {
-      this.pending.push({ appId, message, doc: encoded ?? JSON.stringify(message), outbox, resolve, reject });
+      this.pending.push({ appId, message, doc: encoded ?? JSON.stringify(message), outbox, roomVersion, resolve, reject });
       this.scheduleFlush();
     });
   }
@@ -735,9 +764,15 @@ export class SqlStore implements Store {
             });
       // Mirrored in the room cache before anyone hears of them (the same changes the statements made).
       batch.forEach((p, i) => {
-        if (inserted[i]) this.roomCache?.messageStored(`${p.appId}\0${p.message.room}`, p.message.id, p.message.createdAt, p.message.sender);
+        if (inserted[i]) this.roomCache.messageStored(`${p.appId}\0${p.message.room}`, p.message.id, p.message.createdAt, p.message.sender);
       });
-      batch.forEach((p, i) => p.resolve(inserted[i]!));
+      batch.forEach((p, i) => {
+        if (inserted[i] || p.roomVersion === undefined) return p.resolve(inserted[i]!);
+        // Checked against a cached room: it changed (or went, or the id is taken). Forget the
+        // room; the sender reads it again and retries, which tells the three apart.
+        this.roomCache.drop(`${p.appId}\0${p.message.room}`);
+        p.reject(Errors.roomChanged(p.message.room));
+      });
     } catch (err) {
       for (const p of batch) p.reject(err);
     } finally {
@@ -769,11 +804,12 @@ export class SqlStore implements Store {
         p.appId, p.message.id, i, o.id, o.kind, JSON.stringify(o.payload), o.status, o.attempts, o.nextAt, o.createdAt, o.updatedAt,
       ]);
       const rows = await this.db.all<{ app: string; id: string }>(
-        `WITH v (app, id, room, doc, ord, sender, at, batch, grams) AS (
-           VALUES ${part.map(() => '(?, ?, ?, ?, CAST(? AS BIGINT), ?, CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS TEXT))').join(', ')}),
+        `WITH v (app, id, room, doc, ord, sender, at, batch, grams, ver) AS (
+           VALUES ${part.map(() => '(?, ?, ?, ?, CAST(? AS BIGINT), ?, CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS BIGINT))').join(', ')}),
          ins AS (
            INSERT INTO messages (app, id, room, doc, created_at, batch_id, search_grams)
-           SELECT v.app, v.id, v.room, v.doc, v.at, v.batch, string_to_array(v.grams, ' ') FROM v JOIN rooms r ON r.app = v.app AND r.id = v.room
+           SELECT v.app, v.id, v.room, v.doc, v.at, v.batch, string_to_array(v.grams, ' ')
+           FROM v JOIN rooms r ON r.app = v.app AND r.id = v.room AND (v.ver IS NULL OR r.version = v.ver)
            ORDER BY v.ord
            ON CONFLICT (app, id) DO NOTHING RETURNING app, id),
          fresh AS (SELECT DISTINCT ON (v.app, v.id) v.* FROM v JOIN ins ON ins.app = v.app AND ins.id = v.id ORDER BY v.app, v.id, v.ord),
@@ -791,6 +827,7 @@ export class SqlStore implements Store {
         [
           ...part.flatMap(([p, i]) => [
             p.appId, p.message.id, p.message.room, p.doc, i, p.message.sender ?? null, ...listingParams(p.message), gramsParam('postgres', p.message),
+            p.roomVersion ?? null,
           ]),
           NO_STATE,
           ...outboxParams,
