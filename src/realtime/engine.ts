@@ -76,7 +76,6 @@ function isPromiseLike<T>(value: T | PromiseLike<T>): value is PromiseLike<T> {
 type Phase = 'open' | 'connecting' | 'connected' | 'closed';
 
 export class EngineSocket implements RealtimeSocket, LinkEndpoint {
-  state: Record<string, unknown> = {};
   /** A websocket probing to take over this polling session. */
   upgrading: UpgradeProbe | undefined;
   /** Heartbeat round of the last pong (or of the open); read by SocketEngine's sweep. */
