@@ -80,7 +80,8 @@ export class EngineSocket implements RealtimeSocket, LinkEndpoint {
   upgrading: UpgradeProbe | undefined;
   /** Heartbeat round of the last pong (or of the open); read by SocketEngine's sweep. */
   lastPongRound: number;
-  readonly openedAt = performance.now();
+  /** Whole milliseconds (rounded up): a fraction would be a boxed heap number on every socket. */
+  readonly openedAt = Math.ceil(performance.now());
   private phase: Phase = 'open';
   private readonly topicSet = new Set<string>();
   private deferredCloseReason = '';

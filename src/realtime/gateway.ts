@@ -29,10 +29,11 @@ class Session implements Expiring {
   encoding: Encoding = 'json';
   /** Set once authenticated and bound. */
   actor: UserActor | undefined = undefined;
-  /** Authenticated at upgrade, not yet bound (cleared by bind). */
-  upgradeActor: UserActor | undefined;
-  /** The upgrade's credentials were refused: the CONNECT answer carries the envelope (see authorizeUpgrade). */
-  refusal: ImError | undefined = undefined;
+  /**
+   * What the upgrade's credentials gave: the user (authenticated, not yet bound; cleared by bind),
+   * or why they were refused (the CONNECT answer carries the envelope, see authorizeUpgrade).
+   */
+  upgrade: UserActor | ImError | undefined = undefined;
   /** Counted against its address's cap of unauthenticated sockets, until it binds or closes. */
   pending = false;
   /** Refused in-band: deaf until the deadline closes it (an instant close makes SDKs reconnect-storm). */
@@ -42,8 +43,7 @@ class Session implements Expiring {
   deadline: NodeJS.Timeout | undefined = undefined;
   /** Per-socket event rate limit, made on the first event (most sockets only listen). */
   events: WindowCounter | undefined = undefined;
-  /** The token's expiry, when the gateway's ExpiryQueue closes the socket. */
-  expiresAt = 0;
+  /** Place in the gateway's ExpiryQueue, which closes the socket when its token expires. */
   expiryIndex = -1;
 
   constructor(
@@ -51,9 +51,11 @@ class Session implements Expiring {
     public upgradeCreds: Credentials,
     /** The client's address (X-Forwarded-For behind a trusted proxy), for handshake rate limits. */
     readonly clientAddress: string,
-    actor?: UserActor,
-  ) {
-    this.upgradeActor = actor;
+  ) {}
+
+  /** Read from the (shared) actor rather than kept: a number field of this size is a boxed heap number. */
+  get expiresAt(): number {
+    return this.actor?.expiresAt ?? 0;
   }
 }
 /** Credentials longer than this are refused unread (they would only grow tables and logs). */
@@ -167,7 +169,7 @@ export class Gateway implements EngineHooks {
     // Without a token the handshake completes in-band (auth2), reusing any client key given here.
     if (!creds.token) return { accept: true, context };
     try {
-      context.upgradeActor = await this.authenticate(creds, context.clientAddress);
+      context.upgrade = await this.authenticate(creds, context.clientAddress);
       return { accept: true, context };
     } catch (err) {
       const e = isImError(err) ? err : Errors.internal();
@@ -175,7 +177,7 @@ export class Gateway implements EngineHooks {
       this.refused(e, creds, { transport: req.transport, remote: context.clientAddress });
       // Accepted, then refused in CONNECT_ERROR: an HTTP refusal of a websocket upgrade is
       // unreadable in browsers and reaches socket.io-client only as "websocket error".
-      context.refusal = e;
+      context.upgrade = e;
       return { accept: true, context };
     }
   }
@@ -207,15 +209,17 @@ export class Gateway implements EngineHooks {
   async onConnect(socket: RealtimeSocket, auth: unknown): Promise<ConnectResult> {
     const s = session(socket);
     const { clientKey, token } = credentialsFrom([isBag(auth) ? auth : undefined]);
-    if (s.refusal && !token && !clientKey) {
+    const refusal = s.upgrade instanceof ImError ? s.upgrade : undefined;
+    if (refusal && !token && !clientKey) {
       // The upgrade's credentials were refused and CONNECT brings no new ones: say why.
-      return { ok: false, message: s.refusal.code, data: s.refusal.toEnvelope() };
+      return { ok: false, message: refusal.code, data: refusal.toEnvelope() };
     }
-    if (s.upgradeActor || clientKey || token) {
+    const upgraded = s.upgrade !== undefined && !refusal;
+    if (upgraded || clientKey || token) {
       try {
         // Credentials checked at upgrade are checked again now: a token or key revoked (or a
         // user deleted) in between must not get a socket. The upgrade already counted them.
-        await this.admit(socket, { ...s.upgradeCreds, ...definedOnly({ clientKey, token }) }, s.upgradeActor !== undefined);
+        await this.admit(socket, { ...s.upgradeCreds, ...definedOnly({ clientKey, token }) }, upgraded);
         return { ok: true };
       } catch (err) {
         const e = isImError(err) ? err : Errors.internal();
@@ -274,15 +278,15 @@ export class Gateway implements EngineHooks {
     clearTimeout(s.deadline);
     if (socket.closed) return; // it went away while its credentials were being checked
     this.settlePending(s);
-    this.armExpiry(s, actor.expiresAt);
     // Idle sockets are most sockets: drop what the handshake no longer needs.
     s.upgradeCreds = NO_CREDENTIALS;
-    s.upgradeActor = undefined;
+    s.upgrade = undefined;
     let users = this.byUser.get(actor.app.id);
     if (!users) this.byUser.set(actor.app.id, (users = new Map()));
     let sockets = users.get(actor.userId);
     if (!sockets) users.set(actor.userId, (sockets = new Set()));
     s.actor = this.sharedActor(actor, sockets);
+    this.armExpiry(s);
     sockets.add(socket);
     this.perApp.set(actor.app.id, (this.perApp.get(actor.app.id) ?? 0) + 1);
     this.meter.count(actor.app.id, Metric.handshakesAccepted);
@@ -298,9 +302,8 @@ export class Gateway implements EngineHooks {
   }
 
   /** The socket is cut when its token expires (one queue, one timer for all sockets). */
-  private armExpiry(s: Session, expiresAt: number): void {
-    if (expiresAt <= Date.now()) return this.tokenExpired(s);
-    s.expiresAt = expiresAt;
+  private armExpiry(s: Session): void {
+    if (s.expiresAt <= Date.now()) return this.tokenExpired(s);
     this.expiries.add(s);
   }
 

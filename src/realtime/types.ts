@@ -19,7 +19,7 @@ export interface RealtimeSocket {
   readonly remoteAddress: string;
   /** Which stack carries it (for logs): `uws`, `ws`, … */
   readonly transport: string;
-  /** performance.now() at open (for the session's duration in logs). */
+  /** performance.now() at open, in whole ms (for the session's duration in logs). */
   readonly openedAt: number;
   /** Whatever authorizeUpgrade returned as `context` (the application's per-socket state: the gateway's session). */
   readonly upgradeContext: unknown;

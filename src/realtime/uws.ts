@@ -192,6 +192,17 @@ function writeJson(res: HttpResponse, status: number, body: string, headers: Rec
   res.end(body);
 }
 
+/**
+ * Consecutive connections from one address (behind a proxy or NAT: every connection) share
+ * one string instead of each socket keeping its own copy.
+ */
+let lastAddress = '';
+function sameAddress(address: string): string {
+  if (address === lastAddress) return lastAddress;
+  lastAddress = address;
+  return address;
+}
+
 export function attachUws(app: TemplatedApp, engine: SocketEngine, opts: UwsAttachOptions = {}): RealtimeServer {
   let closed = false;
   const membership = { topics: new Map<string, Set<UwsLink>>(), links: new Set<UwsLink>() };
@@ -214,7 +225,7 @@ export function attachUws(app: TemplatedApp, engine: SocketEngine, opts: UwsAtta
       url: rawQuery ? `${req.getUrl()}?${rawQuery}` : req.getUrl(),
       query: new URLSearchParams(rawQuery),
       headers,
-      remoteAddress: Buffer.from(res.getRemoteAddressAsText()).toString(),
+      remoteAddress: sameAddress(Buffer.from(res.getRemoteAddressAsText()).toString()),
       transport: 'uws',
     };
     const respond = (decision: UpgradeDecision): void => {
