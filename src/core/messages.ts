@@ -8,7 +8,7 @@ import type { MemberRoom, MessageRecord, OutboxItem, RoomRecord } from './models
 import { type Clock, systemClock } from './clock.js';
 import { allows, asUser, authorize, isSuperuser } from './permissions.js';
 import type { Presenter } from './presenter.js';
-import { newId } from './secrets.js';
+import { newMessageId } from './secrets.js';
 import { requireMessage, requireRoomFor, requireUser } from './lookup.js';
 import { parseInput } from './validate.js';
 import { DEFAULT_SERVICE_LIMITS, encodeForStore, isValidId, type ServiceLimits } from './limits.js';
@@ -160,7 +160,7 @@ export class MessageService implements SystemMessages {
     fields: Record<string, unknown>,
   ): Promise<void> {
     const now = this.clock.now();
-    await this.persistAndPublish(appId, room, { id: newId(), room: room.id, sender, messageType, message, fields, createdAt: now, updatedAt: now }, { push: true, webhook: true });
+    await this.persistAndPublish(appId, room, { id: newMessageId(now), room: room.id, sender, messageType, message, fields, createdAt: now, updatedAt: now }, { push: true, webhook: true });
   }
 
   /**
@@ -435,7 +435,7 @@ export class MessageService implements SystemMessages {
     if (input.reply) await requireMessage(this.store, appId, input.reply, room.id);
     const now = this.clock.now();
     const message: MessageRecord = {
-      id: requestedId ?? newId(),
+      id: requestedId ?? newMessageId(now),
       room: room.id,
       sender,
       messageType,

@@ -37,17 +37,55 @@ export function matchesKeyword(message: MessageRecord, keyword: string): boolean
   return keyword !== '' && searchKey(message).includes(keyword);
 }
 
+/**
+ * Visits every distinct character (`char`) and adjacent pair of characters (`pair`) of
+ * normalised text, spaces excluded, as code points, in text order (a pair before its second
+ * character): what is indexed. Code points, not strings, so that the send path builds no
+ * string per gram just to find out whether it was met before.
+ */
+export function visitGrams(text: string, char: (cp: number) => void, pair: (first: number, second: number) => void): void {
+  const chars = new Set<number>();
+  // Pairs by their first code point: small integers as keys all the way (no string per pair).
+  const pairs = new Map<number, Set<number>>();
+  let prev = -1;
+  for (let i = 0; i < text.length; i++) {
+    let cp = text.charCodeAt(i);
+    if (cp >= 0xd800 && cp < 0xdc00 && i + 1 < text.length) {
+      const low = text.charCodeAt(i + 1);
+      if (low >= 0xdc00 && low < 0xe000) {
+        cp = 0x10000 + ((cp - 0xd800) << 10) + (low - 0xdc00);
+        i++;
+      }
+    }
+    if (cp === 0x20) {
+      prev = -1;
+      continue;
+    }
+    if (prev !== -1) {
+      let seconds = pairs.get(prev);
+      if (seconds === undefined) pairs.set(prev, (seconds = new Set()));
+      if (!seconds.has(cp)) {
+        seconds.add(cp);
+        pair(prev, cp);
+      }
+    }
+    if (!chars.has(cp)) {
+      chars.add(cp);
+      char(cp);
+    }
+    prev = cp;
+  }
+}
+
 /** Every distinct character and adjacent pair of characters of normalised text (spaces excluded): what is indexed. */
 export function textGrams(text: string): string[] {
-  const chars = [...text];
-  const grams = new Set<string>();
-  chars.forEach((c, i) => {
-    if (c === ' ') return;
-    grams.add(c);
-    const next = chars[i + 1];
-    if (next !== undefined && next !== ' ') grams.add(c + next);
-  });
-  return [...grams];
+  const grams: string[] = [];
+  visitGrams(
+    text,
+    (cp) => grams.push(String.fromCodePoint(cp)),
+    (first, second) => grams.push(String.fromCodePoint(first, second)),
+  );
+  return grams;
 }
 
 /**

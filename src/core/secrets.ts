@@ -23,16 +23,31 @@ export function secretsEqual(a: string, b: string): boolean {
 const POOL = Buffer.alloc(12 * 512);
 let poolAt = POOL.length;
 
+/** `bytes` random bytes from the pool, as hex. */
+function randomHex(bytes: number): string {
+  if (poolAt + bytes > POOL.length) {
+    randomFillSync(POOL);
+    poolAt = 0;
+  }
+  const hex = POOL.toString('hex', poolAt, poolAt + bytes);
+  poolAt += bytes;
+  return hex;
+}
+
 /**
  * 24 hex characters, the length of the ObjectIds IMKIT clients are used to, all 96 bits
  * random: an id cannot be guessed (private rooms, messages) nor claimed ahead of time.
  */
 export function newId(): string {
-  if (poolAt === POOL.length) {
-    randomFillSync(POOL);
-    poolAt = 0;
-  }
-  const id = POOL.toString('hex', poolAt, poolAt + 12);
-  poolAt += 12;
-  return id;
+  return randomHex(12);
+}
+
+/**
+ * A message id: 24 hex characters as `newId`, the first 12 the creation time in ms, the last
+ * 12 (48 bits) random. Still not guessable, but ids made close in time sort together, so each
+ * insert into the store's unique id index lands on its last pages instead of a random leaf: a
+ * group commit writes a few pages of that index instead of about one per message.
+ */
+export function newMessageId(now = Date.now()): string {
+  return now.toString(16).padStart(12, '0').slice(-12) + randomHex(6);
 }

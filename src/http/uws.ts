@@ -31,8 +31,9 @@ export function registerUwsHttp(app: TemplatedApp, service: HttpService, maxBody
     const path = req.getUrl();
     const search = req.getQuery();
     const query = search ? new URLSearchParams(search) : NO_QUERY;
-    const remoteAddress = Buffer.from(res.getRemoteAddressAsText()).toString();
     const state: UwsState = { aborted: false };
+    // Asked of uWS only when read (long-polling handshakes): each ask is a getpeername call.
+    let remoteAddress: string | undefined;
     res.onAborted(() => {
       state.aborted = true;
       state.listener?.();
@@ -43,7 +44,9 @@ export function registerUwsHttp(app: TemplatedApp, service: HttpService, maxBody
       query,
       headers,
       body: Buffer.alloc(0),
-      remoteAddress,
+      get remoteAddress() {
+        return (remoteAddress ??= state.aborted ? '' : Buffer.from(res.getRemoteAddressAsText()).toString());
+      },
       onAborted: (listener) => {
         state.listener = listener;
       },

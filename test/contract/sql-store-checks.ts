@@ -264,6 +264,20 @@ export function sqlStoreChecks(name: string, newDatabase: () => () => Db): void 
       });
     });
 
+    it('migration 6 has a version-5 SQLite search index merge its segments 8 at a time', async () => {
+      const db = newDatabase()();
+      try {
+        await migrate(db, 5);
+        const automerge = async () =>
+          db.engine === 'sqlite' ? (await db.all<{ v: number }>(`SELECT v FROM message_grams_config WHERE k = 'automerge'`))[0]?.v : 'n/a';
+        expect(await automerge()).toBe(db.engine === 'sqlite' ? undefined : 'n/a');
+        expect(await migrate(db)).toEqual({ from: 5, to: SCHEMA_VERSION });
+        expect(await automerge()).toBe(db.engine === 'sqlite' ? 8 : 'n/a');
+      } finally {
+        await db.close();
+      }
+    });
+
     it('applies a migration missing below the newest applied one (versions shipped out of order)', async () => {
       const open = newDatabase();
       const old = open();

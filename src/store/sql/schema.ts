@@ -109,6 +109,14 @@ const MIGRATIONS: { version: number; statements: (engine: Engine) => Step[] }[] 
       `CREATE INDEX group_room_prefs_by_room ON group_room_prefs (app, room)`,
     ],
   },
+  {
+    // SQLite's search index merges its segments 8 at a time instead of 4: every group commit
+    // writes a new segment, and with 4 the merges rewrote each entry more often (store cost of
+    // a 16-message commit 43 -> 37 µs per message, bench/store-cost.mjs). A search reads at
+    // most 7 segments per level instead of 3. A setting kept in the FTS table itself.
+    version: 6,
+    statements: (engine) => (engine === 'sqlite' ? [`INSERT INTO message_grams (message_grams, rank) VALUES ('automerge', 8)`] : []),
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.at(-1)!.version;

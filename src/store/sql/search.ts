@@ -1,5 +1,5 @@
 import type { MessageRecord } from '../../core/models.js';
-import { keywordGrams, searchKey, textGrams } from '../../core/search-text.js';
+import { keywordGrams, searchKey, textGrams, visitGrams } from '../../core/search-text.js';
 import type { Engine, Param, Queryer } from './db.js';
 
 /**
@@ -16,25 +16,35 @@ import type { Engine, Param, Queryer } from './db.js';
  * Either way the grams only narrow to candidates: the store confirms each by substring.
  */
 
-/** Tokens of grams seen so far: chat text repeats its characters, so most grams are met again. */
-const TOKENS = new Map<string, string>();
-const MAX_CACHED_TOKENS = 200_000;
+/** Hex of code points below 0x10000, made once each (chat text repeats its characters). */
+const HEX: string[] = new Array<string>(0x10000);
+const hex = (cp: number): string => (cp < 0x10000 ? (HEX[cp] ??= cp.toString(16)) : cp.toString(16));
 
-/** One FTS5 token per gram: its code points in hex, joined by `x`. */
+/** One FTS5 token per gram: its code points in hex, joined by `x` (`设计` → `8bbex8ba1`). */
 function token(gram: string): string {
-  let t = TOKENS.get(gram);
-  if (t === undefined) {
-    t = [...gram].map((c) => c.codePointAt(0)!.toString(16)).join('x');
-    if (TOKENS.size < MAX_CACHED_TOKENS) TOKENS.set(gram, t);
-  }
-  return t;
+  return [...gram].map((c) => hex(c.codePointAt(0)!)).join('x');
+}
+
+/** The FTS5 tokens of normalised text, space-separated, built straight from its code points. */
+function sqliteTokens(text: string): string {
+  let out = '';
+  visitGrams(
+    text,
+    (cp) => {
+      out += out === '' ? hex(cp) : ` ${hex(cp)}`;
+    },
+    (first, second) => {
+      out += `${out === '' ? '' : ' '}${hex(first)}x${hex(second)}`;
+    },
+  );
+  return out;
 }
 
 /** The grams of a message as the statement parameter: space-separated, null when it has no searchable text. */
 export function gramsParam(engine: Engine, message: MessageRecord): string | null {
-  const grams = textGrams(searchKey(message));
-  if (grams.length === 0) return null;
-  return (engine === 'sqlite' ? grams.map(token) : grams).join(' ');
+  const text = searchKey(message);
+  const grams = engine === 'sqlite' ? sqliteTokens(text) : textGrams(text).join(' ');
+  return grams === '' ? null : grams;
 }
 
 /** PostgreSQL: the expression turning `gramsParam` into the column's value. */

@@ -35,7 +35,12 @@ class Gate {
     else this.busy = false;
   }
 }
-const gates = new Map<string, { gate: Gate; users: number }>();
+/** What the connections of this process to one database file share. */
+interface SharedFile {
+  gate: Gate;
+  connections: Set<SqliteDb>;
+}
+const files = new Map<string, SharedFile>();
 
 /**
  * better-sqlite3 adapter. The driver is synchronous, so a statement outside a transaction
@@ -48,16 +53,22 @@ export class SqliteDb implements Db {
   private db: Database.Database;
   private statements = new Map<string, Database.Statement>();
   private gate: Gate;
+  private shared: SharedFile;
   private direct: Queryer;
   private dataVersion: Database.Statement;
   private lastDataVersion: unknown;
+  private versionAskedThisTurn = false;
+  private readonly nextTurn = () => {
+    this.versionAskedThisTurn = false;
+  };
 
   constructor(readonly file: string, options: SqliteOptions = {}) {
     if (file !== ':memory:') mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
     this.db = new Database(file);
-    const shared = file === ':memory:' ? { gate: new Gate(), users: 0 } : (gates.get(path.resolve(file)) ?? { gate: new Gate(), users: 0 });
-    shared.users++;
-    if (file !== ':memory:') gates.set(path.resolve(file), shared);
+    const shared: SharedFile = (file === ':memory:' ? undefined : files.get(path.resolve(file))) ?? { gate: new Gate(), connections: new Set() };
+    shared.connections.add(this);
+    if (file !== ':memory:') files.set(path.resolve(file), shared);
+    this.shared = shared;
     this.gate = shared.gate;
     // WAL: readers never wait for the writer, and a commit is one append (+ fsync) to the log.
     this.db.pragma('journal_mode = WAL');
@@ -77,10 +88,25 @@ export class SqliteDb implements Db {
     return s;
   }
   private allNow<R extends object>(sql: string, params: readonly Param[] = []): R[] {
-    return this.statement(sql).all(...params) as R[];
+    const statement = this.statement(sql);
+    const rows = statement.all(...params) as R[];
+    if (!statement.readonly) this.wrote();
+    return rows;
   }
   private runNow(sql: string, params: readonly Param[] = []): number {
-    return this.statement(sql).run(...params).changes;
+    const changes = this.statement(sql).run(...params).changes;
+    this.wrote();
+    return changes;
+  }
+
+  /**
+   * A write committed (or made inside this connection's transaction, committed with it): the
+   * other connections of this process must ask `data_version` again, even within this turn,
+   * since their next read may follow this write (one promise chain spans both connections).
+   */
+  private wrote(): void {
+    if (this.shared.connections.size === 1) return;
+    for (const other of this.shared.connections) if (other !== this) other.versionAskedThisTurn = false;
   }
 
   async all<R extends object = Row>(sql: string, params?: readonly Param[]): Promise<R[]> {
@@ -106,6 +132,7 @@ export class SqliteDb implements Db {
       try {
         const result = await fn(this.direct);
         this.db.exec('COMMIT');
+        this.wrote();
         return result;
       } catch (err) {
         if (this.db.inTransaction) this.db.exec('ROLLBACK');
@@ -116,8 +143,17 @@ export class SqliteDb implements Db {
     }
   }
 
-  /** SQLite's data_version moves on every commit by another connection, never on this one's own. */
+  /**
+   * SQLite's data_version moves on every commit by another connection, never on this one's own.
+   * Asked once per event-loop turn (each ask is a read transaction: file locks, system calls),
+   * and again after a write by another connection of this process (`wrote`). That is still
+   * exact: a commit by another process can only come to matter here through I/O (a request, a
+   * reply), which starts a new turn.
+   */
   changedElsewhere(): boolean {
+    if (this.versionAskedThisTurn) return false;
+    this.versionAskedThisTurn = true;
+    setImmediate(this.nextTurn);
     const now = this.dataVersion.get();
     if (now === this.lastDataVersion) return false;
     this.lastDataVersion = now;
@@ -147,8 +183,7 @@ export class SqliteDb implements Db {
   async close(): Promise<void> {
     if (!this.db.open) return;
     this.db.close();
-    const key = path.resolve(this.file);
-    const shared = gates.get(key);
-    if (shared && --shared.users === 0) gates.delete(key);
+    this.shared.connections.delete(this);
+    if (this.shared.connections.size === 0) files.delete(path.resolve(this.file));
   }
 }
