@@ -18,3 +18,10 @@ export function encodeArg(encoding: Encoding, value: unknown): unknown {
 export function engineTopic(busTopic: string, encoding: Encoding): string {
   return encoding === 'json' ? busTopic : `${busTopic}#b64`;
 }
+
+/** The bus topic of an engine topic joined in `encoding` (engineTopic's inverse). */
+export function busTopic(engineTopicName: string, encoding: Encoding): string {
+  return encoding === 'json' ? engineTopicName : engineTopicName.slice(0, -'#b64'.length);
+}
+
+export const encodingIndex = (encoding: Encoding): 0 | 1 => (encoding === 'json' ? 0 : 1);

@@ -76,12 +76,12 @@ function isPromiseLike<T>(value: T | PromiseLike<T>): value is PromiseLike<T> {
 type Phase = 'open' | 'connecting' | 'connected' | 'closed';
 
 export class EngineSocket implements RealtimeSocket, LinkEndpoint {
-  state: Record<string, unknown> = {};
   /** A websocket probing to take over this polling session. */
   upgrading: UpgradeProbe | undefined;
   /** Heartbeat round of the last pong (or of the open); read by SocketEngine's sweep. */
   lastPongRound: number;
-  readonly openedAt = performance.now();
+  /** Whole milliseconds (rounded up): a fraction would be a boxed heap number on every socket. */
+  readonly openedAt = Math.ceil(performance.now());
   private phase: Phase = 'open';
   private readonly topicSet = new Set<string>();
   private deferredCloseReason = '';

@@ -10,37 +10,54 @@ import { corsHeaders } from '../http/cors.js';
 import type { Logger } from '../observability/logger.js';
 import { encodeEvent } from './protocol/socketio.js';
 import { jsonLimitError } from '../core/limits.js';
-import { type Encoding, ENCODINGS, encodeArg, engineTopic } from './encoding.js';
+import { busTopic, type Encoding, encodingIndex, ENCODINGS, encodeArg, engineTopic } from './encoding.js';
+import { type Expiring, ExpiryQueue } from './expiries.js';
 import { Members, Metric } from '../metering/meter.js';
 import { LocalBlocks } from './local-blocks.js';
 import { WindowCounter } from '../core/rate-limit.js';
 import { type ConnectResult, type EngineHooks, type RealtimeServer, type RealtimeSocket, SLOW_CONSUMER, type SocketBuffers, type UpgradeDecision, type UpgradeRequest } from './types.js';
 
-/** Per-socket IMKIT session, kept in `socket.state.session`. */
-interface Session {
-  encoding: Encoding;
-  /** Set once authenticated. */
-  actor?: UserActor;
-  deviceId?: string;
-  /** Credentials seen at upgrade time (headers or query), completed by CONNECT auth or auth2. */
-  upgradeCreds: Credentials;
-  /** The client's address (X-Forwarded-For behind a trusted proxy), for handshake rate limits. */
-  clientAddress: string;
+/**
+ * Per-socket IMKIT session. authorizeUpgrade makes it and hands it to the engine as the
+ * upgrade's context, so the socket's `upgradeContext` is its session: one object per socket.
+ * Every field is set in the constructor (one shape, no out-of-object property store): idle
+ * sockets are most sockets. The topics it listens to are the engine socket's own (`topics()`).
+ */
+class Session implements Expiring {
+  /** Set by onOpen. */
+  socket: RealtimeSocket | undefined = undefined;
+  encoding: Encoding = 'json';
+  /** Set once authenticated and bound. */
+  actor: UserActor | undefined = undefined;
+  /**
+   * What the upgrade's credentials gave: the user (authenticated, not yet bound; cleared by bind),
+   * or why they were refused (the CONNECT answer carries the envelope, see authorizeUpgrade).
+   */
+  upgrade: UserActor | ImError | undefined = undefined;
+  /** Counted against its address's cap of unauthenticated sockets, until it binds or closes. */
+  pending = false;
   /** Refused in-band: deaf until the deadline closes it (an instant close makes SDKs reconnect-storm). */
-  refused: boolean;
-  deadline?: NodeJS.Timeout;
-  /** Bus topics this socket listens to (each joined once per its encoding). */
-  topics: Set<string>;
-  /** Per-socket event rate limit, made on the first event (most sockets only listen). */
-  events?: WindowCounter;
+  refused = false;
   /** An auth2/auth is being checked: a second one at the same time is refused (no double bind). */
-  admitting?: boolean;
-  /** Closes the socket when its token expires. */
-  expiry?: NodeJS.Timeout;
-}
+  admitting = false;
+  deadline: NodeJS.Timeout | undefined = undefined;
+  /** Per-socket event rate limit, made on the first event (most sockets only listen). */
+  events: WindowCounter | undefined = undefined;
+  /** Place in the gateway's ExpiryQueue, which closes the socket when its token expires. */
+  expiryIndex = -1;
 
-/** Longest delay a node timer takes; later expiries re-arm. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
+  constructor(
+    /** Credentials seen at upgrade time (headers or query), completed by CONNECT auth or auth2; dropped once bound. */
+    public upgradeCreds: Credentials,
+    /** The client's address (X-Forwarded-For behind a trusted proxy), for handshake rate limits. */
+    readonly clientAddress: string,
+  ) {}
+
+  /** Read from the (shared) actor rather than kept: a number field of this size is a boxed heap number. */
+  get expiresAt(): number {
+    return this.actor?.expiresAt ?? 0;
+  }
+}
 /** Credentials longer than this are refused unread (they would only grow tables and logs). */
 const MAX_CREDENTIAL_LENGTH = 8192;
 
@@ -56,16 +73,19 @@ interface SocketLogFields {
 const NO_CREDENTIALS: Credentials = Object.freeze({});
 const NONE: readonly RealtimeSocket[] = Object.freeze([]);
 
-/** What authorizeUpgrade hands to onConnect through the engine. */
-interface UpgradeContext {
-  creds: Credentials;
-  clientAddress: string;
-  actor?: UserActor;
-  /** The upgrade's credentials were refused: the CONNECT answer carries the envelope (see authorizeUpgrade). */
-  refusal?: ImError;
+/** The local listeners of one bus topic, and its engine topic names (shared by every socket joined). */
+class Listening {
+  /** Sockets listening, per encoding (ENCODINGS order). */
+  readonly counts: [number, number] = [0, 0];
+  private base64: string | undefined = undefined;
+  constructor(readonly topic: string) {}
+  name(encoding: Encoding): string {
+    return encoding === 'json' ? this.topic : (this.base64 ??= engineTopic(this.topic, encoding));
+  }
 }
+
 const isBag = (v: unknown): v is Bag => typeof v === 'object' && v !== null && !Array.isArray(v);
-const session = (socket: RealtimeSocket): Session => socket.state.session as Session;
+const session = (socket: RealtimeSocket): Session => socket.upgradeContext as Session;
 
 /**
  * The IMKIT socket layer over the Socket.IO engine: handshake (upgrade-time credentials,
@@ -78,7 +98,9 @@ export class Gateway implements EngineHooks {
   private byUser = new Map<string, Map<string, Set<RealtimeSocket>>>();
   private perApp = new Map<string, number>();
   /** bus topic → local sockets listening, per encoding (decides bus subscriptions and which frames to build) */
-  private listeners = new Map<string, [number, number]>();
+  private listeners = new Map<string, Listening>();
+  /** Sockets by token expiry. */
+  private expiries = new ExpiryQueue<Session>((s) => this.tokenExpired(s));
   private apps = new Map<string, AppRecord>();
   private blocks = new LocalBlocks();
   private handshakesByAddress: WindowCounter;
@@ -139,7 +161,7 @@ export class Gateway implements EngineHooks {
       host: requestHost(req.headers, this.config.trustProxy),
       origin: req.headers.origin,
     });
-    const context = { creds, clientAddress: forwardedClientAddress(req.headers, req.remoteAddress, this.config.trustProxy, this.config.trustProxyHops) };
+    const context = new Session(creds, forwardedClientAddress(req.headers, req.remoteAddress, this.config.trustProxy, this.config.trustProxyHops));
     if ((this.unauthenticated.get(context.clientAddress) ?? 0) >= this.config.maxUnauthenticatedSocketsPerAddress) {
       const e = Errors.rateLimited('unauthenticated sockets from this address');
       return { accept: false, status: e.status, body: JSON.stringify(e.toEnvelope()) };
@@ -147,15 +169,16 @@ export class Gateway implements EngineHooks {
     // Without a token the handshake completes in-band (auth2), reusing any client key given here.
     if (!creds.token) return { accept: true, context };
     try {
-      const actor = await this.authenticate(creds, context.clientAddress);
-      return { accept: true, context: { ...context, actor } };
+      context.upgrade = await this.authenticate(creds, context.clientAddress);
+      return { accept: true, context };
     } catch (err) {
       const e = isImError(err) ? err : Errors.internal();
       if (!isImError(err)) this.log.error({ err }, 'socket upgrade failed');
       this.refused(e, creds, { transport: req.transport, remote: context.clientAddress });
       // Accepted, then refused in CONNECT_ERROR: an HTTP refusal of a websocket upgrade is
       // unreadable in browsers and reaches socket.io-client only as "websocket error".
-      return { accept: true, context: { ...context, refusal: e } };
+      context.upgrade = e;
+      return { accept: true, context };
     }
   }
 
@@ -167,40 +190,36 @@ export class Gateway implements EngineHooks {
   /** Every socket counts against its address's cap until it authenticates or closes. */
   onOpen(socket: RealtimeSocket): void {
     if (this.log.isLevelEnabled('debug')) this.log.debug({ sid: socket.id, transport: socket.transport, remote: socket.remoteAddress }, 'socket opened');
-    const address = (socket.upgradeContext as UpgradeContext).clientAddress;
-    socket.state.pendingAddress = address;
+    const s = session(socket);
+    s.socket = socket;
+    s.pending = true;
+    const address = s.clientAddress;
     this.unauthenticated.set(address, (this.unauthenticated.get(address) ?? 0) + 1);
   }
 
-  private settlePending(socket: RealtimeSocket): void {
-    const address = socket.state.pendingAddress;
-    if (typeof address !== 'string') return;
-    socket.state.pendingAddress = undefined;
+  private settlePending(s: Session): void {
+    if (!s.pending) return;
+    s.pending = false;
+    const address = s.clientAddress;
     const n = (this.unauthenticated.get(address) ?? 1) - 1;
     if (n <= 0) this.unauthenticated.delete(address);
     else this.unauthenticated.set(address, n);
   }
 
   async onConnect(socket: RealtimeSocket, auth: unknown): Promise<ConnectResult> {
-    const ctx = socket.upgradeContext as UpgradeContext;
-    const s: Session = {
-      encoding: 'json',
-      upgradeCreds: ctx.creds,
-      clientAddress: ctx.clientAddress,
-      refused: false,
-      topics: new Set(),
-    };
-    socket.state.session = s;
-    const { clientKey, token, deviceId } = credentialsFrom([isBag(auth) ? auth : undefined]);
-    if (ctx.refusal && !token && !clientKey) {
+    const s = session(socket);
+    const { clientKey, token } = credentialsFrom([isBag(auth) ? auth : undefined]);
+    const refusal = s.upgrade instanceof ImError ? s.upgrade : undefined;
+    if (refusal && !token && !clientKey) {
       // The upgrade's credentials were refused and CONNECT brings no new ones: say why.
-      return { ok: false, message: ctx.refusal.code, data: ctx.refusal.toEnvelope() };
+      return { ok: false, message: refusal.code, data: refusal.toEnvelope() };
     }
-    if (ctx.actor || clientKey || token) {
+    const upgraded = s.upgrade !== undefined && !refusal;
+    if (upgraded || clientKey || token) {
       try {
         // Credentials checked at upgrade are checked again now: a token or key revoked (or a
         // user deleted) in between must not get a socket. The upgrade already counted them.
-        await this.admit(socket, { ...ctx.creds, ...definedOnly({ clientKey, token }) }, deviceId, ctx.actor !== undefined);
+        await this.admit(socket, { ...s.upgradeCreds, ...definedOnly({ clientKey, token }) }, upgraded);
         return { ok: true };
       } catch (err) {
         const e = isImError(err) ? err : Errors.internal();
@@ -217,14 +236,13 @@ export class Gateway implements EngineHooks {
    * authenticate (unless the upgrade already did), apply the socket limits, bind. A refusal is
    * metered and rethrown as an ImError.
    */
-  private async admit(socket: RealtimeSocket, creds: Credentials, deviceId: string | undefined, counted = false): Promise<UserActor> {
+  private async admit(socket: RealtimeSocket, creds: Credentials, counted = false): Promise<UserActor> {
     const s = session(socket);
     let actor: UserActor | undefined;
     try {
       actor = await this.authenticate(creds, s.clientAddress, !counted);
       const limit = this.checkLimits(actor);
       if (limit) throw limit;
-      s.deviceId = deviceId;
       await this.bind(socket, actor);
       return actor;
     } catch (err) {
@@ -259,19 +277,16 @@ export class Gateway implements EngineHooks {
     const s = session(socket);
     clearTimeout(s.deadline);
     if (socket.closed) return; // it went away while its credentials were being checked
-    this.settlePending(socket);
-    this.armExpiry(socket, s, actor.expiresAt);
-    // Idle sockets are most sockets: share one application record per app, drop what the
-    // handshake no longer needs.
-    s.actor = { ...actor, app: this.sharedApp(actor.app) };
+    this.settlePending(s);
+    // Idle sockets are most sockets: drop what the handshake no longer needs.
     s.upgradeCreds = NO_CREDENTIALS;
-    const upgrade = socket.upgradeContext as UpgradeContext;
-    upgrade.creds = NO_CREDENTIALS;
-    upgrade.actor = undefined;
+    s.upgrade = undefined;
     let users = this.byUser.get(actor.app.id);
     if (!users) this.byUser.set(actor.app.id, (users = new Map()));
     let sockets = users.get(actor.userId);
     if (!sockets) users.set(actor.userId, (sockets = new Set()));
+    s.actor = this.sharedActor(actor, sockets);
+    this.armExpiry(s);
     sockets.add(socket);
     this.perApp.set(actor.app.id, (this.perApp.get(actor.app.id) ?? 0) + 1);
     this.meter.count(actor.app.id, Metric.handshakesAccepted);
@@ -286,13 +301,28 @@ export class Gateway implements EngineHooks {
     }
   }
 
-  /** The socket is cut when its token expires (timers re-arm past node's 24.8-day maximum). */
-  private armExpiry(socket: RealtimeSocket, s: Session, expiresAt: number): void {
-    clearTimeout(s.expiry);
-    const left = expiresAt - Date.now();
-    if (left <= 0) return this.cut(socket, Errors.invalidToken(), 'token expired');
-    s.expiry = setTimeout(() => this.armExpiry(socket, s, expiresAt), Math.min(left, MAX_TIMER_MS));
-    s.expiry.unref();
+  /** The socket is cut when its token expires (one queue, one timer for all sockets). */
+  private armExpiry(s: Session): void {
+    if (s.expiresAt <= Date.now()) return this.tokenExpired(s);
+    this.expiries.add(s);
+  }
+
+  private tokenExpired(s: Session): void {
+    if (s.socket && !s.socket.closed) this.cut(s.socket, Errors.invalidToken(), 'token expired');
+  }
+
+  /**
+   * The user's other sockets opened with the same token share one actor (and one application
+   * record per app): an idle socket holds no copy of its own.
+   */
+  private sharedActor(actor: UserActor, siblings: ReadonlySet<RealtimeSocket>): UserActor {
+    const app = this.sharedApp(actor.app);
+    for (const sibling of siblings) {
+      const known = session(sibling).actor;
+      if (known && known.app === app && known.tokenHash === actor.tokenHash && known.expiresAt === actor.expiresAt) return known;
+      break; // the first one decides: looking further would cost every handshake O(sockets of the user)
+    }
+    return actor.app === app ? actor : { ...actor, app };
   }
 
   /** One record per application for all its sockets (a newer one, after a key change, replaces it). */
@@ -308,28 +338,38 @@ export class Gateway implements EngineHooks {
     for (const blockee of await this.core.sessions.blockees(actor)) this.blocks.set(actor.app.id, actor.userId, blockee, true);
   }
 
+  /** Joins the socket to the bus topic (its engine topic in the socket's encoding). A closed socket's topics are final. */
   private listen(socket: RealtimeSocket, topic: string): void {
+    if (socket.closed) return;
     const s = session(socket);
-    if (s.topics.has(topic)) return;
-    s.topics.add(topic);
-    socket.join(engineTopic(topic, s.encoding));
-    const counts = this.listeners.get(topic) ?? [0, 0];
-    if (counts[0] + counts[1] === 0) this.core.sessions.subscribe(topic);
-    counts[s.encoding === 'json' ? 0 : 1]++;
-    this.listeners.set(topic, counts);
+    const known = this.listeners.get(topic);
+    const entry = known ?? new Listening(topic);
+    const name = entry.name(s.encoding);
+    if (known && socket.topics().has(name)) return;
+    if (!known) this.listeners.set(topic, entry);
+    socket.join(name);
+    if (entry.counts[0] + entry.counts[1] === 0) this.core.sessions.subscribe(topic);
+    entry.counts[encodingIndex(s.encoding)]++;
   }
 
+  /** Leaves the bus topic; a closed socket's topics are released by onClose. */
   private unlisten(socket: RealtimeSocket, topic: string): void {
+    if (socket.closed) return;
     const s = session(socket);
-    if (!s.topics.delete(topic)) return;
-    socket.leave(engineTopic(topic, s.encoding));
-    const counts = this.listeners.get(topic);
-    if (!counts) return;
-    counts[s.encoding === 'json' ? 0 : 1]--;
-    if (counts[0] + counts[1] === 0) {
-      this.listeners.delete(topic);
-      this.core.sessions.unsubscribe(topic);
-    }
+    const entry = this.listeners.get(topic);
+    if (!entry) return;
+    const name = entry.name(s.encoding);
+    if (!socket.topics().has(name)) return;
+    socket.leave(name);
+    this.release(entry, s.encoding);
+  }
+
+  /** One socket of `encoding` stopped listening to the entry's topic. */
+  private release(entry: Listening, encoding: Encoding): void {
+    entry.counts[encodingIndex(encoding)]--;
+    if (entry.counts[0] + entry.counts[1] > 0) return;
+    this.listeners.delete(entry.topic);
+    this.core.sessions.unsubscribe(entry.topic);
   }
 
   // ---- client events ---------------------------------------------------------------------
@@ -395,7 +435,7 @@ export class Gateway implements EngineHooks {
     const encoding: Encoding | undefined = wanted === 'base64' ? 'base64' : wanted === 'none' || wanted === 'json' || wanted === undefined ? 'json' : undefined;
     if (!encoding) throw Errors.unsupportedEncoding();
     if (encoding !== s.encoding) {
-      const topics = [...s.topics];
+      const topics = [...socket.topics()].map((name) => busTopic(name, s.encoding));
       for (const t of topics) this.unlisten(socket, t);
       s.encoding = encoding;
       for (const t of topics) this.listen(socket, t);
@@ -421,7 +461,8 @@ export class Gateway implements EngineHooks {
     const token = typeof args[0] === 'string' && args[0] !== '' ? normaliseToken(args[0]) : fromExtra.token;
     const creds: Credentials = { ...s.upgradeCreds, ...definedOnly({ clientKey: fromExtra.clientKey, token }) };
     try {
-      const actor = await this.admit(socket, creds, fromExtra.deviceId ?? (typeof args[1] === 'string' ? args[1] : undefined));
+      // A device id (in `extra`, or legacy auth's second argument) is not kept: nothing reads it.
+      const actor = await this.admit(socket, creds);
       this.reply(socket, ack, undefined, this.authResult(actor));
     } catch (err) {
       const e = isImError(err) ? err : Errors.internal();
@@ -448,16 +489,20 @@ export class Gateway implements EngineHooks {
   }
 
   onClose(socket: RealtimeSocket, reason: string): void {
-    this.settlePending(socket);
     const s = session(socket);
+    if (s) this.settlePending(s);
     if (this.log.isLevelEnabled('debug')) {
       const durationMs = Math.round(performance.now() - socket.openedAt);
       this.log.debug({ sid: socket.id, app: s?.actor?.app.id, user: s?.actor?.userId, transport: socket.transport, reason, durationMs }, 'socket closed');
     }
     if (!s) return;
     clearTimeout(s.deadline);
-    clearTimeout(s.expiry);
-    for (const t of [...s.topics]) this.unlisten(socket, t);
+    this.expiries.remove(s);
+    // Closed: the socket's topics no longer change, and it held each once.
+    for (const name of socket.topics()) {
+      const entry = this.listeners.get(busTopic(name, s.encoding));
+      if (entry) this.release(entry, s.encoding);
+    }
     const actor = s.actor;
     if (reason === SLOW_CONSUMER) this.slowConsumerCut(socket, actor);
     if (!actor) return;
@@ -535,22 +580,24 @@ export class Gateway implements EngineHooks {
    * publish, so the cost of blocks falls only on rooms where one applies.
    */
   private deliver(topic: string, message: DeliveryMessage): void {
-    const counts = this.listeners.get(topic);
-    if (!counts) return;
+    const entry = this.listeners.get(topic);
+    if (!entry) return;
+    const counts = entry.counts;
     // Encode first: a payload that cannot be encoded changes nothing (throws before any leave).
     const frames = ENCODINGS.map((encoding, i) => (counts[i] === 0 ? '' : encodeEvent(message.event, [encodeArg(encoding, message.payload)])));
     const skipped = message.sender === undefined ? [] : this.blockersListening(topic, message.sender);
     // Recipients who blocked someone whose content the payload quotes get it without that content.
     const redacted = message.quoted === undefined ? NONE : this.quotedBlockers(topic, message.quoted, skipped);
     const apart = redacted.length === 0 ? skipped : [...skipped, ...redacted];
-    for (const socket of apart) socket.leave(engineTopic(topic, session(socket).encoding));
+    for (const socket of apart) socket.leave(entry.name(session(socket).encoding));
     let recipients = 0;
     let bytes = 0;
     try {
       ENCODINGS.forEach((encoding, i) => {
         if (counts[i] === 0) return;
         const frame = frames[i]!;
-        for (const server of this.servers) server.publish(engineTopic(topic, encoding), frame);
+        const name = entry.name(encoding);
+        for (const server of this.servers) server.publish(name, frame);
         const reached = counts[i]! - apart.filter((s) => session(s).encoding === encoding).length;
         recipients += reached;
         bytes += reached * frame.length;
@@ -560,7 +607,12 @@ export class Gateway implements EngineHooks {
         recipients++;
       }
     } finally {
-      for (const socket of apart) socket.join(engineTopic(topic, session(socket).encoding));
+      for (const socket of apart) {
+        const encoding = session(socket).encoding;
+        // Cut while apart (a synchronous slow-consumer cut): onClose did not see this topic.
+        if (socket.closed) this.release(entry, encoding);
+        else socket.join(entry.name(encoding));
+      }
     }
     const appId = topic.slice(0, topic.indexOf('/'));
     if (message.event === 'chat message') this.meter.member(appId, Members.activeRooms, topic.slice(topic.lastIndexOf('/') + 1));
@@ -580,7 +632,7 @@ export class Gateway implements EngineHooks {
     const appId = topic.slice(0, topic.indexOf('/'));
     const blockers = this.blocks.blockersOf(appId, sender);
     if (!blockers) return [];
-    return [...blockers].flatMap((userId) => this.socketsOf(appId, userId).filter((s) => session(s).topics.has(topic)));
+    return [...blockers].flatMap((userId) => this.socketsOf(appId, userId).filter((s) => !s.closed && s.topics().has(engineTopic(topic, session(s).encoding))));
   }
 
   private control(message: ControlMessage): void {

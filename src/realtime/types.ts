@@ -19,12 +19,10 @@ export interface RealtimeSocket {
   readonly remoteAddress: string;
   /** Which stack carries it (for logs): `uws`, `ws`, … */
   readonly transport: string;
-  /** performance.now() at open (for the session's duration in logs). */
+  /** performance.now() at open, in whole ms (for the session's duration in logs). */
   readonly openedAt: number;
-  /** Whatever authorizeUpgrade returned as `context`. */
+  /** Whatever authorizeUpgrade returned as `context` (the application's per-socket state: the gateway's session). */
   readonly upgradeContext: unknown;
-  /** Free for the application. */
-  state: Record<string, unknown>;
   /** JSON-encodes the event; dropped silently once the socket is closed. */
   emit(event: string, ...args: unknown[]): void;
   /** Sends an already-encoded full frame (e.g. from encodeEvent) as-is. */

@@ -99,15 +99,19 @@ const SHUTTING_DOWN: UpgradeDecision = {
   body: JSON.stringify({ message: 'Server shutting down' }),
 };
 
+/**
+ * uWS copies the user data's properties onto its websocket object, which has no room for them
+ * in itself: the fewer, the smaller each socket. What the upgrade decided is dropped at open.
+ */
 interface SocketData {
   remoteAddress: string;
   context: unknown;
-  socket?: LinkEndpoint;
-  link?: UwsLink;
+  link: UwsLink | undefined;
 }
 
 class UwsLink implements TransportLink {
-  readonly transport = 'uws';
+  /** The engine's side: where input goes (set once the engine accepted the connection). */
+  endpoint: LinkEndpoint | undefined = undefined;
   /** uWS invalidates the websocket before its close handler runs: nothing may touch it after. */
   private gone = false;
   /** The buffer as last read (what bufferedBytes reports once the websocket is gone). */
@@ -118,6 +122,10 @@ class UwsLink implements TransportLink {
     private readonly hub: UwsHub,
   ) {
     hub.links.add(this);
+  }
+
+  get transport(): string {
+    return 'uws';
   }
 
   send(frame: string): void {
@@ -158,7 +166,7 @@ class UwsLink implements TransportLink {
   /** Cuts the socket if the peer left more than `limit` unread (see BacklogCheck). */
   checkBacklog(limit: number): void {
     if (this.gone || this.bufferedBytes() <= limit) return;
-    const endpoint = this.ws.getUserData().socket;
+    const endpoint = this.endpoint;
     if (endpoint) endpoint.end(SLOW_CONSUMER, true);
     else this.close(true);
   }
@@ -167,7 +175,7 @@ class UwsLink implements TransportLink {
   detach(): void {
     this.gone = true;
     this.hub.links.delete(this);
-    const endpoint = this.ws.getUserData().socket;
+    const endpoint = this.endpoint;
     if (endpoint) for (const topic of endpoint.topics()) this.leave(topic);
   }
 
@@ -184,8 +192,18 @@ function writeJson(res: HttpResponse, status: number, body: string, headers: Rec
   res.end(body);
 }
 
+/**
+ * Consecutive connections from one address (behind a proxy or NAT: every connection) share
+ * one string instead of each socket keeping its own copy.
+ */
+let lastAddress = '';
+function sameAddress(address: string): string {
+  if (address === lastAddress) return lastAddress;
+  lastAddress = address;
+  return address;
+}
+
 export function attachUws(app: TemplatedApp, engine: SocketEngine, opts: UwsAttachOptions = {}): RealtimeServer {
-  const live = new Set<LinkEndpoint>();
   let closed = false;
   const membership = { topics: new Map<string, Set<UwsLink>>(), links: new Set<UwsLink>() };
   const hub: UwsHub = { ...membership, check: new BacklogCheck(membership, opts.maxBackpressureBytes ?? 1024 * 1024) };
@@ -207,12 +225,12 @@ export function attachUws(app: TemplatedApp, engine: SocketEngine, opts: UwsAtta
       url: rawQuery ? `${req.getUrl()}?${rawQuery}` : req.getUrl(),
       query: new URLSearchParams(rawQuery),
       headers,
-      remoteAddress: Buffer.from(res.getRemoteAddressAsText()).toString(),
+      remoteAddress: sameAddress(Buffer.from(res.getRemoteAddressAsText()).toString()),
       transport: 'uws',
     };
     const respond = (decision: UpgradeDecision): void => {
       if (!decision.accept) return writeJson(res, decision.status, decision.body, decision.headers);
-      const data: SocketData = { remoteAddress: request.remoteAddress, context: decision.context };
+      const data: SocketData = { remoteAddress: request.remoteAddress, context: decision.context, link: undefined };
       res.upgrade(
         data,
         headers['sec-websocket-key'] ?? '',
@@ -245,25 +263,27 @@ export function attachUws(app: TemplatedApp, engine: SocketEngine, opts: UwsAtta
     open: (ws) => {
       try {
         const data = ws.getUserData();
-        data.link = new UwsLink(ws, hub);
-        data.socket = engine.open(data.link, data.remoteAddress, data.context);
-        live.add(data.socket);
+        const link = (data.link = new UwsLink(ws, hub));
+        const { remoteAddress, context } = data;
+        data.remoteAddress = '';
+        data.context = undefined;
+        link.endpoint = engine.open(link, remoteAddress, context);
       } catch (err) {
         engine.reportError(err, 'open');
       }
     },
     message: (ws, message, isBinary) => {
       try {
-        ws.getUserData().socket?.receive(isBinary ? '' : Buffer.from(message).toString('utf8'), isBinary);
+        ws.getUserData().link?.endpoint?.receive(isBinary ? '' : Buffer.from(message).toString('utf8'), isBinary);
       } catch (err) {
         engine.reportError(err, 'message');
       }
     },
     close: (ws) => {
-      const { socket, link } = ws.getUserData();
+      const link = ws.getUserData().link;
       link?.detach();
+      const socket = link?.endpoint;
       if (!socket) return;
-      live.delete(socket);
       try {
         // uWS has no limit of its own (BacklogCheck cuts through `end`), so a close not asked for is the peer's.
         socket.transportClosed();
@@ -280,12 +300,12 @@ export function attachUws(app: TemplatedApp, engine: SocketEngine, opts: UwsAtta
       app.publish(topic, frame, false);
       hub.check.topic(topic);
     },
-    socketCount: () => live.size,
+    socketCount: () => hub.links.size,
     close: async () => {
       if (closed) return;
       closed = true;
       stopHeartbeat();
-      for (const socket of [...live]) socket.end('server shutting down', false);
+      for (const link of [...hub.links]) link.endpoint?.end('server shutting down', false);
     },
   };
 }
