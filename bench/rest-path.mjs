@@ -4,7 +4,7 @@
 // that every run batches the same way. No sockets, no uWS, no load client: what remains of
 // the bench's REST figure is the transport (parsing, copies, system calls) and the delivery.
 //
-//   node bench/rest-path.mjs [--builds dist,dist-other] [--batch 16] [--requests 20000] [--reps 3] [--cpu-prof]
+//   node bench/rest-path.mjs [--builds dist,dist-other] [--batch 16] [--requests 20000] [--reps 3] [--cpu-prof] [--heap-sample]
 //   node bench/rest-path.mjs --database-url postgres://postgres@127.0.0.1:5432/postgres …
 //
 // With --database-url the data is in PostgreSQL (a fresh schema per run, dropped after), and
@@ -29,6 +29,7 @@ const { values } = parseArgs({
     requests: { type: 'string', default: '20000' },
     reps: { type: 'string', default: '3' },
     'cpu-prof': { type: 'boolean', default: false },
+    'heap-sample': { type: 'boolean', default: false },
     'database-url': { type: 'string' },
   },
 });
@@ -86,20 +87,28 @@ async function runOnce(build, label, rep) {
     };
     for (let i = 0; i < 3000; i += batch) await round();
     let session;
-    if (values['cpu-prof']) {
+    if (values['cpu-prof'] || values['heap-sample']) {
       session = new Session();
       session.connect();
+    }
+    if (values['cpu-prof']) {
       await session.post('Profiler.enable');
       await session.post('Profiler.start');
     }
+    if (values['heap-sample']) await session.post('HeapProfiler.startSampling', { samplingInterval: 256, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
     const cpu0 = process.cpuUsage();
     for (let i = 0; i < total; i += batch) await round();
     const cpu = process.cpuUsage(cpu0);
-    if (session) {
+    if (values['cpu-prof']) {
       const { profile } = await session.post('Profiler.stop');
       const file = path.join(root, 'bench/results/tmp', `rest-path-${label}-${rep}.cpuprofile`);
       writeFileSync(file, JSON.stringify(profile));
       console.error(`profile: ${file}`);
+    }
+    if (values['heap-sample']) {
+      const { profile } = await session.post('HeapProfiler.stopSampling');
+      console.error(`allocated per request, by function (sampled), ${label}:`);
+      for (const [fn, bytes] of allocationsByFunction(profile).slice(0, 25)) console.error(`  ${(bytes / total).toFixed(0).padStart(6)} B  ${fn}`);
     }
     return (cpu.user + cpu.system) / total;
   } finally {
@@ -115,6 +124,20 @@ async function dropSchema(url, schema) {
   await client.connect();
   await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
   await client.end();
+}
+
+/** Bytes allocated per function (self), largest first, from a sampling heap profile. */
+function allocationsByFunction(profile) {
+  const totals = new Map();
+  const walk = (node) => {
+    const cf = node.callFrame;
+    const name = `${cf.functionName || '(anonymous)'} ${cf.url.split('/').slice(-2).join('/')}:${cf.lineNumber + 1}`;
+    const self = node.selfSize;
+    if (self > 0) totals.set(name, (totals.get(name) ?? 0) + self);
+    for (const child of node.children) walk(child);
+  };
+  walk(profile.head);
+  return [...totals].sort((a, b) => b[1] - a[1]);
 }
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
