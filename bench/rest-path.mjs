@@ -19,6 +19,7 @@ import { Session } from 'node:inspector/promises';
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
+import { dropSchema, spread } from './lib/in-process.mjs';
 import { provisionRoomcast } from './lib/provision.mjs';
 import { OPERATOR_SECRET } from './lib/servers.mjs';
 
@@ -118,14 +119,6 @@ async function runOnce(build, label, rep) {
   }
 }
 
-async function dropSchema(url, schema) {
-  const pg = (await import('pg')).default;
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-  await client.end();
-}
-
 /** Bytes allocated per function (self), largest first, from a sampling heap profile. */
 function allocationsByFunction(profile) {
   const totals = new Map();
@@ -140,7 +133,6 @@ function allocationsByFunction(profile) {
   return [...totals].sort((a, b) => b[1] - a[1]);
 }
 
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const loaded = await Promise.all(builds.map(loadBuild));
 const results = builds.map(() => []);
 for (let rep = 0; rep < reps; rep++) {
@@ -148,6 +140,6 @@ for (let rep = 0; rep < reps; rep++) {
 }
 console.log(`REST send path in-process (${values['database-url'] ? 'PostgreSQL, this process only' : 'SQLite file'}): CPU µs per request, ${batch} per turn, ${total} requests, median (min–max) of ${reps}`);
 for (const [b, xs] of results.entries()) {
-  console.log(`${builds[b]}\t${median(xs).toFixed(1)} (${Math.min(...xs).toFixed(1)}–${Math.max(...xs).toFixed(1)})`);
+  console.log(`${builds[b]}\t${spread(xs)}`);
 }
 process.exit(0);

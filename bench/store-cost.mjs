@@ -17,6 +17,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
+import { dropSchema, spread } from './lib/in-process.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -94,15 +95,6 @@ async function runOnce(build, batch) {
   }
 }
 
-async function dropSchema(url, schema) {
-  const pg = (await import('pg')).default;
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-  await client.end();
-}
-
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const loaded = await Promise.all(builds.map(loadBuild));
 const results = new Map();
 for (let rep = 0; rep < reps; rep++) {
@@ -117,5 +109,5 @@ for (let rep = 0; rep < reps; rep++) {
 console.log(`store cost (${values['database-url'] ? 'PostgreSQL, this process only' : 'SQLite file'}): CPU µs per message, ${total} messages over ${roomCount} rooms, median (min–max) of ${reps}`);
 console.log('build\tbatch\tµs/message');
 for (const [key, xs] of results) {
-  console.log(`${key}\t${median(xs).toFixed(1)} (${Math.min(...xs).toFixed(1)}–${Math.max(...xs).toFixed(1)})`);
+  console.log(`${key}\t${spread(xs)}`);
 }
