@@ -61,12 +61,18 @@ export function createHttpService(
     if (!secretsEqual(presented, config.operatorSecret)) throw Errors.invalidOperatorSecret();
   };
 
-  /** Who made the request, once known: metering attributes REST usage to their application. */
-  const callers = new WeakMap<HttpRequest, Actor>();
-  /** The matched route pattern (logs name the pattern, never a path that may carry ids or links). */
-  const patterns = new WeakMap<HttpRequest, string>();
+  /**
+   * What dispatching learnt of a request, for what follows it: who made it (metering attributes
+   * REST usage to their application) and the matched route pattern (logs name the pattern,
+   * never a path that may carry ids or links). A plain object per request, not WeakMaps keyed
+   * by it: every WeakMap entry is an ephemeron the young-generation GC must process.
+   */
+  interface Dispatched {
+    caller?: Actor;
+    pattern?: string;
+  }
 
-  const dispatch = async (req: HttpRequest): Promise<HttpResponse> => {
+  const dispatch = async (req: HttpRequest, seen: Dispatched): Promise<HttpResponse> => {
     if (req.method === 'OPTIONS') {
       return {
         status: 204,
@@ -84,10 +90,10 @@ export function createHttpService(
     if (match === 'method') throw Errors.methodNotAllowed();
     if (!match) throw Errors.notFound('ROUTE', `${req.method} ${req.path}`);
     const route = match.handler;
-    patterns.set(req, route.path);
+    seen.pattern = route.path;
     const authenticate = async () => {
       const who = await core.identity.authenticate(credentialsFromHeaders(req.headers, config.trustProxy));
-      callers.set(req, who);
+      seen.caller = who;
       // Per API key (IMKIT: 1000/min by default) and per user.
       await core.rateLimits.check(who);
       return who;
@@ -128,16 +134,17 @@ export function createHttpService(
   const handleOne = async (req: HttpRequest): Promise<HttpResponse> => {
     const started = performance.now();
     const requestId = requestIdOf(req);
+    const seen: Dispatched = {};
     let res: HttpResponse;
     try {
-      res = await dispatch(req);
+      res = await dispatch(req, seen);
     } catch (err) {
       if (isImError(err)) {
         res = fail(err);
         // 5xx refusals from the catalogue (store unavailable, …) are server trouble: say why.
-        if (err.status >= 500) log.error({ requestId, code: err.code, cause: err.message, method: req.method, route: patterns.get(req) }, 'request failed');
+        if (err.status >= 500) log.error({ requestId, code: err.code, cause: err.message, method: req.method, route: seen.pattern }, 'request failed');
       } else {
-        log.error({ err, requestId, method: req.method, route: patterns.get(req) }, 'unhandled error in request');
+        log.error({ err, requestId, method: req.method, route: seen.pattern }, 'unhandled error in request');
         res = fail(Errors.internal());
       }
     }
@@ -145,13 +152,13 @@ export function createHttpService(
     res.headers['x-request-id'] = requestId;
     // Draining: no keep-alive, so the client's next request opens a connection to another node.
     if (lifecycle.draining) res.headers.connection = 'close';
-    const caller = callers.get(req);
+    const caller = seen.caller;
     if (caller) meterRest(caller, req, res);
     // A streamed request body the handler did not consume must not hold the connection.
     if (req.stream && !req.stream.readableEnded) req.stream.resume();
     if (log.isLevelEnabled('debug')) {
       const durationMs = Math.round((performance.now() - started) * 10) / 10;
-      log.debug({ requestId, method: req.method, route: patterns.get(req) ?? '(no route)', status: res.status, durationMs }, 'request');
+      log.debug({ requestId, method: req.method, route: seen.pattern ?? '(no route)', status: res.status, durationMs }, 'request');
     }
     return res;
   };
