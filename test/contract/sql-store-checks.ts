@@ -27,6 +27,18 @@ export function sqlStoreChecks(name: string, newDatabase: () => () => Db): void 
     async function withStore<T>(fn: (store: SqlStore) => Promise<T>): Promise<T> {
       return withStoreOn(newDatabase(), fn);
     }
+    /** Two stores on one database: two nodes, or two connections of one process. */
+    async function withTwoStores<T>(fn: (one: SqlStore, two: SqlStore) => Promise<T>): Promise<T> {
+      const open = newDatabase();
+      const one = await SqlStore.open(open());
+      const two = await SqlStore.open(open());
+      try {
+        return await fn(one, two);
+      } finally {
+        await one.close();
+        await two.close();
+      }
+    }
     async function withStoreOn<T>(open: () => Db, fn: (store: SqlStore) => Promise<T>): Promise<T> {
       const store = await SqlStore.open(open());
       try {
@@ -116,28 +128,18 @@ export function sqlStoreChecks(name: string, newDatabase: () => () => Db): void 
         expect(Object.keys((await store.getUser(A, 'fresh'))!.custom).sort()).toEqual(Array.from({ length: 20 }, (_, i) => `k${i}`).sort());
       }));
 
-    it('a node never serves a room document another node changed', async () => {
-      const open = newDatabase();
-      const one = await SqlStore.open(open());
-      const two = await SqlStore.open(open());
-      try {
+    it('a node never serves a room document another node changed', () =>
+      withTwoStores(async (one, two) => {
         await one.createRoom(A, room('r1', ['u1']));
         expect((await two.getRoomForUser(A, 'r1', 'u1'))!.status).toBe(1);
         await one.updateRoom(A, 'r1', (r) => ({ ...r, status: 0, name: 'frozen' }));
         expect(await two.getRoomForUser(A, 'r1', 'u1')).toMatchObject({ status: 0, name: 'frozen' });
         await one.deleteRoom(A, 'r1');
         expect(await two.getRoomForUser(A, 'r1', 'u1')).toBeUndefined();
-      } finally {
-        await one.close();
-        await two.close();
-      }
-    });
+      }));
 
-    it('a send checked against a room another node changed is not stored: the cached read is refused by version', async () => {
-      const open = newDatabase();
-      const one = await SqlStore.open(open());
-      const two = await SqlStore.open(open());
-      try {
+    it('a send checked against a room another node changed is not stored: the cached read is refused by version', () =>
+      withTwoStores(async (one, two) => {
         await one.createRoom(A, room('r1', ['u1', 'u2']));
         const first = (await one.getRoomForSend(A, 'r1', 'u2'))!;
         expect(first.room.member).toMatchObject({ joinedAt: 1 });
@@ -175,18 +177,11 @@ export function sqlStoreChecks(name: string, newDatabase: () => () => Db): void 
         }
         const now = (await two.getRoomForSend(A, 'r1', 'u1'))!;
         expect(await two.addMessage(A, message('m5', 'r1', 'u1'), [], undefined, now.version)).toBe(true);
-      } finally {
-        await one.close();
-        await two.close();
-      }
-    });
+      }));
 
-    it("a member's room read follows every write: sends, read receipts, member changes, deletions, other connections", async () => {
-      const open = newDatabase();
-      const one = await SqlStore.open(open());
-      const two = await SqlStore.open(open());
-      const read = (store: SqlStore, user = 'u2') => store.getRoomForUser(A, 'r1', user);
-      try {
+    it("a member's room read follows every write: sends, read receipts, member changes, deletions, other connections", () =>
+      withTwoStores(async (one, two) => {
+        const read = (store: SqlStore, user = 'u2') => store.getRoomForUser(A, 'r1', user);
         await one.createRoom(A, room('r1', ['u1', 'u2']));
         expect((await read(one))!.lastMessageId).toBeUndefined();
         expect((await read(one, 'u3'))!.member).toBeUndefined();
@@ -225,17 +220,10 @@ export function sqlStoreChecks(name: string, newDatabase: () => () => Db): void 
         expect((await read(one, 'u1'))!.lastMessageId).toBeUndefined();
         await two.deleteRoom(A, 'r1');
         expect(await read(one, 'u1')).toBeUndefined();
-      } finally {
-        await one.close();
-        await two.close();
-      }
-    });
+      }));
 
-    it('cached records (views, auth) are dropped by local writes and by control events from other nodes', async () => {
-      const open = newDatabase();
-      const one = await SqlStore.open(open());
-      const two = await SqlStore.open(open());
-      try {
+    it('cached records (views, auth) are dropped by local writes and by control events from other nodes', () =>
+      withTwoStores(async (one, two) => {
         await one.putUser(A, user('u1'));
         expect((await two.getUsers(A, ['u1']))[0]?.nickname).toBe('u1');
         await one.putUser(A, { ...user('u1'), nickname: 'renamed' });
@@ -264,11 +252,7 @@ export function sqlStoreChecks(name: string, newDatabase: () => () => Db): void 
         got[0]!.nickname = 'mutated';
         expect(got[1]?.nickname).toBe('renamed');
         expect((await two.getUsers(A, ['u1']))[0]?.nickname).toBe('renamed');
-      } finally {
-        await one.close();
-        await two.close();
-      }
-    });
+      }));
 
     it('migrates once when several nodes start together, and refuses a newer schema', async () => {
       const open = newDatabase();

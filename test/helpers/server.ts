@@ -130,6 +130,9 @@ export function api(base: string, credentials: Record<string, string>) {
   };
 }
 
+/** The error code of a refused call (undefined when it was not refused). */
+export const errorCode = (r: { body?: { error?: { code: string } } }): string | undefined => r.body?.error?.code;
+
 export const admin = (base: string, app: TestApp) => api(base, { 'IM-API-KEY': app.apiKey });
 export const user = (base: string, app: TestApp, token: string) =>
   api(base, { 'IM-CLIENT-KEY': app.clientKey, 'IM-Authorization': token });

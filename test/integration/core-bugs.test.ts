@@ -2,7 +2,7 @@ import net from 'node:net';
 import { once } from 'node:events';
 import type { Socket } from 'socket.io-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { admin, startTestServer, type TestApp, type TestServer, TRANSPORTS, user } from '../helpers/server.js';
+import { admin, startTestServer, type TestApp, type TestServer, TRANSPORTS, user, errorCode as code } from '../helpers/server.js';
 import { Gate } from '../helpers/gated-store.js';
 import { collect, connect, once as onceEvent, until } from '../helpers/sockets.js';
 
@@ -21,7 +21,6 @@ describe.each(TRANSPORTS)('core bugs of issue #13 over %s', (transport) => {
   let adm: ReturnType<typeof admin>;
   const open: Socket[] = [];
   let seq = 0;
-  const code = (r: { body: { error?: { code: string } } }) => r.body.error?.code;
 
   beforeAll(async () => {
     t = await startTestServer(transport, { socketEventsPerSecond: 10_000 }, { store: await Gate.store(store) });

@@ -2,7 +2,7 @@ import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
 import { connect, once } from '../helpers/sockets.js';
-import { api, admin, getWithHost, OPERATOR_SECRET, startTestServer, type TestApp, type TestServer, TRANSPORTS, user } from '../helpers/server.js';
+import { api, admin, getWithHost, OPERATOR_SECRET, startTestServer, type TestApp, type TestServer, TRANSPORTS, user, errorCode as code } from '../helpers/server.js';
 
 describe.each(TRANSPORTS)('credentials over %s', (transport) => {
   const clock = new ManualClock();
@@ -21,7 +21,6 @@ describe.each(TRANSPORTS)('credentials over %s', (transport) => {
   });
   afterAll(() => t.close());
 
-  const code = (r: { body: { error?: { code: string } } }) => r.body.error?.code;
 
   describe('client key (the three seed errors)', () => {
     it('works with a valid client key and token', async () => {

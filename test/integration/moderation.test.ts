@@ -1,6 +1,6 @@
 import type { Socket } from 'socket.io-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { admin, drainSocket, startTestServer, type TestApp, type TestServer, TRANSPORTS, user } from '../helpers/server.js';
+import { admin, drainSocket, startTestServer, type TestApp, type TestServer, TRANSPORTS, user, errorCode as code } from '../helpers/server.js';
 import { collect, connect, once, until } from '../helpers/sockets.js';
 
 describe.each(TRANSPORTS)('per-user operations over %s', (transport) => {
@@ -24,7 +24,6 @@ describe.each(TRANSPORTS)('per-user operations over %s', (transport) => {
   });
   afterAll(() => t.close());
 
-  const code = (r: { body: { error?: { code: string } } }) => r.body.error?.code;
 
   /** A group room owned by `owner`, with `mod` as admin and the given members. */
   async function room(members = ['alice', 'bob', 'carol']): Promise<string> {

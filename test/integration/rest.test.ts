@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { admin, startTestServer, type TestApp, type TestServer, TRANSPORTS, user } from '../helpers/server.js';
+import { admin, startTestServer, type TestApp, type TestServer, TRANSPORTS, user, errorCode as code } from '../helpers/server.js';
 
 describe.each(TRANSPORTS)('IMKIT REST core over %s', (transport) => {
   let t: TestServer;
@@ -19,7 +19,6 @@ describe.each(TRANSPORTS)('IMKIT REST core over %s', (transport) => {
   });
   afterAll(() => t.close());
 
-  const code = (r: { body: { error?: { code: string } } }) => r.body.error?.code;
 
   describe('users', () => {
     it('upsert is idempotent, keeps custom fields, and lists with skip/limit', async () => {

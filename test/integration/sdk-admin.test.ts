@@ -1,9 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Socket } from 'socket.io-client';
-import { api, admin, startTestServer, type TestApp, type TestServer, TRANSPORTS, user } from '../helpers/server.js';
+import { api, admin, startTestServer, type TestApp, type TestServer, TRANSPORTS, user, errorCode as code } from '../helpers/server.js';
 import { collect, connect, once, until } from '../helpers/sockets.js';
 
-const code = (r: { body: { error?: { code: string } } }) => r.body.error?.code;
 
 /** API-key operations and sign-in, with bodies from IMKIT's docs (imkit/api-doc, cited per test). */
 describe.each(TRANSPORTS)('IMKIT admin operations over %s', (transport) => {

@@ -1,6 +1,6 @@
 import type { Socket } from 'socket.io-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { admin, startTestServer, type TestApp, type TestServer, TRANSPORTS, user } from '../helpers/server.js';
+import { admin, startTestServer, type TestApp, type TestServer, TRANSPORTS, user, errorCode as code } from '../helpers/server.js';
 import { collect, connect, decodeB64, once, signedIn, until } from '../helpers/sockets.js';
 
 /**
@@ -15,7 +15,6 @@ describe.each(TRANSPORTS)('SDK features over %s', (transport) => {
   const tokens: Record<string, string> = {};
   const open: Socket[] = [];
   const as = (who: string) => user(t.base, app, tokens[who]!);
-  const code = (r: { body: { error?: { code: string } } }) => r.body.error?.code;
 
   beforeAll(async () => {
     t = await startTestServer(transport);

@@ -1,6 +1,6 @@
 import type { Socket } from 'socket.io-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { admin, api, startTestServer, type TestApp, type TestServer, TRANSPORTS, user } from '../helpers/server.js';
+import { admin, api, startTestServer, type TestApp, type TestServer, TRANSPORTS, user, errorCode as code } from '../helpers/server.js';
 import { collect, once, signedIn } from '../helpers/sockets.js';
 
 /**
@@ -47,7 +47,6 @@ describe.each(TRANSPORTS)('IMKIT routes the SDKs call, over %s', (transport) => 
   const tokens: Record<string, string> = {};
   const open: Socket[] = [];
   const as = (who: string) => user(t.base, app, tokens[who]!);
-  const code = (r: { body: { error?: { code: string } } }) => r.body.error?.code;
 
   beforeAll(async () => {
     t = await startTestServer(transport);

@@ -12,7 +12,7 @@ import { createLogger } from '../../src/observability/logger.js';
 import { openStore } from '../../src/store/open.js';
 import type { Store } from '../../src/store/store.js';
 import { freshSchema, SHARED_DATABASE_URL } from '../helpers/postgres.js';
-import { admin, startTestServer, type TestApp, type TestServer, TRANSPORTS, user } from '../helpers/server.js';
+import { admin, startTestServer, type TestApp, type TestServer, TRANSPORTS, user, errorCode as code } from '../helpers/server.js';
 import { startRedis, type RedisProcess } from '../helpers/redis.js';
 import { deepJson, deepText, handshakeOutcome, rawHttp, rawSocket, statusOf, upgradeStatus } from '../helpers/raw.js';
 import { collect, connect, once, sleep, until } from '../helpers/sockets.js';
@@ -35,7 +35,6 @@ afterAll(async () => {
   await redis?.stop();
 });
 
-const code = (r: { body: any }) => r.body?.error?.code;
 /** The room id the server derived for a pair before the fix (sha256 of the sorted pair). */
 const oldDirectId = (a: string, b: string) => createHash('sha256').update([a, b].sort().join('\u0000')).digest('hex').slice(0, 32);
 

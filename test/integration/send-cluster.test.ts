@@ -2,7 +2,7 @@ import type { Socket } from 'socket.io-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { freshSchema, SHARED_DATABASE_URL } from '../helpers/postgres.js';
 import { startRedis, type RedisProcess } from '../helpers/redis.js';
-import { admin, startTestServer, type TestApp, type TestServer, TWO_NODES, user } from '../helpers/server.js';
+import { admin, errorCode, startTestServer, type TestApp, type TestServer, TWO_NODES, user } from '../helpers/server.js';
 import { connect, once } from '../helpers/sockets.js';
 
 /**
@@ -10,10 +10,11 @@ import { connect, once } from '../helpers/sockets.js';
  * checks a send against its cached copy of the room and the store takes the message only if
  * the room is still at the version checked (Store.getRoomForSend); otherwise the send is checked
  * again on a fresh read. Two nodes (one per transport) on one PostgreSQL schema and one Redis.
- * Bodies as the SDKs send them: `POST /rooms/:id/message` `{message, messageType}` and the socket
- * `chat message` `{room, message}` (Vue SDK bundle: sendMessage); removing members
- * `POST /rooms/:id/delete/members` `{members}` and freezing `PUT /rooms/:id` `{status: 0}`
- * (api-doc rooms.md).
+ * Bodies as the clients send them: `POST /rooms/:id/message` as the Flutter SDK posts it
+ * (lib/services/network/api/requests/im_message_request.dart, sendMessage), the socket
+ * `chat message` `{room, message, messageType}` (protocol spec §3.10; JSLIB `sendMessage`),
+ * removing members `POST /rooms/:id/delete/members` `{members}` (Vue `removeMembers`) and
+ * freezing `PUT /rooms/:id` `{status: 0}` (api-doc rooms).
  */
 describe('sends checked against a room another node changed', () => {
   let redis: RedisProcess;
@@ -42,7 +43,7 @@ describe('sends checked against a room another node changed', () => {
 
   const [a, b] = [0, 1];
   const send = (node: number, who: string, room: string, message: string) =>
-    user(nodes[node]!.base, app, tokens[who]!).post(`/rooms/${room}/message`, { message, messageType: 'text' });
+    user(nodes[node]!.base, app, tokens[who]!).post(`/rooms/${room}/message`, { roomId: room, messageType: 'text', message, reply: null, mentions: [] });
   const history = async (room: string) =>
     (await admin(nodes[a]!.base, app).get(`/rooms/${room}/messages/v3?limit=50`)).body.result.data.map((m: { message: string }) => m.message).reverse();
 
@@ -55,7 +56,7 @@ describe('sends checked against a room another node changed', () => {
     const removed = await admin(nodes[b]!.base, app).post('/rooms/team/delete/members', { members: ['bob'] });
     expect(removed.status).toBe(200);
     const refused = await send(a, 'bob', 'team', 'bob after removal');
-    expect({ status: refused.status, code: refused.body.error?.code }).toEqual({ status: 403, code: 'NOT_ROOM_MEMBER' });
+    expect({ status: refused.status, code: errorCode(refused) }).toEqual({ status: 403, code: 'NOT_ROOM_MEMBER' });
     // Alice's send after the change is checked again and stored once.
     expect((await send(a, 'alice', 'team', 'alice 2')).status).toBe(200);
     expect(await history('team')).toEqual(['bob 1', 'alice 1', 'alice 2']);
@@ -66,12 +67,12 @@ describe('sends checked against a room another node changed', () => {
     const s = connect(nodes[a]!.base, { auth: { 'IM-CLIENT-KEY': app.clientKey, 'IM-Authorization': tokens.alice } });
     open.push(s);
     await once(s, 'connect');
-    expect(await s.timeout(3000).emitWithAck('chat message', { room: 'ice', message: 'socket 1' })).toMatchObject({ RC: 0 });
+    expect(await s.timeout(3000).emitWithAck('chat message', { room: 'ice', message: 'socket 1', messageType: 'text' })).toMatchObject({ RC: 0 });
     expect((await send(a, 'alice', 'ice', 'rest 1')).status).toBe(200);
 
     expect((await admin(nodes[b]!.base, app).put('/rooms/ice', { status: 0 })).status).toBe(200);
-    expect(await s.timeout(3000).emitWithAck('chat message', { room: 'ice', message: 'socket 2' })).toMatchObject({ error: { code: 'ROOM_FROZEN' } });
-    expect((await send(a, 'alice', 'ice', 'rest 2')).body.error?.code).toBe('ROOM_FROZEN');
+    expect(await s.timeout(3000).emitWithAck('chat message', { room: 'ice', message: 'socket 2', messageType: 'text' })).toMatchObject({ error: { code: 'ROOM_FROZEN' } });
+    expect(errorCode(await send(a, 'alice', 'ice', 'rest 2'))).toBe('ROOM_FROZEN');
     // The owner still may (checked on the fresh room), and thawing on B lets Alice send on A again.
     expect((await send(a, 'owner', 'ice', 'owner while frozen')).status).toBe(200);
     expect((await admin(nodes[b]!.base, app).put('/rooms/ice', { status: 1 })).status).toBe(200);
@@ -84,7 +85,7 @@ describe('sends checked against a room another node changed', () => {
     expect((await send(a, 'alice', 'again', 'first life')).status).toBe(200);
     expect((await admin(nodes[b]!.base, app).del('/rooms/again')).status).toBe(200);
     expect((await admin(nodes[b]!.base, app).post('/rooms', { _id: 'again', owner: 'owner', members: ['owner', 'bob'] })).status).toBe(200);
-    expect((await send(a, 'alice', 'again', 'second life?')).body.error?.code).toBe('NOT_ROOM_MEMBER');
+    expect(errorCode(await send(a, 'alice', 'again', 'second life?'))).toBe('NOT_ROOM_MEMBER');
     expect((await send(a, 'bob', 'again', 'second life')).status).toBe(200);
     expect(await history('again')).toEqual(['second life']);
   });
