@@ -125,18 +125,20 @@ export class MessageService implements SystemMessages {
   /**
    * A new message checked on the room as the store may have it cached (Store.getRoomForSend):
    * the store then takes the message only if the room is still at the version checked, and a
-   * refusal by a cached room is decided again on a fresh read (`afresh`).
+   * refusal by the cached room (membership, a freeze) is decided again on a fresh read (`afresh`).
    */
   private async sendNew(actor: Actor, roomId: string, input: SendInput, afresh: () => Promise<MessageView>): Promise<MessageView> {
     const { room, version } = await requireRoomForSend(this.store, actor, roomId);
     const sender = actor.kind === 'user' ? actor.userId : undefined;
     try {
       authorize(actor, 'messages.send', room);
-      await this.checkCanPost(actor, room, sender);
+      this.checkRoomTakes(actor, room);
     } catch (err) {
       if (version === undefined) throw err;
       return afresh();
     }
+    // The quota and blocks do not depend on the cached copy: decided once, here.
+    await this.checkSenderMay(actor, room, sender);
     return this.create(actor, room, sender, input, undefined, version);
   }
 
@@ -172,7 +174,17 @@ export class MessageService implements SystemMessages {
    * its owner/admins (and the API key); in a direct room, a block either way stops both.
    */
   private async checkCanPost(actor: Actor, room: MemberRoom, sender: string | undefined): Promise<void> {
+    this.checkRoomTakes(actor, room);
+    await this.checkSenderMay(actor, room, sender);
+  }
+
+  /** What the room's own state decides beyond membership: a freeze. */
+  private checkRoomTakes(actor: Actor, room: MemberRoom): void {
     if (room.status === 0 && !isSuperuser(actor, room)) throw Errors.roomFrozen();
+  }
+
+  /** What the sender's own state decides: the per-user message quota, and blocks (read fresh). */
+  private async checkSenderMay(actor: Actor, room: MemberRoom, sender: string | undefined): Promise<void> {
     if (sender !== undefined && !this.sent.hit(`${actor.app.id}/${sender}`)) throw Errors.quotaExceeded('messages per minute');
     if (room.roomType === 'direct' && sender) {
       const peer = room.members.find((m) => m !== sender);

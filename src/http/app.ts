@@ -35,6 +35,17 @@ export const ALL_ROUTES: RouteDef[] = [
   ...referenceRoutes(() => ALL_ROUTES),
 ];
 
+/**
+ * What dispatching learnt of a request, for what follows it: who made it (metering attributes
+ * REST usage to their application) and the matched route pattern (logs name the pattern,
+ * never a path that may carry ids or links). A plain object per request, not WeakMaps keyed
+ * by it: every WeakMap entry is an ephemeron the young-generation GC must process.
+ */
+interface Dispatched {
+  caller?: Actor;
+  pattern?: string;
+}
+
 /** Serves the Engine.IO path over plain HTTP (long-polling, realtime/polling.ts). */
 export interface EngineIoHttp {
   handle(req: HttpRequest): HttpResponse | Promise<HttpResponse>;
@@ -60,17 +71,6 @@ export function createHttpService(
     const presented = normaliseToken(req.headers.authorization) ?? '';
     if (!secretsEqual(presented, config.operatorSecret)) throw Errors.invalidOperatorSecret();
   };
-
-  /**
-   * What dispatching learnt of a request, for what follows it: who made it (metering attributes
-   * REST usage to their application) and the matched route pattern (logs name the pattern,
-   * never a path that may carry ids or links). A plain object per request, not WeakMaps keyed
-   * by it: every WeakMap entry is an ephemeron the young-generation GC must process.
-   */
-  interface Dispatched {
-    caller?: Actor;
-    pattern?: string;
-  }
 
   const dispatch = async (req: HttpRequest, seen: Dispatched): Promise<HttpResponse> => {
     if (req.method === 'OPTIONS') {
